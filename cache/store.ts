@@ -1,0 +1,64 @@
+// The cache behind one small interface. The only backend is LMDB (lmdb-store.ts); tests run the
+// shared store suite against it, and a second backend would run the same suite.
+import type { Digest } from './canonical.js';
+
+/** What a finished stage leaves behind, stored under its key. */
+export interface StageRecord {
+  key: Digest;
+  kind: string;
+  version: number;
+  /** The stage id that produced it first; informational only (ids are not part of the key). */
+  stageId: string;
+  /** Named outputs → blob digest. */
+  outputs: Record<string, Digest>;
+  /** Further blobs the outputs point to (e.g. one blob per decoded image); kept alive by gc. */
+  refs: Digest[];
+  metrics: Record<string, unknown>;
+  startedAt: string;
+  durationMs: number;
+  backend: string | null;
+  logTail: string[];
+}
+
+/** Stat memo: a file whose (size, mtime, inode) are unchanged is not read again. */
+export interface StatEntry { size: number; mtimeMs: number; ino: number; hash: Digest }
+
+export interface Lease { pid: number; host: string; since: number }
+
+export interface RunEntry { id: string; pipeline: string; at: string; keys: Digest[] }
+
+export interface BlobInfo { size: number; chunks: number }
+
+export interface Store {
+  readonly path: string;
+  /** Stores bytes under their sha256 (idempotent) and resolves once durable. */
+  putBlob(bytes: Uint8Array): Promise<Digest>;
+  /** The bytes, or undefined when absent. With verify, bytes that no longer hash to their digest throw. */
+  getBlob(digest: Digest, opts?: { verify?: boolean }): Buffer | undefined;
+  blobInfo(digest: Digest): BlobInfo | undefined;
+  /** A record, schema-checked: a corrupt one is removed and reported as a miss. */
+  getRecord(key: Digest): StageRecord | undefined;
+  /** Writes the record in one transaction, refusing it if a blob it names is missing. */
+  commitRecord(record: StageRecord): void;
+  deleteRecord(key: Digest): void;
+  getStat(path: string): StatEntry | undefined;
+  setStat(path: string, entry: StatEntry): void;
+  deleteStat(path: string): void;
+  /** Takes the lease on a key unless a live process holds it; true when ours. */
+  tryLease(key: Digest): boolean;
+  releaseLease(key: Digest): void;
+  addRun(run: RunEntry): void;
+  runs(): RunEntry[];
+  recordKeys(): Digest[];
+  blobDigests(): Digest[];
+  statPaths(): string[];
+  deleteRun(id: string): void;
+  deleteBlob(digest: Digest): number;
+  /** Waits for pending writes. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class CacheCorruption extends Error {
+  constructor(readonly digest: string, message: string) { super(message); }
+}

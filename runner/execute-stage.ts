@@ -1,0 +1,60 @@
+// Running one stage: in this process, or in a worker process for kinds that load heavy native
+// modules (a crash or leak there cannot take the runner down). Either way the result is a
+// StageRecord that the caller commits; nothing here writes a record.
+import type { Digest } from '../cache/canonical.js';
+import type { StageRecord, Store } from '../cache/store.js';
+import { StageError, type InputValue, type StageKind, type StageResult } from '../stages/contract.js';
+
+const LOG_TAIL = 50;
+
+export interface StageJob {
+  kind: StageKind<any>;
+  stageId: string;
+  key: Digest;
+  params: Record<string, unknown>;
+  inputs: Record<string, InputValue>;
+  seed: number;
+  projectDir: string;
+  slot: number;
+  gpu: string | undefined;
+}
+
+export class StageFailure extends Error {
+  constructor(message: string, readonly logTail: string[]) { super(message); }
+}
+
+/** Runs the stage and returns the record to commit, or throws StageFailure. */
+export async function executeStage(job: StageJob, store: Store, signal: AbortSignal, onLog: (line: string) => void): Promise<StageRecord> {
+  const tail: string[] = [];
+  const log = (line: string): void => {
+    tail.push(line);
+    if (tail.length > LOG_TAIL) tail.shift();
+    onLog(line);
+  };
+  const startedAt = new Date();
+  let result: StageResult;
+  try {
+    result = job.kind.isolate
+      ? await (await import('./worker-client.js')).runInWorker(job, store.path, signal, log)
+      : await job.kind.run({ stageId: job.stageId, projectDir: job.projectDir, seed: job.seed, slot: job.slot, gpu: job.gpu, inputs: job.inputs, store, signal, log }, job.params);
+  } catch (e) {
+    if (e instanceof StageError || e instanceof StageFailure) throw new StageFailure(e.message, [...tail, ...(e instanceof StageError ? e.logTail : [])].slice(-LOG_TAIL));
+    // Not a failure the stage anticipated: keep the stack for whoever debugs it.
+    const err = e as Error;
+    throw new StageFailure(`internal error: ${err.message}`, [...tail, ...(err.stack ?? '').split('\n')].slice(-LOG_TAIL));
+  }
+  await store.flush();
+  return {
+    key: job.key,
+    kind: job.kind.name,
+    version: job.kind.version,
+    stageId: job.stageId,
+    outputs: result.outputs,
+    refs: result.refs ?? [],
+    metrics: result.metrics ?? {},
+    startedAt: startedAt.toISOString(),
+    durationMs: Date.now() - startedAt.getTime(),
+    backend: result.backend ?? null,
+    logTail: tail,
+  };
+}

@@ -1,0 +1,60 @@
+// `podium show <pipeline> <stage>`: one stage's record, params, outputs, metrics and log tail.
+import type { StageRecord } from '../cache/store.js';
+import { lockOf, loadPipeline, openStore, type CommonOptions } from './context.js';
+import { UsageError } from './diagnostics.js';
+import { resolveIds } from './plan.js';
+import { pipelineState } from './state.js';
+
+export interface ShowReport {
+  id: string;
+  kind: string;
+  status: 'fresh' | 'stale';
+  reasons: string[];
+  key: string | null;
+  params: Record<string, unknown>;
+  inputs: Record<string, string[]>;
+  /** The current record, or when stale the one the lock file names (if still cached). */
+  record: (StageRecord & { outputSizes: Record<string, number | null> }) | null;
+  recordSource: 'current' | 'lock' | null;
+}
+
+export async function show(file: string | undefined, stage: string | undefined, opts: CommonOptions): Promise<ShowReport> {
+  const pipeline = loadPipeline(file);
+  if (!stage) throw new UsageError('missing the stage argument: podium show <pipeline> <stage>');
+  const ids = resolveIds(pipeline, [stage], 'show');
+  if (ids.length > 1) throw new UsageError(`stage "${stage}" is a matrix; name one point: ${ids.join(', ')}`);
+  const { lock } = lockOf(pipeline);
+  const store = openStore(opts);
+  try {
+    const s = pipelineState(pipeline, store, lock).find((x) => x.node.id === ids[0])!;
+    const lockedKey = lock?.stages[s.node.id]?.key;
+    const record = s.record ?? (lockedKey ? store.getRecord(lockedKey) : undefined);
+    return {
+      id: s.node.id,
+      kind: s.node.kind.name,
+      status: s.fresh ? 'fresh' : 'stale',
+      reasons: s.reasons,
+      key: s.key ?? null,
+      params: s.node.params,
+      inputs: Object.fromEntries(Object.entries(s.node.inputs).map(([k, v]) => [k, v.ids])),
+      record: record ? { ...record, outputSizes: Object.fromEntries(Object.entries(record.outputs).map(([k, d]) => [k, store.blobInfo(d)?.size ?? null])) } : null,
+      recordSource: s.record ? 'current' : record ? 'lock' : null,
+    };
+  } finally {
+    await store.close();
+  }
+}
+
+export function formatShow(r: ShowReport): string {
+  const lines = [`${r.id} (${r.kind}): ${r.status}${r.reasons.length ? ` — ${r.reasons.join('; ')}` : ''}`, `key     ${r.key ?? '(unknown: an input is stale)'}`];
+  lines.push(`params  ${JSON.stringify(r.params)}`);
+  for (const [k, v] of Object.entries(r.inputs)) lines.push(`input   ${k} ← ${v.join(', ')}`);
+  const rec = r.record;
+  if (!rec) { lines.push('record  none in the cache'); return lines.join('\n'); }
+  if (r.recordSource === 'lock') lines.push(`record  (from the lock file; the current params have no result yet) ${rec.key}`);
+  lines.push(`ran     ${rec.startedAt} in ${(rec.durationMs / 1000).toFixed(2)}s${rec.backend ? ` on ${rec.backend}` : ''}`);
+  for (const [k, d] of Object.entries(rec.outputs)) lines.push(`output  ${k}  ${d.slice(0, 12)}  ${rec.outputSizes[k] ?? '?'} bytes`);
+  for (const [k, m] of Object.entries(rec.metrics)) lines.push(`metric  ${k} = ${JSON.stringify(m)}`);
+  if (rec.logTail.length) lines.push('log tail:', ...rec.logTail.map((l) => `  | ${l}`));
+  return lines.join('\n');
+}

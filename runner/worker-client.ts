@@ -1,0 +1,40 @@
+// The runner's side of a worker process: start `node worker.js` with execa and an IPC channel,
+// send the job, relay log lines, and turn a crash (SIGKILL, out of memory) into a stage failure.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execaNode } from 'execa';
+import { StageError, type StageResult } from '../stages/contract.js';
+import type { StageJob } from './execute-stage.js';
+
+export type WorkerRequest = Omit<StageJob, 'kind'> & { kind: string; storePath: string };
+export type WorkerMessage =
+  | { type: 'log'; line: string }
+  | { type: 'result'; result: StageResult }
+  | { type: 'error'; message: string; logTail: string[]; internal: boolean };
+
+function workerScript(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const compiled = join(here, 'worker.js');
+  // Under vitest this module runs from source; the worker always runs compiled.
+  return existsSync(compiled) ? compiled : join(here, '..', 'dist', 'runner', 'worker.js');
+}
+
+export async function runInWorker(job: StageJob, storePath: string, signal: AbortSignal, log: (line: string) => void): Promise<StageResult> {
+  const env = job.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: job.gpu } : {};
+  const child = execaNode(workerScript(), [], { ipc: true, serialization: 'advanced', reject: false, stdout: 'pipe', stderr: 'pipe', cancelSignal: signal, env, cwd: job.projectDir });
+  const request: WorkerRequest = { ...job, kind: job.kind.name, storePath };
+  await child.sendMessage(request as never);
+  let outcome: WorkerMessage | undefined;
+  for await (const message of child.getEachMessage()) {
+    const m = message as unknown as WorkerMessage;
+    if (m.type === 'log') log(m.line);
+    else { outcome = m; break; }
+  }
+  const done = await child;
+  for (const line of `${done.stderr ?? ''}`.split('\n').filter(Boolean)) log(line);
+  if (outcome?.type === 'result') return outcome.result;
+  if (outcome?.type === 'error') throw outcome.internal ? new Error(outcome.message) : new StageError(outcome.message, outcome.logTail);
+  const how = done.signal ? `was killed by ${done.signal}` : `exited with code ${done.exitCode}`;
+  throw new StageError(`worker process ${how} before the stage finished`);
+}

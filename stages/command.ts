@@ -1,0 +1,95 @@
+// `command`: wraps any outside tool. Its deps are hashed into the key; its outs are stored as
+// blobs after success and restored from the cache when missing or changed on disk.
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import type { Digest } from '../cache/canonical.js';
+import { hashPath, listFiles } from '../cache/hash-files.js';
+import { defineStage, StageError } from './contract.js';
+
+export interface CommandParams {
+  run: string | string[];
+  deps: string[];
+  outs: string[];
+  env: Record<string, string>;
+}
+
+const TAIL_LINES = 20;
+
+export const command = defineStage<CommandParams>({
+  name: 'command',
+  version: 1,
+  description: 'Run a shell command or program; hash its deps, store and restore its outs.',
+  params: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['run'],
+    properties: {
+      run: {
+        description: 'A shell command line, or [program, ...args] run without a shell.',
+        oneOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string' }, minItems: 1 }],
+      },
+      deps: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Files/folders whose content is part of the key.' },
+      outs: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Files/folders the command writes; cached as blobs.' },
+      env: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'Extra environment variables.' },
+    },
+  },
+  inputs: 'any',
+  isolate: false,
+  deps: (p) => p.deps,
+
+  async run(ctx, p) {
+    const outs = p.outs.map((o) => insideProject(ctx.projectDir, o, 'outs'));
+    // A command that fails to write an out must not leave last run's file to be cached as new.
+    for (const o of outs) rmSync(o, { recursive: true, force: true });
+    for (const o of outs) mkdirSync(dirname(o), { recursive: true });
+
+    // execa is imported here, not at the top: a no-op run never needs it.
+    const { execa } = await import('execa');
+    const env = { ...p.env, PODIUM_STAGE: ctx.stageId, PODIUM_SEED: String(ctx.seed), ...(ctx.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: ctx.gpu } : {}) };
+    const options = { cwd: ctx.projectDir, env, all: true, reject: false, stdin: 'ignore', cancelSignal: ctx.signal } as const;
+    const child = typeof p.run === 'string'
+      ? execa(p.run, { ...options, shell: true })
+      : execa(p.run[0]!, p.run.slice(1), options);
+    const result = await child;
+    for (const line of (result.all ?? '').split('\n')) if (line) ctx.log(line);
+    if (result.failed) {
+      const why = result.signal ? `was killed by ${result.signal}` : result.exitCode !== undefined ? `exited with code ${result.exitCode}` : `could not start (${result.shortMessage})`;
+      const stderrTail = (result.stderr ?? '').split('\n').filter(Boolean).slice(-TAIL_LINES);
+      throw new StageError(`command ${why}${stderrTail.length ? `: ${stderrTail.at(-1)}` : ''}`, stderrTail);
+    }
+
+    const outputs: Record<string, Digest> = {};
+    for (const [i, abs] of outs.entries()) {
+      let isDir: boolean;
+      try { isDir = statSync(abs).isDirectory(); } catch { throw new StageError(`declared out "${p.outs[i]}" was not produced`); }
+      const files = isDir ? listFiles(abs).map((f) => join(abs, f)) : [abs];
+      for (const f of files) outputs[relative(ctx.projectDir, f)] = await ctx.store.putBlob(readFileSync(f));
+    }
+    return { outputs };
+  },
+
+  restore(ctx, _p, record) {
+    const restored: string[] = [];
+    for (const [rel, digest] of Object.entries(record.outputs)) {
+      const abs = resolve(ctx.projectDir, rel);
+      if (hashPath(ctx.store, abs) === digest) continue;
+      const bytes = ctx.store.getBlob(digest, { verify: true });
+      if (!bytes) throw new StageError(`cached out "${rel}" is missing from the cache`);
+      mkdirSync(dirname(abs), { recursive: true });
+      // Write beside and rename, so a reader never sees a half-restored file.
+      const tmp = `${abs}.podium-tmp-${process.pid}`;
+      writeFileSync(tmp, bytes);
+      renameSync(tmp, abs);
+      restored.push(rel);
+    }
+    return restored;
+  },
+});
+
+/** Outs are written and deleted by podium, so they must stay inside the project. */
+export function insideProject(projectDir: string, path: string, what: string): string {
+  const abs = resolve(projectDir, path);
+  const rel = relative(projectDir, abs);
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) throw new StageError(`${what} path "${path}" is outside the project directory`);
+  return abs;
+}

@@ -1,0 +1,8 @@
+// Every stage kind, one line each. Kind modules must not import TensorFlow.js or sharp at top
+// level (they import them inside run()), so loading this registry stays cheap.
+import type { StageKind } from './contract.js';
+import { command } from './command.js';
+
+export const stageKinds: ReadonlyMap<string, StageKind<any>> = new Map<string, StageKind<any>>([
+  [command.name, command],
+]);

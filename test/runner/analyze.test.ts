@@ -1,0 +1,118 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { analyze } from '../../runner/analyze.js';
+import { formatDiagnostic } from '../../runner/diagnostics.js';
+import { Project } from '../rig.js';
+
+let project: Project;
+afterEach(() => project?.cleanup());
+
+function errorsOf(text: string): string[] {
+  project = new Project();
+  const file = project.write('p.json', text);
+  const r = analyze(file, project.dir);
+  if (r.ok) throw new Error('expected the pipeline to be invalid');
+  return r.errors.map((d) => formatDiagnostic(d, false).replace(`${file}:`, 'p.json:'));
+}
+
+const valid = (stages: string): string => `{
+  "name": "t",
+  "stages": {
+${stages}
+  }
+}`;
+
+describe('pipeline analysis', () => {
+  it('names file, line:col, pointer and expectation for a wrong param type', () => {
+    const errs = errorsOf(valid(`    "a": { "uses": "command", "params": { "run": "true", "outs": "x.txt" } }`));
+    expect(errs).toEqual(['p.json:4:66 /stages/a/params/outs: expected array, got string "x.txt"']);
+  });
+
+  it('reports an unknown stage kind with the kinds it knows', () => {
+    const errs = errorsOf(valid(`    "a": { "uses": "comand", "params": { "run": "true" } }`));
+    expect(errs).toEqual(['p.json:4:20 /stages/a/uses: unknown stage kind "comand" (expected one of: command)']);
+  });
+
+  it('reports an unknown input reference', () => {
+    const errs = errorsOf(valid(`    "a": { "uses": "command", "inputs": { "x": "nope" }, "params": { "run": "true" } }`));
+    expect(errs).toEqual(['p.json:4:48 /stages/a/inputs/x: unknown input reference "nope": no stage with that id']);
+  });
+
+  it('reports a duplicate stage id at the second occurrence', () => {
+    const errs = errorsOf(valid(`    "a": { "uses": "command", "params": { "run": "true" } },\n    "a": { "uses": "command", "params": { "run": "false" } }`));
+    expect(errs).toEqual(['p.json:5:5 /stages/a: duplicate key "a"']);
+  });
+
+  it('refuses prototype keys', () => {
+    const errs = errorsOf(valid(`    "a": { "uses": "command", "params": { "run": "true", "__proto__": { "x": 1 } } }`));
+    expect(errs).toEqual(['p.json:4:58 /stages/a/params/__proto__: key "__proto__" is not allowed']);
+  });
+
+  it('prints the cycle path', () => {
+    const errs = errorsOf(valid([
+      `    "a": { "uses": "command", "inputs": { "x": "c" }, "params": { "run": "true" } },`,
+      `    "b": { "uses": "command", "inputs": { "x": "a" }, "params": { "run": "true" } },`,
+      `    "c": { "uses": "command", "inputs": { "x": "b" }, "params": { "run": "true" } },`,
+      `    "d": { "uses": "command", "inputs": { "x": "c" }, "params": { "run": "true" } }`,
+    ].join('\n')));
+    expect(errs).toEqual(['p.json:4:41 /stages/a/inputs: cycle: a → b → c → a']);
+  });
+
+  it('reports JSON syntax errors with their position', () => {
+    const errs = errorsOf('{\n  "name": "t",\n  "stages": { "a": { "uses": "command", } }\n}');
+    expect(errs[0]).toMatch(/^p\.json:3:\d+ \/: invalid JSON: /);
+  });
+
+  it('reports unknown properties', () => {
+    const errs = errorsOf(valid(`    "a": { "uses": "command", "param": {} }`));
+    expect(errs).toEqual(['p.json:4:31 /stages/a/param: unknown property "param" (expected one of: uses, description, inputs, params, matrix)']);
+  });
+
+  it('reports every bad matrix entry and a missing required param', () => {
+    const errs = errorsOf(valid([
+      `    "a": { "uses": "command", "params": {} },`,
+      `    "b": { "uses": "command", "params": { "run": "true" }, "matrix": { "nope": [1] } },`,
+      `    "c": { "uses": "command", "params": { "run": "true" }, "matrix": { "outs": [["a"], 3] } }`,
+    ].join('\n')));
+    expect(errs).toContain('p.json:4:41 /stages/a/params: missing required property "run"');
+    expect(errs).toContain('p.json:5:72 /stages/b/matrix/nope: matrix names "nope", which is not a param of "command" (expected one of: run, deps, outs, env)');
+    expect(errs).toContain('p.json:6:88 /stages/c/matrix/outs/1: matrix value 3: expected array, got number 3');
+  });
+
+  it('expands a matrix into stable ids, and a downstream stage receives every point', () => {
+    project = new Project();
+    const file = project.write('p.json', valid([
+      `    "train": { "uses": "command", "params": { "run": "true", "env": { "A": "1" } }, "matrix": { "run": ["echo 1", "echo 2"], "deps": [[], ["x"]] } },`,
+      `    "fuse": { "uses": "command", "inputs": { "models": "train" }, "params": { "run": "true" } }`,
+    ].join('\n')));
+    const r = analyze(file, project.dir);
+    if (!r.ok) throw new Error(r.errors.map((e) => e.message).join('\n'));
+    const ids = r.value.stages.map((s) => s.id);
+    expect(ids).toEqual(['train@run=echo 1,deps=[]', 'train@run=echo 1,deps=["x"]', 'train@run=echo 2,deps=[]', 'train@run=echo 2,deps=["x"]', 'fuse']);
+    expect(r.value.byId.get('train@run=echo 2,deps=["x"]')!.params).toEqual({ run: 'echo 2', deps: ['x'], outs: [], env: { A: '1' } });
+    expect(r.value.byId.get('fuse')!.inputs.models).toEqual({ ids: ids.slice(0, 4), many: true });
+  });
+});
+
+describe('the CLI on an invalid pipeline', () => {
+  it('exits 2, prints each problem with a squiggle, and writes nothing', async () => {
+    project = new Project();
+    project.write('p.json', valid(`    "a": { "uses": "command", "params": { "run": 5 } }`));
+    const r = await project.cli('run', 'p.json');
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('p.json:4:50 /stages/a/params/run: expected string or array, got number 5');
+    expect(r.stderr).toMatch(/\n {4}\s*"a": .*\n\s+~/);
+    expect(existsSync(join(project.dir, '.podium'))).toBe(false);
+    expect(existsSync(join(project.dir, 'p.lock.json'))).toBe(false);
+  });
+
+  it('exits 2 for a missing file and for bad usage', async () => {
+    project = new Project();
+    const missing = await project.cli('run', 'nope.json');
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toContain('nope.json:1:1 /: file not found');
+    expect((await project.cli('frobnicate')).exitCode).toBe(2);
+    expect((await project.cli('run', 'p.json', '--bogus')).exitCode).toBe(2);
+  });
+});
