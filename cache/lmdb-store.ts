@@ -9,7 +9,7 @@ import { CacheCorruption, type BlobInfo, type Lease, type RunEntry, type StageRe
 import { checkRecord } from './record-schema.js';
 
 /** LMDB values may be large, but copying one huge buffer is slow and risky; chunk above this. */
-const CHUNK_BYTES = 64 * 1024 * 1024;
+const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024;
 
 export class LmdbStore implements Store {
   private readonly env: RootDatabase;
@@ -23,7 +23,7 @@ export class LmdbStore implements Store {
   /** Warnings about corrupt entries found while reading, for the caller to report. */
   readonly warnings: string[] = [];
 
-  constructor(readonly path: string) {
+  constructor(readonly path: string, private readonly chunkBytes = DEFAULT_CHUNK_BYTES) {
     mkdirSync(path, { recursive: true });
     this.env = open({ path, maxDbs: 8 });
     this.blobData = this.env.openDB({ name: 'blob-data', encoding: 'binary' });
@@ -38,11 +38,11 @@ export class LmdbStore implements Store {
     const digest = sha256(bytes);
     if (this.blobMeta.doesExist(digest)) return digest;
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const chunks = Math.max(1, Math.ceil(buf.length / CHUNK_BYTES));
+    const chunks = Math.max(1, Math.ceil(buf.length / this.chunkBytes));
     // Data first, meta last, in one transaction: meta is what marks a blob as present.
     await this.env.transaction(() => {
       if (chunks === 1) this.blobData.put(digest, buf);
-      else for (let i = 0; i < chunks; i++) this.blobData.put(`${digest}#${i}`, buf.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES));
+      else for (let i = 0; i < chunks; i++) this.blobData.put(`${digest}#${i}`, buf.subarray(i * this.chunkBytes, (i + 1) * this.chunkBytes));
       this.blobMeta.put(digest, { size: buf.length, chunks });
     });
     return digest;

@@ -96,14 +96,19 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
     opts.onEvent({ type: 'stage-start', id: node.id, kind: node.kind.name, reason, slot });
     try {
       // Another podium process may be computing this very key: wait for its record instead.
-      while (!store.tryLease(key)) {
-        await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
+      // The record is checked again once the lease is ours, in case it finished in between.
+      for (;;) {
+        const leased = store.tryLease(key);
         const theirs = store.getRecord(key);
         if (theirs) {
+          if (leased) store.releaseLease(key);
+          const restored = node.kind.restore?.({ projectDir: pipeline.projectDir, store }, node.params, theirs) ?? [];
           done.set(node.id, { fingerprint, record: theirs });
-          finish({ id: node.id, kind: node.kind.name, status: 'cached', key, reason: 'computed by another podium process', durationMs: Date.now() - started });
+          finish({ id: node.id, kind: node.kind.name, status: 'cached', key, reason: 'computed by another podium process', durationMs: Date.now() - started, ...(restored.length ? { restored } : {}) });
           return;
         }
+        if (leased) break;
+        await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
       }
       try {
         const gpu = opts.gpus?.length ? opts.gpus[slot % opts.gpus.length] : undefined;

@@ -11,6 +11,7 @@ export interface CommandParams {
   deps: string[];
   outs: string[];
   env: Record<string, string>;
+  metrics: string | null;
 }
 
 const TAIL_LINES = 20;
@@ -31,6 +32,7 @@ export const command = defineStage<CommandParams>({
       deps: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Files/folders whose content is part of the key.' },
       outs: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Files/folders the command writes; cached as blobs.' },
       env: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'Extra environment variables.' },
+      metrics: { type: ['string', 'null'], default: null, description: 'A JSON file the command writes (one of its outs); its top-level numbers become the stage metrics that status, show and diff report.' },
     },
   },
   inputs: 'any',
@@ -65,7 +67,7 @@ export const command = defineStage<CommandParams>({
       const files = isDir ? listFiles(abs).map((f) => join(abs, f)) : [abs];
       for (const f of files) outputs[relative(ctx.projectDir, f)] = await ctx.store.putBlob(readFileSync(f));
     }
-    return { outputs };
+    return { outputs, metrics: p.metrics ? readMetrics(ctx.projectDir, p.metrics) : {} };
   },
 
   restore(ctx, _p, record) {
@@ -85,6 +87,15 @@ export const command = defineStage<CommandParams>({
     return restored;
   },
 });
+
+function readMetrics(projectDir: string, path: string): Record<string, number> {
+  let value: unknown;
+  try { value = JSON.parse(readFileSync(resolve(projectDir, path), 'utf8')); } catch (e) {
+    throw new StageError(`metrics file "${path}": ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not produced' : `not valid JSON (${(e as Error).message})`}`);
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new StageError(`metrics file "${path}" must hold a JSON object`);
+  return Object.fromEntries(Object.entries(value).filter((kv): kv is [string, number] => typeof kv[1] === 'number'));
+}
 
 /** Outs are written and deleted by podium, so they must stay inside the project. */
 export function insideProject(projectDir: string, path: string, what: string): string {

@@ -45,14 +45,14 @@ export class Project {
 }
 
 /** A pipeline of command stages: id → [command, inputs?, extra params?]. */
-export function commandPipeline(stages: Record<string, { run: string | string[]; inputs?: Record<string, string | string[]>; outs?: string[]; deps?: string[]; matrix?: Record<string, unknown[]>; env?: Record<string, string> }>, seed = 1): object {
+export function commandPipeline(stages: Record<string, { run: string | string[]; inputs?: Record<string, string | string[]>; outs?: string[]; deps?: string[]; metrics?: string; matrix?: Record<string, unknown[]>; env?: Record<string, string> }>, seed = 1): object {
   return {
     name: 'test',
     seed,
     stages: Object.fromEntries(Object.entries(stages).map(([id, s]) => [id, {
       uses: 'command',
       ...(s.inputs ? { inputs: s.inputs } : {}),
-      params: { run: s.run, ...(s.outs ? { outs: s.outs } : {}), ...(s.deps ? { deps: s.deps } : {}), ...(s.env ? { env: s.env } : {}) },
+      params: { run: s.run, ...(s.outs ? { outs: s.outs } : {}), ...(s.deps ? { deps: s.deps } : {}), ...(s.env ? { env: s.env } : {}), ...(s.metrics ? { metrics: s.metrics } : {}) },
       ...(s.matrix ? { matrix: s.matrix } : {}),
     }])),
   };

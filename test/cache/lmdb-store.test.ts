@@ -1,0 +1,92 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { open } from 'lmdb';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sha256, type Digest } from '../../cache/canonical.js';
+import { LmdbStore } from '../../cache/lmdb-store.js';
+import { CacheCorruption, type StageRecord } from '../../cache/store.js';
+
+let dir: string;
+let store: LmdbStore | undefined;
+afterEach(async () => { await store?.close(); store = undefined; rmSync(dir, { recursive: true, force: true }); });
+
+function fresh(chunkBytes?: number): LmdbStore {
+  dir = mkdtempSync(join(tmpdir(), 'podium-store-'));
+  return (store = new LmdbStore(dir, chunkBytes));
+}
+
+const record = (key: Digest, outputs: Record<string, Digest>): StageRecord => ({
+  key, kind: 'command', version: 1, stageId: 's', outputs, refs: [], metrics: { acc: 0.5 }, startedAt: new Date(0).toISOString(), durationMs: 3, backend: null, logTail: ['hi'],
+});
+
+describe('LmdbStore', () => {
+  it('stores blobs under the sha256 of their bytes, once', async () => {
+    const s = fresh();
+    const bytes = Buffer.from('hello world');
+    const d = await s.putBlob(bytes);
+    expect(d).toBe(sha256(bytes));
+    expect(await s.putBlob(bytes)).toBe(d);
+    expect(s.getBlob(d, { verify: true })?.toString()).toBe('hello world');
+    expect(s.blobDigests()).toEqual([d]);
+    expect(s.getBlob(sha256('absent'))).toBeUndefined();
+  });
+
+  it('chunks large blobs and reassembles them', async () => {
+    const s = fresh(1000);
+    const bytes = Buffer.alloc(4321);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7) & 255;
+    const d = await s.putBlob(bytes);
+    expect(s.blobInfo(d)).toEqual({ size: 4321, chunks: 5 });
+    expect(s.getBlob(d, { verify: true })!.equals(bytes)).toBe(true);
+    expect(s.deleteBlob(d)).toBe(4321);
+    expect(s.getBlob(d)).toBeUndefined();
+  });
+
+  it('detects a tampered blob when asked to verify', async () => {
+    const s = fresh();
+    const d = await s.putBlob(Buffer.from('genuine'));
+    const raw = open({ path: dir, maxDbs: 8 });
+    raw.openDB({ name: 'blob-data', encoding: 'binary' }).putSync(d, Buffer.from('forgery'));
+    expect(s.getBlob(d)?.toString()).toBe('forgery');
+    expect(() => s.getBlob(d, { verify: true })).toThrow(CacheCorruption);
+    await raw.close();
+  });
+
+  it('commits a record only when its blobs exist', async () => {
+    const s = fresh();
+    const d = await s.putBlob(Buffer.from('out'));
+    const key = sha256('key');
+    expect(() => s.commitRecord(record(key, { o: sha256('missing') }))).toThrow(/not stored/);
+    expect(s.getRecord(key)).toBeUndefined();
+    s.commitRecord(record(key, { o: d }));
+    expect(s.getRecord(key)?.metrics).toEqual({ acc: 0.5 });
+  });
+
+  it('treats a corrupt record as a miss, removes it and says so', async () => {
+    const s = fresh();
+    const key = sha256('key');
+    const raw = open({ path: dir, maxDbs: 8 });
+    raw.openDB({ name: 'records' }).putSync(key, { key, kind: 'command', outputs: 'garbage' });
+    expect(s.getRecord(key)).toBeUndefined();
+    expect(s.warnings[0]).toMatch(/corrupt .*removed/);
+    expect(s.recordKeys()).toEqual([]);
+    await raw.close();
+  });
+
+  it('grants a lease to one process and frees the lease of a dead one', async () => {
+    const s = fresh();
+    const key = sha256('k');
+    expect(s.tryLease(key)).toBe(true);
+    s.releaseLease(key);
+    const raw = open({ path: dir, maxDbs: 8 });
+    const leases = raw.openDB({ name: 'leases' });
+    // pid 1 is alive (init): held by someone else.
+    leases.putSync(key, { pid: 1, host: (await import('node:os')).hostname(), since: Date.now() });
+    expect(s.tryLease(key)).toBe(false);
+    // A pid that cannot exist: its holder is gone, so the lease is free.
+    leases.putSync(key, { pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), since: Date.now() });
+    expect(s.tryLease(key)).toBe(true);
+    await raw.close();
+  });
+});
