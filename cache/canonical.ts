@@ -1,14 +1,18 @@
-// One canonical serialisation (RFC 8785, via `canonicalize`) is both what gets hashed and what
-// goes into keys, so two processes, or two versions of the same object with keys in another
-// order, always agree on a digest.
+// One canonical serialisation is both what gets hashed and what goes into keys, so two
+// processes, or two versions of the same object with keys in another order, always agree on a
+// digest. safe-stable-stringify sorts keys and otherwise writes what JSON.stringify writes (the
+// same number formatting RFC 8785 uses); it was ~10× faster than `canonicalize` on a
+// 1000-stage no-op run, where hashing fingerprints is most of the work.
 import { createHash } from 'node:crypto';
-import canonicalize from 'canonicalize';
+import { configure } from 'safe-stable-stringify';
+
+const stringify = configure({ deterministic: true, circularValue: Error, bigint: false });
 
 /** A sha256 digest in lowercase hex. Branded so a path or a stage id can't be passed by mistake. */
 export type Digest = string & { readonly __digest: unique symbol };
 
 export function canonicalJson(value: unknown): string {
-  const text = canonicalize(value);
+  const text = stringify(value);
   if (text === undefined) throw new Error('cannot canonicalise undefined');
   return text;
 }
@@ -30,11 +34,5 @@ export function isDigest(s: unknown): s is Digest {
  * hashing: only canonicalJson is.
  */
 export function stableStringify(value: unknown, indent = 2): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v && typeof v === 'object' && !Array.isArray(v)) {
-      const o = v as Record<string, unknown>;
-      return Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
-    }
-    return v;
-  }, indent);
+  return stringify(value, null, indent) ?? 'null';
 }

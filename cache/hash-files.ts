@@ -3,7 +3,7 @@
 import { readFileSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { join, relative } from 'node:path';
 import { digestOf, sha256, type Digest } from './canonical.js';
-import type { Store } from './store.js';
+import type { StatSig, Store } from './store.js';
 
 /** A file modified this recently may change again within the same mtime tick: don't memoise it. */
 const RACY_MS = 2000;
@@ -14,6 +14,14 @@ export function hashFile(store: Store, absPath: string, st: Stats = statSync(abs
   const hash = sha256(readFileSync(absPath));
   if (Date.now() - st.mtimeMs > RACY_MS) store.setStat(absPath, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, hash });
   return hash;
+}
+
+/** Stat signatures of a path and, for a folder, of everything under it (folders included: adding or removing an entry changes its folder's mtime). */
+export function statTree(absPath: string, out: StatSig[] = []): StatSig[] {
+  const st = statSync(absPath);
+  out.push([absPath, st.size, st.mtimeMs, st.ino]);
+  if (st.isDirectory()) for (const name of readdirSync(absPath).sort()) statTree(join(absPath, name), out);
+  return out;
 }
 
 /** Every regular file under a folder (or the file itself), as sorted paths relative to root. */

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { sha256, type Digest } from './canonical.js';
-import { CacheCorruption, type BlobInfo, type Lease, type RunEntry, type StageRecord, type StatEntry, type Store } from './store.js';
+import { CacheCorruption, type BlobInfo, type Lease, type NoopMemo, type RunEntry, type StageRecord, type StatEntry, type Store } from './store.js';
 import { checkRecord } from './record-schema.js';
 
 /** LMDB values may be large, but copying one huge buffer is slow and risky; chunk above this. */
@@ -19,6 +19,7 @@ export class LmdbStore implements Store {
   private readonly stats: Database<StatEntry, string>;
   private readonly leases: Database<Lease, string>;
   private readonly runLog: Database<RunEntry, string>;
+  private readonly memos: Database<NoopMemo, string>;
   private readonly host = hostname();
   /** Warnings about corrupt entries found while reading, for the caller to report. */
   readonly warnings: string[] = [];
@@ -32,6 +33,7 @@ export class LmdbStore implements Store {
     this.stats = this.env.openDB({ name: 'stats' });
     this.leases = this.env.openDB({ name: 'leases' });
     this.runLog = this.env.openDB({ name: 'runs' });
+    this.memos = this.env.openDB({ name: 'noop-memos' });
   }
 
   async putBlob(bytes: Uint8Array): Promise<Digest> {
@@ -100,6 +102,11 @@ export class LmdbStore implements Store {
   }
 
   deleteRecord(key: Digest): void { this.records.removeSync(key); }
+  hasRecord(key: Digest): boolean { return this.records.doesExist(key); }
+  getMemo(pipelinePath: string): NoopMemo | undefined { return this.memos.get(pipelinePath); }
+  setMemo(pipelinePath: string, memo: NoopMemo | undefined): void {
+    if (memo) void this.memos.put(pipelinePath, memo); else void this.memos.remove(pipelinePath);
+  }
 
   getStat(path: string): StatEntry | undefined { return this.stats.get(path); }
   // The stat memo is an optimisation, so its writes need not be awaited one by one.

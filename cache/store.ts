@@ -29,6 +29,24 @@ export interface RunEntry { id: string; pipeline: string; at: string; keys: Dige
 
 export interface BlobInfo { size: number; chunks: number }
 
+/** (path, size, mtimeMs, inode) of a file or folder, as seen when a run finished. */
+export type StatSig = [string, number, number, number];
+
+/**
+ * What a complete, successful run of one pipeline file found, so that the next run can tell
+ * it has nothing to do by stat-ing files instead of analysing and fingerprinting every stage.
+ */
+export interface NoopMemo {
+  /** Digest of podium's kinds and versions: another podium build invalidates the memo. */
+  podium: string;
+  /** sha256 of the pipeline file's bytes. */
+  pipeline: string;
+  name: string;
+  lock: StatSig;
+  files: StatSig[];
+  stages: Array<[id: string, kind: string, key: string]>;
+}
+
 export interface Store {
   readonly path: string;
   /** Stores bytes under their sha256 (idempotent) and resolves once durable. */
@@ -41,6 +59,9 @@ export interface Store {
   /** Writes the record in one transaction, refusing it if a blob it names is missing. */
   commitRecord(record: StageRecord): void;
   deleteRecord(key: Digest): void;
+  hasRecord(key: Digest): boolean;
+  getMemo(pipelinePath: string): NoopMemo | undefined;
+  setMemo(pipelinePath: string, memo: NoopMemo | undefined): void;
   getStat(path: string): StatEntry | undefined;
   setStat(path: string, entry: StatEntry): void;
   deleteStat(path: string): void;

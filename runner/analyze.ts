@@ -1,13 +1,13 @@
 // Analysis: a pipeline file in, a fully validated graph out. Nothing runs until this succeeds,
 // and the executor accepts only its result. Every problem found is reported, with its location.
-import { dirname, resolve } from 'node:path';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { resolve } from 'node:path';
+import type { ErrorObject } from 'ajv';
 import { Graph, alg } from '@dagrejs/graphlib';
 import type { StageKind } from '../stages/contract.js';
 import { stageKinds } from '../stages/registry.js';
 import type { Diagnostic, Result } from './diagnostics.js';
-import { baseSchema } from './pipeline-schema.js';
 import { escapePointer, JsonSource } from './source.js';
+import { validator } from './validators.js';
 
 export interface StageNode {
   /** Concrete id; matrix points get `base@param=value,…`. */
@@ -37,25 +37,14 @@ export interface Pipeline {
 interface RawStage { uses: string; inputs?: Record<string, string | string[]>; params?: Record<string, unknown>; matrix?: Record<string, unknown[]> }
 interface RawPipeline { name: string; seed: number; stages: Record<string, RawStage> }
 
-// verbose: errors carry the offending data and schema, for messages like "expected array, got string".
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
-let baseValidator: ValidateFunction | undefined;
-const paramValidators = new Map<string, ValidateFunction>();
-
-function paramsValidator(kind: StageKind<unknown>): ValidateFunction {
-  let v = paramValidators.get(kind.name);
-  if (!v) paramValidators.set(kind.name, (v = ajv.compile(kind.params)));
-  return v;
-}
-
 export function analyze(file: string, projectDir = process.cwd()): Result<Pipeline> {
   const path = resolve(file);
   const { source, value, errors } = JsonSource.read(file);
   if (errors.length) return { ok: false, errors };
   const err = (pointer: string, message: string, key = false): Diagnostic => source.diagnostic(pointer, message, { key });
 
-  baseValidator ??= ajv.compile(baseSchema);
-  if (!baseValidator(value)) return { ok: false, errors: ajvErrors(baseValidator.errors ?? [], '', source) };
+  const validatePipeline = validator('pipeline');
+  if (!validatePipeline(value)) return { ok: false, errors: ajvErrors(validatePipeline.errors ?? [], '', source) };
   const raw = value as RawPipeline;
 
   const diags: Diagnostic[] = [];
@@ -72,7 +61,7 @@ export function analyze(file: string, projectDir = process.cwd()): Result<Pipeli
     pointsOf.set(baseId, points.map((p) => p.id));
     for (const p of points) {
       const params = structuredClone({ ...(stage.params ?? {}), ...p.values });
-      const validate = paramsValidator(kind);
+      const validate = validator(`kind:${kind.name}`);
       if (!validate(params)) {
         // A bad matrix value is reported at the matrix entry, anything else at the params.
         for (const d of ajvErrors(validate.errors ?? [], `${sp}/params`, source)) {
@@ -163,17 +152,38 @@ function expandMatrix(baseId: string, stage: RawStage, kind: StageKind<unknown>,
 function topoOrder(graph: Graph, nodes: StageNode[]): StageNode[] {
   const indeg = new Map(nodes.map((n) => [n.id, graph.predecessors(n.id)?.length ?? 0]));
   const position = new Map(nodes.map((n, i) => [n.id, i]));
-  const ready = nodes.filter((n) => indeg.get(n.id) === 0).map((n) => n.id);
+  // A binary min-heap of file positions: sorting the ready list on every step was quadratic.
+  const heap: number[] = [];
+  const push = (x: number): void => {
+    let i = heap.push(x) - 1;
+    while (i > 0 && heap[(i - 1) >> 1]! > heap[i]!) { const p = (i - 1) >> 1; [heap[p], heap[i]] = [heap[i]!, heap[p]!]; i = p; }
+  };
+  const pop = (): number => {
+    const top = heap[0]!;
+    const last = heap.pop()!;
+    if (heap.length) {
+      heap[0] = last;
+      for (let i = 0; ;) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        if (l < heap.length && heap[l]! < heap[m]!) m = l;
+        if (r < heap.length && heap[r]! < heap[m]!) m = r;
+        if (m === i) break;
+        [heap[m], heap[i]] = [heap[i]!, heap[m]!];
+        i = m;
+      }
+    }
+    return top;
+  };
+  nodes.forEach((n, i) => { if (indeg.get(n.id) === 0) push(i); });
   const order: StageNode[] = [];
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  while (ready.length) {
-    ready.sort((a, b) => position.get(a)! - position.get(b)!);
-    const id = ready.shift()!;
-    order.push(byId.get(id)!);
-    for (const next of graph.successors(id) ?? []) {
+  while (heap.length) {
+    const node = nodes[pop()]!;
+    order.push(node);
+    for (const next of graph.successors(node.id) ?? []) {
       const d = indeg.get(next)! - 1;
       indeg.set(next, d);
-      if (d === 0) ready.push(next);
+      if (d === 0) push(position.get(next)!);
     }
   }
   return order;
@@ -239,8 +249,4 @@ function dedupe(ds: Diagnostic[]): Diagnostic[] {
     seen.add(k);
     return true;
   });
-}
-
-export function lockPathOf(pipelineFile: string): string {
-  return resolve(dirname(pipelineFile), pipelineFile.replace(/^.*[\\/]/, '').replace(/\.json$/i, '') + '.lock.json');
 }

@@ -64,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
       else {
         const count = (s: string): number => summary.stages.filter((r) => r.status === s).length;
         const parts = ['ran', 'cached', 'would-run', 'failed', 'skipped'].filter((s) => count(s)).map((s) => `${count(s)} ${s}`);
-        process.stderr.write(`${summary.pipeline}: ${parts.join(', ') || 'nothing to do'}\n`);
+        process.stderr.write(`${summary.pipeline}: ${parts.join(', ') || 'no stages'}${summary.noop ? ' (nothing to do: no file changed since the last run)' : ''}\n`);
       }
       if (controller.signal.aborted) return 130;
       return summary.stages.some((r) => r.status === 'failed' || r.status === 'skipped') ? 1 : 0;

@@ -1,25 +1,16 @@
 // What every verb starts from: the analyzed pipeline (or a usage error), the cache, the lock.
-import { resolve } from 'node:path';
 import { readLock, type LockFile } from '../cache/lockfile.js';
-import { LmdbStore } from '../cache/lmdb-store.js';
-import { analyze, lockPathOf, type Pipeline } from './analyze.js';
+import { analyze, type Pipeline } from './analyze.js';
+import { lockPathOf } from './lock-path.js';
 import { UsageError } from './diagnostics.js';
 
-export interface CommonOptions { cache?: string }
-
-export function cacheDir(opts: CommonOptions): string {
-  return resolve(opts.cache ?? process.env.PODIUM_CACHE ?? '.podium/cache');
-}
+export { cacheDir, openStore, type CommonOptions } from './cache-dir.js';
 
 export function loadPipeline(file: string | undefined): Pipeline {
   if (!file) throw new UsageError('missing the pipeline file argument');
   const result = analyze(file);
   if (!result.ok) throw new UsageError(`${file}: invalid pipeline (${result.errors.length} problem${result.errors.length > 1 ? 's' : ''})`, result.errors);
   return result.value;
-}
-
-export function openStore(opts: CommonOptions): LmdbStore {
-  return new LmdbStore(cacheDir(opts));
 }
 
 export function lockOf(pipeline: Pipeline): { path: string; lock: LockFile | undefined } {

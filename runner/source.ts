@@ -1,18 +1,20 @@
-// A JSON file parsed with its source positions kept (jsonc-parser), so any JSON pointer can be
-// turned into file:line:col. JSON.parse would also silently keep the last of two duplicate keys
-// and let "__proto__" through; this parser sees both.
+// A JSON file with its source positions available, so any JSON pointer can be turned into
+// file:line:col. The value comes from the native JSON.parse (fast: a no-op run parses a
+// 5000-stage file); jsonc-parser's visitor checks what JSON.parse lets through silently
+// (a duplicate key keeps the last value, "__proto__" is accepted), and its position tree is
+// built only when there is an error to place.
 import { readFileSync } from 'node:fs';
-import { findNodeAtLocation, getNodeValue, parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
+import { findNodeAtLocation, parseTree, printParseErrorCode, visit, type JSONPath, type Node, type ParseError } from 'jsonc-parser';
 import type { Diagnostic } from './diagnostics.js';
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+const PARSE_OPTIONS = { disallowComments: true, allowTrailingComma: false } as const;
 
 export class JsonSource {
-  private readonly lineStarts: number[] = [0];
+  private lineStarts: number[] | undefined;
+  private treeCache: Node | undefined | null = null;
 
-  private constructor(readonly file: string, readonly text: string, readonly tree: Node | undefined) {
-    for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) this.lineStarts.push(i + 1);
-  }
+  private constructor(readonly file: string, readonly text: string) {}
 
   /** Parses a file; syntax errors, duplicate keys and prototype keys come back as diagnostics. */
   static read(file: string): { source: JsonSource; value: unknown; errors: Diagnostic[] } {
@@ -20,34 +22,40 @@ export class JsonSource {
     try { text = readFileSync(file, 'utf8'); } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory, expected a JSON file' : (e as Error).message;
-      return { source: new JsonSource(file, '', undefined), value: undefined, errors: [{ file, pointer: '', line: 1, column: 1, length: 0, message: why }] };
+      return { source: new JsonSource(file, ''), value: undefined, errors: [{ file, pointer: '', line: 1, column: 1, length: 0, message: why }] };
     }
-    const parseErrors: ParseError[] = [];
-    const tree = parseTree(text, parseErrors, { disallowComments: true, allowTrailingComma: false });
-    const source = new JsonSource(file, text, tree);
-    const errors = parseErrors.map((e) => source.at(e.offset, e.length, '', `invalid JSON: ${printParseErrorCode(e.error)}`));
-    if (tree) source.checkKeys(tree, '', errors);
-    const value = errors.length === 0 && tree ? getNodeValue(tree) : undefined;
-    return { source, value, errors };
+    const source = new JsonSource(file, text);
+    let value: unknown;
+    try { value = JSON.parse(text); } catch {
+      const parseErrors: ParseError[] = [];
+      parseTree(text, parseErrors, PARSE_OPTIONS);
+      const errors = parseErrors.map((e) => source.at(e.offset, e.length, '', `invalid JSON: ${printParseErrorCode(e.error)}`));
+      return { source, value: undefined, errors: errors.length ? errors : [source.at(0, 0, '', 'invalid JSON')] };
+    }
+    const errors = source.checkKeys();
+    return { source, value: errors.length ? undefined : value, errors };
   }
 
-  private checkKeys(node: Node, pointer: string, errors: Diagnostic[]): void {
-    if (node.type === 'object') {
-      const seen = new Set<string>();
-      for (const prop of node.children ?? []) {
-        const keyNode = prop.children?.[0];
-        const valueNode = prop.children?.[1];
-        if (!keyNode) continue;
-        const key = String(keyNode.value);
-        const p = `${pointer}/${escapePointer(key)}`;
-        if (FORBIDDEN_KEYS.has(key)) errors.push(this.at(keyNode.offset, keyNode.length, p, `key "${key}" is not allowed`));
-        else if (seen.has(key)) errors.push(this.at(keyNode.offset, keyNode.length, p, `duplicate key "${key}"`));
-        seen.add(key);
-        if (valueNode) this.checkKeys(valueNode, p, errors);
-      }
-    } else if (node.type === 'array') {
-      (node.children ?? []).forEach((child, i) => this.checkKeys(child, `${pointer}/${i}`, errors));
-    }
+  /** Duplicate keys and prototype keys, found in one streaming pass without building a tree. */
+  private checkKeys(): Diagnostic[] {
+    const errors: Diagnostic[] = [];
+    const open: Array<Set<string>> = [];
+    visit(this.text, {
+      onObjectBegin: () => { open.push(new Set()); },
+      onObjectEnd: () => { open.pop(); },
+      onObjectProperty: (key: string, offset: number, length: number, _l: number, _c: number, path: () => JSONPath) => {
+        const seen = open[open.length - 1]!;
+        if (!FORBIDDEN_KEYS.has(key) && !seen.has(key)) { seen.add(key); return; }
+        const pointer = [...path(), key].map((s) => `/${escapePointer(String(s))}`).join('');
+        errors.push(this.at(offset, length, pointer, FORBIDDEN_KEYS.has(key) ? `key "${key}" is not allowed` : `duplicate key "${key}"`));
+      },
+    }, PARSE_OPTIONS);
+    return errors;
+  }
+
+  private get tree(): Node | undefined {
+    if (this.treeCache === null) this.treeCache = parseTree(this.text, [], PARSE_OPTIONS);
+    return this.treeCache;
   }
 
   /** A diagnostic at the value a JSON pointer names, or at its nearest existing parent. */
@@ -61,14 +69,19 @@ export class JsonSource {
   }
 
   at(offset: number, length: number, pointer: string, message: string): Diagnostic {
+    if (!this.lineStarts) {
+      this.lineStarts = [0];
+      for (let i = 0; i < this.text.length; i++) if (this.text.charCodeAt(i) === 10) this.lineStarts.push(i + 1);
+    }
+    const starts = this.lineStarts;
     let lo = 0;
-    let hi = this.lineStarts.length - 1;
+    let hi = starts.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (this.lineStarts[mid]! <= offset) lo = mid; else hi = mid - 1;
+      if (starts[mid]! <= offset) lo = mid; else hi = mid - 1;
     }
-    const start = this.lineStarts[lo]!;
-    const end = this.lineStarts[lo + 1] ?? this.text.length + 1;
+    const start = starts[lo]!;
+    const end = starts[lo + 1] ?? this.text.length + 1;
     const sourceLine = this.text.slice(start, end - 1).replace(/\r$/, '');
     // Long values (a whole stage object) squiggle only to the end of their first line.
     return { file: this.file, pointer, line: lo + 1, column: offset - start + 1, length: Math.min(length, sourceLine.length), message, sourceLine };

@@ -70,10 +70,12 @@ export const command = defineStage<CommandParams>({
     return { outputs, metrics: p.metrics ? readMetrics(ctx.projectDir, p.metrics) : {} };
   },
 
+  files: (_p, record) => Object.keys(record.outputs),
+
   restore(ctx, _p, record) {
     const restored: string[] = [];
     for (const [rel, digest] of Object.entries(record.outputs)) {
-      const abs = resolve(ctx.projectDir, rel);
+      const abs = join(ctx.projectDir, rel); // rel comes from a record: already normalised
       if (hashPath(ctx.store, abs) === digest) continue;
       const bytes = ctx.store.getBlob(digest, { verify: true });
       if (!bytes) throw new StageError(`cached out "${rel}" is missing from the cache`);

@@ -63,6 +63,8 @@ export interface StageKind<P = Record<string, unknown>> {
   /** Files and folders (relative to the project) whose contents are part of the key. */
   deps?(params: P): string[];
   run(ctx: StageContext, params: P): Promise<StageResult>;
+  /** Project files a cached result depends on besides its deps (e.g. outs on disk); default none. */
+  files?(params: P, record: StageRecord): string[];
   /** On a cache hit: put side effects (files on disk) back when missing or changed. Returns paths restored. */
   restore?(ctx: RestoreContext, params: P, record: StageRecord): string[];
 }

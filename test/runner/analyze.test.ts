@@ -76,7 +76,7 @@ describe('pipeline analysis', () => {
       `    "c": { "uses": "command", "params": { "run": "true" }, "matrix": { "outs": [["a"], 3] } }`,
     ].join('\n')));
     expect(errs).toContain('p.json:4:41 /stages/a/params: missing required property "run"');
-    expect(errs).toContain('p.json:5:72 /stages/b/matrix/nope: matrix names "nope", which is not a param of "command" (expected one of: run, deps, outs, env)');
+    expect(errs).toContain('p.json:5:72 /stages/b/matrix/nope: matrix names "nope", which is not a param of "command" (expected one of: run, deps, outs, env, metrics)');
     expect(errs).toContain('p.json:6:88 /stages/c/matrix/outs/1: matrix value 3: expected array, got number 3');
   });
 
@@ -90,7 +90,7 @@ describe('pipeline analysis', () => {
     if (!r.ok) throw new Error(r.errors.map((e) => e.message).join('\n'));
     const ids = r.value.stages.map((s) => s.id);
     expect(ids).toEqual(['train@run=echo 1,deps=[]', 'train@run=echo 1,deps=["x"]', 'train@run=echo 2,deps=[]', 'train@run=echo 2,deps=["x"]', 'fuse']);
-    expect(r.value.byId.get('train@run=echo 2,deps=["x"]')!.params).toEqual({ run: 'echo 2', deps: ['x'], outs: [], env: { A: '1' } });
+    expect(r.value.byId.get('train@run=echo 2,deps=["x"]')!.params).toEqual({ run: 'echo 2', deps: ['x'], outs: [], env: { A: '1' }, metrics: null });
     expect(r.value.byId.get('fuse')!.inputs.models).toEqual({ ids: ids.slice(0, 4), many: true });
   });
 });

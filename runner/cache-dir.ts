@@ -1,0 +1,13 @@
+import { resolve } from 'node:path';
+import { LmdbStore } from '../cache/lmdb-store.js';
+
+export interface CommonOptions { cache?: string }
+
+/** --cache, else PODIUM_CACHE, else .podium/cache under the working directory. */
+export function cacheDir(opts: CommonOptions): string {
+  return resolve(opts.cache ?? process.env.PODIUM_CACHE ?? '.podium/cache');
+}
+
+export function openStore(opts: CommonOptions): LmdbStore {
+  return new LmdbStore(cacheDir(opts));
+}

@@ -1,0 +1,64 @@
+// The full path of `podium run`: analyse, plan, execute, write the lock file, remember the
+// run for gc and the no-op memo for the next run.
+import { availableParallelism } from 'node:os';
+import type { LockFile, LockStage } from '../cache/lockfile.js';
+import { writeLock } from '../cache/lockfile.js';
+import { lockOf, loadPipeline, openStore } from './context.js';
+import { saveNoop } from './noop-memo.js';
+import { UsageError } from './diagnostics.js';
+import type { EventSink } from './events.js';
+import { execute, type Outcome } from './executor.js';
+import { plan } from './plan.js';
+import type { Pipeline } from './analyze.js';
+
+import type { RunOptions, RunSummary } from './run.js';
+
+export async function runFull(file: string | undefined, opts: RunOptions, plain: boolean, onEvent: EventSink, signal: AbortSignal): Promise<RunSummary> {
+  const pipeline = loadPipeline(file);
+  const thePlan = plan(pipeline, opts);
+  if (opts.jobs !== undefined && (!Number.isInteger(opts.jobs) || opts.jobs < 1)) throw new UsageError(`--jobs must be a positive integer, got ${opts.jobs}`);
+  const jobs = opts.jobs ?? (opts.gpus?.length || availableParallelism());
+  const { path: lockPath, lock } = lockOf(pipeline);
+  const store = openStore(opts);
+  try {
+    const outcome = await execute(pipeline, thePlan, store, { jobs, gpus: opts.gpus, dryRun: !!opts.dryRun, lock, onEvent, signal });
+    for (const w of store.warnings) onEvent({ type: 'warning', message: w });
+    let lockWritten = false;
+    const ok = outcome.reports.every((r) => r.status === 'ran' || r.status === 'cached');
+    if (!opts.dryRun && ok) {
+      // A no-op run leaves the file (and its mtime) alone. A key determines its entry (the
+      // fingerprint hashes to it, the record stored under it holds outputs and metrics), so
+      // comparing keys is enough and much cheaper than serialising the whole lock.
+      if (!lock || lockIsOutdated(pipeline, lock, outcome)) { writeLock(lockPath, mergeLock(pipeline, lock, outcome)); lockWritten = true; }
+    }
+    // Runs are remembered so gc keeps recent results; a run that executed nothing adds nothing.
+    if (!opts.dryRun && outcome.reports.some((r) => r.status === 'ran')) {
+      store.addRun({ id: `${new Date().toISOString()}-${process.pid}`, pipeline: pipeline.file, at: new Date().toISOString(), keys: [...outcome.done.values()].map((d) => d.record.key) });
+    }
+    if (plain) {
+      if (ok) saveNoop(store, pipeline, outcome, lockPath);
+      else store.setMemo(pipeline.file, undefined);
+    }
+    return { pipeline: pipeline.name, stages: outcome.reports, lockWritten, noop: false };
+  } finally {
+    await store.close();
+  }
+}
+
+function lockIsOutdated(pipeline: Pipeline, lock: LockFile, outcome: Outcome): boolean {
+  if (lock.pipeline !== pipeline.name || lock.seed !== pipeline.seed) return true;
+  if (Object.keys(lock.stages).some((id) => !pipeline.byId.has(id))) return true;
+  for (const [id, d] of outcome.done) if (lock.stages[id]?.key !== d.record.key) return true;
+  return false;
+}
+
+/** Stages this run produced replace their entries; stages it did not visit keep theirs. */
+function mergeLock(pipeline: Pipeline, old: LockFile | undefined, outcome: Outcome): LockFile {
+  const stages: Record<string, LockStage> = {};
+  for (const node of pipeline.stages) {
+    const d = outcome.done.get(node.id);
+    if (d) stages[node.id] = { ...d.fingerprint, key: d.record.key, outputs: d.record.outputs, metrics: d.record.metrics };
+    else if (old?.stages[node.id]) stages[node.id] = old.stages[node.id]!;
+  }
+  return { pipeline: pipeline.name, seed: pipeline.seed, stages };
+}
