@@ -99,7 +99,7 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
       // The record is checked again once the lease is ours, in case it finished in between.
       for (;;) {
         const leased = store.tryLease(key);
-        const theirs = store.getRecord(key);
+        const theirs = plan.forced.has(node.id) ? undefined : store.getRecord(key);
         if (theirs) {
           if (leased) store.releaseLease(key);
           const restored = node.kind.restore?.({ projectDir: pipeline.projectDir, store }, node.params, theirs) ?? [];
