@@ -30,9 +30,9 @@ export const command = defineStage<CommandParams>({
         oneOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string' }, minItems: 1 }],
       },
       deps: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Files/folders whose content is part of the key.' },
-      outs: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Files/folders the command writes; cached as blobs.' },
+      outs: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Files/folders the command writes; cached as blobs. ${NAME} is replaced from env, so matrix points can write different files.' },
       env: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'Extra environment variables.' },
-      metrics: { type: ['string', 'null'], default: null, description: 'A JSON file the command writes (one of its outs); its top-level numbers become the stage metrics that status, show and diff report.' },
+      metrics: { type: ['string', 'null'], default: null, description: 'A JSON file the command writes (one of its outs; ${NAME} expands as in outs); its top-level numbers become the stage metrics that show and diff report.' },
     },
   },
   inputs: 'any',
@@ -40,7 +40,7 @@ export const command = defineStage<CommandParams>({
   deps: (p) => p.deps,
 
   async run(ctx, p) {
-    const outs = p.outs.map((o) => insideProject(ctx.projectDir, o, 'outs'));
+    const outs = expandedOuts(p).map((o) => insideProject(ctx.projectDir, o, 'outs'));
     // A command that fails to write an out must not leave last run's file to be cached as new.
     for (const o of outs) rmSync(o, { recursive: true, force: true });
     for (const o of outs) mkdirSync(dirname(o), { recursive: true });
@@ -63,11 +63,11 @@ export const command = defineStage<CommandParams>({
     const outputs: Record<string, Digest> = {};
     for (const [i, abs] of outs.entries()) {
       let isDir: boolean;
-      try { isDir = statSync(abs).isDirectory(); } catch { throw new StageError(`declared out "${p.outs[i]}" was not produced`); }
+      try { isDir = statSync(abs).isDirectory(); } catch { throw new StageError(`declared out "${expandedOuts(p)[i]}" was not produced`); }
       const files = isDir ? listFiles(abs).map((f) => join(abs, f)) : [abs];
       for (const f of files) outputs[relative(ctx.projectDir, f)] = await ctx.store.putBlob(readFileSync(f));
     }
-    return { outputs, metrics: p.metrics ? readMetrics(ctx.projectDir, p.metrics) : {} };
+    return { outputs, metrics: p.metrics ? readMetrics(ctx.projectDir, expand(p, p.metrics)) : {} };
   },
 
   files: (_p, record) => Object.keys(record.outputs),
@@ -89,6 +89,15 @@ export const command = defineStage<CommandParams>({
     return restored;
   },
 });
+
+/** ${NAME} taken from the stage's env param (e.g. out/fit-${LR}.json in a matrix over env). */
+function expand(p: CommandParams, path: string): string {
+  return path.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (m, name: string) => p.env[name] ?? m);
+}
+
+function expandedOuts(p: CommandParams): string[] {
+  return p.outs.map((o) => expand(p, o));
+}
 
 function readMetrics(projectDir: string, path: string): Record<string, number> {
   let value: unknown;
