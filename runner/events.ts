@@ -27,13 +27,14 @@ const MARK: Record<StageStatus, string> = { ran: '✓ ran', cached: '· cached',
 export function humanLogger(out: NodeJS.WritableStream = process.stderr, verbose = false): EventSink {
   return (e) => {
     switch (e.type) {
-      case 'stage-start': out.write(`  … ${e.id} (${e.kind}): ${e.reason}\n`); break;
+      case 'stage-start': out.write(`${'… start'.padEnd(11)} ${e.id}: ${e.reason}\n`); break;
       case 'stage-log': if (verbose) out.write(`    ${e.id}| ${e.line}\n`); break;
       case 'stage-done': {
         const r = e.report;
         if (r.status === 'cached' && !r.restored?.length) break; // a no-op run stays quiet
         const time = r.status === 'ran' || r.status === 'failed' ? ` (${(r.durationMs / 1000).toFixed(1)}s)` : '';
-        const extra = r.restored?.length ? ` — restored ${r.restored.join(', ')}` : r.status === 'cached' ? '' : `: ${r.reason}`;
+        // A ran stage's reason was printed when it started.
+        const extra = r.restored?.length ? ` — restored ${r.restored.join(', ')}` : r.status === 'cached' || r.status === 'ran' ? '' : `: ${r.reason}`;
         out.write(`${MARK[r.status].padEnd(11)} ${r.id}${time}${extra}\n`);
         if (r.status === 'failed') for (const l of r.logTail ?? []) out.write(`    | ${l}\n`);
         break;

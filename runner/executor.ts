@@ -137,6 +137,13 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
       const toRun = decide(node);
       if (toRun) toStart.push({ node, ...toRun });
     }
+    if (opts.signal.aborted) {
+      // Interrupted: let running stages wind down, start nothing new.
+      for (const { node } of toStart.splice(0)) {
+        failedRoot.set(node.id, node.id);
+        finish({ id: node.id, kind: node.kind.name, status: 'skipped', key: null, reason: 'interrupted', durationMs: 0 });
+      }
+    }
     while (toStart.length && running.size < opts.jobs) {
       const { node, fingerprint, reason } = toStart.shift()!;
       const slot = freeSlots.shift()!;
