@@ -20,9 +20,12 @@ export function hashFile(store: Store, absPath: string, st: Stats = statSync(abs
 export function statTree(absPath: string, out: StatSig[] = []): StatSig[] {
   const st = statSync(absPath);
   out.push([absPath, st.size, st.mtimeMs, st.ino]);
-  if (st.isDirectory()) for (const name of readdirSync(absPath).sort()) statTree(join(absPath, name), out);
+  if (st.isDirectory()) for (const name of readdirSync(absPath).sort()) if (!SKIP_DIRS.has(name)) statTree(join(absPath, name), out);
   return out;
 }
+
+/** Folders never part of a dep: podium's own cache, version control, installed packages. */
+const SKIP_DIRS = new Set(['.podium', '.git', 'node_modules']);
 
 /** Every regular file under a folder (or the file itself), as sorted paths relative to root. */
 export function listFiles(absPath: string): string[] {
@@ -30,7 +33,7 @@ export function listFiles(absPath: string): string[] {
   const walk = (dir: string): void => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, entry.name);
-      if (entry.isDirectory()) walk(p);
+      if (entry.isDirectory()) { if (!SKIP_DIRS.has(entry.name)) walk(p); }
       else if (entry.isFile()) out.push(p);
     }
   };

@@ -67,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`${summary.pipeline}: ${parts.join(', ') || 'no stages'}${summary.noop ? ' (nothing to do: no file changed since the last run)' : ''}\n`);
       }
       if (controller.signal.aborted) return 130;
+      if (summary.stages.some((r) => r.inputError)) return 2;
       return summary.stages.some((r) => r.status === 'failed' || r.status === 'skipped') ? 1 : 0;
     }
     case 'status': {

@@ -12,6 +12,8 @@ export interface StageReport {
   /** Outs put back on disk from the cache. */
   restored?: string[];
   logTail?: string[];
+  /** The stage failed on invalid input data: the run exits 2. */
+  inputError?: boolean;
 }
 
 export type RunEvent =

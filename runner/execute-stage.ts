@@ -3,7 +3,7 @@
 // StageRecord that the caller commits; nothing here writes a record.
 import type { Digest } from '../cache/canonical.js';
 import type { StageRecord, Store } from '../cache/store.js';
-import { StageError, type InputValue, type StageKind, type StageResult } from '../stages/contract.js';
+import { InputError, StageError, type InputValue, type StageKind, type StageResult } from '../stages/contract.js';
 
 const LOG_TAIL = 50;
 
@@ -20,7 +20,8 @@ export interface StageJob {
 }
 
 export class StageFailure extends Error {
-  constructor(message: string, readonly logTail: string[]) { super(message); }
+  /** inputError: the stage found its input data invalid (the run exits 2). */
+  constructor(message: string, readonly logTail: string[], readonly inputError = false) { super(message); }
 }
 
 /** Runs the stage and returns the record to commit, or throws StageFailure. */
@@ -38,7 +39,7 @@ export async function executeStage(job: StageJob, store: Store, signal: AbortSig
       ? await (await import('./worker-client.js')).runInWorker(job, store.path, signal, log)
       : await job.kind.run({ stageId: job.stageId, projectDir: job.projectDir, seed: job.seed, slot: job.slot, gpu: job.gpu, inputs: job.inputs, store, signal, log }, job.params);
   } catch (e) {
-    if (e instanceof StageError || e instanceof StageFailure) throw new StageFailure(e.message, [...tail, ...(e instanceof StageError ? e.logTail : [])].slice(-LOG_TAIL));
+    if (e instanceof StageError || e instanceof StageFailure) throw new StageFailure(e.message, [...tail, ...(e instanceof StageError ? e.logTail : [])].slice(-LOG_TAIL), e instanceof InputError || (e instanceof StageFailure && e.inputError));
     // Not a failure the stage anticipated: keep the stack for whoever debugs it.
     const err = e as Error;
     throw new StageFailure(`internal error: ${err.message}`, [...tail, ...(err.stack ?? '').split('\n')].slice(-LOG_TAIL));

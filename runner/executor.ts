@@ -125,7 +125,7 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
     } catch (e) {
       const f = e instanceof StageFailure ? e : new StageFailure((e as Error).message, []);
       failedRoot.set(node.id, node.id);
-      finish({ id: node.id, kind: node.kind.name, status: 'failed', key, reason: f.message, durationMs: Date.now() - started, logTail: f.logTail });
+      finish({ id: node.id, kind: node.kind.name, status: 'failed', key, reason: f.message, durationMs: Date.now() - started, logTail: f.logTail, ...(f.inputError ? { inputError: true } : {}) });
     }
   };
 

@@ -4,14 +4,14 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execaNode } from 'execa';
-import { StageError, type StageResult } from '../stages/contract.js';
+import { InputError, StageError, type StageResult } from '../stages/contract.js';
 import type { StageJob } from './execute-stage.js';
 
 export type WorkerRequest = Omit<StageJob, 'kind'> & { kind: string; storePath: string };
 export type WorkerMessage =
   | { type: 'log'; line: string }
   | { type: 'result'; result: StageResult }
-  | { type: 'error'; message: string; logTail: string[]; internal: boolean };
+  | { type: 'error'; message: string; logTail: string[]; internal: boolean; inputError: boolean };
 
 function workerScript(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -34,7 +34,7 @@ export async function runInWorker(job: StageJob, storePath: string, signal: Abor
   const done = await child;
   for (const line of `${done.stderr ?? ''}`.split('\n').filter(Boolean)) log(line);
   if (outcome?.type === 'result') return outcome.result;
-  if (outcome?.type === 'error') throw outcome.internal ? new Error(outcome.message) : new StageError(outcome.message, outcome.logTail);
+  if (outcome?.type === 'error') throw outcome.internal ? new Error(outcome.message) : new (outcome.inputError ? InputError : StageError)(outcome.message, outcome.logTail);
   const how = done.signal ? `was killed by ${done.signal}` : `exited with code ${done.exitCode}`;
   throw new StageError(`worker process ${how} before the stage finished`);
 }

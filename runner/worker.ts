@@ -2,7 +2,7 @@
 // LMDB cache to write blobs; the runner alone commits the record.
 import { getOneMessage, sendMessage } from 'execa';
 import { LmdbStore } from '../cache/lmdb-store.js';
-import { StageError } from '../stages/contract.js';
+import { InputError, StageError } from '../stages/contract.js';
 import { stageKinds } from '../stages/registry.js';
 import type { WorkerMessage, WorkerRequest } from './worker-client.js';
 
@@ -25,7 +25,7 @@ try {
 } catch (e) {
   const err = e as Error;
   const internal = !(e instanceof StageError);
-  await send({ type: 'error', message: err.message, logTail: internal ? (err.stack ?? '').split('\n') : (e as StageError).logTail, internal });
+  await send({ type: 'error', message: err.message, logTail: internal ? (err.stack ?? '').split('\n') : (e as StageError).logTail, internal, inputError: e instanceof InputError });
 } finally {
   await store.close();
 }

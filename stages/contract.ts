@@ -74,6 +74,14 @@ export class StageError extends Error {
   constructor(message: string, readonly logTail: string[] = []) { super(message); }
 }
 
+/**
+ * Bad input data (a missing dataset root, a corrupt annotation file, a non-image): the stage
+ * fails like any other, and the run exits 2 as for an invalid pipeline.
+ */
+export class InputError extends StageError {
+  readonly inputError = true;
+}
+
 export function defineStage<P>(kind: StageKind<P>): StageKind<P> {
   return kind;
 }

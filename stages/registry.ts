@@ -2,7 +2,9 @@
 // level (they import them inside run()), so loading this registry stays cheap.
 import type { StageKind } from './contract.js';
 import { command } from './command.js';
+import { dataset } from './dataset.js';
 
 export const stageKinds: ReadonlyMap<string, StageKind<any>> = new Map<string, StageKind<any>>([
   [command.name, command],
+  [dataset.name, dataset],
 ]);

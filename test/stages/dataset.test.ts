@@ -1,0 +1,108 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LmdbStore } from '../../cache/lmdb-store.js';
+import type { Manifest } from '../../stages/data/manifest.js';
+import { Project } from '../rig.js';
+
+let project: Project;
+afterEach(() => project?.cleanup());
+
+async function jpeg(rel: string, rgb: [number, number, number] = [200, 30, 30]): Promise<void> {
+  const p = join(project.dir, rel);
+  mkdirSync(join(p, '..'), { recursive: true });
+  await sharp({ create: { width: 12, height: 8, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } }).jpeg().toFile(p);
+}
+
+function datasetPipeline(params: object): object {
+  return { name: 'data', stages: { images: { uses: 'dataset', params } } };
+}
+
+async function manifest(): Promise<Manifest> {
+  const digest = project.json('p.lock.json').stages.images.outputs.manifest;
+  const store = new LmdbStore(join(project.dir, '.podium/cache'));
+  try { return JSON.parse(store.getBlob(digest)!.toString()) as Manifest; } finally { await store.close(); }
+}
+
+async function recordKeys(): Promise<string[]> {
+  const store = new LmdbStore(join(project.dir, '.podium/cache'));
+  try { return store.recordKeys(); } finally { await store.close(); }
+}
+
+async function expectInputError(params: object, message: string | RegExp): Promise<void> {
+  const before = await recordKeys();
+  project.write('p.json', datasetPipeline(params));
+  const r = await project.run();
+  expect(r.exitCode).toBe(2);
+  expect(r.out.stages[0].status).toBe('failed');
+  expect(r.out.stages[0].reason).toMatch(message);
+  expect(await recordKeys()).toEqual(before);
+}
+
+describe('dataset stage', () => {
+  it('imagefolder: classes from folders, an unlabelled test split, digests of every file', async () => {
+    project = new Project();
+    await jpeg('data/train/sea/a.jpg');
+    await jpeg('data/train/sea/b.jpg', [0, 0, 200]);
+    await jpeg('data/train/forest/c.jpg');
+    await jpeg('data/val/forest/d.jpg');
+    await jpeg('data/test/e.jpg');
+    project.write('p.json', datasetPipeline({ format: 'imagefolder', root: 'data' }));
+    const r = await project.run();
+    expect(r.exitCode).toBe(0);
+    const m = await manifest();
+    expect(m.classes).toEqual(['forest', 'sea']);
+    expect(m.splits.train!.map((e) => [e.id, e.label, e.path])).toEqual([['forest/c.jpg', 0, 'data/train/forest/c.jpg'], ['sea/a.jpg', 1, 'data/train/sea/a.jpg'], ['sea/b.jpg', 1, 'data/train/sea/b.jpg']]);
+    expect(m.splits.test!.map((e) => [e.id, e.label])).toEqual([['e.jpg', null]]);
+    expect(m.splits.train![0]!.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect((await project.run()).status).toEqual({ images: 'cached' });
+    await jpeg('data/train/sea/new.jpg');
+    expect((await project.run()).status).toEqual({ images: 'ran' });
+  });
+
+  it('ai-challenger: annotation JSON per split, class-name CSV, unlabelled test folder', async () => {
+    project = new Project();
+    await jpeg('aic/train_images/x1.jpg');
+    await jpeg('aic/train_images/x2.jpg');
+    await jpeg('aic/test_images/t1.jpg');
+    project.write('aic/train.json', [{ image_id: 'x1.jpg', label_id: '2' }, { image_id: 'x2.jpg', label_id: '0' }]);
+    project.write('aic/classes.csv', 'id,中文,english\n0,航站楼,airport_terminal\n1,停机坪,landing_field\n2,机舱,airplane_cabin\n');
+    const params = { format: 'ai-challenger', root: 'aic', classNames: 'classes.csv', annotations: { train: { json: 'train.json', images: 'train_images' }, test: { json: '', images: 'test_images' } } };
+    project.write('p.json', datasetPipeline(params));
+    expect((await project.run()).exitCode).toBe(0);
+    const m = await manifest();
+    expect(m.classes).toEqual(['airport_terminal', 'landing_field', 'airplane_cabin']);
+    expect(m.splits.train!.map((e) => [e.id, e.label])).toEqual([['x1.jpg', 2], ['x2.jpg', 0]]);
+    expect(m.splits.test!.map((e) => [e.id, e.label])).toEqual([['t1.jpg', null]]);
+
+    project.write('aic/train.json', [{ image_id: 'x1.jpg', label_id: '7' }]);
+    await expectInputError(params, /train\.json \/0: label_id 7 is outside the 3 classes of classes\.csv/);
+    project.write('aic/train.json', [{ image_id: 'x1.jpg', label_id: '1' }, { image_id: 'x1.jpg', label_id: '1' }]);
+    await expectInputError(params, /train\.json \/1: duplicate image_id "x1\.jpg"/);
+    project.write('aic/train.json', '[\n  {"image_id": "x1.jpg", "label_id": "1"},\n  {"image_id": "x2.jpg" "label_id": "1"}\n]');
+    await expectInputError(params, /aic\/train\.json:3:25: invalid JSON: CommaExpected/);
+  });
+
+  it('csv: path,label rows', async () => {
+    project = new Project();
+    await jpeg('imgs/1.jpg');
+    await jpeg('imgs/2.jpg');
+    project.write('lists/train.csv', 'path,label\nimgs/1.jpg,cat\nimgs/2.jpg,dog\n');
+    project.write('p.json', datasetPipeline({ format: 'csv', root: '.', lists: { train: 'lists/train.csv' } }));
+    expect((await project.run()).exitCode).toBe(0);
+    const m = await manifest();
+    expect(m.classes).toEqual(['cat', 'dog']);
+    expect(m.splits.train!.map((e) => [e.id, e.label])).toEqual([['imgs/1.jpg', 0], ['imgs/2.jpg', 1]]);
+  });
+
+  it('bad input: clear error, exit 2, nothing in the cache', async () => {
+    project = new Project();
+    await expectInputError({ format: 'imagefolder', root: 'nowhere' }, 'dataset root nowhere does not exist');
+    await jpeg('d/train/a/1.jpg');
+    mkdirSync(join(project.dir, 'd/train/b'));
+    await expectInputError({ format: 'imagefolder', root: 'd' }, 'class folder d/train/b is empty');
+    writeFileSync(join(project.dir, 'd/train/b/notes.jpg'), 'this is text, not a JPEG');
+    await expectInputError({ format: 'imagefolder', root: 'd' }, 'd/train/b/notes.jpg is not an image (unrecognised file header)');
+  });
+});
