@@ -20,6 +20,7 @@ export class LmdbStore implements Store {
   private readonly leases: Database<Lease, string>;
   private readonly runLog: Database<RunEntry, string>;
   private readonly memos: Database<NoopMemo, string>;
+  private readonly index: Database<string, string>;
   private readonly host = hostname();
   /** Warnings about corrupt entries found while reading, for the caller to report. */
   readonly warnings: string[] = [];
@@ -34,6 +35,7 @@ export class LmdbStore implements Store {
     this.leases = this.env.openDB({ name: 'leases' });
     this.runLog = this.env.openDB({ name: 'runs' });
     this.memos = this.env.openDB({ name: 'noop-memos' });
+    this.index = this.env.openDB({ name: 'index', encoding: 'string' });
   }
 
   async putBlob(bytes: Uint8Array): Promise<Digest> {
@@ -103,6 +105,8 @@ export class LmdbStore implements Store {
 
   deleteRecord(key: Digest): void { this.records.removeSync(key); }
   hasRecord(key: Digest): boolean { return this.records.doesExist(key); }
+  getIndex(key: string): string | undefined { return this.index.get(key); }
+  setIndex(key: string, value: string): void { void this.index.put(key, value); }
   getMemo(pipelinePath: string): NoopMemo | undefined { return this.memos.get(pipelinePath); }
   setMemo(pipelinePath: string, memo: NoopMemo | undefined): void {
     if (memo) void this.memos.put(pipelinePath, memo); else void this.memos.remove(pipelinePath);

@@ -60,6 +60,9 @@ export interface Store {
   commitRecord(record: StageRecord): void;
   deleteRecord(key: Digest): void;
   hasRecord(key: Digest): boolean;
+  /** A small string → string index kept by stages (e.g. image digest + decode params → decoded blob). */
+  getIndex(key: string): string | undefined;
+  setIndex(key: string, value: string): void;
   getMemo(pipelinePath: string): NoopMemo | undefined;
   setMemo(pipelinePath: string, memo: NoopMemo | undefined): void;
   getStat(path: string): StatEntry | undefined;

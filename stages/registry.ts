@@ -3,8 +3,10 @@
 import type { StageKind } from './contract.js';
 import { command } from './command.js';
 import { dataset } from './dataset.js';
+import { decode } from './decode.js';
 
 export const stageKinds: ReadonlyMap<string, StageKind<any>> = new Map<string, StageKind<any>>([
   [command.name, command],
   [dataset.name, dataset],
+  [decode.name, decode],
 ]);

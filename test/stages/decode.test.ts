@@ -1,0 +1,130 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LmdbStore } from '../../cache/lmdb-store.js';
+import type { Digest } from '../../cache/canonical.js';
+import { decodeDecoded, type DecodedSet } from '../../stages/data/decoded.js';
+import { Project } from '../rig.js';
+
+let project: Project;
+afterEach(() => project?.cleanup());
+
+/** A w×h image, left half red and right half blue, so orientation is visible. */
+function halves(w: number, h: number): Buffer {
+  const px = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) px.set(x < w / 2 ? [255, 0, 0] : [0, 0, 255], (y * w + x) * 3);
+  return px;
+}
+
+async function write(rel: string, img: sharp.Sharp): Promise<void> {
+  const p = join(project.dir, rel);
+  mkdirSync(join(p, '..'), { recursive: true });
+  await img.toFile(p);
+}
+
+const raw = (w: number, h: number): sharp.Sharp => sharp(halves(w, h), { raw: { width: w, height: h, channels: 3 } });
+
+function pipeline(decode: object): object {
+  return {
+    name: 'dec',
+    stages: {
+      images: { uses: 'dataset', params: { format: 'imagefolder', root: 'data' } },
+      decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: decode },
+    },
+  };
+}
+
+async function decodedImages(): Promise<Record<string, { width: number; height: number; data: Uint8Array }>> {
+  const lock = project.json('p.lock.json');
+  const store = new LmdbStore(join(project.dir, '.podium/cache'));
+  try {
+    const set = JSON.parse(store.getBlob(lock.stages.decoded.outputs.images)!.toString()) as DecodedSet;
+    const out: Record<string, { width: number; height: number; data: Uint8Array }> = {};
+    for (const rows of Object.values(set.splits)) for (const r of rows) {
+      const img = decodeDecoded(store.getBlob(r.blob as Digest)!);
+      out[r.id] = { width: img.width, height: img.height, data: Uint8Array.from(img.data) };
+    }
+    return out;
+  } finally { await store.close(); }
+}
+
+const pixel = (img: { width: number; data: Uint8Array }, x: number, y: number): number[] => [...img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3)];
+
+describe('decode stage', () => {
+  it('applies EXIF orientation and converts greyscale, CMYK and alpha images to RGB', async () => {
+    project = new Project();
+    await write('data/train/a/rotated.jpg', raw(40, 20).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }));
+    await write('data/train/a/grey.jpg', raw(20, 20).greyscale().jpeg());
+    await write('data/train/b/cmyk.jpg', raw(20, 20).toColourspace('cmyk').jpeg());
+    await write('data/train/b/alpha.png', sharp({ create: { width: 20, height: 20, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 0.5 } } }).png());
+    project.write('p.json', pipeline({ shortSide: null }));
+    const r = await project.run();
+    expect(r.exitCode).toBe(0);
+    const imgs = await decodedImages();
+    const rot = imgs['a/rotated.jpg']!;
+    expect([rot.width, rot.height]).toEqual([20, 40]);
+    // Orientation 6 turns the image 90° clockwise: the red left half ends up on top.
+    expect(pixel(rot, 10, 5)[0]).toBeGreaterThan(200);
+    expect(pixel(rot, 10, 35)[2]).toBeGreaterThan(200);
+    const grey = imgs['a/grey.jpg']!;
+    expect(grey.data.length).toBe(20 * 20 * 3);
+    const [gr, gg, gb] = pixel(grey, 3, 3);
+    expect(gr).toBe(gg);
+    expect(gg).toBe(gb);
+    const cmyk = imgs['b/cmyk.jpg']!;
+    // Through CMYK the primaries get duller, but red stays on the left and blue on the right.
+    const [lr, , lb] = pixel(cmyk, 2, 10);
+    const [rr, , rb] = pixel(cmyk, 17, 10);
+    expect(lr! - lb!).toBeGreaterThan(100);
+    expect(rb! - rr!).toBeGreaterThan(60);
+    expect(pixel(imgs['b/alpha.png']!, 5, 5)).toEqual([10, 200, 30]);
+  });
+
+  it('resizes the shorter side, crops the centre, and re-decodes only what is new', async () => {
+    project = new Project();
+    for (let i = 0; i < 4; i++) await write(`data/train/a/${i}.jpg`, raw(60, 30).jpeg());
+    project.write('p.json', pipeline({ shortSide: 16, centerCrop: 12 }));
+    await project.run();
+    const imgs = await decodedImages();
+    expect(Object.values(imgs).map((i) => [i.width, i.height])).toEqual(Array(4).fill([12, 12]));
+
+    project.write('p.json', pipeline({ shortSide: 16 }));
+    await project.run();
+    expect(Object.values(await decodedImages()).map((i) => [i.width, i.height])).toEqual(Array(4).fill([32, 16]));
+    expect((await project.cli('show', 'p.json', 'decoded')).stdout).toContain('4 new, 0 from the index');
+
+    await write('data/train/a/extra.jpg', raw(60, 30).jpeg({ quality: 50 }));
+    expect((await project.run()).status).toEqual({ images: 'ran', decoded: 'ran' });
+    expect((await project.cli('show', 'p.json', 'decoded')).stdout).toContain('1 new, 4 from the index');
+  });
+
+  it('fails listing every bad image (truncated, empty, corrupt, too many pixels), or skips them', async () => {
+    project = new Project();
+    await write('data/train/a/good.jpg', raw(32, 32).jpeg());
+    const noise = Buffer.alloc(64 * 64 * 3);
+    for (let i = 0; i < noise.length; i++) noise[i] = (i * 2654435761) >>> 24;
+    const big = await sharp(noise, { raw: { width: 64, height: 64, channels: 3 } }).jpeg({ quality: 95 }).toBuffer();
+    writeFileSync(join(project.dir, 'data/train/a/truncated.jpg'), big.subarray(0, big.length >> 1));
+    writeFileSync(join(project.dir, 'data/train/a/corrupt.jpg'), Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(200, 7)]));
+    await write('data/train/a/huge.png', sharp({ create: { width: 400, height: 400, channels: 3, background: '#888' } }).png());
+    project.write('p.json', pipeline({ shortSide: 16, maxPixels: 100000 }));
+    const r = await project.run();
+    expect(r.exitCode).toBe(2);
+    const reason: string = r.out.stages[1].reason;
+    expect(reason).toMatch(/^3 bad images: /);
+    const shown = (await project.cli('show', 'p.json', 'decoded')).stdout;
+    expect(shown).toContain('record  none in the cache');
+
+    project.write('p.json', pipeline({ shortSide: 16, maxPixels: 100000, onError: 'skip' }));
+    const skipped = await project.run();
+    expect(skipped.exitCode).toBe(0);
+    expect(Object.keys(await decodedImages())).toEqual(['a/good.jpg']);
+    const store = new LmdbStore(join(project.dir, '.podium/cache'));
+    const report = JSON.parse(store.getBlob(project.json('p.lock.json').stages.decoded.outputs.report)!.toString());
+    await store.close();
+    expect(report.bad.map((b: { id: string }) => b.id).sort()).toEqual(['a/corrupt.jpg', 'a/huge.png', 'a/truncated.jpg']);
+    expect(report.bad.find((b: { id: string }) => b.id === 'a/huge.png').reason).toMatch(/pixel limit/);
+    expect(readFileSync(join(project.dir, 'data/train/a/good.jpg')).length).toBeGreaterThan(0);
+  });
+});
