@@ -2,6 +2,7 @@
 // level (they import them inside run()), so loading this registry stays cheap.
 import type { StageKind } from './contract.js';
 import { command } from './command.js';
+import { augment } from './augment.js';
 import { dataset } from './dataset.js';
 import { decode } from './decode.js';
 
@@ -9,4 +10,5 @@ export const stageKinds: ReadonlyMap<string, StageKind<any>> = new Map<string, S
   [command.name, command],
   [dataset.name, dataset],
   [decode.name, decode],
+  [augment.name, augment],
 ]);
