@@ -22,6 +22,8 @@ export class LmdbStore implements Store {
   private readonly memos: Database<NoopMemo, string>;
   private readonly index: Database<string, string>;
   private readonly host = hostname();
+  /** Blobs queued for writing but perhaps not yet committed. */
+  private readonly pendingBlobs = new Set<Digest>();
   /** Warnings about corrupt entries found while reading, for the caller to report. */
   readonly warnings: string[] = [];
 
@@ -39,16 +41,22 @@ export class LmdbStore implements Store {
   }
 
   async putBlob(bytes: Uint8Array): Promise<Digest> {
+    const digest = this.queueBlob(bytes);
+    await this.env.flushed;
+    return digest;
+  }
+
+  queueBlob(bytes: Uint8Array): Digest {
     const digest = sha256(bytes);
-    if (this.blobMeta.doesExist(digest)) return digest;
+    if (this.pendingBlobs.has(digest) || this.blobMeta.doesExist(digest)) return digest;
+    this.pendingBlobs.add(digest);
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const chunks = Math.max(1, Math.ceil(buf.length / this.chunkBytes));
-    // Data first, meta last, in one transaction: meta is what marks a blob as present.
-    await this.env.transaction(() => {
-      if (chunks === 1) this.blobData.put(digest, buf);
-      else for (let i = 0; i < chunks; i++) this.blobData.put(`${digest}#${i}`, buf.subarray(i * this.chunkBytes, (i + 1) * this.chunkBytes));
-      this.blobMeta.put(digest, { size: buf.length, chunks });
-    });
+    // lmdb-js batches queued writes into few transactions, in order: data before the meta that
+    // marks a blob present, so a crash never leaves a meta without its data.
+    if (chunks === 1) void this.blobData.put(digest, buf);
+    else for (let i = 0; i < chunks; i++) void this.blobData.put(`${digest}#${i}`, buf.subarray(i * this.chunkBytes, (i + 1) * this.chunkBytes));
+    void this.blobMeta.put(digest, { size: buf.length, chunks });
     return digest;
   }
 
@@ -156,7 +164,10 @@ export class LmdbStore implements Store {
     return info.size;
   }
 
-  async flush(): Promise<void> { await this.env.flushed; }
+  async flush(): Promise<void> {
+    await this.env.flushed;
+    this.pendingBlobs.clear();
+  }
 
   async close(): Promise<void> {
     await this.env.flushed;

@@ -51,6 +51,12 @@ export interface Store {
   readonly path: string;
   /** Stores bytes under their sha256 (idempotent) and resolves once durable. */
   putBlob(bytes: Uint8Array): Promise<Digest>;
+  /**
+   * Queues bytes for storing and returns their digest at once: for stages writing thousands of
+   * blobs, where waiting for each commit would dominate. Durable after flush(); the runner
+   * flushes before committing the record that names them.
+   */
+  queueBlob(bytes: Uint8Array): Digest;
   /** The bytes, or undefined when absent. With verify, bytes that no longer hash to their digest throw. */
   getBlob(digest: Digest, opts?: { verify?: boolean }): Buffer | undefined;
   blobInfo(digest: Digest): BlobInfo | undefined;

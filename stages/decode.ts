@@ -73,7 +73,7 @@ export const decode = defineStage<DecodeParams>({
       let data: Uint8Array = out.data;
       if (out.info.channels !== 3) throw new BadImage(`decoded to ${out.info.channels} channels, expected 3`);
       if (p.centerCrop) ({ data, width, height } = centreCrop(data, width, height, p.centerCrop));
-      const blob = await ctx.store.putBlob(encodeDecoded({ data, width, height }));
+      const blob = ctx.store.queueBlob(encodeDecoded({ data, width, height }));
       ctx.store.setIndex(indexKey, `${blob} ${width} ${height}`);
       return { blob, width, height };
     };

@@ -31,7 +31,7 @@ describe('pipeline analysis', () => {
 
   it('reports an unknown stage kind with the kinds it knows', () => {
     const errs = errorsOf(valid(`    "a": { "uses": "comand", "params": { "run": "true" } }`));
-    expect(errs).toEqual(['p.json:4:20 /stages/a/uses: unknown stage kind "comand" (expected one of: command)']);
+    expect(errs).toEqual(['p.json:4:20 /stages/a/uses: unknown stage kind "comand" (expected one of: command, dataset, decode, augment)']);
   });
 
   it('reports an unknown input reference', () => {

@@ -1,0 +1,104 @@
+// bench/decode: images/s of the decode stage (decode + resize to short side 256), 2 cores,
+// beside OpenCV and PIL doing the same work in 2 processes, measured in the same run.
+//   (a) ../shared/datasets/intel6: 3000 JPEGs, 150×150
+//   (b) 300 of them re-encoded at 1024×768, quality 90 (made here)
+// References need Debian's python3-opencv and python3-pil (bench-only: apt-get install -y
+// python3-opencv python3-pil); they are skipped when missing.
+// Usage: npm run build && node bench/decode.mjs
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import sharp from 'sharp';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const CLI = join(ROOT, 'dist', 'runner', 'cli.js');
+const INTEL6 = resolve(ROOT, '..', 'shared', 'datasets', 'intel6');
+const SHORT_SIDE = 256;
+
+function listImages(root) {
+  const out = [];
+  for (const split of readdirSync(root)) {
+    const sd = join(root, split);
+    if (!existsSync(sd) || split.endsWith('.csv') || split.endsWith('.txt')) continue;
+    for (const cls of readdirSync(sd)) for (const f of readdirSync(join(sd, cls))) out.push(join(sd, cls, f));
+  }
+  return out;
+}
+
+/** The decode stage through the real CLI; img/s over the stage's whole duration (worker start-up included). */
+function podium(root, label) {
+  const dir = mkdtempSync(join(tmpdir(), 'podium-bench-decode-'));
+  try {
+    writeFileSync(join(dir, 'p.json'), JSON.stringify({
+      name: 'bench-decode',
+      stages: {
+        images: { uses: 'dataset', params: { format: 'imagefolder', root } },
+        decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: SHORT_SIDE } },
+      },
+    }));
+    execFileSync('node', [CLI, 'run', 'p.json', '--only', 'images'], { cwd: dir, stdio: 'ignore' });
+    execFileSync('node', [CLI, 'run', 'p.json'], { cwd: dir, stdio: 'ignore' });
+    const show = JSON.parse(execFileSync('node', [CLI, 'show', 'p.json', 'decoded', '--json'], { cwd: dir }).toString());
+    const n = show.record.metrics.images;
+    const line = show.record.logTail.find((l) => l.includes('img/s decoded')) ?? '';
+    return { label, n, stageSeconds: show.record.durationMs / 1000, rate: n / (show.record.durationMs / 1000), inner: line };
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+}
+
+const PY = String.raw`
+import sys, time, json
+from multiprocessing import Pool
+files = json.load(open(sys.argv[1])); which = sys.argv[2]; S = ${SHORT_SIDE}
+def short_side(w, h):
+    return (S, round(h * S / w)) if w <= h else (round(w * S / h), S)
+def cv(path, reduced=False):
+    import cv2
+    cv2.setNumThreads(1)
+    img = cv2.imread(path, cv2.IMREAD_REDUCED_COLOR_2 if reduced else cv2.IMREAD_COLOR)
+    h, w = img.shape[:2]
+    return cv2.cvtColor(cv2.resize(img, short_side(w, h), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB).shape
+def pil(path, draft=False):
+    from PIL import Image
+    im = Image.open(path)
+    if draft: im.draft('RGB', short_side(*im.size))
+    im = im.convert('RGB')
+    return im.resize(short_side(*im.size), Image.BILINEAR).size
+fn = {'opencv': cv, 'opencv-reduced': lambda p: cv(p, True), 'pil': pil, 'pil-draft': lambda p: pil(p, True)}[which]
+with Pool(2) as pool:
+    pool.map(fn, files[:20])
+    t = time.perf_counter(); pool.map(fn, files, chunksize=16); dt = time.perf_counter() - t
+print(len(files) / dt)
+`;
+
+function reference(files, which) {
+  const list = join(tmpdir(), `podium-bench-files-${process.pid}.json`);
+  writeFileSync(list, JSON.stringify(files));
+  const r = spawnSync('/usr/bin/python3', ['-c', PY, list, which], { encoding: 'utf8' });
+  rmSync(list, { force: true });
+  return r.status === 0 ? Number(r.stdout.trim()) : undefined;
+}
+
+async function makeLarge(files, dir) {
+  for (const [i, f] of files.entries()) {
+    const cls = f.split('/').at(-2);
+    mkdirSync(join(dir, 'train', cls), { recursive: true });
+    await sharp(f).resize(1024, 768, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(join(dir, 'train', cls, `${i}.jpg`));
+  }
+  return listImages(dir);
+}
+
+if (!existsSync(INTEL6)) { console.log(`skipped: ${INTEL6} not found`); process.exit(0); }
+const small = listImages(INTEL6);
+const largeDir = mkdtempSync(join(tmpdir(), 'podium-bench-large-'));
+const large = await makeLarge(small.filter((_, i) => i % 10 === 0).slice(0, 300), largeDir);
+try {
+  for (const [name, root, files, refs] of [['(a) intel6 150×150', INTEL6, small, ['opencv', 'pil']], ['(b) 1024×768 q90', largeDir, large, ['pil-draft', 'opencv-reduced', 'opencv', 'pil']]]) {
+    const p = podium(root, name);
+    const rows = refs.map((r) => [r, reference(files, r)]).filter(([, v]) => v !== undefined);
+    const best = Math.max(...rows.map(([, v]) => v));
+    console.log(`${name}: podium decode stage ${p.rate.toFixed(0)} img/s (${p.n} images in ${p.stageSeconds.toFixed(2)} s incl. worker start; stage log: ${p.inner})`);
+    for (const [r, v] of rows) console.log(`    ${r.padEnd(15)} ${v.toFixed(0)} img/s   podium/${r} = ${(p.rate / v).toFixed(2)}×`);
+    if (rows.length) console.log(`    target (best reference) ${best.toFixed(0)} img/s: podium is ${(p.rate / best).toFixed(2)}× of it`);
+  }
+} finally { rmSync(largeDir, { recursive: true, force: true }); }
