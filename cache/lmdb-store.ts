@@ -115,6 +115,8 @@ export class LmdbStore implements Store {
   hasRecord(key: Digest): boolean { return this.records.doesExist(key); }
   getIndex(key: string): string | undefined { return this.index.get(key); }
   setIndex(key: string, value: string): void { void this.index.put(key, value); }
+  indexEntries(): Array<[string, string]> { return [...this.index.getRange()].map((e) => [e.key, e.value]); }
+  deleteIndex(key: string): void { void this.index.remove(key); }
   getMemo(pipelinePath: string): NoopMemo | undefined { return this.memos.get(pipelinePath); }
   setMemo(pipelinePath: string, memo: NoopMemo | undefined): void {
     if (memo) void this.memos.put(pipelinePath, memo); else void this.memos.remove(pipelinePath);

@@ -66,9 +66,15 @@ export interface Store {
   commitRecord(record: StageRecord): void;
   deleteRecord(key: Digest): void;
   hasRecord(key: Digest): boolean;
-  /** A small string → string index kept by stages (e.g. image digest + decode params → decoded blob). */
+  /**
+   * A small string → string index kept by stages (e.g. image digest + decode params → decoded
+   * blob). A value starts with the digest of the blob it points to: gc drops entries whose blob
+   * it removed, and readers must check the blob still exists.
+   */
   getIndex(key: string): string | undefined;
   setIndex(key: string, value: string): void;
+  indexEntries(): Array<[string, string]>;
+  deleteIndex(key: string): void;
   getMemo(pipelinePath: string): NoopMemo | undefined;
   setMemo(pipelinePath: string, memo: NoopMemo | undefined): void;
   getStat(path: string): StatEntry | undefined;

@@ -54,6 +54,7 @@ export async function gc(opts: CommonOptions & { keepRuns?: number }): Promise<G
       removedBlobs++;
     }
     for (const p of store.statPaths()) if (!existsSync(p)) store.deleteStat(p);
+    for (const [key, value] of store.indexEntries()) if (!live.has(value.split(' ')[0] as Digest)) store.deleteIndex(key);
     store.releaseLease('gc' as Digest);
     return { lockFiles, keptRecords: store.recordKeys().length, removedRecords, removedBlobs, bytesFreed, removedRuns: removedRuns.length };
   } finally {
