@@ -96,6 +96,22 @@ describe('dataset stage', () => {
     expect(m.splits.train!.map((e) => [e.id, e.label])).toEqual([['imgs/1.jpg', 0], ['imgs/2.jpg', 1]]);
   });
 
+  it('synthetic: generates real JPEGs beside the cache, deterministically from the seed', async () => {
+    project = new Project();
+    project.write('p.json', { name: 'data', seed: 5, stages: { images: { uses: 'dataset', params: { format: 'synthetic', classes: 3, perClass: { train: 2, val: 1, test: 1 }, size: 32 } } } });
+    expect((await project.run()).exitCode).toBe(0);
+    const m = await manifest();
+    expect(m.classes).toEqual(['buildings', 'forest', 'glacier']);
+    expect([m.splits.train!.length, m.splits.val!.length, m.splits.test!.length]).toEqual([6, 3, 3]);
+    expect(m.splits.train![0]!.path).toMatch(/^\.podium\/datasets\/synthetic-[0-9a-f]{16}\/train\/buildings\/.*\.jpg$/);
+    const meta = await sharp(join(project.dir, m.splits.val![0]!.path)).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', 32, 32]);
+    // Generated again, the same seed gives the same bytes (the manifest holds their digests).
+    const again = await project.cli('run', 'p.json', '--force', 'images', '--json');
+    expect(again.exitCode).toBe(0);
+    expect((await manifest()).splits).toEqual(m.splits);
+  });
+
   it('bad input: clear error, exit 2, nothing in the cache', async () => {
     project = new Project();
     await expectInputError({ format: 'imagefolder', root: 'nowhere' }, 'dataset root nowhere does not exist');
