@@ -70,6 +70,6 @@ function previewSources(input: InputArtifact | undefined, store: Store, n: numbe
 }
 
 async function syntheticSources(n: number, size: number, seed: number): Promise<RawImage[]> {
-  const { renderScene, SYNTHETIC_CLASS_NAMES } = await import('./data/synthetic.js');
+  const { renderScene, SYNTHETIC_CLASS_NAMES } = await import('./data/synthetic/index.js');
   return Array.from({ length: n }, (_, i) => ({ width: size, height: size, data: renderScene(i % SYNTHETIC_CLASS_NAMES.length, seed + i, size) }));
 }

@@ -82,7 +82,7 @@ export const dataset = defineStage<DatasetParams>({
 
 /** Where synthetic images live: beside the cache, named by what determines them. */
 async function generate(store: Store, p: DatasetParams, seed: number, log: (l: string) => void): Promise<string> {
-  const { generateSynthetic } = await import('./data/synthetic.js');
+  const { generateSynthetic } = await import('./data/synthetic/index.js');
   const opts = { classes: p.classes, perClass: p.perClass, size: p.size, seed };
   const dir = join(dirname(store.path), 'datasets', `synthetic-${digestOf(opts).slice(0, 16)}`);
   const t0 = Date.now();

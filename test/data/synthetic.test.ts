@@ -10,7 +10,7 @@ import {
   renderScene,
   SYNTHETIC_CLASS_NAMES,
   type SyntheticOptions,
-} from '../../stages/data/synthetic.js';
+} from '../../stages/data/synthetic/index.js';
 
 let root: string;
 beforeAll(async () => {

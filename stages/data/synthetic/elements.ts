@@ -1,0 +1,363 @@
+/**
+ * Scene elements shared by several classes: sky, mountains, trees, building facades, water,
+ * ground. Sharing them is what makes the classes overlap (see index.ts).
+ */
+import { hash01, type Rng } from './random.js';
+import {
+  between, type Canvas, clamp, fillBelow, fract, lerp, maxOf, minOf, mixP, mixRGB, noise1D, noise2D, P,
+  type RGB, scaleRGB, setP, smoothstep,
+} from './paint.js';
+
+export type Mood = 'clear' | 'overcast' | 'sunset' | 'hazy';
+const DEFAULT_MOODS: Readonly<Record<Mood, number>> = { clear: 0.45, overcast: 0.25, sunset: 0.12, hazy: 0.18 };
+
+export interface Sky {
+  mood: Mood;
+  top: RGB;
+  /** Colour at the horizon: also the aerial-perspective haze and the water reflection colour. */
+  horizon: RGB;
+}
+
+/** Vertical gradient sky with value-noise clouds and an optional sun, over the whole canvas. */
+export function drawSky(c: Canvas, rng: Rng, horizon: number, moods: Readonly<Record<Mood, number>> = DEFAULT_MOODS, coverBoost = 0): Sky {
+  const S = c.size;
+  const mood = rng.weighted(moods);
+  let top: RGB, hor: RGB, cloud: RGB, cover: number;
+  switch (mood) {
+    case 'clear':
+      top = between(rng, [35, 85, 165], [100, 155, 235]);
+      hor = between(rng, [160, 190, 215], [220, 232, 250]);
+      cloud = between(rng, [235, 235, 235], [252, 252, 255]);
+      cover = rng.range(0, 0.5);
+      break;
+    case 'overcast': {
+      const g = rng.range(105, 175);
+      top = [g - 6, g, g + 8];
+      const h = rng.range(170, 220);
+      hor = [h, h + 2, h + 5];
+      cloud = [h * 0.9 + 20, h * 0.9 + 20, h * 0.9 + 24];
+      cover = rng.range(0.55, 1);
+      break;
+    }
+    case 'sunset':
+      top = between(rng, [40, 45, 90], [100, 95, 165]);
+      hor = between(rng, [220, 115, 60], [255, 195, 140]);
+      cloud = between(rng, [190, 100, 100], [250, 175, 160]);
+      cover = rng.range(0.1, 0.6);
+      break;
+    case 'hazy':
+      top = between(rng, [135, 160, 185], [190, 205, 225]);
+      hor = between(rng, [200, 200, 195], [238, 234, 228]);
+      cloud = [242, 240, 236];
+      cover = rng.range(0, 0.35);
+      break;
+  }
+  cover = clamp(cover + coverBoost, 0, 1);
+  const hy = Math.max(1, horizon);
+  const gamma = rng.range(0.5, 1.1);
+  const clouds = noise2D(S, rng, rng.range(1.2, 2.6), rng.range(2.5, 5), 4, 0.55, 0, hy);
+  // Value noise sits around 0.5 with a spread of roughly +-0.15, so thresholds live near there.
+  const thr = 0.6 - cover * 0.2;
+  const opacity = rng.range(0.7, 1);
+  const sunOn = (mood === 'clear' || mood === 'sunset') && rng.chance(0.35);
+  const sx = rng.range(0.1, 0.9) * S;
+  const sy = rng.range(0.2, 0.95) * hy;
+  const sr = rng.range(0.025, 0.05) * S;
+  const sun: RGB = mood === 'sunset' ? [255, 215, 150] : [255, 252, 238];
+  // Sun first (under the clouds), then clouds on top. The glow is only evaluated inside the box
+  // where it is still visible (exp(-0.12 (d2-1)) * 0.55 > 1% needs d2 < ~34, i.e. 5.8 radii).
+  for (let y = 0; y < S; y++) {
+    const t = Math.pow(clamp(y / hy, 0, 1), gamma);
+    const br = lerp(top[0], hor[0], t), bg = lerp(top[1], hor[1], t), bb = lerp(top[2], hor[2], t);
+    for (let x = 0; x < S; x++) c.put(x, y, br, bg, bb);
+  }
+  if (sunOn) {
+    const reach = sr * 5.8;
+    for (let y = Math.max(0, Math.floor(sy - reach)); y < Math.min(S, Math.ceil(sy + reach)); y++) {
+      for (let x = Math.max(0, Math.floor(sx - reach)); x < Math.min(S, Math.ceil(sx + reach)); x++) {
+        const dx = x - sx, dy = y - sy;
+        const d2 = (dx * dx + dy * dy) / (sr * sr);
+        c.blend(x, y, sun[0], sun[1], sun[2], d2 < 1 ? 1 : Math.exp(-(d2 - 1) * 0.12) * 0.55);
+      }
+    }
+  }
+  for (let y = 0; y < Math.min(S, hy); y++) {
+    // Clouds thin out towards the horizon, as they do when seen at a grazing angle.
+    const fade = (1 - smoothstep(0.5, 1, y / hy)) * opacity;
+    for (let x = 0; x < S; x++) {
+      const n = clouds[y * S + x]!;
+      if (n <= thr) continue;
+      const shade = 0.72 + 0.28 * smoothstep(thr, thr + 0.22, n); // darker undersides at cloud edges
+      c.blend(x, y, cloud[0] * shade, cloud[1] * shade, cloud[2] * shade, smoothstep(thr, thr + 0.1, n) * fade);
+    }
+  }
+  return { mood, top, horizon: hor };
+}
+
+export interface Peaks {
+  line: Float32Array;
+  /** Peak position owning each column, for left-lit / right-shadowed faces. */
+  px: Float32Array;
+  py: Float32Array;
+}
+
+/** Mountain silhouette: the lower envelope of a few triangular peaks, roughened with noise. */
+export function peaksLine(S: number, rng: Rng, base: number, minY: number, maxY: number, n: number, jag: number): Peaks {
+  const pxs: number[] = [], pys: number[] = [], slopes: number[] = [];
+  for (let k = 0; k < n; k++) {
+    pxs.push(rng.range(-0.15, 1.15) * S);
+    pys.push(rng.range(minY, maxY));
+    slopes.push(rng.range(0.45, 1.5));
+  }
+  const rough = noise1D(S, rng, rng.range(5, 9), 4, 0.55);
+  const line = new Float32Array(S), px = new Float32Array(S), py = new Float32Array(S);
+  for (let x = 0; x < S; x++) {
+    let best = base + S, bx = x, by = base;
+    for (let k = 0; k < n; k++) {
+      const y = pys[k]! + slopes[k]! * Math.abs(x - pxs[k]!);
+      if (y < best) { best = y; bx = pxs[k]!; by = pys[k]!; }
+    }
+    line[x] = Math.min(base, best + (rough[x]! - 0.5) * jag * S);
+    px[x] = bx;
+    py[x] = by;
+  }
+  return { line, px, py };
+}
+
+export interface MountainStyle {
+  rock: RGB;
+  /** Colour the slopes blend into near their foot (vegetation), or null for bare rock. */
+  foot: RGB | null;
+  haze: RGB;
+  hazeAmt: number;
+  /** y of the snow line (pixels), or null for no snow. */
+  snow: number | null;
+  snowCol: RGB;
+}
+
+/** `bottom` is the foot of the range (for the vegetation gradient); `clip`, if given, the nearer ridge hiding it. */
+export function drawMountains(c: Canvas, rng: Rng, pk: Peaks, bottom: number, st: MountainStyle, clip?: Float32Array): void {
+  const S = c.size;
+  // Noise is only needed between this ridge and whatever hides the layer.
+  const y0 = minOf(pk.line);
+  const y1 = clip === undefined ? bottom : Math.min(bottom, maxOf(clip) + 2);
+  const tex = noise2D(S, rng, 6, 4, 4, 0.6, y0, y1);
+  const streak = noise2D(S, rng, 14, 3, 2, 0.5, y0, y1);
+  const skew = rng.range(-0.35, 0.35);
+  const lit = rng.range(1.0, 1.2), shadow = rng.range(0.6, 0.8);
+  const rock = mixRGB(st.rock, st.haze, st.hazeAmt);
+  const foot = st.foot === null ? null : mixRGB(st.foot, st.haze, st.hazeAmt);
+  const snowCol = mixRGB(st.snowCol, st.haze, st.hazeAmt * 0.6);
+  fillBelow(c, pk.line, clip ?? bottom, (x, y) => {
+    const i = y * S + x;
+    const t = tex[i]!;
+    const peakX = pk.px[x]!, peakY = pk.py[x]!;
+    const sunny = x - peakX < (y - peakY) * skew;
+    const k = (sunny ? lit : shadow) * (0.78 + 0.45 * t) * (0.9 + 0.2 * streak[i]!);
+    if (st.snow !== null && y < st.snow + (t - 0.5) * S * 0.3) {
+      setP(snowCol, sunny ? 1 : 0.8);
+    } else if (foot !== null) {
+      mixP(rock, foot, smoothstep(0.35, 1, (y - peakY) / Math.max(1, bottom - peakY)), k);
+    } else {
+      setP(rock, k);
+    }
+  });
+}
+
+export interface Foliage {
+  dark: RGB;
+  light: RGB;
+}
+
+export function foliagePalette(rng: Rng, autumnChance: number): Foliage {
+  if (rng.chance(autumnChance)) {
+    return { dark: between(rng, [70, 40, 15], [110, 70, 35]), light: between(rng, [170, 110, 30], [225, 170, 70]) };
+  }
+  return { dark: between(rng, [15, 35, 12], [45, 70, 40]), light: between(rng, [70, 110, 35], [135, 175, 85]) };
+}
+
+/** Conifer: a textured triangle on a short trunk, lit from the left. */
+export function drawConifer(c: Canvas, x0: number, base: number, h: number, w: number, fol: Foliage, tex: Float32Array, haze: RGB, hazeAmt: number): void {
+  const S = c.size;
+  const top = base - h;
+  const dark = mixRGB(fol.dark, haze, hazeAmt), light = mixRGB(fol.light, haze, hazeAmt);
+  const trunk = mixRGB([60, 45, 35], haze, hazeAmt);
+  c.rect(x0 - w * 0.06, base - h * 0.15, x0 + w * 0.06, base, trunk);
+  const ya = Math.max(0, Math.floor(top)), yb = Math.min(S, Math.ceil(base - h * 0.12));
+  for (let y = ya; y < yb; y++) {
+    const f = (y + 0.5 - top) / (h * 0.88);
+    // Slightly ragged edges: tiers of branches make the outline saw-toothed.
+    const half = (w / 2) * f * (0.8 + 0.2 * fract(f * 5));
+    const xa = Math.max(0, Math.floor(x0 - half)), xb = Math.min(S, Math.ceil(x0 + half));
+    for (let x = xa; x < xb; x++) {
+      const side = (x - x0) / Math.max(1, half); // -1 left .. 1 right
+      const l = clamp(0.55 - side * 0.35, 0, 1) * (0.6 + 0.8 * (tex[y * S + x]! - 0.3));
+      mixP(dark, light, clamp(l, 0, 1));
+      c.put(x, y, P[0]!, P[1]!, P[2]!);
+    }
+  }
+}
+
+/** Broadleaf tree: a few overlapping shaded discs on a trunk. */
+export function drawRoundTree(c: Canvas, rng: Rng, x0: number, base: number, h: number, fol: Foliage, tex: Float32Array, haze: RGB, hazeAmt: number): void {
+  const S = c.size;
+  const trunk = mixRGB(between(rng, [45, 35, 25], [90, 70, 55]), haze, hazeAmt);
+  const dark = mixRGB(fol.dark, haze, hazeAmt), light = mixRGB(fol.light, haze, hazeAmt);
+  const r = h * rng.range(0.28, 0.4);
+  const cy = base - h + r;
+  c.rect(x0 - h * 0.04, cy, x0 + h * 0.04, base, trunk);
+  const blobs = rng.int(2, 4);
+  for (let k = 0; k < blobs; k++) {
+    const bx = x0 + rng.range(-0.5, 0.5) * r, by = cy + rng.range(-0.3, 0.4) * r, br = r * rng.range(0.6, 0.95);
+    const ya = Math.max(0, Math.floor(by - br)), yb = Math.min(S, Math.ceil(by + br));
+    const xa = Math.max(0, Math.floor(bx - br)), xb = Math.min(S, Math.ceil(bx + br));
+    for (let y = ya; y < yb; y++) {
+      for (let x = xa; x < xb; x++) {
+        const dx = (x + 0.5 - bx) / br, dy = (y + 0.5 - by) / br;
+        const d2 = dx * dx + dy * dy;
+        if (d2 > 1) continue;
+        const l = clamp(0.55 - (dx + dy) * 0.3 + (tex[y * S + x]! - 0.5) * 1.4, 0, 1);
+        mixP(dark, light, l);
+        c.blend(x, y, P[0]!, P[1]!, P[2]!, d2 > 0.85 ? 0.6 : 1);
+      }
+    }
+  }
+}
+
+export interface Facade {
+  col: RGB;
+  win: RGB;
+  /** Window period and the fraction of it that is glass, horizontally and vertically (pixels). */
+  sx: number;
+  sy: number;
+  fx: number;
+  fy: number;
+  /** Probability a window is lit (much brighter), e.g. at dusk. */
+  lit: number;
+  seed: number;
+}
+
+export function randomFacade(rng: Rng, S: number, sky: Sky): Facade {
+  const kind = rng.pick(['concrete', 'brick', 'beige', 'glass', 'dark'] as const);
+  const col: RGB =
+    kind === 'concrete' ? between(rng, [135, 135, 135], [195, 192, 188])
+    : kind === 'brick' ? between(rng, [125, 60, 45], [175, 95, 70])
+    : kind === 'beige' ? between(rng, [190, 175, 145], [230, 215, 185])
+    : kind === 'glass' ? mixRGB(between(rng, [60, 90, 110], [110, 140, 170]), sky.horizon, 0.3)
+    : between(rng, [55, 55, 60], [95, 90, 90]);
+  const glassy = kind === 'glass';
+  const win: RGB = glassy ? mixRGB(sky.top, sky.horizon, rng.next()) : mixRGB(between(rng, [25, 30, 40], [70, 80, 95]), sky.horizon, rng.range(0, 0.35));
+  return {
+    col,
+    win,
+    sx: S * rng.range(0.03, 0.075),
+    sy: S * rng.range(0.04, 0.085),
+    fx: glassy ? rng.range(0.82, 0.92) : rng.range(0.4, 0.7),
+    fy: glassy ? rng.range(0.8, 0.92) : rng.range(0.4, 0.65),
+    lit: sky.mood === 'sunset' ? rng.range(0.1, 0.5) : rng.range(0, 0.08),
+    seed: rng.u32(),
+  };
+}
+
+/**
+ * Colour of a facade at facade-local coordinates (u, v) in pixels from its left/top edge:
+ * a window grid with per-window variation (hashed, so independent of image size).
+ */
+export function facadeColour(f: Facade, u: number, v: number, texV: number): void {
+  const cu = u / f.sx, cv = v / f.sy;
+  const inWin = fract(cu) > (1 - f.fx) / 2 && fract(cu) < (1 + f.fx) / 2 && fract(cv) > 0.3 && fract(cv) < 0.3 + f.fy && cv > 0.8;
+  const k = 0.88 + 0.24 * texV;
+  if (inWin) {
+    const h = hash01(Math.floor(cu), Math.floor(cv), f.seed);
+    if (h < f.lit) {
+      P[0] = 250; P[1] = 215; P[2] = 140;
+    } else {
+      setP(f.win, k * (0.8 + 0.4 * h));
+    }
+  } else {
+    setP(f.col, k);
+  }
+}
+
+/**
+ * Front-facing building spanning [x0,x1) from `top` down to `bottom` (or, per column, down to
+ * `clip[x]` when something nearer will cover the rest), tinted by `shade` and `haze`.
+ */
+export function drawBuilding(c: Canvas, x0: number, x1: number, top: number, bottom: number, f: Facade, tex: Float32Array, shade: number, haze: RGB, hazeAmt: number, clip?: Float32Array): void {
+  const S = c.size;
+  const xa = clamp(Math.round(x0), 0, S), xb = clamp(Math.round(x1), 0, S);
+  const ya = clamp(Math.round(top), 0, S), yb = clamp(Math.round(bottom), 0, S);
+  for (let x = xa; x < xb; x++) {
+    const ye = clip === undefined ? yb : Math.min(yb, Math.ceil(clip[x]!));
+    for (let y = ya; y < ye; y++) {
+      facadeColour(f, x - x0, y - top, tex[y * S + x]!);
+      c.put(
+        x, y,
+        lerp(P[0]! * shade, haze[0], hazeAmt),
+        lerp(P[1]! * shade, haze[1], hazeAmt),
+        lerp(P[2]! * shade, haze[2], hazeAmt),
+      );
+    }
+  }
+  // Roof parapet: a thin lighter band that separates towers from each other and from the sky.
+  c.rect(x0, top, x1, top + Math.max(1, S * 0.008), mixRGB(scaleRGB(f.col, 1.15), haze, hazeAmt));
+}
+
+export interface WaterStyle {
+  deep: RGB;
+  /** 0..1 strength of the wave bands. */
+  waves: number;
+  /** Mirror the canvas above `top` into the water (lakes) instead of just reflecting the sky colour. */
+  mirror: number;
+  sky: Sky;
+}
+
+/** Water from `top` to the bottom edge: perspective wave bands denser near the horizon, sky reflection, foam glints. */
+export function drawWater(c: Canvas, rng: Rng, top: number, st: WaterStyle): void {
+  const S = c.size;
+  const y0 = clamp(Math.floor(top), 0, S);
+  const phase = noise2D(S, rng, rng.range(1.5, 3.5), rng.range(3, 6), 3, 0.5, y0, S);
+  const ripple = noise2D(S, rng, 3, 12, 2, 0.5, y0, S);
+  const freq = rng.range(2.5, 5);
+  const foam = mixRGB(st.sky.horizon, [250, 250, 250], 0.6);
+  const near = mixRGB(st.deep, st.sky.horizon, rng.range(0.35, 0.7));
+  const depth = Math.max(1, S - top);
+  const d = c.d;
+  for (let y = y0; y < S; y++) {
+    const dz = (y + 0.5 - top) / depth; // 0 at horizon, 1 at bottom edge
+    const base = mixRGB(near, st.deep, Math.sqrt(clamp(dz, 0, 1)));
+    // Perspective: equal spacing in 1/depth, so bands bunch up towards the horizon;
+    // their amplitude fades there so they don't alias into stripes.
+    const wz = freq / (dz + 0.06);
+    const amp = st.waves * smoothstep(0, 0.25, dz);
+    for (let x = 0; x < S; x++) {
+      const i = y * S + x;
+      const rp = ripple[i]!;
+      // Phase noise bends the bands; the horizontally stretched ripple noise breaks them into swells.
+      const w = Math.sin(wz + phase[i]! * 7 + (rp - 0.5) * 3);
+      let r = base[0], g = base[1], b = base[2];
+      if (st.mirror > 0) {
+        const ys = Math.floor(2 * top - y - 1 + (rp - 0.5) * 6 * (0.3 + dz));
+        const xs = clamp(Math.round(x + (rp - 0.5) * S * 0.02), 0, S - 1);
+        if (ys >= 0 && ys < y0) {
+          const j = (ys * S + xs) * 3;
+          const m = st.mirror * (1 - 0.5 * dz);
+          r = lerp(r, d[j]! * 0.85, m); g = lerp(g, d[j + 1]! * 0.88, m); b = lerp(b, d[j + 2]! * 0.92, m);
+        }
+      }
+      const k = 1 + w * 0.12 * amp;
+      r *= k; g *= k; b *= k;
+      const crest = smoothstep(0.88, 1, w) * amp * 0.7 * smoothstep(0.45, 0.65, rp);
+      c.put(x, y, lerp(r, foam[0], crest), lerp(g, foam[1], crest), lerp(b, foam[2], crest));
+    }
+  }
+}
+
+/** Textured ground from `top` to the bottom edge, a little darker and more saturated near the camera. */
+export function drawGround(c: Canvas, rng: Rng, top: Float32Array, far: RGB, near: RGB, texAmt: number, cells = 8): void {
+  const S = c.size;
+  const minTop = minOf(top);
+  const tex = noise2D(S, rng, cells, cells * 1.5, 4, 0.6, minTop, S);
+  const span = Math.max(1, S - minTop);
+  fillBelow(c, top, S, (x, y) => mixP(far, near, clamp((y - minTop) / span, 0, 1), 1 + (tex[y * S + x]! - 0.5) * texAmt));
+}

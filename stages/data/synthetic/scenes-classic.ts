@@ -1,0 +1,333 @@
+/**
+ * Recipes of the first six classes, which mirror the classic Intel scene benchmark (buildings,
+ * forest, glacier, mountain, sea, street). Each draws every random choice from the sample's Rng.
+ */
+import type { Rng } from './random.js';
+import {
+  between, type Canvas, clamp, fillBelow, flatLine, fract, jitter, lerp, minOf, mixP, mixRGB, noise1D, noise2D,
+  P, type RGB, scaleRGB, setP, smoothstep, wavyLine,
+} from './paint.js';
+import {
+  drawBuilding, drawConifer, drawGround, drawMountains, drawRoundTree, drawSky, drawWater, facadeColour,
+  type Facade, foliagePalette, peaksLine, randomFacade,
+} from './elements.js';
+
+export function sceneBuildings(c: Canvas, rng: Rng): void {
+  const S = c.size;
+  const ground = S * rng.range(0.8, 1.05);
+  const sky = drawSky(c, rng, S * rng.range(0.45, 0.9));
+  const tex = noise2D(S, rng, 10, 10, 3);
+  // Foreground towers tiling the width, some with a darker side face for depth. Planned
+  // first so the far skyline is only painted where it will stay visible.
+  interface Tower { x: number; w: number; top: number; side: number; f: Facade }
+  const towers: Tower[] = [];
+  const fgTop = new Float32Array(S).fill(S);
+  for (let x = -rng.range(0, 0.15) * S; x < S; ) {
+    const w = S * rng.range(0.18, 0.55);
+    const t: Tower = { x, w, top: S * rng.range(-0.15, 0.5), side: rng.chance(0.4) ? w * rng.range(0.15, 0.3) : 0, f: randomFacade(rng, S, sky) };
+    towers.push(t);
+    for (let k = Math.max(0, Math.round(x)); k < Math.min(S, Math.round(x + w)); k++) fgTop[k] = Math.max(0, t.top);
+    x += w + (rng.chance(0.3) ? S * rng.range(0.02, 0.12) : 0);
+  }
+  // A hazy far skyline so gaps between towers still read as "city".
+  if (rng.chance(0.7)) {
+    let x = -rng.range(0, 0.1) * S;
+    while (x < S) {
+      const w = S * rng.range(0.06, 0.18);
+      drawBuilding(c, x, x + w, S * rng.range(0.15, 0.55), ground, randomFacade(rng, S, sky), tex, 1, sky.horizon, rng.range(0.35, 0.6), fgTop);
+      x += w;
+    }
+  }
+  for (const t of towers) {
+    drawBuilding(c, t.x, t.x + t.w - t.side, t.top, ground, t.f, tex, 1, sky.horizon, 0);
+    if (t.side > 0) drawBuilding(c, t.x + t.w - t.side, t.x + t.w, t.top + S * 0.01, ground, t.f, tex, 0.65, sky.horizon, 0);
+  }
+  if (ground < S) drawGround(c, rng, flatLine(S, ground), between(rng, [90, 90, 90], [150, 145, 140]), between(rng, [70, 70, 70], [130, 125, 120]), 0.25);
+  // Street trees in front of some blocks: shared with street/forest, blurs colour statistics.
+  if (rng.chance(0.35)) {
+    const fol = foliagePalette(rng, 0.15);
+    const ftex = noise2D(S, rng, 14, 14, 2);
+    const n = rng.int(1, 4);
+    for (let k = 0; k < n; k++) drawRoundTree(c, rng, rng.range(0, 1) * S, Math.min(ground, S) + S * 0.02, S * rng.range(0.25, 0.5), fol, ftex, sky.horizon, 0);
+  }
+}
+
+export function sceneForest(c: Canvas, rng: Rng): void {
+  const S = c.size;
+  const canopyTop = rng.chance(0.25) ? -S * 0.1 : S * rng.range(0.03, 0.35);
+  const sky = drawSky(c, rng, Math.max(S * 0.3, canopyTop + S * 0.1));
+  const fol = foliagePalette(rng, 0.22);
+  const tex = noise2D(S, rng, rng.range(6, 12), rng.range(6, 12), 4, 0.6);
+  if (rng.chance(0.5)) {
+    // Conifer forest: rows of triangles, smaller and hazier towards the back.
+    const rows = rng.int(3, 5);
+    const backdrop = wavyLine(S, rng, canopyTop + S * 0.12, S * 0.05, 12, 3);
+    const bd = mixRGB(fol.dark, sky.horizon, 0.35);
+    fillBelow(c, backdrop, S, (x, y) => setP(bd, 0.8 + 0.4 * tex[y * S + x]!));
+    for (let r = 0; r < rows; r++) {
+      const depth = 1 - r / rows; // 1 = far
+      const h = S * lerp(0.35, 0.12, depth) * rng.range(0.8, 1.6);
+      const base = canopyTop + h + S * lerp(0.55, 0.05, depth);
+      const spacing = h * rng.range(0.25, 0.45);
+      for (let x = -rng.range(0, spacing); x < S + spacing; x += spacing * rng.range(0.7, 1.3)) {
+        const hh = h * rng.range(0.75, 1.25);
+        drawConifer(c, x, base + rng.range(-0.05, 0.05) * S, hh, hh * rng.range(0.35, 0.55), fol, tex, sky.horizon, depth * 0.45);
+      }
+    }
+  } else {
+    // Broadleaf forest: a dense canopy texture with trunks showing underneath.
+    const canopy = wavyLine(S, rng, canopyTop, S * 0.06, 10, 4);
+    const under = rng.range(0.55, 0.9) * S;
+    const gloom = rng.range(0.35, 0.7);
+    fillBelow(c, canopy, S, (x, y) => {
+      const t = tex[y * S + x]!;
+      // Interior of a forest is darker than the sunlit canopy.
+      mixP(fol.dark, fol.light, clamp((t - 0.3) * 2.2, 0, 1), 1 - gloom * smoothstep(canopyTop, under, y));
+    });
+    const trunks = rng.int(4, 14);
+    const bark = between(rng, [35, 28, 22], [95, 85, 75]);
+    for (let k = 0; k < trunks; k++) {
+      const tx = rng.range(0, 1) * S, w = S * rng.range(0.008, 0.045);
+      const col = jitter(rng, bark, 12);
+      const top = rng.range(canopyTop + S * 0.1, under);
+      c.rect(tx - w / 2, top, tx + w / 2, S, col);
+      c.rect(tx - w / 2, top, tx - w / 6, S, scaleRGB(col, 1.4), 0.35); // lit edge reads as a round trunk
+    }
+    const blobs = rng.int(2, 6);
+    for (let k = 0; k < blobs; k++) {
+      drawRoundTree(c, rng, rng.range(0, 1) * S, S * rng.range(0.5, 1.1), S * rng.range(0.3, 0.7), fol, tex, sky.horizon, 0);
+    }
+  }
+  // Forest floor.
+  if (rng.chance(0.6)) {
+    const floor = wavyLine(S, rng, S * rng.range(0.82, 0.97), S * 0.03, 6, 3);
+    drawGround(c, rng, floor, between(rng, [50, 55, 25], [110, 95, 55]), between(rng, [40, 45, 20], [90, 80, 45]), 0.5, 12);
+  }
+}
+
+export function sceneGlacier(c: Canvas, rng: Rng): void {
+  const S = c.size;
+  const hy = S * rng.range(0.3, 0.6);
+  const sky = drawSky(c, rng, hy, { clear: 0.5, overcast: 0.3, sunset: 0.05, hazy: 0.15 });
+  if (rng.chance(0.5)) {
+    // Distant snowy peaks behind the ice.
+    const pk = peaksLine(S, rng, hy, hy - S * 0.35, hy - S * 0.12, rng.int(2, 4), 0.04);
+    drawMountains(c, rng, pk, hy + S * 0.05, {
+      rock: between(rng, [90, 95, 105], [140, 145, 150]), foot: null, haze: sky.horizon, hazeAmt: rng.range(0.3, 0.6),
+      snow: hy, snowCol: [235, 240, 248],
+    });
+  }
+  // Ice cliff / tongue: jagged top, vertical streaks, blue crevasses.
+  const waterline = hy + S * rng.range(0.05, 0.3);
+  const iceTop = wavyLine(S, rng, hy - S * rng.range(0.0, 0.15), S * rng.range(0.03, 0.1), rng.range(6, 14), 5);
+  const streaks = noise2D(S, rng, rng.range(10, 22), rng.range(1.5, 3), 3, 0.5, minOf(iceTop), waterline);
+  const tex = noise2D(S, rng, 8, 8, 4, 0.5, minOf(iceTop), waterline);
+  const ice = between(rng, [185, 215, 230], [235, 248, 255]);
+  const crevasse = between(rng, [60, 120, 165], [130, 185, 225]);
+  const cut = rng.range(0.34, 0.45);
+  fillBelow(c, iceTop, waterline, (x, y) => {
+    const i = y * S + x;
+    const s = streaks[i]!;
+    mixP(ice, crevasse, smoothstep(0.5, 0.25, s) * 0.9 + smoothstep(cut, cut - 0.05, tex[i]!) * 0.4, 0.85 + 0.3 * tex[i]!);
+  });
+  if (rng.chance(0.65)) {
+    drawWater(c, rng, waterline, {
+      deep: between(rng, [20, 60, 80], [60, 110, 130]), waves: rng.range(0.1, 0.5), mirror: rng.range(0.2, 0.5), sky,
+    });
+    // Floating ice floes.
+    const floes = rng.int(0, 8);
+    for (let k = 0; k < floes; k++) {
+      const fy = rng.range(waterline + S * 0.02, S);
+      const fw = S * rng.range(0.03, 0.12) * (0.4 + (fy - waterline) / S);
+      const fx = rng.range(0, 1) * S;
+      c.rect(fx - fw, fy - fw * 0.25, fx + fw, fy, jitter(rng, ice, 10));
+      c.rect(fx - fw, fy, fx + fw, fy + fw * 0.12, crevasse, 0.7);
+    }
+  } else {
+    // Snow field in front with blue shadows.
+    const snowTop = wavyLine(S, rng, waterline, S * 0.03, 4, 3);
+    drawGround(c, rng, snowTop, between(rng, [200, 215, 230], [240, 245, 252]), between(rng, [170, 195, 220], [230, 240, 250]), 0.25, 5);
+  }
+}
+
+export function sceneMountain(c: Canvas, rng: Rng): void {
+  const S = c.size;
+  const hy = S * rng.range(0.5, 0.85);
+  const sky = drawSky(c, rng, hy);
+  const layers = rng.int(2, 3);
+  const snowy = rng.chance(0.5);
+  const rockBase = between(rng, [85, 80, 75], [150, 135, 120]);
+  // Plan every layer first so each far layer is only painted down to the ridge in front of it.
+  const plan = Array.from({ length: layers }, (_, l) => {
+    const far = 1 - l / layers; // 1 = farthest layer
+    const peakTop = S * lerp(rng.range(0.05, 0.25), rng.range(0.2, 0.45), 1 - far);
+    const base = hy + S * lerp(0.0, 0.2, 1 - far);
+    const pk = peaksLine(S, rng, base, peakTop, lerp(peakTop, base, 0.5), rng.int(1, 4), rng.range(0.03, 0.07));
+    return { far, peakTop, base, pk };
+  });
+  plan.forEach(({ far, peakTop, base, pk }, l) => {
+    drawMountains(c, rng, pk, S, {
+      rock: jitter(rng, rockBase, 15),
+      foot: rng.chance(0.6) ? between(rng, [50, 75, 35], [110, 130, 70]) : null,
+      haze: sky.horizon,
+      hazeAmt: far * rng.range(0.35, 0.6),
+      snow: snowy ? lerp(peakTop, base, rng.range(0.15, 0.45)) : null,
+      snowCol: [238, 240, 245],
+    }, plan[l + 1]?.pk.line);
+  });
+  // Foreground: meadow, scree or a lake, sometimes with a few conifers.
+  const fg = rng.weighted({ meadow: 0.5, scree: 0.3, none: 0.2 });
+  if (fg !== 'none') {
+    const top = wavyLine(S, rng, S * rng.range(0.75, 0.95), S * 0.05, 3, 3);
+    if (fg === 'meadow') drawGround(c, rng, top, between(rng, [70, 100, 40], [140, 160, 80]), between(rng, [50, 80, 30], [110, 130, 60]), 0.4);
+    else drawGround(c, rng, top, between(rng, [110, 105, 95], [165, 155, 140]), between(rng, [80, 75, 70], [130, 120, 110]), 0.6, 14);
+    if (rng.chance(0.35)) {
+      const fol = foliagePalette(rng, 0.1);
+      const ftex = noise2D(S, rng, 16, 16, 2);
+      const n = rng.int(1, 5);
+      for (let k = 0; k < n; k++) {
+        const h = S * rng.range(0.1, 0.3);
+        drawConifer(c, rng.range(0, 1) * S, S * rng.range(0.85, 1.05), h, h * 0.45, fol, ftex, sky.horizon, 0);
+      }
+    }
+  }
+}
+
+export function sceneSea(c: Canvas, rng: Rng): void {
+  const S = c.size;
+  const hy = S * rng.range(0.3, 0.6);
+  const sky = drawSky(c, rng, hy);
+  // Sometimes a distant island or headland on the horizon.
+  if (rng.chance(0.3)) {
+    const pk = peaksLine(S, rng, hy + 1, hy - S * rng.range(0.03, 0.12), hy, rng.int(1, 2), 0.02);
+    drawMountains(c, rng, pk, hy + 1, {
+      rock: between(rng, [60, 75, 60], [110, 120, 100]), foot: null, haze: sky.horizon, hazeAmt: rng.range(0.4, 0.7), snow: null, snowCol: [255, 255, 255],
+    });
+  }
+  drawWater(c, rng, hy, {
+    deep: between(rng, [10, 45, 80], [50, 110, 150]), waves: rng.range(0.5, 1), mirror: 0, sky,
+  });
+  // Sun glitter column.
+  if (sky.mood === 'sunset' || rng.chance(0.2)) {
+    const gx = rng.range(0.2, 0.8) * S, gw = S * rng.range(0.05, 0.15);
+    const glint = noise2D(S, rng, 8, 30, 1, 0.5, hy, S);
+    const col: RGB = sky.mood === 'sunset' ? [255, 200, 130] : [250, 250, 240];
+    for (let y = Math.ceil(hy); y < S; y++) {
+      const w = gw * (0.3 + (y - hy) / S);
+      for (let x = Math.max(0, Math.floor(gx - w)); x < Math.min(S, Math.ceil(gx + w)); x++) {
+        const a = smoothstep(0.6, 0.75, glint[y * S + x]!) * (1 - Math.abs(x - gx) / w);
+        if (a > 0) c.blend(x, y, col[0], col[1], col[2], a);
+      }
+    }
+  }
+  // Rocky shore in a bottom corner.
+  if (rng.chance(0.25)) {
+    const left = rng.chance(0.5);
+    const top = new Float32Array(S);
+    const rough = noise1D(S, rng, 8, 3);
+    const reach = rng.range(0.3, 0.6) * S;
+    for (let x = 0; x < S; x++) {
+      const dx = left ? x : S - 1 - x;
+      top[x] = S - Math.max(0, reach - dx) * 0.6 + (rough[x]! - 0.5) * S * 0.08;
+    }
+    drawGround(c, rng, top, between(rng, [60, 55, 50], [120, 110, 100]), between(rng, [40, 38, 35], [90, 85, 80]), 0.8, 16);
+  }
+}
+
+export function sceneStreet(c: Canvas, rng: Rng): void {
+  const S = c.size;
+  const hy = S * rng.range(0.32, 0.55);
+  const vx = S * rng.range(0.3, 0.7);
+  const sky = drawSky(c, rng, hy);
+  const tex = noise2D(S, rng, 10, 10, 3);
+  const roadL = vx - S * rng.range(0.35, 0.9), roadR = vx + S * rng.range(0.35, 0.9);
+  const asphalt = between(rng, [55, 55, 58], [115, 112, 108]);
+  const walk = between(rng, [120, 115, 105], [185, 180, 170]);
+  const paint: RGB = rng.chance(0.7) ? [235, 235, 230] : [230, 195, 70];
+
+  // Each side is a row of facades seen in perspective (or open, with trees drawn later).
+  // Depth z = 1/t where t is the horizontal distance from the vanishing point relative to the
+  // frame edge; equal steps in z are equal world distances along the street.
+  interface Block { z1: number; h: number; f: Facade }
+  interface Side { buildings: boolean; span: number; drop: number; blocks: Block[] }
+  const sides: Side[] = [];
+  for (const edge of [0, S]) {
+    const span = Math.max(1, Math.abs(vx - edge));
+    const blocks: Block[] = [];
+    let z = rng.range(0.6, 1.2);
+    while (z < 80) {
+      z += rng.range(0.4, 2.2) * (S / span) * 0.4 * Math.max(1, z * 0.3);
+      blocks.push({ z1: z, h: S * rng.range(0.3, 1.3), f: randomFacade(rng, S * 0.6, sky) });
+    }
+    sides.push({ buildings: rng.chance(0.75), span, drop: S * rng.range(0.2, 0.5), blocks });
+  }
+  const [sideL, sideR] = sides as [Side, Side];
+  const hazeFar = 30;
+  for (let x = 0; x < S; x++) {
+    const side = x < vx ? sideL : sideR;
+    const t = Math.max(1e-3, Math.abs(x + 0.5 - vx) / side.span);
+    const z = 1 / t;
+    const yb = hy + side.drop * t;
+    let block: Block | undefined;
+    let zPrev = 0;
+    for (const b of side.blocks) {
+      if (z <= b.z1) { block = b; break; }
+      zPrev = b.z1;
+    }
+    const d = (y: number): number => (y + 0.5 - hy) / (S - hy);
+    for (let y = 0; y < S; y++) {
+      if (y + 0.5 > yb && y + 0.5 > hy) {
+        // Ground: road triangle converging to the vanishing point, sidewalks elsewhere.
+        const dz = d(y);
+        const xl = vx + (roadL - vx) * dz, xr = vx + (roadR - vx) * dz;
+        const tv = tex[y * S + x]!;
+        if (x >= xl && x < xr) {
+          const xc = (xl + xr) / 2, lw = Math.max(0.6, S * 0.012 * dz);
+          const dash = fract(2.5 / dz) < 0.5 && Math.abs(x + 0.5 - xc) < lw;
+          const edgeLine = Math.abs(x + 0.5 - xl) < lw || Math.abs(x + 0.5 - xr) < lw;
+          if (dash || edgeLine) setP(paint, 0.9 + 0.2 * tv);
+          else setP(asphalt, 0.85 + 0.3 * tv);
+        } else {
+          setP(walk, 0.85 + 0.3 * tv);
+        }
+        const fog = clamp(1 - dz * 3, 0, 1) * 0.5;
+        c.put(x, y, lerp(P[0]!, sky.horizon[0], fog), lerp(P[1]!, sky.horizon[1], fog), lerp(P[2]!, sky.horizon[2], fog));
+      } else if (side.buildings && block !== undefined && y + 0.5 <= yb) {
+        const v = (yb - y - 0.5) / t; // height above the ground in "frame-edge pixels"
+        if (v > block.h) continue;
+        const u = (z - zPrev) * side.span * 0.4; // distance along the facade, same units
+        if (u < S * 0.01) {
+          setP(block.f.col, 0.6); // dark seam between neighbouring buildings
+        } else {
+          facadeColour(block.f, u, block.h - v, tex[y * S + x]!);
+        }
+        const fog = clamp(z / hazeFar, 0, 0.85);
+        c.put(x, y, lerp(P[0]!, sky.horizon[0], fog), lerp(P[1]!, sky.horizon[1], fog), lerp(P[2]!, sky.horizon[2], fog));
+      }
+    }
+  }
+  // Trees along open sides, drawn far to near.
+  for (const [k, side] of sides.entries()) {
+    if (side.buildings && !rng.chance(0.25)) continue;
+    const fol = foliagePalette(rng, 0.2);
+    const ftex = noise2D(S, rng, 16, 16, 2);
+    const dir = k === 0 ? -1 : 1;
+    const hs = S * rng.range(0.5, 1.0);
+    for (let z = 24; z > 1; z /= rng.range(1.2, 1.6)) {
+      const t = 1 / z;
+      drawRoundTree(c, rng, vx + dir * side.span * t * 0.85, hy + side.drop * t, hs * t, fol, ftex, sky.horizon, clamp(z / hazeFar, 0, 0.8));
+    }
+  }
+  // Cars, far to near so nearer ones overlap.
+  const cars = rng.int(0, 3);
+  const ds = Array.from({ length: cars }, () => rng.range(0.15, 0.85)).sort((a, b) => a - b);
+  for (const dz of ds) {
+    const lane = rng.range(0.25, 0.75);
+    const xl = vx + (roadL - vx) * dz, xr = vx + (roadR - vx) * dz;
+    const cx = lerp(xl, xr, lane), w = (xr - xl) * 0.22, h = w * 0.6, yb = hy + (S - hy) * dz;
+    const body = rng.pick<RGB>([[180, 30, 30], [30, 60, 150], [220, 220, 220], [40, 40, 40], [160, 160, 165], [200, 170, 40]]);
+    c.rect(cx - w / 2, yb - h, cx + w / 2, yb, jitter(rng, body, 15));
+    c.rect(cx - w * 0.4, yb - h * 0.95, cx + w * 0.4, yb - h * 0.6, [40, 50, 60]);
+    c.rect(cx - w / 2, yb - h * 0.1, cx + w / 2, yb, [20, 20, 20]);
+  }
+}
