@@ -3,10 +3,15 @@
 // never leaves a half-written record.
 import { hostname } from 'node:os';
 import { mkdirSync } from 'node:fs';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { createRequire } from 'node:module';
+import type { Database, RootDatabase } from 'lmdb';
 import { sha256, type Digest } from './canonical.js';
 import { CacheCorruption, type BlobInfo, type Lease, type NoopMemo, type RunEntry, type StageRecord, type StatEntry, type Store } from './store.js';
 import { checkRecord } from './record-schema.js';
+
+// lmdb's CommonJS build is one file; its ES module entry is many. Requiring it halves the load
+// time (~40 ms against ~95 ms here), which is a third of a no-op run.
+const { open } = createRequire(import.meta.url)('lmdb') as typeof import('lmdb');
 
 /** LMDB values may be large, but copying one huge buffer is slow and risky; chunk above this. */
 const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024;

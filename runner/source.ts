@@ -4,8 +4,12 @@
 // (a duplicate key keeps the last value, "__proto__" is accepted), and its position tree is
 // built only when there is an error to place.
 import { readFileSync } from 'node:fs';
-import { findNodeAtLocation, parseTree, printParseErrorCode, visit, type JSONPath, type Node, type ParseError } from 'jsonc-parser';
+import { createRequire } from 'node:module';
+import type { JSONPath, Node, ParseError } from 'jsonc-parser';
 import type { Diagnostic } from './diagnostics.js';
+
+// Required, not imported: jsonc-parser is CommonJS (see cache/canonical.ts).
+const { findNodeAtLocation, parseTree, printParseErrorCode, visit } = createRequire(import.meta.url)('jsonc-parser') as typeof import('jsonc-parser');
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const PARSE_OPTIONS = { disallowComments: true, allowTrailingComma: false } as const;
