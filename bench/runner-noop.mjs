@@ -62,6 +62,9 @@ function snakemake(n, dir) {
 }
 
 const sizes = process.argv.slice(2).map(Number).filter(Boolean);
+// The floor: starting Node itself, measured the same way.
+const nodeStart = timeMs('node', ['-e', '0'], tmpdir());
+console.log(`node -e 0 (start-up floor): ${nodeStart.toFixed(0)} ms`);
 for (const n of sizes.length ? sizes : [1000, 5000]) {
   const row = [];
   const measure = (name, fn) => {
@@ -70,7 +73,7 @@ for (const n of sizes.length ? sizes : [1000, 5000]) {
   };
   const p = measure('podium', podium);
   const target = TARGET_MS[n];
-  row.push(`podium ${p.toFixed(0)} ms${target ? ` (target ${target} ms: ${(p / target).toFixed(2)}× of target)` : ''}`);
+  row.push(`podium ${p.toFixed(0)} ms${target ? ` (target ${target} ms: ${(p / target).toFixed(2)}× of target)` : ''}, ${(p - nodeStart).toFixed(0)} ms above Node start-up`);
   if (has('make')) { const m = measure('make', make); row.push(`make ${m.toFixed(0)} ms (podium/make ${(p / m).toFixed(1)}×)`); }
   if (has('snakemake')) { const s = measure('snakemake', snakemake); row.push(`snakemake ${s.toFixed(0)} ms (podium/snakemake ${(p / s).toFixed(2)}×)`); }
   console.log(`no-op rerun, N=${n} stages (median of ${REPEATS}): ${row.join('; ')}`);

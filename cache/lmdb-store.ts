@@ -6,8 +6,9 @@ import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import { sha256, type Digest } from './canonical.js';
-import { CacheCorruption, type BlobInfo, type Lease, type NoopMemo, type RunEntry, type StageRecord, type StatEntry, type Store } from './store.js';
+import { CacheCorruption, type BlobInfo, type Lease, type RunEntry, type StageRecord, type StatEntry, type Store } from './store.js';
 import { checkRecord } from './record-schema.js';
+import { clearNoopMemos } from './noop-memos.js';
 
 // lmdb's CommonJS build is one file; its ES module entry is many. Requiring it halves the load
 // time (~40 ms against ~95 ms here), which is a third of a no-op run.
@@ -24,7 +25,6 @@ export class LmdbStore implements Store {
   private readonly stats: Database<StatEntry, string>;
   private readonly leases: Database<Lease, string>;
   private readonly runLog: Database<RunEntry, string>;
-  private readonly memos: Database<NoopMemo, string>;
   private readonly index: Database<string, string>;
   private readonly host = hostname();
   /** Blobs queued for writing but perhaps not yet committed. */
@@ -41,7 +41,6 @@ export class LmdbStore implements Store {
     this.stats = this.env.openDB({ name: 'stats' });
     this.leases = this.env.openDB({ name: 'leases' });
     this.runLog = this.env.openDB({ name: 'runs' });
-    this.memos = this.env.openDB({ name: 'noop-memos' });
     this.index = this.env.openDB({ name: 'index', encoding: 'string' });
   }
 
@@ -94,7 +93,7 @@ export class LmdbStore implements Store {
     const problem = checkRecord(raw) ?? this.missingBlob(raw as StageRecord);
     if (problem) {
       this.warnings.push(`cache record ${key.slice(0, 12)} is corrupt (${problem}); removed, the stage will run again`);
-      this.records.removeSync(key);
+      this.deleteRecord(key);
       return undefined;
     }
     return raw as StageRecord;
@@ -116,16 +115,15 @@ export class LmdbStore implements Store {
     });
   }
 
-  deleteRecord(key: Digest): void { this.records.removeSync(key); }
+  deleteRecord(key: Digest): void {
+    this.records.removeSync(key);
+    clearNoopMemos(this.path);
+  }
   hasRecord(key: Digest): boolean { return this.records.doesExist(key); }
   getIndex(key: string): string | undefined { return this.index.get(key); }
   setIndex(key: string, value: string): void { void this.index.put(key, value); }
   indexEntries(): Array<[string, string]> { return [...this.index.getRange()].map((e) => [e.key, e.value]); }
   deleteIndex(key: string): void { void this.index.remove(key); }
-  getMemo(pipelinePath: string): NoopMemo | undefined { return this.memos.get(pipelinePath); }
-  setMemo(pipelinePath: string, memo: NoopMemo | undefined): void {
-    if (memo) void this.memos.put(pipelinePath, memo); else void this.memos.remove(pipelinePath);
-  }
 
   getStat(path: string): StatEntry | undefined { return this.stats.get(path); }
   // The stat memo is an optimisation, so its writes need not be awaited one by one.

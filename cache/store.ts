@@ -32,20 +32,6 @@ export interface BlobInfo { size: number; chunks: number }
 /** (path, size, mtimeMs, inode) of a file or folder, as seen when a run finished. */
 export type StatSig = [string, number, number, number];
 
-/**
- * What a complete, successful run of one pipeline file found, so that the next run can tell
- * it has nothing to do by stat-ing files instead of analysing and fingerprinting every stage.
- */
-export interface NoopMemo {
-  /** Digest of podium's kinds and versions: another podium build invalidates the memo. */
-  podium: string;
-  /** sha256 of the pipeline file's bytes. */
-  pipeline: string;
-  name: string;
-  lock: StatSig;
-  files: StatSig[];
-  stages: Array<[id: string, kind: string, key: string]>;
-}
 
 export interface Store {
   readonly path: string;
@@ -75,8 +61,6 @@ export interface Store {
   setIndex(key: string, value: string): void;
   indexEntries(): Array<[string, string]>;
   deleteIndex(key: string): void;
-  getMemo(pipelinePath: string): NoopMemo | undefined;
-  setMemo(pipelinePath: string, memo: NoopMemo | undefined): void;
   getStat(path: string): StatEntry | undefined;
   setStat(path: string, entry: StatEntry): void;
   deleteStat(path: string): void;

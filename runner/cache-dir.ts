@@ -1,12 +1,7 @@
-import { resolve } from 'node:path';
 import { LmdbStore } from '../cache/lmdb-store.js';
+import { cacheDir, type CommonOptions } from './cache-path.js';
 
-export interface CommonOptions { cache?: string }
-
-/** --cache, else PODIUM_CACHE, else .podium/cache under the working directory. */
-export function cacheDir(opts: CommonOptions): string {
-  return resolve(opts.cache ?? process.env.PODIUM_CACHE ?? '.podium/cache');
-}
+export { cacheDir, type CommonOptions };
 
 export function openStore(opts: CommonOptions): LmdbStore {
   return new LmdbStore(cacheDir(opts));

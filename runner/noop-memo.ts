@@ -1,23 +1,42 @@
 // The no-op fast path. After a complete, successful run, podium remembers the pipeline file's
 // digest, the stat signature of every file the results depend on (deps and outs, folders
-// included) and the stage keys. The next `podium run` that finds the same pipeline bytes, the
-// same stats and every record still cached has nothing to do, and says so without analysing
-// the pipeline or fingerprinting a stage: bookkeeping only. Any mismatch falls back to the full
-// path, which is always correct on its own; the memo only lets it be skipped.
-import { readFileSync, statSync } from 'node:fs';
-import { digestOf, sha256, type Digest } from '../cache/canonical.js';
-import { statTree } from '../cache/hash-files.js';
-import type { NoopMemo, StatSig, Store } from '../cache/store.js';
-import { stageKinds } from '../stages/registry.js';
+// included) and the stage keys. The next `podium run` that finds the same pipeline bytes and the
+// same stats has nothing to do, and says so without opening the cache, analysing the pipeline or
+// fingerprinting a stage: bookkeeping only. Any mismatch falls back to the full path, which is
+// always correct on its own; the memo only lets it be skipped. Deleting any cache record clears
+// every memo (cache/noop-memos.ts), so a memo never vouches for a result that is gone.
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { noopMemoPath } from '../cache/noop-memos.js';
 import type { Pipeline } from './analyze.js';
 import type { StageReport } from './events.js';
 import type { Outcome } from './executor.js';
 
+/** (path, size, mtimeMs, inode) of a file or folder, as seen when a run finished. */
+type StatSig = [string, number, number, number];
+
+interface NoopMemo {
+  /** podium's build (kinds and their versions): another build invalidates the memo. */
+  build: string;
+  /** sha256 of the pipeline file's bytes. */
+  pipeline: string;
+  name: string;
+  lock: StatSig;
+  files: StatSig[];
+  stages: Array<[id: string, kind: string, key: string]>;
+}
+
 /** A file modified this recently may change again within the same mtime tick. */
 const RACY_MS = 2000;
+const BUILD_ID = join(dirname(fileURLToPath(import.meta.url)), 'build-id.txt');
 
-function podiumDigest(): string {
-  return digestOf([...stageKinds.values()].map((k) => [k.name, k.version]));
+/** Written by `npm run build` (runner/validators.ts); from source, computed from the registry. */
+async function buildId(): Promise<string> {
+  try { return readFileSync(BUILD_ID, 'utf8').trim(); } catch {
+    return (await import('./build-id.js')).computeBuildId();
+  }
 }
 
 function statSig(path: string): StatSig | undefined {
@@ -28,43 +47,56 @@ function statSig(path: string): StatSig | undefined {
 }
 
 const same = (a: StatSig | undefined, b: StatSig): boolean => !!a && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];
+const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
 
 /** The reports of a run with nothing to do, or undefined when the full path must decide. */
-export function checkNoop(store: Store, pipelinePath: string, lockPath: string): { name: string; reports: StageReport[] } | undefined {
-  const memo = store.getMemo(pipelinePath);
-  if (!memo || memo.podium !== podiumDigest()) return undefined;
+export async function checkNoop(cacheDir: string, pipelinePath: string, lockPath: string): Promise<{ name: string; reports: StageReport[] } | undefined> {
+  let memo: NoopMemo;
   let text: Buffer;
-  try { text = readFileSync(pipelinePath); } catch { return undefined; }
-  if (sha256(text) !== memo.pipeline) return undefined;
+  try {
+    memo = JSON.parse(readFileSync(noopMemoPath(cacheDir, pipelinePath), 'utf8')) as NoopMemo;
+    text = readFileSync(pipelinePath);
+  } catch { return undefined; }
+  if (memo.build !== await buildId() || sha256(text) !== memo.pipeline) return undefined;
   if (!same(statSig(lockPath), memo.lock)) return undefined;
   for (const sig of memo.files) if (!same(statSig(sig[0]), sig)) return undefined;
-  for (const [, , key] of memo.stages) if (!store.hasRecord(key as Digest)) return undefined;
   return {
     name: memo.name,
     reports: memo.stages.map(([id, kind, key]) => ({ id, kind, status: 'cached', key, reason: 'fresh', durationMs: 0 })),
   };
 }
 
-/** Remembers a complete successful run; forgets the memo when it cannot be trusted. */
-export function saveNoop(store: Store, pipeline: Pipeline, outcome: Outcome, lockPath: string): void {
+/** Remembers a complete successful run, or forgets the memo when it cannot be trusted. */
+export async function saveNoop(cacheDir: string, pipeline: Pipeline, outcome: Outcome, lockPath: string): Promise<void> {
+  const path = noopMemoPath(cacheDir, pipeline.file);
+  const forget = (): void => forgetNoop(cacheDir, pipeline.file);
   const lock = statSig(lockPath);
   const files: StatSig[] = [];
+  const { statTree } = await import('../cache/hash-files.js');
   try {
     for (const node of pipeline.stages) {
       const record = outcome.done.get(node.id)?.record;
-      if (!record) { store.setMemo(pipeline.file, undefined); return; }
+      if (!record) return forget();
       const paths = [...(node.kind.deps?.(node.params) ?? []), ...(node.kind.files?.(node.params, record) ?? [])];
-      for (const p of paths) statTree(`${pipeline.projectDir}/${p}`, files);
+      for (const p of paths) statTree(join(pipeline.projectDir, p), files);
     }
-  } catch { store.setMemo(pipeline.file, undefined); return; } // a dep is missing: nothing to remember
+  } catch { return forget(); } // a dep is missing: nothing to remember
   const now = Date.now();
-  if (!lock || [lock, ...files].some((f) => now - f[2] < RACY_MS)) { store.setMemo(pipeline.file, undefined); return; }
-  store.setMemo(pipeline.file, {
-    podium: podiumDigest(),
+  if (!lock || [lock, ...files].some((f) => now - f[2] < RACY_MS)) return forget();
+  const memo: NoopMemo = {
+    build: await buildId(),
     pipeline: sha256(pipeline.source.text),
     name: pipeline.name,
     lock,
     files,
     stages: pipeline.stages.map((n) => [n.id, n.kind.name, outcome.done.get(n.id)!.record.key]),
-  });
+  };
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(memo));
+  renameSync(tmp, path);
+}
+
+export function forgetNoop(cacheDir: string, pipelinePath: string): void {
+  rmSync(noopMemoPath(cacheDir, pipelinePath), { force: true });
 }

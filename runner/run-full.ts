@@ -4,7 +4,8 @@ import { availableParallelism } from 'node:os';
 import type { LockFile, LockStage } from '../cache/lockfile.js';
 import { writeLock } from '../cache/lockfile.js';
 import { lockOf, loadPipeline, openStore } from './context.js';
-import { saveNoop } from './noop-memo.js';
+import { cacheDir } from './cache-path.js';
+import { forgetNoop, saveNoop } from './noop-memo.js';
 import { UsageError } from './diagnostics.js';
 import type { EventSink } from './events.js';
 import { execute, type Outcome } from './executor.js';
@@ -36,8 +37,8 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
       store.addRun({ id: `${new Date().toISOString()}-${process.pid}`, pipeline: pipeline.file, at: new Date().toISOString(), keys: [...outcome.done.values()].map((d) => d.record.key) });
     }
     if (plain) {
-      if (ok) saveNoop(store, pipeline, outcome, lockPath);
-      else store.setMemo(pipeline.file, undefined);
+      if (ok) await saveNoop(cacheDir(opts), pipeline, outcome, lockPath);
+      else forgetNoop(cacheDir(opts), pipeline.file);
     }
     return { pipeline: pipeline.name, stages: outcome.reports, lockWritten, noop: false };
   } finally {

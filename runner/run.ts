@@ -1,8 +1,8 @@
 // `podium run`. A plain run first asks the no-op memo whether anything changed since the last
 // complete run; only when something did is the full path (analysis, executor) even loaded.
 import { resolve } from 'node:path';
-import { existsSync } from 'node:fs';
-import { cacheDir, openStore, type CommonOptions } from './cache-dir.js';
+import type { CommonOptions } from './cache-dir.js';
+import { cacheDir } from './cache-path.js';
 import type { EventSink, StageReport } from './events.js';
 import { lockPathOf } from './lock-path.js';
 import { checkNoop } from './noop-memo.js';
@@ -26,15 +26,9 @@ export interface RunSummary {
 
 export async function runPipeline(file: string | undefined, opts: RunOptions, onEvent: EventSink, signal: AbortSignal): Promise<RunSummary> {
   const plain = !opts.dryRun && !opts.only?.length && !opts.from && !opts.force?.length;
-  // No cache yet means no memo; and an invalid pipeline must leave no cache behind.
-  if (plain && file && existsSync(cacheDir(opts))) {
-    const store = openStore(opts);
-    try {
-      const noop = checkNoop(store, resolve(file), lockPathOf(file));
-      if (noop) return { pipeline: noop.name, stages: noop.reports, lockWritten: false, noop: true };
-    } finally {
-      await store.close();
-    }
+  if (plain && file) {
+    const noop = await checkNoop(cacheDir(opts), resolve(file), lockPathOf(file));
+    if (noop) return { pipeline: noop.name, stages: noop.reports, lockWritten: false, noop: true };
   }
   const { runFull } = await import('./run-full.js');
   return runFull(file, opts, plain, onEvent, signal);

@@ -16,7 +16,7 @@ try {
   if (!kind) throw new Error(`unknown stage kind ${req.kind}`);
   const controller = new AbortController();
   const result = await kind.run({
-    stageId: req.stageId, projectDir: req.projectDir, seed: req.seed, slot: req.slot, gpu: req.gpu, inputs: req.inputs, store,
+    stageId: req.stageId, key: req.key, projectDir: req.projectDir, seed: req.seed, slot: req.slot, gpu: req.gpu, inputs: req.inputs, store,
     signal: controller.signal,
     log: (line) => { logTail.push(line); void send({ type: 'log', line }); },
   }, req.params);

@@ -25,6 +25,8 @@ export type InputValue = InputArtifact | InputArtifact[];
 
 export interface StageContext {
   readonly stageId: string;
+  /** The stage key: long stages index per-epoch progress under it, so a rerun resumes. */
+  readonly key: Digest;
   /** The directory relative paths in params are resolved against (where podium runs). */
   readonly projectDir: string;
   readonly seed: number;

@@ -1,0 +1,8 @@
+import { resolve } from 'node:path';
+
+export interface CommonOptions { cache?: string }
+
+/** --cache, else PODIUM_CACHE, else .podium/cache under the working directory. */
+export function cacheDir(opts: CommonOptions): string {
+  return resolve(opts.cache ?? process.env.PODIUM_CACHE ?? '.podium/cache');
+}
