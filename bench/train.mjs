@@ -1,0 +1,151 @@
+// MobileNetV2 (nsfwjs weights) training and inference throughput on the tfjs 'wasm' backend,
+// printed beside the PyTorch reference measured on this machine.
+//
+//   npx tsc -p tsconfig.json && node bench/train.mjs [--quick]
+//
+// Measures, batch 32, pixels in [0, 1], 6 classes, all layers trainable, SGD momentum 0.9,
+// weight decay 1e-4 (the issue's recipe):
+//   train 128 px   img/s of full training steps (forward, backward, update) via train()
+//   train 224 px   same, fewer steps (one step is ~20 s)
+//   infer 224 px   img/s of model.predict in inference mode
+// then profiles one 128-px training step with tf.profile and prints the 10 kernels that took
+// the most time. Warm-up steps are run first and not timed (XNNPACK operator creation, wasm
+// heap growth). wasm runs single-threaded under Node; the machine is shared, so the load
+// average is printed before and after: trust the figures only when it is low.
+// --quick runs fewer steps (a smoke test of the script itself).
+import os from 'node:os';
+
+import { selectBackend } from '../dist/stages/tf/backend.js';
+import { loadModel } from '../dist/stages/tf/models.js';
+import { train } from '../dist/stages/tf/train-loop.js';
+
+const quick = process.argv.includes('--quick');
+const BATCH = 32;
+const CLASSES = 6;
+const REFERENCE = {
+  train128: { value: 57.2, source: 'PyTorch 1.13 CPU, 2 threads' },
+  train224: { value: 15.2, source: 'PyTorch 1.13 CPU, 2 threads' },
+  infer224: { value: 31.2, source: 'PyTorch 1.13 CPU, 2 threads' },
+  infer224Wasm: { value: 18.5, source: 'raw tfjs-wasm inference (earlier measurement)' },
+};
+
+const { tf, detail } = await selectBackend('wasm');
+const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+const heapMB = () => {
+  const heap = tf.backend().wasm?.HEAP8?.length;
+  return heap === undefined ? '?' : `${Math.round(heap / 2 ** 20)} MB`;
+};
+
+console.log(`podium bench/train — ${new Date().toISOString()}`);
+console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, backend ${detail}, tfjs-core ${tf.version_core}`);
+console.log(`load average (1/5/15 min) at start: ${load()}`);
+console.log('');
+
+/** Deterministic pixels in [0, 1) and labels, one fixed batch (throughput does not depend on the data). */
+function makeBatch(size) {
+  const x = new Float32Array(BATCH * size * size * 3);
+  let s = 12345;
+  for (let i = 0; i < x.length; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    x[i] = (s >>> 8) / 2 ** 24;
+  }
+  const y = Int32Array.from({ length: BATCH }, (_, i) => i % CLASSES);
+  return { x, y, n: BATCH };
+}
+
+function trainOptions(steps, batch) {
+  return {
+    epochs: 1,
+    batchSize: BATCH,
+    numTrain: steps * BATCH,
+    lr: 0.01,
+    lrSteps: [],
+    momentum: 0.9,
+    weightDecay: 1e-4,
+    optimizer: 'sgd',
+    labelSmoothing: 0,
+    trainable: 'all',
+    seed: 0,
+    batchSource: () => batch,
+  };
+}
+
+const results = [];
+function report(label, imagesPerSecond, ref, note = '') {
+  const ratio = imagesPerSecond / ref.value;
+  const line = `${label.padEnd(22)} ${imagesPerSecond.toFixed(2).padStart(7)} img/s   reference ${ref.value.toFixed(1).padStart(5)} (${ref.source})   ratio ${ratio.toFixed(3)}×${note}`;
+  results.push(line);
+  console.log(line);
+}
+
+async function benchTrain(size, warmup, steps) {
+  const model = await loadModel({ model: 'mobilenet_v2', inputSize: size, numClasses: CLASSES, seed: 0 });
+  const batch = makeBatch(size);
+  const t0 = performance.now();
+  await train(model, trainOptions(warmup, batch));
+  console.log(`  train ${size} px: ${warmup} warm-up step(s) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const { history } = await train(model, trainOptions(steps, batch));
+  const m = history[0];
+  console.log(`  train ${size} px: ${steps} timed steps in ${m.seconds.toFixed(1)} s (${(m.seconds / steps).toFixed(2)} s/step), wasm heap ${heapMB()}`);
+  return { model, imagesPerSecond: m.imagesPerSecond };
+}
+
+async function benchInference(size, warmup, steps) {
+  const model = await loadModel({ model: 'mobilenet_v2', inputSize: size, numClasses: CLASSES, seed: 0 });
+  const { x } = makeBatch(size);
+  const input = tf.tensor4d(x, [BATCH, size, size, 3]);
+  const once = () => tf.tidy(() => model.predict(input).dataSync());
+  for (let i = 0; i < warmup; i++) once();
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) once();
+  const seconds = (performance.now() - t0) / 1000;
+  console.log(`  infer ${size} px: ${steps} timed batches in ${seconds.toFixed(1)} s (${(seconds / steps).toFixed(2)} s/batch), wasm heap ${heapMB()}`);
+  input.dispose();
+  model.dispose();
+  return (steps * BATCH) / seconds;
+}
+
+// --- throughput ---------------------------------------------------------------
+const t128 = await benchTrain(128, 1, quick ? 1 : 4);
+report('train 128 px, batch 32', t128.imagesPerSecond, REFERENCE.train128);
+
+const i224 = await benchInference(224, 1, quick ? 1 : 5);
+report('infer 224 px, batch 32', i224, REFERENCE.infer224);
+report('  (vs raw tfjs-wasm)', i224, REFERENCE.infer224Wasm);
+
+const t224 = await benchTrain(224, 1, quick ? 1 : 2);
+t224.model.dispose();
+report('train 224 px, batch 32', t224.imagesPerSecond, REFERENCE.train224);
+
+// --- where the time goes: one 128-px training step under tf.profile -------------
+console.log('');
+console.log('profiling one 128-px training step (batch 32)…');
+const batch128 = makeBatch(128);
+const wall0 = performance.now();
+const profile = await tf.profile(() => train(t128.model, trainOptions(1, batch128)));
+const wall = performance.now() - wall0;
+t128.model.dispose();
+const byKernel = new Map();
+for (const k of profile.kernels) {
+  const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
+  e.ms += k.kernelTimeMs;
+  e.calls += 1;
+  byKernel.set(k.name, e);
+}
+// Entries that are not kernels (tf.customGrad ops are recorded under their scope name, e.g.
+// 'forward') contain the kernels they ran, so they are listed apart and not summed.
+const isKernel = (name) => tf.getKernel(name, 'wasm') !== undefined;
+const kernels = [...byKernel].filter(([name]) => isKernel(name)).sort((a, b) => b[1].ms - a[1].ms);
+const scopes = [...byKernel].filter(([name]) => !isKernel(name));
+const total = kernels.reduce((s, [, e]) => s + e.ms, 0);
+console.log(`step wall time under the profiler ${(wall / 1000).toFixed(2)} s; kernel time ${(total / 1000).toFixed(2)} s`);
+console.log('top 10 kernels by time:');
+for (const [name, e] of kernels.slice(0, 10)) {
+  console.log(`  ${name.padEnd(38)} ${e.ms.toFixed(0).padStart(6)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)} %  ${String(e.calls).padStart(5)} calls`);
+}
+for (const [name, e] of scopes) console.log(`  (op scope '${name}': ${e.ms.toFixed(0)} ms over ${e.calls} custom-gradient ops, kernels included above)`);
+
+console.log('');
+console.log('summary');
+for (const line of results) console.log(`  ${line}`);
+console.log(`load average (1/5/15 min) at end: ${load()}`);

@@ -1,0 +1,191 @@
+/**
+ * Choosing the TensorFlow.js backend a training or prediction process runs on.
+ *
+ * Order for `auto` (DESIGN.md, "Compute"): `@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node`,
+ * `wasm`, `cpu`.
+ *
+ * Why the node packages are imported by a variable name: they download libtensorflow at install
+ * time from a host our machines cannot reach, so they are not dependencies of podium; a user who
+ * has them gets them. A literal `import('@tensorflow/tfjs-node')` would make TypeScript (and any
+ * bundler) demand the package; `import(name)` with `name: string` does not.
+ *
+ * One tfjs-core instance: every tfjs package here (core, layers, wasm, cpu, and the optional node
+ * packages) resolves `@tensorflow/tfjs-core` through Node's `main` field, i.e. the same CommonJS
+ * module, so kernels and backends registered by one are seen by all. A tfjs-node build of another
+ * version would bring its own nested tfjs-core and register its backend there, invisible to us;
+ * we check for that and say so instead of silently training on another backend.
+ *
+ * Determinism: wasm (single-threaded under Node, see the issue) and cpu compute every kernel in a
+ * fixed order, so the same inputs give bit-identical results on the same backend. tfjs-node uses
+ * TensorFlow's CPU/GPU kernels, whose reductions may be multi-threaded; podium records which
+ * backend ran so a verify on another backend is not mistaken for a regression.
+ */
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+// tfjs-layers registers every gradient function with tfjs-core on import (tf.grad, tf.variableGrads
+// need them) and provides the LayersModel used by models.ts. Imported here so that selecting a
+// backend always yields a core with gradients registered.
+import '@tensorflow/tfjs-layers';
+
+import { registerWasmGradientKernels } from './wasm-gradients.js';
+
+export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+
+export interface SelectedBackend {
+  /** tfjs backend name: 'tensorflow' (tfjs-node / tfjs-node-gpu), 'wasm' or 'cpu'. */
+  name: string;
+  /** The single tfjs-core instance everything in podium uses. */
+  tf: typeof import('@tensorflow/tfjs-core');
+  /** Human-readable detail for run records, e.g. '@tensorflow/tfjs-node-gpu' or 'wasm (simd)'. */
+  detail: string;
+}
+
+const NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
+
+const require = createRequire(import.meta.url);
+
+/** Imports a package whose name TypeScript must not resolve at compile time. */
+async function importOptional(name: string): Promise<unknown> {
+  return import(name);
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return err.message.split('\n')[0] ?? err.message;
+  return String(err);
+}
+
+/** Tries the native TensorFlow packages in order; returns the failures when none works. */
+async function tryTensorflow(): Promise<SelectedBackend | string[]> {
+  const failures: string[] = [];
+  for (const pkg of NODE_PACKAGES) {
+    try {
+      await importOptional(pkg);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      failures.push(code === 'ERR_MODULE_NOT_FOUND' ? `${pkg}: not installed` : `${pkg}: ${errorText(err)}`);
+      continue;
+    }
+    // The package registers the 'tensorflow' backend on import; if it did so in another
+    // tfjs-core instance (version mismatch), ours does not know it.
+    if (tf.findBackendFactory('tensorflow') === null) {
+      failures.push(
+        `${pkg}: loaded, but its backend is not registered in podium's @tensorflow/tfjs-core ${tf.version_core} ` +
+          `(it probably depends on another tfjs-core version; install ${pkg}@${tf.version_core})`,
+      );
+      continue;
+    }
+    try {
+      if (await tf.setBackend('tensorflow')) {
+        await tf.ready();
+        return { name: 'tensorflow', tf, detail: pkg };
+      }
+      failures.push(`${pkg}: the 'tensorflow' backend failed to initialise`);
+    } catch (err) {
+      failures.push(`${pkg}: ${errorText(err)}`);
+    }
+  }
+  return failures;
+}
+
+let wasmPathsSet = false;
+
+async function tryWasm(): Promise<SelectedBackend | string> {
+  try {
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    if (!wasmPathsSet) {
+      // The binaries ship in the package's dist/ next to its Node entry point. Emscripten would
+      // find them there by itself (__dirname); saying so explicitly guarantees they are read
+      // from node_modules with fs and never fetched, whatever bundling or cwd. (It has no effect
+      // if the backend was already initialised, which is fine: then it found them.)
+      try {
+        wasm.setWasmPaths(`${dirname(require.resolve('@tensorflow/tfjs-backend-wasm'))}/`);
+      } catch {
+        // Only thrown after a failed initialisation; setBackend below reports that.
+      }
+      wasmPathsSet = true;
+    }
+    // Before setBackend: our gradient kernels are looked up at run time, and registering first
+    // means no kernel of a model ever runs on wasm without them.
+    registerWasmGradientKernels();
+    registerWasmSharingIdentity();
+    if (!(await tf.setBackend('wasm'))) return "wasm: the backend failed to initialise";
+    await tf.ready();
+    const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+    return { name: 'wasm', tf, detail: `wasm (${simd === true ? 'simd' : 'no simd'}, 1 thread)` };
+  } catch (err) {
+    return `wasm: ${errorText(err)}`;
+  }
+}
+
+/**
+ * wasm's Identity kernel copies its input; the cpu backend's shares the buffer (reference
+ * counted), as wasm's own Reshape does. Identity is what tf.clone runs, and the engine clones
+ * every tensor it saves for a backward pass — so on wasm each saved activation existed twice
+ * (212 MB of 447 MB at the end of a batch-8, 128-px MobileNetV2 forward pass) and the copies
+ * cost time. tfjs tensors are immutable (Variable.assign swaps the buffer, never writes into
+ * it), so sharing is safe; we register the cpu backend's behaviour for wasm.
+ */
+const sharingIdentity: KernelFunc = ({ inputs, backend }) => {
+  const x = inputs['x'] as TensorInfo;
+  (backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+};
+
+function registerWasmSharingIdentity(): void {
+  const current = tf.getKernel(tf.Identity, 'wasm') as KernelConfig | undefined;
+  if (current?.kernelFunc === sharingIdentity) return;
+  if (current !== undefined) tf.unregisterKernel(tf.Identity, 'wasm');
+  tf.registerKernel({ kernelName: tf.Identity, backendName: 'wasm', kernelFunc: sharingIdentity });
+}
+
+async function useCpu(): Promise<SelectedBackend> {
+  await import('@tensorflow/tfjs-backend-cpu');
+  if (!(await tf.setBackend('cpu'))) throw new Error('the tfjs cpu backend failed to initialise');
+  await tf.ready();
+  return { name: 'cpu', tf, detail: 'cpu (pure JavaScript; not a training path)' };
+}
+
+/**
+ * Makes the preferred backend the active tfjs backend and returns it.
+ *
+ * - `auto`: tfjs-node-gpu → tfjs-node → wasm → cpu, falling through on any failure.
+ * - `tensorflow`: tfjs-node-gpu or tfjs-node, else an error saying how to get them.
+ * - `wasm` / `cpu`: exactly that backend, else an error.
+ */
+export async function selectBackend(pref: BackendPreference): Promise<SelectedBackend> {
+  switch (pref) {
+    case 'auto': {
+      const native = await tryTensorflow();
+      if (!Array.isArray(native)) return native;
+      const wasm = await tryWasm();
+      if (typeof wasm !== 'string') return wasm;
+      return useCpu();
+    }
+    case 'tensorflow': {
+      const native = await tryTensorflow();
+      if (!Array.isArray(native)) return native;
+      throw new Error(
+        `backend 'tensorflow' is not available (${native.join('; ')}). ` +
+          'Install @tensorflow/tfjs-node-gpu where libtensorflow can be downloaded ' +
+          `(its install script fetches it from storage.googleapis.com), matching @tensorflow/tfjs-core ${tf.version_core}, ` +
+          "or use backend 'auto' or 'wasm'.",
+      );
+    }
+    case 'wasm': {
+      const wasm = await tryWasm();
+      if (typeof wasm === 'string') throw new Error(`backend 'wasm' is not available: ${wasm}`);
+      return wasm;
+    }
+    case 'cpu':
+      return useCpu();
+    default:
+      return unreachable(pref);
+  }
+}
+
+function unreachable(value: never): never {
+  throw new Error(`unknown backend preference: ${String(value)}`);
+}
