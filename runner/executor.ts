@@ -113,7 +113,7 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
       try {
         const gpu = opts.gpus?.length ? opts.gpus[slot % opts.gpus.length] : undefined;
         const record = await executeStage({
-          kind: node.kind, stageId: node.id, key, params: node.params, inputs: inputValues(node, upstream),
+          kind: node.kind, stageId: node.id, key, resume: true, params: node.params, inputs: inputValues(node, upstream),
           seed: pipeline.seed, projectDir: pipeline.projectDir, slot, gpu,
         }, store, opts.signal, (line) => opts.onEvent({ type: 'stage-log', id: node.id, line }));
         store.commitRecord(record);

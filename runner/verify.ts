@@ -55,7 +55,7 @@ export async function verify(file: string | undefined, opts: CommonOptions & { s
       if (key !== locked.key) { stages.push({ id: node.id, result: 'stale', detail: 'the pipeline or its deps changed since the lock was written; run it first', ...none }); continue; }
       let record: StageRecord;
       try {
-        record = await executeStage({ kind: node.kind, stageId: node.id, key, params: node.params, inputs: inputValues(node, (id) => lockedRecords.get(id)), seed: pipeline.seed, projectDir: pipeline.projectDir, slot: 0, gpu: undefined }, store, signal, () => {});
+        record = await executeStage({ kind: node.kind, stageId: node.id, key, resume: false, params: node.params, inputs: inputValues(node, (id) => lockedRecords.get(id)), seed: pipeline.seed, projectDir: pipeline.projectDir, slot: 0, gpu: undefined }, store, signal, () => {});
       } catch (e) {
         stages.push({ id: node.id, result: 'failed', detail: e instanceof StageFailure ? e.message : String(e), ...none });
         continue;

@@ -8,6 +8,10 @@ import type { WorkerMessage, WorkerRequest } from './worker-client.js';
 
 const send = (m: WorkerMessage): Promise<void> => sendMessage(m as never);
 
+// A worker whose runner died (killed, crashed) has no one to report to: stop at once rather
+// than keep a core busy. Finished epochs are already in the cache; the next run resumes.
+process.on('disconnect', () => process.exit(1));
+
 const req = (await getOneMessage()) as unknown as WorkerRequest;
 const kind = stageKinds.get(req.kind);
 const store = new LmdbStore(req.storePath);
@@ -16,7 +20,7 @@ try {
   if (!kind) throw new Error(`unknown stage kind ${req.kind}`);
   const controller = new AbortController();
   const result = await kind.run({
-    stageId: req.stageId, key: req.key, projectDir: req.projectDir, seed: req.seed, slot: req.slot, gpu: req.gpu, inputs: req.inputs, store,
+    stageId: req.stageId, key: req.key, resume: req.resume, projectDir: req.projectDir, seed: req.seed, slot: req.slot, gpu: req.gpu, inputs: req.inputs, store,
     signal: controller.signal,
     log: (line) => { logTail.push(line); void send({ type: 'log', line }); },
   }, req.params);

@@ -27,6 +27,8 @@ export interface StageContext {
   readonly stageId: string;
   /** The stage key: long stages index per-epoch progress under it, so a rerun resumes. */
   readonly key: Digest;
+  /** False under `podium verify`: recompute from scratch, never resume from saved progress. */
+  readonly resume: boolean;
   /** The directory relative paths in params are resolved against (where podium runs). */
   readonly projectDir: string;
   readonly seed: number;

@@ -5,10 +5,12 @@ import { command } from './command.js';
 import { augment } from './augment.js';
 import { dataset } from './dataset.js';
 import { decode } from './decode.js';
+import { finetune } from './finetune.js';
 
 export const stageKinds: ReadonlyMap<string, StageKind<any>> = new Map<string, StageKind<any>>([
   [command.name, command],
   [dataset.name, dataset],
   [decode.name, decode],
   [augment.name, augment],
+  [finetune.name, finetune],
 ]);

@@ -1,0 +1,224 @@
+// `finetune`: the heart of the recipe. Load a pretrained CNN (or any tfjs LayersModel), put a
+// new head on it for the dataset's classes, and train with every layer open: SGD with momentum
+// and weight decay, a step learning-rate schedule, label smoothing. Every epoch's checkpoint is
+// an output (checkpoint-sweep picks among them), and each epoch's weights and optimizer state are
+// indexed under the stage key as they are made, so a killed run resumes at the last epoch.
+import type { Digest } from '../cache/canonical.js';
+import type { Store } from '../cache/store.js';
+import { defineStage, InputError, type InputArtifact } from './contract.js';
+import type { AugmentPolicy, RawImage } from './data/augment-ops.js';
+import { decodeDecoded, type DecodedSet } from './data/decoded.js';
+import { Rng, mix32 } from './data/synthetic/random.js';
+import type { Trainable } from './tf/train-loop.js';
+
+export interface FinetuneParams {
+  model: string;
+  cutAt: string | null;
+  inputSize: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  lrSteps: number[];
+  lrFactor: number;
+  momentum: number;
+  weightDecay: number;
+  optimizer: 'sgd' | 'adam';
+  trainable: Trainable;
+  labelSmoothing: number;
+  headDropout: number;
+  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  evalSplit: string;
+}
+
+export const finetune = defineStage<FinetuneParams>({
+  name: 'finetune',
+  version: 1,
+  description: 'Fine-tune a pretrained CNN with all layers open; a checkpoint per epoch.',
+  params: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      model: { type: 'string', default: 'mobilenet_v2', description: 'mobilenet_v2 | inception_v3 (offline, from nsfwjs) | tiny | a path to a tfjs model.json' },
+      cutAt: { type: ['string', 'null'], default: null, description: 'Layer whose output feeds the new head (defaults per built-in model).' },
+      inputSize: { type: 'integer', minimum: 16, default: 224 },
+      epochs: { type: 'integer', minimum: 1, default: 30 },
+      batchSize: { type: 'integer', minimum: 1, default: 32 },
+      lr: { type: 'number', exclusiveMinimum: 0, default: 0.01 },
+      lrSteps: { type: 'array', items: { type: 'integer', minimum: 0 }, default: [20], description: 'Epochs at which lr is multiplied by lrFactor (MXNet fine-tune.py).' },
+      lrFactor: { type: 'number', exclusiveMinimum: 0, default: 0.1 },
+      momentum: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+      weightDecay: { type: 'number', minimum: 0, default: 0 },
+      optimizer: { enum: ['sgd', 'adam'], default: 'sgd' },
+      trainable: { oneOf: [{ enum: ['all', 'head'] }, { type: 'object', required: ['from'], additionalProperties: false, properties: { from: { type: 'string' } } }], default: 'all' },
+      labelSmoothing: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+      headDropout: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+      backend: { enum: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', description: 'auto: tfjs-node-gpu, tfjs-node, wasm, cpu — the first that loads.' },
+      evalSplit: { type: 'string', default: 'val', description: 'Split evaluated after every epoch (centre crop).' },
+    },
+  },
+  inputs: {
+    images: { many: false, required: true, description: 'a decode stage' },
+    augment: { many: false, required: false, description: 'an augment stage (default: level 1 at inputSize)' },
+  },
+  isolate: true,
+
+  async run(ctx, p) {
+    const { selectBackend } = await import('./tf/backend.js');
+    const { loadModel } = await import('./tf/models.js');
+    const { train } = await import('./tf/train-loop.js');
+    const { modelToBlob, modelFromBlob } = await import('./tf/checkpoint.js');
+    const { augmentBatch, centerCrop, policyForLevel } = await import('./data/augment-ops.js');
+    const tfl = await import('@tensorflow/tfjs-layers');
+    const backend = await selectBackend(p.backend);
+    const tf = backend.tf;
+    ctx.log(`backend ${backend.detail}`);
+
+    const set = readJson<DecodedSet>(ctx.store, (ctx.inputs.images as InputArtifact).outputs.images!);
+    const policy = ctx.inputs.augment
+      ? readJson<{ policy: AugmentPolicy }>(ctx.store, (ctx.inputs.augment as InputArtifact).outputs.policy!).policy
+      : policyForLevel(1, p.inputSize);
+    if (policy.crop !== p.inputSize) throw new InputError(`the augment policy crops ${policy.crop} px but inputSize is ${p.inputSize}`);
+    const trainSet = loadSplit(ctx.store, set, 'train');
+    if (!trainSet.images.length) throw new InputError('the training split has no labelled images');
+    const evalSet = set.splits[p.evalSplit] ? loadSplit(ctx.store, set, p.evalSplit) : undefined;
+    const numClasses = set.classes.length;
+
+    const model = await loadModel({ model: p.model, inputSize: p.inputSize, numClasses, seed: ctx.seed, ...(p.cutAt ? { cutAt: p.cutAt } : {}), ...(p.headDropout ? { headDropout: p.headDropout } : {}) });
+
+    // Resume: the last epoch whose checkpoint and optimizer state are in the index. An entry is
+    // "<weights digest> <optimizer digest> <history row JSON>".
+    const progressKey = (epoch: number): string => `finetune:${ctx.key}:${epoch}`;
+    const progress = (epoch: number): { weights: Digest; opt: Digest; row: Record<string, number> } | undefined => {
+      const m = /^(\S+) (\S+) (.*)$/.exec(ctx.store.getIndex(progressKey(epoch)) ?? '');
+      return m ? { weights: m[1] as Digest, opt: m[2] as Digest, row: JSON.parse(m[3]!) as Record<string, number> } : undefined;
+    };
+    let startEpoch = 0;
+    let optimizerState;
+    for (let e = p.epochs - 1; e >= 0 && ctx.resume; e--) {
+      const saved = progress(e);
+      const wBlob = saved && ctx.store.getBlob(saved.weights);
+      const oBlob = saved && ctx.store.getBlob(saved.opt);
+      if (!wBlob || !oBlob) continue;
+      // Same topology, so the weights line up by position (tfjs renames layers loaded twice).
+      const resumed = await modelFromBlob(tf, tfl, wBlob);
+      model.setWeights(resumed.getWeights());
+      resumed.dispose();
+      optimizerState = decodeOptimizer(oBlob);
+      startEpoch = e + 1;
+      ctx.log(`resuming after epoch ${e + 1} of ${p.epochs}`);
+      break;
+    }
+
+    const checkpoints: Record<string, Digest> = {};
+    const history: Array<Record<string, number>> = [];
+    for (let e = 0; e < startEpoch; e++) {
+      const saved = progress(e);
+      if (!saved || !ctx.store.blobInfo(saved.weights)) throw new Error(`progress of epoch ${e + 1} is missing; rerun with --force`);
+      checkpoints[epochName(e)] = saved.weights;
+      history.push(saved.row);
+    }
+    const batches = Math.ceil(trainSet.images.length / p.batchSize);
+    const buffers = [0, 1].map(() => new Float32Array(p.batchSize * p.inputSize * p.inputSize * 3));
+
+    await train(model, {
+      epochs: p.epochs, batchSize: p.batchSize, lr: p.lr, lrSteps: p.lrSteps, lrFactor: p.lrFactor, momentum: p.momentum,
+      weightDecay: p.weightDecay, optimizer: p.optimizer, labelSmoothing: p.labelSmoothing, trainable: p.trainable,
+      seed: ctx.seed, startEpoch, numTrain: trainSet.images.length, ...(optimizerState ? { optimizerState } : {}),
+      batchSource: (epoch, b) => {
+        const order = epochOrder(trainSet.images.length, ctx.seed, epoch);
+        const idx = order.slice(b * p.batchSize, Math.min((b + 1) * p.batchSize, order.length));
+        const x = augmentBatch(idx.map((i) => trainSet.images[i]!), idx, policy, ctx.seed, epoch, buffers[b % 2]);
+        return { x, y: Int32Array.from(idx.map((i) => trainSet.labels[i]!)), n: idx.length };
+      },
+      onEpochEnd: async (epoch, m, trained, context) => {
+        const evaluation = evalSet ? evaluate(tf, trained, evalSet, p.inputSize, p.batchSize, centerCrop) : {};
+        // Timings go to the log only: the history artifact must be byte-identical across runs.
+        const row = { epoch: epoch + 1, loss: m.loss, acc: m.acc, lr: m.lr, ...evaluation };
+        const weights = await ctx.store.putBlob(await modelToBlob(tf, trained));
+        const opt = await ctx.store.putBlob(encodeOptimizer(context.getOptimizerState()));
+        ctx.store.setIndex(progressKey(epoch), `${weights} ${opt} ${JSON.stringify(row)}`);
+        await ctx.store.flush();
+        checkpoints[epochName(epoch)] = weights;
+        history.push(row);
+        ctx.log(`epoch ${epoch + 1}/${p.epochs}: ${Object.entries(row).slice(1).map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`).join(', ')}; ${batches} batches in ${m.seconds.toFixed(1)} s, ${m.imagesPerSecond.toFixed(1)} img/s`);
+      },
+    });
+    model.dispose();
+
+    const last = history.at(-1) ?? {};
+    return {
+      outputs: { ...checkpoints, history: await ctx.store.putBlob(Buffer.from(JSON.stringify({ classes: set.classes, inputSize: p.inputSize, epochs: history }, null, 2))) },
+      metrics: last,
+      backend: backend.detail,
+    };
+  },
+});
+
+const epochName = (e: number): string => `epoch-${String(e + 1).padStart(3, '0')}`;
+
+function readJson<T>(store: Store, digest: Digest): T {
+  const blob = store.getBlob(digest);
+  if (!blob) throw new Error(`input blob ${digest.slice(0, 12)} missing from the cache`);
+  return JSON.parse(blob.toString()) as T;
+}
+
+function loadSplit(store: Store, set: DecodedSet, split: string): { images: RawImage[]; labels: number[] } {
+  const rows = (set.splits[split] ?? []).filter((r) => r.label !== null);
+  return { images: rows.map((r) => decodeDecoded(store.getBlob(r.blob)!)), labels: rows.map((r) => r.label!) };
+}
+
+/** A permutation of 0…n−1 that depends only on (seed, epoch): Fisher–Yates with a seeded PRNG. */
+export function epochOrder(n: number, seed: number, epoch: number): number[] {
+  const rng = new Rng(mix32(seed ^ Math.imul(epoch + 1, 0x9e3779b1)));
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rng.next() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+/** Top-1, top-3 and loss on a split, from centre crops (the eval path of the augmentation module). */
+function evaluate(tf: typeof import('@tensorflow/tfjs-core'), model: import('@tensorflow/tfjs-layers').LayersModel, set: { images: RawImage[]; labels: number[] }, size: number, batch: number, centerCrop: typeof import('./data/augment-ops.js').centerCrop): Record<string, number> {
+  let top1 = 0;
+  let top3 = 0;
+  let loss = 0;
+  const x = new Float32Array(batch * size * size * 3);
+  for (let start = 0; start < set.images.length; start += batch) {
+    const n = Math.min(batch, set.images.length - start);
+    for (let i = 0; i < n; i++) centerCrop(set.images[start + i]!, size, x, i * size * size * 3);
+    const probs = tf.tidy(() => (model.predict(tf.tensor4d(x.subarray(0, n * size * size * 3), [n, size, size, 3])) as import('@tensorflow/tfjs-core').Tensor).dataSync());
+    const k = probs.length / n;
+    for (let i = 0; i < n; i++) {
+      const row = probs.subarray(i * k, (i + 1) * k);
+      const label = set.labels[start + i]!;
+      const rank = Array.from(row).filter((v) => v > row[label]!).length;
+      if (rank === 0) top1++;
+      if (rank < 3) top3++;
+      loss -= Math.log(Math.max(row[label]!, 1e-12));
+    }
+  }
+  const total = set.images.length;
+  return { valTop1: top1 / total, valTop3: top3 / total, valLoss: loss / total };
+}
+
+function encodeOptimizer(state: import('./tf/train-loop.js').OptimizerState): Buffer {
+  const slots = Object.entries(state.slots).map(([name, s]) => ({ name, shape: s.shape, length: s.values.length }));
+  const header = Buffer.from(JSON.stringify({ optimizer: state.optimizer, step: state.step, slots }));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(header.length);
+  return Buffer.concat([len, header, ...Object.values(state.slots).map((s) => Buffer.from(s.values.buffer, s.values.byteOffset, s.values.byteLength))]);
+}
+
+function decodeOptimizer(buf: Buffer): import('./tf/train-loop.js').OptimizerState {
+  const len = buf.readUInt32LE(0);
+  const header = JSON.parse(buf.subarray(4, 4 + len).toString()) as { optimizer: 'sgd' | 'adam'; step: number; slots: Array<{ name: string; shape: number[]; length: number }> };
+  let offset = 4 + len;
+  const slots: import('./tf/train-loop.js').OptimizerState['slots'] = {};
+  for (const s of header.slots) {
+    const bytes = buf.subarray(offset, offset + s.length * 4);
+    slots[s.name] = { shape: s.shape, values: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) };
+    offset += s.length * 4;
+  }
+  return { optimizer: header.optimizer, step: header.step, slots };
+}

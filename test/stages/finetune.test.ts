@@ -1,0 +1,70 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Project } from '../rig.js';
+
+let project: Project;
+afterEach(() => project?.cleanup());
+
+function pipeline(epochs: number): object {
+  return {
+    name: 'ft',
+    seed: 3,
+    stages: {
+      images: { uses: 'dataset', params: { format: 'synthetic', classes: 3, perClass: { train: 8, val: 4, test: 2 }, size: 40 } },
+      decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: 36 } },
+      aug: { uses: 'augment', inputs: { images: 'decoded' }, params: { level: 1, crop: 32, previewImages: 2, previewAugmentations: 2 } },
+      train: { uses: 'finetune', inputs: { images: 'decoded', augment: 'aug' }, params: { model: 'tiny', inputSize: 32, epochs, batchSize: 8, lr: 0.05, momentum: 0.9, weightDecay: 0.0001, backend: 'wasm' } },
+    },
+  };
+}
+
+describe('finetune stage', () => {
+  it('trains on wasm, keeps every epoch as a checkpoint, evaluates, and is reproducible', async () => {
+    project = new Project();
+    project.write('p.json', pipeline(2));
+    const r = await project.run();
+    expect(r.exitCode, r.stderr).toBe(0);
+    const train = project.json('p.lock.json').stages.train;
+    expect(Object.keys(train.outputs).sort()).toEqual(['epoch-001', 'epoch-002', 'history']);
+    expect(train.metrics.epoch).toBe(2);
+    expect(train.metrics.valTop1).toBeGreaterThanOrEqual(0);
+    expect(train.metrics.valTop3).toBe(1); // 3 classes: the top 3 always hold the label
+    expect(Number.isFinite(train.metrics.loss)).toBe(true);
+    const shown = await project.cli('show', 'p.json', 'train');
+    expect(shown.stdout).toContain('on wasm');
+    expect(shown.stdout).toMatch(/epoch 2\/2: loss/);
+
+    const v = await project.cli('verify', 'p.json', '--stages', 'train');
+    expect(v.stdout).toContain('identical  train');
+    expect(v.exitCode).toBe(0);
+  });
+
+  it('resumes a killed run at its last finished epoch, with the same result as an uninterrupted one', async () => {
+    project = new Project();
+    project.write('p.json', pipeline(3));
+    const child = project.spawn(['run', 'p.json', '--verbose']);
+    let killed = false;
+    child.stderr?.on('data', (d: Buffer) => {
+      if (!killed && d.toString().includes('epoch 1/3')) {
+        killed = true;
+        // The runner and its worker process: a kill of everything, as a power cut would.
+        child.kill('SIGKILL');
+        try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* not a group leader */ }
+      }
+    });
+    await child;
+    expect(killed).toBe(true);
+    const resumed = await project.cli('run', 'p.json', '--verbose');
+    expect(resumed.exitCode, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/resuming after epoch [12] of 3/);
+    const lockA = project.json('p.lock.json').stages.train.outputs;
+
+    // The same pipeline in a fresh project, never interrupted.
+    const fresh = new Project();
+    try {
+      fresh.write('p.json', pipeline(3));
+      expect((await fresh.cli('run', 'p.json')).exitCode).toBe(0);
+      expect(fresh.json('p.lock.json').stages.train.outputs).toEqual(lockA);
+    } finally { fresh.cleanup(); }
+  });
+});
