@@ -1,3 +1,4 @@
+// Where the cache lives. Kept apart from the store so the no-op check can find it without loading LMDB.
 import { resolve } from 'node:path';
 
 export interface CommonOptions { cache?: string }

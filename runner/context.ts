@@ -4,7 +4,14 @@ import { analyze, type Pipeline } from './analyze.js';
 import { lockPathOf } from './lock-path.js';
 import { UsageError } from './diagnostics.js';
 
-export { cacheDir, openStore, type CommonOptions } from './cache-dir.js';
+import { LmdbStore } from '../cache/lmdb-store.js';
+import { cacheDir, type CommonOptions } from './cache-path.js';
+
+export { cacheDir, type CommonOptions };
+
+export function openStore(opts: CommonOptions): LmdbStore {
+  return new LmdbStore(cacheDir(opts));
+}
 
 export function loadPipeline(file: string | undefined): Pipeline {
   if (!file) throw new UsageError('missing the pipeline file argument');

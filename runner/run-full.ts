@@ -3,8 +3,7 @@
 import { availableParallelism } from 'node:os';
 import type { LockFile, LockStage } from '../cache/lockfile.js';
 import { writeLock } from '../cache/lockfile.js';
-import { lockOf, loadPipeline, openStore } from './context.js';
-import { cacheDir } from './cache-path.js';
+import { cacheDir, lockOf, loadPipeline, openStore } from './context.js';
 import { forgetNoop, saveNoop } from './noop-memo.js';
 import { UsageError } from './diagnostics.js';
 import type { EventSink } from './events.js';

@@ -1,8 +1,7 @@
 // `podium run`. A plain run first asks the no-op memo whether anything changed since the last
 // complete run; only when something did is the full path (analysis, executor) even loaded.
 import { resolve } from 'node:path';
-import type { CommonOptions } from './cache-dir.js';
-import { cacheDir } from './cache-path.js';
+import { cacheDir, type CommonOptions } from './cache-path.js';
 import type { EventSink, StageReport } from './events.js';
 import { lockPathOf } from './lock-path.js';
 import { checkNoop } from './noop-memo.js';
