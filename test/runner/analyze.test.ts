@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { analyze } from '../../runner/analyze.js';
 import { formatDiagnostic } from '../../runner/diagnostics.js';
+import { stageKinds } from '../../stages/registry.js';
 import { Project } from '../rig.js';
 
 let project: Project;
@@ -31,7 +32,8 @@ describe('pipeline analysis', () => {
 
   it('reports an unknown stage kind with the kinds it knows', () => {
     const errs = errorsOf(valid(`    "a": { "uses": "comand", "params": { "run": "true" } }`));
-    expect(errs).toEqual(['p.json:4:20 /stages/a/uses: unknown stage kind "comand" (expected one of: command, dataset, decode, augment)']);
+    expect(errs).toEqual([`p.json:4:20 /stages/a/uses: unknown stage kind "comand" (expected one of: ${[...stageKinds.keys()].join(', ')})`]);
+    expect([...stageKinds.keys()]).toContain('command');
   });
 
   it('reports an unknown input reference', () => {
