@@ -6,6 +6,10 @@ import { augment } from './augment.js';
 import { dataset } from './dataset.js';
 import { decode } from './decode.js';
 import { finetune } from './finetune.js';
+import { checkpointSweep } from './checkpoint-sweep.js';
+import { multicropPredict } from './multicrop-predict.js';
+import { fuse } from './fuse.js';
+import { exportStage } from './export.js';
 
 export const stageKinds: ReadonlyMap<string, StageKind<any>> = new Map<string, StageKind<any>>([
   [command.name, command],
@@ -13,4 +17,8 @@ export const stageKinds: ReadonlyMap<string, StageKind<any>> = new Map<string, S
   [decode.name, decode],
   [augment.name, augment],
   [finetune.name, finetune],
+  [checkpointSweep.name, checkpointSweep],
+  [multicropPredict.name, multicropPredict],
+  [fuse.name, fuse],
+  [exportStage.name, exportStage],
 ]);
