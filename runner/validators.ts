@@ -72,10 +72,3 @@ export function writeGenerated(): string {
   writeFileSync(path, `${code}\nmodule.exports.schemaDigest = ${JSON.stringify(digestOf(all))};\nmodule.exports.validators = {\n  ${names}\n};\n`);
   return path;
 }
-
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  process.stdout.write(`wrote ${writeGenerated()}\n`);
-  // The no-op fast path reads the build id from here instead of loading every stage kind.
-  const { computeBuildId } = await import('./build-id.js');
-  writeFileSync(join(dirname(fileURLToPath(import.meta.url)), 'build-id.txt'), `${computeBuildId()}\n`);
-}
