@@ -7,6 +7,7 @@ import type { Digest } from '../cache/canonical.js';
 import type { Store } from '../cache/store.js';
 import { defineStage, InputError, type InputArtifact } from './contract.js';
 import type { AugmentPolicy, RawImage } from './data/augment-ops.js';
+import { readJson } from './data/artifacts.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
 import { Rng, mix32 } from './data/synthetic/random.js';
 import type { Trainable } from './tf/train-loop.js';
@@ -155,12 +156,6 @@ export const finetune = defineStage<FinetuneParams>({
 });
 
 const epochName = (e: number): string => `epoch-${String(e + 1).padStart(3, '0')}`;
-
-function readJson<T>(store: Store, digest: Digest): T {
-  const blob = store.getBlob(digest);
-  if (!blob) throw new Error(`input blob ${digest.slice(0, 12)} missing from the cache`);
-  return JSON.parse(blob.toString()) as T;
-}
 
 function loadSplit(store: Store, set: DecodedSet, split: string): { images: RawImage[]; labels: number[] } {
   const rows = (set.splits[split] ?? []).filter((r) => r.label !== null);

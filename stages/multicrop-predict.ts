@@ -14,6 +14,7 @@ import { averageCrops, cropCount, resizeShorter, scoreProbs, softmaxRows, writeC
 import type { RawImage } from './data/augment-ops.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
 import { encodePredictions, type Predictions } from './data/predictions.js';
+import { blobOf, readJson } from './data/artifacts.js';
 
 type Tf = typeof import('@tensorflow/tfjs-core');
 type LayersModel = import('@tensorflow/tfjs-layers').LayersModel;
@@ -281,15 +282,6 @@ export function splitImages(store: Store, rows: DecodedSet['splits'][string]): {
   return { length: rows.length, get: (i) => decodeDecoded(blobOf(store, rows[i]!.blob)) };
 }
 
-export function readJson<T>(store: Store, digest: Digest): T {
-  return JSON.parse(blobOf(store, digest).toString()) as T;
-}
-
-export function blobOf(store: Store, digest: Digest): Buffer {
-  const blob = store.getBlob(digest);
-  if (!blob) throw new Error(`input blob ${digest.slice(0, 12)} missing from the cache`);
-  return blob;
-}
 
 // softmaxRows is re-exported for stages that turn logits from predictCrops into probabilities.
 export { softmaxRows };
