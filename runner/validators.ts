@@ -62,7 +62,7 @@ export function writeGenerated(): string {
   const all = schemas();
   const ajv = newAjv(true);
   const refs: Record<string, string> = {};
-  Object.entries(all).forEach(([name, schema], i) => {
+  Object.values(all).forEach((schema, i) => {
     ajv.addSchema(schema, `s${i}`);
     refs[`v${i}`] = `s${i}`;
   });

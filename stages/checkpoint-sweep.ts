@@ -2,7 +2,6 @@
 // matrix counts as many) on a split with a given crop setting, tabulate config × epoch → top-1,
 // top-3, loss, and select the n best by a metric. multicrop-predict reads the `selection` output;
 // the selected checkpoints are refs of this stage, so gc keeps them as long as it is referenced.
-import type { Digest } from '../cache/canonical.js';
 import { defineStage, InputError, type InputArtifact } from './contract.js';
 import { averageCrops, cropCount, scoreProbs, type CropSet } from './data/crops.js';
 import type { DecodedSet } from './data/decoded.js';

@@ -418,7 +418,7 @@ function conv2DBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: TensorInfo, f
   const K = Conv2DBackpropFilter;
   const [N, H, W, C] = as4D(K, 'x', x.shape);
   const dyShape = as4D(K, 'dy', dy.shape);
-  const [kh, kw, fC, Co] = filterShape;
+  const [kh, kw, fC] = filterShape;
   if (fC !== C) fail(K, `filterShape in-channels ${fC} != x channels ${C}`);
   const { sh, sw, padTop, padLeft } = geometry(K, [N, H, W, C], filterShape, dyShape, g, false);
   const [, OH, OW] = dyShape;
