@@ -145,6 +145,10 @@ export class LmdbStore implements Store {
     });
   }
 
+  liveLeases(): Digest[] {
+    return [...this.leases.getRange()].filter((e) => e.value.pid !== process.pid && this.isAlive(e.value)).map((e) => e.key as Digest);
+  }
+
   /** A lease whose process is gone (killed, crashed) is free. Other hosts: trust it for a day. */
   private isAlive(lease: Lease): boolean {
     if (lease.host !== this.host) return Date.now() - lease.since < 24 * 3600 * 1000;

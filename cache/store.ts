@@ -67,6 +67,8 @@ export interface Store {
   /** Takes the lease on a key unless a live process holds it; true when ours. */
   tryLease(key: Digest): boolean;
   releaseLease(key: Digest): void;
+  /** Keys leased by other live processes (stages being computed right now). */
+  liveLeases(): Digest[];
   addRun(run: RunEntry): void;
   runs(): RunEntry[];
   recordKeys(): Digest[];

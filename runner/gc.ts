@@ -29,6 +29,12 @@ export async function gc(opts: CommonOptions & { keepRuns?: number }): Promise<G
   const store = openStore(opts);
   try {
     if (!store.tryLease('gc' as Digest)) throw new UsageError('another podium gc is running');
+    // A running stage's blobs are not referenced by any record yet: sweeping now would lose them.
+    const busy = store.liveLeases();
+    if (busy.length) {
+      store.releaseLease('gc' as Digest);
+      throw new UsageError(`a podium run is computing ${busy.length} stage${busy.length > 1 ? 's' : ''} with this cache; run gc when it has finished`);
+    }
     const lockFiles = findLockFiles(process.cwd());
     const keep = new Set<Digest>();
     for (const f of lockFiles) {

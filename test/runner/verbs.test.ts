@@ -139,6 +139,19 @@ describe('gc and show', () => {
     expect((await project.run()).status).toEqual({ prep: 'cached', train: 'ran' });
   });
 
+  it('gc refuses to sweep while a run is computing a stage', async () => {
+    project = new Project();
+    project.write('p.json', commandPipeline({ slow: { run: 'touch started; sleep 5; echo x > x.txt', outs: ['x.txt'] } }));
+    const run = project.spawn(['run', 'p.json']);
+    const { existsSync } = await import('node:fs');
+    while (!existsSync(join(project.dir, 'started'))) await new Promise((r) => setTimeout(r, 50));
+    const gc = await project.cli('gc');
+    expect(gc.exitCode).toBe(2);
+    expect(gc.stderr).toContain('a podium run is computing 1 stage with this cache');
+    expect((await run).exitCode).toBe(0);
+    expect((await project.cli('gc')).exitCode).toBe(0);
+  });
+
   it('show prints the record, params, outputs and log tail', async () => {
     project = new Project();
     project.write('data/raw.csv', 'x\n1\n');
