@@ -35,14 +35,17 @@ export interface Pipeline {
 }
 
 interface RawStage { uses: string; inputs?: Record<string, string | string[]>; params?: Record<string, unknown>; matrix?: Record<string, unknown[]> }
-interface RawPipeline { name: string; seed: number; stages: Record<string, RawStage> }
+interface RawPipeline { name: string; seed: number; backend: string; stages: Record<string, RawStage> }
 
-export function analyze(file: string, projectDir = process.cwd()): Result<Pipeline> {
+export function analyze(file: string, projectDir = process.cwd(), backendOverride?: string): Result<Pipeline> {
   const path = resolve(file);
   const { source, value, errors } = JsonSource.read(file);
   if (errors.length) return { ok: false, errors };
   const err = (pointer: string, message: string, key = false): Diagnostic => source.diagnostic(pointer, message, { key });
 
+  if (backendOverride !== undefined && !['auto', 'tensorflow', 'wasm', 'cpu'].includes(backendOverride)) {
+    return { ok: false, errors: [{ file, pointer: '', line: 1, column: 1, length: 0, message: `--backend ${backendOverride}: expected one of auto, tensorflow, wasm, cpu` }] };
+  }
   const validatePipeline = validator('pipeline');
   if (!validatePipeline(value)) return { ok: false, errors: ajvErrors(validatePipeline.errors ?? [], '', source) };
   const raw = value as RawPipeline;
@@ -71,6 +74,9 @@ export function analyze(file: string, projectDir = process.cwd()): Result<Pipeli
         }
         break; // one report per stage, not one per matrix point
       }
+      // A stage's backend: its own, else --backend, else the pipeline's. Resolved here so that
+      // it is part of the key: another backend may give other bytes.
+      if ('backend' in params && params.backend === null) params.backend = backendOverride ?? raw.backend;
       nodes.push({ id: p.id, baseId, kind, params, inputs: {}, pointer: sp });
     }
   }

@@ -7,7 +7,7 @@ import { formatDiagnostic, UsageError } from './diagnostics.js';
 
 const USAGE = `usage: podium <verb> [options]
 
-  run <pipeline> [--dry-run] [--only ID]... [--from ID] [--force ID]... [--jobs N] [--gpus 0,1] [--cache DIR] [--json] [--verbose]
+  run <pipeline> [--dry-run] [--only ID]... [--from ID] [--force ID]... [--jobs N] [--gpus 0,1] [--backend auto|tensorflow|wasm|cpu] [--cache DIR] [--json] [--verbose]
   status <pipeline> [--json]
   diff <lockA> [<lockB> | <git-rev>] [--json]
   verify <pipeline> [--stages a,b] [--json]
@@ -16,7 +16,7 @@ const USAGE = `usage: podium <verb> [options]
 
 Exit codes: 0 success, 1 a stage failed or verification found differences, 2 invalid pipeline or usage.`;
 
-const common = { cache: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+const common = { cache: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 const OPTIONS = {
   run: { ...common, 'dry-run': { type: 'boolean' }, only: { type: 'string', multiple: true }, from: { type: 'string' }, force: { type: 'string', multiple: true }, jobs: { type: 'string' }, gpus: { type: 'string' }, verbose: { type: 'boolean', short: 'v' } },
   status: common,
@@ -47,6 +47,7 @@ async function main(argv: string[]): Promise<number> {
   if (v.help) { process.stdout.write(`${USAGE}\n`); return 0; }
   const json = !!v.json;
   const cache = v.cache as string | undefined;
+  const backend = v.backend as string | undefined;
   const maxPositionals = { run: 1, status: 1, diff: 2, verify: 1, gc: 0, show: 2 }[verb as Verb];
   if (pos.length > maxPositionals) throw new UsageError(`unexpected argument "${pos[maxPositionals]}"\n${USAGE}`);
   const controller = new AbortController();
@@ -59,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
       const { humanLogger } = await import('./events.js');
       const jobs = v.jobs === undefined ? undefined : Number(v.jobs);
       const gpus = typeof v.gpus === 'string' ? v.gpus.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
-      const summary = await runPipeline(pos[0], { cache, dryRun: !!v['dry-run'], only: v.only as string[] | undefined, from: v.from as string | undefined, force: v.force as string[] | undefined, jobs, gpus }, humanLogger(process.stderr, !!v.verbose), controller.signal);
+      const summary = await runPipeline(pos[0], { cache, backend, dryRun: !!v['dry-run'], only: v.only as string[] | undefined, from: v.from as string | undefined, force: v.force as string[] | undefined, jobs, gpus }, humanLogger(process.stderr, !!v.verbose), controller.signal);
       if (json) print(true, { pipeline: summary.pipeline, stages: summary.stages.map(({ id, kind, status, key, reason, durationMs }) => ({ id, kind, status, key, reason, durationMs })) }, () => '');
       else {
         const count = (s: string): number => summary.stages.filter((r) => r.status === s).length;
@@ -72,20 +73,20 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'status': {
       const { status, formatStatus } = await import('./status.js');
-      const r = await status(pos[0], { cache });
+      const r = await status(pos[0], { cache, backend });
       print(json, r, () => formatStatus(r));
       return 0;
     }
     case 'diff': {
       const { diff, formatDiff } = await import('./diff.js');
-      const r = await diff(pos[0], pos[1], { cache });
+      const r = await diff(pos[0], pos[1], { cache, backend });
       print(json, r, () => formatDiff(r));
       return 0;
     }
     case 'verify': {
       const { verify, formatVerify } = await import('./verify.js');
       const stages = (v.stages as string[] | undefined)?.flatMap((s) => s.split(',')).filter(Boolean);
-      const r = await verify(pos[0], { cache, stages }, controller.signal);
+      const r = await verify(pos[0], { cache, backend, stages }, controller.signal);
       print(json, r, () => formatVerify(r));
       return r.ok ? 0 : 1;
     }
@@ -98,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'show': {
       const { show, formatShow } = await import('./show.js');
-      const r = await show(pos[0], pos[1], { cache });
+      const r = await show(pos[0], pos[1], { cache, backend });
       print(json, r, () => formatShow(r));
       return 0;
     }

@@ -13,9 +13,9 @@ export function openStore(opts: CommonOptions): LmdbStore {
   return new LmdbStore(cacheDir(opts));
 }
 
-export function loadPipeline(file: string | undefined): Pipeline {
+export function loadPipeline(file: string | undefined, opts: CommonOptions = {}): Pipeline {
   if (!file) throw new UsageError('missing the pipeline file argument');
-  const result = analyze(file);
+  const result = analyze(file, process.cwd(), opts.backend);
   if (!result.ok) throw new UsageError(`${file}: invalid pipeline (${result.errors.length} problem${result.errors.length > 1 ? 's' : ''})`, result.errors);
   return result.value;
 }

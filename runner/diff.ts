@@ -74,7 +74,7 @@ async function lockAtRevision(lockPath: string, rev: string): Promise<LockFile> 
 async function currentState(lockPath: string, opts: CommonOptions): Promise<LockFile> {
   const pipelineFile = lockPath.replace(/\.lock\.json$/i, '.json');
   if (pipelineFile === lockPath || !existsSync(pipelineFile)) throw new UsageError(`${lockPath}: no pipeline file ${pipelineFile} beside it to compare against; give a second lock file or a git revision`);
-  const pipeline = loadPipeline(pipelineFile);
+  const pipeline = loadPipeline(pipelineFile, opts);
   const { lock } = lockOf(pipeline);
   const store = openStore(opts);
   try { return stateAsLock(pipeline, pipelineState(pipeline, store, lock)); } finally { await store.close(); }

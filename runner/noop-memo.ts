@@ -22,6 +22,8 @@ interface NoopMemo {
   build: string;
   /** sha256 of the pipeline file's bytes. */
   pipeline: string;
+  /** Command-line options that change keys (--backend). */
+  options: string;
   name: string;
   lock: StatSig;
   files: StatSig[];
@@ -50,14 +52,14 @@ const same = (a: StatSig | undefined, b: StatSig): boolean => !!a && a[1] === b[
 const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
 
 /** The reports of a run with nothing to do, or undefined when the full path must decide. */
-export async function checkNoop(cacheDir: string, pipelinePath: string, lockPath: string): Promise<{ name: string; reports: StageReport[] } | undefined> {
+export async function checkNoop(cacheDir: string, pipelinePath: string, lockPath: string, options: string): Promise<{ name: string; reports: StageReport[] } | undefined> {
   let memo: NoopMemo;
   let text: Buffer;
   try {
     memo = JSON.parse(readFileSync(noopMemoPath(cacheDir, pipelinePath), 'utf8')) as NoopMemo;
     text = readFileSync(pipelinePath);
   } catch { return undefined; }
-  if (memo.build !== await buildId() || sha256(text) !== memo.pipeline) return undefined;
+  if (memo.build !== await buildId() || memo.options !== options || sha256(text) !== memo.pipeline) return undefined;
   if (!same(statSig(lockPath), memo.lock)) return undefined;
   for (const sig of memo.files) if (!same(statSig(sig[0]), sig)) return undefined;
   return {
@@ -67,7 +69,7 @@ export async function checkNoop(cacheDir: string, pipelinePath: string, lockPath
 }
 
 /** Remembers a complete successful run, or forgets the memo when it cannot be trusted. */
-export async function saveNoop(cacheDir: string, pipeline: Pipeline, outcome: Outcome, lockPath: string): Promise<void> {
+export async function saveNoop(cacheDir: string, pipeline: Pipeline, outcome: Outcome, lockPath: string, options: string): Promise<void> {
   const path = noopMemoPath(cacheDir, pipeline.file);
   const forget = (): void => forgetNoop(cacheDir, pipeline.file);
   const lock = statSig(lockPath);
@@ -86,6 +88,7 @@ export async function saveNoop(cacheDir: string, pipeline: Pipeline, outcome: Ou
   const memo: NoopMemo = {
     build: await buildId(),
     pipeline: sha256(pipeline.source.text),
+    options,
     name: pipeline.name,
     lock,
     files,

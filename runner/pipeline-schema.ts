@@ -38,6 +38,7 @@ export const baseSchema: JsonSchema = {
     name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' },
     description: { type: 'string' },
     seed: { type: 'integer', minimum: 0, maximum: 4294967295, default: 0, description: 'Part of every stage key; stages derive their randomness from it.' },
+    backend: { enum: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', description: 'TensorFlow.js backend for stages that do not set their own (auto: tfjs-node-gpu, tfjs-node, wasm, cpu). --backend overrides it.' },
     stages: {
       type: 'object',
       minProperties: 1,

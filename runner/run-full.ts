@@ -11,10 +11,10 @@ import { execute, type Outcome } from './executor.js';
 import { plan } from './plan.js';
 import type { Pipeline } from './analyze.js';
 
-import type { RunOptions, RunSummary } from './run.js';
+import { keyOptions, type RunOptions, type RunSummary } from './run.js';
 
 export async function runFull(file: string | undefined, opts: RunOptions, plain: boolean, onEvent: EventSink, signal: AbortSignal): Promise<RunSummary> {
-  const pipeline = loadPipeline(file);
+  const pipeline = loadPipeline(file, opts);
   const thePlan = plan(pipeline, opts);
   if (opts.jobs !== undefined && (!Number.isInteger(opts.jobs) || opts.jobs < 1)) throw new UsageError(`--jobs must be a positive integer, got ${opts.jobs}`);
   const jobs = opts.jobs ?? (opts.gpus?.length || availableParallelism());
@@ -36,7 +36,7 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
       store.addRun({ id: `${new Date().toISOString()}-${process.pid}`, pipeline: pipeline.file, at: new Date().toISOString(), keys: [...outcome.done.values()].map((d) => d.record.key) });
     }
     if (plain) {
-      if (ok) await saveNoop(cacheDir(opts), pipeline, outcome, lockPath);
+      if (ok) await saveNoop(cacheDir(opts), pipeline, outcome, lockPath, keyOptions(opts));
       else forgetNoop(cacheDir(opts), pipeline.file);
     }
     return { pipeline: pipeline.name, stages: outcome.reports, lockWritten, noop: false };

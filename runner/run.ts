@@ -23,10 +23,15 @@ export interface RunSummary {
   noop: boolean;
 }
 
+/** The command-line options that change stage keys, as the no-op memo records them. */
+export function keyOptions(opts: CommonOptions): string {
+  return JSON.stringify({ backend: opts.backend ?? null });
+}
+
 export async function runPipeline(file: string | undefined, opts: RunOptions, onEvent: EventSink, signal: AbortSignal): Promise<RunSummary> {
   const plain = !opts.dryRun && !opts.only?.length && !opts.from && !opts.force?.length;
   if (plain && file) {
-    const noop = await checkNoop(cacheDir(opts), resolve(file), lockPathOf(file));
+    const noop = await checkNoop(cacheDir(opts), resolve(file), lockPathOf(file), keyOptions(opts));
     if (noop) return { pipeline: noop.name, stages: noop.reports, lockWritten: false, noop: true };
   }
   const { runFull } = await import('./run-full.js');

@@ -19,7 +19,7 @@ export interface ShowReport {
 }
 
 export async function show(file: string | undefined, stage: string | undefined, opts: CommonOptions): Promise<ShowReport> {
-  const pipeline = loadPipeline(file);
+  const pipeline = loadPipeline(file, opts);
   if (!stage) throw new UsageError('missing the stage argument: podium show <pipeline> <stage>');
   const ids = resolveIds(pipeline, [stage], 'show');
   if (ids.length > 1) throw new UsageError(`stage "${stage}" is a matrix; name one point: ${ids.join(', ')}`);

@@ -6,7 +6,7 @@ export interface StatusEntry { id: string; kind: string; status: 'fresh' | 'stal
 export interface StatusReport { pipeline: string; stages: StatusEntry[] }
 
 export async function status(file: string | undefined, opts: CommonOptions): Promise<StatusReport> {
-  const pipeline = loadPipeline(file);
+  const pipeline = loadPipeline(file, opts);
   const { lock } = lockOf(pipeline);
   const store = openStore(opts);
   try {

@@ -19,7 +19,7 @@ export interface VerifyStage {
 export interface VerifyReport { pipeline: string; ok: boolean; stages: VerifyStage[]; corruptBlobs: Array<{ digest: string; message: string }> }
 
 export async function verify(file: string | undefined, opts: CommonOptions & { stages?: string[] }, signal: AbortSignal): Promise<VerifyReport> {
-  const pipeline = loadPipeline(file);
+  const pipeline = loadPipeline(file, opts);
   const { path: lockPath, lock } = lockOf(pipeline);
   if (!lock) throw new UsageError(`${lockPath}: no lock file; run the pipeline first (podium run ${file})`);
   const chosen = new Set(opts.stages?.length ? resolveIds(pipeline, opts.stages, '--stages') : pipeline.stages.map((s) => s.id));

@@ -6,7 +6,8 @@ import { defineStage, InputError, type InputArtifact } from './contract.js';
 import { averageCrops, cropCount, scoreProbs, type CropSet } from './data/crops.js';
 import type { DecodedSet } from './data/decoded.js';
 import { readJson } from './data/artifacts.js';
-import { backendSchema, checkClasses, epochsOf, loadCheckpoint, predictCrops, splitImages, type CheckpointRef, type SelectionEntry } from './multicrop-predict.js';
+import { backendSchema } from './tf/backend-param.js';
+import { checkClasses, epochsOf, loadCheckpoint, predictCrops, splitImages, type CheckpointRef, type SelectionEntry } from './multicrop-predict.js';
 
 type Metric = 'top1' | 'top3' | 'loss';
 

@@ -10,6 +10,7 @@ import type { AugmentPolicy, RawImage } from './data/augment-ops.js';
 import { readJson } from './data/artifacts.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
 import { Rng, mix32 } from './data/synthetic/random.js';
+import { backendSchema } from './tf/backend-param.js';
 import type { Trainable } from './tf/train-loop.js';
 
 export interface FinetuneParams {
@@ -53,7 +54,7 @@ export const finetune = defineStage<FinetuneParams>({
       trainable: { oneOf: [{ enum: ['all', 'head'] }, { type: 'object', required: ['from'], additionalProperties: false, properties: { from: { type: 'string' } } }], default: 'all' },
       labelSmoothing: { type: 'number', minimum: 0, maximum: 1, default: 0 },
       headDropout: { type: 'number', minimum: 0, maximum: 1, default: 0 },
-      backend: { enum: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', description: 'auto: tfjs-node-gpu, tfjs-node, wasm, cpu — the first that loads.' },
+      backend: backendSchema,
       evalSplit: { type: 'string', default: 'val', description: 'Split evaluated after every epoch (centre crop).' },
     },
   },

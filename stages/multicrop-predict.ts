@@ -15,6 +15,7 @@ import type { RawImage } from './data/augment-ops.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
 import { encodePredictions, type Predictions } from './data/predictions.js';
 import { blobOf, readJson } from './data/artifacts.js';
+import { backendSchema } from './tf/backend-param.js';
 
 type Tf = typeof import('@tensorflow/tfjs-core');
 type LayersModel = import('@tensorflow/tfjs-layers').LayersModel;
@@ -46,7 +47,6 @@ export interface SelectionEntry extends CheckpointRef {
 
 const cropEnum = ['1', '5', '10', 'full', 1, 5, 10];
 export const cropsSchema = { oneOf: [{ enum: cropEnum }, { type: 'array', minItems: 1, items: { enum: cropEnum } }] };
-export const backendSchema = { enum: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', description: 'auto: tfjs-node-gpu, tfjs-node, wasm, cpu — the first that loads.' };
 
 export const multicropPredict = defineStage<MulticropParams>({
   name: 'multicrop-predict',

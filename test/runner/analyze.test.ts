@@ -97,6 +97,30 @@ describe('pipeline analysis', () => {
   });
 });
 
+describe('backend resolution', () => {
+  it('a stage takes its own backend, else --backend, else the pipeline\'s; it is part of the params (and so of the key)', () => {
+    project = new Project();
+    const file = project.write('p.json', {
+      name: 't', backend: 'cpu',
+      stages: {
+        d: { uses: 'dataset', params: { format: 'synthetic' } },
+        a: { uses: 'decode', inputs: { dataset: 'd' } },
+        inherit: { uses: 'finetune', inputs: { images: 'a' }, params: { model: 'tiny' } },
+        own: { uses: 'finetune', inputs: { images: 'a' }, params: { model: 'tiny', backend: 'wasm' } },
+      },
+    });
+    const backends = (override?: string): unknown[] => {
+      const r = analyze(file, project.dir, override);
+      if (!r.ok) throw new Error(r.errors[0]!.message);
+      return ['inherit', 'own'].map((id) => r.value.byId.get(id)!.params.backend);
+    };
+    expect(backends()).toEqual(['cpu', 'wasm']);
+    expect(backends('auto')).toEqual(['auto', 'wasm']);
+    const bad = analyze(file, project.dir, 'gpu');
+    expect(bad.ok ? '' : bad.errors[0]!.message).toBe('--backend gpu: expected one of auto, tensorflow, wasm, cpu');
+  });
+});
+
 describe('the CLI on an invalid pipeline', () => {
   it('exits 2, prints each problem with a squiggle, and writes nothing', async () => {
     project = new Project();
