@@ -28,6 +28,7 @@ export interface FinetuneParams {
   trainable: Trainable;
   labelSmoothing: number;
   headDropout: number;
+  batchNormMomentum: number | null;
   backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
   evalSplit: string;
 }
@@ -54,6 +55,10 @@ export const finetune = defineStage<FinetuneParams>({
       trainable: { oneOf: [{ enum: ['all', 'head'] }, { type: 'object', required: ['from'], additionalProperties: false, properties: { from: { type: 'string' } } }], default: 'all' },
       labelSmoothing: { type: 'number', minimum: 0, maximum: 1, default: 0 },
       headDropout: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+      batchNormMomentum: {
+        type: ['number', 'null'], minimum: 0, maximum: 1, default: 0.9,
+        description: "Moving-average momentum of every BatchNormalization layer (Keras/MXNet sense; MXNet's default 0.9). nsfwjs's MobileNetV2 ships 0.999, whose moving statistics barely follow a short fine-tune, so evaluation lags training. null keeps the model's own.",
+      },
       backend: backendSchema,
       evalSplit: { type: 'string', default: 'val', description: 'Split evaluated after every epoch (centre crop).' },
     },
@@ -85,7 +90,7 @@ export const finetune = defineStage<FinetuneParams>({
     const evalSet = set.splits[p.evalSplit] ? loadSplit(ctx.store, set, p.evalSplit) : undefined;
     const numClasses = set.classes.length;
 
-    const model = await loadModel({ model: p.model, inputSize: p.inputSize, numClasses, seed: ctx.seed, ...(p.cutAt ? { cutAt: p.cutAt } : {}), ...(p.headDropout ? { headDropout: p.headDropout } : {}) });
+    const model = await loadModel({ model: p.model, inputSize: p.inputSize, numClasses, seed: ctx.seed, ...(p.cutAt ? { cutAt: p.cutAt } : {}), ...(p.headDropout ? { headDropout: p.headDropout } : {}), ...(p.batchNormMomentum !== null ? { batchNormMomentum: p.batchNormMomentum } : {}) });
 
     // Resume: the last epoch whose checkpoint and optimizer state are in the index. An entry is
     // "<weights digest> <optimizer digest> <history row JSON>".
