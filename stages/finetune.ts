@@ -9,7 +9,7 @@ import { defineStage, InputError, type InputArtifact } from './contract.js';
 import type { AugmentPolicy, RawImage } from './data/augment-ops.js';
 import { readJson } from './data/artifacts.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
-import { Rng, mix32 } from './data/synthetic/random.js';
+import { Rng, mix32 } from './data/random.js';
 import { backendSchema } from './tf/backend-param.js';
 import type { Trainable } from './tf/train-loop.js';
 

@@ -22,6 +22,7 @@ import { sha256 } from '../cache/canonical.js';
 import { defineStage, InputError, type InputArtifact } from './contract.js';
 import { LOG_EPS, rankOf } from './data/metrics.js';
 import { decodePredictions, encodePredictions, PREDICTIONS_PREFIX, type Predictions } from './data/predictions.js';
+import { Rng } from './data/random.js';
 
 export type FuseMethod = 'mean' | 'logit-mean' | 'geometric' | 'weighted' | 'greedy';
 export type FuseMetric = 'top1' | 'top3' | 'logloss';
@@ -63,7 +64,7 @@ const DEFAULTS: FuseParams = {
 
 export const fuse = defineStage<FuseParams>({
   name: 'fuse',
-  version: 1,
+  version: 2, // 2: bagging draws from the shared Rng
   description: 'Fuse several prediction artifacts (mean, logit mean, geometric, fitted weights, or Caruana greedy selection), with a held-out check.',
   params: {
     type: 'object',
@@ -245,17 +246,6 @@ export function combine(method: FuseMethod, mats: Float32Array[], weights: numbe
   return out;
 }
 
-/** Deterministic PRNG (mulberry32) for bagging. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface FitData { k: number; labels: Array<number | null>; rows: number[]; mats: Float32Array[] }
 
@@ -379,7 +369,8 @@ export function fuseMembers(members: Member[], params: Partial<FuseParams>, seed
         const total = counts.reduce((a, b) => a + b, 0);
         weights = counts.map((c) => c / total);
       } else {
-        const random = rng(seed ^ 0x5eed);
+        const bagRng = new Rng(seed ^ 0x5eed);
+        const random = (): number => bagRng.next();
         const size = Math.max(1, Math.round(g.bagging.fraction * members.length));
         counts = members.map(() => 0);
         selection = [];

@@ -1,6 +1,6 @@
 /** Camera: global photometric variation + sensor grain, then quantise to bytes. */
 import type { Canvas } from './paint.js';
-import { Rng } from './random.js';
+import { Rng } from '../random.js';
 
 let GRAIN: Uint32Array | undefined;
 /**

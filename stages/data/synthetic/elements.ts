@@ -2,7 +2,7 @@
  * Scene elements shared by several classes: sky, mountains, trees, building facades, water,
  * ground. Sharing them is what makes the classes overlap (see index.ts).
  */
-import { hash01, type Rng } from './random.js';
+import { hash01, type Rng } from '../random.js';
 import {
   between, type Canvas, clamp, fillBelow, fract, lerp, maxOf, minOf, mixP, mixRGB, noise1D, noise2D, P,
   type RGB, scaleRGB, setP, smoothstep,

@@ -29,7 +29,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { finish } from './camera.js';
 import { Canvas } from './paint.js';
-import { fnv1a, mix32, Rng } from './random.js';
+import { fnv1a, mix32, Rng } from '../random.js';
 import { SCENES, SYNTHETIC_CLASS_NAMES } from './scenes.js';
 
 export { SYNTHETIC_CLASS_NAMES };

@@ -2,7 +2,7 @@
  * Painting primitives of the synthetic scene generator: colour and maths helpers, the float
  * canvas, value noise, and column fills. Geometry is in pixels of a square `size` canvas.
  */
-import type { Rng } from './random.js';
+import type { Rng } from '../random.js';
 
 // ---------------------------------------------------------------------------------------------
 // Colour and maths helpers

@@ -2,7 +2,7 @@
  * Recipes of the first six classes, which mirror the classic Intel scene benchmark (buildings,
  * forest, glacier, mountain, sea, street). Each draws every random choice from the sample's Rng.
  */
-import type { Rng } from './random.js';
+import type { Rng } from '../random.js';
 import {
   between, type Canvas, clamp, fillBelow, flatLine, fract, jitter, lerp, minOf, mixP, mixRGB, noise1D, noise2D,
   P, type RGB, scaleRGB, setP, smoothstep, wavyLine,

@@ -2,7 +2,7 @@
  * Recipes of the six classes appended after the Intel-benchmark ones (desert, field, lake,
  * beach, sky, canyon).
  */
-import type { Rng } from './random.js';
+import type { Rng } from '../random.js';
 import {
   between, type Canvas, clamp, fillBelow, flatLine, jitter, lerp, minOf, mixP, mixRGB, noise1D, noise2D, P,
   type RGB, scaleRGB, setP, smoothstep, wavyLine,

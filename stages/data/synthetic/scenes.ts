@@ -1,6 +1,6 @@
 /** The scene classes: their names, order, and the recipe that paints each. */
 import type { Canvas } from './paint.js';
-import type { Rng } from './random.js';
+import type { Rng } from '../random.js';
 import { sceneBuildings, sceneForest, sceneGlacier, sceneMountain, sceneSea, sceneStreet } from './scenes-classic.js';
 import { sceneBeach, sceneCanyon, sceneDesert, sceneField, sceneLake, sceneSky } from './scenes-extra.js';
 

@@ -1,4 +1,4 @@
-/** Hashing and the PRNG of the synthetic scene generator. */
+/** Seeded hashing and the PRNG shared by the synthetic generator, shuffling (finetune) and bagging (fuse): one implementation, so every stage draws the same way. */
 
 /** murmur3 finaliser: a cheap, well-mixing 32-bit bijection. */
 export function mix32(h: number): number {
