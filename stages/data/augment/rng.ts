@@ -1,22 +1,13 @@
 // Deterministic randomness: every random choice for a sample comes from one PRNG seeded by a hash
 // of (seed, epoch, index), so augmentation does not depend on batch composition or order.
-
-/** murmur3's 32-bit finaliser: a bijection with full avalanche, so nearby inputs diverge. */
-function fmix32(x: number): number {
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x85ebca6b);
-  x ^= x >>> 13;
-  x = Math.imul(x, 0xc2b2ae35);
-  x ^= x >>> 16;
-  return x >>> 0;
-}
+import { mix32 } from '../random.js';
 
 /** Folds a (possibly > 2^32 or negative) integer into the hash, both 32-bit halves. */
 function absorb(h: number, n: number): number {
   const lo = n >>> 0;
   const hi = Math.floor(n / 4294967296) >>> 0;
-  h = fmix32((h ^ lo) + 0x9e3779b9);
-  return fmix32((h ^ hi) + 0x7f4a7c15);
+  h = mix32((h ^ lo) + 0x9e3779b9);
+  return mix32((h ^ hi) + 0x7f4a7c15);
 }
 
 function requireInteger(name: string, n: number): void {
