@@ -19,6 +19,8 @@ export interface StageJob {
   projectDir: string;
   slot: number;
   gpu: string | undefined;
+  /** CPU threads the stage may use (StageContext.threads). */
+  threads: number;
 }
 
 export class StageFailure extends Error {
@@ -39,7 +41,7 @@ export async function executeStage(job: StageJob, store: Store, signal: AbortSig
   try {
     result = job.kind.isolate
       ? await (await import('./worker-client.js')).runInWorker(job, store.path, signal, log)
-      : await job.kind.run({ stageId: job.stageId, key: job.key, resume: job.resume, projectDir: job.projectDir, seed: job.seed, slot: job.slot, gpu: job.gpu, inputs: job.inputs, store, signal, log }, job.params);
+      : await job.kind.run({ stageId: job.stageId, key: job.key, resume: job.resume, projectDir: job.projectDir, seed: job.seed, slot: job.slot, gpu: job.gpu, threads: job.threads, inputs: job.inputs, store, signal, log }, job.params);
   } catch (e) {
     if (e instanceof StageError || e instanceof StageFailure) throw new StageFailure(e.message, [...tail, ...(e instanceof StageError ? e.logTail : [])].slice(-LOG_TAIL), e instanceof InputError || (e instanceof StageFailure && e.inputError));
     // Not a failure the stage anticipated: keep the stack for whoever debugs it.

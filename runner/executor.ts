@@ -2,6 +2,8 @@
 // stages at once: a stage whose key has a record is cached (its outs restored if needed);
 // otherwise it runs under a lease, so a second podium process waits for the first instead of
 // computing the same key twice, and its record is committed in one transaction on success.
+import { availableParallelism } from 'node:os';
+
 import { stageKey, type Fingerprint } from '../cache/fingerprint.js';
 import type { LockFile } from '../cache/lockfile.js';
 import type { StageRecord, Store } from '../cache/store.js';
@@ -43,6 +45,7 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
   };
 
   const ready: string[] = plan.ids.filter((id) => pendingUp.get(id) === 0);
+  const toStart: Array<{ node: StageNode; fingerprint: Fingerprint; reason: string }> = [];
   const running = new Map<string, Promise<void>>();
   const freeSlots = Array.from({ length: opts.jobs }, (_, i) => i);
 
@@ -90,7 +93,15 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
     return { fingerprint: fp.fingerprint, reason };
   };
 
-  const runOne = async (node: StageNode, fingerprint: Fingerprint, reason: string, slot: number): Promise<void> => {
+  /**
+   * Cores for a stage about to start: the machine's cores shared among the stages that will run
+   * side by side — those running, this one, and those already waiting for a slot. (A stage started
+   * alone keeps its share if another starts later; results never depend on the thread count.)
+   */
+  const cores = availableParallelism();
+  const threadsFor = (): number => Math.max(1, Math.floor(cores / Math.min(opts.jobs, running.size + 1 + toStart.length)));
+
+  const runOne = async (node: StageNode, fingerprint: Fingerprint, reason: string, slot: number, threads: number): Promise<void> => {
     const key = stageKey(fingerprint);
     const started = Date.now();
     opts.onEvent({ type: 'stage-start', id: node.id, kind: node.kind.name, reason, slot });
@@ -114,7 +125,7 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
         const gpu = opts.gpus?.length ? opts.gpus[slot % opts.gpus.length] : undefined;
         const record = await executeStage({
           kind: node.kind, stageId: node.id, key, resume: true, params: node.params, inputs: inputValues(node, upstream),
-          seed: pipeline.seed, projectDir: pipeline.projectDir, slot, gpu,
+          seed: pipeline.seed, projectDir: pipeline.projectDir, slot, gpu, threads,
         }, store, opts.signal, (line) => opts.onEvent({ type: 'stage-log', id: node.id, line }));
         store.commitRecord(record);
         done.set(node.id, { fingerprint, record });
@@ -129,7 +140,6 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
     }
   };
 
-  const toStart: Array<{ node: StageNode; fingerprint: Fingerprint; reason: string }> = [];
   while (ready.length || toStart.length || running.size) {
     // Decide everything decidable first: cached stages need no slot, and deciding them may free more.
     while (ready.length) {
@@ -147,7 +157,7 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
     while (toStart.length && running.size < opts.jobs) {
       const { node, fingerprint, reason } = toStart.shift()!;
       const slot = freeSlots.shift()!;
-      const p = runOne(node, fingerprint, reason, slot).finally(() => { running.delete(node.id); freeSlots.push(slot); freeSlots.sort((a, b) => a - b); });
+      const p = runOne(node, fingerprint, reason, slot, threadsFor()).finally(() => { running.delete(node.id); freeSlots.push(slot); freeSlots.sort((a, b) => a - b); });
       running.set(node.id, p);
     }
     if (running.size) await Promise.race(running.values());

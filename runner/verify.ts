@@ -1,6 +1,8 @@
 // `podium verify`: re-execute stages without using their cached records and compare each output
 // with the lock file, byte for byte (by digest). Every blob the lock names is re-hashed first: a
 // tampered cache is reported and the bad blob removed, never used.
+import { availableParallelism } from 'node:os';
+
 import type { Digest } from '../cache/canonical.js';
 import { stageKey } from '../cache/fingerprint.js';
 import { CacheCorruption, type StageRecord } from '../cache/store.js';
@@ -55,7 +57,7 @@ export async function verify(file: string | undefined, opts: CommonOptions & { s
       if (key !== locked.key) { stages.push({ id: node.id, result: 'stale', detail: 'the pipeline or its deps changed since the lock was written; run it first', ...none }); continue; }
       let record: StageRecord;
       try {
-        record = await executeStage({ kind: node.kind, stageId: node.id, key, resume: false, params: node.params, inputs: inputValues(node, (id) => lockedRecords.get(id)), seed: pipeline.seed, projectDir: pipeline.projectDir, slot: 0, gpu: undefined }, store, signal, () => {});
+        record = await executeStage({ kind: node.kind, stageId: node.id, key, resume: false, params: node.params, inputs: inputValues(node, (id) => lockedRecords.get(id)), seed: pipeline.seed, projectDir: pipeline.projectDir, slot: 0, gpu: undefined, threads: availableParallelism() }, store, signal, () => {});
       } catch (e) {
         stages.push({ id: node.id, result: 'failed', detail: e instanceof StageFailure ? e.message : String(e), ...none });
         continue;

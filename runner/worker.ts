@@ -20,7 +20,7 @@ try {
   if (!kind) throw new Error(`unknown stage kind ${req.kind}`);
   const controller = new AbortController();
   const result = await kind.run({
-    stageId: req.stageId, key: req.key, resume: req.resume, projectDir: req.projectDir, seed: req.seed, slot: req.slot, gpu: req.gpu, inputs: req.inputs, store,
+    stageId: req.stageId, key: req.key, resume: req.resume, projectDir: req.projectDir, seed: req.seed, slot: req.slot, gpu: req.gpu, threads: req.threads, inputs: req.inputs, store,
     signal: controller.signal,
     log: (line) => { logTail.push(line); void send({ type: 'log', line }); },
   }, req.params);

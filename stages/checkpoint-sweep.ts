@@ -56,7 +56,7 @@ export const checkpointSweep = defineStage<SweepParams>({
 
   async run(ctx, p) {
     const { selectBackend } = await import('./tf/backend.js');
-    const backend = await selectBackend(p.backend);
+    const backend = await selectBackend(p.backend, ctx.threads);
     const tf = backend.tf;
     ctx.log(`backend ${backend.detail}`);
     const set = readJson<DecodedSet>(ctx.store, (ctx.inputs.images as InputArtifact).outputs.images!);

@@ -35,6 +35,11 @@ export interface StageContext {
   /** 0-based worker slot, and the GPU assigned to it with --gpus. */
   readonly slot: number;
   readonly gpu: string | undefined;
+  /**
+   * CPU threads this stage may use. The runner shares the machine's cores among the stages
+   * running at once (two training stages in parallel get one core each; a stage alone gets all).
+   */
+  readonly threads: number;
   readonly inputs: Record<string, InputValue>;
   readonly store: Store;
   readonly signal: AbortSignal;

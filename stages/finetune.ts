@@ -76,7 +76,7 @@ export const finetune = defineStage<FinetuneParams>({
     const { modelToBlob, modelFromBlob } = await import('./tf/checkpoint.js');
     const { augmentBatch, centerCrop, policyForLevel } = await import('./data/augment-ops.js');
     const tfl = await import('@tensorflow/tfjs-layers');
-    const backend = await selectBackend(p.backend);
+    const backend = await selectBackend(p.backend, ctx.threads);
     const tf = backend.tf;
     ctx.log(`backend ${backend.detail}`);
 

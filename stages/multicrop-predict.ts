@@ -2,8 +2,9 @@
 // centre, '5' corners + centre, '10' those and their mirrors, 'full') of every image at every
 // scale (shorter side), batched; the crops are cut from the decoded blobs in the cache (no JPEG is
 // decoded again) and averaged as probabilities or logits into one Predictions artifact per
-// checkpoint, `predictions:<model stage>:<epoch>`. The `table` output shows, on val, what each
-// (crops, scale) combination scores, so a user sees what the crops and the scale bought.
+// checkpoint, `predictions:<model stage>:<epoch>`. The `table` output shows, on every labelled
+// split (val, and test where the dataset has its labels), what each (crops, scale) combination
+// scores, so a user sees what the crops and the scale bought; the best checkpoint is chosen on val.
 //
 // Crop sets nest (crops.ts): computing '10' gives '1' and '5' too, so the table lists every
 // nested set up to the largest requested at no extra cost.
@@ -50,7 +51,7 @@ export const cropsSchema = { oneOf: [{ enum: cropEnum }, { type: 'array', minIte
 
 export const multicropPredict = defineStage<MulticropParams>({
   name: 'multicrop-predict',
-  version: 1,
+  version: 2,
   description: 'Predict val/test with every chosen checkpoint over crops and scales, averaged; one Predictions per checkpoint.',
   params: {
     type: 'object',
@@ -72,7 +73,7 @@ export const multicropPredict = defineStage<MulticropParams>({
 
   async run(ctx, p) {
     const { selectBackend } = await import('./tf/backend.js');
-    const backend = await selectBackend(p.backend);
+    const backend = await selectBackend(p.backend, ctx.threads);
     const tf = backend.tf;
     ctx.log(`backend ${backend.detail}`);
     const set = readJson<DecodedSet>(ctx.store, (ctx.inputs.images as InputArtifact).outputs.images!);
@@ -106,11 +107,11 @@ export const multicropPredict = defineStage<MulticropParams>({
           const views = [...scales.map((_, s) => ({ logits: out.perScale[s]!, stride: nested, crops: nested })), ...(out.full ? [{ logits: out.full, stride: 1, crops: 1 }] : [])];
           const probs = averageCrops(views, images.length, k, p.average);
           preds.splits[split] = { ids: rows.map((r) => r.id), labels, probs };
-          if (split !== 'val') continue;
-          // What each (crops, scale) bought, on val.
+          if (labels.every((l) => l === null)) continue;
+          // What each (crops, scale) bought.
           const row = (crops: string, scale: number | 'all' | null, v: typeof views): void => {
             const score = scoreProbs(averageCrops(v, images.length, k, p.average), labels, k);
-            if (score) table.push({ stageId: ref.stageId, epoch: ref.epoch, crops, scale, ...score });
+            if (score) table.push({ split, stageId: ref.stageId, epoch: ref.epoch, crops, scale, ...score });
           };
           for (const c of [1, 5, 10].filter((c) => c <= nested)) {
             scales.forEach((scale, s) => row(String(c), scale, [{ logits: out.perScale[s]!, stride: nested, crops: c }]));
@@ -118,8 +119,8 @@ export const multicropPredict = defineStage<MulticropParams>({
           }
           if (out.full) row('full', null, [{ logits: out.full, stride: 1, crops: 1 }]);
           const score = scoreProbs(probs, labels, k);
-          if (score) {
-            table.push({ stageId: ref.stageId, epoch: ref.epoch, crops: requested.join('+'), scale: 'all', averaged: true, ...score });
+          if (score) table.push({ split, stageId: ref.stageId, epoch: ref.epoch, crops: requested.join('+'), scale: 'all', averaged: true, ...score });
+          if (score && split === 'val') {
             if (!best || score.top1 > best.top1 || (score.top1 === best.top1 && score.top3 > best.top3)) best = { name, ...score };
             ctx.log(`${name}: val top-1 ${score.top1.toFixed(4)}, top-3 ${score.top3.toFixed(4)} (crops ${requested.join('+')}, scales ${scales.join(', ')}, ${p.average})`);
           }
@@ -131,7 +132,7 @@ export const multicropPredict = defineStage<MulticropParams>({
     }
     const seconds = (Date.now() - t0) / 1000;
     ctx.log(`${crops} crops in ${seconds.toFixed(1)} s: ${(crops / Math.max(seconds, 1e-3)).toFixed(1)} crops/s`);
-    outputs.table = await ctx.store.putBlob(Buffer.from(JSON.stringify({ split: 'val', average: p.average, crops: requested, rows: table }, null, 2)));
+    outputs.table = await ctx.store.putBlob(Buffer.from(JSON.stringify({ average: p.average, crops: requested, rows: table }, null, 2)));
     return {
       outputs,
       metrics: best ? { valTop1: best.top1, valTop3: best.top3, valLoss: best.loss, best: best.name, checkpoints: refs.length } : { checkpoints: refs.length },

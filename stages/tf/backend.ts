@@ -15,13 +15,12 @@
  * version would bring its own nested tfjs-core and register its backend there, invisible to us;
  * we check for that and say so instead of silently training on another backend.
  *
- * Determinism: wasm (single-threaded under Node, see the issue) and cpu compute every kernel in a
- * fixed order, so the same inputs give bit-identical results on the same backend. tfjs-node uses
+ * Determinism: wasm (threaded: see wasm-threads.ts) and cpu compute every output in a fixed order,
+ * whatever the thread count, so the same inputs give bit-identical results on the same backend. tfjs-node uses
  * TensorFlow's CPU/GPU kernels, whose reductions may be multi-threaded; podium records which
  * backend ran so a verify on another backend is not mistaken for a regression.
  */
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
+import { availableParallelism } from 'node:os';
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
@@ -31,6 +30,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 import '@tensorflow/tfjs-layers';
 
 import { registerWasmGradientKernels } from './wasm-gradients.js';
+import { registerThreadedWasm } from './wasm-threads.js';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -44,8 +44,6 @@ export interface SelectedBackend {
 }
 
 const NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
-
-const require = createRequire(import.meta.url);
 
 /** Imports a package whose name TypeScript must not resolve at compile time. */
 async function importOptional(name: string): Promise<unknown> {
@@ -90,22 +88,16 @@ async function tryTensorflow(): Promise<SelectedBackend | string[]> {
   return failures;
 }
 
-let wasmPathsSet = false;
+let wasmRegistered = false;
 
-async function tryWasm(): Promise<SelectedBackend | string> {
+async function tryWasm(threads: number): Promise<SelectedBackend | string> {
   try {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
-    if (!wasmPathsSet) {
-      // The binaries ship in the package's dist/ next to its Node entry point. Emscripten would
-      // find them there by itself (__dirname); saying so explicitly guarantees they are read
-      // from node_modules with fs and never fetched, whatever bundling or cwd. (It has no effect
-      // if the backend was already initialised, which is fine: then it found them.)
-      try {
-        wasm.setWasmPaths(`${dirname(require.resolve('@tensorflow/tfjs-backend-wasm'))}/`);
-      } catch {
-        // Only thrown after a failed initialisation; setBackend below reports that.
-      }
-      wasmPathsSet = true;
+    // Once per process: the first initialisation fixes the thread count (wasm-threads.ts says
+    // why podium loads the threaded build itself; it reads the binaries from node_modules by path).
+    if (!wasmRegistered) {
+      registerThreadedWasm(tf, wasm, threads);
+      wasmRegistered = true;
     }
     // Before setBackend: our gradient kernels are looked up at run time, and registering first
     // means no kernel of a model ever runs on wasm without them.
@@ -113,8 +105,8 @@ async function tryWasm(): Promise<SelectedBackend | string> {
     registerWasmSharingIdentity();
     if (!(await tf.setBackend('wasm'))) return "wasm: the backend failed to initialise";
     await tf.ready();
-    const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-    return { name: 'wasm', tf, detail: `wasm (${simd === true ? 'simd' : 'no simd'}, 1 thread)` };
+    const n = wasm.getThreadsCount();
+    return { name: 'wasm', tf, detail: `wasm (simd, ${n} thread${n === 1 ? '' : 's'})` };
   } catch (err) {
     return `wasm: ${errorText(err)}`;
   }
@@ -155,12 +147,12 @@ async function useCpu(): Promise<SelectedBackend> {
  * - `tensorflow`: tfjs-node-gpu or tfjs-node, else an error saying how to get them.
  * - `wasm` / `cpu`: exactly that backend, else an error.
  */
-export async function selectBackend(pref: BackendPreference): Promise<SelectedBackend> {
+export async function selectBackend(pref: BackendPreference, threads = availableParallelism()): Promise<SelectedBackend> {
   switch (pref) {
     case 'auto': {
       const native = await tryTensorflow();
       if (!Array.isArray(native)) return native;
-      const wasm = await tryWasm();
+      const wasm = await tryWasm(threads);
       if (typeof wasm !== 'string') return wasm;
       return useCpu();
     }
@@ -175,7 +167,7 @@ export async function selectBackend(pref: BackendPreference): Promise<SelectedBa
       );
     }
     case 'wasm': {
-      const wasm = await tryWasm();
+      const wasm = await tryWasm(threads);
       if (typeof wasm === 'string') throw new Error(`backend 'wasm' is not available: ${wasm}`);
       return wasm;
     }

@@ -138,7 +138,7 @@ function setup(): { store: LmdbStore; projectDir: string } {
 
 function context(s: LmdbStore, projectDir: string, inputs: StageContext['inputs'], log: string[] = []): StageContext {
   return {
-    stageId: 'under-test', key: 'k'.repeat(64) as Digest, resume: true, projectDir, seed: 5, slot: 0, gpu: undefined,
+    stageId: 'under-test', key: 'k'.repeat(64) as Digest, resume: true, projectDir, seed: 5, slot: 0, gpu: undefined, threads: 1,
     inputs, store: s, signal: new AbortController().signal, log: (l) => log.push(l),
   };
 }

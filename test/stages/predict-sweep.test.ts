@@ -94,7 +94,11 @@ describe('checkpoint-sweep and multicrop-predict', () => {
     for (const n of names) {
       const [, stageId, epoch] = n.split(':');
       const rows = table.rows.filter((r: any) => r.stageId === stageId && r.epoch === epoch);
-      expect(rows.map((r: any) => `${r.crops}@${r.scale}`).sort()).toEqual(['1@32', '1@40', '1@all', '10@32', '10@40', '10@all', '10@all', '5@32', '5@40', '5@all'].sort());
+      // Every labelled split gets its rows (the synthetic test split has labels).
+      for (const split of ['val', 'test']) {
+        const own = rows.filter((r: any) => r.split === split);
+        expect(own.map((r: any) => `${r.crops}@${r.scale}`).sort()).toEqual(['1@32', '1@40', '1@all', '10@32', '10@40', '10@all', '10@all', '5@32', '5@40', '5@all'].sort());
+      }
       for (const r of rows) { expect(r.top1).toBeGreaterThanOrEqual(0); expect(r.top3).toBe(1); }
     }
     expect(lock.tta.metrics.valTop3).toBe(1);
@@ -107,7 +111,7 @@ describe('checkpoint-sweep and multicrop-predict', () => {
     const { table, pred } = await blobs((get) => ({ table: JSON.parse(get(lock.tta2.outputs.table).toString()), pred: decodePredictions(get(lock.tta2.outputs[names[0]!])) }));
     expect(table.average).toBe('logits');
     const [, stageId] = names[0]!.split(':');
-    expect(table.rows.filter((r: any) => r.stageId === stageId).map((r: any) => `${r.crops}@${r.scale}`)).toEqual(['1@32', '1@37', '1@all', 'full@null', '1+full@all']);
+    expect(table.rows.filter((r: any) => r.stageId === stageId && r.split === 'val').map((r: any) => `${r.crops}@${r.scale}`)).toEqual(['1@32', '1@37', '1@all', 'full@null', '1+full@all']);
     expect(Object.keys(pred.splits)).toEqual(['val', 'test']);
     const row = Array.from(pred.splits.test!.probs.subarray(0, 3));
     expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
