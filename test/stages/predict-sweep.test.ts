@@ -6,7 +6,7 @@ import { decodePredictions, type Predictions } from '../../stages/data/predictio
 import { Project } from '../rig.js';
 
 // One small pipeline for both kinds: synthetic data → decode → tiny finetune (a 2-point lr
-// matrix, 2 epochs) → checkpoint-sweep → 10-crop prediction at two scales.
+// matrix, 2 epochs) → checkpoint-sweep → 10-crop prediction at two scales → fuse → export.
 const pipeline = {
   name: 'tta',
   seed: 5,
@@ -19,6 +19,8 @@ const pipeline = {
     tta: { uses: 'multicrop-predict', inputs: { models: ['sweep', 'train'], images: 'decoded' }, params: { crops: '10', scales: [32, 40], batchSize: 16, backend: 'wasm' } },
     // Defaults for scales (inputSize and 8/7 of it), a list of crop sets, logit averaging.
     tta2: { uses: 'multicrop-predict', inputs: { models: 'train', images: 'decoded' }, params: { crops: [1, 'full'], average: 'logits', splits: ['val', 'test', 'nope'], backend: 'wasm' } },
+    fused: { uses: 'fuse', inputs: { predictions: ['tta', 'tta2'] }, params: { method: 'greedy' } },
+    submit: { uses: 'export', inputs: { predictions: 'fused' }, params: { format: 'csv', path: 'out/submission.csv' } },
   },
 };
 
@@ -123,4 +125,19 @@ describe('checkpoint-sweep and multicrop-predict', () => {
     expect(v.stdout).toContain('identical  tta');
     expect(v.exitCode, v.stdout + v.stderr).toBe(0);
   }, 60_000);
+});
+
+describe('changing only the fuse method', () => {
+  it('reruns fuse and export and nothing else', async () => {
+    const before = project.json('p.lock.json').stages;
+    project.write('p.json', { ...pipeline, stages: { ...pipeline.stages, fused: { ...pipeline.stages.fused, params: { method: 'mean' } } } });
+    const r = await project.run();
+    expect(r.exitCode, r.stderr).toBe(0);
+    const ran = Object.entries(r.status).filter(([, s]) => s === 'ran').map(([id]) => id).sort();
+    expect(ran).toEqual(['fused', 'submit']);
+    expect(Object.values(r.status).filter((s) => s !== 'ran' && s !== 'cached')).toEqual([]);
+    const after = project.json('p.lock.json').stages;
+    expect(after.fused.key).not.toBe(before.fused.key);
+    expect(after.tta.key).toBe(before.tta.key);
+  }, 90_000);
 });
