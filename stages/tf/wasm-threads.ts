@@ -77,6 +77,7 @@ export function registerThreadedWasm(tf: typeof tfCore, wasmPackage: typeof impo
     const workerFile = workerScriptFile(outDir);
     const realCpus = os.cpus;
     os.cpus = () => Array.from({ length: 2 * wanted }, () => realCpus()[0]!);
+    const listenersBefore = { uncaught: process.listeners('uncaughtException'), unhandled: process.listeners('unhandledRejection') };
     let module: EmscriptenModule;
     try {
       module = await factory({
@@ -89,6 +90,10 @@ export function registerThreadedWasm(tf: typeof tfCore, wasmPackage: typeof impo
       });
     } finally {
       os.cpus = realCpus;
+      // Emscripten adds process handlers that only rethrow; Node then reports the rethrow's
+      // location, one 300 kB line of minified emscripten code, instead of the real error.
+      for (const l of process.listeners('uncaughtException')) if (!listenersBefore.uncaught.includes(l)) process.removeListener('uncaughtException', l);
+      for (const l of process.listeners('unhandledRejection')) if (!listenersBefore.unhandled.includes(l)) process.removeListener('unhandledRejection', l);
     }
     // The same bridge tfjs's own loader attaches (backend_wasm.ts, init()).
     module.tfjs = {

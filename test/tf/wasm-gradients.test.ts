@@ -61,13 +61,16 @@ interface GradCase {
   k: number;
   h: number;
   mult: number;
+  /** Conv channels in → out (default 3 → 4). */
+  channels?: [number, number];
 }
 
 /** dL/dx and dL/dfilter of L = Σ conv(x, f) · dyWeights, computed via tf.grads. */
 async function convGrads(backend: Backend, c: GradCase, seed: number): Promise<[Float32Array, Float32Array]> {
   await use(backend);
-  const xShape: Shape4 = [2, c.h, c.h + 1, 3]; // H odd/even, W the other parity
-  const fShape: Shape4 = [c.k, c.k, 3, c.kind === 'conv' ? 4 : c.mult];
+  const [cin, cout] = c.channels ?? [3, 4];
+  const xShape: Shape4 = [2, c.h, c.h + 1, cin]; // H odd/even, W the other parity
+  const fShape: Shape4 = [c.k, c.k, cin, c.kind === 'conv' ? cout : c.mult];
   const forward = (x: tf.Tensor4D, f: tf.Tensor4D): tf.Tensor4D =>
     c.kind === 'conv' ? tf.conv2d(x, f, c.stride, c.pad) : tf.depthwiseConv2d(x, f, c.stride, c.pad);
   // Read the values outside tidy: returning big typed arrays from tf.tidy is
@@ -145,9 +148,13 @@ for (const kind of ['conv', 'depthwise'] as const) {
     }
   }
 }
+// 1×1 stride-1 filter gradients are a matrix product that transposes the smaller operand:
+// cover more input than output channels too.
+gradCases.push({ kind: 'conv', stride: 1, pad: 'same', k: 1, h: 9, mult: 1, channels: [6, 2] });
+gradCases.push({ kind: 'conv', stride: 1, pad: 'valid', k: 1, h: 8, mult: 1, channels: [5, 5] });
 
 describe('tf.grads on wasm matches cpu', () => {
-  it.each(gradCases.map((c, i) => [`${c.kind} s=${c.stride} ${c.pad} k=${c.k} H=${c.h} M=${c.mult}`, c, i] as const))(
+  it.each(gradCases.map((c, i) => [`${c.kind} s=${c.stride} ${c.pad} k=${c.k} H=${c.h} M=${c.mult}${c.channels ? ` C=${c.channels.join('→')}` : ''}`, c, i] as const))(
     '%s',
     async (_label, c, i) => {
       const seed = 1000 * (i + 1);
