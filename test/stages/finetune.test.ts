@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Project } from '../rig.js';
@@ -32,6 +33,9 @@ describe('finetune stage', () => {
     expect(Number.isFinite(train.metrics.loss)).toBe(true);
     const shown = await project.cli('show', 'p.json', 'train');
     expect(shown.stdout).toContain('on wasm');
+    // Running alone, the stage gets every core (the threaded build uses at most 8).
+    const threads = Math.min(8, availableParallelism());
+    expect(shown.stdout).toContain(`wasm (simd, ${threads} thread${threads === 1 ? '' : 's'})`);
     expect(shown.stdout).toMatch(/epoch 2\/2: loss/);
 
     const v = await project.cli('verify', 'p.json', '--stages', 'train');
