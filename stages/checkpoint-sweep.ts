@@ -24,7 +24,7 @@ export interface SweepParams {
 
 export const checkpointSweep = defineStage<SweepParams>({
   name: 'checkpoint-sweep',
-  version: 1,
+  version: 2, // 2: batch normalisation folded into the convolutions (loadCheckpoint)
   description: 'Evaluate finetune checkpoints on val (config × epoch table) and select the n best.',
   params: {
     type: 'object',

@@ -51,7 +51,7 @@ export const cropsSchema = { oneOf: [{ enum: cropEnum }, { type: 'array', minIte
 
 export const multicropPredict = defineStage<MulticropParams>({
   name: 'multicrop-predict',
-  version: 2,
+  version: 3, // 3: batch normalisation folded into the convolutions
   description: 'Predict val/test with every chosen checkpoint over crops and scales, averaged; one Predictions per checkpoint.',
   params: {
     type: 'object',
@@ -188,18 +188,22 @@ export function checkClasses(ref: CheckpointRef, set: DecodedSet): void {
  * A checkpoint as a model that outputs logits: models from models.ts end in head_logits →
  * softmax; the softmax is cut off so crops can be averaged as logits. A model without that layer
  * is used as is, its probabilities turned into log-probabilities (equivalent up to a constant).
+ * Batch normalisation is folded into the convolutions (tf/inference.ts): ~1.4× faster.
  */
 export async function loadCheckpoint(tf: Tf, store: Store, ref: CheckpointRef): Promise<{ predict(x: import('@tensorflow/tfjs-core').Tensor4D): import('@tensorflow/tfjs-core').Tensor; dispose(): void }> {
   const tfl = await import('@tensorflow/tfjs-layers');
   const { modelFromBlob } = await import('./tf/checkpoint.js');
   const { HEAD_LOGITS } = await import('./tf/models.js');
+  const { foldedPredictor } = await import('./tf/inference.js');
   const model: LayersModel = await modelFromBlob(tf, tfl, blobOf(store, ref.checkpoint));
   const layer = model.layers.find((l) => l.name === HEAD_LOGITS);
+  const dispose = (p: { dispose(): void }) => () => { p.dispose(); model.dispose(); };
   if (layer) {
-    const logits = tfl.model({ inputs: model.inputs, outputs: layer.output as import('@tensorflow/tfjs-layers').SymbolicTensor });
-    return { predict: (x) => logits.predict(x) as import('@tensorflow/tfjs-core').Tensor, dispose: () => model.dispose() };
+    const logits = foldedPredictor(tf, tfl.model({ inputs: model.inputs, outputs: layer.output as import('@tensorflow/tfjs-layers').SymbolicTensor }));
+    return { predict: (x) => logits.predict(x), dispose: dispose(logits) };
   }
-  return { predict: (x) => tf.log(tf.maximum(model.predict(x) as import('@tensorflow/tfjs-core').Tensor, 1e-30)), dispose: () => model.dispose() };
+  const probs = foldedPredictor(tf, model);
+  return { predict: (x) => tf.log(tf.maximum(probs.predict(x), 1e-30)), dispose: dispose(probs) };
 }
 
 /**
