@@ -14,6 +14,8 @@ export interface StageReport {
   logTail?: string[];
   /** The stage failed on invalid input data: the run exits 2. */
   inputError?: boolean;
+  /** A stage that ran: the metrics its record holds (val scores, losses, counts). */
+  metrics?: Record<string, unknown>;
 }
 
 export type RunEvent =
@@ -36,7 +38,7 @@ export function humanLogger(out: NodeJS.WritableStream = process.stderr, verbose
         if (r.status === 'cached' && !r.restored?.length) break; // a no-op run stays quiet
         const time = r.status === 'ran' || r.status === 'failed' ? ` (${(r.durationMs / 1000).toFixed(1)}s)` : '';
         // A ran stage's reason was printed when it started.
-        const extra = r.restored?.length ? ` — restored ${r.restored.join(', ')}` : r.status === 'cached' || r.status === 'ran' ? '' : `: ${r.reason}`;
+        const extra = r.restored?.length ? ` — restored ${r.restored.join(', ')}` : r.status === 'ran' ? metricsSummary(r.metrics) : r.status === 'cached' ? '' : `: ${r.reason}`;
         out.write(`${MARK[r.status].padEnd(11)} ${r.id}${time}${extra}\n`);
         if (r.status === 'failed') for (const l of r.logTail ?? []) out.write(`    | ${l}\n`);
         break;
@@ -44,4 +46,10 @@ export function humanLogger(out: NodeJS.WritableStream = process.stderr, verbose
       case 'warning': out.write(`warning: ${e.message}\n`); break;
     }
   };
+}
+
+/** " — valTop1 0.975, holdoutTop1 0.9667": a ran stage's numeric metrics, so a run shows its scores. */
+export function metricsSummary(metrics: Record<string, unknown> | undefined, max = 8): string {
+  const shown = Object.entries(metrics ?? {}).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1])).slice(0, max);
+  return shown.length ? ` — ${shown.map(([k, v]) => `${k} ${Number.isInteger(v) ? v : Number(v.toPrecision(4))}`).join(', ')}` : '';
 }

@@ -129,7 +129,7 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
         }, store, opts.signal, (line) => opts.onEvent({ type: 'stage-log', id: node.id, line }));
         store.commitRecord(record);
         done.set(node.id, { fingerprint, record });
-        finish({ id: node.id, kind: node.kind.name, status: 'ran', key, reason, durationMs: record.durationMs });
+        finish({ id: node.id, kind: node.kind.name, status: 'ran', key, reason, durationMs: record.durationMs, metrics: record.metrics });
       } finally {
         store.releaseLease(key);
       }

@@ -131,11 +131,13 @@ describe('changing only the fuse method', () => {
   it('reruns fuse and export and nothing else', async () => {
     const before = project.json('p.lock.json').stages;
     project.write('p.json', { ...pipeline, stages: { ...pipeline.stages, fused: { ...pipeline.stages.fused, params: { method: 'mean' } } } });
-    const r = await project.run();
+    // As a user sees it: only the ran stages are listed, fuse with its val scores.
+    const r = await project.cli('run', 'p.json');
     expect(r.exitCode, r.stderr).toBe(0);
-    const ran = Object.entries(r.status).filter(([, s]) => s === 'ran').map(([id]) => id).sort();
-    expect(ran).toEqual(['fused', 'submit']);
-    expect(Object.values(r.status).filter((s) => s !== 'ran' && s !== 'cached')).toEqual([]);
+    const ran = r.stderr.split('\n').filter((l) => l.startsWith('✓ ran'));
+    expect(ran.map((l) => l.split(/\s+/)[2])).toEqual(['fused', 'submit']);
+    expect(ran[0]).toMatch(/fused \([\d.]+s\) — top1 [\d.]+, .*holdoutTop1 [\d.]+/);
+    expect(r.stderr).not.toMatch(/failed|skipped/);
     const after = project.json('p.lock.json').stages;
     expect(after.fused.key).not.toBe(before.fused.key);
     expect(after.tta.key).toBe(before.tta.key);
