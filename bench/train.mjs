@@ -1,7 +1,7 @@
 // MobileNetV2 (nsfwjs weights) training and inference throughput on the tfjs 'wasm' backend,
 // printed beside the PyTorch reference measured on this machine.
 //
-//   npx tsc -p tsconfig.json && node bench/train.mjs [--quick]
+//   npx tsc -p tsconfig.json && node bench/train.mjs [--quick] [--threads N]   (default: every core)
 //
 // Measures, batch 32, pixels in [0, 1], 6 classes, all layers trainable, SGD momentum 0.9,
 // weight decay 1e-4 (the recipe):
@@ -30,7 +30,8 @@ const REFERENCE = {
   infer224Wasm: { value: 18.5, source: 'raw single-threaded tfjs-wasm model.predict (earlier measurement)' },
 };
 
-const { tf, detail } = await selectBackend('wasm');
+const threadsArg = process.argv.indexOf('--threads');
+const { tf, detail } = await selectBackend('wasm', threadsArg > 0 ? Number(process.argv[threadsArg + 1]) : undefined);
 const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
 const heapMB = () => {
   const heap = tf.backend().wasm?.HEAP8?.length;
