@@ -7,16 +7,12 @@
 import { resolve } from 'node:path';
 import { digestOf, type Digest } from '../cache/canonical.js';
 import { defineStage, InputError, type InputArtifact } from './contract.js';
+import type { DecodeImageParams } from './data/decode-image.js';
 import type { DecodedSet } from './data/decoded.js';
 import type { Manifest, ManifestEntry } from './data/manifest.js';
 
-export interface DecodeParams {
-  shortSide: number | null;
-  size: [number, number] | null;
-  fit: 'cover' | 'contain' | 'fill';
-  centerCrop: number | null;
-  kernel: 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
-  maxPixels: number;
+/** How each image is decoded (data/decode-image.ts), and what to do with bad ones. */
+export interface DecodeParams extends DecodeImageParams {
   onError: 'fail' | 'skip';
 }
 
