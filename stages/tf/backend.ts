@@ -30,7 +30,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 import '@tensorflow/tfjs-layers';
 
 import { registerWasmGradientKernels } from './wasm-gradients.js';
-import { registerThreadedWasm } from './wasm-threads.js';
+import { registerThreadedWasm, threadedWasmFailure } from './wasm-threads.js';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -106,7 +106,9 @@ async function tryWasm(threads: number): Promise<SelectedBackend | string> {
     if (!(await tf.setBackend('wasm'))) return "wasm: the backend failed to initialise";
     await tf.ready();
     const n = wasm.getThreadsCount();
-    return { name: 'wasm', tf, detail: `wasm (simd, ${n} thread${n === 1 ? '' : 's'})` };
+    const failure = threadedWasmFailure();
+    const why = failure === undefined ? '' : `; threaded build unavailable: ${failure}`;
+    return { name: 'wasm', tf, detail: `wasm (simd, ${n} thread${n === 1 ? '' : 's'}${why})` };
   } catch (err) {
     return `wasm: ${errorText(err)}`;
   }

@@ -72,44 +72,64 @@ export function registerThreadedWasm(tf: typeof tfCore, wasmPackage: typeof impo
   const wanted = Math.max(1, Math.min(MAX_WASM_THREADS, Math.floor(threads)));
   const outDir = wasmOutDir();
   const factory = require(join(outDir, 'tfjs-backend-wasm-threaded-simd.js')) as Factory;
+  // The package's own (single-threaded) loader stays the fallback: training is slower without
+  // threads, never impossible.
+  const packaged = tf.findBackendFactory('wasm');
   tf.removeBackend('wasm');
   tf.registerBackend('wasm', async () => {
-    const workerFile = workerScriptFile(outDir);
-    const realCpus = os.cpus;
-    os.cpus = () => Array.from({ length: 2 * wanted }, () => realCpus()[0]!);
-    const listenersBefore = { uncaught: process.listeners('uncaughtException'), unhandled: process.listeners('unhandledRejection') };
-    let module: EmscriptenModule;
     try {
-      module = await factory({
-        locateFile: (path: string, prefix: string) => {
-          if (path.endsWith('.worker.js')) return workerFile;
-          if (path.endsWith('.wasm')) return join(outDir, 'tfjs-backend-wasm-threaded-simd.wasm');
-          return prefix + path;
-        },
-        mainScriptUrlOrBlob: join(outDir, 'tfjs-backend-wasm-threaded-simd.js'),
-      });
-    } finally {
-      os.cpus = realCpus;
-      // Emscripten adds process handlers that only rethrow; Node then reports the rethrow's
-      // location, one 300 kB line of minified emscripten code, instead of the real error.
-      for (const l of process.listeners('uncaughtException')) if (!listenersBefore.uncaught.includes(l)) process.removeListener('uncaughtException', l);
-      for (const l of process.listeners('unhandledRejection')) if (!listenersBefore.unhandled.includes(l)) process.removeListener('unhandledRejection', l);
+      return await threadedBackend(wasmPackage, factory, outDir, wanted);
+    } catch (err) {
+      if (!packaged) throw err;
+      threadedFailure = (err as Error).message ?? String(err);
+      return packaged();
     }
-    // The same bridge tfjs's own loader attaches (backend_wasm.ts, init()).
-    module.tfjs = {
-      init: module.cwrap('init', null, []),
-      initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),
-      getThreadsCount: module.cwrap('get_threads_count', 'number', []),
-      registerTensor: module.cwrap('register_tensor', null, ['number', 'number', 'number']),
-      disposeData: module.cwrap('dispose_data', null, ['number']),
-      dispose: module.cwrap('dispose', null, []),
-    };
-    wasmPackage.setThreadsCount(wanted);
-    const backend = new wasmPackage.BackendWasm(module as never);
-    // The pool's threads wait for work for ever and emscripten keeps their workers ref'd, which
-    // would keep Node alive after the last line of a script. The main thread never needs its
-    // event loop to hear from them (it waits on atomics), so let Node exit regardless.
-    for (const worker of [...module.PThread.runningWorkers, ...module.PThread.unusedWorkers]) worker.unref();
-    return backend;
   }, 2);
+}
+
+let threadedFailure: string | undefined;
+
+/** Why the threaded build could not be used in this process (then wasm runs on one thread). */
+export function threadedWasmFailure(): string | undefined {
+  return threadedFailure;
+}
+
+async function threadedBackend(wasmPackage: typeof import('@tensorflow/tfjs-backend-wasm'), factory: Factory, outDir: string, wanted: number): Promise<tfCore.KernelBackend> {
+  const workerFile = workerScriptFile(outDir);
+  const realCpus = os.cpus;
+  os.cpus = () => Array.from({ length: 2 * wanted }, () => realCpus()[0]!);
+  const listenersBefore = { uncaught: process.listeners('uncaughtException'), unhandled: process.listeners('unhandledRejection') };
+  let module: EmscriptenModule;
+  try {
+    module = await factory({
+      locateFile: (path: string, prefix: string) => {
+        if (path.endsWith('.worker.js')) return workerFile;
+        if (path.endsWith('.wasm')) return join(outDir, 'tfjs-backend-wasm-threaded-simd.wasm');
+        return prefix + path;
+      },
+      mainScriptUrlOrBlob: join(outDir, 'tfjs-backend-wasm-threaded-simd.js'),
+    });
+  } finally {
+    os.cpus = realCpus;
+    // Emscripten adds process handlers that only rethrow; Node then reports the rethrow's
+    // location, one 300 kB line of minified emscripten code, instead of the real error.
+    for (const l of process.listeners('uncaughtException')) if (!listenersBefore.uncaught.includes(l)) process.removeListener('uncaughtException', l);
+    for (const l of process.listeners('unhandledRejection')) if (!listenersBefore.unhandled.includes(l)) process.removeListener('unhandledRejection', l);
+  }
+  // The same bridge tfjs's own loader attaches (backend_wasm.ts, init()).
+  module.tfjs = {
+    init: module.cwrap('init', null, []),
+    initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),
+    getThreadsCount: module.cwrap('get_threads_count', 'number', []),
+    registerTensor: module.cwrap('register_tensor', null, ['number', 'number', 'number']),
+    disposeData: module.cwrap('dispose_data', null, ['number']),
+    dispose: module.cwrap('dispose', null, []),
+  };
+  wasmPackage.setThreadsCount(wanted);
+  const backend = new wasmPackage.BackendWasm(module as never);
+  // The pool's threads wait for work for ever and emscripten keeps their workers ref'd, which
+  // would keep Node alive after the last line of a script. The main thread never needs its
+  // event loop to hear from them (it waits on atomics), so let Node exit regardless.
+  for (const worker of [...module.PThread.runningWorkers, ...module.PThread.unusedWorkers]) worker.unref();
+  return backend;
 }

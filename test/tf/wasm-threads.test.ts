@@ -12,9 +12,9 @@ import { describe, expect, it } from 'vitest';
 
 const script = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'train-digest.mjs');
 
-async function trainWith(threads: number): Promise<{ detail: string; digest: string }> {
+async function trainWith(threads: number, env: Record<string, string> = {}): Promise<{ detail: string; digest: string }> {
   // A hard timeout: a pthread worker that kept Node alive would hang here rather than pass.
-  const { stdout } = await execaNode(script, [String(threads)], { timeout: 120_000 });
+  const { stdout } = await execaNode(script, [String(threads)], { timeout: 120_000, env });
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as { detail: string; digest: string };
 }
 
@@ -26,5 +26,11 @@ describe('threaded wasm under Node', () => {
     expect(two.detail).toBe('wasm (simd, 2 threads)');
     expect(two.digest).toMatch(/^[0-9a-f]{64}$/);
     expect(two.digest).toBe(one.digest);
+
+    // Where the threaded build cannot start (here: its worker script cannot be written), the
+    // package's own single-threaded build takes over, says why, and computes the same bytes.
+    const fallback = await trainWith(2, { TMPDIR: '/dev/null/not-a-directory' });
+    expect(fallback.detail).toMatch(/^wasm \(simd, 1 thread; threaded build unavailable: .*not-a-directory/);
+    expect(fallback.digest).toBe(one.digest);
   }, 300_000);
 });
