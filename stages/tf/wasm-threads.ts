@@ -14,7 +14,9 @@
  *     `require("os").cpus().length`. On 2 vCPUs that is 1 thread whatever we ask. We make
  *     `os.cpus()` report twice the wanted count for exactly that initialisation.
  * The tfjs PR that tried to support Node threads (tfjs#8059) was closed unmerged; this does the
- * same from the outside, through the package's public `BackendWasm` class and factory file.
+ * same from the outside, through the package's public `BackendWasm` class and factory file. If
+ * the threaded build cannot start, the package's own single-threaded loader takes over and the
+ * backend detail says why.
  *
  * Determinism: XNNPACK splits a convolution or matrix product by output tiles; each output's sum
  * runs in the same order whatever the thread count, and tfjs's own reductions are
