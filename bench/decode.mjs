@@ -64,7 +64,11 @@ def pil(path, draft=False):
     if draft: im.draft('RGB', short_side(*im.size))
     im = im.convert('RGB')
     return im.resize(short_side(*im.size), Image.BILINEAR).size
-fn = {'opencv': cv, 'opencv-reduced': lambda p: cv(p, True), 'pil': pil, 'pil-draft': lambda p: pil(p, True)}[which]
+# Module-level functions: multiprocessing pickles what it sends to the pool, and lambdas cannot be
+# pickled (the reduced/draft references used to fail silently that way).
+def cv_reduced(path): return cv(path, True)
+def pil_draft(path): return pil(path, True)
+fn = {'opencv': cv, 'opencv-reduced': cv_reduced, 'pil': pil, 'pil-draft': pil_draft}[which]
 with Pool(2) as pool:
     pool.map(fn, files[:20])
     t = time.perf_counter(); pool.map(fn, files, chunksize=16); dt = time.perf_counter() - t
@@ -76,6 +80,7 @@ function reference(files, which) {
   writeFileSync(list, JSON.stringify(files));
   const r = spawnSync('/usr/bin/python3', ['-c', PY, list, which], { encoding: 'utf8' });
   rmSync(list, { force: true });
+  if (r.status !== 0) console.log(`    (${which} skipped: ${(r.stderr || 'python3 failed').trim().split('\n').at(-1)})`);
   return r.status === 0 ? Number(r.stdout.trim()) : undefined;
 }
 
