@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
 import { BadImage, decodeImage, type DecodeImageParams } from './decode-image.js';
 
@@ -67,7 +67,6 @@ export async function decodeAll(
 // The worker side: decode what the pool sends, reply with the blob (its memory transferred).
 if (!isMainThread && parentPort) {
   const port = parentPort;
-  const { workerData } = await import('node:worker_threads');
   const params = workerData as DecodeImageParams;
   port.on('message', (task: DecodeTask & { id: number }) => {
     decodeImage(task.path, task.sha256, params).then(
