@@ -55,10 +55,8 @@ export const checkpointSweep = defineStage<SweepParams>({
   isolate: true,
 
   async run(ctx, p) {
-    const { selectBackend } = await import('./tf/backend.js');
-    const backend = await selectBackend(p.backend, ctx.threads);
+    const backend = await (await import('./tf/backend.js')).stageBackend(ctx, p.backend);
     const tf = backend.tf;
-    ctx.log(`backend ${backend.detail}`);
     const set = readJson<DecodedSet>(ctx.store, (ctx.inputs.images as InputArtifact).outputs.images!);
     const rows = (set.splits[p.split] ?? []).filter((r) => r.label !== null);
     if (!rows.length) throw new InputError(`the ${p.split} split has no labelled images to evaluate checkpoints on`);

@@ -70,15 +70,14 @@ export const finetune = defineStage<FinetuneParams>({
   isolate: true,
 
   async run(ctx, p) {
-    const { selectBackend } = await import('./tf/backend.js');
+    const { stageBackend } = await import('./tf/backend.js');
     const { loadModel } = await import('./tf/models.js');
     const { train } = await import('./tf/train-loop.js');
     const { modelToBlob, modelFromBlob } = await import('./tf/checkpoint.js');
     const { augmentBatch, centerCrop, policyForLevel } = await import('./data/augment-ops.js');
     const tfl = await import('@tensorflow/tfjs-layers');
-    const backend = await selectBackend(p.backend, ctx.threads);
+    const backend = await stageBackend(ctx, p.backend);
     const tf = backend.tf;
-    ctx.log(`backend ${backend.detail}`);
 
     const set = readJson<DecodedSet>(ctx.store, (ctx.inputs.images as InputArtifact).outputs.images!);
     const policy = ctx.inputs.augment

@@ -72,10 +72,8 @@ export const multicropPredict = defineStage<MulticropParams>({
   isolate: true,
 
   async run(ctx, p) {
-    const { selectBackend } = await import('./tf/backend.js');
-    const backend = await selectBackend(p.backend, ctx.threads);
+    const backend = await (await import('./tf/backend.js')).stageBackend(ctx, p.backend);
     const tf = backend.tf;
-    ctx.log(`backend ${backend.detail}`);
     const set = readJson<DecodedSet>(ctx.store, (ctx.inputs.images as InputArtifact).outputs.images!);
     const refs = checkpointsOf(ctx.store, ctx.inputs.models!);
     const splits = p.splits.filter((s) => set.splits[s]);

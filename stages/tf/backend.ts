@@ -29,6 +29,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 // backend always yields a core with gradients registered.
 import '@tensorflow/tfjs-layers';
 
+import type { StageContext } from '../contract.js';
 import { registerWasmGradientKernels } from './wasm-gradients.js';
 import { registerThreadedWasm, threadedWasmFailure } from './wasm-threads.js';
 
@@ -182,4 +183,14 @@ export async function selectBackend(pref: BackendPreference, threads = available
 
 function unreachable(value: never): never {
   throw new Error(`unknown backend preference: ${String(value)}`);
+}
+
+/**
+ * The backend a TensorFlow stage runs on: its `backend` param, with the share of the cores the
+ * runner gave the stage, logged so the stage's log and record say what ran.
+ */
+export async function stageBackend(ctx: Pick<StageContext, 'threads' | 'log'>, pref: BackendPreference): Promise<SelectedBackend> {
+  const backend = await selectBackend(pref, ctx.threads);
+  ctx.log(`backend ${backend.detail}`);
+  return backend;
 }
