@@ -1,6 +1,8 @@
 // CPU time per image of the JPEG decoders alone (no resize, no cache), one image at a time, on
-// 640 intel6 training images (150×150) read into memory first: sharp as the decode stage
-// configures it (raw RGB out, operation cache off, concurrency 1), and PIL and OpenCV from
+// 640 intel6 training images (150×150) read into memory first: libjpeg-turbo through
+// @julusian/jpeg-turbo (the decode stage's fast path, decoding into one reused buffer), sharp
+// as the decode stage configures it for everything else (raw RGB out, operation cache off,
+// concurrency 1), and PIL and OpenCV from
 // Debian (bench-only: apt-get install -y python3-opencv python3-pil; skipped when missing).
 // CPU time (user + system, all threads) rather than wall time, so a busy machine inflates the
 // figures less. See docs/performance.md.
@@ -10,6 +12,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 
+import { createRequire } from 'node:module';
+
 import sharp from 'sharp';
 
 const ROOT = resolve(import.meta.dirname, '..', '..', 'shared', 'datasets', 'intel6', 'train');
@@ -18,6 +22,14 @@ const buffers = files.map((f) => readFileSync(f));
 sharp.cache(false);
 sharp.concurrency(1);
 console.log(`${buffers.length} JPEGs from ${ROOT}; load ${os.loadavg()[0].toFixed(2)}`);
+
+const jpg = createRequire(import.meta.url)('@julusian/jpeg-turbo');
+const into = Buffer.alloc(4096 * 4096 * 3);
+for (let i = 0; i < 20; i++) jpg.decompressSync(buffers[i], into, { format: jpg.FORMAT_RGB });
+const t0 = process.cpuUsage();
+for (const b of buffers) jpg.decompressSync(b, into, { format: jpg.FORMAT_RGB });
+const t = process.cpuUsage(t0);
+console.log(`  libjpeg-turbo (@julusian/jpeg-turbo)   ${((t.user + t.system) / 1000 / buffers.length).toFixed(3)} ms CPU per image`);
 
 for (let i = 0; i < 20; i++) await sharp(buffers[i]).raw().toBuffer();
 const c0 = process.cpuUsage();

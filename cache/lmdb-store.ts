@@ -50,8 +50,8 @@ export class LmdbStore implements Store {
     return digest;
   }
 
-  queueBlob(bytes: Uint8Array): Digest {
-    const digest = sha256(bytes);
+  queueBlob(bytes: Uint8Array, known?: Digest): Digest {
+    const digest = known ?? sha256(bytes);
     if (this.pendingBlobs.has(digest) || this.blobMeta.doesExist(digest)) return digest;
     this.pendingBlobs.add(digest);
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);

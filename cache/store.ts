@@ -42,7 +42,7 @@ export interface Store {
    * blobs, where waiting for each commit would dominate. Durable after flush(); the runner
    * flushes before committing the record that names them.
    */
-  queueBlob(bytes: Uint8Array): Digest;
+  queueBlob(bytes: Uint8Array, digest?: Digest): Digest;
   /** The bytes, or undefined when absent. With verify, bytes that no longer hash to their digest throw. */
   getBlob(digest: Digest, opts?: { verify?: boolean }): Buffer | undefined;
   blobInfo(digest: Digest): BlobInfo | undefined;

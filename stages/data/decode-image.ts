@@ -1,14 +1,15 @@
 // One image of the `decode` stage, start to finish: read the file, check it is the file the
-// dataset stage listed, decode with sharp (EXIF orientation, sRGB 8-bit RGB, resize, centre crop)
-// and encode it as a decoded-image blob. Runs inside the decode worker threads
-// (decode-workers.ts), so it is a plain function of its arguments.
+// dataset stage listed, decode it (EXIF orientation, sRGB 8-bit RGB, resize, centre crop) and
+// encode it as a decoded-image blob. Plain JPEGs go through libjpeg-turbo and the wasm resize
+// (jpeg-turbo.ts, resize.ts); everything else, and every image with `decoder: "sharp"`, through
+// sharp. Runs inside the decode worker threads (decode-workers.ts), so it is a plain function
+// of its arguments.
 import { readFileSync } from 'node:fs';
-
-import sharp from 'sharp';
 
 import { sha256 } from '../../cache/canonical.js';
 import { encodeDecoded } from './decoded.js';
-import { resizeBilinearU8 } from './resize.js';
+import { decodeJpegRgb, fastPathApplies, readJpegHeader } from './jpeg-turbo.js';
+import { resizeSource, resizeU8, sourceBuffer } from './resize.js';
 
 export interface DecodeImageParams {
   shortSide: number | null;
@@ -17,25 +18,65 @@ export interface DecodeImageParams {
   centerCrop: number | null;
   kernel: 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
   maxPixels: number;
+  decoder: 'fast' | 'sharp';
 }
+
+type Pixels = { data: Uint8Array; width: number; height: number };
 
 /** The image is unusable; the message says why (the stage lists it, or skips it). */
 export class BadImage extends Error {}
 
-// Many small images: parallelism across images (the worker threads), not inside one. The
-// operation cache only costs time: no two images share an operation.
-sharp.concurrency(1);
-sharp.cache(false);
+type Sharp = typeof import('sharp').default;
+let sharpModule: Sharp | undefined;
 
-/** The encoded blob (header + raw RGB) and its size. Throws BadImage. */
-export async function decodeImage(path: string, expectedSha256: string, p: DecodeImageParams): Promise<{ blob: Buffer; width: number; height: number }> {
+/**
+ * sharp, loaded on first use: importing it costs ~250 ms of CPU per worker thread, which the
+ * libjpeg-turbo path never needs.
+ */
+async function loadSharp(): Promise<Sharp> {
+  if (!sharpModule) {
+    const sharp = (await import('sharp')).default;
+    // Many small images: parallelism across images (the worker threads), not inside one. The
+    // operation cache only costs time: no two images share an operation.
+    sharp.concurrency(1);
+    sharp.cache(false);
+    sharpModule = sharp;
+  }
+  return sharpModule;
+}
+
+/** The encoded blob (header + raw RGB), its size and which decoder ran. Throws BadImage. */
+export async function decodeImage(path: string, expectedSha256: string, p: DecodeImageParams): Promise<{ blob: Buffer; width: number; height: number; via: 'libjpeg-turbo' | 'sharp' }> {
   const bytes = readImage(path);
   if (bytes.length === 0) throw new BadImage('empty file (0 bytes)');
   if (sha256(bytes) !== expectedSha256) throw new BadImage('file changed since the dataset stage listed it (rerun the dataset stage)');
+  const fast = p.decoder === 'fast' ? decodeFast(bytes, p) : undefined;
+  let { data, width, height } = fast ?? await decodeWithSharp(bytes, p);
+  if (p.centerCrop) ({ data, width, height } = centreCrop(data, width, height, p.centerCrop));
+  return { blob: encodeDecoded({ data, width, height }), width, height, via: fast ? 'libjpeg-turbo' : 'sharp' };
+}
+
+/**
+ * libjpeg-turbo + the wasm resize, or undefined when the image or the params need sharp. The
+ * pixels are decoded into the resize kernel's memory and returned as a view on it: valid until
+ * the next decode, so the caller copies them (into the blob) before anything else runs.
+ */
+function decodeFast(bytes: Buffer, p: DecodeImageParams): Pixels | undefined {
+  if (p.size || p.kernel !== 'linear') return undefined;
+  const header = readJpegHeader(bytes);
+  if (!header || !fastPathApplies(header, p.maxPixels)) return undefined;
+  const img = decodeJpegRgb(bytes, sourceBuffer(header.width * header.height * 3));
+  if (!img || !p.shortSide) return img;
+  const [W, H] = shortSideSize(img.width, img.height, p.shortSide);
+  return W === img.width && H === img.height ? img : { data: resizeSource(img.width, img.height, W, H), width: W, height: H };
+}
+
+async function decodeWithSharp(bytes: Buffer, p: DecodeImageParams): Promise<Pixels> {
+  const sharp = await loadSharp();
   let pipeline = sharp(bytes, { failOn: 'truncated', limitInputPixels: p.maxPixels, sequentialRead: true }).autoOrient();
   if (p.size) pipeline = pipeline.resize({ width: p.size[0], height: p.size[1], fit: p.fit, kernel: p.kernel });
   // With the linear kernel, libvips only shrinks (where shrink-on-load makes it fast) and
-  // upscales are done in JS below: libvips' upscale was most of the cost on small images.
+  // upscales are done by resizeU8 below: libvips' upscale was most of the cost on small images.
   else if (p.shortSide) pipeline = pipeline.resize({ width: p.shortSide, height: p.shortSide, fit: 'outside', kernel: p.kernel, withoutEnlargement: p.kernel === 'linear' });
   let out;
   try {
@@ -43,17 +84,19 @@ export async function decodeImage(path: string, expectedSha256: string, p: Decod
   } catch (err) {
     throw new BadImage((err as Error).message.replace(/\s+/g, ' ').trim());
   }
-  let { width, height } = out.info;
-  let data: Uint8Array = out.data;
+  const { width, height } = out.info;
   if (out.info.channels !== 3) throw new BadImage(`decoded to ${out.info.channels} channels, expected 3`);
   if (!p.size && p.shortSide && Math.min(width, height) < p.shortSide) {
-    const s = p.shortSide / Math.min(width, height);
-    const [W, H] = width <= height ? [p.shortSide, Math.round(height * s)] : [Math.round(width * s), p.shortSide];
-    data = resizeBilinearU8(data, width, height, W, H);
-    [width, height] = [W, H];
+    const [W, H] = shortSideSize(width, height, p.shortSide);
+    return { data: resizeU8(out.data, width, height, W, H), width: W, height: H };
   }
-  if (p.centerCrop) ({ data, width, height } = centreCrop(data, width, height, p.centerCrop));
-  return { blob: encodeDecoded({ data, width, height }), width, height };
+  return { data: out.data, width, height };
+}
+
+/** Width and height with the shorter side `short` and the aspect ratio kept. */
+function shortSideSize(width: number, height: number, short: number): [number, number] {
+  const s = short / Math.min(width, height);
+  return width <= height ? [short, Math.round(height * s)] : [Math.round(width * s), short];
 }
 
 /**

@@ -11,10 +11,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
+import { sha256, type Digest } from '../../cache/canonical.js';
 import { BadImage, decodeImage, type DecodeImageParams } from './decode-image.js';
 
 export interface DecodeTask { path: string; sha256: string }
-type Reply = { id: number; ok: true; blob: Uint8Array; width: number; height: number } | { id: number; ok: false; bad: boolean; reason: string };
+/** A decoded image: its blob, the blob's digest (hashed here, off the storing thread), size and decoder. */
+export interface DecodedImage { blob: Uint8Array; digest: Digest; width: number; height: number; via: 'libjpeg-turbo' | 'sharp' }
+type Reply = { id: number; ok: true; image: DecodedImage } | { id: number; ok: false; bad: boolean; reason: string };
 
 const IN_FLIGHT = 2;
 
@@ -31,7 +34,7 @@ function workerScript(): string {
  */
 export async function decodeAll(
   tasks: DecodeTask[], params: DecodeImageParams, threads: number,
-  onResult: (i: number, image: { blob: Uint8Array; width: number; height: number } | undefined, badReason?: string) => void,
+  onResult: (i: number, image: DecodedImage | undefined, badReason?: string) => void,
 ): Promise<void> {
   if (!tasks.length) return;
   const script = workerScript();
@@ -47,7 +50,7 @@ export async function decodeAll(
       for (const w of workers) {
         w.on('message', (r: Reply) => {
           try {
-            if (r.ok) onResult(r.id, { blob: r.blob, width: r.width, height: r.height });
+            if (r.ok) onResult(r.id, r.image);
             else if (r.bad) onResult(r.id, undefined, r.reason);
             else throw new Error(`decoding ${tasks[r.id]!.path}: ${r.reason}`);
           } catch (err) { reject(err); return; }
@@ -70,10 +73,11 @@ if (!isMainThread && parentPort) {
   const params = workerData as DecodeImageParams;
   port.on('message', (task: DecodeTask & { id: number }) => {
     decodeImage(task.path, task.sha256, params).then(
-      ({ blob, width, height }) => {
+      ({ blob, width, height, via }) => {
         // Transfer the memory rather than copy it, unless the Buffer is a slice of a shared pool.
         const own = blob.byteOffset === 0 && blob.byteLength === blob.buffer.byteLength ? blob : new Uint8Array(blob);
-        port.postMessage({ id: task.id, ok: true, blob: own, width, height } satisfies Reply, [own.buffer as ArrayBuffer]);
+        const image: DecodedImage = { blob: own, digest: sha256(own), width, height, via };
+        port.postMessage({ id: task.id, ok: true, image } satisfies Reply, [own.buffer as ArrayBuffer]);
       },
       (err: unknown) => port.postMessage({ id: task.id, ok: false, bad: err instanceof BadImage, reason: (err as Error).message } satisfies Reply),
     );

@@ -1,10 +1,43 @@
-// Bilinear resampling of raw RGB uint8, with OpenCV's INTER_LINEAR conventions (pixel centres
-// at +0.5, edge pixels clamped), done in two separable passes. decode uses it for upscales:
-// there libvips' resize cost ~5 ms per 150→256 image, while sharp's decode alone is ~1 ms and
-// this is ~1.7 ms on the otherwise idle main thread. No antialiasing: not for large downscales.
+// Resampling of raw RGB uint8 for the decode stage. The loops run in WebAssembly
+// (kernels/image.as.ts, compiled by `npm run build`); this module places the image and the tap
+// tables in the kernel's memory and copies the result out.
+//
+// Upscales are bilinear with OpenCV's INTER_LINEAR conventions (pixel centres at +0.5, edge
+// pixels clamped). Downscales by 2× or more first shrink by the largest integer factor with a box
+// filter (every source pixel counts, as in libvips' shrink and OpenCV's INTER_AREA), then
+// finish bilinearly over a factor below 2, so they do not alias.
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-/** Source index and right-hand weight (fixed point, 0..256) of each destination pixel. */
-function taps(src: number, dst: number): { i0: Int32Array; w1: Int32Array } {
+interface Kernels {
+  memory: WebAssembly.Memory;
+  bilinear(src: number, w: number, h: number, dst: number, W: number, H: number, xi: number, xw: number, yi: number, yw: number, tmp: number): void;
+  boxShrink(src: number, w: number, h: number, k: number, dst: number, acc: number): void;
+}
+
+/** The kernels' static data (none today) stays below this; images are placed above it. */
+const BASE = 65536;
+let kernels: Kernels | undefined;
+
+function wasmPath(): string {
+  const here = fileURLToPath(import.meta.url);
+  // Under vitest this module runs from source; the compiled kernel only exists in dist.
+  return here.endsWith('.js') ? join(dirname(here), 'kernels', 'image.wasm') : join(dirname(here), '..', '..', 'dist', 'stages', 'data', 'kernels', 'image.wasm');
+}
+
+function load(): Kernels {
+  if (!kernels) {
+    const path = wasmPath();
+    let bytes: Buffer<ArrayBuffer>;
+    try { bytes = readFileSync(path); } catch { throw new Error(`image kernel ${path} is missing (run npm run build)`); }
+    kernels = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as Kernels;
+  }
+  return kernels;
+}
+
+/** Source index × `stride` and right-hand weight (fixed point, 0..256) of each destination pixel. */
+function taps(src: number, dst: number, stride: number): { i0: Int32Array; w1: Int32Array } {
   const i0 = new Int32Array(dst);
   const w1 = new Int32Array(dst);
   const scale = src / dst;
@@ -13,46 +46,65 @@ function taps(src: number, dst: number): { i0: Int32Array; w1: Int32Array } {
     if (f < 0) f = 0;
     let i = Math.floor(f);
     if (i >= src - 1) { i = Math.max(src - 2, 0); f = src - 1; }
-    i0[d] = i;
+    i0[d] = i * stride;
     w1[d] = src === 1 ? 0 : Math.round((f - i) * 256);
   }
   return { i0, w1 };
 }
 
+/** Bump allocation in the kernel's memory for one call, growing it when needed. */
+function layout(k: Kernels, sizes: number[]): number[] {
+  let end = BASE;
+  const offsets = sizes.map((n) => { const at = end; end += (n + 15) & ~15; return at; });
+  const missing = end - k.memory.buffer.byteLength;
+  if (missing > 0) k.memory.grow(Math.ceil(missing / 65536));
+  return offsets;
+}
+
 /**
- * Integer arithmetic throughout (weights in 1/256ths, OpenCV's INTER_LINEAR uses 1/2048ths):
- * V8 runs it about twice as fast as the float version, and the rounding error is below one
- * grey level.
+ * A view on the kernel's memory where `resizeSource` reads its source image: a decoder can write
+ * its pixels straight there (no copy, and no fresh pages per image). Valid until the next call
+ * into this module.
  */
-export function resizeBilinearU8(src: Uint8Array, w: number, h: number, W: number, H: number): Uint8Array {
+export function sourceBuffer(bytes: number): Buffer {
+  const k = load();
+  const [at] = layout(k, [bytes]) as [number];
+  return Buffer.from(k.memory.buffer, at, bytes);
+}
+
+/**
+ * The w × h × 3 image in `sourceBuffer` resized to W × H × 3, as a view on the kernel's memory
+ * (valid until the next call into this module; copy it to keep it). Weights are in 1/256ths
+ * (OpenCV's INTER_LINEAR uses 1/2048ths); the rounding error is below one grey level.
+ */
+export function resizeSource(w: number, h: number, W: number, H: number): Uint8Array {
+  const k = load();
+  const factor = Math.max(1, Math.min(Math.floor(w / W), Math.floor(h / H)));
+  // After the box shrink: sw × sh; then the bilinear step to W × H (skipped when they match).
+  const [sw, sh] = factor > 1 ? [Math.floor(w / factor), Math.floor(h / factor)] : [w, h];
+  const xs = taps(sw, W, 3);
+  const ys = taps(sh, H, 1);
+  const [pSrc, pShrunk, pAcc, pDst, pTmp, pXi, pXw, pYi, pYw] = layout(k, [
+    w * h * 3, factor > 1 ? sw * sh * 3 : 0, factor > 1 ? sw * factor * 3 * 4 : 0, W * H * 3, sh * W * 3 * 2, W * 4, W * 4, H * 4, H * 4,
+  ]) as [number, number, number, number, number, number, number, number, number];
+  const mem = k.memory.buffer;
+  let from = pSrc;
+  if (factor > 1) {
+    k.boxShrink(pSrc, w, h, factor, pShrunk, pAcc);
+    if (sw === W && sh === H) return new Uint8Array(mem, pShrunk, W * H * 3);
+    from = pShrunk;
+  }
+  new Int32Array(mem, pXi, W).set(xs.i0);
+  new Int32Array(mem, pXw, W).set(xs.w1);
+  new Int32Array(mem, pYi, H).set(ys.i0);
+  new Int32Array(mem, pYw, H).set(ys.w1);
+  k.bilinear(from, sw, sh, pDst, W, H, pXi, pXw, pYi, pYw, pTmp);
+  return new Uint8Array(mem, pDst, W * H * 3);
+}
+
+/** `src` (w × h × 3) resized to W × H × 3, in a new array. */
+export function resizeU8(src: Uint8Array, w: number, h: number, W: number, H: number): Uint8Array {
   if (src.length !== w * h * 3) throw new Error(`image has ${src.length} bytes, expected ${w}×${h}×3`);
-  const xs = taps(w, W);
-  const ys = taps(h, H);
-  const dx = w === 1 ? 0 : 3;
-  // Horizontal pass: rows scaled by 256 (fits 16 bits), then vertical pass with rounding.
-  const tmp = new Uint16Array(h * W * 3);
-  for (let y = 0; y < h; y++) {
-    const row = y * w * 3;
-    let o = y * W * 3;
-    for (let x = 0; x < W; x++) {
-      const a = row + xs.i0[x]! * 3;
-      const t = xs.w1[x]!;
-      const u = 256 - t;
-      tmp[o++] = src[a]! * u + src[a + dx]! * t;
-      tmp[o++] = src[a + 1]! * u + src[a + 1 + dx]! * t;
-      tmp[o++] = src[a + 2]! * u + src[a + 2 + dx]! * t;
-    }
-  }
-  const out = new Uint8Array(H * W * 3);
-  const stride = W * 3;
-  const dy = h === 1 ? 0 : stride;
-  for (let y = 0; y < H; y++) {
-    const r0 = ys.i0[y]! * stride;
-    const r1 = r0 + dy;
-    const t = ys.w1[y]!;
-    const u = 256 - t;
-    const o = y * stride;
-    for (let k = 0; k < stride; k++) out[o + k] = (tmp[r0 + k]! * u + tmp[r1 + k]! * t + 32768) >>> 16;
-  }
-  return out;
+  sourceBuffer(src.length).set(src);
+  return resizeSource(w, h, W, H).slice();
 }

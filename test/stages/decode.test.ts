@@ -99,6 +99,37 @@ describe('decode stage', () => {
     expect((await project.cli('show', 'p.json', 'decoded')).stdout).toContain('1 new, 4 from the index');
   });
 
+  it('decodes plain JPEGs with libjpeg-turbo within a few grey levels of sharp, and the rest with sharp', async () => {
+    project = new Project();
+    const scene = (w: number, h: number, seed: number): sharp.Sharp => {
+      const px = Buffer.alloc(w * h * 3);
+      for (let i = 0; i < px.length; i++) px[i] = ((i * seed) % 251) ^ (i / (w * 3) < h / 2 ? 0 : 128);
+      return sharp(px, { raw: { width: w, height: h, channels: 3 } }).blur(1.2);
+    };
+    await write('data/train/a/small.jpg', scene(90, 60, 7).jpeg({ quality: 90 })); // upscaled
+    await write('data/train/a/large.jpg', scene(400, 300, 11).jpeg({ quality: 85, progressive: true })); // box + bilinear
+    await write('data/train/b/same.jpg', scene(128, 64, 13).jpeg()); // short side already 64
+    await write('data/train/b/rotated.jpg', scene(64, 128, 17).jpeg().withMetadata({ orientation: 8 })); // EXIF: sharp
+    project.write('p.json', pipeline({ shortSide: 64 }));
+    expect((await project.run()).exitCode).toBe(0);
+    const fast = await decodedImages();
+    const shown = JSON.parse((await project.cli('show', 'p.json', 'decoded', '--json')).stdout);
+    expect(shown.record.metrics).toMatchObject({ images: 4, byLibjpegTurbo: 3, bySharp: 1 });
+
+    project.write('p.json', pipeline({ shortSide: 64, decoder: 'sharp' }));
+    expect((await project.run()).exitCode).toBe(0);
+    const reference = await decodedImages();
+    expect(JSON.parse((await project.cli('show', 'p.json', 'decoded', '--json')).stdout).record.metrics).toMatchObject({ byLibjpegTurbo: 0, bySharp: 4 });
+    for (const [id, ref] of Object.entries(reference)) {
+      const img = fast[id]!;
+      expect([img.width, img.height], id).toEqual([ref.width, ref.height]);
+      let sum = 0;
+      for (let i = 0; i < ref.data.length; i++) sum += Math.abs(ref.data[i]! - img.data[i]!);
+      expect(sum / ref.data.length, id).toBeLessThan(4);
+    }
+    expect(Array.from(fast['b/rotated.jpg']!.data)).toEqual(Array.from(reference['b/rotated.jpg']!.data));
+  });
+
   it('fails listing every bad image (truncated, empty, corrupt, too many pixels), or skips them', async () => {
     project = new Project();
     await write('data/train/a/good.jpg', raw(32, 32).jpeg());
