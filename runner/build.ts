@@ -15,10 +15,20 @@ process.stdout.write(`wrote ${writeGenerated()}\n`);
 writeFileSync(join(here, 'build-id.txt'), `${computeBuildId()}\n`);
 chmodSync(join(here, 'cli.js'), 0o755);
 
-// The decode stage's resize loops (stages/data/kernels/image.as.ts → dist/…/image.wasm).
-// --runtime stub: no garbage collector, the kernels only touch memory the caller laid out.
-const kernelSource = join(here, '..', '..', 'stages', 'data', 'kernels', 'image.as.ts');
-const kernelOut = join(here, '..', 'stages', 'data', 'kernels', 'image.wasm');
-const { error, stderr } = await asc.main([kernelSource, '-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd', '--outFile', kernelOut]);
-if (error) throw new Error(`compiling ${kernelSource}: ${error.message}\n${stderr.toString()}`);
-process.stdout.write(`wrote ${kernelOut}\n`);
+/** AssemblyScript → WebAssembly. --runtime stub: no garbage collector; the kernels only touch memory the caller laid out. */
+async function compileKernel(source: string, out: string, flags: string[] = []): Promise<void> {
+  const { error, stderr } = await asc.main([source, '-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd', ...flags, '--outFile', out]);
+  if (error) throw new Error(`compiling ${source}: ${error.message}\n${stderr.toString()}`);
+  process.stdout.write(`wrote ${out}\n`);
+}
+
+const src = join(here, '..', '..');
+// The decode stage's resize loops, with a memory of their own.
+await compileKernel(join(src, 'stages', 'data', 'kernels', 'image.as.ts'), join(here, '..', 'stages', 'data', 'kernels', 'image.wasm'));
+// Gradient loops on the tfjs wasm backend's own heap (imported): one build for the threaded
+// backend, whose memory is shared (declared with the 4 GiB maximum it has), one for the
+// single-threaded fallback.
+const gradients = join(src, 'stages', 'tf', 'kernels', 'gradients.as.ts');
+const gradientsOut = join(here, '..', 'stages', 'tf', 'kernels');
+await compileKernel(gradients, join(gradientsOut, 'gradients-shared.wasm'), ['--enable', 'threads', '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '65536']);
+await compileKernel(gradients, join(gradientsOut, 'gradients.wasm'), ['--importMemory']);

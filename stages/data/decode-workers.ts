@@ -7,11 +7,10 @@
 // stores the blobs. Each worker keeps two images in flight so one resizes while sharp decodes
 // the other.
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
 import { sha256, type Digest } from '../../cache/canonical.js';
+import { compiledPath } from '../compiled-path.js';
 import { BadImage, decodeImage, type DecodeImageParams } from './decode-image.js';
 
 export interface DecodeTask { path: string; sha256: string }
@@ -20,12 +19,6 @@ export interface DecodedImage { blob: Uint8Array; digest: Digest; width: number;
 type Reply = { id: number; ok: true; image: DecodedImage } | { id: number; ok: false; bad: boolean; reason: string };
 
 const IN_FLIGHT = 2;
-
-function workerScript(): string {
-  const here = fileURLToPath(import.meta.url);
-  // Under vitest this module runs from source; the worker always runs compiled.
-  return here.endsWith('.js') ? here : join(dirname(here), '..', '..', 'dist', 'stages', 'data', 'decode-workers.js');
-}
 
 /**
  * Decodes every task on `threads` worker threads; `onResult(i, …)` runs on the calling thread as
@@ -37,7 +30,7 @@ export async function decodeAll(
   onResult: (i: number, image: DecodedImage | undefined, badReason?: string) => void,
 ): Promise<void> {
   if (!tasks.length) return;
-  const script = workerScript();
+  const script = compiledPath(import.meta.url, 'decode-workers.js');
   if (!existsSync(script)) throw new Error(`decode worker script ${script} is missing (run npm run build)`);
   const workers = Array.from({ length: Math.max(1, Math.min(threads, Math.ceil(tasks.length / IN_FLIGHT))) }, () => new Worker(script, { workerData: params }));
   let next = 0;

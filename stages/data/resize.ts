@@ -7,8 +7,8 @@
 // filter (every source pixel counts, as in libvips' shrink and OpenCV's INTER_AREA), then
 // finish bilinearly over a factor below 2, so they do not alias.
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+
+import { compiledPath } from '../compiled-path.js';
 
 interface Kernels {
   memory: WebAssembly.Memory;
@@ -20,15 +20,9 @@ interface Kernels {
 const BASE = 65536;
 let kernels: Kernels | undefined;
 
-function wasmPath(): string {
-  const here = fileURLToPath(import.meta.url);
-  // Under vitest this module runs from source; the compiled kernel only exists in dist.
-  return here.endsWith('.js') ? join(dirname(here), 'kernels', 'image.wasm') : join(dirname(here), '..', '..', 'dist', 'stages', 'data', 'kernels', 'image.wasm');
-}
-
 function load(): Kernels {
   if (!kernels) {
-    const path = wasmPath();
+    const path = compiledPath(import.meta.url, 'kernels/image.wasm');
     let bytes: Buffer<ArrayBuffer>;
     try { bytes = readFileSync(path); } catch { throw new Error(`image kernel ${path} is missing (run npm run build)`); }
     kernels = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as Kernels;

@@ -71,6 +71,8 @@ import type {
   TensorInfo,
 } from '@tensorflow/tfjs-core';
 
+import { gradientKernels, heapOffset, type GradientKernels } from './wasm-kernels.js';
+
 const WASM = 'wasm';
 
 type Shape4 = [number, number, number, number];
@@ -360,6 +362,22 @@ class WasmOps {
     return this.run(Conv2D, { x, filter }, { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations });
   }
 
+  /** An uninitialised float32 tensor owned by this scope, for podium's own kernels to fill. */
+  empty(shape: readonly number[]): TensorInfo {
+    const out = (this.backend as unknown as { makeOutput(shape: number[], dtype: 'float32'): TensorInfo }).makeOutput([...shape], 'float32');
+    this.temps.push(out);
+    return out;
+  }
+
+  /** Byte offset of a tensor in the wasm heap, for podium's own kernels (wasm-kernels.ts). */
+  offset(t: TensorInfo): number {
+    return heapOffset(this.backend, t);
+  }
+
+  get kernels(): GradientKernels {
+    return gradientKernels(this.backend);
+  }
+
   /** Stride-1, dilation-1, 'valid' DepthwiseConv2dNative. */
   depthwise(x: TensorInfo, filter: TensorInfo): TensorInfo {
     return this.run(DepthwiseConv2dNative, { x, filter }, { strides: [1, 1], pad: 'valid', dilations: [1, 1] });
@@ -588,6 +606,15 @@ function depthwiseBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: TensorInfo
   const { sh, sw, padTop, padLeft } = geometry(K, [N, H, W, C], filterShape, dyShape, g, true);
   const [, OH, OW] = dyShape;
   if (util.sizeFromShape(x.shape) === 0 || util.sizeFromShape(dy.shape) === 0) return ops.zeros(filterShape);
+
+  if (M === 1) {
+    // Multiplier 1 (MobileNet's depthwise layers): podium's SIMD loop reads x and dy in place,
+    // where the composition below packs and shuffles them (30% of a MobileNetV2 step).
+    const out = ops.empty(filterShape);
+    const scratch = ops.empty([kh * kw * C]);
+    ops.kernels.depthwiseFilterGrad(ops.offset(x), ops.offset(dy), ops.offset(out), ops.offset(scratch), N, H, W, C, OH, OW, kh, kw, sh, sw, padTop, padLeft);
+    return out;
+  }
 
   const A = ceilDiv(kh, sh);
   const B = ceilDiv(kw, sw);

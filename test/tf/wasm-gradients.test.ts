@@ -180,9 +180,11 @@ describe('gradient kernels called directly (explicit/numeric pads, asymmetric ge
     { stride: 2, pad: 'same', k: [3, 3], h: 1 },
   ];
   it.each(cases.map((c, i) => [JSON.stringify(c), c, i] as const))('%s', async (_label, c, i) => {
-    for (const kind of ['conv', 'depthwise'] as const) {
-      const xShape: Shape4 = [2, c.h, c.h + 2, 3];
-      const fShape: Shape4 = [c.k[0], c.k[1], 3, 2];
+    // Depthwise with multiplier 1 takes podium's own SIMD kernel, multiplier 2 the composition;
+    // 5 channels also cover the kernel's scalar tail after its 4-wide vectors.
+    for (const [kind, channels, last] of [['conv', 3, 2], ['depthwise', 3, 2], ['depthwise', 5, 1]] as const) {
+      const xShape: Shape4 = [2, c.h, c.h + 2, channels];
+      const fShape: Shape4 = [c.k[0], c.k[1], channels, last];
       const info = tf.backend_util.computeConv2DInfo(xShape, fShape, c.stride, 1, c.pad, c.round, kind === 'depthwise');
       const seed = 77 * (i + 1);
       const x = { shape: xShape, data: seeded(sizeOf(xShape), seed) };

@@ -1,0 +1,54 @@
+// podium's own WebAssembly kernels for the tfjs wasm backend (kernels/gradients.as.ts, compiled
+// by `npm run build`). They import the backend's heap, so they read and write tensors where the
+// backend keeps them, with no copies: the threaded backend's memory is shared, the
+// single-threaded one's is not, and each has its build of the module.
+import { readFileSync } from 'node:fs';
+
+import type { KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
+
+import { compiledPath } from '../compiled-path.js';
+
+export interface GradientKernels {
+  depthwiseFilterGrad(
+    x: number, dy: number, out: number, scratch: number,
+    N: number, H: number, W: number, C: number, OH: number, OW: number,
+    kh: number, kw: number, sh: number, sw: number, padTop: number, padLeft: number,
+  ): void;
+}
+
+/** What podium needs of tfjs-backend-wasm's BackendWasm (not exported as a type we can import). */
+interface WasmBackendInternals {
+  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+}
+
+const instances = new WeakMap<WebAssembly.Memory, GradientKernels>();
+
+function heap(backend: KernelBackend): WebAssembly.Memory {
+  const wasm = (backend as unknown as WasmBackendInternals).wasm;
+  const memory = wasm?.wasmMemory ?? wasm?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) throw new Error('podium wasm kernels: the wasm backend exposes no WebAssembly.Memory');
+  return memory;
+}
+
+/** The kernels bound to this backend's heap (instantiated once per heap). */
+export function gradientKernels(backend: KernelBackend): GradientKernels {
+  const memory = heap(backend);
+  let kernels = instances.get(memory);
+  if (!kernels) {
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const path = compiledPath(import.meta.url, shared ? 'kernels/gradients-shared.wasm' : 'kernels/gradients.wasm');
+    let bytes: Buffer<ArrayBuffer>;
+    try { bytes = readFileSync(path); } catch { throw new Error(`podium wasm kernel ${path} is missing (run npm run build)`); }
+    kernels = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as unknown as GradientKernels;
+    instances.set(memory, kernels);
+  }
+  return kernels;
+}
+
+/** Byte offset of a tensor's data in the backend's heap. */
+export function heapOffset(backend: KernelBackend, t: TensorInfo): number {
+  const data = (backend as unknown as WasmBackendInternals).dataIdMap.get(t.dataId);
+  if (!data) throw new Error('podium wasm kernels: tensor data is not on the wasm backend');
+  return data.memoryOffset;
+}
