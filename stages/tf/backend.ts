@@ -31,6 +31,7 @@ import '@tensorflow/tfjs-layers';
 
 import type { StageContext } from '../contract.js';
 import { registerWasmGradientKernels } from './wasm-gradients.js';
+import { registerWasmSlice } from './wasm-slice.js';
 import { registerThreadedWasm, threadedWasmFailure } from './wasm-threads.js';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -103,6 +104,7 @@ async function tryWasm(threads: number): Promise<SelectedBackend | string> {
     // Before setBackend: our gradient kernels are looked up at run time, and registering first
     // means no kernel of a model ever runs on wasm without them.
     registerWasmGradientKernels();
+    registerWasmSlice();
     registerWasmSharingIdentity();
     if (!(await tf.setBackend('wasm'))) return "wasm: the backend failed to initialise";
     await tf.ready();

@@ -24,7 +24,8 @@ interface WasmBackendInternals {
 
 const instances = new WeakMap<WebAssembly.Memory, GradientKernels>();
 
-function heap(backend: KernelBackend): WebAssembly.Memory {
+/** The backend's WebAssembly.Memory (its heap). */
+export function heap(backend: KernelBackend): WebAssembly.Memory {
   const wasm = (backend as unknown as WasmBackendInternals).wasm;
   const memory = wasm?.wasmMemory ?? wasm?.asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) throw new Error('podium wasm kernels: the wasm backend exposes no WebAssembly.Memory');
