@@ -149,8 +149,8 @@ const kernels = [...byKernel].filter(([name]) => isKernel(name)).sort((a, b) => 
 const scopes = [...byKernel].filter(([name]) => !isKernel(name));
 const total = kernels.reduce((s, [, e]) => s + e.ms, 0);
 console.log(`step wall time under the profiler ${(wall / 1000).toFixed(2)} s; kernel time ${(total / 1000).toFixed(2)} s`);
-console.log('top 10 kernels by time:');
-for (const [name, e] of kernels.slice(0, 10)) {
+console.log('top 16 kernels by time:');
+for (const [name, e] of kernels.slice(0, 16)) {
   console.log(`  ${name.padEnd(38)} ${e.ms.toFixed(0).padStart(6)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)} %  ${String(e.calls).padStart(5)} calls`);
 }
 for (const [name, e] of scopes) console.log(`  (op scope '${name}': ${e.ms.toFixed(0)} ms over ${e.calls} custom-gradient ops, kernels included above)`);

@@ -25,10 +25,10 @@ async function compileKernel(source: string, out: string, flags: string[] = []):
 const src = join(here, '..', '..');
 // The decode stage's resize loops, with a memory of their own.
 await compileKernel(join(src, 'stages', 'data', 'kernels', 'image.as.ts'), join(here, '..', 'stages', 'data', 'kernels', 'image.wasm'));
-// Gradient loops on the tfjs wasm backend's own heap (imported): one build for the threaded
+// Training loops on the tfjs wasm backend's own heap (imported): one build for the threaded
 // backend, whose memory is shared (declared with the 4 GiB maximum it has), one for the
 // single-threaded fallback.
-const gradients = join(src, 'stages', 'tf', 'kernels', 'gradients.as.ts');
-const gradientsOut = join(here, '..', 'stages', 'tf', 'kernels');
-await compileKernel(gradients, join(gradientsOut, 'gradients-shared.wasm'), ['--enable', 'threads', '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '65536']);
-await compileKernel(gradients, join(gradientsOut, 'gradients.wasm'), ['--importMemory']);
+const train = join(src, 'stages', 'tf', 'kernels', 'train.as.ts');
+const trainOut = join(here, '..', 'stages', 'tf', 'kernels');
+await compileKernel(train, join(trainOut, 'train-shared.wasm'), ['--enable', 'threads', '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '65536']);
+await compileKernel(train, join(trainOut, 'train.wasm'), ['--importMemory']);

@@ -31,6 +31,7 @@ import '@tensorflow/tfjs-layers';
 
 import type { StageContext } from '../contract.js';
 import { registerWasmGradientKernels } from './wasm-gradients.js';
+import { registerWasmTrainOps } from './wasm-train-ops.js';
 import { registerWasmSlice } from './wasm-slice.js';
 import { registerThreadedWasm, threadedWasmFailure } from './wasm-threads.js';
 
@@ -105,6 +106,7 @@ async function tryWasm(threads: number): Promise<SelectedBackend | string> {
     // means no kernel of a model ever runs on wasm without them.
     registerWasmGradientKernels();
     registerWasmSlice();
+    registerWasmTrainOps();
     registerWasmSharingIdentity();
     if (!(await tf.setBackend('wasm'))) return "wasm: the backend failed to initialise";
     await tf.ready();

@@ -41,6 +41,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
+import { hasWasmTrainOp, RELU6_GRAD } from './wasm-train-ops.js';
+
 type LayersModel = tfl.LayersModel;
 type Layer = tfl.layers.Layer;
 
@@ -345,6 +347,9 @@ function clippedRelu(x: tf.Tensor, maxValue: number): tf.Tensor {
       return y;
     },
     // 0 < y < max ⇔ y·(max − y) > 0: the gradient passes exactly there (as TF's Relu6Grad).
-    (dy, [y]) => [tf.mul(dy, tf.step(tf.mul(y as tf.Tensor, tf.sub(maxValue, y as tf.Tensor))))],
+    // On wasm one pass of podium's kernel, bit-identical to the four ops (wasm-train-ops.ts).
+    (dy, [y]) => [hasWasmTrainOp(RELU6_GRAD)
+      ? tf.engine().runKernel(RELU6_GRAD, { dy, y: y as tf.Tensor }, { maxValue }) as tf.Tensor
+      : tf.mul(dy, tf.step(tf.mul(y as tf.Tensor, tf.sub(maxValue, y as tf.Tensor))))],
   );
 }

@@ -53,6 +53,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import { accelerateLayers, HEAD_PREFIX } from './models.js';
+import { hasWasmTrainOp, SGD_MOMENTUM } from './wasm-train-ops.js';
 
 type Layer = tfl.layers.Layer;
 type LayerVariable = tfl.LayerVariable;
@@ -527,12 +528,21 @@ class Optimizer {
     const beta2 = this.opts.adam?.beta2 ?? 0.999;
     const epsilon = this.opts.adam?.epsilon ?? 1e-8;
     const t = this.step;
+    // One fused kernel per weight on wasm (wasm-train-ops.ts), bit-identical to the ops below.
+    const fused = this.kind === 'sgd' && momentum > 0 && hasWasmTrainOp(SGD_MOMENTUM);
     tf.tidy(() => {
       for (const p of this.params) {
         const raw = grads[p.variable.name];
         // No gradient (the weight does not influence the loss): no update, like PyTorch.
         if (raw === undefined || raw === null) continue;
         const w = p.variable;
+        if (fused) {
+          const buf = p.slots.get('momentum') as tf.Variable;
+          const [w1, b1] = tf.engine().runKernel(SGD_MOMENTUM, { w, g: raw, buf }, { lr, momentum, decay: p.decay ? weightDecay : 0 }) as tf.Tensor[];
+          buf.assign(b1!);
+          w.assign(w1!);
+          continue;
+        }
         const g = p.decay ? tf.add(raw, tf.mul(w, weightDecay)) : raw;
         if (this.kind === 'adam') {
           const m = p.slots.get('m') as tf.Variable;

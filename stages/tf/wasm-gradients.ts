@@ -71,7 +71,7 @@ import type {
   TensorInfo,
 } from '@tensorflow/tfjs-core';
 
-import { gradientKernels, heapOffset, type GradientKernels } from './wasm-kernels.js';
+import { heapOffset, trainKernels, type TrainKernels } from './wasm-kernels.js';
 
 const WASM = 'wasm';
 
@@ -374,8 +374,8 @@ class WasmOps {
     return heapOffset(this.backend, t);
   }
 
-  get kernels(): GradientKernels {
-    return gradientKernels(this.backend);
+  get kernels(): TrainKernels {
+    return trainKernels(this.backend);
   }
 
   /** Stride-1, dilation-1, 'valid' DepthwiseConv2dNative. */

@@ -1,4 +1,4 @@
-// podium's own WebAssembly kernels for the tfjs wasm backend (kernels/gradients.as.ts, compiled
+// podium's own WebAssembly kernels for the tfjs wasm backend (kernels/train.as.ts, compiled
 // by `npm run build`). They import the backend's heap, so they read and write tensors where the
 // backend keeps them, with no copies: the threaded backend's memory is shared, the
 // single-threaded one's is not, and each has its build of the module.
@@ -8,12 +8,14 @@ import type { KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { compiledPath } from '../compiled-path.js';
 
-export interface GradientKernels {
+export interface TrainKernels {
   depthwiseFilterGrad(
     x: number, dy: number, out: number, scratch: number,
     N: number, H: number, W: number, C: number, OH: number, OW: number,
     kh: number, kw: number, sh: number, sw: number, padTop: number, padLeft: number,
   ): void;
+  sgdMomentum(w: number, g: number, buf: number, wOut: number, bufOut: number, n: number, lr: number, momentum: number, decay: number, useDecay: number): void;
+  relu6Grad(dy: number, y: number, out: number, n: number, maxValue: number): void;
 }
 
 /** What podium needs of tfjs-backend-wasm's BackendWasm (not exported as a type we can import). */
@@ -22,7 +24,7 @@ interface WasmBackendInternals {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
 }
 
-const instances = new WeakMap<WebAssembly.Memory, GradientKernels>();
+const instances = new WeakMap<WebAssembly.Memory, TrainKernels>();
 
 /** The backend's WebAssembly.Memory (its heap). */
 export function heap(backend: KernelBackend): WebAssembly.Memory {
@@ -33,15 +35,15 @@ export function heap(backend: KernelBackend): WebAssembly.Memory {
 }
 
 /** The kernels bound to this backend's heap (instantiated once per heap). */
-export function gradientKernels(backend: KernelBackend): GradientKernels {
+export function trainKernels(backend: KernelBackend): TrainKernels {
   const memory = heap(backend);
   let kernels = instances.get(memory);
   if (!kernels) {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const path = compiledPath(import.meta.url, shared ? 'kernels/gradients-shared.wasm' : 'kernels/gradients.wasm');
+    const path = compiledPath(import.meta.url, shared ? 'kernels/train-shared.wasm' : 'kernels/train.wasm');
     let bytes: Buffer<ArrayBuffer>;
     try { bytes = readFileSync(path); } catch { throw new Error(`podium wasm kernel ${path} is missing (run npm run build)`); }
-    kernels = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as unknown as GradientKernels;
+    kernels = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as unknown as TrainKernels;
     instances.set(memory, kernels);
   }
   return kernels;

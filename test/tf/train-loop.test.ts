@@ -8,6 +8,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { selectBackend } from '../../stages/tf/backend.js';
+import { RELU6_GRAD, setWasmTrainOp, SGD_MOMENTUM } from '../../stages/tf/wasm-train-ops.js';
 import { HEAD_PREFIX, loadModel } from '../../stages/tf/models.js';
 import {
   learningRateAt,
@@ -185,6 +186,24 @@ describe('train', () => {
     await train(c, options({ seed: 4 }));
     expect(snapshotWeights(c).get(`${HEAD_PREFIX}logits/kernel`)).not.toEqual(snapshotWeights(a).get(`${HEAD_PREFIX}logits/kernel`));
     for (const m of [a, b, c]) m.dispose();
+  });
+
+  it("podium's fused wasm training ops give bit for bit the weights of the tfjs ops they replace", async () => {
+    // selectBackend registered them, so SGD with momentum and ReLU6's gradient on wasm take them.
+    expect(tf.getBackend()).toBe('wasm');
+    for (const op of [SGD_MOMENTUM, RELU6_GRAD]) expect(tf.getKernel(op, 'wasm')).toBeDefined();
+    const fused = await tiny();
+    await train(fused, options({ epochs: 2 }));
+    for (const op of [SGD_MOMENTUM, RELU6_GRAD]) setWasmTrainOp(op, false);
+    try {
+      const ops = await tiny();
+      await train(ops, options({ epochs: 2 }));
+      expectSameBits(snapshotWeights(fused), snapshotWeights(ops));
+      ops.dispose();
+    } finally {
+      for (const op of [SGD_MOMENTUM, RELU6_GRAD]) setWasmTrainOp(op, true);
+    }
+    fused.dispose();
   });
 
   for (const optimizer of ['sgd', 'adam'] as const) {

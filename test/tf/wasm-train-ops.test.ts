@@ -1,0 +1,50 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { selectBackend } from '../../stages/tf/backend.js';
+import { RELU6_GRAD, SGD_MOMENTUM } from '../../stages/tf/wasm-train-ops.js';
+
+beforeAll(async () => {
+  expect((await selectBackend('wasm')).name).toBe('wasm');
+});
+
+/** Values that probe the edges: zeros, ±0, the bounds, beyond them, and ordinary numbers. */
+function probe(n: number, seed: number, scale: number): Float32Array {
+  const edges = [0, -0, 6, 6.000001, 5.999999, -1e-30, 1e-40, 3, -3, 7];
+  let a = seed;
+  return Float32Array.from({ length: n }, (_, i) => {
+    if (i < edges.length) return edges[i]!;
+    a = (a * 1103515245 + 12345) % 2 ** 31;
+    return (a / 2 ** 31 - 0.3) * scale;
+  });
+}
+
+const bits = (t: tf.Tensor): Buffer => Buffer.from((t.dataSync() as Float32Array).buffer.slice(0));
+
+describe("podium's wasm training ops equal the tfjs ops bit for bit", () => {
+  it('ReLU6 gradient: dy·step(y·(max − y)), including −0 where dy < 0 is blocked, and a length that is no multiple of 4', () => {
+    tf.tidy(() => {
+      const y = tf.tensor(probe(1027, 1, 9));
+      const dy = tf.tensor(probe(1027, 2, 4).reverse());
+      const ours = tf.engine().runKernel(RELU6_GRAD, { dy, y }, { maxValue: 6 }) as tf.Tensor;
+      const ops = tf.mul(dy, tf.step(tf.mul(y, tf.sub(6, y))));
+      expect(bits(ours).equals(bits(ops))).toBe(true);
+    });
+  });
+
+  it('SGD with momentum, with and without weight decay', () => {
+    tf.tidy(() => {
+      const w = tf.tensor(probe(1031, 3, 0.2));
+      const g = tf.tensor(probe(1031, 4, 0.05));
+      const buf = tf.tensor(probe(1031, 5, 0.01));
+      for (const decay of [1e-4, 0]) {
+        const [w1, b1] = tf.engine().runKernel(SGD_MOMENTUM, { w, g, buf }, { lr: 0.01, momentum: 0.9, decay }) as tf.Tensor[];
+        const gd = decay ? tf.add(g, tf.mul(w, decay)) : g;
+        const b2 = tf.add(tf.mul(buf, 0.9), gd);
+        const w2 = tf.sub(w, tf.mul(b2, 0.01));
+        expect(bits(b1!).equals(bits(b2))).toBe(true);
+        expect(bits(w1!).equals(bits(w2))).toBe(true);
+      }
+    });
+  });
+});
