@@ -35,7 +35,7 @@ export interface FinetuneParams {
 
 export const finetune = defineStage<FinetuneParams>({
   name: 'finetune',
-  version: 3, // 2: 1×1 filter gradients as a matrix product; 3: depthwise filter gradients by podium's SIMD kernel (same maths, other float rounding)
+  version: 4, // 2: 1×1 filter gradients as a matrix product; 3: depthwise filter gradients by podium's SIMD kernel; 4: batch-norm statistics by podium's kernels (same maths, other float rounding)
   description: 'Fine-tune a pretrained CNN with all layers open; a checkpoint per epoch.',
   params: {
     type: 'object',

@@ -41,7 +41,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
-import { hasWasmTrainOp, RELU6_GRAD } from './wasm-train-ops.js';
+import { BN_GRAD_STATS, BN_STATS, hasWasmTrainOp, RELU6_GRAD } from './wasm-train-ops.js';
 
 type LayersModel = tfl.LayersModel;
 type Layer = tfl.layers.Layer;
@@ -297,6 +297,11 @@ function meanPerChannel(x: tf.Tensor): tf.Tensor1D {
   });
 }
 
+function meanAndVariance(x: tf.Tensor): [tf.Tensor1D, tf.Tensor1D] {
+  const mean = meanPerChannel(x);
+  return [mean, meanPerChannel(tf.squaredDifference(x, mean))];
+}
+
 function batchNormTraining(bn: BatchNormInternals, x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
   const c = x.shape[x.rank - 1] as number;
   const m = x.size / c;
@@ -304,9 +309,11 @@ function batchNormTraining(bn: BatchNormInternals, x: tf.Tensor, gamma: tf.Tenso
     [x, tf.reshape(gamma, [c]), tf.reshape(beta, [c])],
     ([input, g, b], save) => {
       const x0 = input as tf.Tensor;
-      const mean = meanPerChannel(x0);
-      // Two-pass variance (exact even when |mean| ≫ std, unlike E[x²] − E[x]²).
-      const variance = meanPerChannel(tf.squaredDifference(x0, mean));
+      // Two-pass variance (exact even when |mean| ≫ std, unlike E[x²] − E[x]²); on wasm both
+      // statistics come from one kernel (wasm-train-ops.ts).
+      const [mean, variance] = hasWasmTrainOp(BN_STATS)
+        ? tf.engine().runKernel(BN_STATS, { x: x0 }, {}) as [tf.Tensor1D, tf.Tensor1D]
+        : meanAndVariance(x0);
       const inv = tf.rsqrt(tf.add(variance, bn.epsilon)) as tf.Tensor1D;
       const a = tf.mul(g as tf.Tensor1D, inv) as tf.Tensor1D;
       const shift = tf.sub(b as tf.Tensor1D, tf.mul(mean, a)) as tf.Tensor1D;
@@ -320,8 +327,11 @@ function batchNormTraining(bn: BatchNormInternals, x: tf.Tensor, gamma: tf.Tenso
       const mean = sMean as tf.Tensor1D;
       const inv = sInv as tf.Tensor1D;
       const a = sA as tf.Tensor1D;
-      const meanDy = meanPerChannel(dy); // dβ / M
-      const cov = tf.sub(meanPerChannel(tf.mul(dy, x0)), tf.mul(mean, meanDy)); // E[dy·(x − mean)]
+      // dβ / M and E[dy·x]; on wasm from one kernel (wasm-train-ops.ts).
+      const [meanDy, meanDyX] = hasWasmTrainOp(BN_GRAD_STATS)
+        ? tf.engine().runKernel(BN_GRAD_STATS, { dy, x: x0 }, {}) as [tf.Tensor1D, tf.Tensor1D]
+        : [meanPerChannel(dy), meanPerChannel(tf.mul(dy, x0))];
+      const cov = tf.sub(meanDyX, tf.mul(mean, meanDy)); // E[dy·(x − mean)]
       // dγ = Σ dy·x̂ = M·inv·cov;  dx = a·dy + k·x + c with k = −a·inv²·cov, c = −a·E[dy] − k·mean.
       const k = tf.neg(tf.mul(tf.mul(a, tf.square(inv)), cov)) as tf.Tensor1D;
       const cst = tf.sub(tf.neg(tf.mul(a, meanDy)), tf.mul(k, mean)) as tf.Tensor1D;

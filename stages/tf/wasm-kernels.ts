@@ -16,6 +16,8 @@ export interface TrainKernels {
   ): void;
   sgdMomentum(w: number, g: number, buf: number, wOut: number, bufOut: number, n: number, lr: number, momentum: number, decay: number, useDecay: number): void;
   relu6Grad(dy: number, y: number, out: number, n: number, maxValue: number): void;
+  channelMeanVariance(x: number, mean: number, variance: number, scratch: number, N: number, rows: number, C: number): void;
+  channelMeansDyDyX(dy: number, x: number, meanDy: number, meanDyX: number, scratch: number, N: number, rows: number, C: number): void;
 }
 
 /** What podium needs of tfjs-backend-wasm's BackendWasm (not exported as a type we can import). */

@@ -1,10 +1,14 @@
 // Training ops that tfjs composes from several kernels, each as one kernel on the wasm backend
-// (loops in kernels/train.as.ts, on the backend's heap). Every one rounds to float32 in the same
-// order as the tfjs ops it replaces and wasm has no fused multiply-add, so results are bit for
-// bit those of the ops; what they save is kernel calls and passes over memory.
+// (loops in kernels/train.as.ts, on the backend's heap). These round to float32 in the same
+// order as the tfjs ops they replace and wasm has no fused multiply-add, so results are bit for
+// bit those of the ops; what they save is kernel calls and passes over memory:
 //  - SGD with momentum (train-loop.ts): ~7 kernel calls per weight per step, ~1,800 for
 //    MobileNetV2, where Multiply alone was 8% of a step.
 //  - ReLU6's gradient (lean-layers.ts): dy·step(y·(max − y)) was 4 passes over the activation.
+// And two that are not bit-identical, because their sums run in another order than XNNPACK's
+// (per image, then over the images): batch norm's statistics in training, forward (mean and
+// variance: two global average poolings, a squared difference and means) and backward (the
+// means of dy and dy·x: two poolings and a multiply). They cost ~12% of a MobileNetV2 step.
 import * as tf from '@tensorflow/tfjs-core';
 import { getKernel, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelBackend, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
@@ -15,6 +19,10 @@ import { heapOffset, trainKernels } from './wasm-kernels.js';
 export const SGD_MOMENTUM = 'PodiumSgdMomentum';
 /** Inputs {dy, y}, attrs {maxValue}; output dy where 0 < y < maxValue, else 0 (as dy·0). */
 export const RELU6_GRAD = 'PodiumRelu6Grad';
+/** Input {x} (…, C), output [mean, variance] per channel, each [C] (variance biased, two-pass). */
+export const BN_STATS = 'PodiumBatchNormStats';
+/** Inputs {dy, x} (…, C), output [mean(dy), mean(dy·x)] per channel, each [C]. */
+export const BN_GRAD_STATS = 'PodiumBatchNormGradStats';
 const WASM = 'wasm';
 
 type Backend = KernelBackend & { makeOutput(shape: number[], dtype: 'float32'): TensorInfo };
@@ -51,7 +59,47 @@ const relu6Grad: KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
-const kernels: Record<string, KernelFunc> = { [SGD_MOMENTUM]: sgdMomentum, [RELU6_GRAD]: relu6Grad };
+/** [N, rows, C] of a tensor whose last axis is the channels (N = 1 below rank 2). */
+function imagesRowsChannels(t: TensorInfo): [number, number, number] {
+  const c = t.shape[t.shape.length - 1] ?? 1;
+  const n = t.shape.length >= 2 ? t.shape[0]! : 1;
+  return [n, util.sizeFromShape(t.shape) / (n * c), c];
+}
+
+/** Per-image scratch space for the sums, released before returning. */
+function withScratch<T>(b: Backend, floats: number, body: (at: number) => T): T {
+  const scratch = b.makeOutput([floats], 'float32');
+  try { return body(heapOffset(b, scratch)); } finally { b.disposeData(scratch.dataId); }
+}
+
+const batchNormStats: KernelFunc = ({ inputs, backend }) => {
+  const { x } = inputs as { x: TensorInfo };
+  requireSame(BN_STATS, x, [x]);
+  const b = backend as Backend;
+  const [n, rows, c] = imagesRowsChannels(x);
+  const mean = b.makeOutput([c], 'float32');
+  const variance = b.makeOutput([c], 'float32');
+  withScratch(b, c, (scratch) => trainKernels(b).channelMeanVariance(heapOffset(b, x), heapOffset(b, mean), heapOffset(b, variance), scratch, n, rows, c));
+  return [mean, variance];
+};
+
+const batchNormGradStats: KernelFunc = ({ inputs, backend }) => {
+  const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
+  requireSame(BN_GRAD_STATS, x, [dy, x]);
+  const b = backend as Backend;
+  const [n, rows, c] = imagesRowsChannels(x);
+  const meanDy = b.makeOutput([c], 'float32');
+  const meanDyX = b.makeOutput([c], 'float32');
+  withScratch(b, 2 * c, (scratch) => trainKernels(b).channelMeansDyDyX(heapOffset(b, dy), heapOffset(b, x), heapOffset(b, meanDy), heapOffset(b, meanDyX), scratch, n, rows, c));
+  return [meanDy, meanDyX];
+};
+
+const kernels: Record<string, KernelFunc> = {
+  [SGD_MOMENTUM]: sgdMomentum,
+  [RELU6_GRAD]: relu6Grad,
+  [BN_STATS]: batchNormStats,
+  [BN_GRAD_STATS]: batchNormGradStats,
+};
 
 export function registerWasmTrainOps(): void {
   for (const [kernelName, kernelFunc] of Object.entries(kernels)) {

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { selectBackend } from '../../stages/tf/backend.js';
-import { RELU6_GRAD, SGD_MOMENTUM } from '../../stages/tf/wasm-train-ops.js';
+import { BN_GRAD_STATS, BN_STATS, RELU6_GRAD, SGD_MOMENTUM } from '../../stages/tf/wasm-train-ops.js';
 
 beforeAll(async () => {
   expect((await selectBackend('wasm')).name).toBe('wasm');
@@ -45,6 +45,44 @@ describe("podium's wasm training ops equal the tfjs ops bit for bit", () => {
         expect(bits(b1!).equals(bits(b2))).toBe(true);
         expect(bits(w1!).equals(bits(w2))).toBe(true);
       }
+    });
+  });
+});
+
+/** Largest |a − b| relative to the largest |b|. */
+function relError(a: tf.Tensor, b: tf.Tensor): number {
+  const va = a.dataSync();
+  const vb = b.dataSync();
+  let worst = 0;
+  let scale = 1e-30;
+  for (let i = 0; i < vb.length; i++) {
+    worst = Math.max(worst, Math.abs(va[i]! - vb[i]!));
+    scale = Math.max(scale, Math.abs(vb[i]!));
+  }
+  return worst / scale;
+}
+
+describe("podium's batch-norm statistics on wasm agree with the tfjs ops (float rounding aside)", () => {
+  const cases: Array<[string, number[], number]> = [
+    ['NHWC, channels a multiple of 4', [3, 5, 7, 8], 0],
+    ['7 channels (a scalar tail), |mean| ≫ std', [2, 4, 6, 7], 1000],
+    ['rank 2 (dense)', [10, 5], 3],
+  ];
+  it.each(cases)('%s', (_label, shape, offset) => {
+    tf.tidy(() => {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const c = shape[shape.length - 1]!;
+      const x = tf.add(tf.tensor(probe(size, 7, 2), shape), offset);
+      const dy = tf.tensor(probe(size, 8, 1), shape);
+      const flat = (t: tf.Tensor): tf.Tensor2D => tf.reshape(t, [size / c, c]);
+      const [mean, variance] = tf.engine().runKernel(BN_STATS, { x }, {}) as tf.Tensor[];
+      const refMean = tf.mean(flat(x), 0);
+      expect(mean!.shape).toEqual([c]);
+      expect(relError(mean!, refMean)).toBeLessThan(1e-6);
+      expect(relError(variance!, tf.mean(tf.squaredDifference(flat(x), refMean), 0))).toBeLessThan(1e-5);
+      const [meanDy, meanDyX] = tf.engine().runKernel(BN_GRAD_STATS, { dy, x }, {}) as tf.Tensor[];
+      expect(relError(meanDy!, tf.mean(flat(dy), 0))).toBeLessThan(1e-5);
+      expect(relError(meanDyX!, tf.mean(flat(tf.mul(dy, x)), 0))).toBeLessThan(1e-5);
     });
   });
 });

@@ -107,3 +107,83 @@ export function relu6Grad(dy: usize, y: usize, out: usize, n: i32, maxValue: f32
     store<f32>(out + b, load<f32>(dy + b) * (yi * (maxValue - yi) > 0 ? <f32>1 : <f32>0));
   }
 }
+
+/**
+ * Batch-norm statistics of x [N, rows, C] (NHWC with H·W = rows): per channel the mean and the
+ * biased variance, two-pass (Σ(x − mean)², exact even when |mean| ≫ std). Each image is summed
+ * in `scratch` (C floats) on its own, then the images are added in order.
+ */
+export function channelMeanVariance(x: usize, mean: usize, variance: usize, scratch: usize, N: i32, rows: i32, C: i32): void {
+  const rowBytes = <usize>C << 2;
+  const vec = <usize>(C & ~3) << 2;
+  const count = <f32>N * <f32>rows;
+  memory.fill(mean, 0, rowBytes);
+  memory.fill(variance, 0, rowBytes);
+  let xr = x;
+  for (let n = 0; n < N; n++) {
+    memory.fill(scratch, 0, rowBytes);
+    for (let r = 0; r < rows; r++, xr += rowBytes) {
+      let b: usize = 0;
+      for (; b < vec; b += 16) v128.store(scratch + b, f32x4.add(v128.load(scratch + b), v128.load(xr + b)));
+      for (; b < rowBytes; b += 4) store<f32>(scratch + b, load<f32>(scratch + b) + load<f32>(xr + b));
+    }
+    for (let b: usize = 0; b < rowBytes; b += 4) store<f32>(mean + b, load<f32>(mean + b) + load<f32>(scratch + b));
+  }
+  for (let b: usize = 0; b < rowBytes; b += 4) store<f32>(mean + b, load<f32>(mean + b) / count);
+  xr = x;
+  for (let n = 0; n < N; n++) {
+    memory.fill(scratch, 0, rowBytes);
+    for (let r = 0; r < rows; r++, xr += rowBytes) {
+      let b: usize = 0;
+      for (; b < vec; b += 16) {
+        const d = f32x4.sub(v128.load(xr + b), v128.load(mean + b));
+        v128.store(scratch + b, f32x4.add(v128.load(scratch + b), f32x4.mul(d, d)));
+      }
+      for (; b < rowBytes; b += 4) {
+        const d = load<f32>(xr + b) - load<f32>(mean + b);
+        store<f32>(scratch + b, load<f32>(scratch + b) + d * d);
+      }
+    }
+    for (let b: usize = 0; b < rowBytes; b += 4) store<f32>(variance + b, load<f32>(variance + b) + load<f32>(scratch + b));
+  }
+  for (let b: usize = 0; b < rowBytes; b += 4) store<f32>(variance + b, load<f32>(variance + b) / count);
+}
+
+/**
+ * What batch norm's gradient needs of dy and x [N, rows, C], in one pass: per channel the means
+ * of dy and of dy·x. Summed per image in `scratch` (2·C floats), then over the images in order.
+ */
+export function channelMeansDyDyX(dy: usize, x: usize, meanDy: usize, meanDyX: usize, scratch: usize, N: i32, rows: i32, C: i32): void {
+  const rowBytes = <usize>C << 2;
+  const vec = <usize>(C & ~3) << 2;
+  const count = <f32>N * <f32>rows;
+  const s2 = scratch + rowBytes;
+  memory.fill(meanDy, 0, rowBytes);
+  memory.fill(meanDyX, 0, rowBytes);
+  let dr = dy;
+  let xr = x;
+  for (let n = 0; n < N; n++) {
+    memory.fill(scratch, 0, rowBytes << 1);
+    for (let r = 0; r < rows; r++, dr += rowBytes, xr += rowBytes) {
+      let b: usize = 0;
+      for (; b < vec; b += 16) {
+        const d = v128.load(dr + b);
+        v128.store(scratch + b, f32x4.add(v128.load(scratch + b), d));
+        v128.store(s2 + b, f32x4.add(v128.load(s2 + b), f32x4.mul(d, v128.load(xr + b))));
+      }
+      for (; b < rowBytes; b += 4) {
+        const d = load<f32>(dr + b);
+        store<f32>(scratch + b, load<f32>(scratch + b) + d);
+        store<f32>(s2 + b, load<f32>(s2 + b) + d * load<f32>(xr + b));
+      }
+    }
+    for (let b: usize = 0; b < rowBytes; b += 4) {
+      store<f32>(meanDy + b, load<f32>(meanDy + b) + load<f32>(scratch + b));
+      store<f32>(meanDyX + b, load<f32>(meanDyX + b) + load<f32>(s2 + b));
+    }
+  }
+  for (let b: usize = 0; b < rowBytes; b += 4) {
+    store<f32>(meanDy + b, load<f32>(meanDy + b) / count);
+    store<f32>(meanDyX + b, load<f32>(meanDyX + b) / count);
+  }
+}
