@@ -1,11 +1,12 @@
 // A pool of worker threads that run decodeImage (decode-image.ts) for the `decode` stage.
 //
-// Why threads: profiled on intel6 (150×150 JPEGs → short side 256), the stage's main thread was
-// busy 99% of the time — the JS bilinear upscale (~40%) and sharp's synchronous part, which
-// marshals every option into C++ before queueing the work (~20%) — while sharp's own decoding
-// ran on the libuv pool. Each worker now does its images start to finish; the main thread only
-// stores the blobs. Each worker keeps two images in flight so one resizes while sharp decodes
-// the other.
+// Why threads: profiled on intel6 (150×150 JPEGs → short side 256) when sharp decoded
+// everything, the stage's main thread was busy 99% of the time (a JS upscale and sharp's
+// synchronous option marshalling) while sharp's own decoding ran on the libuv pool. Each worker
+// now does its images start to finish — read, check, decode (libjpeg-turbo is synchronous), resize,
+// hash the blob — and the main thread only stores the blobs. Each worker keeps two images in
+// flight, so it has the next one while the main thread answers, and sharp's asynchronous decodes
+// overlap the other image's work.
 import { existsSync } from 'node:fs';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
