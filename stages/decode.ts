@@ -34,7 +34,7 @@ export const decode = defineStage<DecodeParams>({
       centerCrop: { type: ['integer', 'null'], minimum: 8, default: null, description: 'Cut a centred square of this size after resizing.' },
       kernel: { enum: ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'], default: 'linear', description: 'Resampling kernel (linear is ~2× faster than lanczos3 for the upscales of small images).' },
       maxPixels: { type: 'integer', minimum: 1, default: 64000000, description: 'Refuse images with more pixels than this (decompression bombs).' },
-      decoder: { enum: ['fast', 'sharp'], default: 'fast', description: 'fast: plain JPEGs (no EXIF rotation or ICC profile) with the linear kernel and shortSide go through libjpeg-turbo (fast integer IDCT: within a few grey levels of sharp/PIL/OpenCV, not equal) and a wasm resize, ~10× less CPU; everything else through sharp. sharp: every image through sharp.' },
+      decoder: { enum: ['sharp', 'fast'], default: 'sharp', description: 'sharp (default): every image through sharp, pixels equal to PIL/OpenCV. fast: plain JPEGs (no EXIF rotation or ICC profile) with the linear kernel and shortSide go through libjpeg-turbo with its fast integer IDCT (within a few grey levels of sharp/PIL/OpenCV, not equal) and a wasm resize, ~2-5x the stage speed; everything else through sharp. An opt-in, like PIL draft mode or OpenCV reduced decoding.' },
       onError: { enum: ['fail', 'skip'], default: 'fail', description: 'fail: the stage fails listing every bad file; skip: bad files are left out and listed in the report output.' },
     },
   },

@@ -110,7 +110,7 @@ describe('decode stage', () => {
     await write('data/train/a/large.jpg', scene(400, 300, 11).jpeg({ quality: 85, progressive: true })); // box + bilinear
     await write('data/train/b/same.jpg', scene(128, 64, 13).jpeg()); // short side already 64
     await write('data/train/b/rotated.jpg', scene(64, 128, 17).jpeg().withMetadata({ orientation: 8 })); // EXIF: sharp
-    project.write('p.json', pipeline({ shortSide: 64 }));
+    project.write('p.json', pipeline({ shortSide: 64, decoder: 'fast' }));
     expect((await project.run()).exitCode).toBe(0);
     const fast = await decodedImages();
     const shown = JSON.parse((await project.cli('show', 'p.json', 'decoded', '--json')).stdout);
@@ -139,11 +139,12 @@ describe('decode stage', () => {
     writeFileSync(join(project.dir, 'data/train/a/truncated.jpg'), big.subarray(0, big.length >> 1));
     writeFileSync(join(project.dir, 'data/train/a/corrupt.jpg'), Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(200, 7)]));
     await write('data/train/a/huge.png', sharp({ create: { width: 400, height: 400, channels: 3, background: '#888' } }).png());
+    await write('data/train/a/huge.jpg', sharp({ create: { width: 400, height: 400, channels: 3, background: '#888' } }).jpeg());
     project.write('p.json', pipeline({ shortSide: 16, maxPixels: 100000 }));
     const r = await project.run();
     expect(r.exitCode).toBe(2);
     const reason: string = r.out.stages[1].reason;
-    expect(reason).toMatch(/^3 bad images: /);
+    expect(reason).toMatch(/^4 bad images: /);
     const shown = (await project.cli('show', 'p.json', 'decoded')).stdout;
     expect(shown).toContain('record  none in the cache');
 
@@ -154,8 +155,17 @@ describe('decode stage', () => {
     const store = new LmdbStore(join(project.dir, '.podium/cache'));
     const report = JSON.parse(store.getBlob(project.json('p.lock.json').stages.decoded.outputs.report)!.toString());
     await store.close();
-    expect(report.bad.map((b: { id: string }) => b.id).sort()).toEqual(['a/corrupt.jpg', 'a/huge.png', 'a/truncated.jpg']);
+    expect(report.bad.map((b: { id: string }) => b.id).sort()).toEqual(['a/corrupt.jpg', 'a/huge.jpg', 'a/huge.png', 'a/truncated.jpg']);
     expect(report.bad.find((b: { id: string }) => b.id === 'a/huge.png').reason).toMatch(/pixel limit/);
     expect(readFileSync(join(project.dir, 'data/train/a/good.jpg')).length).toBeGreaterThan(0);
+
+    // The libjpeg-turbo path hands every bad JPEG to sharp, which gives the same verdicts.
+    project.write('p.json', pipeline({ shortSide: 16, maxPixels: 100000, onError: 'skip', decoder: 'fast' }));
+    expect((await project.run()).exitCode).toBe(0);
+    expect(Object.keys(await decodedImages())).toEqual(['a/good.jpg']);
+    const store2 = new LmdbStore(join(project.dir, '.podium/cache'));
+    const fastReport = JSON.parse(store2.getBlob(project.json('p.lock.json').stages.decoded.outputs.report)!.toString());
+    await store2.close();
+    expect(fastReport).toEqual(report);
   });
 });
