@@ -1,7 +1,7 @@
 // `decode`: every image of a dataset manifest decoded (EXIF orientation applied, sRGB 8-bit
-// RGB, shorter side resized, optional centre crop; libjpeg-turbo for plain JPEGs, sharp for
-// the rest) and stored in the cache as raw RGB, so training and prediction never decode a JPEG
-// again. Each image's blob is indexed by
+// RGB, shorter side resized, optional centre crop; by sharp, or with `decoder: "fast"` plain
+// JPEGs by libjpeg-turbo) and stored in the cache as raw RGB, so training and prediction never
+// decode a JPEG again. Each image's blob is indexed by
 // (image bytes digest, decode params): adding 100 images to a 50k set decodes 100. The images
 // are decoded on worker threads (data/decode-workers.ts, data/decode-image.ts); this thread
 // looks up the index and stores the blobs.
