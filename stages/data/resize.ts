@@ -6,9 +6,7 @@
 // pixels clamped). Downscales by 2× or more first shrink by the largest integer factor with a box
 // filter (every source pixel counts, as in libvips' shrink and OpenCV's INTER_AREA), then
 // finish bilinearly over a factor below 2, so they do not alias.
-import { readFileSync } from 'node:fs';
-
-import { compiledPath } from '../compiled-path.js';
+import { instantiateWasm } from '../compiled-path.js';
 
 interface Kernels {
   memory: WebAssembly.Memory;
@@ -21,12 +19,7 @@ const BASE = 65536;
 let kernels: Kernels | undefined;
 
 function load(): Kernels {
-  if (!kernels) {
-    const path = compiledPath(import.meta.url, 'kernels/image.wasm');
-    let bytes: Buffer<ArrayBuffer>;
-    try { bytes = readFileSync(path); } catch { throw new Error(`image kernel ${path} is missing (run npm run build)`); }
-    kernels = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as Kernels;
-  }
+  kernels ??= instantiateWasm(import.meta.url, 'kernels/image.wasm') as unknown as Kernels;
   return kernels;
 }
 
@@ -76,8 +69,6 @@ export function resizeSource(w: number, h: number, W: number, H: number): Uint8A
   const factor = Math.max(1, Math.min(Math.floor(w / W), Math.floor(h / H)));
   // After the box shrink: sw × sh; then the bilinear step to W × H (skipped when they match).
   const [sw, sh] = factor > 1 ? [Math.floor(w / factor), Math.floor(h / factor)] : [w, h];
-  const xs = taps(sw, W, 3);
-  const ys = taps(sh, H, 1);
   const [pSrc, pShrunk, pAcc, pDst, pTmp, pXi, pXw, pYi, pYw] = layout(k, [
     w * h * 3, factor > 1 ? sw * sh * 3 : 0, factor > 1 ? sw * factor * 3 * 4 : 0, W * H * 3, sh * W * 3 * 2, W * 4, W * 4, H * 4, H * 4,
   ]) as [number, number, number, number, number, number, number, number, number];
@@ -88,6 +79,8 @@ export function resizeSource(w: number, h: number, W: number, H: number): Uint8A
     if (sw === W && sh === H) return new Uint8Array(mem, pShrunk, W * H * 3);
     from = pShrunk;
   }
+  const xs = taps(sw, W, 3);
+  const ys = taps(sh, H, 1);
   new Int32Array(mem, pXi, W).set(xs.i0);
   new Int32Array(mem, pXw, W).set(xs.w1);
   new Int32Array(mem, pYi, H).set(ys.i0);

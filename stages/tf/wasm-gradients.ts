@@ -71,7 +71,7 @@ import type {
   TensorInfo,
 } from '@tensorflow/tfjs-core';
 
-import { heapOffset, trainKernels, type TrainKernels } from './wasm-kernels.js';
+import { heapOffset, heapOutput, trainKernels, type TrainKernels } from './wasm-kernels.js';
 
 const WASM = 'wasm';
 
@@ -364,7 +364,7 @@ class WasmOps {
 
   /** An uninitialised float32 tensor owned by this scope, for podium's own kernels to fill. */
   empty(shape: readonly number[]): TensorInfo {
-    const out = (this.backend as unknown as { makeOutput(shape: number[], dtype: 'float32'): TensorInfo }).makeOutput([...shape], 'float32');
+    const out = heapOutput(this.backend, shape);
     this.temps.push(out);
     return out;
   }

@@ -2,11 +2,9 @@
 // by `npm run build`). They import the backend's heap, so they read and write tensors where the
 // backend keeps them, with no copies: the threaded backend's memory is shared, the
 // single-threaded one's is not, and each has its build of the module.
-import { readFileSync } from 'node:fs';
+import type { DataType, KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
 
-import type { KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
-
-import { compiledPath } from '../compiled-path.js';
+import { instantiateWasm } from '../compiled-path.js';
 
 export interface TrainKernels {
   depthwiseFilterGrad(
@@ -24,6 +22,7 @@ export interface TrainKernels {
 interface WasmBackendInternals {
   wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: DataType): TensorInfo;
 }
 
 const instances = new WeakMap<WebAssembly.Memory, TrainKernels>();
@@ -42,10 +41,7 @@ export function trainKernels(backend: KernelBackend): TrainKernels {
   let kernels = instances.get(memory);
   if (!kernels) {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const path = compiledPath(import.meta.url, shared ? 'kernels/train-shared.wasm' : 'kernels/train.wasm');
-    let bytes: Buffer<ArrayBuffer>;
-    try { bytes = readFileSync(path); } catch { throw new Error(`podium wasm kernel ${path} is missing (run npm run build)`); }
-    kernels = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as unknown as TrainKernels;
+    kernels = instantiateWasm(import.meta.url, shared ? 'kernels/train-shared.wasm' : 'kernels/train.wasm', { env: { memory } }) as unknown as TrainKernels;
     instances.set(memory, kernels);
   }
   return kernels;
@@ -56,4 +52,9 @@ export function heapOffset(backend: KernelBackend, t: TensorInfo): number {
   const data = (backend as unknown as WasmBackendInternals).dataIdMap.get(t.dataId);
   if (!data) throw new Error('podium wasm kernels: tensor data is not on the wasm backend');
   return data.memoryOffset;
+}
+
+/** A new, uninitialised tensor in the backend's heap (the caller's kernel fills it). */
+export function heapOutput(backend: KernelBackend, shape: readonly number[], dtype: DataType = 'float32'): TensorInfo {
+  return (backend as unknown as WasmBackendInternals).makeOutput([...shape], dtype);
 }

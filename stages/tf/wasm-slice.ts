@@ -6,7 +6,7 @@
 import { getKernel, registerKernel, Slice, slice_util, unregisterKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelBackend, KernelConfig, KernelFunc, SliceAttrs, SliceInputs, TensorInfo } from '@tensorflow/tfjs-core';
 
-import { heap, heapOffset } from './wasm-kernels.js';
+import { heap, heapOffset, heapOutput } from './wasm-kernels.js';
 
 const WASM = 'wasm';
 const BYTES: Partial<Record<string, number>> = { float32: 4, int32: 4, bool: 1 };
@@ -22,9 +22,9 @@ export const sliceKernel: KernelFunc = (args) => {
     if (!packageSlice) throw new Error(`Slice (podium wasm): dtype ${x.dtype} is not supported`);
     return packageSlice.kernelFunc(args);
   }
-  const backend = args.backend as KernelBackend & { makeOutput(shape: number[], dtype: string): TensorInfo };
+  const backend = args.backend as KernelBackend;
   const [b, s] = slice_util.parseSliceParams(x as never, begin, size) as [number[], number[]];
-  const out = backend.makeOutput(s, x.dtype);
+  const out = heapOutput(backend, s, x.dtype);
   if (util.sizeFromShape(s) === 0) return out;
   // The innermost axes taken whole, and the first one cut, form one contiguous run per index of
   // the axes outside them.
@@ -32,8 +32,7 @@ export const sliceKernel: KernelFunc = (args) => {
   let axis = shape.length - 1;
   let run = 1;
   while (axis >= 0 && b[axis] === 0 && s[axis] === shape[axis]) run *= shape[axis--]!;
-  const strides = util.computeStrides(shape);
-  const stride = (d: number): number => (d === shape.length - 1 ? 1 : strides[d]!);
+  const strides = [...util.computeStrides(shape), 1]; // in elements, the last axis included
   if (axis >= 0) run *= s[axis]!;
   const src = heapOffset(backend, x);
   const dst = heapOffset(backend, out);
@@ -42,12 +41,12 @@ export const sliceKernel: KernelFunc = (args) => {
   const runBytes = run * bytes;
   if (axis < 0) { u8.copyWithin(dst, src, src + runBytes); return out; }
   let base = 0;
-  for (let d = 0; d <= axis; d++) base += b[d]! * stride(d);
+  for (let d = 0; d <= axis; d++) base += b[d]! * strides[d]!;
   // Odometer over the outer axes 0 … axis−1.
   const index = new Array<number>(axis).fill(0);
   for (let o = dst; ; o += runBytes) {
     let at = base;
-    for (let d = 0; d < axis; d++) at += index[d]! * stride(d);
+    for (let d = 0; d < axis; d++) at += index[d]! * strides[d]!;
     u8.copyWithin(o, src + at * bytes, src + at * bytes + runBytes);
     let d = axis - 1;
     while (d >= 0 && ++index[d]! === s[d]) index[d--] = 0;

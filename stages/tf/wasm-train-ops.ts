@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { getKernel, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelBackend, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
-import { heapOffset, trainKernels } from './wasm-kernels.js';
+import { heapOffset, heapOutput, trainKernels } from './wasm-kernels.js';
 
 /** Inputs {w, g, buf}, attrs {lr, momentum, decay}; outputs [w′, buf′] (new tensors). */
 export const SGD_MOMENTUM = 'PodiumSgdMomentum';
@@ -24,8 +24,6 @@ export const BN_STATS = 'PodiumBatchNormStats';
 /** Inputs {dy, x} (…, C), output [mean(dy), mean(dy·x)] per channel, each [C]. */
 export const BN_GRAD_STATS = 'PodiumBatchNormGradStats';
 const WASM = 'wasm';
-
-type Backend = KernelBackend & { makeOutput(shape: number[], dtype: 'float32'): TensorInfo };
 
 function requireSame(kernel: string, like: TensorInfo, tensors: TensorInfo[]): void {
   for (const t of tensors) {
@@ -39,9 +37,9 @@ const sgdMomentum: KernelFunc = ({ inputs, backend, attrs }) => {
   const { w, g, buf } = inputs as { w: TensorInfo; g: TensorInfo; buf: TensorInfo };
   const { lr, momentum, decay } = attrs as unknown as { lr: number; momentum: number; decay: number };
   requireSame(SGD_MOMENTUM, w, [w, g, buf]);
-  const b = backend as Backend;
-  const wOut = b.makeOutput([...w.shape], 'float32');
-  const bufOut = b.makeOutput([...w.shape], 'float32');
+  const b = backend as KernelBackend;
+  const wOut = heapOutput(b, w.shape);
+  const bufOut = heapOutput(b, w.shape);
   trainKernels(b).sgdMomentum(
     heapOffset(b, w), heapOffset(b, g), heapOffset(b, buf), heapOffset(b, wOut), heapOffset(b, bufOut),
     util.sizeFromShape(w.shape), lr, momentum, decay, decay === 0 ? 0 : 1,
@@ -53,8 +51,8 @@ const relu6Grad: KernelFunc = ({ inputs, backend, attrs }) => {
   const { dy, y } = inputs as { dy: TensorInfo; y: TensorInfo };
   const { maxValue } = attrs as unknown as { maxValue: number };
   requireSame(RELU6_GRAD, y, [dy, y]);
-  const b = backend as Backend;
-  const out = b.makeOutput([...y.shape], 'float32');
+  const b = backend as KernelBackend;
+  const out = heapOutput(b, y.shape);
   trainKernels(b).relu6Grad(heapOffset(b, dy), heapOffset(b, y), heapOffset(b, out), util.sizeFromShape(y.shape), maxValue);
   return out;
 };
@@ -67,18 +65,18 @@ function imagesRowsChannels(t: TensorInfo): [number, number, number] {
 }
 
 /** Per-image scratch space for the sums, released before returning. */
-function withScratch<T>(b: Backend, floats: number, body: (at: number) => T): T {
-  const scratch = b.makeOutput([floats], 'float32');
+function withScratch<T>(b: KernelBackend, floats: number, body: (at: number) => T): T {
+  const scratch = heapOutput(b, [floats]);
   try { return body(heapOffset(b, scratch)); } finally { b.disposeData(scratch.dataId); }
 }
 
 const batchNormStats: KernelFunc = ({ inputs, backend }) => {
   const { x } = inputs as { x: TensorInfo };
   requireSame(BN_STATS, x, [x]);
-  const b = backend as Backend;
+  const b = backend as KernelBackend;
   const [n, rows, c] = imagesRowsChannels(x);
-  const mean = b.makeOutput([c], 'float32');
-  const variance = b.makeOutput([c], 'float32');
+  const mean = heapOutput(b, [c]);
+  const variance = heapOutput(b, [c]);
   withScratch(b, c, (scratch) => trainKernels(b).channelMeanVariance(heapOffset(b, x), heapOffset(b, mean), heapOffset(b, variance), scratch, n, rows, c));
   return [mean, variance];
 };
@@ -86,10 +84,10 @@ const batchNormStats: KernelFunc = ({ inputs, backend }) => {
 const batchNormGradStats: KernelFunc = ({ inputs, backend }) => {
   const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
   requireSame(BN_GRAD_STATS, x, [dy, x]);
-  const b = backend as Backend;
+  const b = backend as KernelBackend;
   const [n, rows, c] = imagesRowsChannels(x);
-  const meanDy = b.makeOutput([c], 'float32');
-  const meanDyX = b.makeOutput([c], 'float32');
+  const meanDy = heapOutput(b, [c]);
+  const meanDyX = heapOutput(b, [c]);
   withScratch(b, 2 * c, (scratch) => trainKernels(b).channelMeansDyDyX(heapOffset(b, dy), heapOffset(b, x), heapOffset(b, meanDy), heapOffset(b, meanDyX), scratch, n, rows, c));
   return [meanDy, meanDyX];
 };
