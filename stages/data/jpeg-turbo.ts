@@ -1,6 +1,7 @@
 // The decode stage's fast path for plain JPEGs: libjpeg-turbo called directly through
-// @julusian/jpeg-turbo (prebuilt binaries inside the npm package). sharp spends ~2.6 ms of CPU
-// per 150×150 intel6 JPEG, mostly libvips' per-image pipeline set-up; this takes ~0.25 ms.
+// @julusian/jpeg-turbo (prebuilt binaries inside the npm package). sharp spends 1.9–2.6 ms of
+// CPU per 150×150 intel6 JPEG, mostly libvips' per-image pipeline set-up; this takes ~0.3 ms
+// (node bench/decode-cost.mjs).
 //
 // The binding decodes with libjpeg-turbo's fast integer IDCT (TJFLAG_FASTDCT, not settable), so
 // pixels are within a few grey levels of sharp, PIL and OpenCV rather than equal to them
