@@ -82,7 +82,9 @@ async function decodeWithSharp(bytes: Buffer, p: DecodeImageParams): Promise<Pix
   try {
     out = await pipeline.toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (err) {
-    throw new BadImage((err as Error).message.replace(/\s+/g, ' ').trim());
+    // The first line is this image's error; libvips appends the warnings its thread collected
+    // before (other images' among them), so what follows depends on which worker ran what.
+    throw new BadImage(((err as Error).message.split('\n').find((line) => line.trim()) ?? 'sharp failed').replace(/\s+/g, ' ').trim());
   }
   const { width, height } = out.info;
   if (out.info.channels !== 3) throw new BadImage(`decoded to ${out.info.channels} channels, expected 3`);
