@@ -3,8 +3,8 @@
 // JPEGs by libjpeg-turbo) and stored in the cache as raw RGB, so training and prediction never
 // decode a JPEG again. Each image's blob is indexed by
 // (image bytes digest, decode params): adding 100 images to a 50k set decodes 100. The images
-// are decoded on worker threads (data/decode-workers.ts, data/decode-image.ts); this thread
-// looks up the index and stores the blobs.
+// are decoded and their blobs stored on worker threads (data/decode-workers.ts,
+// data/decode-image.ts); this thread looks up and writes the index.
 import { resolve } from 'node:path';
 import { digestOf, type Digest } from '../cache/canonical.js';
 import { defineStage, InputError, type InputArtifact } from './contract.js';
@@ -74,10 +74,9 @@ export const decode = defineStage<DecodeParams>({
       const { split, i, e } = todo[k]!;
       if (!image) { bad.push({ k, split, id: e.id, path: e.path, reason: reason! }); return; }
       via[image.via]++;
-      const blob = ctx.store.queueBlob(image.blob, image.digest);
-      ctx.store.setIndex(indexKey(e), `${blob} ${image.width} ${image.height}`);
-      rows.get(split)![i] = { id: e.id, label: e.label, blob, width: image.width, height: image.height };
-    });
+      ctx.store.setIndex(indexKey(e), `${image.digest} ${image.width} ${image.height}`);
+      rows.get(split)![i] = { id: e.id, label: e.label, blob: image.digest, width: image.width, height: image.height };
+    }, ctx.store);
     for (const [split, splitRows] of rows) result.splits[split] = splitRows.filter((r): r is Row => r !== undefined);
     const decoded = fromIndex + todo.length - bad.length;
     // Workers finish in any order; the report lists bad images in manifest order.

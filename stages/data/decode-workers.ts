@@ -4,55 +4,78 @@
 // everything, the stage's main thread was busy 99% of the time (a JS upscale and sharp's
 // synchronous option marshalling) while sharp's own decoding ran on the libuv pool. Each worker
 // now does its images start to finish — read, check, decode (libjpeg-turbo is synchronous), resize,
-// hash the blob — and the main thread only stores the blobs. Each worker keeps two images in
-// flight, so it has the next one while the main thread answers, and sharp's asynchronous decodes
-// overlap the other image's work.
+// hash the blob, queue it in the cache — and replies with the digest only. Each worker keeps two
+// images in flight, so it has the next one while the main thread answers, and sharp's
+// asynchronous decodes overlap the other image's work.
+//
+// Why the workers write the cache themselves: when they sent each blob (196 kB for a 256×256
+// image) to the main thread to store, that thread spent a second per 3000 intel6 images
+// collecting the transferred buffers, on a machine with two cores that the workers needed.
+// lmdb-js shares one environment between the threads of a process; each thread's writes commit
+// in its own batches, in order, so a blob's data still lands before the meta marking it present.
 import { existsSync } from 'node:fs';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
 import { sha256, type Digest } from '../../cache/canonical.js';
+import type { Store } from '../../cache/store.js';
 import { compiledPath } from '../compiled-path.js';
 import { BadImage, decodeImage, type DecodeImageParams } from './decode-image.js';
 
 export interface DecodeTask { path: string; sha256: string }
-/** A decoded image: its blob, the blob's digest (hashed here, off the storing thread), size and decoder. */
-export interface DecodedImage { blob: Uint8Array; digest: Digest; width: number; height: number; via: 'libjpeg-turbo' | 'sharp' }
-type Reply = { id: number; ok: true; image: DecodedImage } | { id: number; ok: false; bad: boolean; reason: string };
+/**
+ * A decoded image: its blob's digest, size and decoder. The blob's bytes come back only when the
+ * pool has no cache to write them to (the benchmark of decoding alone).
+ */
+export interface DecodedImage { digest: Digest; width: number; height: number; via: 'libjpeg-turbo' | 'sharp'; blob?: Uint8Array }
+type Reply = { id: number; ok: true; image: DecodedImage } | { id: number; ok: false; bad: boolean; reason: string } | { flushed: true; error?: string };
+type Request = (DecodeTask & { id: number }) | { flush: true };
+interface WorkerSetup { params: DecodeImageParams; storePath: string | undefined }
 
 const IN_FLIGHT = 2;
 
 /**
  * Decodes every task on `threads` worker threads; `onResult(i, …)` runs on the calling thread as
- * each finishes (any order). A BadImage becomes `onResult(i, undefined, reason)`; anything else
- * rejects.
+ * each finishes (any order). With a `store`, the workers queue each blob in it and every blob is
+ * durable when this resolves; without one, the blobs' bytes come back in `onResult`. A BadImage
+ * becomes `onResult(i, undefined, reason)`; anything else rejects.
  */
 export async function decodeAll(
   tasks: DecodeTask[], params: DecodeImageParams, threads: number,
   onResult: (i: number, image: DecodedImage | undefined, badReason?: string) => void,
+  store?: Pick<Store, 'path'>,
 ): Promise<void> {
   if (!tasks.length) return;
   const script = compiledPath(import.meta.url, 'decode-workers.js');
   if (!existsSync(script)) throw new Error(`decode worker script ${script} is missing (run npm run build)`);
-  const workers = Array.from({ length: Math.max(1, Math.min(threads, Math.ceil(tasks.length / IN_FLIGHT))) }, () => new Worker(script, { workerData: params }));
+  const setup: WorkerSetup = { params, storePath: store?.path };
+  const workers = Array.from({ length: Math.max(1, Math.min(threads, Math.ceil(tasks.length / IN_FLIGHT))) }, () => new Worker(script, { workerData: setup }));
   let next = 0;
   let done = 0;
+  let flushed = 0;
   try {
     await new Promise<void>((resolve, reject) => {
+      const send = (w: Worker, request: Request): void => w.postMessage(request);
       const feed = (w: Worker): void => {
-        if (next < tasks.length) { const id = next++; w.postMessage({ id, ...tasks[id]! }); }
+        if (next < tasks.length) { const id = next++; send(w, { id, ...tasks[id]! }); }
       };
       for (const w of workers) {
         w.on('message', (r: Reply) => {
+          if ('flushed' in r) {
+            if (r.error) reject(new Error(`storing decoded images: ${r.error}`));
+            else if (++flushed === workers.length) resolve();
+            return;
+          }
           try {
             if (r.ok) onResult(r.id, r.image);
             else if (r.bad) onResult(r.id, undefined, r.reason);
             else throw new Error(`decoding ${tasks[r.id]!.path}: ${r.reason}`);
           } catch (err) { reject(err); return; }
-          if (++done === tasks.length) resolve();
+          // Last image: every worker commits what it queued before the stage may name the blobs.
+          if (++done === tasks.length) for (const each of workers) send(each, { flush: true });
           else feed(w);
         });
         w.on('error', reject);
-        w.on('exit', (code) => { if (done < tasks.length) reject(new Error(`a decode worker exited (code ${code}) before the stage finished`)); });
+        w.on('exit', (code) => { if (flushed < workers.length) reject(new Error(`a decode worker exited (code ${code}) before the stage finished`)); });
         for (let k = 0; k < IN_FLIGHT; k++) feed(w);
       }
     });
@@ -61,19 +84,35 @@ export async function decodeAll(
   }
 }
 
-// The worker side: decode what the pool sends, reply with the blob (its memory transferred).
+// The worker side: decode what the pool sends, store the blob (or transfer it back when there
+// is no store), reply; on `flush`, wait until everything queued is committed.
 if (!isMainThread && parentPort) {
   const port = parentPort;
-  const params = workerData as DecodeImageParams;
-  port.on('message', (task: DecodeTask & { id: number }) => {
-    decodeImage(task.path, task.sha256, params).then(
-      ({ blob, width, height, via }) => {
+  const { params, storePath } = workerData as WorkerSetup;
+  const reply = (r: Reply, transfer: ArrayBuffer[] = []): void => port.postMessage(r, transfer);
+  let cache: Promise<Store> | undefined;
+  const openCache = (): Promise<Store> => (cache ??= import('../../cache/lmdb-store.js').then(({ LmdbStore }) => new LmdbStore(storePath!)));
+  port.on('message', (request: Request) => {
+    if ('flush' in request) {
+      (cache ?? Promise.resolve(undefined)).then((s) => s?.close()).then(
+        () => reply({ flushed: true }),
+        (err: unknown) => reply({ flushed: true, error: (err as Error).message }),
+      );
+      return;
+    }
+    decodeImage(request.path, request.sha256, params).then(
+      async ({ blob, width, height, via }) => {
+        const digest = sha256(blob);
+        if (storePath) {
+          (await openCache()).queueBlob(blob, digest);
+          reply({ id: request.id, ok: true, image: { digest, width, height, via } });
+          return;
+        }
         // Transfer the memory rather than copy it, unless the Buffer is a slice of a shared pool.
         const own = blob.byteOffset === 0 && blob.byteLength === blob.buffer.byteLength ? blob : new Uint8Array(blob);
-        const image: DecodedImage = { blob: own, digest: sha256(own), width, height, via };
-        port.postMessage({ id: task.id, ok: true, image } satisfies Reply, [own.buffer as ArrayBuffer]);
+        reply({ id: request.id, ok: true, image: { blob: own, digest, width, height, via } }, [own.buffer as ArrayBuffer]);
       },
-      (err: unknown) => port.postMessage({ id: task.id, ok: false, bad: err instanceof BadImage, reason: (err as Error).message } satisfies Reply),
+      (err: unknown) => reply({ id: request.id, ok: false, bad: err instanceof BadImage, reason: (err as Error).message }),
     );
   });
 }
