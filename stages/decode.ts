@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { digestOf, type Digest } from '../cache/canonical.js';
 import { defineStage, InputError, type InputArtifact } from './contract.js';
 import type { DecodeImageParams } from './data/decode-image.js';
+import type { PoolOptions } from './data/decode-workers.js';
 import type { DecodedSet } from './data/decoded.js';
 import type { Manifest, ManifestEntry } from './data/manifest.js';
 
@@ -70,17 +71,27 @@ export const decode = defineStage<DecodeParams>({
     }
     const via = { 'libjpeg-turbo': 0, sharp: 0 };
     const t0 = Date.now();
-    await decodeAll(todo.map(({ e }) => ({ path: resolve(ctx.projectDir, e.path), sha256: e.sha256 })), p, ctx.threads, (k, image, reason) => {
-      const { split, i, e } = todo[k]!;
-      if (!image) { bad.push({ k, split, id: e.id, path: e.path, reason: reason! }); return; }
-      via[image.via]++;
-      ctx.store.setIndex(indexKey(e), `${image.digest} ${image.width} ${image.height}`);
-      rows.get(split)![i] = { id: e.id, label: e.label, blob: image.digest, width: image.width, height: image.height };
-    }, ctx.store);
+    const decodeSome = async (which: number[], pool: PoolOptions): Promise<void> => {
+      await decodeAll(which.map((k) => ({ path: resolve(ctx.projectDir, todo[k]!.e.path), sha256: todo[k]!.e.sha256 })), p, (n, image, reason) => {
+        const k = which[n]!;
+        const { split, i, e } = todo[k]!;
+        if (!image) { bad.push({ k, split, id: e.id, path: e.path, reason: reason! }); return; }
+        via[image.via]++;
+        ctx.store.setIndex(indexKey(e), `${image.digest} ${image.width} ${image.height}`);
+        rows.get(split)![i] = { id: e.id, label: e.label, blob: image.digest, width: image.width, height: image.height };
+      }, pool);
+    };
+    await decodeSome(todo.map((_, k) => k), { threads: ctx.threads, store: ctx.store });
+    if (bad.length) {
+      // libvips keeps one error buffer per process: when two images fail at once, either may
+      // read the other's message, or "Unknown error". So that the report is reproducible, each
+      // bad image is decoded once more, alone and in manifest order, for its own reason (one
+      // that only failed in company would be kept). Bad images are few, so this costs little.
+      const again = bad.splice(0).map((b) => b.k).sort((a, b) => a - b);
+      await decodeSome(again, { threads: 1, inFlight: 1, store: ctx.store });
+    }
     for (const [split, splitRows] of rows) result.splits[split] = splitRows.filter((r): r is Row => r !== undefined);
     const decoded = fromIndex + todo.length - bad.length;
-    // Workers finish in any order; the report lists bad images in manifest order.
-    bad.sort((a, b) => a.k - b.k);
     const seconds = (Date.now() - t0) / 1000;
     ctx.log(`${decoded} images (${decoded - fromIndex} new, ${fromIndex} from the index) in ${seconds.toFixed(1)} s, ${((decoded - fromIndex) / Math.max(seconds, 1e-3)).toFixed(0)} img/s decoded (libjpeg-turbo ${via['libjpeg-turbo']}, sharp ${via.sharp}); ${bad.length} bad`);
     if (bad.length && p.onError === 'fail') {

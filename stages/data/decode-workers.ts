@@ -33,22 +33,29 @@ interface WorkerSetup { params: DecodeImageParams; storePath: string | undefined
 
 const IN_FLIGHT = 2;
 
+export interface PoolOptions {
+  threads: number;
+  /** The workers queue each blob here, durable when decodeAll resolves; without it the bytes come back. */
+  store?: Pick<Store, 'path'>;
+  /** Images per worker at a time; 1 with one thread decodes strictly one image after another. */
+  inFlight?: number;
+}
+
 /**
- * Decodes every task on `threads` worker threads; `onResult(i, …)` runs on the calling thread as
- * each finishes (any order). With a `store`, the workers queue each blob in it and every blob is
- * durable when this resolves; without one, the blobs' bytes come back in `onResult`. A BadImage
- * becomes `onResult(i, undefined, reason)`; anything else rejects.
+ * Decodes every task on worker threads; `onResult(i, …)` runs on the calling thread as each
+ * finishes (any order). A BadImage becomes `onResult(i, undefined, reason)`; anything else
+ * rejects.
  */
 export async function decodeAll(
-  tasks: DecodeTask[], params: DecodeImageParams, threads: number,
+  tasks: DecodeTask[], params: DecodeImageParams,
   onResult: (i: number, image: DecodedImage | undefined, badReason?: string) => void,
-  store?: Pick<Store, 'path'>,
+  { threads, store, inFlight = IN_FLIGHT }: PoolOptions,
 ): Promise<void> {
   if (!tasks.length) return;
   const script = compiledPath(import.meta.url, 'decode-workers.js');
   if (!existsSync(script)) throw new Error(`decode worker script ${script} is missing (run npm run build)`);
   const setup: WorkerSetup = { params, storePath: store?.path };
-  const workers = Array.from({ length: Math.max(1, Math.min(threads, Math.ceil(tasks.length / IN_FLIGHT))) }, () => new Worker(script, { workerData: setup }));
+  const workers = Array.from({ length: Math.max(1, Math.min(threads, Math.ceil(tasks.length / inFlight))) }, () => new Worker(script, { workerData: setup }));
   let next = 0;
   let done = 0;
   let flushed = 0;
@@ -76,7 +83,7 @@ export async function decodeAll(
         });
         w.on('error', reject);
         w.on('exit', (code) => { if (flushed < workers.length) reject(new Error(`a decode worker exited (code ${code}) before the stage finished`)); });
-        for (let k = 0; k < IN_FLIGHT; k++) feed(w);
+        for (let k = 0; k < inFlight; k++) feed(w);
       }
     });
   } finally {
