@@ -1,6 +1,7 @@
 // CPU time per image of the JPEG decoders alone (no resize, no cache), one image at a time, on
-// 640 intel6 training images (150×150) read into memory first: libjpeg-turbo through
-// @julusian/jpeg-turbo (the decode stage's fast path, decoding into one reused buffer), sharp
+// 640 intel6 training images (150×150) read into memory first: libjpeg-turbo as the decode
+// stage's default path calls it (TurboJPEG 3 through koffi, accurate IDCT, decoding into one
+// reused buffer), the @julusian/jpeg-turbo binding it used before (fast IDCT), sharp
 // as the decode stage configures it for everything else (raw RGB out, operation cache off,
 // concurrency 1), and PIL and OpenCV from
 // Debian (bench-only: apt-get install -y python3-opencv python3-pil; skipped when missing).
@@ -16,6 +17,8 @@ import { createRequire } from 'node:module';
 
 import sharp from 'sharp';
 
+const { decodeJpegRgb } = await import(join(import.meta.dirname, '..', 'dist', 'stages', 'data', 'jpeg-turbo.js'));
+
 const ROOT = resolve(import.meta.dirname, '..', '..', 'shared', 'datasets', 'intel6', 'train');
 const files = readdirSync(ROOT).sort().flatMap((c) => readdirSync(join(ROOT, c)).sort().map((f) => join(ROOT, c, f))).slice(0, 640);
 const buffers = files.map((f) => readFileSync(f));
@@ -23,13 +26,18 @@ sharp.cache(false);
 sharp.concurrency(1);
 console.log(`${buffers.length} JPEGs from ${ROOT}; load ${os.loadavg()[0].toFixed(2)}`);
 
-const jpg = createRequire(import.meta.url)('@julusian/jpeg-turbo');
 const into = Buffer.alloc(4096 * 4096 * 3);
-for (let i = 0; i < 20; i++) jpg.decompressSync(buffers[i], into, { format: jpg.FORMAT_RGB });
-const t0 = process.cpuUsage();
-for (const b of buffers) jpg.decompressSync(b, into, { format: jpg.FORMAT_RGB });
-const t = process.cpuUsage(t0);
-console.log(`  libjpeg-turbo (@julusian/jpeg-turbo)   ${((t.user + t.system) / 1000 / buffers.length).toFixed(3)} ms CPU per image`);
+/** CPU ms per image of `decode` over all the buffers, after 20 to warm up. */
+function cpuPerImage(decode) {
+  for (let i = 0; i < 20; i++) decode(buffers[i]);
+  const t0 = process.cpuUsage();
+  for (const b of buffers) decode(b);
+  const t = process.cpuUsage(t0);
+  return ((t.user + t.system) / 1000 / buffers.length).toFixed(3);
+}
+console.log(`  libjpeg-turbo, TurboJPEG 3 via koffi (the stage's path, accurate IDCT)   ${cpuPerImage((b) => { if (!decodeJpegRgb(b, into)) throw new Error('refused'); })} ms CPU per image`);
+const jpg = createRequire(import.meta.url)('@julusian/jpeg-turbo');
+console.log(`  libjpeg-turbo, @julusian/jpeg-turbo binding (fast IDCT)   ${cpuPerImage((b) => jpg.decompressSync(b, into, { format: jpg.FORMAT_RGB }))} ms CPU per image`);
 
 for (let i = 0; i < 20; i++) await sharp(buffers[i]).raw().toBuffer();
 const c0 = process.cpuUsage();

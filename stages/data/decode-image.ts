@@ -1,14 +1,14 @@
 // One image of the `decode` stage, start to finish: read the file, check it is the file the
 // dataset stage listed, decode it (EXIF orientation, sRGB 8-bit RGB, resize, centre crop) and
-// encode it as a decoded-image blob. With `decoder: "fast"`, plain JPEGs go through
-// libjpeg-turbo and the wasm resize (jpeg-turbo.ts, resize.ts); everything else, and every image
-// with the default `decoder: "sharp"`, through sharp. Runs inside the decode worker threads (decode-workers.ts), so it is a plain function
-// of its arguments.
+// encode it as a decoded-image blob. With the default `decoder: "fast"`, plain JPEGs go
+// through libjpeg-turbo and the wasm resize (jpeg-turbo.ts, resize.ts); everything else, and
+// every image with `decoder: "sharp"`, through sharp. Runs inside the decode worker threads
+// (decode-workers.ts), so it is a plain function of its arguments.
 import { readFileSync } from 'node:fs';
 
 import { sha256 } from '../../cache/canonical.js';
 import { encodeDecoded } from './decoded.js';
-import { decodeJpegRgb, fastPathApplies, readJpegHeader } from './jpeg-turbo.js';
+import { dctScale, decodeJpegRgb, fastPathApplies, readJpegHeader, scaled } from './jpeg-turbo.js';
 import { resizeSource, resizeU8, sourceBuffer } from './resize.js';
 
 export interface DecodeImageParams {
@@ -57,17 +57,21 @@ export async function decodeImage(path: string, expectedSha256: string, p: Decod
 }
 
 /**
- * libjpeg-turbo + the wasm resize, or undefined when the image or the params need sharp. The
- * pixels are decoded into the resize kernel's memory and returned as a view on it: valid until
- * the next decode, so the caller copies them (into the blob) before anything else runs.
+ * libjpeg-turbo + the wasm resize, or undefined when the image or the params need sharp. A
+ * shrink by 2× or more starts inside the IDCT (1/2, 1/4 or 1/8, never below the target), as
+ * sharp's shrink-on-load does. The pixels are decoded into the resize kernel's memory and
+ * returned as a view on it: valid until the next decode, so the caller copies them (into the
+ * blob) before anything else runs.
  */
 function decodeFast(bytes: Buffer, p: DecodeImageParams): Pixels | undefined {
   if (p.size || p.kernel !== 'linear') return undefined;
   const header = readJpegHeader(bytes);
   if (!header || !fastPathApplies(header, p.maxPixels)) return undefined;
-  const img = decodeJpegRgb(bytes, sourceBuffer(header.width * header.height * 3));
+  const factor = p.shortSide ? dctScale(header.width, header.height, p.shortSide) : [1, 1] as [number, number];
+  const img = decodeJpegRgb(bytes, sourceBuffer(scaled(header.width, factor) * scaled(header.height, factor) * 3), factor);
   if (!img || !p.shortSide) return img;
-  const [W, H] = shortSideSize(img.width, img.height, p.shortSide);
+  // The target size comes from the stored size, as on the sharp path, not from the scaled one.
+  const [W, H] = shortSideSize(header.width, header.height, p.shortSide);
   return W === img.width && H === img.height ? img : { data: resizeSource(img.width, img.height, W, H), width: W, height: H };
 }
 

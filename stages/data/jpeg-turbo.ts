@@ -1,26 +1,87 @@
-// The decode stage's fast path for plain JPEGs: libjpeg-turbo called directly through
-// @julusian/jpeg-turbo (prebuilt binaries inside the npm package). sharp spends 1.9–2.6 ms of
-// CPU per 150×150 intel6 JPEG, mostly libvips' per-image pipeline set-up; this takes ~0.3 ms
-// (node bench/decode-cost.mjs).
+// The decode stage's fast path for plain JPEGs: libjpeg-turbo's TurboJPEG 3 API called directly
+// through the koffi FFI. sharp spends 1.9–2.6 ms of CPU per 150×150 intel6 JPEG, mostly
+// libvips' per-image pipeline set-up; this takes ~0.14 ms (node bench/decode-cost.mjs).
 //
-// The binding decodes with libjpeg-turbo's fast integer IDCT (TJFLAG_FASTDCT, not settable), so
-// pixels are within a few grey levels of sharp, PIL and OpenCV rather than equal to them
-// (docs/performance.md has the measured difference). Only JPEGs that need nothing else take
-// this path: no EXIF rotation, no ICC profile to convert from, 1 or 3 channels, a baseline or
-// progressive Huffman frame, within the pixel limit. Everything else, and anything libjpeg-turbo
-// refuses (truncated, corrupt), goes to sharp, which applies the rest and gives the verdict.
+// The library is the libturbojpeg.so.0 that @julusian/jpeg-turbo ships prebuilt for Linux
+// (x64, arm, musl). Its own binding fixes the fast integer IDCT and cannot scale; through the
+// TurboJPEG 3 API podium sets the accurate IDCT, the one libvips, PIL and OpenCV use, so the
+// pixels are the same as sharp's, and scales by 1/2, 1/4 or 1/8 inside the IDCT for large
+// shrinks (what sharp's shrink-on-load, PIL's draft mode and OpenCV's reduced decoding do).
+// Where the library is missing (macOS and Windows builds link it into the binding), sharp
+// decodes everything.
+//
+// Only JPEGs that need nothing else take this path: no EXIF rotation, no ICC profile to convert
+// from, 1 or 3 channels, a baseline or progressive Huffman frame, within the pixel limit.
+// Everything else, and anything libjpeg-turbo refuses or warns about (truncated, corrupt), goes
+// to sharp, which applies the rest and gives the verdict.
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 
-type Binding = typeof import('@julusian/jpeg-turbo');
+/** The TurboJPEG 3 calls used here (turbojpeg.h, libjpeg-turbo 3.x). */
+interface TurboJpeg {
+  handle: unknown;
+  set(handle: unknown, param: number, value: number): number;
+  get(handle: unknown, param: number): number;
+  header(handle: unknown, jpeg: Uint8Array, size: number): number;
+  scale(handle: unknown, factor: { num: number; denom: number }): number;
+  decompress(handle: unknown, jpeg: Uint8Array, size: number, out: Uint8Array, pitch: number, format: number): number;
+}
 
-let binding: Binding | null | undefined;
+// enum TJPARAM and friends, from turbojpeg.h (3.x).
+const TJINIT_DECOMPRESS = 1;
+const TJPARAM_STOPONWARNING = 0;
+const TJPARAM_JPEGWIDTH = 5;
+const TJPARAM_JPEGHEIGHT = 6;
+const TJPARAM_FASTUPSAMPLE = 9;
+const TJPARAM_FASTDCT = 10;
+const TJPARAM_SCANLIMIT = 13;
+const TJPF_RGB = 0;
 
-/** The binding, or null when it cannot load on this platform (then sharp decodes everything). */
-export function jpegTurbo(): Binding | null {
-  if (binding === undefined) {
-    try { binding = createRequire(import.meta.url)('@julusian/jpeg-turbo') as Binding; } catch { binding = null; }
-  }
-  return binding;
+let turbo: TurboJpeg | null | undefined;
+
+/** libturbojpeg.so.0 inside @julusian/jpeg-turbo for this platform, if it ships one. */
+function libraryPath(): string | undefined {
+  let root: string;
+  try { root = dirname(createRequire(import.meta.url).resolve('@julusian/jpeg-turbo/package.json')); } catch { return undefined; }
+  return [`${process.platform}-${process.arch}`, `${process.platform}-${process.arch}-musl`]
+    .map((platform) => join(root, 'prebuilds', `jpeg-turbo-${platform}`, 'libturbojpeg.so.0'))
+    .find((path) => existsSync(path));
+}
+
+/**
+ * A decompressor on this thread (TurboJPEG handles are not shared between threads), or null
+ * when the library cannot load here: then sharp decodes everything.
+ */
+export function turboJpeg(): TurboJpeg | null {
+  if (turbo !== undefined) return turbo;
+  turbo = null;
+  const path = libraryPath();
+  if (!path) return turbo;
+  try {
+    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+    const lib = koffi.load(path);
+    // Anonymous: a named type would be registered again by each worker thread.
+    const factor = koffi.struct({ num: 'int', denom: 'int' });
+    const t: TurboJpeg = {
+      handle: lib.func('void *tj3Init(int)')(TJINIT_DECOMPRESS),
+      set: lib.func('int tj3Set(void *, int, int)'),
+      get: lib.func('int tj3Get(void *, int)'),
+      header: lib.func('int tj3DecompressHeader(void *, const uint8_t *, size_t)'),
+      scale: lib.func('tj3SetScalingFactor', 'int', ['void *', factor]),
+      decompress: lib.func('int tj3Decompress8(void *, const uint8_t *, size_t, _Out_ uint8_t *, int, int)'),
+    };
+    if (!t.handle) return turbo;
+    // The accurate IDCT and fancy upsampling are the library's defaults, set anyway: they are
+    // what makes the pixels sharp's. A warning (a truncated file) stops the decode: sharp then
+    // names the problem. The scan limit bounds the work a hostile progressive JPEG can cause.
+    t.set(t.handle, TJPARAM_FASTDCT, 0);
+    t.set(t.handle, TJPARAM_FASTUPSAMPLE, 0);
+    t.set(t.handle, TJPARAM_STOPONWARNING, 1);
+    t.set(t.handle, TJPARAM_SCANLIMIT, 500);
+    turbo = t;
+  } catch { turbo = null; }
+  return turbo;
 }
 
 export interface JpegHeader {
@@ -71,18 +132,32 @@ export function fastPathApplies(h: JpegHeader, maxPixels: number): boolean {
 }
 
 /**
- * RGB pixels written into `into` (width × height × 3 bytes from the header), or undefined when
- * the binding is missing or libjpeg-turbo refuses the data.
+ * The largest IDCT scaling (1/8, 1/4 or 1/2) that keeps the shorter side at least `short`, as
+ * [num, denom]; [1, 1] when the image is not at least twice that.
  */
-export function decodeJpegRgb(bytes: Buffer, into: Buffer): { data: Uint8Array; width: number; height: number } | undefined {
-  const jpg = jpegTurbo();
-  if (!jpg) return undefined;
-  try {
-    const out = jpg.decompressSync(bytes, into, { format: jpg.FORMAT_RGB });
-    return { data: out.data, width: out.width, height: out.height };
-  } catch {
-    return undefined; // sharp decodes it again and names the problem
-  }
+export function dctScale(width: number, height: number, short: number): [number, number] {
+  for (const denom of [8, 4, 2]) if (Math.ceil(Math.min(width, height) / denom) >= short) return [1, denom];
+  return [1, 1];
+}
+
+/** Width or height after TurboJPEG's scaling (TJSCALED). */
+export const scaled = (size: number, [num, denom]: [number, number]): number => Math.ceil((size * num) / denom);
+
+/**
+ * Decodes into `into` (scaled width × height × 3 bytes from the header) as RGB, scaled by
+ * `factor` inside the IDCT; undefined when the library is missing or libjpeg-turbo refuses the
+ * data or warns about it.
+ */
+export function decodeJpegRgb(bytes: Uint8Array, into: Uint8Array, factor: [number, number] = [1, 1]): { data: Uint8Array; width: number; height: number } | undefined {
+  const t = turboJpeg();
+  if (!t) return undefined;
+  if (t.header(t.handle, bytes, bytes.length) !== 0) return undefined;
+  const width = scaled(t.get(t.handle, TJPARAM_JPEGWIDTH), factor);
+  const height = scaled(t.get(t.handle, TJPARAM_JPEGHEIGHT), factor);
+  if (width * height * 3 > into.length) return undefined;
+  if (t.scale(t.handle, { num: factor[0], denom: factor[1] }) !== 0) return undefined;
+  if (t.decompress(t.handle, bytes, bytes.length, into, 0, TJPF_RGB) !== 0) return undefined;
+  return { data: into.subarray(0, width * height * 3), width, height };
 }
 
 function ascii(bytes: Uint8Array, at: number, n: number): string {

@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { decodeJpegRgb, fastPathApplies, jpegTurbo, readJpegHeader } from '../../stages/data/jpeg-turbo.js';
+import { resizeU8 } from '../../stages/data/resize.js';
+import { dctScale, decodeJpegRgb, fastPathApplies, readJpegHeader, scaled, turboJpeg } from '../../stages/data/jpeg-turbo.js';
 
 /** A 48×32 image with a gradient and a few edges, so the IDCT has something to do. */
 function scene(w = 48, h = 32): sharp.Sharp {
@@ -44,25 +45,46 @@ describe('readJpegHeader / fastPathApplies', () => {
   });
 });
 
-describe('decodeJpegRgb (libjpeg-turbo)', () => {
+describe('decodeJpegRgb (libjpeg-turbo through its TurboJPEG 3 API)', () => {
   it('loads from the npm package here', () => {
-    expect(jpegTurbo()).not.toBeNull();
+    expect(turboJpeg()).not.toBeNull();
   });
 
-  it('decodes within a few grey levels of sharp (fast integer IDCT), greyscale to RGB', async () => {
-    for (const img of [scene().jpeg({ quality: 90 }), scene().jpeg({ quality: 75, progressive: true }), scene().toColourspace('b-w').jpeg()]) {
+  it('decodes to exactly sharp\'s pixels (the accurate IDCT), greyscale to RGB', async () => {
+    for (const img of [scene().jpeg({ quality: 90 }), scene().jpeg({ quality: 75, progressive: true }), scene().toColourspace('b-w').jpeg(), scene(301, 203).jpeg({ chromaSubsampling: '4:4:4' })]) {
       const jpeg = await img.toBuffer();
-      const reference = await sharp(jpeg).toColourspace('srgb').raw().toBuffer();
-      const out = decodeJpegRgb(jpeg, Buffer.alloc(48 * 32 * 3))!;
-      expect([out.width, out.height]).toEqual([48, 32]);
-      let sum = 0;
-      for (let i = 0; i < reference.length; i++) sum += Math.abs(reference[i]! - out.data[i]!);
-      expect(sum / reference.length).toBeLessThan(3);
+      const reference = await sharp(jpeg).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+      const out = decodeJpegRgb(jpeg, Buffer.alloc(reference.data.length))!;
+      expect([out.width, out.height]).toEqual([reference.info.width, reference.info.height]);
+      expect(Buffer.from(out.data).equals(reference.data)).toBe(true);
     }
   });
 
-  it('refuses truncated data instead of inventing pixels (sharp then names the problem)', async () => {
+  it('scales inside the IDCT to the smallest power of two that keeps the shorter side', async () => {
+    expect(dctScale(1024, 768, 256)).toEqual([1, 2]);
+    expect(dctScale(4000, 3000, 256)).toEqual([1, 8]);
+    expect(dctScale(1000, 600, 150)).toEqual([1, 4]);
+    expect(dctScale(150, 150, 256)).toEqual([1, 1]);
+    expect(dctScale(500, 300, 151)).toEqual([1, 1]);
+    const odd = await scene(301, 203).jpeg().toBuffer();
+    const quarter = decodeJpegRgb(odd, Buffer.alloc(76 * 51 * 3), [1, 4])!;
+    expect([quarter.width, quarter.height]).toEqual([scaled(301, [1, 4]), scaled(203, [1, 4])]);
+    expect([quarter.width, quarter.height]).toEqual([76, 51]);
+    // In content a 4 × 4 box shrink of the full decode (it differs where a block's frequencies
+    // do: the sawtooth's edges).
+    const jpeg = await scene(304, 200).blur(1).jpeg({ quality: 95 }).toBuffer();
+    const full = decodeJpegRgb(jpeg, Buffer.alloc(304 * 200 * 3))!;
+    const box = resizeU8(full.data, 304, 200, 76, 50);
+    const out = decodeJpegRgb(jpeg, Buffer.alloc(76 * 50 * 3), [1, 4])!;
+    let sum = 0;
+    for (let i = 0; i < box.length; i++) sum += Math.abs(box[i]! - out.data[i]!);
+    expect(sum / box.length).toBeLessThan(3);
+  });
+
+  it('refuses truncated data and too small an output instead of inventing pixels (sharp then names the problem)', async () => {
     const jpeg = await scene().jpeg().toBuffer();
     expect(decodeJpegRgb(jpeg.subarray(0, Math.floor(jpeg.length * 0.7)), Buffer.alloc(48 * 32 * 3))).toBeUndefined();
+    expect(decodeJpegRgb(jpeg, Buffer.alloc(48 * 32 * 3 - 1))).toBeUndefined();
+    expect(decodeJpegRgb(Buffer.from('not a jpeg'), Buffer.alloc(100))).toBeUndefined();
   });
 });
