@@ -3,13 +3,13 @@
 // labels and content digests. The root folder is a dep, hashed through the stat memo, so an
 // unchanged 50k-image folder costs stats, not reads.
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { digestOf, type Digest } from '../cache/canonical.js';
 import { hashFile } from '../cache/hash-files.js';
 import type { Store } from '../cache/store.js';
 import { JsonSource } from '../runner/source.js';
 import { defineStage, InputError } from './contract.js';
-import { IMAGE_EXTENSIONS, sniffImage, type Manifest, type ManifestEntry } from './data/manifest.js';
+import { IMAGE_EXTENSIONS, sniffImage, type Manifest, type ManifestEntry, type ManifestRoot } from './data/manifest.js';
 
 export interface DatasetParams {
   format: 'imagefolder' | 'ai-challenger' | 'csv' | 'synthetic';
@@ -29,7 +29,8 @@ export interface DatasetParams {
 
 export const dataset = defineStage<DatasetParams>({
   name: 'dataset',
-  version: 1,
+  // 2: entry paths relative to the manifest's root (data/manifest.ts), not to the project.
+  version: 2,
   description: 'A labelled image set (imagefolder, ai-challenger, csv, or generated synthetic scenes) as a manifest.',
   params: {
     type: 'object',
@@ -64,15 +65,16 @@ export const dataset = defineStage<DatasetParams>({
   async run(ctx, p) {
     let manifest: Manifest;
     if (p.format === 'synthetic') {
-      const dir = await generate(ctx.store, p, ctx.seed, ctx.log);
-      manifest = imagefolder(ctx.store, ctx.projectDir, dir, ['train', 'val', 'test'], 'synthetic');
+      const { dir, root } = await generate(ctx.store, p, ctx.seed, ctx.log);
+      manifest = imagefolder(ctx.store, ctx.projectDir, dir, root, ['train', 'val', 'test'], 'synthetic');
     } else {
       if (!p.root) throw new InputError(`format "${p.format}" needs params.root, the dataset folder`);
-      const root = resolve(ctx.projectDir, p.root);
-      if (!existsSync(root)) throw new InputError(`dataset root ${p.root} does not exist (resolved to ${root})`);
-      manifest = p.format === 'imagefolder' ? imagefolder(ctx.store, ctx.projectDir, root, p.splits, 'imagefolder')
-        : p.format === 'ai-challenger' ? aiChallenger(ctx.store, ctx.projectDir, root, p)
-          : csvLists(ctx.store, ctx.projectDir, root, p);
+      const dir = resolve(ctx.projectDir, p.root);
+      if (!existsSync(dir)) throw new InputError(`dataset root ${p.root} does not exist (resolved to ${dir})`);
+      const root: ManifestRoot = { in: 'project', path: p.root };
+      manifest = p.format === 'imagefolder' ? imagefolder(ctx.store, ctx.projectDir, dir, root, p.splits, 'imagefolder')
+        : p.format === 'ai-challenger' ? aiChallenger(ctx.store, ctx.projectDir, dir, root, p)
+          : csvLists(ctx.store, ctx.projectDir, dir, root, p);
     }
     const counts = Object.fromEntries(Object.entries(manifest.splits).map(([s, e]) => [`images.${s}`, e.length]));
     ctx.log(`${manifest.classes.length} classes; ${Object.entries(counts).map(([k, v]) => `${k.slice(7)} ${v}`).join(', ')}`);
@@ -81,14 +83,15 @@ export const dataset = defineStage<DatasetParams>({
 });
 
 /** Where synthetic images live: beside the cache, named by what determines them. */
-async function generate(store: Store, p: DatasetParams, seed: number, log: (l: string) => void): Promise<string> {
+async function generate(store: Store, p: DatasetParams, seed: number, log: (l: string) => void): Promise<{ dir: string; root: ManifestRoot }> {
   const { generateSynthetic } = await import('./data/synthetic/index.js');
   const opts = { classes: p.classes, perClass: p.perClass, size: p.size, seed };
-  const dir = join(dirname(store.path), 'datasets', `synthetic-${digestOf(opts).slice(0, 16)}`);
+  const root: ManifestRoot = { in: 'cache', path: `datasets/synthetic-${digestOf(opts).slice(0, 16)}` };
+  const dir = join(dirname(store.path), root.path);
   const t0 = Date.now();
   const { files } = await generateSynthetic(dir, opts);
   log(`generated ${files} synthetic images in ${dir} (${Date.now() - t0} ms)`);
-  return dir;
+  return { dir, root };
 }
 
 function projectPath(projectDir: string, abs: string): string {
@@ -96,14 +99,14 @@ function projectPath(projectDir: string, abs: string): string {
   return isAbsolute(rel) ? abs : rel;
 }
 
-/** Digest of an image file, refusing files that are not images. */
-function imageEntry(store: Store, projectDir: string, abs: string, id: string, label: number | null): ManifestEntry {
+/** The entry of an image file under `dir` (the root's folder here), refusing files that are not images. */
+function imageEntry(store: Store, projectDir: string, dir: string, abs: string, id: string, label: number | null): ManifestEntry {
   const head = Buffer.alloc(16);
   let fd: number;
   try { fd = openSync(abs, 'r'); } catch { throw new InputError(`image ${projectPath(projectDir, abs)} does not exist`); }
   try { readSync(fd, head, 0, 16, 0); } finally { closeSync(fd); }
   if (!sniffImage(head)) throw new InputError(`${projectPath(projectDir, abs)} is not an image (unrecognised file header)`);
-  return { id, path: projectPath(projectDir, abs), label, sha256: hashFile(store, abs) as Digest };
+  return { id, path: relative(dir, abs).split(sep).join('/'), label, sha256: hashFile(store, abs) as Digest };
 }
 
 function listImages(dir: string): string[] {
@@ -111,31 +114,31 @@ function listImages(dir: string): string[] {
 }
 
 /** root/<split>/<class>/*; a split holding images directly (no class folders) is unlabelled. */
-function imagefolder(store: Store, projectDir: string, root: string, splits: string[], format: string): Manifest {
+function imagefolder(store: Store, projectDir: string, root: string, where: ManifestRoot, splits: string[], format: string): Manifest {
   const present = splits.filter((s) => existsSync(join(root, s)));
   if (!present.length) throw new InputError(`${projectPath(projectDir, root)} has none of the split folders ${splits.join(', ')}`);
   const classSet = new Set<string>();
   for (const s of present) for (const e of readdirSync(join(root, s), { withFileTypes: true })) if (e.isDirectory()) classSet.add(e.name);
   const classes = [...classSet].sort();
   if (!classes.length) throw new InputError(`${projectPath(projectDir, root)}: no class folders under ${present.join(', ')}`);
-  const out: Manifest = { format, classes, splits: {} };
+  const out: Manifest = { format, root: where, classes, splits: {} };
   for (const s of present) {
     const dirs = readdirSync(join(root, s), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
     const entries: ManifestEntry[] = [];
     if (!dirs.length) {
-      for (const f of listImages(join(root, s))) entries.push(imageEntry(store, projectDir, join(root, s, f), f, null));
+      for (const f of listImages(join(root, s))) entries.push(imageEntry(store, projectDir, root, join(root, s, f), f, null));
     }
     for (const c of dirs) {
       const files = listImages(join(root, s, c));
       if (!files.length) throw new InputError(`class folder ${projectPath(projectDir, join(root, s, c))} is empty`);
-      for (const f of files) entries.push(imageEntry(store, projectDir, join(root, s, c, f), `${c}/${f}`, classes.indexOf(c)));
+      for (const f of files) entries.push(imageEntry(store, projectDir, root, join(root, s, c, f), `${c}/${f}`, classes.indexOf(c)));
     }
     out.splits[s] = entries;
   }
   return out;
 }
 
-function aiChallenger(store: Store, projectDir: string, root: string, p: DatasetParams): Manifest {
+function aiChallenger(store: Store, projectDir: string, root: string, where: ManifestRoot, p: DatasetParams): Manifest {
   let classes: string[] | undefined;
   if (p.classNames) {
     const file = join(root, p.classNames);
@@ -179,12 +182,12 @@ function aiChallenger(store: Store, projectDir: string, root: string, p: Dataset
   }
   if (!Object.keys(splits).length) throw new InputError(`ai-challenger needs params.annotations for at least one of the splits ${p.splits.join(', ')}`);
   const names = classes ?? Array.from({ length: maxLabel + 1 }, (_, i) => String(i));
-  const manifest: Manifest = { format: 'ai-challenger', classes: names, splits: {} };
-  for (const [s, items] of Object.entries(splits)) manifest.splits[s] = items.map((it) => imageEntry(store, projectDir, it.abs, it.id, it.label));
+  const manifest: Manifest = { format: 'ai-challenger', root: where, classes: names, splits: {} };
+  for (const [s, items] of Object.entries(splits)) manifest.splits[s] = items.map((it) => imageEntry(store, projectDir, root, it.abs, it.id, it.label));
   return manifest;
 }
 
-function csvLists(store: Store, projectDir: string, root: string, p: DatasetParams): Manifest {
+function csvLists(store: Store, projectDir: string, root: string, where: ManifestRoot, p: DatasetParams): Manifest {
   const rowsBySplit: Record<string, Array<{ path: string; label: string | null; line: number }>> = {};
   for (const s of p.splits) {
     const list = p.lists[s];
@@ -205,9 +208,9 @@ function csvLists(store: Store, projectDir: string, root: string, p: DatasetPara
   }
   if (!Object.keys(rowsBySplit).length) throw new InputError(`csv needs params.lists for at least one of the splits ${p.splits.join(', ')}`);
   const classes = [...new Set(Object.values(rowsBySplit).flat().map((r) => r.label).filter((l): l is string => l !== null))].sort();
-  const manifest: Manifest = { format: 'csv', classes, splits: {} };
+  const manifest: Manifest = { format: 'csv', root: where, classes, splits: {} };
   for (const [s, rows] of Object.entries(rowsBySplit)) {
-    manifest.splits[s] = rows.map((r) => imageEntry(store, projectDir, resolve(root, r.path), r.path, r.label === null ? null : classes.indexOf(r.label)));
+    manifest.splits[s] = rows.map((r) => imageEntry(store, projectDir, root, resolve(root, r.path), r.path, r.label === null ? null : classes.indexOf(r.label)));
   }
   return manifest;
 }

@@ -5,13 +5,12 @@
 // (image bytes digest, decode params): adding 100 images to a 50k set decodes 100. The images
 // are decoded and their blobs stored on worker threads (data/decode-workers.ts,
 // data/decode-image.ts); this thread looks up and writes the index.
-import { resolve } from 'node:path';
 import { digestOf, type Digest } from '../cache/canonical.js';
 import { defineStage, InputError, type InputArtifact } from './contract.js';
 import type { DecodeImageParams } from './data/decode-image.js';
 import type { PoolOptions } from './data/decode-workers.js';
 import type { DecodedSet } from './data/decoded.js';
-import type { Manifest, ManifestEntry } from './data/manifest.js';
+import { imageFile, imageLabel, type Manifest, type ManifestEntry } from './data/manifest.js';
 
 /** How each image is decoded (data/decode-image.ts), and what to do with bad ones. */
 export interface DecodeParams extends DecodeImageParams {
@@ -75,10 +74,10 @@ export const decode = defineStage<DecodeParams>({
     const via = { 'libjpeg-turbo': 0, sharp: 0 };
     const t0 = Date.now();
     const decodeSome = async (which: number[], pool: PoolOptions): Promise<void> => {
-      await decodeAll(which.map((k) => ({ path: resolve(ctx.projectDir, todo[k]!.e.path), sha256: todo[k]!.e.sha256 })), p, (n, image, reason) => {
+      await decodeAll(which.map((k) => ({ path: imageFile(manifest, todo[k]!.e, ctx.projectDir, ctx.store.path), sha256: todo[k]!.e.sha256 })), p, (n, image, reason) => {
         const k = which[n]!;
         const { split, i, e } = todo[k]!;
-        if (!image) { bad.push({ k, split, id: e.id, path: e.path, reason: reason! }); return; }
+        if (!image) { bad.push({ k, split, id: e.id, path: imageLabel(manifest, e), reason: reason! }); return; }
         via[image.via]++;
         ctx.store.setIndex(indexKey(e), `${image.digest} ${image.width} ${image.height}`);
         rows.get(split)![i] = { id: e.id, label: e.label, blob: image.digest, width: image.width, height: image.height };

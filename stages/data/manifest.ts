@@ -1,20 +1,42 @@
 // The dataset manifest: what a `dataset` stage outputs and `decode` reads. Class list, and per
 // split the images with their label (null in an unlabelled test split) and content digest.
+//
+// The manifest is an artifact, so it must not depend on where the project or the cache is on
+// this machine: image paths are relative to a root that is either the dataset's `root` param as
+// the pipeline writes it (resolved against the project) or a folder beside the cache (the
+// synthetic set). Were they project-relative, `--cache elsewhere` or a checkout in another
+// folder would change the manifest's digest, and so every key downstream of it.
+import { join, posix, resolve, sep } from 'node:path';
 import type { Digest } from '../../cache/canonical.js';
 
 export interface ManifestEntry {
   /** Stable id within the split: the contest's image_id, or the path under the split folder. */
   id: string;
-  /** Project-relative (or absolute, for data outside the project) path of the image file. */
+  /** Path of the image file relative to the manifest's root, with '/' separators. */
   path: string;
   label: number | null;
   sha256: Digest;
 }
 
+/** Where entry paths start: the project (`path` as the pipeline gives it) or the cache's folder. */
+export interface ManifestRoot { in: 'project' | 'cache'; path: string }
+
 export interface Manifest {
   format: string;
+  root: ManifestRoot;
   classes: string[];
   splits: Record<string, ManifestEntry[]>;
+}
+
+/** The image file of `entry` on this machine; `storePath` is the cache's (Store.path). */
+export function imageFile(manifest: Manifest, entry: ManifestEntry, projectDir: string, storePath: string): string {
+  const base = manifest.root.in === 'cache' ? join(storePath, '..') : projectDir;
+  return resolve(base, manifest.root.path, entry.path);
+}
+
+/** How reports name an entry's file: the same on every machine. */
+export function imageLabel(manifest: Manifest, entry: ManifestEntry): string {
+  return posix.join(manifest.root.in === 'cache' ? '(cache)' : '', manifest.root.path.split(sep).join('/'), entry.path);
 }
 
 const MAGIC: Array<[string, (b: Buffer) => boolean]> = [

@@ -1,9 +1,9 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LmdbStore } from '../../cache/lmdb-store.js';
-import type { Manifest } from '../../stages/data/manifest.js';
+import { imageFile, type Manifest } from '../../stages/data/manifest.js';
 import { Project } from '../rig.js';
 
 let project: Project;
@@ -53,7 +53,9 @@ describe('dataset stage', () => {
     expect(r.exitCode).toBe(0);
     const m = await manifest();
     expect(m.classes).toEqual(['forest', 'sea']);
-    expect(m.splits.train!.map((e) => [e.id, e.label, e.path])).toEqual([['forest/c.jpg', 0, 'data/train/forest/c.jpg'], ['sea/a.jpg', 1, 'data/train/sea/a.jpg'], ['sea/b.jpg', 1, 'data/train/sea/b.jpg']]);
+    expect(m.root).toEqual({ in: 'project', path: 'data' });
+    expect(m.splits.train!.map((e) => [e.id, e.label, e.path])).toEqual([['forest/c.jpg', 0, 'train/forest/c.jpg'], ['sea/a.jpg', 1, 'train/sea/a.jpg'], ['sea/b.jpg', 1, 'train/sea/b.jpg']]);
+    expect(imageFile(m, m.splits.train![0]!, project.dir, join(project.dir, '.podium/cache'))).toBe(join(project.dir, 'data/train/forest/c.jpg'));
     expect(m.splits.test!.map((e) => [e.id, e.label])).toEqual([['e.jpg', null]]);
     expect(m.splits.train![0]!.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect((await project.run()).status).toEqual({ images: 'cached' });
@@ -101,11 +103,23 @@ describe('dataset stage', () => {
     project.write('p.json', { name: 'data', seed: 5, stages: { images: { uses: 'dataset', params: { format: 'synthetic', classes: 3, perClass: { train: 2, val: 1, test: 1 }, size: 32 } } } });
     expect((await project.run()).exitCode).toBe(0);
     const m = await manifest();
+    const lockedManifest = project.json('p.lock.json').stages.images.outputs.manifest;
     expect(m.classes).toEqual(['buildings', 'forest', 'glacier']);
     expect([m.splits.train!.length, m.splits.val!.length, m.splits.test!.length]).toEqual([6, 3, 3]);
-    expect(m.splits.train![0]!.path).toMatch(/^\.podium\/datasets\/synthetic-[0-9a-f]{16}\/train\/buildings\/.*\.jpg$/);
-    const meta = await sharp(join(project.dir, m.splits.val![0]!.path)).metadata();
+    expect(m.root.in).toBe('cache');
+    expect(m.root.path).toMatch(/^datasets\/synthetic-[0-9a-f]{16}$/);
+    expect(m.splits.train![0]!.path).toMatch(/^train\/buildings\/.*\.jpg$/);
+    const meta = await sharp(imageFile(m, m.splits.val![0]!, project.dir, join(project.dir, '.podium/cache'))).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', 32, 32]);
+    // The manifest does not depend on where the cache is (it is an artifact: keys downstream
+    // would change with it).
+    const elsewhere = await project.cli('run', 'p.json', '--cache', join(project.dir, 'elsewhere', 'cache'), '--json');
+    expect(elsewhere.exitCode).toBe(0);
+    expect(existsSync(join(project.dir, 'elsewhere', m.root.path))).toBe(true);
+    const other = new LmdbStore(join(project.dir, 'elsewhere', 'cache'));
+    try {
+      expect(other.getRecord(project.json('p.lock.json').stages.images.key)!.outputs.manifest).toBe(lockedManifest);
+    } finally { await other.close(); }
     // Generated again, the same seed gives the same bytes (the manifest holds their digests).
     const again = await project.cli('run', 'p.json', '--force', 'images', '--json');
     expect(again.exitCode).toBe(0);
