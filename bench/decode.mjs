@@ -1,5 +1,5 @@
 // bench/decode: images/s of the decode stage (decode + resize to short side 256), 2 cores, with
-// decoder "fast" (the default: libjpeg-turbo for plain JPEGs, the figure compared) and "sharp",
+// decoder "fast" (libjpeg-turbo for plain JPEGs, the figure compared) and "sharp" (the default),
 // beside OpenCV and PIL doing the same work in 2 processes, measured in the same run. Two podium
 // figures: the whole stage through the CLI (which also hashes every blob and writes it durably
 // to the LMDB cache), and its decode + resize alone on the same 2 worker threads (what the
@@ -120,8 +120,8 @@ try {
     const decodeOnly = await podiumDecodeOnly(files);
     const rows = refs.map((r) => [r, reference(files, r)]).filter(([, v]) => v !== undefined);
     const best = Math.max(...rows.map(([, v]) => v));
-    console.log(`${name}: podium decode stage, decoder "fast" (the default), ${p.rate.toFixed(0)} img/s (${p.n} images in ${p.stageSeconds.toFixed(2)} s incl. worker start and cache writes; stage log: ${p.inner})`);
-    console.log(`    podium decode stage, decoder "sharp" ${viaSharp.rate.toFixed(0)} img/s (stage log: ${viaSharp.inner})`);
+    console.log(`${name}: podium decode stage, decoder "fast", ${p.rate.toFixed(0)} img/s (${p.n} images in ${p.stageSeconds.toFixed(2)} s incl. worker start and cache writes; stage log: ${p.inner})`);
+    console.log(`    podium decode stage, decoder "sharp" (the default) ${viaSharp.rate.toFixed(0)} img/s (stage log: ${viaSharp.inner})`);
     console.log(`    podium decode + resize only, decoder "fast" (2 worker threads, no cache) ${decodeOnly.toFixed(0)} img/s`);
     for (const [r, v] of rows) console.log(`    ${r.padEnd(15)} ${v.toFixed(0)} img/s   stage/${r} = ${(p.rate / v).toFixed(2)}×   decode-only/${r} = ${(decodeOnly / v).toFixed(2)}×`);
     if (rows.length) console.log(`    target (best reference) ${best.toFixed(0)} img/s: the stage is ${(p.rate / best).toFixed(2)}× of it, decode + resize alone ${(decodeOnly / best).toFixed(2)}×`);

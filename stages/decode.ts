@@ -1,6 +1,6 @@
 // `decode`: every image of a dataset manifest decoded (EXIF orientation applied, sRGB 8-bit
-// RGB, shorter side resized, optional centre crop; plain JPEGs by libjpeg-turbo, the rest, or
-// everything with `decoder: "sharp"`, by sharp) and stored in the cache as raw RGB, so training and prediction never
+// RGB, shorter side resized, optional centre crop; by sharp, or with `decoder: "fast"` plain
+// JPEGs by libjpeg-turbo) and stored in the cache as raw RGB, so training and prediction never
 // decode a JPEG again. Each image's blob is indexed by
 // (image bytes digest, decode params): adding 100 images to a 50k set decodes 100. The images
 // are decoded and their blobs stored on worker threads (data/decode-workers.ts,
@@ -37,7 +37,7 @@ export const decode = defineStage<DecodeParams>({
       centerCrop: { type: ['integer', 'null'], minimum: 8, default: null, description: 'Cut a centred square of this size after resizing.' },
       kernel: { enum: ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'], default: 'linear', description: 'Resampling kernel (linear is ~2× faster than lanczos3 for the upscales of small images).' },
       maxPixels: { type: 'integer', minimum: 1, default: 64000000, description: 'Refuse images with more pixels than this (decompression bombs).' },
-      decoder: { enum: ['fast', 'sharp'], default: 'fast', description: 'fast (default): plain JPEGs (no EXIF rotation or ICC profile) with the linear kernel and shortSide go through libjpeg-turbo (the accurate IDCT: the same pixels as sharp, PIL and OpenCV; shrinks of 2x or more start inside the IDCT, as shrink-on-load does) and a wasm resize; everything else through sharp. sharp: every image through sharp (libvips resizes the shrinks), ~2x slower on small JPEGs.' },
+      decoder: { enum: ['sharp', 'fast'], default: 'sharp', description: 'sharp (default): every image through sharp (libvips resizes the shrinks). fast: plain JPEGs (no EXIF rotation or ICC profile) with the linear kernel and shortSide go through libjpeg-turbo (the accurate IDCT: the same decoded pixels as sharp, PIL and OpenCV) and a wasm resize, ~2.7x the stage speed on small JPEGs; images needing no shrink come out byte-identical to sharp, shrinks of 2x or more start inside the IDCT and smaller ones are plain bilinear, so shrunk images differ slightly from sharp; everything else through sharp.' },
       onError: { enum: ['fail', 'skip'], default: 'fail', description: 'fail: the stage fails listing every bad file; skip: bad files are left out and listed in the report output.' },
     },
   },

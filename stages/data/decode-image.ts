@@ -1,8 +1,8 @@
 // One image of the `decode` stage, start to finish: read the file, check it is the file the
 // dataset stage listed, decode it (EXIF orientation, sRGB 8-bit RGB, resize, centre crop) and
-// encode it as a decoded-image blob. With the default `decoder: "fast"`, plain JPEGs go
-// through libjpeg-turbo and the wasm resize (jpeg-turbo.ts, resize.ts); everything else, and
-// every image with `decoder: "sharp"`, through sharp. Runs inside the decode worker threads
+// encode it as a decoded-image blob. With `decoder: "fast"`, plain JPEGs go through
+// libjpeg-turbo and the wasm resize (jpeg-turbo.ts, resize.ts); everything else, and every
+// image with the default `decoder: "sharp"`, through sharp. Runs inside the decode worker threads
 // (decode-workers.ts), so it is a plain function of its arguments.
 import { readFileSync } from 'node:fs';
 

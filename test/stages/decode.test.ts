@@ -111,7 +111,7 @@ describe('decode stage', () => {
     await write('data/train/a/large.jpg', scene(400, 300, 11).jpeg({ quality: 85, progressive: true })); // IDCT at 1/4, bilinear
     await write('data/train/b/same.jpg', scene(128, 64, 13).jpeg()); // short side already 64
     await write('data/train/b/rotated.jpg', scene(64, 128, 17).jpeg().withMetadata({ orientation: 8 })); // EXIF: sharp
-    project.write('p.json', pipeline({ shortSide: 64 }));
+    project.write('p.json', pipeline({ shortSide: 64, decoder: 'fast' }));
     expect((await project.run()).exitCode).toBe(0);
     const fast = await decodedImages();
     const shown = JSON.parse((await project.cli('show', 'p.json', 'decoded', '--json')).stdout);
@@ -155,7 +155,7 @@ describe('decode stage', () => {
     const shown = (await project.cli('show', 'p.json', 'decoded')).stdout;
     expect(shown).toContain('record  none in the cache');
 
-    project.write('p.json', pipeline({ shortSide: 16, maxPixels: 100000, onError: 'skip' }));
+    project.write('p.json', pipeline({ shortSide: 16, maxPixels: 100000, onError: 'skip', decoder: 'fast' }));
     const skipped = await project.run();
     expect(skipped.exitCode).toBe(0);
     expect(Object.keys(await decodedImages())).toEqual(['a/good.jpg']);
@@ -166,7 +166,7 @@ describe('decode stage', () => {
     expect(report.bad.find((b: { id: string }) => b.id === 'a/huge.png').reason).toMatch(/pixel limit/);
     expect(readFileSync(join(project.dir, 'data/train/a/good.jpg')).length).toBeGreaterThan(0);
 
-    // The libjpeg-turbo path (the default above) hands every bad JPEG to sharp: the same verdicts.
+    // The libjpeg-turbo path (above) hands every bad JPEG to sharp: the same verdicts.
     project.write('p.json', pipeline({ shortSide: 16, maxPixels: 100000, onError: 'skip', decoder: 'sharp' }));
     expect((await project.run()).exitCode).toBe(0);
     expect(Object.keys(await decodedImages())).toEqual(['a/good.jpg']);
