@@ -91,6 +91,7 @@ export const decode = defineStage<DecodeParams>({
       // that only failed in company would be kept). Bad images are few, so this costs little.
       const again = bad.splice(0).map((b) => b.k).sort((a, b) => a - b);
       await decodeSome(again, { threads: 1, inFlight: 1, store: ctx.store });
+      bad.sort((a, b) => a.k - b.k); // already in order, one at a time; the report must not depend on it
     }
     for (const [split, splitRows] of rows) result.splits[split] = splitRows.filter((r): r is Row => r !== undefined);
     const decoded = fromIndex + todo.length - bad.length;
