@@ -1,4 +1,4 @@
-// bench/decode: images/s of the decode stage (decode + resize to short side 256), 2 cores, with
+// bench/decode: images/s of the decode stage (decode + resize to short side 256, or the one given), 2 cores, with
 // decoder "fast" (libjpeg-turbo for plain JPEGs, the figure compared) and "sharp" (the default),
 // beside OpenCV and PIL doing the same work in 2 processes, measured in the same run. Two podium
 // figures: the whole stage through the CLI (which also hashes every blob and writes it durably
@@ -8,7 +8,8 @@
 //   (b) 300 of them re-encoded at 1024×768, quality 90 (made here)
 // References need Debian's python3-opencv and python3-pil (bench-only: apt-get install -y
 // python3-opencv python3-pil); they are skipped when missing.
-// Usage: npm run build && node bench/decode.mjs
+// It also says how many images the two decoders turned into the same blob.
+// Usage: npm run build && node bench/decode.mjs [shortSide, default 256]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,9 +19,11 @@ import sharp from 'sharp';
 const ROOT = resolve(import.meta.dirname, '..');
 const CLI = join(ROOT, 'dist', 'runner', 'cli.js');
 const INTEL6 = resolve(ROOT, '..', 'shared', 'datasets', 'intel6');
-const SHORT_SIDE = 256;
+const SHORT_SIDE = Number(process.argv[2] ?? 256);
 const { decodeAll } = await import(join(ROOT, 'dist', 'stages', 'data', 'decode-workers.js'));
 const { sha256 } = await import(join(ROOT, 'dist', 'cache', 'canonical.js'));
+const { LmdbStore } = await import(join(ROOT, 'dist', 'cache', 'lmdb-store.js'));
+const { decodeDecoded } = await import(join(ROOT, 'dist', 'stages', 'data', 'decoded.js'));
 
 function listImages(root) {
   const out = [];
@@ -32,24 +35,41 @@ function listImages(root) {
   return out;
 }
 
-/** The decode stage through the real CLI; img/s over the stage's whole duration (worker start-up included). */
+/**
+ * The decode stage through the real CLI; img/s over the stage's whole duration (worker start-up
+ * included). The project stays (its `dir`) for samePixels; the caller removes it.
+ */
 function podium(root, label, decoder) {
   const dir = mkdtempSync(join(tmpdir(), 'podium-bench-decode-'));
+  writeFileSync(join(dir, 'p.json'), JSON.stringify({
+    name: 'bench-decode',
+    stages: {
+      images: { uses: 'dataset', params: { format: 'imagefolder', root } },
+      decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: SHORT_SIDE, decoder } },
+    },
+  }));
+  execFileSync('node', [CLI, 'run', 'p.json', '--only', 'images'], { cwd: dir, stdio: 'ignore' });
+  execFileSync('node', [CLI, 'run', 'p.json'], { cwd: dir, stdio: 'ignore' });
+  const show = JSON.parse(execFileSync('node', [CLI, 'show', 'p.json', 'decoded', '--json'], { cwd: dir }).toString());
+  const n = show.record.metrics.images;
+  const line = show.record.logTail.find((l) => l.includes('img/s decoded')) ?? '';
+  return { label, dir, images: show.record.outputs.images, n, stageSeconds: show.record.durationMs / 1000, rate: n / (show.record.durationMs / 1000), inner: line };
+}
+
+/** How many images two stage runs decoded to the same blob, and how far apart the others are. */
+async function samePixels(a, b) {
+  const [sa, sb] = [a, b].map((r) => new LmdbStore(join(r.dir, '.podium', 'cache')));
   try {
-    writeFileSync(join(dir, 'p.json'), JSON.stringify({
-      name: 'bench-decode',
-      stages: {
-        images: { uses: 'dataset', params: { format: 'imagefolder', root } },
-        decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: SHORT_SIDE, decoder } },
-      },
-    }));
-    execFileSync('node', [CLI, 'run', 'p.json', '--only', 'images'], { cwd: dir, stdio: 'ignore' });
-    execFileSync('node', [CLI, 'run', 'p.json'], { cwd: dir, stdio: 'ignore' });
-    const show = JSON.parse(execFileSync('node', [CLI, 'show', 'p.json', 'decoded', '--json'], { cwd: dir }).toString());
-    const n = show.record.metrics.images;
-    const line = show.record.logTail.find((l) => l.includes('img/s decoded')) ?? '';
-    return { label, n, stageSeconds: show.record.durationMs / 1000, rate: n / (show.record.durationMs / 1000), inner: line };
-  } finally { rmSync(dir, { recursive: true, force: true }); }
+    const [ra, rb] = [[sa, a], [sb, b]].map(([s, r]) => Object.values(JSON.parse(s.getBlob(r.images).toString()).splits).flat());
+    let same = 0, sum = 0, n = 0, max = 0;
+    ra.forEach((row, i) => {
+      if (row.blob === rb[i].blob) { same++; return; }
+      const x = decodeDecoded(sa.getBlob(row.blob)).data;
+      const y = decodeDecoded(sb.getBlob(rb[i].blob)).data;
+      for (let k = 0; k < x.length; k++) { const d = Math.abs(x[k] - y[k]); sum += d; n++; if (d > max) max = d; }
+    });
+    return `${same} of ${ra.length} blobs byte-identical${n ? `; the others ${(sum / n).toFixed(2)} grey levels apart on average, max ${max}` : ''}`;
+  } finally { await sa.close(); await sb.close(); }
 }
 
 /** The stage's decode + resize alone: its worker pool (start-up included), no cache. */
@@ -117,11 +137,14 @@ try {
   for (const [name, root, files, refs] of [['(a) intel6 150×150', INTEL6, small, ['opencv', 'pil']], ['(b) 1024×768 q90', largeDir, large, ['pil-draft', 'opencv-reduced', 'opencv', 'pil']]]) {
     const p = podium(root, name, 'fast');
     const viaSharp = podium(root, name, 'sharp');
+    const pixels = await samePixels(p, viaSharp);
+    for (const r of [p, viaSharp]) rmSync(r.dir, { recursive: true, force: true });
     const decodeOnly = await podiumDecodeOnly(files);
     const rows = refs.map((r) => [r, reference(files, r)]).filter(([, v]) => v !== undefined);
     const best = Math.max(...rows.map(([, v]) => v));
     console.log(`${name}: podium decode stage, decoder "fast", ${p.rate.toFixed(0)} img/s (${p.n} images in ${p.stageSeconds.toFixed(2)} s incl. worker start and cache writes; stage log: ${p.inner})`);
     console.log(`    podium decode stage, decoder "sharp" (the default) ${viaSharp.rate.toFixed(0)} img/s (stage log: ${viaSharp.inner})`);
+    console.log(`    fast against sharp: ${pixels}`);
     console.log(`    podium decode + resize only, decoder "fast" (2 worker threads, no cache) ${decodeOnly.toFixed(0)} img/s`);
     for (const [r, v] of rows) console.log(`    ${r.padEnd(15)} ${v.toFixed(0)} img/s   stage/${r} = ${(p.rate / v).toFixed(2)}×   decode-only/${r} = ${(decodeOnly / v).toFixed(2)}×`);
     if (rows.length) console.log(`    target (best reference) ${best.toFixed(0)} img/s: the stage is ${(p.rate / best).toFixed(2)}× of it, decode + resize alone ${(decodeOnly / best).toFixed(2)}×`);
