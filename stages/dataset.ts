@@ -25,6 +25,15 @@ export interface DatasetParams {
   classes: number;
   perClass: { train: number; val: number; test: number };
   size: number;
+  /** A label found in another split but in no train image: log a warning, or fail. */
+  onUnknownLabel: 'warn' | 'fail';
+}
+
+/** A manifest, and where each entry came from (for messages that name the culprit file). */
+interface Listed {
+  manifest: Manifest;
+  /** The file (and line or JSON index) that gave entry `i` of `split`, as the project names it. */
+  where(split: string, i: number): string;
 }
 
 export const dataset = defineStage<DatasetParams>({
@@ -56,6 +65,7 @@ export const dataset = defineStage<DatasetParams>({
         required: ['train', 'val', 'test'],
       },
       size: { type: 'integer', minimum: 16, maximum: 2048, default: 96, description: 'synthetic: image side in pixels.' },
+      onUnknownLabel: { enum: ['warn', 'fail'], default: 'warn', description: 'A label that occurs in another split (val, test) but in no image of the train split becomes a class nothing trains. warn: keep it and log a warning naming the label, the split and the file; fail: the stage fails with that line.' },
     },
   },
   inputs: {},
@@ -63,19 +73,25 @@ export const dataset = defineStage<DatasetParams>({
   deps: (p) => (p.format === 'synthetic' || !p.root ? [] : [p.root]),
 
   async run(ctx, p) {
-    let manifest: Manifest;
+    let listed: Listed;
     if (p.format === 'synthetic') {
       const { dir, root } = await generate(ctx.store, p, ctx.seed, ctx.log);
-      manifest = imagefolder(ctx.store, ctx.projectDir, dir, root, ['train', 'val', 'test'], 'synthetic');
+      listed = imagefolder(ctx.store, ctx.projectDir, dir, root, ['train', 'val', 'test'], 'synthetic');
     } else {
       if (!p.root) throw new InputError(`format "${p.format}" needs params.root, the dataset folder`);
       const dir = resolve(ctx.projectDir, p.root);
       if (!existsSync(dir)) throw new InputError(`dataset root ${p.root} does not exist (resolved to ${dir})`);
       const root: ManifestRoot = { in: 'project', path: p.root };
-      manifest = p.format === 'imagefolder' ? imagefolder(ctx.store, ctx.projectDir, dir, root, p.splits, 'imagefolder')
+      listed = p.format === 'imagefolder' ? imagefolder(ctx.store, ctx.projectDir, dir, root, p.splits, 'imagefolder')
         : p.format === 'ai-challenger' ? aiChallenger(ctx.store, ctx.projectDir, dir, root, p)
           : csvLists(ctx.store, ctx.projectDir, dir, root, p);
     }
+    const { manifest } = listed;
+    const unknown = labelsNotInTrain(listed).map((u) => `${listed.where(u.split, u.first)}: label "${manifest.classes[u.label]}" is in split ${u.split} but in no train image (${u.count} image${u.count > 1 ? 's' : ''} there)`);
+    if (unknown.length && p.onUnknownLabel === 'fail') {
+      throw new InputError(`${unknown[0]}${unknown.length > 1 ? `; … (${unknown.length - 1} more in the log)` : ''}`, unknown);
+    }
+    for (const line of unknown) ctx.log(`warning: ${line}: a class nothing trains (onUnknownLabel: "fail" refuses it)`);
     const counts = Object.fromEntries(Object.entries(manifest.splits).map(([s, e]) => [`images.${s}`, e.length]));
     ctx.log(`${manifest.classes.length} classes; ${Object.entries(counts).map(([k, v]) => `${k.slice(7)} ${v}`).join(', ')}`);
     return { outputs: { manifest: await ctx.store.putBlob(Buffer.from(JSON.stringify(manifest))) }, metrics: { classes: manifest.classes.length, ...counts } };
@@ -114,7 +130,7 @@ function listImages(dir: string): string[] {
 }
 
 /** root/<split>/<class>/*; a split holding images directly (no class folders) is unlabelled. */
-function imagefolder(store: Store, projectDir: string, root: string, where: ManifestRoot, splits: string[], format: string): Manifest {
+function imagefolder(store: Store, projectDir: string, root: string, where: ManifestRoot, splits: string[], format: string): Listed {
   const present = splits.filter((s) => existsSync(join(root, s)));
   if (!present.length) throw new InputError(`${projectPath(projectDir, root)} has none of the split folders ${splits.join(', ')}`);
   const classSet = new Set<string>();
@@ -135,10 +151,10 @@ function imagefolder(store: Store, projectDir: string, root: string, where: Mani
     }
     out.splits[s] = entries;
   }
-  return out;
+  return { manifest: out, where: (s, i) => projectPath(projectDir, join(root, out.splits[s]![i]!.path)) };
 }
 
-function aiChallenger(store: Store, projectDir: string, root: string, where: ManifestRoot, p: DatasetParams): Manifest {
+function aiChallenger(store: Store, projectDir: string, root: string, where: ManifestRoot, p: DatasetParams): Listed {
   let classes: string[] | undefined;
   if (p.classNames) {
     const file = join(root, p.classNames);
@@ -184,10 +200,11 @@ function aiChallenger(store: Store, projectDir: string, root: string, where: Man
   const names = classes ?? Array.from({ length: maxLabel + 1 }, (_, i) => String(i));
   const manifest: Manifest = { format: 'ai-challenger', root: where, classes: names, splits: {} };
   for (const [s, items] of Object.entries(splits)) manifest.splits[s] = items.map((it) => imageEntry(store, projectDir, root, it.abs, it.id, it.label));
-  return manifest;
+  // Labelled splits list their images in annotation order: entry i is the JSON array's item i.
+  return { manifest, where: (s, i) => `${projectPath(projectDir, join(root, p.annotations[s]!.json))} /${i}` };
 }
 
-function csvLists(store: Store, projectDir: string, root: string, where: ManifestRoot, p: DatasetParams): Manifest {
+function csvLists(store: Store, projectDir: string, root: string, where: ManifestRoot, p: DatasetParams): Listed {
   const rowsBySplit: Record<string, Array<{ path: string; label: string | null; line: number }>> = {};
   for (const s of p.splits) {
     const list = p.lists[s];
@@ -212,6 +229,27 @@ function csvLists(store: Store, projectDir: string, root: string, where: Manifes
   for (const [s, rows] of Object.entries(rowsBySplit)) {
     manifest.splits[s] = rows.map((r) => imageEntry(store, projectDir, root, resolve(root, r.path), r.path, r.label === null ? null : classes.indexOf(r.label)));
   }
-  return manifest;
+  return { manifest, where: (s, i) => `${projectPath(projectDir, join(root, p.lists[s]!))}:${rowsBySplit[s]![i]!.line}` };
+}
+
+/**
+ * Labels that occur in a split other than train but in no train image, each with its first
+ * entry there: the class list is the union over splits, so such a label silently becomes a
+ * class the model is never shown. Nothing to say when there is no train split.
+ */
+function labelsNotInTrain({ manifest }: Listed): Array<{ label: number; split: string; first: number; count: number }> {
+  const train = manifest.splits.train;
+  if (!train) return [];
+  const trained = new Set(train.map((e) => e.label));
+  const found = new Map<number, { label: number; split: string; first: number; count: number }>();
+  for (const [split, entries] of Object.entries(manifest.splits)) {
+    if (split === 'train') continue;
+    entries.forEach((e, i) => {
+      if (e.label === null || trained.has(e.label)) return;
+      const seen = found.get(e.label);
+      if (seen) { if (seen.split === split) seen.count++; } else found.set(e.label, { label: e.label, split, first: i, count: 1 });
+    });
+  }
+  return [...found.values()];
 }
 
