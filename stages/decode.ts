@@ -18,10 +18,12 @@ export interface DecodeParams extends DecodeImageParams {
 }
 
 /**
- * Bump when the pixels a given (image, params) produces change. 3: the fast decoder's accurate
- * IDCT and IDCT scaling (it had libjpeg-turbo's fast integer IDCT).
+ * Bump when the pixels a given (image, params) produces, or whether it is bad, change. 3: the
+ * fast decoder's accurate IDCT and IDCT scaling (it had libjpeg-turbo's fast integer IDCT).
+ * 4: a JPEG libjpeg warns about (corrupt or truncated data) is bad with either decoder; the
+ * index, whose keys hold the version, forgets the blobs version 3 made of such files.
  */
-const VERSION = 3;
+const VERSION = 4;
 
 export const decode = defineStage<DecodeParams>({
   name: 'decode',
