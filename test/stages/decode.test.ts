@@ -126,6 +126,35 @@ describe('decode stage', () => {
     expect((await project.cli('show', 'p.json', 'decoded')).stdout).toContain('1 new, 4 from the index');
   });
 
+  it('writes the same metrics to the lock whether images came from the index or were decoded now', async () => {
+    project = new Project();
+    // Plain JPEGs (libjpeg-turbo with the fast decoder), EXIF-rotated ones and PNGs (sharp).
+    const files: Array<[string, sharp.Sharp]> = [];
+    for (let i = 0; i < 4; i++) files.push([`data/train/a/plain${i}.jpg`, raw(40 + i, 30).jpeg()]);
+    for (let i = 0; i < 2; i++) files.push([`data/train/b/rotated${i}.jpg`, raw(40 + i, 30).jpeg().withMetadata({ orientation: 6 })]);
+    for (let i = 0; i < 2; i++) files.push([`data/val/b/png${i}.png`, raw(40 + i, 30).png()]);
+    const params = { shortSide: 16, decoder: 'fast' };
+    const metrics = async (...extra: string[]): Promise<Record<string, unknown>> => {
+      const r = await project.run('p.json', ...extra);
+      expect(r.exitCode, r.stderr).toBe(0);
+      return project.json('p.lock.json').stages.decoded.metrics as Record<string, unknown>;
+    };
+    project.write('p.json', pipeline(params));
+
+    // A run that stopped half way leaves half the images in the index; the rerun decodes the
+    // other half. Adding images to a dataset does the same.
+    for (const [rel, img] of files.filter((_, i) => i % 2 === 0)) await write(rel, img);
+    await metrics();
+    for (const [rel, img] of files.filter((_, i) => i % 2 === 1)) await write(rel, img);
+    const resumed = await metrics();
+    expect((await project.cli('show', 'p.json', 'decoded')).stdout).toContain('4 new, 4 from the index');
+    const fromScratch = await metrics('--cache', join(project.dir, 'fresh-cache'));
+    expect(fromScratch).toEqual({ images: 8, bad: 0, byLibjpegTurbo: 4, bySharp: 4 });
+    expect(resumed).toEqual(fromScratch);
+    // Everything from the index: still the same.
+    expect(await metrics('--force', 'decoded')).toEqual(fromScratch);
+  });
+
   it('decodes plain JPEGs with libjpeg-turbo to the same pixels as sharp, and the rest with sharp', async () => {
     project = new Project();
     const scene = (w: number, h: number, seed: number): sharp.Sharp => {
