@@ -39,7 +39,9 @@ interface Listed {
 export const dataset = defineStage<DatasetParams>({
   name: 'dataset',
   // 2: entry paths relative to the manifest's root (data/manifest.ts), not to the project.
-  version: 2,
+  // 3: csv lists are read as RFC 4180 (quoted fields, as export writes them), and a BOM is
+  // skipped: a list with quotes gave its labels with the quotes, cut at their commas.
+  version: 3,
   description: 'A labelled image set (imagefolder, ai-challenger, csv, or generated synthetic scenes) as a manifest.',
   params: {
     type: 'object',
@@ -55,7 +57,7 @@ export const dataset = defineStage<DatasetParams>({
         description: 'ai-challenger: split → { json: annotation file, images: image folder }, relative to root. A split without an annotation file is an unlabelled test split.',
       },
       classNames: { type: ['string', 'null'], default: null, description: 'ai-challenger: CSV of id,chinese,english class names, relative to root.' },
-      lists: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'csv: split → CSV file of path,label rows, relative to root.' },
+      lists: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'csv: split → CSV file of path,label rows (RFC 4180: a field with commas or quotes is quoted, its quotes doubled), relative to root.' },
       classes: { type: 'integer', minimum: 2, maximum: 12, default: 6, description: 'synthetic: number of scene classes.' },
       perClass: {
         type: 'object',
@@ -211,16 +213,16 @@ function csvLists(store: Store, projectDir: string, root: string, where: Manifes
     if (!list) continue;
     const file = join(root, list);
     if (!existsSync(file)) throw new InputError(`CSV list ${projectPath(projectDir, file)} for split ${s} does not exist`);
-    const lines = readFileSync(file, 'utf8').split(/\r?\n/);
+    const records = csvRecords(readFileSync(file, 'utf8').replace(/^\uFEFF/, ''), projectPath(projectDir, file));
     const seen = new Set<string>();
     rowsBySplit[s] = [];
-    lines.forEach((line, i) => {
-      if (!line.trim() || (i === 0 && /^path\s*,/i.test(line))) return;
-      const [path, label] = line.split(',').map((c) => c.trim());
-      if (!path) throw new InputError(`${projectPath(projectDir, file)}:${i + 1}: empty path`);
-      if (seen.has(path)) throw new InputError(`${projectPath(projectDir, file)}:${i + 1}: duplicate image ${path}`);
+    records.forEach(({ fields, line }, i) => {
+      if ((fields.length === 1 && !fields[0]) || (i === 0 && fields.length > 1 && fields[0]!.toLowerCase() === 'path')) return;
+      const [path, label] = fields;
+      if (!path) throw new InputError(`${projectPath(projectDir, file)}:${line}: empty path`);
+      if (seen.has(path)) throw new InputError(`${projectPath(projectDir, file)}:${line}: duplicate image ${path}`);
       seen.add(path);
-      rowsBySplit[s]!.push({ path, label: label || null, line: i + 1 });
+      rowsBySplit[s]!.push({ path, label: label || null, line });
     });
   }
   if (!Object.keys(rowsBySplit).length) throw new InputError(`csv needs params.lists for at least one of the splits ${p.splits.join(', ')}`);
@@ -230,6 +232,56 @@ function csvLists(store: Store, projectDir: string, root: string, where: Manifes
     manifest.splits[s] = rows.map((r) => imageEntry(store, projectDir, root, resolve(root, r.path), r.path, r.label === null ? null : classes.indexOf(r.label)));
   }
   return { manifest, where: (s, i) => `${projectPath(projectDir, join(root, p.lists[s]!))}:${rowsBySplit[s]![i]!.line}` };
+}
+
+/**
+ * The records of a CSV file as RFC 4180 has them (what export writes): a quoted field may hold
+ * commas, line breaks and doubled quotes, so a class name is whatever the folder was called.
+ * Unquoted fields are trimmed, as lists were read before; each record keeps the line it starts
+ * on, for messages. `name` is the file as messages call it.
+ */
+function csvRecords(text: string, name: string): Array<{ fields: string[]; line: number }> {
+  const records: Array<{ fields: string[]; line: number }> = [];
+  let fields: string[] = [];
+  let start = 1;
+  let line = 1;
+  let i = 0;
+  for (;;) {
+    // One field, at the start of a field.
+    let field: string;
+    if (text[i] === '"') {
+      const opened = line;
+      field = '';
+      for (i++; ; i++) {
+        if (i >= text.length) throw new InputError(`${name}:${opened}: a quoted field is not closed`);
+        if (text[i] === '"') {
+          if (text[i + 1] !== '"') { i++; break; }
+          i++;
+        } else if (text[i] === '\n') line++;
+        field += text[i];
+      }
+      const rest = /^[ \t]*/.exec(text.slice(i, i + 64))![0].length;
+      i += rest;
+      if (i < text.length && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') throw new InputError(`${name}:${line}: text after a closing quote (a quote inside a field is written "")`);
+    } else {
+      let end = i;
+      while (end < text.length && text[end] !== ',' && text[end] !== '\n' && text[end] !== '\r') end++;
+      field = text.slice(i, end).trim();
+      i = end;
+    }
+    fields.push(field);
+    if (text[i] === ',') { i++; continue; }
+    // End of a record: a line break or the end of the text.
+    records.push({ fields, line: start });
+    if (text[i] === '\r' && text[i + 1] === '\n') i++;
+    if (i >= text.length) break;
+    i++;
+    line++;
+    start = line;
+    fields = [];
+    if (i >= text.length) break;
+  }
+  return records;
 }
 
 /**

@@ -98,6 +98,23 @@ describe('dataset stage', () => {
     expect(m.splits.train!.map((e) => [e.id, e.label])).toEqual([['imgs/1.jpg', 0], ['imgs/2.jpg', 1]]);
   });
 
+  it('csv: quoted fields (RFC 4180), as export writes them: commas, quotes, spaces, non-ASCII', async () => {
+    project = new Project();
+    await jpeg('d/imgs/a, b.jpg');
+    await jpeg('d/imgs/c.jpg');
+    await jpeg('d/imgs/☃ é.jpg');
+    project.write('d/train.csv', '\uFEFFpath,label\r\n"imgs/a, b.jpg","cat, big"\r\nimgs/c.jpg,"say ""hi"""\r\n"imgs/☃ é.jpg",cat living room ☃ é\r\n');
+    project.write('p.json', datasetPipeline({ format: 'csv', root: 'd', lists: { train: 'train.csv' } }));
+    const r = await project.run();
+    expect(r.exitCode, r.stderr).toBe(0);
+    const m = await manifest();
+    expect(m.classes).toEqual(['cat living room ☃ é', 'cat, big', 'say "hi"']);
+    expect(m.splits.train!.map((e) => [e.id, m.classes[e.label!]])).toEqual([['imgs/a, b.jpg', 'cat, big'], ['imgs/c.jpg', 'say "hi"'], ['imgs/☃ é.jpg', 'cat living room ☃ é']]);
+    // A quote left open is named with the line it starts on.
+    project.write('d/train.csv', 'path,label\nimgs/c.jpg,cat\n"imgs/a, b.jpg,dog\n');
+    await expectInputError({ format: 'csv', root: 'd', lists: { train: 'train.csv' } }, /^d\/train\.csv:3: a quoted field is not closed/);
+  });
+
   it('warns about a label that occurs only outside train, or fails on it with onUnknownLabel "fail"', async () => {
     project = new Project();
     await jpeg('csv/imgs/1.jpg');
