@@ -72,7 +72,9 @@ export const decode = defineStage<DecodeParams>({
       const splitRows: Array<Row | undefined> = new Array(entries.length);
       rows.set(split, splitRows);
       entries.forEach((e, i) => {
-        const [known, w, h, by] = ctx.store.getIndex(indexKey(e))?.split(' ') ?? [];
+        // Under verify (resume false) every image is decoded again: the index is a memo of this
+        // very computation, and reusing it would verify nothing.
+        const [known, w, h, by] = (ctx.resume ? ctx.store.getIndex(indexKey(e))?.split(' ') : undefined) ?? [];
         if (known && (by === 'sharp' || by === 'libjpeg-turbo') && ctx.store.blobInfo(known as Digest)) {
           splitRows[i] = { id: e.id, label: e.label, blob: known as Digest, width: Number(w), height: Number(h) };
           via[by]++;

@@ -261,6 +261,27 @@ describe('verify', () => {
     expect(project.read('s.txt')).toBe('genuine\n');
   });
 
+  it('decodes every image again instead of trusting decode\'s per-image index', async () => {
+    project = new Project();
+    for (let i = 0; i < 2; i++) {
+      mkdirSync(join(project.dir, 'data/train/c'), { recursive: true });
+      await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: 100 * i, g: 90, b: 30 } } }).jpeg().toFile(join(project.dir, `data/train/c/${i}.jpg`));
+    }
+    project.write('p.json', { name: 'idx', seed: 3, stages: { images: { uses: 'dataset', params: { root: 'data' } }, decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: 40 } } } });
+    expect((await project.run()).exitCode).toBe(0);
+    // Swap the two images' index entries: a stage trusting them would produce other bytes.
+    const env = open({ path: cache(), maxDbs: 16 });
+    const index = env.openDB({ name: 'index', encoding: 'string' });
+    const entries = [...index.getRange()].filter((e) => String(e.key).startsWith('decode:'));
+    expect(entries).toHaveLength(2);
+    await index.put(entries[0]!.key, entries[1]!.value);
+    await index.put(entries[1]!.key, entries[0]!.value);
+    await env.close();
+    const r = await project.cli('verify', 'p.json');
+    expect(r.stdout).toContain('idx: reproducible');
+    expect(r.exitCode).toBe(0);
+  });
+
   it('compares metrics too: a metric that is not reproducible fails verify', async () => {
     project = new Project();
     project.write('p.json', commandPipeline({ s: { run: 'echo same > s.txt; echo "{\\"score\\": $(od -An -N2 -tu2 /dev/urandom)}" > m.json', outs: ['s.txt'], metrics: 'm.json' } }));
