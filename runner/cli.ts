@@ -155,7 +155,8 @@ main(process.argv.slice(2)).finally(() => { settled = true; }).then((code) => { 
     process.stderr.write(`podium: interrupted (${(e as Error).message.split('\n')[0]})\n`);
     process.exitCode = interruptedExitCode();
   } else if (e instanceof CacheUnavailable) {
-    process.stderr.write(`podium: ${e.message}\n`);
+    // After a failed write, LMDB's C library may have printed "Write error: …" without a newline.
+    process.stderr.write(`${e.message.startsWith('writing to') ? '\n' : ''}podium: ${e.message}\n`);
     process.exitCode = 1;
   } else if (e instanceof UsageError) {
     process.stderr.write(`podium: ${e.message}\n`);
