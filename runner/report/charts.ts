@@ -58,7 +58,7 @@ function curveLayers(colorTitle: string): unknown[] {
         x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
         y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
         color: { field: 'point', type: 'nominal', title: colorTitle },
-        strokeDash: { field: 'series', type: 'nominal', title: 'split', sort: ['train', 'val'] },
+        strokeDash: { field: 'series', type: 'nominal', title: 'split', sort: ['train', 'val'], legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 300, encode: { symbols: { update: { stroke: { value: '#333' } } } } } },
         tooltip: [{ field: 'point' }, { field: 'series' }, { field: 'epoch' }, { field: 'value', format: '.4f' }],
       },
     },

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import type { LockFile } from '../../cache/lockfile.js';
 import type { Store } from '../../cache/store.js';
+import { directionOf } from '../metrics.js';
 import { diffLocks, lockAtRevision, readLockArg, type StageDiff } from '../diff.js';
 import type { CurveSet, HistoryRow } from './data.js';
 import { lrStepEpochs } from './data.js';
@@ -44,7 +45,9 @@ export async function gatherCompare(store: Store, lockPath: string, current: Loc
 export function compareSection(c: CompareData, svgs: Map<string, string>): Section {
   const curves = c.curves.map((x) => `<h3>${esc(x.stage)}</h3>${svgs.has(`compare:${x.stage}`) ? chart(svgs.get(`compare:${x.stage}`)!, `${c.runs[0]} (left) and ${c.runs[1]} (right): train solid, val dashed`) : ''}`).join('');
   const rows = c.stages.flatMap((s) => s.metrics.map((m) => {
-    const cls = m.delta === null || m.delta === 0 ? '' : (m.delta > 0) !== /loss/i.test(m.name) ? 'delta-up' : 'delta-down';
+    // Green for better, red for worse, where the metric has a direction (not for counts or epochs).
+    const dir = directionOf(m.name);
+    const cls = m.delta === null || m.delta === 0 || !dir ? '' : (m.delta > 0) === (dir === 'max') ? 'delta-up' : 'delta-down';
     return [s.id, m.name, { html: fmt(m.a), cls: 'n' }, { html: fmt(m.b), cls: 'n' }, { html: m.delta === null ? '' : `<span class="${cls}">${m.delta >= 0 ? '+' : ''}${Number(m.delta.toPrecision(4))}</span>`, cls: 'n' }];
   }));
   const changed = c.stages.filter((s) => s.change !== 'changed' || s.params.length).map((s) => `<li><code>${esc(s.id)}</code>: ${s.change === 'changed' ? s.params.map(esc).join('; ') : esc(s.change)}</li>`).join('');

@@ -104,8 +104,14 @@ describe('podium report', () => {
     const section = html.slice(html.indexOf('<section id="compare"'), html.indexOf('<section id="curves"'));
     has(section, '<h2>Compared with HEAD</h2>');
     // The epoch metric of each finetune point went from 3 to 4.
-    has(section, '<td>tiny@lr=0.05</td><td>epoch</td><td class="n">3</td><td class="n">4</td><td class="n"><span class="delta-up">+1</span></td>');
+    has(section, '<td>tiny@lr=0.05</td><td>epoch</td><td class="n">3</td><td class="n">4</td><td class="n"><span class="">+1</span></td>');
     has(section, 'params.epochs');
+    // Deltas coloured by direction: lower loss and higher accuracy are better.
+    const deltas = [...section.matchAll(/<td>([^<]+)<\/td><td>([^<]+)<\/td><td class="n">[^<]*<\/td><td class="n">[^<]*<\/td><td class="n"><span class="([^"]*)">([-+][\d.e-]+)<\/span>/g)]
+      .map(([, stage, metric, cls, delta]) => ({ stage, metric: metric!, cls, delta: Number(delta) }));
+    const scored = deltas.filter((d) => /loss|top\d|acc/i.test(d.metric) && d.delta !== 0);
+    expect(scored.length).toBeGreaterThan(3);
+    for (const d of scored) expect(d.cls, `${d.stage} ${d.metric} ${d.delta}`).toBe((d.delta > 0) !== /loss/i.test(d.metric) ? 'delta-up' : 'delta-down');
 
     const out = await project.cli('report', PIPE, '--out', 'elsewhere/r.html');
     expect(out.exitCode).toBe(0);
@@ -175,7 +181,11 @@ describe.skipIf(!HAS_CHROMIUM)(`in Chromium${HAS_CHROMIUM ? '' : ` (skipped: no 
         expect(problems).toEqual([]);
         mkdirSync(OUT_DIR, { recursive: true });
         await page.screenshot({ path: join(OUT_DIR, shot), fullPage: true });
-        if (file === reportPath && process.env.PODIUM_REPORT_SCREENSHOT) await page.screenshot({ path: resolve(REPO, process.env.PODIUM_REPORT_SCREENSHOT), fullPage: true });
+        if (file === reportPath && process.env.PODIUM_REPORT_SCREENSHOT) {
+          // For the docs: a palette PNG, a quarter of the size, for the repository.
+          const sharp = (await import('sharp')).default;
+          await sharp(await page.screenshot({ fullPage: true })).png({ palette: true, quality: 90, compressionLevel: 9 }).toFile(resolve(REPO, process.env.PODIUM_REPORT_SCREENSHOT));
+        }
         // Printable: print media keeps every section, and a PDF comes out.
         await page.emulateMedia({ media: 'print' });
         expect(await page.$$eval('main > section', (els) => els.filter((e) => e.getBoundingClientRect().height > 0).length)).toBe(sections.length);
