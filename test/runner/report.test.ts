@@ -120,6 +120,23 @@ describe('podium report', () => {
   });
 });
 
+describe('reportAfterRun', () => {
+  it('writes the report and names it, and turns a failure into one line instead of an error', async () => {
+    const { reportAfterRun } = await import('../../runner/report/after-run.js');
+    const lines: string[] = [];
+    const out = join(project.dir, 'after-run.html');
+    const path = await reportAfterRun(join(project.dir, PIPE), { cache: join(project.dir, '.podium', 'cache'), out }, (l) => lines.push(l));
+    expect(path).toBe(out);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^report: .*after-run\.html$/);
+    expect(readFileSync(out, 'utf8').match(/<figure class="chart"><svg/g)).toHaveLength(6);
+
+    lines.length = 0;
+    expect(await reportAfterRun(join(project.dir, 'nope.json'), { cache: join(project.dir, '.podium', 'cache') }, (l) => lines.push(l))).toBeUndefined();
+    expect(lines).toEqual([expect.stringMatching(/^report not written: .*nope\.json/)]);
+  });
+});
+
 /** A JSON blob straight from the test project's cache, verified. */
 async function blobJson<T>(digest: Digest): Promise<T> {
   const store = new LmdbStore(join(project.dir, '.podium', 'cache'));
