@@ -18,7 +18,7 @@ import { compareSection, gatherCompare, type CompareData } from './compare.js';
 import { gatherReport, type ReportData } from './data.js';
 import { esc, page, type Section } from './html.js';
 import { dataUrl, thumbnails } from './images.js';
-import { curvesSection, errorsSection, fusionSection, multicropSection, previewSection, runSection, sweepSection } from './sections.js';
+import { GALLERY_LIMIT, curvesSection, errorsSection, fusionSection, multicropSection, previewSection, runSection, sweepSection } from './sections.js';
 
 export interface ReportOptions extends CommonOptions { out?: string; compare?: string }
 
@@ -48,7 +48,7 @@ export async function report(file: string | undefined, opts: ReportOptions): Pro
   try {
     data = gatherReport(pipeline, store, lock);
     if (opts.compare !== undefined) compare = await gatherCompare(store, lockPath, lock!, opts.compare);
-    thumbs = await thumbnails(store, data.galleries.flatMap((g) => g.misclassified.slice(0, 60).map((m) => m.blob).filter((d): d is Digest => d !== null)));
+    thumbs = await thumbnails(store, data.galleries.flatMap((g) => g.misclassified.slice(0, GALLERY_LIMIT).map((m) => m.blob).filter((d): d is Digest => d !== null)));
   } finally {
     await store.close();
   }

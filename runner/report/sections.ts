@@ -65,7 +65,7 @@ export function multicropSection(d: ReportData, r: Rendered): Section {
 export function fusionSection(d: ReportData, r: Rendered): Section {
   const body = d.fusions.map(({ stage, report: f }) => {
     const bestVal = Math.max(...f.members.map((m) => m.val.top1 ?? -1));
-    const rows: Cell[][] | string[][] = f.members.map((m) => [
+    const rows: Cell[][] = f.members.map((m) => [
       { html: esc(m.name) }, { html: f.chosen.includes(m.name) ? '✓' : '' }, n(f.weights[m.name] ? f.weights[m.name]!.toFixed(3) : ''),
       n(pct(m.fit.top1)), n(pct(m.holdout.top1)), n(pct(m.val.top1), m.val.top1 === bestVal), n(pct(m.val.top3)), n(num(m.val.logloss)),
     ]);
@@ -78,7 +78,8 @@ export function fusionSection(d: ReportData, r: Rendered): Section {
   return { id: 'fusion', title: 'Fusion', body: body || none('No fuse stage with a report in the cache.') };
 }
 
-const GALLERY_LIMIT = 60;
+/** Misclassified images shown per gallery (index.ts makes thumbnails for these only). */
+export const GALLERY_LIMIT = 60;
 
 function gallery(g: Gallery, r: Rendered): string {
   if (!g.misclassified.length) return none('No misclassified image.');
