@@ -28,7 +28,8 @@ export async function gatherCompare(store: Store, lockPath: string, current: Loc
   for (const [run, lock] of [[runs[0], other], [runs[1], current]] as const) {
     for (const [id, s] of Object.entries(lock.stages)) {
       if (s.kind !== 'finetune' || !s.outputs.history) continue;
-      const b = store.getBlob(s.outputs.history, { verify: true });
+      let b: Buffer | undefined;
+      try { b = store.getBlob(s.outputs.history, { verify: true }); } catch (e) { missing.push(`${run}: the history of ${id}: ${(e as Error).message}`); continue; }
       if (!b) { missing.push(`${run}: the history of ${id} is no longer in the cache`); continue; }
       const rows = (JSON.parse(b.toString()) as { epochs: HistoryRow[] }).epochs;
       const stage = id.split('@')[0]!;

@@ -76,12 +76,24 @@ export interface ReportData {
   missing: string[];
 }
 
-/** Reads a blob the report needs, always verified: a report must not show corrupt bytes as data. */
-function blob(store: Store, digest: Digest | undefined): Buffer | undefined {
-  return digest ? store.getBlob(digest, { verify: true }) : undefined;
+type BlobReader = (digest: Digest | undefined) => Buffer | undefined;
+
+/**
+ * Reads the blobs the report needs, always verified: a report must not show corrupt bytes as
+ * data. A corrupt blob (getBlob throws) becomes a "not shown" line, and the rest of the report is
+ * still written.
+ */
+function blobReader(store: Store, missing: string[]): BlobReader {
+  return (digest) => {
+    if (!digest) return undefined;
+    try { return store.getBlob(digest, { verify: true }); } catch (e) {
+      missing.push(`blob ${digest.slice(0, 12)}: ${(e as Error).message}`);
+      return undefined;
+    }
+  };
 }
-function json<T>(store: Store, digest: Digest | undefined): T | undefined {
-  const b = blob(store, digest);
+function json<T>(blob: BlobReader, digest: Digest | undefined): T | undefined {
+  const b = blob(digest);
   return b ? (JSON.parse(b.toString()) as T) : undefined;
 }
 
@@ -97,12 +109,16 @@ export function stageEntries(pipeline: Pipeline, store: Store, lock: LockFile | 
 export function gatherReport(pipeline: Pipeline, store: Store, lock: LockFile | undefined): ReportData {
   const stages = stageEntries(pipeline, store, lock);
   const missing: string[] = [];
+  const blob = blobReader(store, missing);
   const byId = new Map(stages.map((s) => [s.node.id, s]));
   const need = (s: StageEntry, output: string, what: string): Buffer | undefined => {
     const d = s.record?.outputs[output];
     if (!s.record) { missing.push(`${s.node.id}: no result in the cache (${s.reasons[0] ?? 'never run'}), so no ${what}`); return undefined; }
-    const b = blob(store, d);
-    if (!b) missing.push(`${s.node.id}: output "${output}" is not in the cache, so no ${what}`);
+    const before = missing.length;
+    const b = blob(d);
+    // A corrupt blob has its own line already; name the stage and output in it.
+    if (!b && missing.length > before) missing[missing.length - 1] = `${s.node.id}: output "${output}" is corrupt in the cache (${missing.at(-1)}), so no ${what}`;
+    else if (!b) missing.push(`${s.node.id}: output "${output}" is not in the cache, so no ${what}`);
     return b;
   };
   const ofKind = (k: string): StageEntry[] => stages.filter((s) => s.node.kind.name === k);
@@ -145,7 +161,7 @@ export function gatherReport(pipeline: Pipeline, store: Store, lock: LockFile | 
     const sp = preds.splits[report.fitSplit];
     if (!sp) continue;
     const m = splitMetrics(sp, preds.classes, 3);
-    galleries.push(withThumbs(store, pipeline, byId, s.node, {
+    galleries.push(withThumbs(blob, pipeline, byId, s.node, {
       title: `fusion (${s.node.id}), ${report.fitSplit}`, stage: s.node.id, source: `${s.node.id}:predictions`, split: report.fitSplit, classes: preds.classes,
       confusion: m.confusion, top1: m.top1, topK: m.topK, k: m.k, labelled: m.labelled, misclassified: m.misclassified.map((x) => ({ ...x, blob: null })),
     }));
@@ -153,9 +169,9 @@ export function gatherReport(pipeline: Pipeline, store: Store, lock: LockFile | 
   for (const s of ofKind('export')) {
     if (!s.record) { need(s, 'metrics', 'final confusion matrix'); continue; }
     if (!s.record.outputs.metrics) { missing.push(`${s.node.id}: its split has no labels, so no confusion matrix of the final predictions`); continue; }
-    const m = json<{ split: string; source: string; classes?: string[]; confusion: number[][]; top1: number | null; topK: number | null; k: number; labelled: number; perClass: Array<{ class: string }>; misclassified: Misclassified[] }>(store, s.record.outputs.metrics);
+    const m = json<{ split: string; source: string; confusion: number[][]; top1: number | null; topK: number | null; k: number; labelled: number; perClass: Array<{ class: string }>; misclassified: Misclassified[] }>(blob, s.record.outputs.metrics);
     if (!m) { need(s, 'metrics', 'final confusion matrix'); continue; }
-    galleries.push(withThumbs(store, pipeline, byId, s.node, {
+    galleries.push(withThumbs(blob, pipeline, byId, s.node, {
       title: `final predictions (${s.node.id}), ${m.split}`, stage: s.node.id, source: m.source, split: m.split, classes: m.perClass.map((c) => c.class),
       confusion: m.confusion, top1: m.top1, topK: m.topK, k: m.k, labelled: m.labelled, misclassified: m.misclassified.map((x) => ({ ...x, blob: null })),
     }));
@@ -227,7 +243,7 @@ export function throughputOf(r: StageRecord): string | null {
  * The decoded images of the predictions' split, found by walking the stage's inputs upstream to a
  * decode stage: the gallery shows the very pixels the models saw.
  */
-function withThumbs(store: Store, pipeline: Pipeline, byId: Map<string, StageEntry>, from: StageNode, g: Gallery): Gallery {
+function withThumbs(blob: BlobReader, pipeline: Pipeline, byId: Map<string, StageEntry>, from: StageNode, g: Gallery): Gallery {
   const seen = new Set<string>();
   const queue = [from.id];
   let decode: StageEntry | undefined;
@@ -239,7 +255,7 @@ function withThumbs(store: Store, pipeline: Pipeline, byId: Map<string, StageEnt
     if (e?.node.kind.name === 'decode') decode = e;
     else for (const i of Object.values(pipeline.byId.get(id)?.inputs ?? {})) queue.push(...i.ids);
   }
-  const set = decode?.record ? json<DecodedSet>(store, decode.record.outputs.images) : undefined;
+  const set = decode?.record ? json<DecodedSet>(blob, decode.record.outputs.images) : undefined;
   if (!set) return g;
   const blobs = new Map((set.splits[g.split] ?? []).map((r) => [r.id, r.blob]));
   return { ...g, misclassified: g.misclassified.map((x) => ({ ...x, blob: blobs.get(x.id) ?? null })) };

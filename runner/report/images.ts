@@ -12,14 +12,15 @@ export function dataUrl(mime: string, bytes: Uint8Array): string {
   return `data:${mime};base64,${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')}`;
 }
 
-/** digest → JPEG data URL; blobs gone from the cache are left out (the gallery says "no thumbnail"). */
+/** digest → JPEG data URL; blobs gone from the cache or corrupt are left out (the gallery says "no thumbnail"). */
 export async function thumbnails(store: Store, digests: Iterable<Digest>): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const todo = [...new Set(digests)];
   if (!todo.length) return out;
   const sharp = (await import('sharp')).default;
   for (const d of todo) {
-    const b = store.getBlob(d, { verify: true });
+    let b: Buffer | undefined;
+    try { b = store.getBlob(d, { verify: true }); } catch { b = undefined; } // corrupt: no thumbnail rather than a wrong one
     if (!b) continue;
     const img = decodeDecoded(b);
     // Small images are enlarged with nearest-neighbour, so the thumbnail shows the real pixels.

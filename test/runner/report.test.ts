@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { execa } from 'execa';
+import { open } from 'lmdb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../cache/canonical.js';
 import { LmdbStore } from '../../cache/lmdb-store.js';
@@ -213,5 +214,22 @@ describe.skipIf(!HAS_CHROMIUM)(`in Chromium${HAS_CHROMIUM ? '' : ` (skipped: no 
     } finally {
       await browser.close();
     }
+  });
+});
+
+describe('a corrupt blob', () => {
+  // Last in the file: it damages the project's cache.
+  it('is left out of the report with a line saying so, and the report is still written', async () => {
+    const digest = project.json(PIPE.replace('.json', '.lock.json')).stages.aug.outputs.preview as string;
+    const env = open({ path: join(project.dir, '.podium', 'cache'), maxDbs: 8 });
+    env.openDB({ name: 'blob-data', encoding: 'binary' }).putSync(digest, Buffer.from('not a png'));
+    await env.close();
+    const r = await project.cli('report', PIPE, '--out', 'corrupt.html');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`not shown: aug: output "preview" is corrupt in the cache (blob ${digest.slice(0, 12)}:`);
+    const html = project.read('corrupt.html');
+    has(html, 'No augment stage with a preview in the cache.');
+    has(html, `<li>aug: output &quot;preview&quot; is corrupt in the cache`);
+    expect(html.match(/<figure class="chart"><svg/g)).toHaveLength(6);
   });
 });
