@@ -99,23 +99,32 @@ export function curvesCompareSpec(stage: string, runs: Array<{ run: string; set:
   } as TopLevelSpec;
 }
 
-/** Config × epoch heat maps of val top-1 and top-3, the value written in each cell. */
+/**
+ * Config × epoch heat maps of val top-1 and top-3, each coloured over its own range (checkpoints
+ * of one recipe differ by a few points, which a 0–1 scale would not show); the value is written in
+ * each cell unless there are too many epochs for it to fit.
+ */
 export function sweepSpec(t: SweepTable): TopLevelSpec {
+  const epoch = (e: string): number => Number(e.replace(/^epoch-0*/, ''));
   const values = t.rows.flatMap((r) => [
-    { config: r.stageId, epoch: Number(r.epoch.replace(/^epoch-0*/, '')), metric: 'top-1', value: r.top1, selected: r.selected },
-    { config: r.stageId, epoch: Number(r.epoch.replace(/^epoch-0*/, '')), metric: 'top-3', value: r.top3, selected: r.selected },
+    { config: r.stageId, epoch: epoch(r.epoch), metric: 'top-1', value: r.top1 },
+    { config: r.stageId, epoch: epoch(r.epoch), metric: 'top-3', value: r.top3 },
   ]);
+  // White text on the darker half of each metric's range.
+  const mid = (m: string): number => { const v = values.filter((x) => x.metric === m).map((x) => x.value); return (Math.min(...v) + Math.max(...v)) / 2; };
+  const wide = new Set(t.rows.map((r) => r.epoch)).size > 12;
   const enc = { x: { field: 'epoch', type: 'ordinal', title: 'epoch', axis: { labelAngle: 0 } }, y: { field: 'config', type: 'nominal', title: null } } as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     config: CONFIG,
     data: { values },
     facet: { column: { field: 'metric', type: 'nominal', title: `${t.split} accuracy (${t.crops} crop${t.crops === '1' ? '' : 's'})` } },
+    resolve: { scale: { color: 'independent' } },
     spec: {
-      width: { step: 56 }, height: { step: 30 },
+      width: { step: wide ? 22 : 56 }, height: { step: wide ? 20 : 30 },
       layer: [
-        { mark: { type: 'rect', stroke: 'white' }, encoding: { ...enc, color: { field: 'value', type: 'quantitative', title: 'accuracy', scale: { scheme: 'blues', domain: [0, 1] } } } },
-        { mark: { type: 'text', fontSize: 11 }, encoding: { ...enc, text: { field: 'value', format: '.3f' }, color: { condition: { test: 'datum.value > 0.6', value: 'white' }, value: 'black' } } },
+        { mark: { type: 'rect', stroke: 'white' }, encoding: { ...enc, color: { field: 'value', type: 'quantitative', title: 'accuracy', scale: { scheme: 'blues' }, legend: { format: '.3f' } } } },
+        ...(wide ? [] : [{ mark: { type: 'text', fontSize: 11 }, encoding: { ...enc, text: { field: 'value', format: '.3f' }, color: { condition: { test: `datum.metric === 'top-1' ? datum.value > ${mid('top-1')} : datum.value > ${mid('top-3')}`, value: 'white' }, value: 'black' } } }]),
       ],
     },
   } as TopLevelSpec;

@@ -32,7 +32,7 @@ export function sweepSection(d: ReportData, r: Rendered): Section {
     const [b1, b3, bl] = [best('top1'), best('top3'), best('loss')];
     const rows = t.rows.map((x) => [x.stageId, x.epoch.replace(/^epoch-0*/, ''), n(pct(x.top1), x.top1 === b1), n(pct(x.top3), x.top3 === b3), n(num(x.loss), x.loss === bl), x.selected ? '✓ selected' : '']);
     return `<h3>${esc(t.stage)}</h3><p class="meta">${esc(t.split)} split, ${esc(t.crops)} crop(s) at scale ${esc(t.scale)}, selected by ${esc(t.metric)}. Highlighted: the best value of each column.</p>`
-      + svgOf(r, `sweep:${t.stage}`, 'config × epoch, the value in each cell')
+      + svgOf(r, `sweep:${t.stage}`, 'config × epoch; each metric coloured over its own range, darker is better')
       + table(['config', 'epoch', 'top-1', 'top-3', 'loss', ''], rows);
   }).join('');
   return { id: 'sweep', title: 'Checkpoint sweep', body: body || none('No checkpoint-sweep stage with a table in the cache.') };
