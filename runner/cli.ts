@@ -14,6 +14,9 @@ const USAGE = `usage: podium <verb> [options]
   verify <pipeline> [--stages a,b] [--json]
   gc [--keep-runs N] [--json]
   show <pipeline> <stage> [--json]
+  report <pipeline> [--out FILE] [--compare <lock-file|git-rev>] [--json]
+  metrics <pipeline> [--json | --csv]
+  cat <pipeline> <stage> [output] [--out FILE]
 
 Exit codes: 0 success, 1 a stage failed, verification found differences or the cache is unusable, 2 invalid pipeline or usage,
 130/143 interrupted by SIGINT/SIGTERM (finished stages are kept; a second signal stops at once).`;
@@ -26,6 +29,9 @@ const OPTIONS = {
   verify: { ...common, stages: { type: 'string', multiple: true }, verbose: { type: 'boolean', short: 'v' } },
   gc: { ...common, 'keep-runs': { type: 'string' } },
   show: common,
+  report: { ...common, out: { type: 'string', short: 'o' }, compare: { type: 'string' } },
+  metrics: { ...common, csv: { type: 'boolean' } },
+  cat: { ...common, out: { type: 'string', short: 'o' } },
 } satisfies Record<string, ParseArgsConfig['options']>;
 
 type Verb = keyof typeof OPTIONS;
@@ -50,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
   const json = !!v.json;
   const cache = v.cache as string | undefined;
   const backend = v.backend as string | undefined;
-  const maxPositionals = { run: 1, status: 1, diff: 2, verify: 1, gc: 0, show: 2 }[verb as Verb];
+  const maxPositionals = { run: 1, status: 1, diff: 2, verify: 1, gc: 0, show: 2, report: 1, metrics: 1, cat: 3 }[verb as Verb];
   if (pos.length > maxPositionals) throw new UsageError(`unexpected argument "${pos[maxPositionals]}"\n${USAGE}`);
   const controller = interruptOnSignals();
 
@@ -107,6 +113,29 @@ async function main(argv: string[]): Promise<number> {
       const { show, formatShow } = await import('./show.js');
       const r = await show(pos[0], pos[1], { cache, backend });
       print(json, r, () => formatShow(r));
+      return 0;
+    }
+    case 'report': {
+      const { report, formatReport } = await import('./report/index.js');
+      const r = await report(pos[0], { cache, backend, out: v.out as string | undefined, compare: v.compare as string | undefined });
+      print(json, r, () => formatReport(r));
+      return 0;
+    }
+    case 'metrics': {
+      const { metrics, formatMetrics, metricsCsv } = await import('./metrics.js');
+      const r = metrics(pos[0], { cache, backend });
+      if (v.csv) process.stdout.write(metricsCsv(r));
+      else print(json, r, () => formatMetrics(r));
+      return 0;
+    }
+    case 'cat': {
+      const { cat } = await import('./cat.js');
+      const r = await cat(pos[0], pos[1], pos[2], { cache, backend });
+      if (typeof v.out === 'string') {
+        const { writeFileSync } = await import('node:fs');
+        writeFileSync(v.out, r.bytes);
+        process.stderr.write(`${r.id} ${r.output}: ${r.bytes.length} bytes (${r.digest.slice(0, 12)}) to ${v.out}\n`);
+      } else await new Promise<void>((res, rej) => process.stdout.write(r.bytes, (e) => (e ? rej(e) : res())));
       return 0;
     }
   }
