@@ -132,6 +132,14 @@ describe('reportAfterRun', () => {
     expect(lines[0]).toMatch(/^report: .*after-run\.html$/);
     expect(readFileSync(out, 'utf8').match(/<figure class="chart"><svg/g)).toHaveLength(6);
 
+    // `podium run` itself ends by writing it, at the default place, and names it.
+    const run = await project.spawn(['run', PIPE, '--force', 'submit', '--json'], { PODIUM_NO_REPORT: '' });
+    expect(run.exitCode, String(run.stderr)).toBe(0);
+    expect(String(run.stderr)).toMatch(/^report: \.podium\/reports\/ci-small\.html$/m);
+    expect(JSON.parse(String(run.stdout)).report).toBe(join(project.dir, '.podium', 'reports', 'ci-small.html'));
+    const noReport = await project.spawn(['run', PIPE, '--force', 'submit', '--no-report'], { PODIUM_NO_REPORT: '' });
+    expect(String(noReport.stderr)).not.toContain('report:');
+
     lines.length = 0;
     expect(await reportAfterRun(join(project.dir, 'nope.json'), { cache: join(project.dir, '.podium', 'cache') }, (l) => lines.push(l))).toBeUndefined();
     expect(lines).toEqual([expect.stringMatching(/^report not written: .*nope\.json/)]);
