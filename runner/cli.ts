@@ -75,7 +75,7 @@ async function main(argv: string[]): Promise<number> {
       if (json) print(true, { pipeline: summary.pipeline, stages: summary.stages.map(({ id, kind, status, key, reason, durationMs }) => ({ id, kind, status, key, reason, durationMs })), ...(report ? { report } : {}) }, () => '');
       else {
         const count = (s: string): number => summary.stages.filter((r) => r.status === s).length;
-        const parts = ['ran', 'cached', 'would-run', 'failed', 'skipped'].filter((s) => count(s)).map((s) => `${count(s)} ${s}`);
+        const parts = ['ran', 'cached', 'would-run', 'may-run', 'failed', 'skipped'].filter((s) => count(s)).map((s) => `${count(s)} ${s}`);
         process.stderr.write(`${summary.pipeline}: ${parts.join(', ') || 'no stages'}${summary.noop ? ' (nothing to do: no file changed since the last run)' : ''}\n`);
       }
       if (controller.signal.aborted) {

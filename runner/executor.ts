@@ -11,7 +11,7 @@ import { CacheCorruption, CacheUnavailable, type StageRecord, type Store } from 
 import type { Pipeline, StageNode } from './analyze.js';
 import type { EventSink, StageReport } from './events.js';
 import { executeStage, StageFailure } from './execute-stage.js';
-import { explainChange, fingerprintOf, inputValues } from './fingerprints.js';
+import { explainChange, fingerprintOf, inputValues, ownChanges } from './fingerprints.js';
 import type { Plan } from './plan.js';
 
 export interface ExecuteOptions {
@@ -82,7 +82,12 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
       if (root) {
         failedRoot.set(node.id, root);
         finish({ ...base, status: 'skipped', reason: `upstream stage ${root} failed` });
-      } else if (opts.dryRun) finish({ ...base, status: 'would-run', reason: `input "${fp.input}" will change (stage ${fp.upstream} would run)` });
+      } else if (opts.dryRun) {
+        // The upstream stage would run, but may well produce the same bytes (early cutoff): this
+        // stage certainly runs only if something of its own changed.
+        const own = plan.forced.has(node.id) ? ['forced'] : ownChanges(pipeline, node, store, opts.lock?.stages[node.id]);
+        finish(own.length ? { ...base, status: 'would-run', reason: own.join('; ') } : { ...base, status: 'may-run', reason: `if the output of ${fp.upstream} changes` });
+      }
       else finish({ id: node.id, kind: node.kind.name, status: 'failed', key: null, reason: `input "${fp.input}": stage ${fp.upstream} has no cached result (run it first, or drop --only/--from)`, durationMs: 0 });
       return undefined;
     }
