@@ -78,6 +78,7 @@ export function analyze(file: string, projectDir = process.cwd(), backendOverrid
       // it is part of the key: another backend may give other bytes.
       if ('backend' in params && params.backend === null) params.backend = backendOverride ?? raw.backend;
       nodes.push({ id: p.id, baseId, kind, params, inputs: {}, pointer: sp });
+      for (const problem of kind.check?.(params, projectDir) ?? []) diags.push(err(`${sp}/params/${escapePointer(problem.param)}`, problem.message));
     }
   }
 

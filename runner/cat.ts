@@ -17,7 +17,7 @@ export async function cat(file: string | undefined, stage: string | undefined, o
   if (ids.length > 1) throw new UsageError(`stage "${stage}" is a matrix; name one point: ${ids.join(', ')}`);
   const id = ids[0]!;
   const { lock } = lockOf(pipeline);
-  const store = openStore(opts);
+  const store = openStore(opts, pipeline.projectDir, 'read');
   try {
     const s = pipelineState(pipeline, store, lock).find((x) => x.node.id === id)!;
     const lockedKey = lock?.stages[id]?.key;

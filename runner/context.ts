@@ -1,4 +1,7 @@
 // What every verb starts from: the analyzed pipeline (or a usage error), the cache, the lock.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { readLock, type LockFile } from '../cache/lockfile.js';
 import { analyze, type Pipeline } from './analyze.js';
 import { lockPathOf } from './lock-path.js';
@@ -7,17 +10,32 @@ import { UsageError } from './diagnostics.js';
 import { LmdbStore } from '../cache/lmdb-store.js';
 import type { Store } from '../cache/store.js';
 import type { EventSink } from './events.js';
-import { cacheDir, type CommonOptions } from './cache-path.js';
+import { cacheDir, pipelinePath, projectOfPipeline, type CommonOptions } from './cache-path.js';
 
 export { cacheDir, type CommonOptions };
 
-export function openStore(opts: CommonOptions): LmdbStore {
-  return new LmdbStore(cacheDir(opts));
+/**
+ * The project's cache. 'read' is for verbs that only look (status, show, diff, report, cat, a dry
+ * run): where no cache exists yet they get an empty one in a temporary folder, removed on close,
+ * so looking never creates a .podium folder.
+ */
+export function openStore(opts: CommonOptions, projectDir?: string, mode: 'write' | 'read' = 'write'): LmdbStore {
+  const dir = cacheDir(opts, projectDir);
+  if (mode === 'read' && !existsSync(dir)) {
+    const scratch = mkdtempSync(join(tmpdir(), 'podium-empty-cache-'));
+    const store = new LmdbStore(scratch);
+    const close = store.close.bind(store);
+    store.close = async () => { await close(); rmSync(scratch, { recursive: true, force: true }); };
+    return store;
+  }
+  return new LmdbStore(dir);
 }
 
 export function loadPipeline(file: string | undefined, opts: CommonOptions = {}): Pipeline {
   if (!file) throw new UsageError('missing the pipeline file argument');
-  const result = analyze(file, process.cwd(), opts.backend);
+  const path = pipelinePath(file);
+  // Messages name the file as the user would type it from here.
+  const result = analyze(relative(process.cwd(), path) || path, projectOfPipeline(path), opts.backend);
   if (!result.ok) throw new UsageError(`${file}: invalid pipeline (${result.errors.length} problem${result.errors.length > 1 ? 's' : ''})`, result.errors);
   return result.value;
 }

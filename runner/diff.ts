@@ -76,7 +76,7 @@ async function currentState(lockPath: string, opts: CommonOptions): Promise<Lock
   if (pipelineFile === lockPath || !existsSync(pipelineFile)) throw new UsageError(`${lockPath}: no pipeline file ${pipelineFile} beside it to compare against; give a second lock file or a git revision`);
   const pipeline = loadPipeline(pipelineFile, opts);
   const { lock } = lockOf(pipeline);
-  const store = openStore(opts);
+  const store = openStore(opts, pipeline.projectDir, 'read');
   try { return stateAsLock(pipeline, pipelineState(pipeline, store, lock)); } finally { await store.close(); }
 }
 

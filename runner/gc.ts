@@ -6,6 +6,7 @@ import type { Digest } from '../cache/canonical.js';
 import { readLock } from '../cache/lockfile.js';
 import { CacheUnavailable } from '../cache/store.js';
 import type { LmdbStore } from '../cache/lmdb-store.js';
+import { projectRoot } from './cache-path.js';
 import { openStore, type CommonOptions } from './context.js';
 import { UsageError } from './diagnostics.js';
 
@@ -28,7 +29,9 @@ export function findLockFiles(dir: string, depth = 4): string[] {
 export async function gc(opts: CommonOptions & { keepRuns?: number }): Promise<GcReport> {
   const keepRuns = opts.keepRuns ?? DEFAULT_KEEP_RUNS;
   if (!Number.isInteger(keepRuns) || keepRuns < 0) throw new UsageError(`--keep-runs must be a non-negative integer, got ${opts.keepRuns}`);
-  const store = openStore(opts);
+  // gc works for the project the working directory is in, wherever in it podium is called.
+  const root = projectRoot(process.cwd());
+  const store = openStore(opts, root);
   try {
     // gc and runs exclude each other: a run's records are in no lock file until it ends, and a
     // running stage's blobs in no record yet, so sweeping beside a run would lose its work.
@@ -40,7 +43,7 @@ export async function gc(opts: CommonOptions & { keepRuns?: number }): Promise<G
       throw new CacheUnavailable(`the cache is in use by ${who}${busy.length > 1 ? ` and ${busy.length - 1} more` : ''}; nothing was removed, run gc when it has finished`);
     }
     try {
-      return sweep(store, keepRuns);
+      return sweep(store, keepRuns, root);
     } finally {
       store.endGc();
     }
@@ -49,8 +52,8 @@ export async function gc(opts: CommonOptions & { keepRuns?: number }): Promise<G
   }
 }
 
-function sweep(store: LmdbStore, keepRuns: number): GcReport {
-  const lockFiles = findLockFiles(process.cwd());
+function sweep(store: LmdbStore, keepRuns: number, root: string): GcReport {
+  const lockFiles = findLockFiles(root);
   const keep = new Set<Digest>();
   for (const f of lockFiles) {
     try { for (const s of Object.values(readLock(f)?.stages ?? {})) keep.add(s.key); } catch { /* not a podium lock: ignore */ }

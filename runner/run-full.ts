@@ -19,7 +19,7 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
   if (opts.jobs !== undefined && (!Number.isInteger(opts.jobs) || opts.jobs < 1)) throw new UsageError(`--jobs must be a positive integer, got ${opts.jobs}`);
   const jobs = opts.jobs ?? (opts.gpus?.length || availableParallelism());
   const { path: lockPath, lock } = lockOf(pipeline);
-  const store = openStore(opts);
+  const store = openStore(opts, pipeline.projectDir, opts.dryRun ? 'read' : 'write');
   const runId = `${new Date().toISOString()}-${process.pid}`;
   try {
     // Registered for its whole length, so gc cannot sweep what this run committed or will read.
@@ -41,8 +41,8 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
       store.addRun({ id: runId, pipeline: pipeline.file, at: new Date().toISOString(), keys: [...outcome.done.values()].map((d) => d.record.key) });
     }
     if (plain) {
-      if (ok) await saveNoop(cacheDir(opts), pipeline, outcome, lockPath, keyOptions(opts));
-      else forgetNoop(cacheDir(opts), pipeline.file);
+      if (ok) await saveNoop(cacheDir(opts, pipeline.projectDir), pipeline, outcome, lockPath, keyOptions(opts));
+      else forgetNoop(cacheDir(opts, pipeline.projectDir), pipeline.file);
     }
     return { pipeline: pipeline.name, stages: outcome.reports, lockWritten, noop: false };
   } finally {

@@ -1,7 +1,6 @@
 // `podium run`. A plain run first asks the no-op memo whether anything changed since the last
 // complete run; only when something did is the full path (analysis, executor) even loaded.
-import { resolve } from 'node:path';
-import { cacheDir, type CommonOptions } from './cache-path.js';
+import { cacheDir, pipelinePath, projectOfPipeline, type CommonOptions } from './cache-path.js';
 import type { EventSink, StageReport } from './events.js';
 import { lockPathOf } from './lock-path.js';
 import { checkNoop } from './noop-memo.js';
@@ -33,7 +32,8 @@ export function keyOptions(opts: CommonOptions): string {
 export async function runPipeline(file: string | undefined, opts: RunOptions, onEvent: EventSink, signal: AbortSignal): Promise<RunSummary> {
   const plain = !opts.dryRun && !opts.only?.length && !opts.from && !opts.force?.length;
   if (plain && file) {
-    const noop = await checkNoop(cacheDir(opts), resolve(file), lockPathOf(file), keyOptions(opts));
+    const path = pipelinePath(file);
+    const noop = await checkNoop(cacheDir(opts, projectOfPipeline(path)), path, lockPathOf(path), keyOptions(opts));
     if (noop) return { pipeline: noop.name, stages: noop.reports, lockWritten: false, noop: true };
   }
   const { runFull } = await import('./run-full.js');

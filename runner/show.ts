@@ -26,7 +26,7 @@ export async function show(file: string | undefined, stage: string | undefined, 
   const ids = resolveIds(pipeline, [stage], 'show');
   if (ids.length > 1) throw new UsageError(`stage "${stage}" is a matrix; name one point: ${ids.join(', ')}`);
   const { lock } = lockOf(pipeline);
-  const store = openStore(opts);
+  const store = openStore(opts, pipeline.projectDir, 'read');
   try {
     const s = pipelineState(pipeline, store, lock).find((x) => x.node.id === ids[0])!;
     const lockedKey = lock?.stages[s.node.id]?.key;

@@ -8,7 +8,7 @@ export interface StatusReport { pipeline: string; stages: StatusEntry[] }
 export async function status(file: string | undefined, opts: CommonOptions): Promise<StatusReport> {
   const pipeline = loadPipeline(file, opts);
   const { lock } = lockOf(pipeline);
-  const store = openStore(opts);
+  const store = openStore(opts, pipeline.projectDir, 'read');
   try {
     const states = pipelineState(pipeline, store, lock);
     return {

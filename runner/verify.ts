@@ -34,7 +34,7 @@ export async function verify(file: string | undefined, opts: CommonOptions & { s
   const { path: lockPath, lock } = lockOf(pipeline);
   if (!lock) throw new UsageError(`${lockPath}: no lock file; run the pipeline first (podium run ${file})`);
   const chosen = new Set(opts.stages?.length ? resolveIds(pipeline, opts.stages, '--stages') : pipeline.stages.map((s) => s.id));
-  const store = openStore(opts);
+  const store = openStore(opts, pipeline.projectDir);
   const runId = `verify-${new Date().toISOString()}-${process.pid}`;
   try {
     if (!(await registerRun(store, runId, `podium verify ${pipeline.file}`, () => {}, signal))) throw new UsageError('interrupted');

@@ -75,6 +75,12 @@ export interface StageKind<P = Record<string, unknown>> {
   readonly inputs: Record<string, InputSpec> | 'any';
   /** Run in a worker process: for stages that load heavy native modules or may leak memory. */
   readonly isolate: boolean;
+  /**
+   * Problems found without running, reported at analysis with the param's file position (a
+   * dataset root that does not exist), so `--dry-run` and `status` show them too. Cheap: no I/O
+   * beyond a stat.
+   */
+  check?(params: P, projectDir: string): Array<{ param: string; message: string }>;
   /** Files and folders (relative to the project) whose contents are part of the key. */
   deps?(params: P): string[];
   run(ctx: StageContext, params: P): Promise<StageResult>;

@@ -73,6 +73,12 @@ export const dataset = defineStage<DatasetParams>({
   inputs: {},
   isolate: true,
   deps: (p) => (p.format === 'synthetic' || !p.root ? [] : [p.root]),
+  check(p, projectDir) {
+    if (p.format === 'synthetic') return [];
+    if (!p.root) return [{ param: 'format', message: `format "${p.format}" needs params.root, the dataset folder` }];
+    const dir = resolve(projectDir, p.root);
+    return existsSync(dir) ? [] : [{ param: 'root', message: `dataset root "${p.root}" does not exist (resolved to ${dir})` }];
+  },
 
   async run(ctx, p) {
     let listed: Listed;

@@ -41,7 +41,7 @@ export async function report(file: string | undefined, opts: ReportOptions): Pro
   const pipeline = loadPipeline(file, opts);
   const { path: lockPath, lock } = lockOf(pipeline);
   if (opts.compare !== undefined && !lock) throw new UsageError(`${lockPath}: no lock file to compare with ${opts.compare}; run the pipeline first`);
-  const store = openStore(opts);
+  const store = openStore(opts, pipeline.projectDir, 'read');
   let data: ReportData;
   let compare: CompareData | undefined;
   let thumbs: Map<string, string>;

@@ -182,7 +182,14 @@ describe('dataset stage', () => {
 
   it('bad input: clear error, exit 2, nothing in the cache', async () => {
     project = new Project();
-    await expectInputError({ format: 'imagefolder', root: 'nowhere' }, 'dataset root nowhere does not exist');
+    // A missing root is found at analysis, with its position, even by a dry run.
+    project.write('p.json', datasetPipeline({ format: 'imagefolder', root: 'nowhere' }));
+    for (const extra of [[], ['--dry-run']]) {
+      const r = await project.cli('run', 'p.json', ...extra);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toMatch(/p\.json:\d+:\d+ \/stages\/images\/params\/root: dataset root "nowhere" does not exist/);
+    }
+    expect(existsSync(join(project.dir, '.podium'))).toBe(false);
     await jpeg('d/train/a/1.jpg');
     mkdirSync(join(project.dir, 'd/train/b'));
     await expectInputError({ format: 'imagefolder', root: 'd' }, 'class folder d/train/b is empty');
