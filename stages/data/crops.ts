@@ -11,7 +11,6 @@
 import type { RawImage } from './augment-ops.js';
 
 export type CropSet = '1' | '5' | '10' | 'full';
-export const CROP_SETS: readonly CropSet[] = ['1', '5', '10', 'full'];
 
 export function cropCount(c: CropSet): number {
   switch (c) {
