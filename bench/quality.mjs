@@ -15,7 +15,7 @@ import { LmdbStore } from '../dist/cache/lmdb-store.js';
 import { lockPathOf } from '../dist/runner/lock-path.js';
 import { cacheDir } from '../dist/runner/cache-path.js';
 import { decodePredictions } from '../dist/stages/data/predictions.js';
-import { scoreProbs } from '../dist/stages/data/crops.js';
+import { scoreRows } from '../dist/stages/data/metrics.js';
 
 const args = process.argv.slice(2);
 const pipeline = args.find((a) => !a.startsWith('--')) ?? 'pipelines/intel6.json';
@@ -78,7 +78,7 @@ for (const [id, s] of stages.filter(([, s]) => s.kind === 'fuse')) {
   const report = json(s.outputs.report);
   const preds = decodePredictions(blob(s.outputs.predictions));
   const k = preds.classes.length;
-  const score = (split) => (preds.splits[split] ? scoreProbs(preds.splits[split].probs, preds.splits[split].labels, k) : null);
+  const score = (split) => (preds.splits[split] ? scoreRows(preds.splits[split].probs, k, preds.splits[split].labels) : null);
   const test = score('test');
   console.log('');
   console.log(`${id}: ${report.method} fusion of ${report.members.length} members, chosen ${report.chosen.length}: ${report.chosen.join(', ')}`);

@@ -3,11 +3,11 @@
 // top-3, loss, and select the n best by a metric. multicrop-predict reads the `selection` output;
 // the selected checkpoints are refs of this stage, so gc keeps them as long as it is referenced.
 import { defineStage, InputError, type InputArtifact } from './contract.js';
-import { averageCrops, cropCount, scoreProbs, type CropSet } from './data/crops.js';
+import { averageCrops, cropCount, type CropSet } from './data/crops.js';
 import type { DecodedSet } from './data/decoded.js';
 import { readJson } from './data/artifacts.js';
 import { backendSchema } from './tf/backend-param.js';
-import { checkClasses, epochsOf, loadCheckpoint, predictCrops, splitImages, type CheckpointRef, type SelectionEntry } from './multicrop-predict.js';
+import { checkClasses, epochsOf, loadCheckpoint, predictCrops, scoreCheckpoint, splitImages, type CheckpointRef, type SelectionEntry } from './multicrop-predict.js';
 
 type Metric = 'top1' | 'top3' | 'loss';
 
@@ -24,7 +24,7 @@ export interface SweepParams {
 
 export const checkpointSweep = defineStage<SweepParams>({
   name: 'checkpoint-sweep',
-  version: 2, // 2: batch normalisation folded into the convolutions (loadCheckpoint)
+  version: 3, // 2: batch normalisation folded into the convolutions (loadCheckpoint); 3: scores by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12)
   description: 'Evaluate finetune checkpoints on val (config × epoch table) and select the n best.',
   params: {
     type: 'object',
@@ -83,7 +83,7 @@ export const checkpointSweep = defineStage<SweepParams>({
           const out = predictCrops(tf, model, images, { size: h.inputSize, scales: [scale], nested, full: crops === 'full', batchSize: p.batchSize });
           count += out.crops;
           const probs = averageCrops(out.full ? [{ logits: out.full, stride: 1, crops: 1 }] : [{ logits: out.perScale[0]!, stride: nested, crops: nested }], images.length, k, 'probs');
-          const metrics = scoreProbs(probs, labels, k)!;
+          const metrics = scoreCheckpoint(probs, labels, k)!;
           evaluated.push({ ...ref, metrics });
           ctx.log(`${a.stageId} ${epoch}: top-1 ${metrics.top1.toFixed(4)}, top-3 ${metrics.top3.toFixed(4)}, loss ${metrics.loss.toFixed(4)}`);
         } finally {

@@ -20,7 +20,7 @@
 // fitting sees only the fit part, and the report gives the fused score on both parts and whole.
 import { sha256 } from '../cache/canonical.js';
 import { defineStage, InputError, type InputArtifact } from './contract.js';
-import { LOG_EPS, rankOf } from './data/metrics.js';
+import { LOG_EPS, scoreRows as scoreLabelledRows } from './data/metrics.js';
 import { decodePredictions, encodePredictions, PREDICTIONS_PREFIX, type Predictions } from './data/predictions.js';
 import { Rng } from './data/random.js';
 
@@ -184,20 +184,10 @@ export function isHeldOut(seed: number, id: string, fraction: number): boolean {
   return parseInt(sha256(`${seed}:${id}`).slice(0, 8), 16) / 0x100000000 < fraction;
 }
 
-/** Scores of rows `rows` (indices into labels) of an n × k matrix; unlabelled rows must be excluded by the caller. */
+/** data/metrics.ts's scores of rows `rows` (indices into labels) of an n × k matrix, in the report's shape (nulls when no row is labelled). */
 export function scoreRows(probs: ArrayLike<number>, k: number, labels: Array<number | null>, rows: number[]): Scores {
-  let top1 = 0;
-  let top3 = 0;
-  let loss = 0;
-  for (const r of rows) {
-    const y = labels[r]!;
-    const rank = rankOf(probs, r * k, k, y);
-    if (rank < 1) top1++;
-    if (rank < 3) top3++;
-    loss -= Math.log(Math.max(LOG_EPS, probs[r * k + y]!));
-  }
-  const n = rows.length;
-  return n ? { n, top1: top1 / n, top3: top3 / n, logloss: loss / n } : { n, top1: null, top3: null, logloss: null };
+  const s = scoreLabelledRows(probs, k, labels, rows);
+  return s ? { n: s.n, top1: s.top1, top3: s.top3, logloss: s.logLoss } : { n: 0, top1: null, top3: null, logloss: null };
 }
 
 /** Bigger is better: [the metric, minus log-loss as the tie-break]. */

@@ -11,9 +11,10 @@
 import type { Digest } from '../cache/canonical.js';
 import type { Store } from '../cache/store.js';
 import { defineStage, InputError, type InputArtifact, type InputValue } from './contract.js';
-import { averageCrops, cropCount, resizeShorter, scoreProbs, softmaxRows, writeCrops, type CropSet } from './data/crops.js';
+import { averageCrops, cropCount, resizeShorter, softmaxRows, writeCrops, type CropSet } from './data/crops.js';
 import type { RawImage } from './data/augment-ops.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
+import { scoreRows } from './data/metrics.js';
 import { encodePredictions, type Predictions } from './data/predictions.js';
 import { blobOf, readJson } from './data/artifacts.js';
 import { backendSchema } from './tf/backend-param.js';
@@ -43,7 +44,16 @@ export interface CheckpointRef {
 
 /** What checkpoint-sweep writes as its `selection` output (a JSON list). */
 export interface SelectionEntry extends CheckpointRef {
-  metrics: { top1: number; top3: number; loss: number };
+  metrics: CheckpointMetrics;
+}
+
+/** How a checkpoint scores on a labelled split, as sweep tables, selections and predict tables write it. */
+export interface CheckpointMetrics { top1: number; top3: number; loss: number }
+
+/** data/metrics.ts's scores of probability rows, in the artifacts' field names; null when no row is labelled. */
+export function scoreCheckpoint(probs: Float32Array, labels: ReadonlyArray<number | null>, classes: number): CheckpointMetrics | null {
+  const s = scoreRows(probs, classes, labels);
+  return s ? { top1: s.top1, top3: s.top3, loss: s.logLoss } : null;
 }
 
 const cropEnum = ['1', '5', '10', 'full', 1, 5, 10];
@@ -51,7 +61,7 @@ export const cropsSchema = { oneOf: [{ enum: cropEnum }, { type: 'array', minIte
 
 export const multicropPredict = defineStage<MulticropParams>({
   name: 'multicrop-predict',
-  version: 3, // 3: batch normalisation folded into the convolutions
+  version: 4, // 3: batch normalisation folded into the convolutions; 4: scores by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12)
   description: 'Predict val/test with every chosen checkpoint over crops and scales, averaged; one Predictions per checkpoint.',
   params: {
     type: 'object',
@@ -108,7 +118,7 @@ export const multicropPredict = defineStage<MulticropParams>({
           if (labels.every((l) => l === null)) continue;
           // What each (crops, scale) bought.
           const row = (crops: string, scale: number | 'all' | null, v: typeof views): void => {
-            const score = scoreProbs(averageCrops(v, images.length, k, p.average), labels, k);
+            const score = scoreCheckpoint(averageCrops(v, images.length, k, p.average), labels, k);
             if (score) table.push({ split, stageId: ref.stageId, epoch: ref.epoch, crops, scale, ...score });
           };
           for (const c of [1, 5, 10].filter((c) => c <= nested)) {
@@ -116,7 +126,7 @@ export const multicropPredict = defineStage<MulticropParams>({
             if (scales.length > 1) row(String(c), 'all', scales.map((_, s) => ({ logits: out.perScale[s]!, stride: nested, crops: c })));
           }
           if (out.full) row('full', null, [{ logits: out.full, stride: 1, crops: 1 }]);
-          const score = scoreProbs(probs, labels, k);
+          const score = scoreCheckpoint(probs, labels, k);
           if (score) table.push({ split, stageId: ref.stageId, epoch: ref.epoch, crops: requested.join('+'), scale: 'all', averaged: true, ...score });
           if (score && split === 'val') {
             if (!best || score.top1 > best.top1 || (score.top1 === best.top1 && score.top3 > best.top3)) best = { name, ...score };

@@ -176,22 +176,3 @@ export function averageCrops(views: ReadonlyArray<{ logits: Float32Array; stride
   }
   return out;
 }
-
-/** Top-1, top-3 and mean cross-entropy of probability rows on the labelled rows (null: none). */
-export function scoreProbs(probs: Float32Array, labels: ReadonlyArray<number | null>, k: number): { top1: number; top3: number; loss: number } | null {
-  let top1 = 0;
-  let top3 = 0;
-  let loss = 0;
-  let total = 0;
-  labels.forEach((label, i) => {
-    if (label === null) return;
-    const row = probs.subarray(i * k, (i + 1) * k);
-    let rank = 0;
-    for (let j = 0; j < k; j++) if (row[j]! > row[label]!) rank++;
-    if (rank === 0) top1++;
-    if (rank < 3) top3++;
-    loss -= Math.log(Math.max(row[label]!, 1e-12));
-    total++;
-  });
-  return total ? { top1: top1 / total, top3: top3 / total, loss: loss / total } : null;
-}
