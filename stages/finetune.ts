@@ -75,6 +75,7 @@ export const finetune = defineStage<FinetuneParams>({
     const { loadModel } = await import('./tf/models.js');
     const { train } = await import('./tf/train-loop.js');
     const { modelToBlob, modelFromBlob } = await import('./tf/checkpoint.js');
+    const { encodeOptimizer, decodeOptimizer } = await import('./tf/optimizer.js');
     const { augmentBatch, centerCrop, policyForLevel } = await import('./data/augment-ops.js');
     const tfl = await import('@tensorflow/tfjs-layers');
     const backend = await stageBackend(ctx, p.backend);
@@ -193,25 +194,4 @@ function evaluate(tf: typeof import('@tensorflow/tfjs-core'), model: import('@te
   }
   const scores = scoreRows(probs, probs.length / set.images.length, set.labels);
   return scores ? { valTop1: scores.top1, valTop3: scores.top3, valLoss: scores.logLoss } : {};
-}
-
-function encodeOptimizer(state: import('./tf/train-loop.js').OptimizerState): Buffer {
-  const slots = Object.entries(state.slots).map(([name, s]) => ({ name, shape: s.shape, length: s.values.length }));
-  const header = Buffer.from(JSON.stringify({ optimizer: state.optimizer, step: state.step, slots }));
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(header.length);
-  return Buffer.concat([len, header, ...Object.values(state.slots).map((s) => Buffer.from(s.values.buffer, s.values.byteOffset, s.values.byteLength))]);
-}
-
-function decodeOptimizer(buf: Buffer): import('./tf/train-loop.js').OptimizerState {
-  const len = buf.readUInt32LE(0);
-  const header = JSON.parse(buf.subarray(4, 4 + len).toString()) as { optimizer: 'sgd' | 'adam'; step: number; slots: Array<{ name: string; shape: number[]; length: number }> };
-  let offset = 4 + len;
-  const slots: import('./tf/train-loop.js').OptimizerState['slots'] = {};
-  for (const s of header.slots) {
-    const bytes = buf.subarray(offset, offset + s.length * 4);
-    slots[s.name] = { shape: s.shape, values: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) };
-    offset += s.length * 4;
-  }
-  return { optimizer: header.optimizer, step: header.step, slots };
 }
