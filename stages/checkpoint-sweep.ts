@@ -5,8 +5,7 @@
 import { defineStage, InputError } from './contract.js';
 import { checkClasses, epochsOf, finetuneCheckpoints, scoreCheckpoint, type SelectionEntry } from './data/checkpoint-refs.js';
 import { averageCrops, cropCount, type CropSet } from './data/crops.js';
-import { backendSchema } from './tf/backend-param.js';
-import { cropBatchSchema, loadCheckpoint, openPrediction, predictCrops, splitImages } from './tf/predict.js';
+import { loadCheckpoint, openPrediction, predictCrops, predictionInputs, predictionParams, splitImages } from './tf/predict.js';
 
 type Metric = 'top1' | 'top3' | 'loss';
 
@@ -43,14 +42,10 @@ export const checkpointSweep = defineStage<SweepParams>({
       metric: { enum: ['top1', 'top3', 'loss'], default: 'top1', description: 'Selection metric (higher top-k is better, lower loss is better; ties: lower loss, then earlier).' },
       select: { type: 'integer', minimum: 1, default: 3, description: 'How many checkpoints to select.' },
       split: { type: 'string', default: 'val' },
-      batchSize: cropBatchSchema,
-      backend: backendSchema,
+      ...predictionParams,
     },
   },
-  inputs: {
-    models: { many: true, required: true, description: 'finetune stages' },
-    images: { many: false, required: true, description: 'a decode stage' },
-  },
+  inputs: predictionInputs('finetune stages'),
   isolate: true,
 
   async run(ctx, p) {

@@ -13,8 +13,7 @@ import { defineStage, InputError } from './contract.js';
 import { checkClasses, checkpointsOf, scoreCheckpoint } from './data/checkpoint-refs.js';
 import { averageCrops, cropCount, type CropSet } from './data/crops.js';
 import { encodePredictions, type Predictions } from './data/predictions.js';
-import { backendSchema } from './tf/backend-param.js';
-import { cropBatchSchema, loadCheckpoint, openPrediction, predictCrops, splitImages } from './tf/predict.js';
+import { loadCheckpoint, openPrediction, predictCrops, predictionInputs, predictionParams, splitImages } from './tf/predict.js';
 
 type Backend = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 type Average = 'probs' | 'logits';
@@ -43,14 +42,10 @@ export const multicropPredict = defineStage<MulticropParams>({
       scales: { type: ['array', 'null'], items: { type: 'integer', minimum: 8 }, minItems: 1, default: null, description: 'Shorter-side sizes to test at (default: the model inputSize and 8/7 of it, e.g. [224, 256]).' },
       average: { enum: ['probs', 'logits'], default: 'probs', description: 'Average the crops as probabilities, or average logits then softmax.' },
       splits: { type: 'array', items: { type: 'string' }, minItems: 1, default: ['val', 'test'] },
-      batchSize: cropBatchSchema,
-      backend: backendSchema,
+      ...predictionParams,
     },
   },
-  inputs: {
-    models: { many: true, required: true, description: 'finetune stages (their last epoch) or checkpoint-sweep stages (their selection)' },
-    images: { many: false, required: true, description: 'a decode stage' },
-  },
+  inputs: predictionInputs('finetune stages (their last epoch) or checkpoint-sweep stages (their selection)'),
   isolate: true,
 
   async run(ctx, p) {

@@ -4,21 +4,33 @@
 // TensorFlow.js is passed in or imported on use, so the stages that import this module load it
 // only inside their worker.
 import type { Store } from '../../cache/store.js';
-import { InputError, type InputArtifact, type StageContext } from '../contract.js';
+import { InputError, type InputArtifact, type InputSpec, type StageContext } from '../contract.js';
 import type { RawImage } from '../data/augment/index.js';
 import { blobOf, readJson } from '../data/artifacts.js';
 import type { CheckpointRef } from '../data/checkpoint-refs.js';
 import { resizeShorter, writeCrops, type CropSet } from '../data/crops.js';
 import { decodeDecoded, type DecodedSet } from '../data/decoded.js';
 import type { BackendPreference, SelectedBackend } from './backend.js';
+import { backendSchema } from './backend-param.js';
 
 type Tf = typeof import('@tensorflow/tfjs-core');
 type Tensor = import('@tensorflow/tfjs-core').Tensor;
 type Tensor4D = import('@tensorflow/tfjs-core').Tensor4D;
 type LayersModel = import('@tensorflow/tfjs-layers').LayersModel;
 
-/** The param both prediction stages batch their crops by. */
-export const cropBatchSchema = { type: 'integer', minimum: 1, default: 32, description: 'Crops per forward pass.' } as const;
+/** The params both prediction stages share: how many crops go through the model at once, and on which backend. */
+export const predictionParams = {
+  batchSize: { type: 'integer', minimum: 1, default: 32, description: 'Crops per forward pass.' },
+  backend: backendSchema,
+} as const;
+
+/** The inputs both prediction stages take: checkpoints (described per stage) and the decoded images. */
+export function predictionInputs(models: string): Record<'models' | 'images', InputSpec> {
+  return {
+    models: { many: true, required: true, description: models },
+    images: { many: false, required: true, description: 'a decode stage' },
+  };
+}
 
 /** How both prediction stages start: the stage's backend, and the decoded set of its `images` input. */
 export async function openPrediction(ctx: StageContext, pref: BackendPreference): Promise<{ backend: SelectedBackend; tf: Tf; set: DecodedSet }> {
