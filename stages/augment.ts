@@ -17,7 +17,7 @@ const range = { type: 'array', items: { type: 'number', minimum: 0 }, minItems: 
 
 export const augment = defineStage<AugmentParams>({
   name: 'augment',
-  version: 1,
+  version: 2, // 2: the preview's draws come from data/random.ts's PRNG (mulberry32), not augment/rng.ts's splitmix32
   description: 'A training-time augmentation policy (MXNet levels 0-3 as defaults) and a preview contact sheet.',
   params: {
     type: 'object',

@@ -10,7 +10,7 @@ import type { AugmentPolicy, RawImage } from './data/augment-ops.js';
 import { readJson } from './data/artifacts.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
 import { scoreRows } from './data/metrics.js';
-import { Rng, mix32 } from './data/random.js';
+import { hashInts, Rng, STREAM } from './data/random.js';
 import { backendSchema } from './tf/backend-param.js';
 import type { Trainable } from './tf/train-loop.js';
 
@@ -36,7 +36,7 @@ export interface FinetuneParams {
 
 export const finetune = defineStage<FinetuneParams>({
   name: 'finetune',
-  version: 5, // 2: 1×1 filter gradients as a matrix product; 3: depthwise filter gradients by podium's SIMD kernel; 4: batch-norm statistics by podium's kernels (same maths, other float rounding); 5: val metrics by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12)
+  version: 5, // 2: 1×1 filter gradients as a matrix product; 3: depthwise filter gradients by podium's SIMD kernel; 4: batch-norm statistics by podium's kernels (same maths, other float rounding); 5: val metrics by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12), and augmentation, shuffling and Dropout seeds drawn from data/random.ts's one hash and PRNG (other streams)
   description: 'Fine-tune a pretrained CNN with all layers open; a checkpoint per epoch.',
   params: {
     type: 'object',
@@ -171,7 +171,7 @@ function loadSplit(store: Store, set: DecodedSet, split: string): { images: RawI
 
 /** A permutation of 0…n−1 that depends only on (seed, epoch): Fisher–Yates with a seeded PRNG. */
 export function epochOrder(n: number, seed: number, epoch: number): number[] {
-  const rng = new Rng(mix32(seed ^ Math.imul(epoch + 1, 0x9e3779b1)));
+  const rng = new Rng(hashInts(STREAM.shuffle, seed, epoch));
   const order = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rng.next() * (i + 1));

@@ -15,6 +15,8 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
+import { hashInts, STREAM } from '../data/random.js';
+
 type Layer = tfl.layers.Layer;
 
 interface CallableLayer {
@@ -40,23 +42,11 @@ export function freezeBatchNorm(frozen: readonly Layer[]): () => void {
   return () => undo.forEach((f) => f());
 }
 
-/** A 32-bit hash of small integers (murmur3 finaliser steps), for per-step dropout seeds. */
-function mix(...values: number[]): number {
-  let h = 0x9e3779b9;
-  for (const v of values) {
-    h = Math.imul(h ^ (v | 0), 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-  }
-  return h >>> 0;
-}
-
 export function seedDropouts(layers: readonly Layer[], seed: number, epoch: number, batch: number): { restore(): void } {
   const targets = layers as unknown as Array<{ seed?: number }>;
   const saved = targets.map((l) => l.seed);
   targets.forEach((l, i) => {
-    l.seed = mix(seed, epoch, batch, i);
+    l.seed = hashInts(STREAM.dropout, seed, epoch, batch, i);
   });
   return {
     restore: () =>
