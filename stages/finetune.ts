@@ -6,7 +6,7 @@
 import type { Digest } from '../cache/canonical.js';
 import type { Store } from '../cache/store.js';
 import { defineStage, InputError, type InputArtifact } from './contract.js';
-import type { AugmentPolicy, RawImage } from './data/augment-ops.js';
+import type { AugmentPolicy, RawImage } from './data/augment/index.js';
 import { readJson } from './data/artifacts.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
 import { scoreRows } from './data/metrics.js';
@@ -76,7 +76,7 @@ export const finetune = defineStage<FinetuneParams>({
     const { train } = await import('./tf/train-loop.js');
     const { modelToBlob, modelFromBlob } = await import('./tf/checkpoint.js');
     const { encodeOptimizer, decodeOptimizer } = await import('./tf/optimizer.js');
-    const { augmentBatch, centerCrop, policyForLevel } = await import('./data/augment-ops.js');
+    const { augmentBatch, centerCrop, policyForLevel } = await import('./data/augment/index.js');
     const tfl = await import('@tensorflow/tfjs-layers');
     const backend = await stageBackend(ctx, p.backend);
     const tf = backend.tf;
@@ -181,7 +181,7 @@ export function epochOrder(n: number, seed: number, epoch: number): number[] {
 }
 
 /** Top-1, top-3 and log-loss on a split (data/metrics.ts), from centre crops (the eval path of the augmentation module). */
-function evaluate(tf: typeof import('@tensorflow/tfjs-core'), model: import('@tensorflow/tfjs-layers').LayersModel, set: { images: RawImage[]; labels: number[] }, size: number, batch: number, centerCrop: typeof import('./data/augment-ops.js').centerCrop): Record<string, number> {
+function evaluate(tf: typeof import('@tensorflow/tfjs-core'), model: import('@tensorflow/tfjs-layers').LayersModel, set: { images: RawImage[]; labels: number[] }, size: number, batch: number, centerCrop: typeof import('./data/augment/index.js').centerCrop): Record<string, number> {
   const x = new Float32Array(batch * size * size * 3);
   let probs = new Float32Array(0);
   for (let start = 0; start < set.images.length; start += batch) {

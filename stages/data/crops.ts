@@ -8,7 +8,7 @@
 // the same five mirrored. So the first 1 of the '10' crops are the '1' crops and the first 5 the
 // '5' crops: a caller that computed '10' has '1' and '5' for free.
 // Output: NHWC float32 in [0, 1], written into a caller's buffer (one crop after another).
-import type { RawImage } from './augment-ops.js';
+import type { RawImage } from './augment/index.js';
 
 export type CropSet = '1' | '5' | '10' | 'full';
 

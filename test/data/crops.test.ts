@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { RawImage } from '../../stages/data/augment-ops.js';
+import type { RawImage } from '../../stages/data/augment/index.js';
 import { cropCount, cropOrigins, crops, resizeBilinear, resizeShorter, writeCrops } from '../../stages/data/crops.js';
 
 /** W×H image whose pixel (x, y) is (10x, 10y, 7): every crop pixel tells where it came from. */
