@@ -85,33 +85,42 @@ function geometry(kernel: string, xShape: Shape4, filterShape: Shape4, dyShape: 
   };
 }
 
-/** Checked shapes and forward geometry of a gradient, and whether it is empty (all zeros). */
-interface GradientSetup {
-  filterShape: Shape4;
-  dyShape: Shape4;
-  sh: number;
-  sw: number;
-  padTop: number;
-  padLeft: number;
+/**
+ * The dimensions of a gradient, checked against each other and the forward geometry: x (or the
+ * input) [N, H, W, C], filter [kh, kw, C, out], dy [N, OH, OW, dyC]; and whether it is empty (then
+ * the gradient is all zeros).
+ */
+interface GradientDims {
+  N: number; H: number; W: number; C: number;
+  kh: number; kw: number; out: number;
+  OH: number; OW: number; dyC: number;
+  sh: number; sw: number; padTop: number; padLeft: number;
   empty: boolean;
 }
 
+function gradientDims(kernel: string, xShape: Shape4, filterShape: Shape4, dyShape: Shape4, g: GradGeometry, depthwise: boolean, empty: boolean): GradientDims {
+  const [N, H, W, C] = xShape;
+  const [kh, kw, , out] = filterShape;
+  const [, OH, OW, dyC] = dyShape;
+  return { N, H, W, C, kh, kw, out, OH, OW, dyC, ...geometry(kernel, xShape, filterShape, dyShape, g, depthwise), empty };
+}
+
 /** For a filter gradient: x and dy are given, the filter's shape is asked for. */
-function filterGradientSetup(kernel: string, x: TensorInfo, dy: TensorInfo, filterShape: Shape4, g: GradGeometry, depthwise: boolean): GradientSetup & { xShape: Shape4 } {
+function filterGradientDims(kernel: string, x: TensorInfo, dy: TensorInfo, filterShape: Shape4, g: GradGeometry, depthwise: boolean): GradientDims {
   const xShape = as4D(kernel, 'x', x.shape);
   if (filterShape[2] !== xShape[3]) fail(kernel, `filterShape in-channels ${filterShape[2]} != x channels ${xShape[3]}`);
   const dyShape = as4D(kernel, 'dy', dy.shape);
   const empty = util.sizeFromShape(x.shape) === 0 || util.sizeFromShape(dy.shape) === 0;
-  return { xShape, filterShape, dyShape, ...geometry(kernel, xShape, filterShape, dyShape, g, depthwise), empty };
+  return gradientDims(kernel, xShape, filterShape, dyShape, g, depthwise, empty);
 }
 
 /** For an input gradient: dy and the filter are given, the input's shape is asked for. */
-function inputGradientSetup(kernel: string, dy: TensorInfo, filter: TensorInfo, inputShape: Shape4, g: GradGeometry, depthwise: boolean): GradientSetup {
+function inputGradientDims(kernel: string, dy: TensorInfo, filter: TensorInfo, inputShape: Shape4, g: GradGeometry, depthwise: boolean): GradientDims {
   const filterShape = as4D(kernel, 'filter', filter.shape);
   if (filterShape[2] !== inputShape[3]) fail(kernel, `filter in-channels ${filterShape[2]} != inputShape channels ${inputShape[3]}`);
   const dyShape = as4D(kernel, 'dy', dy.shape);
   const empty = util.sizeFromShape(inputShape) === 0 || util.sizeFromShape(dy.shape) === 0 || util.sizeFromShape(filter.shape) === 0;
-  return { filterShape, dyShape, ...geometry(kernel, inputShape, filterShape, dyShape, g, depthwise), empty };
+  return gradientDims(kernel, inputShape, filterShape, dyShape, g, depthwise, empty);
 }
 
 /**
@@ -128,10 +137,7 @@ function inputGradientSetup(kernel: string, dy: TensorInfo, filter: TensorInfo, 
  * variant, because it computes exactly k² taps and needs no rank-6 shuffles.
  */
 export function conv2DBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: TensorInfo, filterShape: Shape4, g: GradGeometry): TensorInfo {
-  const { xShape, dyShape, sh, sw, padTop, padLeft, empty } = filterGradientSetup(Conv2DBackpropFilter, x, dy, filterShape, g, false);
-  const [N, H, W, C] = xShape;
-  const [kh, kw] = filterShape;
-  const [, OH, OW] = dyShape;
+  const { N, H, W, C, kh, kw, OH, OW, dyC: Co, sh, sw, padTop, padLeft, empty } = filterGradientDims(Conv2DBackpropFilter, x, dy, filterShape, g, false);
   if (empty) return ops.zeros(filterShape);
 
   if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && OH === H && OW === W) {
@@ -141,7 +147,6 @@ export function conv2DBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: Tensor
     // smaller of X and dY goes right, untransposed, and the larger is transposed on the left.
     // MobileNetV2's 16→96 expansion at 128 px, batch 32: 200 ms against 590 ms for the
     // conv form below (node bench/filter-gradient.mjs 1, load ~3.5).
-    const Co = at(dyShape, 3);
     const P = N * H * W;
     const x2 = ops.reshape(x, [P, C]);
     const dy2 = ops.reshape(dy, [P, Co]);
@@ -175,10 +180,7 @@ export function conv2DBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: Tensor
  * and the forward padding is cropped off. No zeros are inserted into dy.
  */
 export function conv2DBackpropInputImpl(ops: WasmOps, dy: TensorInfo, filter: TensorInfo, inputShape: Shape4, g: GradGeometry): TensorInfo {
-  const { filterShape, dyShape, sh, sw, padTop, padLeft, empty } = inputGradientSetup(Conv2DBackpropInput, dy, filter, inputShape, g, false);
-  const [N, H, W, Ci] = inputShape;
-  const [kh, kw, , Co] = filterShape;
-  const [, OH, OW] = dyShape;
+  const { N, H, W, C: Ci, kh, kw, out: Co, OH, OW, sh, sw, padTop, padLeft, empty } = inputGradientDims(Conv2DBackpropInput, dy, filter, inputShape, g, false);
   if (empty) return ops.zeros(inputShape);
 
   const A = ceilDiv(kh, sh);
@@ -226,10 +228,7 @@ export function conv2DBackpropInputImpl(ops: WasmOps, dy: TensorInfo, filter: Te
  * keeps the channel-multiplier bookkeeping to a single innermost Sum.
  */
 export function depthwiseBackpropInputImpl(ops: WasmOps, dy: TensorInfo, filter: TensorInfo, inputShape: Shape4, g: GradGeometry): TensorInfo {
-  const { filterShape, dyShape, sh, sw, padTop, padLeft, empty } = inputGradientSetup(DepthwiseConv2dNativeBackpropInput, dy, filter, inputShape, g, true);
-  const [N, H, W, C] = inputShape;
-  const [kh, kw, , M] = filterShape;
-  const [, OH, OW, CM] = dyShape;
+  const { N, H, W, C, kh, kw, out: M, OH, OW, dyC: CM, sh, sw, padTop, padLeft, empty } = inputGradientDims(DepthwiseConv2dNativeBackpropInput, dy, filter, inputShape, g, true);
   if (empty) return ops.zeros(inputShape);
 
   // Zero-stuffing with two cheap rank-3/4 pads instead of a rank-6 pad:
@@ -267,10 +266,7 @@ export function depthwiseBackpropInputImpl(ops: WasmOps, dy: TensorInfo, filter:
  * loop (with the package's Slice, a JS loop; wasm-slice.ts has replaced it since).
  */
 export function depthwiseBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: TensorInfo, filterShape: Shape4, g: GradGeometry): TensorInfo {
-  const { xShape, dyShape, sh, sw, padTop, padLeft, empty } = filterGradientSetup(DepthwiseConv2dNativeBackpropFilter, x, dy, filterShape, g, true);
-  const [N, H, W, C] = xShape;
-  const [kh, kw, , M] = filterShape;
-  const [, OH, OW] = dyShape;
+  const { N, H, W, C, kh, kw, out: M, OH, OW, sh, sw, padTop, padLeft, empty } = filterGradientDims(DepthwiseConv2dNativeBackpropFilter, x, dy, filterShape, g, true);
   if (empty) return ops.zeros(filterShape);
 
   if (M === 1) {
