@@ -6,6 +6,9 @@ import { defineStage, InputError, type InputArtifact } from './contract.js';
 import { checkAgreement, fuseMembers, withDefaults, type FuseParams, type Member } from './data/fusion.js';
 import { decodePredictions, encodePredictions, PREDICTIONS_PREFIX } from './data/predictions.js';
 
+/** The format of this kind's `report` output, for whatever reads the artifact (the HTML report does). */
+export type { FuseReport } from './data/fusion.js';
+
 export const fuse = defineStage<FuseParams>({
   name: 'fuse',
   version: 2, // 2: bagging draws from the shared Rng
