@@ -1,4 +1,4 @@
-// Throughput of training-time augmentation (stages/data/augment-ops.ts), single thread.
+// Throughput of training-time augmentation (stages/data/augment/), single thread.
 //
 // The loader must augment + batch at ≥ 5× the rate CPU training consumes images (≈15–60 img/s),
 // so 300 img/s per core at crop 224, level 3, is the floor. Each configuration is timed through
@@ -19,7 +19,7 @@ import {
   centerCrop,
   contactSheet,
   policyForLevel,
-} from '../dist/stages/data/augment-ops.js';
+} from '../dist/stages/data/augment/index.js';
 
 const FLOOR = 300; // img/s
 const BATCH = 32;

@@ -8,7 +8,7 @@
 import os from 'node:os';
 import { selectBackend } from '../dist/stages/tf/backend.js';
 import { loadModel } from '../dist/stages/tf/models.js';
-import { predictCrops } from '../dist/stages/multicrop-predict.js';
+import { predictCrops } from '../dist/stages/tf/predict.js';
 import { foldedPredictor } from '../dist/stages/tf/inference.js';
 
 const REFERENCE = { value: 31.2, source: 'PyTorch 1.13 CPU, 2 threads, MobileNetV2 inference at 224' };

@@ -37,7 +37,3 @@ export function writeLock(path: string, lock: LockFile): void {
   writeFileSync(tmp, `${stableStringify(lock)}\n`);
   renameSync(tmp, path);
 }
-
-export function fingerprintOfLock(s: LockStage): Fingerprint {
-  return { kind: s.kind, version: s.version, params: s.params, inputs: s.inputs, deps: s.deps, seed: s.seed };
-}

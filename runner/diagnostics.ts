@@ -27,7 +27,3 @@ export function formatDiagnostic(d: Diagnostic, withSource = true): string {
 export class UsageError extends Error {
   constructor(message: string, readonly diagnostics: Diagnostic[] = []) { super(message); }
 }
-
-export function unreachable(x: never): never {
-  throw new Error(`unreachable: ${JSON.stringify(x)}`);
-}

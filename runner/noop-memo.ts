@@ -34,7 +34,7 @@ interface NoopMemo {
 const RACY_MS = 2000;
 const BUILD_ID = join(dirname(fileURLToPath(import.meta.url)), 'build-id.txt');
 
-/** Written by `npm run build` (runner/validators.ts); from source, computed from the registry. */
+/** Written by `npm run build` (runner/build.ts); from source, computed from the registry. */
 async function buildId(): Promise<string> {
   try { return readFileSync(BUILD_ID, 'utf8').trim(); } catch {
     return (await import('./build-id.js')).computeBuildId();

@@ -1,9 +1,9 @@
 // `augment`: defines how training images are augmented on the fly (it materialises nothing).
 // Its outputs are the policy, which the training loader applies per batch with augmentBatch
-// (stages/data/augment-ops.ts), and a contact sheet PNG that shows a user what the policy does.
+// (stages/data/augment/), and a contact sheet PNG that shows a user what the policy does.
 import type { Store } from '../cache/store.js';
 import { defineStage, type InputArtifact } from './contract.js';
-import type { AugmentLevel, AugmentPolicy, RawImage } from './data/augment-ops.js';
+import type { AugmentLevel, AugmentPolicy, RawImage } from './data/augment/index.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
 
 export interface AugmentParams extends Partial<Omit<AugmentPolicy, 'crop'>> {
@@ -17,7 +17,7 @@ const range = { type: 'array', items: { type: 'number', minimum: 0 }, minItems: 
 
 export const augment = defineStage<AugmentParams>({
   name: 'augment',
-  version: 1,
+  version: 2, // 2: the preview's draws come from data/random.ts's PRNG (mulberry32), not augment/rng.ts's splitmix32
   description: 'A training-time augmentation policy (MXNet levels 0-3 as defaults) and a preview contact sheet.',
   params: {
     type: 'object',
@@ -44,7 +44,7 @@ export const augment = defineStage<AugmentParams>({
   isolate: true,
 
   async run(ctx, p) {
-    const { contactSheet, policyForLevel } = await import('./data/augment-ops.js');
+    const { contactSheet, policyForLevel } = await import('./data/augment/index.js');
     const { level, crop, previewImages, previewAugmentations, ...overrides } = p;
     const policy = policyForLevel(level, crop, overrides);
     const sources = previewSources(ctx.inputs.images as InputArtifact | undefined, ctx.store, previewImages)

@@ -2,12 +2,10 @@
 // matrix counts as many) on a split with a given crop setting, tabulate config × epoch → top-1,
 // top-3, loss, and select the n best by a metric. multicrop-predict reads the `selection` output;
 // the selected checkpoints are refs of this stage, so gc keeps them as long as it is referenced.
-import { defineStage, InputError, type InputArtifact } from './contract.js';
-import { averageCrops, cropCount, scoreProbs, type CropSet } from './data/crops.js';
-import type { DecodedSet } from './data/decoded.js';
-import { readJson } from './data/artifacts.js';
-import { backendSchema } from './tf/backend-param.js';
-import { checkClasses, epochsOf, loadCheckpoint, predictCrops, splitImages, type CheckpointRef, type SelectionEntry } from './multicrop-predict.js';
+import { defineStage, InputError } from './contract.js';
+import { checkClasses, epochsOf, finetuneCheckpoints, scoreCheckpoint, type SelectionEntry } from './data/checkpoint-refs.js';
+import { averageCrops, cropCount, type CropSet } from './data/crops.js';
+import { loadCheckpoint, openPrediction, predictCrops, predictionInputs, predictionParams, splitImages } from './tf/predict.js';
 
 type Metric = 'top1' | 'top3' | 'loss';
 
@@ -24,7 +22,7 @@ export interface SweepParams {
 
 export const checkpointSweep = defineStage<SweepParams>({
   name: 'checkpoint-sweep',
-  version: 2, // 2: batch normalisation folded into the convolutions (loadCheckpoint)
+  version: 3, // 2: batch normalisation folded into the convolutions (loadCheckpoint); 3: scores by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12)
   description: 'Evaluate finetune checkpoints on val (config × epoch table) and select the n best.',
   params: {
     type: 'object',
@@ -44,20 +42,14 @@ export const checkpointSweep = defineStage<SweepParams>({
       metric: { enum: ['top1', 'top3', 'loss'], default: 'top1', description: 'Selection metric (higher top-k is better, lower loss is better; ties: lower loss, then earlier).' },
       select: { type: 'integer', minimum: 1, default: 3, description: 'How many checkpoints to select.' },
       split: { type: 'string', default: 'val' },
-      batchSize: { type: 'integer', minimum: 1, default: 32, description: 'Crops per forward pass.' },
-      backend: backendSchema,
+      ...predictionParams,
     },
   },
-  inputs: {
-    models: { many: true, required: true, description: 'finetune stages' },
-    images: { many: false, required: true, description: 'a decode stage', reads: ['images'] },
-  },
+  inputs: predictionInputs('finetune stages'),
   isolate: true,
 
   async run(ctx, p) {
-    const backend = await (await import('./tf/backend.js')).stageBackend(ctx, p.backend);
-    const tf = backend.tf;
-    const set = readJson<DecodedSet>(ctx.store, (ctx.inputs.images as InputArtifact).outputs.images!);
+    const { backend, tf, set } = await openPrediction(ctx, p.backend);
     const rows = (set.splits[p.split] ?? []).filter((r) => r.label !== null);
     if (!rows.length) throw new InputError(`the ${p.split} split has no labelled images to evaluate checkpoints on`);
     const images = splitImages(ctx.store, rows);
@@ -70,22 +62,18 @@ export const checkpointSweep = defineStage<SweepParams>({
     let count = 0;
     const t0 = Date.now();
     for (const a of Array.isArray(models) ? models : [models]) {
-      if (!a.outputs.history) throw new InputError(`${a.stageId} is not a finetune stage (it has no history output)`);
-      const h = readJson<{ classes: string[]; inputSize: number }>(ctx.store, a.outputs.history);
-      const epochs = chooseEpochs(epochsOf(a), p.epochs);
-      const scale = p.scale ?? h.inputSize;
-      for (const epoch of epochs) {
-        const ref: CheckpointRef = { stageId: a.stageId, epoch, checkpoint: a.outputs[epoch]!, inputSize: h.inputSize, classes: h.classes };
+      for (const ref of finetuneCheckpoints(ctx.store, a, chooseEpochs(epochsOf(a), p.epochs))) {
+        const scale = p.scale ?? ref.inputSize;
         checkClasses(ref, set);
         const model = await loadCheckpoint(tf, ctx.store, ref);
         try {
           const nested = crops === 'full' ? 0 : cropCount(crops);
-          const out = predictCrops(tf, model, images, { size: h.inputSize, scales: [scale], nested, full: crops === 'full', batchSize: p.batchSize });
+          const out = predictCrops(tf, model, images, { size: ref.inputSize, scales: [scale], nested, full: crops === 'full', batchSize: p.batchSize });
           count += out.crops;
           const probs = averageCrops(out.full ? [{ logits: out.full, stride: 1, crops: 1 }] : [{ logits: out.perScale[0]!, stride: nested, crops: nested }], images.length, k, 'probs');
-          const metrics = scoreProbs(probs, labels, k)!;
+          const metrics = scoreCheckpoint(probs, labels, k)!;
           evaluated.push({ ...ref, metrics });
-          ctx.log(`${a.stageId} ${epoch}: top-1 ${metrics.top1.toFixed(4)}, top-3 ${metrics.top3.toFixed(4)}, loss ${metrics.loss.toFixed(4)}`);
+          ctx.log(`${ref.stageId} ${ref.epoch}: top-1 ${metrics.top1.toFixed(4)}, top-3 ${metrics.top3.toFixed(4)}, loss ${metrics.loss.toFixed(4)}`);
         } finally {
           model.dispose();
         }

@@ -7,7 +7,7 @@ import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { digestOf, type Digest } from '../cache/canonical.js';
 import { hashFile } from '../cache/hash-files.js';
 import type { Store } from '../cache/store.js';
-import { JsonSource } from '../runner/source.js';
+import { JsonSource } from './util/json-source.js';
 import { defineStage, InputError } from './contract.js';
 import { IMAGE_EXTENSIONS, sniffImage, type Manifest, type ManifestEntry, type ManifestRoot } from './data/manifest.js';
 

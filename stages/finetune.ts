@@ -6,10 +6,11 @@
 import type { Digest } from '../cache/canonical.js';
 import type { Store } from '../cache/store.js';
 import { defineStage, InputError, type InputArtifact } from './contract.js';
-import type { AugmentPolicy, RawImage } from './data/augment-ops.js';
+import type { AugmentPolicy, RawImage } from './data/augment/index.js';
 import { readJson } from './data/artifacts.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
-import { Rng, mix32 } from './data/random.js';
+import { scoreRows } from './data/metrics.js';
+import { hashInts, Rng, STREAM } from './data/random.js';
 import { backendSchema } from './tf/backend-param.js';
 import type { Trainable } from './tf/train-loop.js';
 
@@ -35,7 +36,7 @@ export interface FinetuneParams {
 
 export const finetune = defineStage<FinetuneParams>({
   name: 'finetune',
-  version: 4, // 2: 1×1 filter gradients as a matrix product; 3: depthwise filter gradients by podium's SIMD kernel; 4: batch-norm statistics by podium's kernels (same maths, other float rounding)
+  version: 5, // 2: 1×1 filter gradients as a matrix product; 3: depthwise filter gradients by podium's SIMD kernel; 4: batch-norm statistics by podium's kernels (same maths, other float rounding); 5: val metrics by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12), and augmentation, shuffling and Dropout seeds drawn from data/random.ts's one hash and PRNG (other streams)
   description: 'Fine-tune a pretrained CNN with all layers open; a checkpoint per epoch.',
   params: {
     type: 'object',
@@ -74,7 +75,8 @@ export const finetune = defineStage<FinetuneParams>({
     const { loadModel } = await import('./tf/models.js');
     const { train } = await import('./tf/train-loop.js');
     const { modelToBlob, modelFromBlob } = await import('./tf/checkpoint.js');
-    const { augmentBatch, centerCrop, policyForLevel } = await import('./data/augment-ops.js');
+    const { encodeOptimizer, decodeOptimizer } = await import('./tf/optimizer.js');
+    const { augmentBatch, centerCrop, policyForLevel } = await import('./data/augment/index.js');
     const tfl = await import('@tensorflow/tfjs-layers');
     const backend = await stageBackend(ctx, p.backend);
     const tf = backend.tf;
@@ -169,7 +171,7 @@ function loadSplit(store: Store, set: DecodedSet, split: string): { images: RawI
 
 /** A permutation of 0…n−1 that depends only on (seed, epoch): Fisher–Yates with a seeded PRNG. */
 export function epochOrder(n: number, seed: number, epoch: number): number[] {
-  const rng = new Rng(mix32(seed ^ Math.imul(epoch + 1, 0x9e3779b1)));
+  const rng = new Rng(hashInts(STREAM.shuffle, seed, epoch));
   const order = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rng.next() * (i + 1));
@@ -178,47 +180,18 @@ export function epochOrder(n: number, seed: number, epoch: number): number[] {
   return order;
 }
 
-/** Top-1, top-3 and loss on a split, from centre crops (the eval path of the augmentation module). */
-function evaluate(tf: typeof import('@tensorflow/tfjs-core'), model: import('@tensorflow/tfjs-layers').LayersModel, set: { images: RawImage[]; labels: number[] }, size: number, batch: number, centerCrop: typeof import('./data/augment-ops.js').centerCrop): Record<string, number> {
-  let top1 = 0;
-  let top3 = 0;
-  let loss = 0;
+/** Top-1, top-3 and log-loss on a split (data/metrics.ts), from centre crops (the eval path of the augmentation module). */
+function evaluate(tf: typeof import('@tensorflow/tfjs-core'), model: import('@tensorflow/tfjs-layers').LayersModel, set: { images: RawImage[]; labels: number[] }, size: number, batch: number, centerCrop: typeof import('./data/augment/index.js').centerCrop): Record<string, number> {
   const x = new Float32Array(batch * size * size * 3);
+  let probs = new Float32Array(0);
   for (let start = 0; start < set.images.length; start += batch) {
     const n = Math.min(batch, set.images.length - start);
     for (let i = 0; i < n; i++) centerCrop(set.images[start + i]!, size, x, i * size * size * 3);
-    const probs = tf.tidy(() => (model.predict(tf.tensor4d(x.subarray(0, n * size * size * 3), [n, size, size, 3])) as import('@tensorflow/tfjs-core').Tensor).dataSync());
-    const k = probs.length / n;
-    for (let i = 0; i < n; i++) {
-      const row = probs.subarray(i * k, (i + 1) * k);
-      const label = set.labels[start + i]!;
-      const rank = Array.from(row).filter((v) => v > row[label]!).length;
-      if (rank === 0) top1++;
-      if (rank < 3) top3++;
-      loss -= Math.log(Math.max(row[label]!, 1e-12));
-    }
+    const rows = tf.tidy(() => (model.predict(tf.tensor4d(x.subarray(0, n * size * size * 3), [n, size, size, 3])) as import('@tensorflow/tfjs-core').Tensor).dataSync());
+    const k = rows.length / n;
+    if (probs.length === 0) probs = new Float32Array(set.images.length * k);
+    probs.set(rows, start * k);
   }
-  const total = set.images.length;
-  return { valTop1: top1 / total, valTop3: top3 / total, valLoss: loss / total };
-}
-
-function encodeOptimizer(state: import('./tf/train-loop.js').OptimizerState): Buffer {
-  const slots = Object.entries(state.slots).map(([name, s]) => ({ name, shape: s.shape, length: s.values.length }));
-  const header = Buffer.from(JSON.stringify({ optimizer: state.optimizer, step: state.step, slots }));
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(header.length);
-  return Buffer.concat([len, header, ...Object.values(state.slots).map((s) => Buffer.from(s.values.buffer, s.values.byteOffset, s.values.byteLength))]);
-}
-
-function decodeOptimizer(buf: Buffer): import('./tf/train-loop.js').OptimizerState {
-  const len = buf.readUInt32LE(0);
-  const header = JSON.parse(buf.subarray(4, 4 + len).toString()) as { optimizer: 'sgd' | 'adam'; step: number; slots: Array<{ name: string; shape: number[]; length: number }> };
-  let offset = 4 + len;
-  const slots: import('./tf/train-loop.js').OptimizerState['slots'] = {};
-  for (const s of header.slots) {
-    const bytes = buf.subarray(offset, offset + s.length * 4);
-    slots[s.name] = { shape: s.shape, values: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) };
-    offset += s.length * 4;
-  }
-  return { optimizer: header.optimizer, step: header.step, slots };
+  const scores = scoreRows(probs, probs.length / set.images.length, set.labels);
+  return scores ? { valTop1: scores.top1, valTop3: scores.top3, valLoss: scores.logLoss } : {};
 }

@@ -9,17 +9,12 @@
 // Crop sets nest (crops.ts): computing '10' gives '1' and '5' too, so the table lists every
 // nested set up to the largest requested at no extra cost.
 import type { Digest } from '../cache/canonical.js';
-import type { Store } from '../cache/store.js';
-import { defineStage, InputError, type InputArtifact, type InputValue } from './contract.js';
-import { averageCrops, cropCount, resizeShorter, scoreProbs, softmaxRows, writeCrops, type CropSet } from './data/crops.js';
-import type { RawImage } from './data/augment-ops.js';
-import { decodeDecoded, type DecodedSet } from './data/decoded.js';
+import { defineStage, InputError } from './contract.js';
+import { checkClasses, checkpointsOf, scoreCheckpoint } from './data/checkpoint-refs.js';
+import { averageCrops, cropCount, type CropSet } from './data/crops.js';
 import { encodePredictions, type Predictions } from './data/predictions.js';
-import { blobOf, readJson } from './data/artifacts.js';
-import { backendSchema } from './tf/backend-param.js';
+import { loadCheckpoint, openPrediction, predictCrops, predictionInputs, predictionParams, splitImages } from './tf/predict.js';
 
-type Tf = typeof import('@tensorflow/tfjs-core');
-type LayersModel = import('@tensorflow/tfjs-layers').LayersModel;
 type Backend = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 type Average = 'probs' | 'logits';
 
@@ -32,26 +27,12 @@ export interface MulticropParams {
   backend: Backend;
 }
 
-/** One checkpoint to predict with. */
-export interface CheckpointRef {
-  stageId: string;
-  epoch: string;
-  checkpoint: Digest;
-  inputSize: number;
-  classes: string[];
-}
-
-/** What checkpoint-sweep writes as its `selection` output (a JSON list). */
-export interface SelectionEntry extends CheckpointRef {
-  metrics: { top1: number; top3: number; loss: number };
-}
-
 const cropEnum = ['1', '5', '10', 'full', 1, 5, 10];
 export const cropsSchema = { oneOf: [{ enum: cropEnum }, { type: 'array', minItems: 1, items: { enum: cropEnum } }] };
 
 export const multicropPredict = defineStage<MulticropParams>({
   name: 'multicrop-predict',
-  version: 3, // 3: batch normalisation folded into the convolutions
+  version: 4, // 3: batch normalisation folded into the convolutions; 4: scores by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12)
   description: 'Predict val/test with every chosen checkpoint over crops and scales, averaged; one Predictions per checkpoint.',
   params: {
     type: 'object',
@@ -61,20 +42,14 @@ export const multicropPredict = defineStage<MulticropParams>({
       scales: { type: ['array', 'null'], items: { type: 'integer', minimum: 8 }, minItems: 1, default: null, description: 'Shorter-side sizes to test at (default: the model inputSize and 8/7 of it, e.g. [224, 256]).' },
       average: { enum: ['probs', 'logits'], default: 'probs', description: 'Average the crops as probabilities, or average logits then softmax.' },
       splits: { type: 'array', items: { type: 'string' }, minItems: 1, default: ['val', 'test'] },
-      batchSize: { type: 'integer', minimum: 1, default: 32, description: 'Crops per forward pass.' },
-      backend: backendSchema,
+      ...predictionParams,
     },
   },
-  inputs: {
-    models: { many: true, required: true, description: 'finetune stages (their last epoch) or checkpoint-sweep stages (their selection)' },
-    images: { many: false, required: true, description: 'a decode stage', reads: ['images'] },
-  },
+  inputs: predictionInputs('finetune stages (their last epoch) or checkpoint-sweep stages (their selection)'),
   isolate: true,
 
   async run(ctx, p) {
-    const backend = await (await import('./tf/backend.js')).stageBackend(ctx, p.backend);
-    const tf = backend.tf;
-    const set = readJson<DecodedSet>(ctx.store, (ctx.inputs.images as InputArtifact).outputs.images!);
+    const { backend, tf, set } = await openPrediction(ctx, p.backend);
     const refs = checkpointsOf(ctx.store, ctx.inputs.models!);
     const splits = p.splits.filter((s) => set.splits[s]);
     for (const s of p.splits) if (!set.splits[s]) ctx.log(`split ${s} is not in the dataset: skipped`);
@@ -108,7 +83,7 @@ export const multicropPredict = defineStage<MulticropParams>({
           if (labels.every((l) => l === null)) continue;
           // What each (crops, scale) bought.
           const row = (crops: string, scale: number | 'all' | null, v: typeof views): void => {
-            const score = scoreProbs(averageCrops(v, images.length, k, p.average), labels, k);
+            const score = scoreCheckpoint(averageCrops(v, images.length, k, p.average), labels, k);
             if (score) table.push({ split, stageId: ref.stageId, epoch: ref.epoch, crops, scale, ...score });
           };
           for (const c of [1, 5, 10].filter((c) => c <= nested)) {
@@ -116,7 +91,7 @@ export const multicropPredict = defineStage<MulticropParams>({
             if (scales.length > 1) row(String(c), 'all', scales.map((_, s) => ({ logits: out.perScale[s]!, stride: nested, crops: c })));
           }
           if (out.full) row('full', null, [{ logits: out.full, stride: 1, crops: 1 }]);
-          const score = scoreProbs(probs, labels, k);
+          const score = scoreCheckpoint(probs, labels, k);
           if (score) table.push({ split, stageId: ref.stageId, epoch: ref.epoch, crops: requested.join('+'), scale: 'all', averaged: true, ...score });
           if (score && split === 'val') {
             if (!best || score.top1 > best.top1 || (score.top1 === best.top1 && score.top3 > best.top3)) best = { name, ...score };
@@ -143,148 +118,3 @@ export const multicropPredict = defineStage<MulticropParams>({
 export function defaultScales(inputSize: number): number[] {
   return [inputSize, Math.round((inputSize * 8) / 7)];
 }
-
-/**
- * The checkpoints named by a `models` input: a finetune stage gives its last epoch, a
- * checkpoint-sweep stage every entry of its selection. Duplicates are dropped; order is the
- * inputs' order, then epoch order / selection order.
- */
-export function checkpointsOf(store: Store, value: InputValue): CheckpointRef[] {
-  const out: CheckpointRef[] = [];
-  const seen = new Set<string>();
-  const add = (r: CheckpointRef): void => {
-    const id = `${r.stageId}:${r.epoch}`;
-    if (!seen.has(id)) { seen.add(id); out.push(r); }
-  };
-  for (const a of Array.isArray(value) ? value : [value]) {
-    if (a.outputs.selection) {
-      for (const e of readJson<SelectionEntry[]>(store, a.outputs.selection)) add({ stageId: e.stageId, epoch: e.epoch, checkpoint: e.checkpoint, inputSize: e.inputSize, classes: e.classes });
-    } else if (a.outputs.history) {
-      const last = epochsOf(a).at(-1);
-      if (!last) throw new InputError(`${a.stageId} has no checkpoints`);
-      const h = readJson<{ classes: string[]; inputSize: number }>(store, a.outputs.history);
-      add({ stageId: a.stageId, epoch: last, checkpoint: a.outputs[last]!, inputSize: h.inputSize, classes: h.classes });
-    } else {
-      throw new InputError(`${a.stageId} is neither a finetune stage (no history output) nor a checkpoint-sweep stage (no selection output)`);
-    }
-  }
-  return out;
-}
-
-/** A finetune stage's checkpoint output names, in epoch order. */
-export function epochsOf(a: InputArtifact): string[] {
-  return Object.keys(a.outputs).filter((n) => /^epoch-\d+$/.test(n)).sort((x, y) => Number(x.slice(6)) - Number(y.slice(6)));
-}
-
-export function checkClasses(ref: CheckpointRef, set: DecodedSet): void {
-  if (ref.classes.length !== set.classes.length || ref.classes.some((c, i) => c !== set.classes[i])) {
-    throw new InputError(`${ref.stageId} ${ref.epoch} was trained on classes [${ref.classes.slice(0, 5).join(', ')}${ref.classes.length > 5 ? ', …' : ''}], the images have [${set.classes.slice(0, 5).join(', ')}${set.classes.length > 5 ? ', …' : ''}]`);
-  }
-}
-
-/**
- * A checkpoint as a model that outputs logits: models from models.ts end in head_logits →
- * softmax; the softmax is cut off so crops can be averaged as logits. A model without that layer
- * is used as is, its probabilities turned into log-probabilities (equivalent up to a constant).
- * Batch normalisation is folded into the convolutions (tf/inference.ts): 1.27× faster on MobileNetV2 at 224 px (node bench/train.mjs).
- */
-export async function loadCheckpoint(tf: Tf, store: Store, ref: CheckpointRef): Promise<{ predict(x: import('@tensorflow/tfjs-core').Tensor4D): import('@tensorflow/tfjs-core').Tensor; dispose(): void }> {
-  const tfl = await import('@tensorflow/tfjs-layers');
-  const { modelFromBlob } = await import('./tf/checkpoint.js');
-  const { HEAD_LOGITS } = await import('./tf/models.js');
-  const { foldedPredictor } = await import('./tf/inference.js');
-  const model: LayersModel = await modelFromBlob(tf, tfl, blobOf(store, ref.checkpoint));
-  const layer = model.layers.find((l) => l.name === HEAD_LOGITS);
-  const dispose = (p: { dispose(): void }) => () => { p.dispose(); model.dispose(); };
-  if (layer) {
-    const logits = foldedPredictor(tf, tfl.model({ inputs: model.inputs, outputs: layer.output as import('@tensorflow/tfjs-layers').SymbolicTensor }));
-    return { predict: (x) => logits.predict(x), dispose: dispose(logits) };
-  }
-  const probs = foldedPredictor(tf, model);
-  return { predict: (x) => tf.log(tf.maximum(probs.predict(x), 1e-30)), dispose: dispose(probs) };
-}
-
-/**
- * The images to predict: an array, or a count and a loader (e.g. reading a decoded blob from the
- * cache), so a large split never has to be in memory at once.
- */
-export type ImageSource = ReadonlyArray<RawImage> | { length: number; get(i: number): RawImage };
-
-export interface CropPlan {
-  size: number;
-  scales: number[];
-  /** Crops per image per scale from the nested order (0, 1, 5 or 10). */
-  nested: number;
-  full: boolean;
-  batchSize: number;
-}
-
-/**
- * Logits of every crop: perScale[s] is n × nested × k (image-major, crops in crops.ts order),
- * full (if asked) n × k. Crops from consecutive images share batches of `batchSize`; batch
- * composition depends only on the inputs, so results are bit-identical across runs.
- */
-export function predictCrops(tf: Tf, model: { predict(x: import('@tensorflow/tfjs-core').Tensor4D): import('@tensorflow/tfjs-core').Tensor }, images: ImageSource, plan: CropPlan): { perScale: Float32Array[]; full?: Float32Array; crops: number } {
-  const { size, scales, nested, batchSize } = plan;
-  for (const s of scales) if (nested && s < size) throw new InputError(`scale ${s} is smaller than the model's input size ${size}`);
-  const per = size * size * 3;
-  const batch = new Float32Array(batchSize * per);
-  const dest: Array<{ out: Float32Array; row: number }> = [];
-  const perScale = scales.map(() => new Float32Array(0));
-  let full: Float32Array | undefined;
-  let k = 0;
-  let pending: Array<() => void> = [];
-  let total = 0;
-
-  const flush = (): void => {
-    const n = dest.length;
-    if (!n) return;
-    const logits = tf.tidy(() => model.predict(tf.tensor4d(batch.subarray(0, n * per), [n, size, size, 3])).dataSync() as Float32Array);
-    if (!k) {
-      k = logits.length / n;
-      scales.forEach((_, s) => { perScale[s] = new Float32Array(images.length * nested * k); });
-      if (plan.full) full = new Float32Array(images.length * k);
-      for (const f of pending) f();
-      pending = [];
-    }
-    dest.forEach((d, i) => d.out.set(logits.subarray(i * k, (i + 1) * k), d.row * k));
-    dest.length = 0;
-  };
-  // Targets are allocated once k is known (after the first batch): record destinations lazily.
-  const push = (crop: Float32Array, target: () => Float32Array, row: number): void => {
-    batch.set(crop, dest.length * per);
-    const d: { out: Float32Array; row: number } = { out: new Float32Array(0), row };
-    if (k) d.out = target(); else pending.push(() => { d.out = target(); });
-    dest.push(d);
-    total++;
-    if (dest.length === batchSize) flush();
-  };
-
-  const tmp = new Float32Array(Math.max(nested, 1) * per);
-  const imageAt = 'get' in images ? (i: number) => images.get(i) : (i: number) => images[i]!;
-  for (let i = 0; i < images.length; i++) {
-    const img = imageAt(i);
-    scales.forEach((scale, s) => {
-      if (!nested) return;
-      const resized = resizeShorter(img, scale);
-      const set: CropSet = nested === 10 ? '10' : nested === 5 ? '5' : '1';
-      writeCrops(img, set, scale, size, tmp, 0, resized);
-      for (let c = 0; c < nested; c++) push(tmp.subarray(c * per, (c + 1) * per), () => perScale[s]!, i * nested + c);
-    });
-    if (plan.full) {
-      writeCrops(img, 'full', size, size, tmp, 0);
-      push(tmp.subarray(0, per), () => full!, i);
-    }
-  }
-  flush();
-  return { perScale, ...(full ? { full } : {}), crops: total };
-}
-
-/** A split's decoded images, read from the cache one at a time (no JPEG is decoded). */
-export function splitImages(store: Store, rows: DecodedSet['splits'][string]): { length: number; get(i: number): RawImage } {
-  return { length: rows.length, get: (i) => decodeDecoded(blobOf(store, rows[i]!.blob)) };
-}
-
-
-// softmaxRows is re-exported for stages that turn logits from predictCrops into probabilities.
-export { softmaxRows };

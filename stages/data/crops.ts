@@ -8,10 +8,9 @@
 // the same five mirrored. So the first 1 of the '10' crops are the '1' crops and the first 5 the
 // '5' crops: a caller that computed '10' has '1' and '5' for free.
 // Output: NHWC float32 in [0, 1], written into a caller's buffer (one crop after another).
-import type { RawImage } from './augment-ops.js';
+import type { RawImage } from './augment/index.js';
 
 export type CropSet = '1' | '5' | '10' | 'full';
-export const CROP_SETS: readonly CropSet[] = ['1', '5', '10', 'full'];
 
 export function cropCount(c: CropSet): number {
   switch (c) {
@@ -176,23 +175,4 @@ export function averageCrops(views: ReadonlyArray<{ logits: Float32Array; stride
     else for (let j = 0; j < k; j++) out[i * k + j] = acc[j]! / m;
   }
   return out;
-}
-
-/** Top-1, top-3 and mean cross-entropy of probability rows on the labelled rows (null: none). */
-export function scoreProbs(probs: Float32Array, labels: ReadonlyArray<number | null>, k: number): { top1: number; top3: number; loss: number } | null {
-  let top1 = 0;
-  let top3 = 0;
-  let loss = 0;
-  let total = 0;
-  labels.forEach((label, i) => {
-    if (label === null) return;
-    const row = probs.subarray(i * k, (i + 1) * k);
-    let rank = 0;
-    for (let j = 0; j < k; j++) if (row[j]! > row[label]!) rank++;
-    if (rank === 0) top1++;
-    if (rank < 3) top3++;
-    loss -= Math.log(Math.max(row[label]!, 1e-12));
-    total++;
-  });
-  return total ? { top1: top1 / total, top3: top3 / total, loss: loss / total } : null;
 }

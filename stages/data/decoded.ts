@@ -1,7 +1,7 @@
 // Decoded images as cache blobs: raw RGB uint8 (HWC) behind a 12-byte header, so training and
 // prediction read pixels straight from LMDB without decoding a JPEG again.
 import type { Digest } from '../../cache/canonical.js';
-import type { RawImage } from './augment-ops.js';
+import type { RawImage } from './augment/index.js';
 
 const MAGIC = 0x42475250; // 'PRGB' little-endian
 const HEADER = 12;

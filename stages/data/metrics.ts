@@ -1,7 +1,9 @@
-// Classification metrics from a SplitPredictions: top-1/top-k, per-class accuracy, confusion
-// matrix, mean log-loss and the misclassified items. Pure functions; rows whose label is null
-// are skipped everywhere. Ranking is by probability, ties broken by the lower class index, so
-// every metric here agrees with the top-K an export writes.
+// Classification metrics, the only scorer in podium: every stage that reports top-1, top-3 or a
+// log-loss (finetune's per-epoch evaluation, checkpoint-sweep, multicrop-predict, fuse, export)
+// computes it here, so the same "valTop1" means the same thing in every stage. Pure functions;
+// rows whose label is null are skipped everywhere. Ranking is by probability, ties broken by the
+// lower class index, so a label that ties with a lower-indexed class is NOT top-1: every metric
+// here agrees with the top-K an export writes.
 import type { SplitPredictions } from './predictions.js';
 
 /** Probabilities are clipped to this before the log, so one zero does not make the loss infinite. */
@@ -65,15 +67,41 @@ export function top1Accuracy(sp: SplitPredictions): number | null {
 
 /** Mean of -log p(true class), p clipped to [LOG_EPS, 1]; null when none is labelled. */
 export function logLoss(sp: SplitPredictions): number | null {
-  const classes = numClasses(sp);
+  return scoreRows(sp.probs, numClasses(sp), sp.labels)?.logLoss ?? null;
+}
+
+/** Top-1, top-3 and mean log-loss of some rows of a probability matrix. */
+export interface RowScores {
+  /** Labelled rows scored. */
+  n: number;
+  top1: number;
+  top3: number;
+  /** Mean of -log p(true class), p clipped to [LOG_EPS, 1]. */
+  logLoss: number;
+}
+
+/**
+ * Scores the labelled rows among `rows` (indices into `labels`; default every row) of an
+ * n × classes probability matrix, with rankOf's tie rule; null when none of them is labelled.
+ * Rows are summed in the order given, so a caller that passes the same rows gets the same bits.
+ */
+export function scoreRows(probs: ArrayLike<number>, classes: number, labels: ReadonlyArray<number | null>, rows?: readonly number[]): RowScores | null {
   let n = 0;
-  let sum = 0;
-  sp.labels.forEach((y, i) => {
-    if (y === null) return;
+  let top1 = 0;
+  let top3 = 0;
+  let loss = 0;
+  const count = rows === undefined ? labels.length : rows.length;
+  for (let i = 0; i < count; i++) {
+    const r = rows === undefined ? i : rows[i]!;
+    const y = labels[r];
+    if (y === null || y === undefined) continue;
     n++;
-    sum -= Math.log(Math.max(LOG_EPS, sp.probs[i * classes + y]!));
-  });
-  return n ? sum / n : null;
+    const rank = rankOf(probs, r * classes, classes, y);
+    if (rank < 1) top1++;
+    if (rank < 3) top3++;
+    loss -= Math.log(Math.max(LOG_EPS, probs[r * classes + y]!));
+  }
+  return n ? { n, top1: top1 / n, top3: top3 / n, logLoss: loss / n } : null;
 }
 
 /** confusion[true][predicted] = count of labelled rows (predicted = top-1). */

@@ -1,4 +1,6 @@
-/** Seeded hashing and the PRNG shared by the synthetic generator, shuffling (finetune) and bagging (fuse): one implementation, so every stage draws the same way. */
+// Seeded hashing and the one PRNG of podium: the synthetic generator, augmentation, shuffling and
+// Dropout seeds (finetune) and bagging (fuse) all draw from here, so every stage draws the same
+// way. Streams are keyed by integers through hashInts with a tag per use, never by ad hoc mixing.
 
 /** murmur3 finaliser: a cheap, well-mixing 32-bit bijection. */
 export function mix32(h: number): number {
@@ -9,6 +11,38 @@ export function mix32(h: number): number {
   h ^= h >>> 16;
   return h >>> 0;
 }
+
+/** Folds a safe integer (possibly ≥ 2^32 or negative) into the hash, both 32-bit halves. */
+function absorb(h: number, n: number): number {
+  const lo = n >>> 0;
+  const hi = Math.floor(n / 4294967296) >>> 0;
+  h = mix32((h ^ lo) + 0x9e3779b9);
+  return mix32((h ^ hi) + 0x7f4a7c15);
+}
+
+/**
+ * A 32-bit hash of a domain tag and integers, e.g. (AUGMENT, seed, epoch, index). Each value is
+ * absorbed whole, so seeds above 2^32 or negative do not collide with small ones; the tag keeps
+ * apart streams keyed by the same numbers (one step's augmentation and its Dropout masks).
+ */
+export function hashInts(tag: number, ...values: number[]): number {
+  let h = tag >>> 0;
+  for (const v of values) {
+    if (!Number.isSafeInteger(v)) throw new RangeError(`hashInts: every value must be a safe integer, got ${v}`);
+    h = absorb(h, v);
+  }
+  return h;
+}
+
+/** Domain tags for hashInts, one per stream. */
+export const STREAM = {
+  /** Per-sample augmentation draws: (seed, epoch, dataset index). */
+  augment: 0x3c6ef372,
+  /** The order of the training set in an epoch: (seed, epoch). */
+  shuffle: 0x5be0cd19,
+  /** A Dropout layer's seed for one training step: (seed, epoch, batch, layer). */
+  dropout: 0x510e527f,
+} as const;
 
 export function fnv1a(s: string): number {
   let h = 0x811c9dc5;

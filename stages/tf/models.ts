@@ -157,7 +157,7 @@ function addHead(base: LayersModel, spec: ModelSpec): LayersModel {
     throw new Error(`the feature layer's output has shape [${x.shape.join(',')}]; expected [N, H, W, C] or [N, C]`);
   }
   const rate = spec.headDropout ?? 0;
-  // The seed here is a placeholder: train-loop.ts sets a fresh seed per step (see there).
+  // The seed here is a placeholder: the training loop sets a fresh seed per step (seedDropouts in layer-patches.ts).
   if (rate > 0) x = tfl.layers.dropout({ rate, seed: spec.seed, name: `${HEAD_PREFIX}dropout` }).apply(x) as tfl.SymbolicTensor;
   x = tfl.layers
     .dense({

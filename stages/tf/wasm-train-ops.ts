@@ -2,7 +2,7 @@
 // (loops in kernels/train.as.ts, on the backend's heap). These round to float32 in the same
 // order as the tfjs ops they replace and wasm has no fused multiply-add, so results are bit for
 // bit those of the ops; what they save is kernel calls and passes over memory:
-//  - SGD with momentum (train-loop.ts): ~7 kernel calls per weight per step, ~1,800 for
+//  - SGD with momentum (optimizer.ts): ~7 kernel calls per weight per step, ~1,800 for
 //    MobileNetV2, where Multiply alone was 8% of a step.
 //  - ReLU6's gradient (lean-layers.ts): dy·step(y·(max − y)) was 4 passes over the activation.
 // And two that are not bit-identical, because their sums run in another order than XNNPACK's

@@ -7,7 +7,7 @@ import {
   policyForLevel,
   type AugmentPolicy,
   type RawImage,
-} from '../../stages/data/augment-ops.js';
+} from '../../stages/data/augment/index.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures

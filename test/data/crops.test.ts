@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { RawImage } from '../../stages/data/augment-ops.js';
+import type { RawImage } from '../../stages/data/augment/index.js';
 import { cropCount, cropOrigins, crops, resizeBilinear, resizeShorter, writeCrops } from '../../stages/data/crops.js';
 
 /** W×H image whose pixel (x, y) is (10x, 10y, 7): every crop pixel tells where it came from. */
@@ -72,9 +72,9 @@ describe('test-time crops', () => {
   });
 });
 
-describe('crop averaging and scoring', () => {
+describe('crop averaging', () => {
   it("averages probabilities ('probs') or logits then softmax ('logits')", async () => {
-    const { averageCrops, scoreProbs, softmaxRows } = await import('../../stages/data/crops.js');
+    const { averageCrops, softmaxRows } = await import('../../stages/data/crops.js');
     // One image, two crops, two classes: logits (0, 0) and (4, 0).
     const logits = Float32Array.from([0, 0, 4, 0]);
     const probs = averageCrops([{ logits, stride: 2, crops: 2 }], 1, 2, 'probs');
@@ -87,10 +87,5 @@ describe('crop averaging and scoring', () => {
     const two = averageCrops([{ logits, stride: 2, crops: 1 }, { logits: Float32Array.from([4, 0]), stride: 1, crops: 1 }], 1, 2, 'probs');
     expect(Array.from(two)).toEqual(Array.from(probs));
     expect(Array.from(softmaxRows([0, Math.log(3)], 1, 2))).toEqual([0.25, 0.75]);
-    const s = scoreProbs(Float32Array.from([0.7, 0.2, 0.1, 0.2, 0.3, 0.5, 0.1, 0.1, 0.8]), [0, 0, null], 3)!;
-    expect(s.top1).toBe(0.5);
-    expect(s.top3).toBe(1);
-    expect(s.loss).toBeCloseTo(-(Math.log(0.7) + Math.log(0.2)) / 2, 6);
-    expect(scoreProbs(new Float32Array(3), [null], 3)).toBeNull();
   });
 });

@@ -8,7 +8,8 @@ import type { StageRecord } from '../../cache/store.js';
 import { InputError, type InputArtifact, type StageContext } from '../../stages/contract.js';
 import { decodePredictions, encodePredictions, type Predictions } from '../../stages/data/predictions.js';
 import { exportStage, formatSubmission, type ExportParams } from '../../stages/export.js';
-import { combine, fuse, fuseMembers, isHeldOut, withDefaults, type FuseParams, type Member } from '../../stages/fuse.js';
+import { combine, fuseMembers, isHeldOut, withDefaults, type FuseParams, type Member } from '../../stages/data/fusion.js';
+import { fuse } from '../../stages/fuse.js';
 import { Project } from '../rig.js';
 
 /**

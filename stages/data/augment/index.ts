@@ -52,7 +52,7 @@
 // bilinear with no prefilter, which aliases beyond ~2x reduction. The cache is expected to hold
 // images near training resolution (e.g. shorter side 256 for crop 224), where this is irrelevant.
 //
-// Layout: ./policy.ts (AugmentPolicy, levels, validation), ./rng.ts (per-sample PRNG),
+// Layout: ./policy.ts (AugmentPolicy, levels, validation), ../random.ts (the per-sample PRNG),
 // ./geometry.ts (affine maps and the per-sample plan), ./sample.ts (integer copy, bilinear warp,
 // edge sampling), ./colour.ts (HSL jitter), ./image.ts (RawImage and buffer checks); this file is
 // the public API.
@@ -60,12 +60,24 @@
 import { planSample } from './geometry.js';
 import { validateImage, validateOut, type RawImage } from './image.js';
 import { policyForLevel, validatePolicy, type AugmentPolicy } from './policy.js';
-import { sampleRng, splitmix32 } from './rng.js';
+import { hashInts, Rng, STREAM } from '../random.js';
 import { render } from './sample.js';
 
 export type { RawImage } from './image.js';
 export type { AugmentLevel, AugmentPolicy } from './policy.js';
 export { policyForLevel, validatePolicy };
+
+/**
+ * The PRNG for one sample: depends on (seed, epoch, index) only, so augmentation does not depend
+ * on batch composition or order.
+ */
+export function sampleRng(seed: number, epoch: number, index: number): () => number {
+  for (const [name, n] of [['seed', seed], ['epoch', epoch], ['index', index]] as const) {
+    if (!Number.isSafeInteger(n)) throw new RangeError(`${name} must be a safe integer, got ${n}`);
+  }
+  const rng = new Rng(hashInts(STREAM.augment, seed, epoch, index));
+  return () => rng.next();
+}
 
 /**
  * Augments one sample into `out[outOffset .. outOffset + crop·crop·3)` (HWC, [0,1]). The result
@@ -133,7 +145,7 @@ export function centerCrop(img: RawImage, size: number, out: Float32Array, outOf
   validateImage(img);
   validateOut(out, outOffset, size);
   // Level 0 draws are unused (all amplitudes 0), so any seed gives the same plan.
-  const plan = planSample(img, policy, splitmix32(0));
+  const plan = planSample(img, policy, sampleRng(0, 0, 0));
   render(img, plan.map, size, policy.fill, out, outOffset, null);
 }
 

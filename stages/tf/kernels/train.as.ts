@@ -52,7 +52,7 @@ export function depthwiseFilterGrad(
  * One SGD-with-momentum update, fused, into new buffers (the inputs stay as they were):
  *   g′ = g + decay·w (when useDecay), buf′ = momentum·buf + g′, w′ = w − lr·buf′.
  * Each product and sum is rounded to float32 in the same order as the tfjs ops it replaces
- * (train-loop.ts), and wasm has no fused multiply-add, so the results are bit for bit the same;
+ * (optimizer.ts), and wasm has no fused multiply-add, so the results are bit for bit the same;
  * what it saves is ~7 kernel calls per weight per step (1,800 for MobileNetV2).
  */
 export function sgdMomentum(w: usize, g: usize, buf: usize, wOut: usize, bufOut: usize, n: i32, lr: f32, momentum: f32, decay: f32, useDecay: i32): void {

@@ -1,0 +1,304 @@
+/**
+ * The convolution gradients of wasm-gradients.ts, each a composition of kernels the wasm backend
+ * does ship and that are fast there: Conv2D and DepthwiseConv2dNative (XNNPACK), rank ≤ 4
+ * Transpose, PadV2, Slice, Reshape, Reverse, Sum, Fill — plus podium's own SIMD loop for the
+ * depthwise filter gradient with channel multiplier 1 (kernels/train.as.ts).
+ *
+ * Performance facts that chose the algorithms below, measured on our 2-core machines when the
+ * backend still ran the package's single-threaded build (under Node it now runs the threaded SIMD
+ * build, wasm-threads.ts; the ratios are what chose the forms, not current timings):
+ *  - Conv2D is XNNPACK GEMM: ~5 GMAC/s, also with dilation > 1. So a big
+ *    "correlate x with dy" conv is cheap, whatever its shape.
+ *  - DepthwiseConv2dNative is fast only for small kernels (≤ 5×5) with channel
+ *    multiplier 1. Large kernels fall back to a grouped GEMM that packs the
+ *    filter into 8-wide column blocks, so a multiplier-1 filter costs 8× its
+ *    size in packing; fewer, larger groups and smaller filters are faster.
+ *  - Transposes of rank > 4 are slow; wasm-ops.ts plans them as rank ≤ 4 ones.
+ *  - DepthToSpace, SpaceToBatchND and StridedSlice with strides > 1 are slow
+ *    (90+ ms for 1.6 M floats), so phase shuffles are done with reshape + rank ≤ 4
+ *    transposes instead. (The package's Slice was a JS loop then too; podium's
+ *    own Slice, wasm-slice.ts, now copies inside the heap.)
+ *  - Forward Conv2D/DepthwiseConv2dNative with numeric or explicit padding is
+ *    broken in tfjs-backend-wasm 4.22 (wrong values, heap corruption), so we
+ *    only ever call them with 'valid' padding and pad explicitly with PadV2.
+ */
+import {
+  backend_util,
+  Conv2DBackpropFilter,
+  Conv2DBackpropInput,
+  DepthwiseConv2dNativeBackpropFilter,
+  DepthwiseConv2dNativeBackpropInput,
+  util,
+} from '@tensorflow/tfjs-core';
+import type { Conv2DBackpropFilterAttrs, TensorInfo } from '@tensorflow/tfjs-core';
+
+import { at, fail, type WasmOps } from './wasm-ops.js';
+
+export type Shape4 = [number, number, number, number];
+type Pad = Conv2DBackpropFilterAttrs['pad'];
+type RoundingMode = Conv2DBackpropFilterAttrs['dimRoundingMode'];
+
+/** Common attributes of all four gradient kernels, already validated. */
+export interface GradGeometry {
+  strides: [number, number] | number;
+  pad: Pad;
+  dimRoundingMode?: RoundingMode;
+}
+
+/** A shape that must be rank 4, as a tuple. */
+export function as4D(kernel: string, name: string, shape: readonly number[]): Shape4 {
+  if (shape.length !== 4) fail(kernel, `${name} must be rank 4, got shape [${shape.join(',')}]`);
+  return [at(shape, 0), at(shape, 1), at(shape, 2), at(shape, 3)];
+}
+
+function ceilDiv(a: number, b: number): number {
+  return Math.ceil(a / b);
+}
+
+/**
+ * Forward-pass geometry exactly as tfjs computes it (pads for 'same' follow
+ * TF: total = max((out-1)*stride + k - in, 0), top = floor(total / 2)).
+ */
+function geometry(kernel: string, xShape: Shape4, filterShape: Shape4, dyShape: Shape4, g: GradGeometry, depthwise: boolean) {
+  const info = backend_util.computeConv2DInfo(
+    xShape,
+    filterShape,
+    g.strides,
+    1,
+    g.pad,
+    g.dimRoundingMode,
+    depthwise,
+    'channelsLast',
+  );
+  if (info.outHeight !== dyShape[1] || info.outWidth !== dyShape[2] || info.outChannels !== dyShape[3] || info.batchSize !== dyShape[0]) {
+    fail(
+      kernel,
+      `dy shape [${dyShape.join(',')}] does not match the forward output [${info.outShape.join(',')}] ` +
+        `for x [${xShape.join(',')}], filter [${filterShape.join(',')}], strides ${String(g.strides)}, pad ${JSON.stringify(g.pad)}`,
+    );
+  }
+  return {
+    sh: info.strideHeight,
+    sw: info.strideWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+  };
+}
+
+/**
+ * The dimensions of a gradient, checked against each other and the forward geometry: x (or the
+ * input) [N, H, W, C], filter [kh, kw, C, out], dy [N, OH, OW, dyC]; and whether it is empty (then
+ * the gradient is all zeros).
+ */
+interface GradientDims {
+  N: number; H: number; W: number; C: number;
+  kh: number; kw: number; out: number;
+  OH: number; OW: number; dyC: number;
+  sh: number; sw: number; padTop: number; padLeft: number;
+  empty: boolean;
+}
+
+function gradientDims(kernel: string, xShape: Shape4, filterShape: Shape4, dyShape: Shape4, g: GradGeometry, depthwise: boolean, empty: boolean): GradientDims {
+  const [N, H, W, C] = xShape;
+  const [kh, kw, , out] = filterShape;
+  const [, OH, OW, dyC] = dyShape;
+  return { N, H, W, C, kh, kw, out, OH, OW, dyC, ...geometry(kernel, xShape, filterShape, dyShape, g, depthwise), empty };
+}
+
+/** For a filter gradient: x and dy are given, the filter's shape is asked for. */
+function filterGradientDims(kernel: string, x: TensorInfo, dy: TensorInfo, filterShape: Shape4, g: GradGeometry, depthwise: boolean): GradientDims {
+  const xShape = as4D(kernel, 'x', x.shape);
+  if (filterShape[2] !== xShape[3]) fail(kernel, `filterShape in-channels ${filterShape[2]} != x channels ${xShape[3]}`);
+  const dyShape = as4D(kernel, 'dy', dy.shape);
+  const empty = util.sizeFromShape(x.shape) === 0 || util.sizeFromShape(dy.shape) === 0;
+  return gradientDims(kernel, xShape, filterShape, dyShape, g, depthwise, empty);
+}
+
+/** For an input gradient: dy and the filter are given, the input's shape is asked for. */
+function inputGradientDims(kernel: string, dy: TensorInfo, filter: TensorInfo, inputShape: Shape4, g: GradGeometry, depthwise: boolean): GradientDims {
+  const filterShape = as4D(kernel, 'filter', filter.shape);
+  if (filterShape[2] !== inputShape[3]) fail(kernel, `filter in-channels ${filterShape[2]} != inputShape channels ${inputShape[3]}`);
+  const dyShape = as4D(kernel, 'dy', dy.shape);
+  const empty = util.sizeFromShape(inputShape) === 0 || util.sizeFromShape(dy.shape) === 0 || util.sizeFromShape(filter.shape) === 0;
+  return gradientDims(kernel, inputShape, filterShape, dyShape, g, depthwise, empty);
+}
+
+/**
+ * Conv2D filter gradient as ONE Conv2D over transposed tensors:
+ *   dW[i, j, c, co] = Σ_{n,y,x} xpad[n, sh·y+i, sw·x+j, c] · dy[n, y, x, co]
+ * is a correlation of xpad with dy dilated by the stride. So the input
+ * channels C become the conv *batch*, the examples N become the conv *input
+ * channels*, and dy (transposed to [OH, OW, N, Co]) is the conv *filter*
+ * with dilation = forward stride; the 'valid' output [C, kh, kw, Co] is
+ * transposed to [kh, kw, C, Co]. x is padded (or cropped) explicitly exactly
+ * like the forward pass saw it. XNNPACK turns this into one big GEMM
+ * (K = N·OH·OW), ~1.1× the forward conv's time for stride 1. For stride 2
+ * the dilated conv measured 31 ms vs 80 ms for a polyphase (space-to-batch)
+ * variant, because it computes exactly k² taps and needs no rank-6 shuffles.
+ */
+export function conv2DBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: TensorInfo, filterShape: Shape4, g: GradGeometry): TensorInfo {
+  const { N, H, W, C, kh, kw, OH, OW, dyC: Co, sh, sw, padTop, padLeft, empty } = filterGradientDims(Conv2DBackpropFilter, x, dy, filterShape, g, false);
+  if (empty) return ops.zeros(filterShape);
+
+  if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && OH === H && OW === W) {
+    // A 1×1 stride-1 convolution is a matrix product over the pixels P = N·H·W, so
+    // dW[C, Co] = Xᵀ · dY. XNNPACK packs the product's right operand afresh on every call (dy is
+    // new each step), and packing, not arithmetic, is what costs (docs/performance.md): so the
+    // smaller of X and dY goes right, untransposed, and the larger is transposed on the left.
+    // MobileNetV2's 16→96 expansion at 128 px, batch 32: 200 ms against 590 ms for the
+    // conv form below (node bench/filter-gradient.mjs 1, load ~3.5).
+    const P = N * H * W;
+    const x2 = ops.reshape(x, [P, C]);
+    const dy2 = ops.reshape(dy, [P, Co]);
+    const dW = C <= Co ? ops.transpose(ops.matMul(ops.transpose(dy2, [1, 0]), x2), [1, 0]) : ops.matMul(ops.transpose(x2, [1, 0]), dy2);
+    return ops.reshape(dW, filterShape);
+  }
+
+  // Rows the forward pass actually read: (OH-1)·sh + kh, starting at -padTop.
+  const Hp = (OH - 1) * sh + kh;
+  const Wp = (OW - 1) * sw + kw;
+  const xp = ops.padOrCrop(x, [
+    [0, 0],
+    [padTop, Hp - H - padTop],
+    [padLeft, Wp - W - padLeft],
+    [0, 0],
+  ]);
+  const convIn = ops.transpose(xp, [3, 1, 2, 0]); // [C, Hp, Wp, N]
+  const convFilter = ops.transpose(dy, [1, 2, 0, 3]); // [OH, OW, N, Co]
+  const out = ops.conv2d(convIn, convFilter, [sh, sw]); // [C, kh, kw, Co]
+  return ops.transpose(out, [1, 2, 0, 3]);
+}
+
+/**
+ * Conv2D input gradient (transposed convolution) as ONE stride-1 Conv2D,
+ * the "sub-pixel convolution" form: output phase (p,q) of dx only receives
+ * filter taps i ≡ p (mod sh), j ≡ q (mod sw), so
+ *   dxpad[n, sh·u+p, sw·v+q, ci] = Σ_{t,r,co} dy[n, u-t, v-r, co] · w[p+sh·t, q+sw·r, ci, co].
+ * All sh·sw phase filters (spatially flipped, in/out swapped) are stacked
+ * into the output channels of one conv over dy padded by ⌈k/s⌉-1; the phases
+ * are then interleaved with a rank-4 transpose (DepthToSpace is slow on wasm)
+ * and the forward padding is cropped off. No zeros are inserted into dy.
+ */
+export function conv2DBackpropInputImpl(ops: WasmOps, dy: TensorInfo, filter: TensorInfo, inputShape: Shape4, g: GradGeometry): TensorInfo {
+  const { N, H, W, C: Ci, kh, kw, out: Co, OH, OW, sh, sw, padTop, padLeft, empty } = inputGradientDims(Conv2DBackpropInput, dy, filter, inputShape, g, false);
+  if (empty) return ops.zeros(inputShape);
+
+  const A = ceilDiv(kh, sh);
+  const B = ceilDiv(kw, sw);
+  // Phase rows u cover padded rows sh·u .. sh·u+sh-1; skip the u0 rows that
+  // lie entirely in the forward top padding, stop after the last real row.
+  const u0 = Math.floor(padTop / sh);
+  const v0 = Math.floor(padLeft / sw);
+  const U = Math.floor((padTop + H - 1) / sh) + 1 - u0;
+  const V = Math.floor((padLeft + W - 1) / sw) + 1 - v0;
+  const dyp = ops.padOrCrop(dy, [
+    [0, 0],
+    [A - 1 - u0, U + u0 - OH],
+    [B - 1 - v0, V + v0 - OW],
+    [0, 0],
+  ]);
+
+  // Phase filters: w [kh,kw,Ci,Co] → pad to [A·sh, B·sw] → [A, p, B, q, Ci, Co]
+  // → flip t, r → [A, B, Co, p, q, Ci] → [A, B, Co, sh·sw·Ci].
+  const wp = ops.padOrCrop(filter, [
+    [0, A * sh - kh],
+    [0, B * sw - kw],
+    [0, 0],
+    [0, 0],
+  ]);
+  const flipped = ops.reverse(ops.reshape(wp, [A, sh, B, sw, Ci, Co]), [0, 2]);
+  const phaseFilter = ops.reshape(ops.transpose(flipped, [0, 2, 5, 1, 3, 4]), [A, B, Co, sh * sw * Ci]);
+  const out = ops.conv2d(dyp, phaseFilter); // [N, U, V, sh·sw·Ci]
+
+  let full = out; // rows/cols of the padded dx starting at (sh·u0, sw·v0)
+  if (sh !== 1 || sw !== 1) {
+    // [N, U, V, p, q·Ci] → [N, U, p, V, q·Ci] (one rank-4 transpose)
+    const inter = ops.transpose(ops.reshape(out, [N, U, V, sh, sw * Ci]), [0, 1, 3, 2, 4]);
+    full = ops.reshape(inter, [N, U * sh, V * sw, Ci]);
+  }
+  return ops.slice(full, [0, padTop - sh * u0, padLeft - sw * v0, 0], [N, H, W, Ci]);
+}
+
+/**
+ * Depthwise input gradient: zero-stuff dy at the stride, pad so that it
+ * lines up with the forward padding, and correlate with the spatially
+ * flipped filter as a stride-1 depthwise conv over the C·M dy channels;
+ * then sum the channel multiplier away. Depthwise convs are cheap (k² MACs
+ * per element), so the s² zero-stuffing overhead is acceptable here and
+ * keeps the channel-multiplier bookkeeping to a single innermost Sum.
+ */
+export function depthwiseBackpropInputImpl(ops: WasmOps, dy: TensorInfo, filter: TensorInfo, inputShape: Shape4, g: GradGeometry): TensorInfo {
+  const { N, H, W, C, kh, kw, out: M, OH, OW, dyC: CM, sh, sw, padTop, padLeft, empty } = inputGradientDims(DepthwiseConv2dNativeBackpropInput, dy, filter, inputShape, g, true);
+  if (empty) return ops.zeros(inputShape);
+
+  // Zero-stuffing with two cheap rank-3/4 pads instead of a rank-6 pad:
+  // [N·OH, OW, 1, CM] → [N·OH, OW, sw, CM], then [N·OH, 1, OW·sw·CM] → [N·OH, sh, …].
+  let stuffed = dy;
+  if (sw > 1) stuffed = ops.padOrCrop(ops.reshape(stuffed, [N * OH, OW, 1, CM]), [[0, 0], [0, 0], [0, sw - 1], [0, 0]]);
+  if (sh > 1) stuffed = ops.padOrCrop(ops.reshape(stuffed, [N * OH, 1, OW * sw * CM]), [[0, 0], [0, sh - 1], [0, 0]]);
+  const Hz = OH * sh; // includes sh-1 trailing zero rows, harmless
+  const Wz = OW * sw;
+  stuffed = ops.reshape(stuffed, [N, Hz, Wz, CM]);
+  // dx[h] = Σ_i' zpad[h + i'] · wflip[i'] with zpad[k] = z[k + padTop - (kh-1)].
+  const zp = ops.padOrCrop(stuffed, [
+    [0, 0],
+    [kh - 1 - padTop, H + padTop - Hz],
+    [kw - 1 - padLeft, W + padLeft - Wz],
+    [0, 0],
+  ]);
+  const flipped = ops.reshape(ops.reverse(filter, [0, 1]), [kh, kw, C * M, 1]);
+  const out = ops.depthwise(zp, flipped); // [N, H, W, C·M]
+  if (M === 1) return out;
+  return ops.sumLast(ops.reshape(out, [N, H, W, C, M]));
+}
+
+/**
+ * Depthwise filter gradient as ONE stride-1 depthwise conv. Depthwise
+ * channels are independent, so (channel, example) pairs become the depthwise
+ * *channels* and dy (transposed to [OH, OW, C·N, M]) is the depthwise
+ * *filter*; the sh·sw input phases are the *batch*. The output
+ * [sh·sw, A, B, C·N·M] is summed over N and interleaved to [kh, kw, C, M].
+ * Why phases and not dilation = stride (as for Conv2D): the depthwise GEMM
+ * fallback is dominated by packing dy, and the phase form keeps the filter
+ * small and the batch large (the conv alone: 33 ms vs 59 ms for x
+ * [8,56,56,144], stride 2).
+ * The whole gradient was ~1.7× faster than a per-tap slice/multiply/reduce
+ * loop (with the package's Slice, a JS loop; wasm-slice.ts has replaced it since).
+ */
+export function depthwiseBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: TensorInfo, filterShape: Shape4, g: GradGeometry): TensorInfo {
+  const { N, H, W, C, kh, kw, out: M, OH, OW, sh, sw, padTop, padLeft, empty } = filterGradientDims(DepthwiseConv2dNativeBackpropFilter, x, dy, filterShape, g, true);
+  if (empty) return ops.zeros(filterShape);
+
+  if (M === 1) {
+    // Multiplier 1 (MobileNet's depthwise layers): podium's SIMD loop reads x and dy in place,
+    // where the composition below packs and shuffles them (30% of a MobileNetV2 step).
+    const out = ops.empty(filterShape);
+    const scratch = ops.empty([kh * kw * C]);
+    ops.kernels.depthwiseFilterGrad(ops.offset(x), ops.offset(dy), ops.offset(out), ops.offset(scratch), N, H, W, C, OH, OW, kh, kw, sh, sw, padTop, padLeft);
+    return out;
+  }
+
+  const A = ceilDiv(kh, sh);
+  const B = ceilDiv(kw, sw);
+  const Hs = OH + A - 1;
+  const Ws = OW + B - 1;
+  const xp = ops.padOrCrop(x, [
+    [0, 0],
+    [padTop, sh * Hs - H - padTop],
+    [padLeft, sw * Ws - W - padLeft],
+    [0, 0],
+  ]);
+  // [N, Hs, p, Ws, q, C] → [p, q, Hs, Ws, C, N] → [sh·sw, Hs, Ws, C·N]
+  const phases = ops.transpose(ops.reshape(xp, [N, Hs, sh, Ws, sw, C]), [2, 4, 1, 3, 5, 0]);
+  const convIn = ops.reshape(phases, [sh * sw, Hs, Ws, C * N]);
+  // dy [N, OH, OW, C, M] → [OH, OW, C, N, M] → depthwise filter [OH, OW, C·N, M]
+  const dyT = ops.transpose(ops.reshape(dy, [N, OH, OW, C, M]), [1, 2, 3, 0, 4]);
+  const convFilter = ops.reshape(dyT, [OH, OW, C * N, M]);
+  const out = ops.depthwise(convIn, convFilter); // [sh·sw, A, B, C·N·M], channel = (c·N + n)·M + m
+  // Sum over n: bring n innermost (tiny tensor) and reduce.
+  const perSample = ops.transpose(ops.reshape(out, [sh * sw * A * B * C, N, M]), [0, 2, 1]);
+  const summed = ops.sumLast(perSample); // [sh·sw·A·B·C·M]
+  // [p, q, A, B, C, M] → [A, p, B, q, C, M] → [A·sh, B·sw, C, M] → crop
+  const interleaved = ops.transpose(ops.reshape(summed, [sh, sw, A, B, C, M]), [2, 0, 3, 1, 4, 5]);
+  return ops.slice(ops.reshape(interleaved, [A * sh, B * sw, C, M]), [0, 0, 0, 0], [kh, kw, C, M]);
+}
