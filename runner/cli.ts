@@ -12,7 +12,7 @@ const USAGE = `usage: podium <verb> [options]
   status <pipeline> [--json]
   diff <lockA> [<lockB> | <git-rev>] [--json]
   verify <pipeline> [--stages a,b] [--json]
-  gc [--keep-runs N] [--json]
+  gc [--keep-runs N] [--dry-run] [--json]
   show <pipeline> <stage> [--json]
   report <pipeline> [--out FILE] [--compare <lock-file|git-rev>] [--json]
   metrics <pipeline> [--json | --csv]
@@ -27,7 +27,7 @@ const OPTIONS = {
   status: common,
   diff: common,
   verify: { ...common, stages: { type: 'string', multiple: true }, verbose: { type: 'boolean', short: 'v' } },
-  gc: { ...common, 'keep-runs': { type: 'string' } },
+  gc: { ...common, 'keep-runs': { type: 'string' }, 'dry-run': { type: 'boolean' } },
   show: common,
   report: { ...common, out: { type: 'string', short: 'o' }, compare: { type: 'string' } },
   metrics: { ...common, csv: { type: 'boolean' } },
@@ -109,7 +109,7 @@ async function main(argv: string[]): Promise<number> {
     case 'gc': {
       const { gc, formatGc } = await import('./gc.js');
       const keepRuns = v['keep-runs'] === undefined ? undefined : Number(v['keep-runs']);
-      const r = await gc({ cache, keepRuns });
+      const r = await gc({ cache, keepRuns, dryRun: !!v['dry-run'] });
       print(json, r, () => formatGc(r));
       return 0;
     }

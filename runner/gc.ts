@@ -1,6 +1,10 @@
 // `podium gc`: drop records and blobs that neither a lock file in the project nor one of the
-// last N runs references; forget stat-memo entries of files that are gone.
-import { existsSync, readdirSync } from 'node:fs';
+// last N runs references; forget stat-memo entries of files that are gone. `--dry-run` only
+// says what it would keep and remove.
+//
+// Space: LMDB reuses freed pages for later writes, but its file never shrinks. gc reports both
+// what it freed inside the file and the file's size, so the two are not confused.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Digest } from '../cache/canonical.js';
 import { readLock } from '../cache/lockfile.js';
@@ -10,7 +14,21 @@ import { projectRoot } from './cache-path.js';
 import { openStore, type CommonOptions } from './context.js';
 import { UsageError } from './diagnostics.js';
 
-export interface GcReport { lockFiles: string[]; keptRecords: number; removedRecords: number; removedBlobs: number; bytesFreed: number; removedRuns: number }
+export interface GcReport {
+  dryRun: boolean;
+  lockFiles: string[];
+  keptRecords: number;
+  removedRecords: number;
+  removedBlobs: number;
+  /** Blob bytes dropped (or that would be): space LMDB reuses for later writes. */
+  bytesFreed: number;
+  removedRuns: number;
+  /** Size of the cache's data file on disk; unchanged by gc (LMDB files do not shrink). */
+  fileBytes: number;
+  /** Stage ids (from lock files) of the records kept, and keys of the records removed. */
+  kept: string[];
+  removed: string[];
+}
 
 const DEFAULT_KEEP_RUNS = 10;
 const SKIP_DIRS = new Set(['node_modules', '.git', '.podium', 'dist']);
@@ -26,7 +44,7 @@ export function findLockFiles(dir: string, depth = 4): string[] {
   return out;
 }
 
-export async function gc(opts: CommonOptions & { keepRuns?: number }): Promise<GcReport> {
+export async function gc(opts: CommonOptions & { keepRuns?: number; dryRun?: boolean }): Promise<GcReport> {
   const keepRuns = opts.keepRuns ?? DEFAULT_KEEP_RUNS;
   if (!Number.isInteger(keepRuns) || keepRuns < 0) throw new UsageError(`--keep-runs must be a non-negative integer, got ${opts.keepRuns}`);
   // gc works for the project the working directory is in, wherever in it podium is called.
@@ -43,7 +61,7 @@ export async function gc(opts: CommonOptions & { keepRuns?: number }): Promise<G
       throw new CacheUnavailable(`the cache is in use by ${who}${busy.length > 1 ? ` and ${busy.length - 1} more` : ''}; nothing was removed, run gc when it has finished`);
     }
     try {
-      return sweep(store, keepRuns, root);
+      return sweep(store, keepRuns, root, !!opts.dryRun);
     } finally {
       store.endGc();
     }
@@ -52,36 +70,57 @@ export async function gc(opts: CommonOptions & { keepRuns?: number }): Promise<G
   }
 }
 
-function sweep(store: LmdbStore, keepRuns: number, root: string): GcReport {
+function sweep(store: LmdbStore, keepRuns: number, root: string, dryRun: boolean): GcReport {
   const lockFiles = findLockFiles(root);
-  const keep = new Set<Digest>();
+  const keep = new Map<Digest, string>();
   for (const f of lockFiles) {
-    try { for (const s of Object.values(readLock(f)?.stages ?? {})) keep.add(s.key); } catch { /* not a podium lock: ignore */ }
+    try { for (const [id, s] of Object.entries(readLock(f)?.stages ?? {})) keep.set(s.key, id); } catch { /* not a podium lock: ignore */ }
   }
   const runs = store.runs().sort((a, b) => a.id.localeCompare(b.id));
   const removedRuns = runs.slice(0, Math.max(0, runs.length - keepRuns));
-  for (const r of runs.slice(removedRuns.length)) for (const k of r.keys) keep.add(k);
-  for (const r of removedRuns) store.deleteRun(r.id);
+  for (const r of runs.slice(removedRuns.length)) for (const k of r.keys) if (!keep.has(k)) keep.set(k, `(a recent run of ${r.pipeline})`);
+  if (!dryRun) for (const r of removedRuns) store.deleteRun(r.id);
 
   const live = new Set<Digest>();
-  let removedRecords = 0;
+  const kept: string[] = [];
+  const removed: string[] = [];
   for (const key of store.recordKeys()) {
     const rec = keep.has(key) ? store.getRecord(key) : undefined;
-    if (!rec) { store.deleteRecord(key); removedRecords++; continue; }
+    if (!rec) {
+      removed.push(key);
+      if (!dryRun) store.deleteRecord(key);
+      continue;
+    }
+    kept.push(keep.get(key)!);
     for (const d of [...Object.values(rec.outputs), ...rec.refs]) live.add(d);
   }
   let bytesFreed = 0;
   let removedBlobs = 0;
   for (const d of store.blobDigests()) {
     if (live.has(d)) continue;
-    bytesFreed += store.deleteBlob(d);
+    bytesFreed += dryRun ? store.blobInfo(d)?.size ?? 0 : store.deleteBlob(d);
     removedBlobs++;
   }
-  for (const p of store.statPaths()) if (!existsSync(p)) store.deleteStat(p);
-  for (const [key, value] of store.indexEntries()) if (!live.has(value.split(' ')[0] as Digest)) store.deleteIndex(key);
-  return { lockFiles, keptRecords: store.recordKeys().length, removedRecords, removedBlobs, bytesFreed, removedRuns: removedRuns.length };
+  if (!dryRun) {
+    for (const p of store.statPaths()) if (!existsSync(p)) store.deleteStat(p);
+    for (const [key, value] of store.indexEntries()) if (!live.has(value.split(' ')[0] as Digest)) store.deleteIndex(key);
+  }
+  let fileBytes = 0;
+  try { fileBytes = statSync(join(store.path, 'data.mdb')).size; } catch { /* a scratch or odd cache */ }
+  return { dryRun, lockFiles, keptRecords: kept.length, removedRecords: removed.length, removedBlobs, bytesFreed, removedRuns: removedRuns.length, fileBytes, kept: kept.sort(), removed: removed.sort() };
 }
 
+const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`;
+
 export function formatGc(r: GcReport): string {
-  return `gc: kept ${r.keptRecords} records (${r.lockFiles.length} lock files, recent runs); removed ${r.removedRecords} records and ${r.removedBlobs} blobs, ${r.bytesFreed} bytes freed`;
+  const lines: string[] = [];
+  if (r.dryRun) {
+    lines.push(`gc --dry-run: would keep ${r.keptRecords} records (${r.lockFiles.length} lock files, recent runs) and remove ${r.removedRecords} records and ${r.removedBlobs} blobs (${mb(r.bytesFreed)})`);
+    for (const id of r.kept) lines.push(`  keep    ${id}`);
+    for (const key of r.removed) lines.push(`  remove  record ${key.slice(0, 12)}`);
+    return lines.join('\n');
+  }
+  lines.push(`gc: kept ${r.keptRecords} records (${r.lockFiles.length} lock files, recent runs); removed ${r.removedRecords} records and ${r.removedBlobs} blobs`);
+  lines.push(`  ${mb(r.bytesFreed)} freed inside the cache file, which LMDB reuses for later writes; the file stays ${mb(r.fileBytes)} on disk (LMDB files do not shrink)`);
+  return lines.join('\n');
 }

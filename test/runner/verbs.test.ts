@@ -130,10 +130,20 @@ describe('gc and show', () => {
     await project.run();
     const keepRecent = JSON.parse((await project.cli('gc', '--json')).stdout);
     expect(keepRecent.removedRecords).toBe(0);
+    // --dry-run lists what it would do and does nothing.
+    const dry = await project.cli('gc', '--keep-runs', '0', '--dry-run');
+    expect(dry.stdout).toMatch(/^gc --dry-run: would keep 2 records \(1 lock files, recent runs\) and remove 1 records and 1 blobs/);
+    expect(dry.stdout).toContain('  keep    prep');
+    expect(dry.stdout).toMatch(/ {2}remove {2}record [0-9a-f]{12}/);
+    expect(JSON.parse((await project.cli('gc', '--keep-runs', '0', '--dry-run', '--json')).stdout).removedRecords).toBe(1);
     const r = JSON.parse((await project.cli('gc', '--keep-runs', '0', '--json')).stdout);
     expect(r.removedRecords).toBe(1);
     expect(r.removedBlobs).toBe(1); // the old model.txt; metrics.json and prep.csv are shared
     expect(r.bytesFreed).toBeGreaterThan(0);
+    expect(r.fileBytes).toBeGreaterThan(0);
+    // In words, freed space is not confused with the file's size on disk.
+    const human = await project.cli('gc', '--keep-runs', '0');
+    expect(human.stdout).toMatch(/0\.0 MB freed inside the cache file, which LMDB reuses for later writes; the file stays \d+\.\d MB on disk/);
     expect((await project.run()).status).toEqual({ prep: 'cached', train: 'cached' });
     project.write('p.json', twoStage('0.01'));
     expect((await project.run()).status).toEqual({ prep: 'cached', train: 'ran' });
