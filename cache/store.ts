@@ -18,6 +18,8 @@ export interface StageRecord {
   durationMs: number;
   backend: string | null;
   logTail: string[];
+  /** Speed figures (StageResult.timing); not in the lock. Absent in records of older podiums. */
+  timing?: Record<string, number>;
 }
 
 /** Stat memo: a file whose (size, mtime, inode) are unchanged is not read again. */

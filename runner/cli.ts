@@ -8,7 +8,7 @@ import { formatDiagnostic, UsageError } from './diagnostics.js';
 
 const USAGE = `usage: podium <verb> [options]
 
-  run <pipeline> [--dry-run] [--only ID]... [--from ID] [--force ID]... [--jobs N] [--gpus 0,1] [--backend auto|tensorflow|wasm|cpu] [--cache DIR] [--lease-timeout SECONDS] [--no-report] [--json] [--verbose]
+  run <pipeline> [--dry-run] [--only ID]... [--from ID] [--force ID]... [--jobs N] [--gpus 0,1] [--backend auto|tensorflow|wasm|cpu] [--cache DIR] [--lease-timeout SECONDS] [--no-report] [--json] [--quiet] [--verbose]
   status <pipeline> [--json]
   diff <lockA> [<lockB> | <git-rev>] [--json]
   verify <pipeline> [--stages a,b] [--json]
@@ -23,7 +23,7 @@ Exit codes: 0 success, 1 a stage failed, verification found differences or the c
 
 const common = { cache: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 const OPTIONS = {
-  run: { ...common, 'dry-run': { type: 'boolean' }, only: { type: 'string', multiple: true }, from: { type: 'string' }, force: { type: 'string', multiple: true }, jobs: { type: 'string' }, gpus: { type: 'string' }, 'lease-timeout': { type: 'string' }, 'no-report': { type: 'boolean' }, verbose: { type: 'boolean', short: 'v' } },
+  run: { ...common, 'dry-run': { type: 'boolean' }, only: { type: 'string', multiple: true }, from: { type: 'string' }, force: { type: 'string', multiple: true }, jobs: { type: 'string' }, gpus: { type: 'string' }, 'lease-timeout': { type: 'string' }, 'no-report': { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, verbose: { type: 'boolean', short: 'v' } },
   status: common,
   diff: common,
   verify: { ...common, stages: { type: 'string', multiple: true }, verbose: { type: 'boolean', short: 'v' } },
@@ -64,10 +64,14 @@ async function main(argv: string[]): Promise<number> {
     case 'run': {
       const { runPipeline } = await import('./run.js');
       const { humanLogger } = await import('./events.js');
+      // A terminal gets live bars; pipes and CI get plain lines without control characters.
+      // (A pseudo-terminal that reports 0 rows has no room for a live block: plain lines there.)
+      const live = !v.quiet && process.stderr.isTTY && !process.env.CI && (process.stderr.rows ?? 1) > 0 ? (await import('./progress-tty.js')).ttyLogger(process.stderr, !!v.verbose) : undefined;
+      const logger = live ?? humanLogger(process.stderr, !!v.verbose, !!v.quiet);
       const jobs = v.jobs === undefined ? undefined : Number(v.jobs);
       const gpus = typeof v.gpus === 'string' ? v.gpus.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
       const leaseTimeout = v['lease-timeout'] === undefined ? undefined : Number(v['lease-timeout']);
-      const summary = await runPipeline(pos[0], { cache, backend, dryRun: !!v['dry-run'], only: v.only as string[] | undefined, from: v.from as string | undefined, force: v.force as string[] | undefined, jobs, gpus, leaseTimeout }, humanLogger(process.stderr, !!v.verbose), controller.signal);
+      const summary = await runPipeline(pos[0], { cache, backend, dryRun: !!v['dry-run'], only: v.only as string[] | undefined, from: v.from as string | undefined, force: v.force as string[] | undefined, jobs, gpus, leaseTimeout }, logger, controller.signal).finally(() => live?.stop());
       // The report is rebuilt after a run that did something (PODIUM_NO_REPORT=1 or --no-report skip it).
       let report: string | undefined;
       const wantReport = !v['dry-run'] && !v['no-report'] && !process.env.PODIUM_NO_REPORT && !summary.noop && !controller.signal.aborted && summary.stages.length > 0;

@@ -1,5 +1,6 @@
-// Execution emits typed events; loggers only render them. The human logger writes to stderr so
-// stdout stays clean for --json.
+// Execution emits typed events; loggers only render them. The human loggers write to stderr so
+// stdout stays clean for --json: this plain one (pipes, CI, --quiet) and progress-tty.ts.
+import type { Progress } from '../stages/contract.js';
 /** 'may-run' (dry runs only): runs if an upstream stage that would run changes its output (early cutoff decides). */
 export type StageStatus = 'ran' | 'cached' | 'failed' | 'skipped' | 'would-run' | 'may-run';
 
@@ -22,6 +23,8 @@ export interface StageReport {
 export type RunEvent =
   | { type: 'stage-start'; id: string; kind: string; reason: string; slot: number }
   | { type: 'stage-log'; id: string; line: string }
+  | { type: 'stage-note'; id: string; line: string }
+  | { type: 'stage-progress'; id: string; update: Progress }
   | { type: 'stage-done'; report: StageReport }
   | { type: 'warning'; message: string };
 
@@ -29,11 +32,18 @@ export type EventSink = (e: RunEvent) => void;
 
 const MARK: Record<StageStatus, string> = { ran: '✓ ran', cached: '· cached', failed: '✗ failed', skipped: '- skipped', 'would-run': '> would run', 'may-run': '? may run' };
 
-export function humanLogger(out: NodeJS.WritableStream = process.stderr, verbose = false): EventSink {
+/**
+ * Plain lines, no control characters: one per stage event and one per note (a finetune epoch).
+ * quiet: failures and warnings only (the CLI prints the summary).
+ */
+export function humanLogger(out: NodeJS.WritableStream = process.stderr, verbose = false, quiet = false): EventSink {
   return (e) => {
+    if (quiet && !(e.type === 'warning' || (e.type === 'stage-done' && e.report.status === 'failed'))) return;
     switch (e.type) {
       case 'stage-start': out.write(`${'… start'.padEnd(11)} ${e.id}: ${e.reason}\n`); break;
       case 'stage-log': if (verbose) out.write(`    ${e.id}| ${e.line}\n`); break;
+      case 'stage-note': if (!verbose) out.write(`    ${e.id}| ${e.line}\n`); break;
+      case 'stage-progress': break;
       case 'stage-done': {
         const r = e.report;
         if (r.status === 'cached' && !r.restored?.length) break; // a no-op run stays quiet

@@ -3,7 +3,7 @@
 // StageRecord that the caller commits; nothing here writes a record.
 import type { Digest } from '../cache/canonical.js';
 import { CacheCorruption, CacheUnavailable, type StageRecord, type Store } from '../cache/store.js';
-import { InputError, StageError, type InputValue, type StageKind, type StageResult } from '../stages/contract.js';
+import { InputError, StageError, type InputValue, type Progress, type StageKind, type StageResult } from '../stages/contract.js';
 
 const LOG_TAIL = 50;
 
@@ -28,20 +28,29 @@ export class StageFailure extends Error {
   constructor(message: string, readonly logTail: string[], readonly inputError = false) { super(message); }
 }
 
+/** What a running stage tells the runner besides its result. */
+export interface StageListener {
+  log(line: string): void;
+  note(line: string): void;
+  progress(update: Progress): void;
+}
+
 /** Runs the stage and returns the record to commit, or throws StageFailure. */
-export async function executeStage(job: StageJob, store: Store, signal: AbortSignal, onLog: (line: string) => void): Promise<StageRecord> {
+export async function executeStage(job: StageJob, store: Store, signal: AbortSignal, listener: StageListener): Promise<StageRecord> {
   const tail: string[] = [];
   const log = (line: string): void => {
     tail.push(line);
     if (tail.length > LOG_TAIL) tail.shift();
-    onLog(line);
+    listener.log(line);
   };
+  const note = (line: string): void => { log(line); listener.note(line); };
+  const progress = throttledProgress(listener.progress);
   const startedAt = new Date();
   let result: StageResult;
   try {
     result = job.kind.isolate
-      ? await (await import('./worker-client.js')).runInWorker(job, store.path, signal, log)
-      : await job.kind.run({ stageId: job.stageId, key: job.key, resume: job.resume, projectDir: job.projectDir, seed: job.seed, slot: job.slot, gpu: job.gpu, threads: job.threads, inputs: job.inputs, store, signal, log }, job.params);
+      ? await (await import('./worker-client.js')).runInWorker(job, store.path, signal, { log, note, progress })
+      : await job.kind.run({ stageId: job.stageId, key: job.key, resume: job.resume, projectDir: job.projectDir, seed: job.seed, slot: job.slot, gpu: job.gpu, threads: job.threads, inputs: job.inputs, store, signal, log, note, progress }, job.params);
   } catch (e) {
     // The executor acts on these: a corrupt input is repaired, an unwritable cache ends the run.
     if (e instanceof CacheCorruption || e instanceof CacheUnavailable) throw e;
@@ -63,5 +72,22 @@ export async function executeStage(job: StageJob, store: Store, signal: AbortSig
     durationMs: Date.now() - startedAt.getTime(),
     backend: result.backend ?? null,
     logTail: tail,
+    ...(result.timing ? { timing: result.timing } : {}),
+  };
+}
+
+/** At most one progress update per interval goes on (the last one of a burst is kept and sent later), plus every completion. */
+export function throttledProgress(send: (p: Progress) => void, intervalMs = 100): (p: Progress) => void {
+  let last = 0;
+  let pending: Progress | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    timer = undefined;
+    if (pending) { last = Date.now(); send(pending); pending = undefined; }
+  };
+  return (p) => {
+    pending = p;
+    if (p.done >= p.total || Date.now() - last >= intervalMs) { if (timer) clearTimeout(timer); flush(); }
+    else timer ??= setTimeout(flush, intervalMs - (Date.now() - last));
   };
 }

@@ -56,6 +56,7 @@ export function formatShow(r: ShowReport): string {
   if (!rec) { lines.push('record  none in the cache'); return lines.join('\n'); }
   if (r.recordSource === 'lock') lines.push(`record  (from the lock file; the current params have no result yet) ${rec.key}`);
   lines.push(`ran     ${rec.startedAt} in ${(rec.durationMs / 1000).toFixed(2)}s${rec.backend ? ` on ${rec.backend}` : ''}`);
+  if (rec.timing) lines.push(`timing  ${Object.entries(rec.timing).map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`).join(', ')}`);
   for (const [k, d] of Object.entries(rec.outputs)) lines.push(`output  ${k}  ${d.slice(0, 12)}  ${rec.outputSizes[k] ?? '?'} bytes`);
   if (Object.keys(rec.outputs).length) lines.push(`        (take one out: podium cat ${quote(r.file)} ${quote(r.id)} <output> [--out FILE])`);
   for (const [k, m] of Object.entries(rec.metrics)) lines.push(`metric  ${k} = ${JSON.stringify(m)}`);

@@ -78,7 +78,7 @@ export async function verify(file: string | undefined, opts: CommonOptions & { s
       if (key !== locked.key) { stages.push({ id: node.id, result: 'stale', detail: 'the pipeline or its deps changed since the lock was written; run it first', ...none }); continue; }
       let record: StageRecord;
       try {
-        record = await executeStage({ kind: node.kind, stageId: node.id, key, resume: false, params: node.params, inputs: inputValues(node, (id) => lockedRecords.get(id)), seed: pipeline.seed, projectDir: pipeline.projectDir, slot: 0, gpu: undefined, threads: availableParallelism() }, store, signal, () => {});
+        record = await executeStage({ kind: node.kind, stageId: node.id, key, resume: false, params: node.params, inputs: inputValues(node, (id) => lockedRecords.get(id)), seed: pipeline.seed, projectDir: pipeline.projectDir, slot: 0, gpu: undefined, threads: availableParallelism() }, store, signal, { log: () => {}, note: () => {}, progress: () => {} });
       } catch (e) {
         stages.push({ id: node.id, result: 'failed', detail: e instanceof StageFailure ? e.message : String(e), ...none });
         continue;

@@ -5,12 +5,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execaNode } from 'execa';
 import { CacheCorruption, CacheUnavailable } from '../cache/store.js';
-import { InputError, StageError, type StageResult } from '../stages/contract.js';
-import type { StageJob } from './execute-stage.js';
+import { InputError, StageError, type Progress, type StageResult } from '../stages/contract.js';
+import type { StageJob, StageListener } from './execute-stage.js';
 
 export type WorkerRequest = Omit<StageJob, 'kind'> & { kind: string; storePath: string };
 export type WorkerMessage =
   | { type: 'log'; line: string }
+  | { type: 'note'; line: string }
+  | { type: 'progress'; update: Progress }
   | { type: 'result'; result: StageResult }
   | { type: 'error'; message: string; logTail: string[]; internal: boolean; inputError: boolean; corruptDigest?: string; cacheUnavailable?: boolean };
 
@@ -21,7 +23,8 @@ function workerScript(): string {
   return existsSync(compiled) ? compiled : join(here, '..', 'dist', 'runner', 'worker.js');
 }
 
-export async function runInWorker(job: StageJob, storePath: string, signal: AbortSignal, log: (line: string) => void): Promise<StageResult> {
+export async function runInWorker(job: StageJob, storePath: string, signal: AbortSignal, listener: StageListener): Promise<StageResult> {
+  const { log } = listener;
   const env = job.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: job.gpu } : {};
   const child = execaNode(workerScript(), [], { ipc: true, serialization: 'advanced', reject: false, stdout: 'pipe', stderr: 'pipe', cancelSignal: signal, env, cwd: job.projectDir });
   const request: WorkerRequest = { ...job, kind: job.kind.name, storePath };
@@ -30,6 +33,8 @@ export async function runInWorker(job: StageJob, storePath: string, signal: Abor
   for await (const message of child.getEachMessage()) {
     const m = message as unknown as WorkerMessage;
     if (m.type === 'log') log(m.line);
+    else if (m.type === 'note') listener.note(m.line);
+    else if (m.type === 'progress') listener.progress(m.update);
     else { outcome = m; break; }
   }
   const done = await child;

@@ -11,6 +11,7 @@ import { CacheCorruption, CacheUnavailable } from '../cache/store.js';
 import { InputError, StageError } from '../stages/contract.js';
 import { stageKinds } from '../stages/registry.js';
 import type { WorkerMessage, WorkerRequest } from './worker-client.js';
+import { throttledProgress } from './execute-stage.js';
 
 /** Resolves once the message is handed to the channel, so the last one is not lost at exit. */
 const send = (m: WorkerMessage): Promise<void> => new Promise((resolve, reject) => {
@@ -34,6 +35,9 @@ try {
     stageId: req.stageId, key: req.key, resume: req.resume, projectDir: req.projectDir, seed: req.seed, slot: req.slot, gpu: req.gpu, threads: req.threads, inputs: req.inputs, store,
     signal: controller.signal,
     log: (line) => { logTail.push(line); void send({ type: 'log', line }); },
+    // The runner throttles too; this keeps the IPC channel quiet when a stage reports every step.
+    note: (line) => { logTail.push(line); void send({ type: 'log', line }); void send({ type: 'note', line }); },
+    progress: throttledProgress((update) => void send({ type: 'progress', update })),
   }, req.params);
   await store.flush();
   await send({ type: 'result', result });

@@ -5,7 +5,7 @@
 import { defineStage, InputError } from './contract.js';
 import { checkClasses, epochsOf, finetuneCheckpoints, scoreCheckpoint, type SelectionEntry } from './data/checkpoint-refs.js';
 import { averageCrops, cropCount, type CropSet } from './data/crops.js';
-import { loadCheckpoint, openPrediction, predictCrops, predictionInputs, predictionParams, splitImages } from './tf/predict.js';
+import { cropsPerImage, loadCheckpoint, openPrediction, predictCrops, predictionInputs, predictionParams, splitImages } from './tf/predict.js';
 
 type Metric = 'top1' | 'top3' | 'loss';
 
@@ -61,22 +61,26 @@ export const checkpointSweep = defineStage<SweepParams>({
     const evaluated: SelectionEntry[] = [];
     let count = 0;
     const t0 = Date.now();
-    for (const a of Array.isArray(models) ? models : [models]) {
-      for (const ref of finetuneCheckpoints(ctx.store, a, chooseEpochs(epochsOf(a), p.epochs))) {
-        const scale = p.scale ?? ref.inputSize;
-        checkClasses(ref, set);
-        const model = await loadCheckpoint(tf, ctx.store, ref);
-        try {
-          const nested = crops === 'full' ? 0 : cropCount(crops);
-          const out = predictCrops(tf, model, images, { size: ref.inputSize, scales: [scale], nested, full: crops === 'full', batchSize: p.batchSize });
-          count += out.crops;
-          const probs = averageCrops(out.full ? [{ logits: out.full, stride: 1, crops: 1 }] : [{ logits: out.perScale[0]!, stride: nested, crops: nested }], images.length, k, 'probs');
-          const metrics = scoreCheckpoint(probs, labels, k)!;
-          evaluated.push({ ...ref, metrics });
-          ctx.log(`${ref.stageId} ${ref.epoch}: top-1 ${metrics.top1.toFixed(4)}, top-3 ${metrics.top3.toFixed(4)}, loss ${metrics.loss.toFixed(4)}`);
-        } finally {
-          model.dispose();
-        }
+    const chosen = (Array.isArray(models) ? models : [models]).flatMap((a) => finetuneCheckpoints(ctx.store, a, chooseEpochs(epochsOf(a), p.epochs)));
+    const totalCrops = chosen.length * images.length * cropsPerImage({ scales: [0], nested: crops === 'full' ? 0 : cropCount(crops), full: crops === 'full' });
+    for (const ref of chosen) {
+      const scale = p.scale ?? ref.inputSize;
+      checkClasses(ref, set);
+      const model = await loadCheckpoint(tf, ctx.store, ref);
+      try {
+        const nested = crops === 'full' ? 0 : cropCount(crops);
+        const before = count;
+        const out = await predictCrops(tf, model, images, {
+          size: ref.inputSize, scales: [scale], nested, full: crops === 'full', batchSize: p.batchSize,
+          onProgress: (done) => ctx.progress({ unit: 'crops', done: before + done, total: totalCrops, detail: `${ref.stageId} ${ref.epoch}` }),
+        });
+        count += out.crops;
+        const probs = averageCrops(out.full ? [{ logits: out.full, stride: 1, crops: 1 }] : [{ logits: out.perScale[0]!, stride: nested, crops: nested }], images.length, k, 'probs');
+        const metrics = scoreCheckpoint(probs, labels, k)!;
+        evaluated.push({ ...ref, metrics });
+        ctx.log(`${ref.stageId} ${ref.epoch}: top-1 ${metrics.top1.toFixed(4)}, top-3 ${metrics.top3.toFixed(4)}, loss ${metrics.loss.toFixed(4)}`);
+      } finally {
+        model.dispose();
       }
     }
     const seconds = (Date.now() - t0) / 1000;

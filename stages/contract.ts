@@ -50,12 +50,35 @@ export interface StageContext {
   readonly store: Store;
   readonly signal: AbortSignal;
   log(line: string): void;
+  /**
+   * Where the stage is: shown as a live bar on a terminal (rate, ETA). Cheap to call often: the
+   * runner throttles what it forwards. Not recorded anywhere.
+   */
+  progress(update: Progress): void;
+  /** A line worth showing without --verbose, e.g. one per finetune epoch; also logged. */
+  note(line: string): void;
+}
+
+/** One progress update: `done` of `total` units, and a short detail shown beside the bar. */
+export interface Progress {
+  /** What is counted: 'images', 'batches', 'crops'. */
+  unit: string;
+  done: number;
+  total: number;
+  /** "epoch 3/12 · loss 0.41 · acc 0.87". */
+  detail?: string;
 }
 
 export interface StageResult {
   outputs: Record<string, Digest>;
   refs?: Digest[];
+  /** Functions of the stage's inputs only: they go to the lock file, which verify compares. */
   metrics?: Record<string, unknown>;
+  /**
+   * How fast it ran (finetune: imagesPerSec, secondsPerEpoch): kept in the record and shown by
+   * progress, show and report, but never in the lock, since timings differ from run to run.
+   */
+  timing?: Record<string, number>;
   backend?: string | null;
 }
 

@@ -83,10 +83,14 @@ export const decode = defineStage<DecodeParams>({
       });
     }
     const t0 = Date.now();
+    let decodedCount = 0;
     const decodeSome = async (which: number[], pool: PoolOptions): Promise<void> => {
       await decodeAll(which.map((k) => ({ path: imageFile(manifest, todo[k]!.e, ctx.projectDir, ctx.store.path), sha256: todo[k]!.e.sha256 })), p, (n, image, reason) => {
         const k = which[n]!;
         const { split, i, e } = todo[k]!;
+        // Bad images are decoded a second time, alone (below): count each image once.
+        decodedCount = Math.min(decodedCount + 1, todo.length);
+        ctx.progress({ unit: 'images', done: decodedCount, total: todo.length });
         if (!image) { bad.push({ k, split, id: e.id, path: imageLabel(manifest, e), reason: reason! }); return; }
         via[image.via]++;
         decodedNow[image.via]++;

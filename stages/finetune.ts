@@ -126,6 +126,8 @@ export const finetune = defineStage<FinetuneParams>({
       history.push(saved.row);
     }
     const batches = Math.ceil(trainSet.images.length / p.batchSize);
+    // Speed of the train loop alone (no evaluation or checkpoint writes), over the epochs run here.
+    let [trainedSeconds, trainedImages, trainedEpochs, lastShown] = [0, 0, 0, 0];
     const buffers = [0, 1].map(() => new Float32Array(p.batchSize * p.inputSize * p.inputSize * 3));
 
     await train(model, {
@@ -138,6 +140,14 @@ export const finetune = defineStage<FinetuneParams>({
         const x = augmentBatch(idx.map((i) => trainSet.images[i]!), idx, policy, ctx.seed, epoch, buffers[b % 2]);
         return { x, y: Int32Array.from(idx.map((i) => trainSet.labels[i]!)), n: idx.length };
       },
+      onBatchEnd: (epoch, done, total, running) => {
+        // Reading the running loss syncs with the backend: only for updates the display will show.
+        const now = Date.now();
+        if (done < total && now - lastShown < PROGRESS_MS) return;
+        lastShown = now;
+        const { loss, acc } = running();
+        ctx.progress({ unit: 'batches', done, total, detail: `epoch ${epoch + 1}/${p.epochs} · loss ${loss.toFixed(3)} · acc ${acc.toFixed(3)}` });
+      },
       onEpochEnd: async (epoch, m, trained, context) => {
         const evaluation = evalSet ? evaluate(tf, trained, evalSet, p.inputSize, p.batchSize, centerCrop) : {};
         // Timings go to the log only: the history artifact must be byte-identical across runs.
@@ -148,7 +158,10 @@ export const finetune = defineStage<FinetuneParams>({
         await ctx.store.flush();
         checkpoints[epochName(epoch)] = weights;
         history.push(row);
-        ctx.log(`epoch ${epoch + 1}/${p.epochs}: ${Object.entries(row).slice(1).map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`).join(', ')}; ${batches} batches in ${m.seconds.toFixed(1)} s, ${m.imagesPerSecond.toFixed(1)} img/s`);
+        trainedSeconds += m.seconds;
+        trainedImages += m.imagesPerSecond * m.seconds;
+        trainedEpochs++;
+        ctx.note(`epoch ${epoch + 1}/${p.epochs}: ${Object.entries(row).slice(1).map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`).join(', ')}; ${batches} batches in ${m.seconds.toFixed(1)} s, ${m.imagesPerSecond.toFixed(1)} img/s`);
       },
     });
     model.dispose();
@@ -157,10 +170,14 @@ export const finetune = defineStage<FinetuneParams>({
     return {
       outputs: { ...checkpoints, history: await ctx.store.putBlob(Buffer.from(JSON.stringify({ classes: set.classes, inputSize: p.inputSize, epochs: history }, null, 2))) },
       metrics: last,
+      ...(trainedEpochs ? { timing: { imagesPerSec: trainedImages / trainedSeconds, secondsPerEpoch: trainedSeconds / trainedEpochs } } : {}),
       backend: backend.detail,
     };
   },
 });
+
+/** Progress updates at most this often: each reads the running loss back from the backend. */
+const PROGRESS_MS = 250;
 
 const epochName = (e: number): string => `epoch-${String(e + 1).padStart(3, '0')}`;
 

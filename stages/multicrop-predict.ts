@@ -13,7 +13,7 @@ import { defineStage, InputError } from './contract.js';
 import { checkClasses, checkpointsOf, scoreCheckpoint } from './data/checkpoint-refs.js';
 import { averageCrops, cropCount, type CropSet } from './data/crops.js';
 import { encodePredictions, type Predictions } from './data/predictions.js';
-import { loadCheckpoint, openPrediction, predictCrops, predictionInputs, predictionParams, splitImages } from './tf/predict.js';
+import { cropsPerImage, loadCheckpoint, openPrediction, predictCrops, predictionInputs, predictionParams, splitImages } from './tf/predict.js';
 
 type Backend = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 type Average = 'probs' | 'logits';
@@ -63,6 +63,7 @@ export const multicropPredict = defineStage<MulticropParams>({
     let best: { name: string; top1: number; top3: number; loss: number } | undefined;
     let crops = 0;
     const t0 = Date.now();
+    const totalCrops = refs.reduce((sum, ref) => sum + splits.reduce((n, split) => n + set.splits[split]!.length, 0) * cropsPerImage({ scales: p.scales ?? defaultScales(ref.inputSize), nested, full }), 0);
     for (const ref of refs) {
       checkClasses(ref, set);
       const scales = p.scales ?? defaultScales(ref.inputSize);
@@ -74,7 +75,11 @@ export const multicropPredict = defineStage<MulticropParams>({
           const rows = set.splits[split]!;
           const images = splitImages(ctx.store, rows);
           const labels = rows.map((r) => r.label);
-          const out = predictCrops(tf, model, images, { size: ref.inputSize, scales, nested, full, batchSize: p.batchSize });
+          const before = crops;
+          const out = await predictCrops(tf, model, images, {
+            size: ref.inputSize, scales, nested, full, batchSize: p.batchSize,
+            onProgress: (done) => ctx.progress({ unit: 'crops', done: before + done, total: totalCrops, detail: `${ref.stageId} ${ref.epoch} · ${split}` }),
+          });
           crops += out.crops;
           const k = set.classes.length;
           const views = [...scales.map((_, s) => ({ logits: out.perScale[s]!, stride: nested, crops: nested })), ...(out.full ? [{ logits: out.full, stride: 1, crops: 1 }] : [])];

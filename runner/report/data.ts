@@ -226,12 +226,12 @@ export function lrStepEpochs(rows: HistoryRow[]): number[] {
 }
 
 /**
- * The stage's own throughput: the `imagesPerSec` metric where the stage records one, else the
- * rate its log tail reports last (finetune: img/s per epoch, sweep and predict: crops/s).
+ * The stage's own throughput: the record's timing (finetune: imagesPerSec of the train loop and
+ * seconds per epoch), else the rate its log tail reports last (sweep and predict: crops/s).
  */
 export function throughputOf(r: StageRecord): string | null {
-  const m = r.metrics.imagesPerSec;
-  if (typeof m === 'number') return `${m.toFixed(1)} img/s`;
+  const m = r.timing?.imagesPerSec;
+  if (typeof m === 'number') return `${m.toFixed(1)} img/s${r.timing?.secondsPerEpoch ? `, ${r.timing.secondsPerEpoch.toFixed(1)} s/epoch` : ''}`;
   for (let i = r.logTail.length - 1; i >= 0; i--) {
     const hit = /([\d.]+) (img|crops|images)\/s/.exec(r.logTail[i]!);
     if (hit) return `${hit[1]} ${hit[2]}/s`;

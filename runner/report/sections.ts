@@ -123,7 +123,7 @@ export function runSection(d: ReportData, git: string): Section {
   const notes = d.missing.length ? `<h3>Not shown</h3><ul class="missing">${d.missing.map((m) => `<li>${esc(m)}</li>`).join('')}</ul>` : '';
   return {
     id: 'run', title: 'Run',
-    body: `<p class="meta">Pipeline revision: ${git}. ${d.lastRunAt ? `Last run that executed a stage: ${esc(d.lastRunAt)}; "ran" marks the stages it computed, "cached" those it reused.` : 'No run of this pipeline is recorded in this cache.'} Throughput: the stage's imagesPerSec metric, else the last rate in its log.</p>`
+    body: `<p class="meta">Pipeline revision: ${git}. ${d.lastRunAt ? `Last run that executed a stage: ${esc(d.lastRunAt)}; "ran" marks the stages it computed, "cached" those it reused.` : 'No run of this pipeline is recorded in this cache.'} Throughput: the stage's recorded timing (finetune's train loop), else the last rate in its log.</p>`
       + table(['stage', 'kind', 'state', 'last run', 'computed at', 'duration', 'backend', 'throughput', 'cache key'], rows) + notes,
   };
 }

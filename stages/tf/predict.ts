@@ -80,6 +80,16 @@ export interface CropPlan {
   nested: number;
   full: boolean;
   batchSize: number;
+  /**
+   * Called with the number of crops predicted so far after each batch. The function then yields
+   * to the event loop, so a worker process can send the update while the model keeps the CPU.
+   */
+  onProgress?: (cropsDone: number) => void;
+}
+
+/** Crops predictCrops makes for `images` images under a plan (for progress totals). */
+export function cropsPerImage(plan: Pick<CropPlan, 'scales' | 'nested' | 'full'>): number {
+  return plan.scales.length * plan.nested + (plan.full ? 1 : 0);
 }
 
 /**
@@ -87,7 +97,7 @@ export interface CropPlan {
  * full (if asked) n × k. Crops from consecutive images share batches of `batchSize`; batch
  * composition depends only on the inputs, so results are bit-identical across runs.
  */
-export function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, images: ImageSource, plan: CropPlan): { perScale: Float32Array[]; full?: Float32Array; crops: number } {
+export async function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, images: ImageSource, plan: CropPlan): Promise<{ perScale: Float32Array[]; full?: Float32Array; crops: number }> {
   const { size, scales, nested, batchSize } = plan;
   for (const s of scales) if (nested && s < size) throw new InputError(`scale ${s} is smaller than the model's input size ${size}`);
   const per = size * size * 3;
@@ -99,9 +109,11 @@ export function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, images: 
   let pending: Array<() => void> = [];
   let total = 0;
 
+  let flushed = 0;
   const flush = (): void => {
     const n = dest.length;
     if (!n) return;
+    flushed++;
     const logits = tf.tidy(() => model.predict(tf.tensor4d(batch.subarray(0, n * per), [n, size, size, 3])).dataSync() as Float32Array);
     if (!k) {
       k = logits.length / n;
@@ -138,8 +150,14 @@ export function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, images: 
       writeCrops(img, 'full', size, size, tmp, 0);
       push(tmp.subarray(0, per), () => full!, i);
     }
+    if (plan.onProgress && flushed) {
+      flushed = 0;
+      plan.onProgress(total - dest.length);
+      await new Promise((r) => setImmediate(r));
+    }
   }
   flush();
+  plan.onProgress?.(total);
   return { perScale, ...(full ? { full } : {}), crops: total };
 }
 

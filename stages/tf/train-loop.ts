@@ -93,6 +93,11 @@ export interface TrainOptions extends OptimizerConfig {
    */
   batchSource: (epoch: number, batchIndex: number) => Batch | Promise<Batch>;
   onEpochEnd?: (epoch: number, metrics: EpochMetrics, model: tfl.LayersModel, context: TrainContext) => void | Promise<void>;
+  /**
+   * After each step, for progress display. `running()` reads the epoch's mean loss and accuracy
+   * so far back from the backend: call it sparingly (the display throttles), it syncs.
+   */
+  onBatchEnd?: (epoch: number, batchesDone: number, batchesPerEpoch: number, running: () => { loss: number; acc: number }) => void;
   /** Restores the optimizer (from getOptimizerState at the end of epoch startEpoch−1). */
   optimizerState?: OptimizerState;
 }
@@ -200,6 +205,8 @@ export async function train(model: tfl.LayersModel, opts: TrainOptions): Promise
           correctSum = tf.tidy(() => tf.add(prevCorrect, correct ?? 0));
           tf.dispose([prevLoss, prevCorrect, loss, ...(correct === undefined ? [] : [correct]), ...Object.values(grads)]);
           images += batch.n;
+          const seen = images;
+          opts.onBatchEnd?.(epoch, b + 1, stepsPerEpoch, () => ({ loss: lossSum.dataSync()[0]! / seen, acc: correctSum.dataSync()[0]! / seen }));
         }
         const [loss, correct] = [(await lossSum.data())[0] ?? NaN, (await correctSum.data())[0] ?? NaN];
         const seconds = (performance.now() - started) / 1000;
