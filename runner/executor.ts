@@ -138,7 +138,11 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
         const record = await executeStage({
           kind: node.kind, stageId: node.id, key, resume: !forced, params: node.params, inputs: inputValues(node, upstream),
           seed: pipeline.seed, projectDir: pipeline.projectDir, slot, gpu, threads,
-        }, store, opts.signal, (line) => opts.onEvent({ type: 'stage-log', id: node.id, line }));
+        }, store, opts.signal, {
+          log: (line) => opts.onEvent({ type: 'stage-log', id: node.id, line }),
+          note: (line) => opts.onEvent({ type: 'stage-note', id: node.id, line }),
+          progress: (update) => opts.onEvent({ type: 'stage-progress', id: node.id, update }),
+        });
         store.commitRecord(record);
         return { fingerprint, record, computed: true, restored: [] };
       } catch (e) {
@@ -181,23 +185,39 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
     }
   };
 
+  /** Producers being re-executed after a corrupt blob, so that stages meeting it together repair it once. */
+  const repairing = new Map<string, Promise<void>>();
+
   /** Drops the corrupt blob and the records naming it, and re-executes the stages that made them. */
   const repairInput = async (node: StageNode, e: CacheCorruption, slot: number, threads: number): Promise<void> => {
+    const inputIds = [...new Set(Object.values(node.inputs).flatMap((i) => i.ids))];
+    // Another stage running beside this one may have met the same blob first.
+    const inFlight = inputIds.filter((id) => repairing.has(id));
+    if (inFlight.length) { await Promise.all(inFlight.map((id) => repairing.get(id))); return; }
+    if (blobIntact(e.digest as Digest)) return;
     store.deleteBlob(e.digest as Digest);
-    const producers = [...new Set(Object.values(node.inputs).flatMap((i) => i.ids))].filter((id) => {
+    const producers = inputIds.filter((id) => {
       const rec = upstream(id);
       return !!rec && (Object.values(rec.outputs).includes(e.digest as Digest) || rec.refs.includes(e.digest as Digest));
     });
     opts.onEvent({ type: 'warning', message: `${node.id}: ${e.message}; removed it, ${producers.length ? `re-executing ${producers.join(', ')}` : `running ${node.id} again`}` });
     for (const id of producers) {
-      store.deleteRecord(upstream(id)!.key);
-      done.delete(id);
-      const producer = pipeline.byId.get(id)!;
-      const fp = fingerprintOf(pipeline, producer, store, upstream);
-      if (!fp.ok) throw e;
-      const redone = await obtain(producer, fp.fingerprint, slot, threads, true);
-      done.set(id, { fingerprint: redone.fingerprint, record: redone.record });
+      const redo = async (): Promise<void> => {
+        store.deleteRecord(upstream(id)!.key);
+        done.delete(id);
+        const producer = pipeline.byId.get(id)!;
+        const fp = fingerprintOf(pipeline, producer, store, upstream);
+        if (!fp.ok) throw e;
+        const redone = await obtain(producer, fp.fingerprint, slot, threads, true);
+        done.set(id, { fingerprint: redone.fingerprint, record: redone.record });
+      };
+      repairing.set(id, redo().finally(() => repairing.delete(id)));
     }
+    await Promise.all(producers.map((id) => repairing.get(id)));
+  };
+
+  const blobIntact = (digest: Digest): boolean => {
+    try { return store.getBlob(digest) !== undefined; } catch (err) { if (err instanceof CacheCorruption) return false; throw err; }
   };
 
   const runOne = async (node: StageNode, fingerprint: Fingerprint, reason: string, slot: number, threads: number): Promise<void> => {

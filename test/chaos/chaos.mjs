@@ -313,7 +313,7 @@ async function tamperCase() {
     flipByte(dir, recordOf(dir, refLock.stages.decoded.key).refs[0]);
     const r = await cli(dir, 'run', 'p.json', '--force', 'tiny');
     const ok = r.code === 0 && /no longer hashes to its key/.test(r.stderr) && readFileSync(join(dir, 'p.lock.json'), 'utf8') === REF_LOCK;
-    if (ok) survived++; else notes.push(`read path: exit ${r.code}`);
+    if (ok) survived++; else notes.push(`read path: exit ${r.code} (${r.stderr.trim().split('\n').at(-1)})`);
   }
   // Restore path: the submission's blob, with the file on disk gone.
   {
@@ -360,7 +360,7 @@ async function diskCase() {
       execFileSync('mount', ['-o', 'remount,size=64m', mnt]);
       const again = await cli(dir, 'run', 'p.json', '--cache', 'small/cache', '--lease-timeout', '5');
       if (oneLine && again.code === 0 && readFileSync(join(dir, 'p.lock.json'), 'utf8') === REF_LOCK) survived++;
-      else notes.push(`disk full: exit ${full.code} (${lines.join(' | ') || full.stderr.trim().split('\n').at(-1)}), rerun exit ${again.code}`);
+      else notes.push(`disk full: exit ${full.code} (${lines.join(' | ') || full.stderr.trim().split('\n').at(-1)}), rerun exit ${again.code} (${again.stderr.trim().split('\n').at(-1)})`);
     } finally { execFileSync('umount', [mnt]); }
   }
   {
