@@ -23,10 +23,10 @@ const images = Array.from({ length: n }, (_, k) => {
   return { width: 320, height: 256, data };
 });
 console.log(`backend ${detail}; load ${os.loadavg()[0].toFixed(2)}; ${n} images`);
-predictCrops(tf, model, images.slice(0, 2), { size: 224, scales: [256], nested: 1, full: false, batchSize: 32 }); // warm-up
+await predictCrops(tf, model, images.slice(0, 2), { size: 224, scales: [256], nested: 1, full: false, batchSize: 32 }); // warm-up
 for (const crops of [1, 10]) {
   const t = performance.now();
-  predictCrops(tf, model, images, { size: 224, scales: [256], nested: crops, full: false, batchSize: 32 });
+  await predictCrops(tf, model, images, { size: 224, scales: [256], nested: crops, full: false, batchSize: 32 });
   const s = (performance.now() - t) / 1000;
   const rate = (n * crops) / s;
   console.log(`${crops} crop${crops > 1 ? 's' : ''} at scale 256: ${rate.toFixed(1)} crops/s (${(n / s).toFixed(2)} images/s); reference ${REFERENCE.value} img/s (${REFERENCE.source}): ${(rate / REFERENCE.value).toFixed(2)}×`);

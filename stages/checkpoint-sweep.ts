@@ -6,6 +6,7 @@ import { defineStage, InputError, type InputArtifact } from './contract.js';
 import { averageCrops, cropCount, scoreProbs, type CropSet } from './data/crops.js';
 import type { DecodedSet } from './data/decoded.js';
 import { readJson } from './data/artifacts.js';
+import type { BackendPreference } from './tf/backend-names.js';
 import { backendSchema } from './tf/backend-param.js';
 import { checkClasses, epochsOf, loadCheckpoint, predictCrops, splitImages, type CheckpointRef, type SelectionEntry } from './multicrop-predict.js';
 
@@ -19,7 +20,7 @@ export interface SweepParams {
   select: number;
   split: string;
   batchSize: number;
-  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  backend: BackendPreference;
 }
 
 export const checkpointSweep = defineStage<SweepParams>({
@@ -80,7 +81,7 @@ export const checkpointSweep = defineStage<SweepParams>({
         const model = await loadCheckpoint(tf, ctx.store, ref);
         try {
           const nested = crops === 'full' ? 0 : cropCount(crops);
-          const out = predictCrops(tf, model, images, { size: h.inputSize, scales: [scale], nested, full: crops === 'full', batchSize: p.batchSize });
+          const out = await predictCrops(tf, model, images, { size: h.inputSize, scales: [scale], nested, full: crops === 'full', batchSize: p.batchSize });
           count += out.crops;
           const probs = averageCrops(out.full ? [{ logits: out.full, stride: 1, crops: 1 }] : [{ logits: out.perScale[0]!, stride: nested, crops: nested }], images.length, k, 'probs');
           const metrics = scoreProbs(probs, labels, k)!;

@@ -10,6 +10,7 @@ import type { AugmentPolicy, RawImage } from './data/augment-ops.js';
 import { readJson } from './data/artifacts.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
 import { Rng, mix32 } from './data/random.js';
+import type { BackendPreference } from './tf/backend-names.js';
 import { backendSchema } from './tf/backend-param.js';
 import type { Trainable } from './tf/train-loop.js';
 
@@ -29,7 +30,7 @@ export interface FinetuneParams {
   labelSmoothing: number;
   headDropout: number;
   batchNormMomentum: number | null;
-  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  backend: BackendPreference;
   evalSplit: string;
 }
 
@@ -137,11 +138,11 @@ export const finetune = defineStage<FinetuneParams>({
         return { x, y: Int32Array.from(idx.map((i) => trainSet.labels[i]!)), n: idx.length };
       },
       onEpochEnd: async (epoch, m, trained, context) => {
-        const evaluation = evalSet ? evaluate(tf, trained, evalSet, p.inputSize, p.batchSize, centerCrop) : {};
+        const evaluation = evalSet ? await evaluate(tf, trained, evalSet, p.inputSize, p.batchSize, centerCrop) : {};
         // Timings go to the log only: the history artifact must be byte-identical across runs.
         const row = { epoch: epoch + 1, loss: m.loss, acc: m.acc, lr: m.lr, ...evaluation };
         const weights = await ctx.store.putBlob(await modelToBlob(tf, trained));
-        const opt = await ctx.store.putBlob(encodeOptimizer(context.getOptimizerState()));
+        const opt = await ctx.store.putBlob(encodeOptimizer(await context.getOptimizerState()));
         ctx.store.setIndex(progressKey(epoch), `${weights} ${opt} ${JSON.stringify(row)}`);
         await ctx.store.flush();
         checkpoints[epochName(epoch)] = weights;
@@ -179,7 +180,7 @@ export function epochOrder(n: number, seed: number, epoch: number): number[] {
 }
 
 /** Top-1, top-3 and loss on a split, from centre crops (the eval path of the augmentation module). */
-function evaluate(tf: typeof import('@tensorflow/tfjs-core'), model: import('@tensorflow/tfjs-layers').LayersModel, set: { images: RawImage[]; labels: number[] }, size: number, batch: number, centerCrop: typeof import('./data/augment-ops.js').centerCrop): Record<string, number> {
+async function evaluate(tf: typeof import('@tensorflow/tfjs-core'), model: import('@tensorflow/tfjs-layers').LayersModel, set: { images: RawImage[]; labels: number[] }, size: number, batch: number, centerCrop: typeof import('./data/augment-ops.js').centerCrop): Promise<Record<string, number>> {
   let top1 = 0;
   let top3 = 0;
   let loss = 0;
@@ -187,7 +188,10 @@ function evaluate(tf: typeof import('@tensorflow/tfjs-core'), model: import('@te
   for (let start = 0; start < set.images.length; start += batch) {
     const n = Math.min(batch, set.images.length - start);
     for (let i = 0; i < n; i++) centerCrop(set.images[start + i]!, size, x, i * size * size * 3);
-    const probs = tf.tidy(() => (model.predict(tf.tensor4d(x.subarray(0, n * size * size * 3), [n, size, size, 3])) as import('@tensorflow/tfjs-core').Tensor).dataSync());
+    // data(), not dataSync(): the webgpu backend reads back only asynchronously under Node.
+    const out = tf.tidy(() => model.predict(tf.tensor4d(x.subarray(0, n * size * size * 3), [n, size, size, 3])) as import('@tensorflow/tfjs-core').Tensor);
+    const probs = await out.data();
+    out.dispose();
     const k = probs.length / n;
     for (let i = 0; i < n; i++) {
       const row = probs.subarray(i * k, (i + 1) * k);

@@ -16,11 +16,12 @@ import type { RawImage } from './data/augment-ops.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
 import { encodePredictions, type Predictions } from './data/predictions.js';
 import { blobOf, readJson } from './data/artifacts.js';
+import type { BackendPreference } from './tf/backend-names.js';
 import { backendSchema } from './tf/backend-param.js';
 
 type Tf = typeof import('@tensorflow/tfjs-core');
 type LayersModel = import('@tensorflow/tfjs-layers').LayersModel;
-type Backend = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+type Backend = BackendPreference;
 type Average = 'probs' | 'logits';
 
 export interface MulticropParams {
@@ -99,7 +100,7 @@ export const multicropPredict = defineStage<MulticropParams>({
           const rows = set.splits[split]!;
           const images = splitImages(ctx.store, rows);
           const labels = rows.map((r) => r.label);
-          const out = predictCrops(tf, model, images, { size: ref.inputSize, scales, nested, full, batchSize: p.batchSize });
+          const out = await predictCrops(tf, model, images, { size: ref.inputSize, scales, nested, full, batchSize: p.batchSize });
           crops += out.crops;
           const k = set.classes.length;
           const views = [...scales.map((_, s) => ({ logits: out.perScale[s]!, stride: nested, crops: nested })), ...(out.full ? [{ logits: out.full, stride: 1, crops: 1 }] : [])];
@@ -222,9 +223,10 @@ export interface CropPlan {
 /**
  * Logits of every crop: perScale[s] is n × nested × k (image-major, crops in crops.ts order),
  * full (if asked) n × k. Crops from consecutive images share batches of `batchSize`; batch
- * composition depends only on the inputs, so results are bit-identical across runs.
+ * composition depends only on the inputs, so results are bit-identical across runs. Async
+ * because the webgpu backend reads results back only asynchronously under Node.
  */
-export function predictCrops(tf: Tf, model: { predict(x: import('@tensorflow/tfjs-core').Tensor4D): import('@tensorflow/tfjs-core').Tensor }, images: ImageSource, plan: CropPlan): { perScale: Float32Array[]; full?: Float32Array; crops: number } {
+export async function predictCrops(tf: Tf, model: { predict(x: import('@tensorflow/tfjs-core').Tensor4D): import('@tensorflow/tfjs-core').Tensor }, images: ImageSource, plan: CropPlan): Promise<{ perScale: Float32Array[]; full?: Float32Array; crops: number }> {
   const { size, scales, nested, batchSize } = plan;
   for (const s of scales) if (nested && s < size) throw new InputError(`scale ${s} is smaller than the model's input size ${size}`);
   const per = size * size * 3;
@@ -236,10 +238,12 @@ export function predictCrops(tf: Tf, model: { predict(x: import('@tensorflow/tfj
   let pending: Array<() => void> = [];
   let total = 0;
 
-  const flush = (): void => {
+  const flush = async (): Promise<void> => {
     const n = dest.length;
     if (!n) return;
-    const logits = tf.tidy(() => model.predict(tf.tensor4d(batch.subarray(0, n * per), [n, size, size, 3])).dataSync() as Float32Array);
+    const out = tf.tidy(() => model.predict(tf.tensor4d(batch.subarray(0, n * per), [n, size, size, 3])));
+    const logits = (await out.data()) as Float32Array;
+    out.dispose();
     if (!k) {
       k = logits.length / n;
       scales.forEach((_, s) => { perScale[s] = new Float32Array(images.length * nested * k); });
@@ -251,32 +255,32 @@ export function predictCrops(tf: Tf, model: { predict(x: import('@tensorflow/tfj
     dest.length = 0;
   };
   // Targets are allocated once k is known (after the first batch): record destinations lazily.
-  const push = (crop: Float32Array, target: () => Float32Array, row: number): void => {
+  const push = async (crop: Float32Array, target: () => Float32Array, row: number): Promise<void> => {
     batch.set(crop, dest.length * per);
     const d: { out: Float32Array; row: number } = { out: new Float32Array(0), row };
     if (k) d.out = target(); else pending.push(() => { d.out = target(); });
     dest.push(d);
     total++;
-    if (dest.length === batchSize) flush();
+    if (dest.length === batchSize) await flush();
   };
 
   const tmp = new Float32Array(Math.max(nested, 1) * per);
   const imageAt = 'get' in images ? (i: number) => images.get(i) : (i: number) => images[i]!;
   for (let i = 0; i < images.length; i++) {
     const img = imageAt(i);
-    scales.forEach((scale, s) => {
-      if (!nested) return;
+    for (const [s, scale] of scales.entries()) {
+      if (!nested) break;
       const resized = resizeShorter(img, scale);
       const set: CropSet = nested === 10 ? '10' : nested === 5 ? '5' : '1';
       writeCrops(img, set, scale, size, tmp, 0, resized);
-      for (let c = 0; c < nested; c++) push(tmp.subarray(c * per, (c + 1) * per), () => perScale[s]!, i * nested + c);
-    });
+      for (let c = 0; c < nested; c++) await push(tmp.subarray(c * per, (c + 1) * per), () => perScale[s]!, i * nested + c);
+    }
     if (plan.full) {
       writeCrops(img, 'full', size, size, tmp, 0);
-      push(tmp.subarray(0, per), () => full!, i);
+      await push(tmp.subarray(0, per), () => full!, i);
     }
   }
-  flush();
+  await flush();
   return { perScale, ...(full ? { full } : {}), crops: total };
 }
 

@@ -93,8 +93,8 @@ export interface OptimizerState {
 }
 
 export interface TrainContext {
-  /** A copy of the optimizer's state now (after the epoch's last update). */
-  getOptimizerState(): OptimizerState;
+  /** A copy of the optimizer's state now (after the epoch's last update). Async: webgpu reads back only asynchronously. */
+  getOptimizerState(): Promise<OptimizerState>;
 }
 
 export interface TrainOptions {
@@ -247,7 +247,7 @@ export async function train(model: tfl.LayersModel, opts: TrainOptions): Promise
       const metrics = history[history.length - 1] as EpochMetrics;
       if (opts.onEpochEnd !== undefined) await opts.onEpochEnd(epoch, metrics, model, { getOptimizerState: () => optimizer.getState() });
     }
-    return { history, optimizerState: optimizer.getState() };
+    return { history, optimizerState: await optimizer.getState() };
   } finally {
     unfreeze();
     optimizer.dispose();
@@ -566,10 +566,11 @@ class Optimizer {
     });
   }
 
-  getState(): OptimizerState {
+  // data(), not dataSync(): the webgpu backend cannot read a GPU buffer synchronously under Node.
+  async getState(): Promise<OptimizerState> {
     const slots: OptimizerState['slots'] = {};
     for (const p of this.params) {
-      for (const [s, v] of p.slots) slots[`${p.name}/${s}`] = { shape: [...v.shape], values: v.dataSync() as Float32Array };
+      for (const [s, v] of p.slots) slots[`${p.name}/${s}`] = { shape: [...v.shape], values: (await v.data()) as Float32Array };
     }
     return { optimizer: this.kind, step: this.step, slots };
   }
