@@ -5,7 +5,7 @@
 //
 // --threads: wasm threads (default: every core). --backend: any podium backend name (webgpu:
 // Dawn's adapter, a software one included — docs/gpu.md). --batch: default 32; on software
-// Vulkan use a small one (one batch-8, 128-px step takes ~11.5 s of CPU there).
+// Vulkan use a small one (one batch-8, 128-px step took 26 s on 2 busy cores: docs/gpu.md).
 //
 // Measures, batch 32, pixels in [0, 1], 6 classes, all layers trainable, SGD momentum 0.9,
 // weight decay 1e-4 (the recipe):

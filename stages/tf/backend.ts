@@ -199,7 +199,7 @@ export async function selectBackend(pref: BackendPreference, threads = available
     case 'webgpu': {
       const adapter = await tryWebgpu(tf, true);
       if (typeof adapter === 'string') throw new Error(`backend 'webgpu' is not available: ${adapter} (docs/gpu.md)`);
-      const notes = adapter.fallback ? [`warning: ${adapter.detail} is a software adapter: results are correct but slow (~11.5 s per MobileNetV2 step at batch 8, 128 px); use it for tests, not training`] : [];
+      const notes = adapter.fallback ? [`warning: ${adapter.detail} is a software adapter: correct but slow (a CPU runs the shaders), for tests, not training (docs/gpu.md)`] : [];
       return { name: 'webgpu', tf, detail: adapter.detail, notes };
     }
     case 'wasm': {

@@ -6,8 +6,8 @@
  *
  * Why podium requests the adapter itself instead of letting tfjs-backend-webgpu do it: the
  * backend's factory asks `navigator.gpu.requestAdapter()` for whatever adapter Dawn offers, and
- * `auto` must refuse a software one (lavapipe, SwiftShader: correctness only, ~11.5 s per
- * MobileNetV2 step). We pick the adapter, describe it for the record, and shim `navigator.gpu`
+ * `auto` must refuse a software one (lavapipe, SwiftShader: correctness only, 26 s per batch-8
+ * 128-px MobileNetV2 step on 2 cores: docs/gpu.md). We pick the adapter, describe it for the record, and shim `navigator.gpu`
  * with a requestAdapter that hands tfjs exactly that adapter.
  *
  * Quirk (Dawn 0.6.2 on Mesa 25 lavapipe): requestAdapter({forceFallbackAdapter: true}) returns

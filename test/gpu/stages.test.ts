@@ -2,7 +2,7 @@
 // finetune of the tiny model and of MobileNetV2 at a small size on synthetic data, checkpoint-
 // sweep, and multicrop-predict — whose predictions on webgpu must match those of the same
 // checkpoints on wasm. `verify` on webgpu must be byte-identical. Sizes are small: on software
-// Vulkan one MobileNetV2 step at batch 8, 128 px takes ~11.5 s of CPU.
+// Vulkan one MobileNetV2 step at batch 8, 128 px takes 26 s here (docs/gpu.md).
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LmdbStore } from '../../cache/lmdb-store.js';
