@@ -6,7 +6,8 @@
 #   bench/gpu-device.sh --pack      # here, after npm ci: writes .podium/device/podium-device.tar.zst
 #                                   # (this Node binary, dist/, the runtime node_modules, the Vulkan
 #                                   # loader from .ci/setup-vulkan.sh), < 64 MiB, and prints how to run it
-#   bench/gpu-device.sh             # there (repo root, with .podium/device carried): unpacks, then
+#   bench/gpu-device.sh             # there (repo root; carry .podium/device/podium-device.tar.zst,
+#                                   # the tree and the archive must stay under 64 MiB): unpacks, then
 #
 # 1. what the machine has: nvidia-smi, the Vulkan ICDs found (NVIDIA's is in libGLX_nvidia.so.0;
 #    when no nvidia_icd.json is installed one is written), vulkaninfo --summary when present, and
@@ -35,8 +36,8 @@ if [[ "${1:-}" == "--pack" ]]; then
   cp -L "$vk/libvulkan.so.1" "$stage/.podium/device/lib/"
   # Runtime modules only: build tools (binaryen, typescript, assemblyscript), the umbrella
   # @tensorflow/tfjs with its webgl/converter/data backends (podium imports none of them),
-  # source maps, tfjs's compiled tests, type declarations, other platforms' prebuilt binaries and
-  # the InceptionV3 weights stay here.
+  # source maps, tfjs's compiled tests and browser bundles (Node loads each package's `main`),
+  # type declarations, other platforms' prebuilt binaries and the InceptionV3 weights stay here.
   tar -C "$repo" -cf - \
     --exclude='*.map' --exclude='node_modules/binaryen' --exclude='node_modules/typescript' \
     --exclude='node_modules/@typescript' --exclude='node_modules/assemblyscript' \
@@ -46,12 +47,14 @@ if [[ "${1:-}" == "--pack" ]]; then
     --exclude='node_modules/webgpu/dist/linux-arm64' --exclude='node_modules/nsfwjs/dist/models/inception_v3' \
     --exclude='node_modules/core-js' --exclude='node_modules/.cache' \
     --exclude='*_test.js' --exclude='*.d.ts' --exclude='*.d.mts' --exclude='*.d.cts' \
+    --exclude='node_modules/@tensorflow/*/dist/*.min.js' --exclude='node_modules/@tensorflow/*/dist/*.es2017.js' \
+    --exclude='node_modules/@tensorflow/*/dist/*.fesm.js' \
     --exclude='node_modules/@julusian/jpeg-turbo/prebuilds/*-arm*' --exclude='node_modules/@julusian/jpeg-turbo/prebuilds/*-win32-*' \
     --exclude='node_modules/@julusian/jpeg-turbo/prebuilds/*-darwin-*' --exclude='node_modules/@julusian/jpeg-turbo/prebuilds/*-musl' \
     node_modules dist | tar -C "$stage" -xf -
   tar -C "$stage" -cf - . | zstd -q -19 -T0 -o "$pack" -f
   echo "wrote $pack ($(du -m "$pack" | cut -f1) MiB; the carry limit is 64 MiB)"
-  echo "on the GPU machine: bash bench/gpu-device.sh   (carry: .podium/device)"
+  echo "on the GPU machine: bash bench/gpu-device.sh   (carry: .podium/device/podium-device.tar.zst)"
   exit 0
 fi
 
@@ -75,10 +78,15 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || ech
 
 section "Vulkan ICDs"
 icds=()
-for d in /usr/share/vulkan/icd.d /etc/vulkan/icd.d /usr/local/share/vulkan/icd.d; do
+# /usr/local/nvidia/…: where the lent machines' NVIDIA container runtime puts the driver's json.
+for d in /usr/share/vulkan/icd.d /etc/vulkan/icd.d /usr/local/share/vulkan/icd.d /usr/local/nvidia/share/vulkan/icd.d; do
   for f in "$d"/*.json; do [[ -f "$f" ]] && icds+=("$f") && echo "$f: $(tr -d '\n ' <"$f" | head -c 200)"; done
 done
-if ! printf '%s\n' "${icds[@]}" | grep -qi nvidia; then
+nv="$(printf '%s\n' "${icds[@]}" | grep -i nvidia | head -1)"
+if [[ -n "$nv" && -z "${VK_DRIVER_FILES:-}" ]]; then
+  export VK_DRIVER_FILES="$nv"   # the loader does not search /usr/local/nvidia by itself
+  echo "using $nv"
+elif [[ -z "$nv" ]]; then
   # NVIDIA's Vulkan driver ships inside libGLX_nvidia.so.0; containers often lack its json.
   glx="$(ldconfig -p 2>/dev/null | awk '/libGLX_nvidia.so.0/ {print $NF; exit}')"
   [[ -n "$glx" ]] || glx="$(ls /usr/lib/x86_64-linux-gnu/libGLX_nvidia.so.0 /usr/lib64/libGLX_nvidia.so.0 2>/dev/null | head -1)"

@@ -94,6 +94,7 @@ async function load(tf: Tf): Promise<{ adapter: WebgpuAdapter } | string> {
   const chosen = adapter;
   // tfjs-backend-webgpu registers its backend only if navigator.gpu exists when it is imported.
   // Node 20 has no navigator; Node 21+ has one without gpu.
+  // `instance` rides along so that navigator.gpu (a global) keeps the Dawn instance reachable.
   const shim: GpuLike & { instance: GpuLike | undefined } = { requestAdapter: async () => chosen, instance };
   const nav = (globalThis as { navigator?: object }).navigator;
   if (nav === undefined) Object.defineProperty(globalThis, 'navigator', { value: { gpu: shim }, configurable: true, writable: true });
