@@ -25,7 +25,8 @@ pack="$dev/podium-device.tar.zst"
 
 if [[ "${1:-}" == "--pack" ]]; then
   set -e
-  [[ -d "$repo/node_modules" && -d "$repo/dist" ]] || { echo "run npm ci first" >&2; exit 1; }
+  [[ -d "$repo/node_modules" ]] || { echo "run npm ci first" >&2; exit 1; }
+  (cd "$repo" && npm run build >/dev/null)   # dist/ from the sources as they are now
   vk="$repo/.podium/vulkan/root/usr/lib/x86_64-linux-gnu"
   [[ -f "$vk/libvulkan.so.1" ]] || "$repo/.ci/setup-vulkan.sh" >/dev/null
   stage="$(mktemp -d)"

@@ -129,5 +129,35 @@ export async function tryWebgpu(tf: Tf, acceptSoftware: boolean): Promise<Webgpu
   } catch (err) {
     return `webgpu: ${errorText(err)}`;
   }
+  guardErrors(tf);
   return got.adapter;
+}
+
+/** The first error the GPU reported for this process's work (sticky: later results build on it). */
+let gpuError: string | undefined;
+
+interface GuardedBackend {
+  device: { onuncapturederror: ((event: { error: { message: string } }) => void) | null };
+  read(dataId: object): Promise<unknown>;
+  podiumGuarded?: true;
+}
+
+/**
+ * Makes GPU errors fail the stage. WebGPU reports a rejected command (e.g. a buffer larger than
+ * maxStorageBufferBindingSize: 128 MiB on lavapipe, which a batch-32, 224-px MobileNetV2 exceeds)
+ * only as an event, and tfjs-backend-webgpu neither listens nor throws: the op's output is left
+ * as zeros and training goes on, silently wrong. We record the first such error and throw it from
+ * the next read-back — every stage reads back (losses, predictions), so it fails with the reason.
+ */
+function guardErrors(tf: Tf): void {
+  const backend = tf.findBackend('webgpu') as unknown as GuardedBackend | null;
+  if (backend === null || backend.podiumGuarded) return;
+  backend.device.onuncapturederror = (event) => { gpuError ??= event.error.message.split('\n')[0]; };
+  const read = backend.read.bind(backend);
+  backend.read = async (dataId) => {
+    const values = await read(dataId);
+    if (gpuError !== undefined) throw new Error(`webgpu: the GPU rejected work, so results are invalid: ${gpuError}`);
+    return values;
+  };
+  backend.podiumGuarded = true;
 }

@@ -1,0 +1,10 @@
+import { selectBackend } from './dist/stages/tf/backend.js';
+const b = await selectBackend('webgpu');
+const tf = b.tf;
+const dev = tf.backend().device;
+console.log('has on', 'onuncapturederror' in dev, typeof dev.addEventListener);
+dev.onuncapturederror = (e) => console.log('CAPTURED', e.error?.message?.split('\n')[0]);
+const x = tf.ones([40_000_000]);
+const y = tf.add(x, 1);
+const v = await y.data();
+console.log('value', v[0], v[39_999_999]);
