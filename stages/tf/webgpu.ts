@@ -130,8 +130,17 @@ export async function tryWebgpu(tf: Tf, acceptSoftware: boolean): Promise<Webgpu
     return `webgpu: ${errorText(err)}`;
   }
   guardErrors(tf);
+  // Determinism: for a matrix product with a small output and a long inner dimension (a 1×1
+  // filter gradient: Cin×Cout outputs summed over N·H·W) tfjs-backend-webgpu picks its split-K
+  // program, which adds partial sums with atomicAdd — in whatever order the GPU runs workgroups,
+  // so two runs differ in the last bits and `podium verify` would fail. The packed program sums
+  // in a fixed order; it may be slower on such shapes (bench/gpu-device.sh measures a real GPU).
+  tf.env().set('WEBGPU_MATMUL_PROGRAM_TYPE', MATMUL_PACKED);
   return got.adapter;
 }
+
+/** tfjs-backend-webgpu's MatMulProgramType.MatMulPackedProgram (4.22.0). */
+const MATMUL_PACKED = 3;
 
 /** The first error the GPU reported for this process's work (sticky: later results build on it). */
 let gpuError: string | undefined;

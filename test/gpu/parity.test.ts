@@ -96,3 +96,18 @@ describeGpu('webgpu ops and gradients match the cpu backend (MobileNetV2 layer s
     got.grads.forEach((g, j) => expect(relErr(g, ref.grads[j]!), `gradient of input ${j}`).toBeLessThan(1e-5));
   });
 });
+
+describeGpu('webgpu is deterministic', () => {
+  it('sums matrix products in a fixed order: no split-K atomics, the same bits twice', async () => {
+    const { tf } = await selectBackend('webgpu');
+    // The packed program (3), not split-K (1), whatever the shape (stages/tf/webgpu.ts says why).
+    expect(tf.env().get('WEBGPU_MATMUL_PROGRAM_TYPE')).toBe(3);
+    // A 1×1 filter gradient's shape, where tfjs would otherwise split K: 96×24 outputs over 8192.
+    const a = tf.tensor(normals(8192 * 96, 7), [8192, 96]);
+    const b = tf.tensor(normals(8192 * 24, 8), [8192, 24]);
+    const once = async (): Promise<Float32Array> => { const c = tf.matMul(a, b, true, false); const v = (await c.data()) as Float32Array; c.dispose(); return v; };
+    const [first, second] = [await once(), await once()];
+    expect(Buffer.from(second.buffer).equals(Buffer.from(first.buffer))).toBe(true);
+    tf.dispose([a, b]);
+  });
+});
