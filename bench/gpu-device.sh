@@ -115,26 +115,26 @@ for (const powerPreference of ["high-performance", "low-power"]) {
 }
 process.exit(0);
 JS
-seen="$(cd "$repo" && timeout 60 node "$dev/probe.mjs" 2>&1 | grep -v 'artificially reduced')"
+seen="$(cd "$repo" && timeout 30 node "$dev/probe.mjs" 2>&1 | grep -v 'artificially reduced')"
 echo "$seen"
 if ! grep -q '"vendor"' <<<"$seen"; then
   echo "Dawn sees no adapter; the Vulkan loader's own account:"
-  (cd "$repo" && VK_LOADER_DEBUG=error,warn,driver timeout 60 node "$dev/probe.mjs" 2>&1 | grep -v 'artificially reduced' | head -60)
+  (cd "$repo" && VK_LOADER_DEBUG=error,warn,driver timeout 30 node "$dev/probe.mjs" 2>&1 | grep -v 'artificially reduced' | head -60)
   [[ -n "${VK_DRIVER_FILES:-}" ]] && ldd "$(sed -n 's/.*"library_path": *"\([^"]*\)".*/\1/p' "$VK_DRIVER_FILES")" 2>&1 | grep -i 'not found'
   exit 1
 fi
 grep -q '"fallback":true' <<<"$seen" && echo "note: a software (fallback) adapter: figures below are not a GPU's"
 
 section "npm run test:gpu"
-(cd "$repo" && timeout 270 node node_modules/vitest/vitest.mjs run --config vitest.gpu.config.ts 2>&1 | grep -v 'artificially reduced'; exit "${PIPESTATUS[0]}") || echo "test:gpu: failed or timed out (status $?)"
+(cd "$repo" && timeout 240 node node_modules/vitest/vitest.mjs run --config vitest.gpu.config.ts 2>&1 | grep -v 'artificially reduced'; exit "${PIPESTATUS[0]}") || echo "test:gpu: failed or timed out (status $?)"
 
 section "bench/train.mjs --backend webgpu"
 quick=(); [[ "${PODIUM_CHECK_QUICK:-}" == 1 ]] && quick=(--quick)
-(cd "$repo" && timeout 200 node bench/train.mjs --backend webgpu "${quick[@]}" 2>&1 | grep -v 'artificially reduced'; exit "${PIPESTATUS[0]}") || echo "bench: failed or timed out (status $?)"
+(cd "$repo" && timeout 180 node bench/train.mjs --backend webgpu "${quick[@]}" 2>&1 | grep -v 'artificially reduced'; exit "${PIPESTATUS[0]}") || echo "bench: failed or timed out (status $?)"
 
 section "PyTorch on the same GPU"
 if python3 -c 'import torch, torchvision' 2>/dev/null; then
-  timeout 120 python3 - <<'PY' || echo "PyTorch bench: failed or timed out"
+  timeout 90 python3 - <<'PY' || echo "PyTorch bench: failed or timed out"
 # MobileNetV2 (torchvision, random weights: throughput does not depend on them), 6 classes,
 # batch 32, SGD momentum 0.9, weight decay 1e-4: the recipe of bench/train.mjs.
 import time, torch, torchvision
