@@ -1,109 +1,82 @@
-// The quality table of a recipe run, like the seed's: per model and config the val/test top-1 and
-// top-3 at 1, 5 and 10 crops and each scale, then the fused result, checked against the issue's
-// targets and the PyTorch reference measured on this machine.
+// The quality table of a recipe run, like the seed's: per checkpoint the val/test top-1 and top-3
+// at each crop set and scale, then the fusion and the exported (final) predictions, and the
+// issue's relative targets (10 crops ≥ 1 crop, fused ≥ best single). A thin reader of the data
+// `podium report` shows (runner/report/data.ts): it computes no metric of its own and holds no
+// reference number; a reference or an absolute target comes from the command line.
 //
-//   node bench/quality.mjs [pipelines/intel6.json] [--no-run]
+//   node bench/quality.mjs [pipelines/intel6.json] [--no-run] [--reference RESULTS.json] [--fused-target 0.93]
 //
-// Runs `podium run <pipeline>` first (everything cached is reused; on intel6 a first run takes
-// about 1.5 h on 2 cores), then reads the lock file and the cached artifacts: each finetune's
-// per-epoch history, each multicrop-predict table (every labelled split), each fuse report and
-// fused predictions (scored here on test, which fuse never looks at).
+// --reference: a results JSON written by ../shared/torchref/train.py (its `final` entries, in
+// percent), compared with podium's 1-crop rows at the same scale. Without --no-run it runs
+// `podium run <pipeline>` first (cached stages are reused; intel6 from scratch ~1.5 h on 2
+// cores) and ends with `podium report`, whose HTML holds the same numbers with the charts.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { loadPipeline, lockOf, openStore } from '../dist/runner/context.js';
+import { gatherReport } from '../dist/runner/report/data.js';
 
-import { LmdbStore } from '../dist/cache/lmdb-store.js';
-import { lockPathOf } from '../dist/runner/lock-path.js';
-import { cacheDir } from '../dist/runner/cache-path.js';
-import { decodePredictions } from '../dist/stages/data/predictions.js';
-import { scoreProbs } from '../dist/stages/data/crops.js';
-
+const CLI = fileURLToPath(new URL('../dist/runner/cli.js', import.meta.url));
 const args = process.argv.slice(2);
-const pipeline = args.find((a) => !a.startsWith('--')) ?? 'pipelines/intel6.json';
-// The issue's reference: PyTorch 1.13, the same nsfwjs MobileNetV2 weights, 128 px, 12 epochs,
-// lr 0.01 ×0.1 after epoch 8, 1 centre crop of the 146-px image.
-const REFERENCE = { test1crop: 0.883, test10crop: 0.897, val1crop: 0.888 };
-const TARGET_FUSED = 0.93;
+const option = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const valued = new Set(['--reference', '--fused-target'].flatMap((o) => (args.includes(o) ? [args[args.indexOf(o) + 1]] : [])));
+const file = args.find((a) => !a.startsWith('--') && !valued.has(a)) ?? 'pipelines/intel6.json';
+const reference = option('--reference') ? JSON.parse(readFileSync(option('--reference'), 'utf8')) : undefined;
+const fusedTarget = option('--fused-target') === undefined ? undefined : Number(option('--fused-target'));
 
-if (!args.includes('--no-run')) {
-  execFileSync(process.execPath, ['dist/runner/cli.js', 'run', pipeline], { stdio: 'inherit' });
-}
-const lock = JSON.parse(readFileSync(lockPathOf(pipeline), 'utf8'));
-const store = new LmdbStore(`${cacheDir({})}`);
-const blob = (d) => {
-  const b = store.getBlob(d);
-  if (!b) throw new Error(`blob ${d.slice(0, 12)} is not in the cache ${cacheDir({})} (run the pipeline first)`);
-  return b;
-};
-const json = (d) => JSON.parse(blob(d).toString());
-const pct = (x) => (x === null || x === undefined ? '   -  ' : `${(100 * x).toFixed(1).padStart(5)}%`);
-const stages = Object.entries(lock.stages);
+if (!args.includes('--no-run')) execFileSync(process.execPath, [CLI, 'run', file], { stdio: 'inherit' });
 
-console.log(`quality of ${pipeline} (${new Date().toISOString()})`);
-console.log('');
-console.log('training (val top-1 after each epoch, centre crop)');
-for (const [id, s] of stages.filter(([, s]) => s.kind === 'finetune')) {
-  const { epochs } = json(s.outputs.history);
-  console.log(`  ${id.padEnd(22)} ${epochs.map((e) => pct(e.valTop1).trim()).join(' ')}`);
-}
+const pipeline = loadPipeline(file);
+const store = openStore({});
+let data;
+try { data = gatherReport(pipeline, store, lockOf(pipeline).lock); } finally { await store.close(); }
 
-// Every (checkpoint, crops, scale) row of every predict stage, per split.
+const pct = (x) => (x === null || x === undefined ? '-' : `${(100 * x).toFixed(1)}%`);
+const col = (s, w) => String(s).padStart(w);
+console.log(`quality of ${file} (${data.pipeline.generatedAt})`);
+for (const m of data.missing) console.log(`  not available: ${m}`);
+
+console.log('\ntraining (val top-1 after each epoch, centre crop)');
+for (const set of data.curves) for (const p of set.points) console.log(`  ${p.id.padEnd(24)} ${p.rows.map((r) => pct(r.valTop1)).join(' ')}`);
+
+// One line per (checkpoint, crops, scale) with val and test side by side.
 const single = [];
-for (const [id, s] of stages.filter(([, s]) => s.kind === 'multicrop-predict')) {
-  const table = json(s.outputs.table);
-  const byCheckpoint = new Map();
-  for (const r of table.rows) {
-    const name = `${r.stageId} ${r.epoch}`;
-    if (!byCheckpoint.has(name)) byCheckpoint.set(name, []);
-    byCheckpoint.get(name).push(r);
+for (const t of data.multicrop) {
+  console.log(`\n${t.stage}: top-1 / top-3 per checkpoint, crops and test scale (${t.average} averaged)`);
+  console.log(`  ${'checkpoint'.padEnd(30)} ${'crops'.padEnd(6)} ${'scale'.padEnd(6)} ${col('val top-1', 9)} ${col('val top-3', 9)} ${col('test top-1', 10)} ${col('test top-3', 10)}`);
+  const key = (r) => `${r.stageId} ${r.epoch}|${r.crops}|${r.scale}`;
+  for (const k of [...new Set(t.rows.filter((r) => !r.averaged).map(key))]) {
+    const get = (split) => t.rows.find((r) => !r.averaged && r.split === split && key(r) === k);
+    const [name, crops, scale] = k.split('|');
+    const [val, test] = [get('val'), get('test')];
+    console.log(`  ${name.padEnd(30)} ${crops.padEnd(6)} ${scale.padEnd(6)} ${col(pct(val?.top1), 9)} ${col(pct(val?.top3), 9)} ${col(pct(test?.top1), 10)} ${col(pct(test?.top3), 10)}`);
+    single.push({ name, crops, scale, val, test });
   }
-  console.log('');
-  console.log(`${id}: top-1 / top-3 per checkpoint, crops and test scale (${table.average} averaged)`);
-  console.log(`  ${'checkpoint'.padEnd(30)} ${'crops'.padEnd(6)} ${'scale'.padEnd(6)} ${'val top-1'.padStart(9)} ${'val top-3'.padStart(9)} ${'test top-1'.padStart(10)} ${'test top-3'.padStart(10)}`);
-  for (const [name, rows] of byCheckpoint) {
-    const keys = [...new Set(rows.map((r) => `${r.crops}|${r.scale}|${r.averaged ? 1 : 0}`))];
-    for (const key of keys) {
-      const [crops, scale, averaged] = key.split('|');
-      if (averaged === '1') continue; // the stage's output itself; same numbers as its largest set
-      const get = (split) => rows.find((r) => r.split === split && `${r.crops}|${r.scale}|0` === key);
-      const val = get('val');
-      const test = get('test');
-      console.log(`  ${name.padEnd(30)} ${crops.padEnd(6)} ${String(scale).padEnd(6)} ${pct(val?.top1).padStart(9)} ${pct(val?.top3).padStart(9)} ${pct(test?.top1).padStart(10)} ${pct(test?.top3).padStart(10)}`);
-      single.push({ stage: id, name, crops, scale, val, test });
+}
+
+for (const { stage, report: f } of data.fusions) {
+  console.log(`\n${stage}: ${f.method} fusion of ${f.members.length} members, chosen ${f.chosen.length}: ${f.chosen.map((c) => `${c} ×${f.weights[c].toFixed(3)}`).join(', ')}`);
+  console.log(`  fused ${f.fitSplit} top-1 ${pct(f.fused.val.top1)} (fit part ${pct(f.fused.fit.top1)}, held out ${pct(f.fused.holdout.top1)}); best member ${pct(Math.max(...f.members.map((m) => m.val.top1 ?? 0)))}`);
+}
+const finals = data.galleries.filter((g) => data.stages.find((s) => s.node.id === g.stage)?.node.kind.name === 'export');
+for (const g of finals) console.log(`\nexported ${g.source} on ${g.split}: top-1 ${pct(g.top1)}, top-${g.k} ${pct(g.topK)} (${g.labelled} labelled, ${g.misclassified.length} misclassified)`);
+
+console.log('\ntargets (test split)');
+for (const r of single.filter((x) => x.crops === '10' && x.scale !== 'all' && x.test)) {
+  const one = single.find((x) => x.crops === '1' && x.name === r.name && x.scale === r.scale);
+  if (one?.test) console.log(`  10 crops ≥ 1 crop   ${r.name} @${r.scale}: ${pct(r.test.top1)} vs ${pct(one.test.top1)} ${r.test.top1 >= one.test.top1 ? 'met' : 'NOT met'}`);
+}
+const bestSingle = Math.max(...single.filter((x) => x.test).map((x) => x.test.top1));
+for (const g of finals.filter((x) => x.split === 'test' && x.top1 !== null)) {
+  console.log(`  final ≥ best single  ${pct(g.top1)} vs ${pct(bestSingle)} ${g.top1 >= bestSingle ? 'met' : 'NOT met'}`);
+  if (fusedTarget !== undefined) console.log(`  final ≥ ${pct(fusedTarget)}        ${pct(g.top1)} ${g.top1 >= fusedTarget ? 'met' : `NOT met (${(100 * (fusedTarget - g.top1)).toFixed(1)} points short)`}`);
+}
+if (reference) {
+  for (const [at, r] of Object.entries(reference.final ?? {})) {
+    const scale = /resize (\d+)/.exec(at)?.[1];
+    for (const x of single.filter((s) => s.crops === '1' && s.scale === scale && s.test)) {
+      console.log(`  vs reference ${at}: ${x.name} 1 crop: val ${pct(x.val?.top1)} vs ${r.val_1crop}%, test ${pct(x.test.top1)} vs ${r.test_1crop}% (${(100 * x.test.top1 - r.test_1crop).toFixed(1)} points)`);
     }
   }
 }
-
-const fused = [];
-for (const [id, s] of stages.filter(([, s]) => s.kind === 'fuse')) {
-  const report = json(s.outputs.report);
-  const preds = decodePredictions(blob(s.outputs.predictions));
-  const k = preds.classes.length;
-  const score = (split) => (preds.splits[split] ? scoreProbs(preds.splits[split].probs, preds.splits[split].labels, k) : null);
-  const test = score('test');
-  console.log('');
-  console.log(`${id}: ${report.method} fusion of ${report.members.length} members, chosen ${report.chosen.length}: ${report.chosen.join(', ')}`);
-  console.log(`  members (val top-1): ${report.members.map((m) => `${m.name.replace(/^.*?:/, '')} ${pct(m.val.top1).trim()}`).join(', ')}`);
-  console.log(`  fused: val top-1 ${pct(report.fused.val.top1).trim()} (fitted on ${pct(report.fused.fit.top1).trim()}, held out ${pct(report.fused.holdout.top1).trim()}), test top-1 ${pct(test?.top1).trim()}, top-3 ${pct(test?.top3).trim()}`);
-  fused.push({ id, test, report });
-}
-
-// The issue's targets, on the test split.
-console.log('');
-console.log('targets (test split)');
-const at = (crops, name, scale) => single.find((r) => r.crops === crops && r.name === name && (scale === undefined || String(r.scale) === String(scale)));
-const tenCrop = single.filter((r) => r.crops === '10' && r.scale !== 'all' && r.test);
-for (const r of tenCrop) {
-  const one = at('1', r.name, r.scale);
-  if (one?.test) console.log(`  10 crops ≥ 1 crop   ${r.name} @${r.scale}: ${pct(r.test.top1).trim()} vs ${pct(one.test.top1).trim()} ${r.test.top1 >= one.test.top1 ? 'met' : 'NOT met'}`);
-}
-const bestSingle = Math.max(...single.filter((r) => r.test).map((r) => r.test.top1));
-for (const f of fused) {
-  if (!f.test) continue;
-  console.log(`  fused ≥ best single  ${pct(f.test.top1).trim()} vs ${pct(bestSingle).trim()} ${f.test.top1 >= bestSingle ? 'met' : 'NOT met'}`);
-  console.log(`  fused ≥ ${pct(TARGET_FUSED).trim()}        ${pct(f.test.top1).trim()} ${f.test.top1 >= TARGET_FUSED ? 'met' : `NOT met (${(100 * (TARGET_FUSED - f.test.top1)).toFixed(1)} points short)`}`);
-}
-const parity = single.filter((r) => r.crops === '1' && r.name.endsWith('epoch-012') && r.name.includes('lr=0.01 ') && r.test);
-for (const r of parity) {
-  console.log(`  parity with PyTorch (lr 0.01, 12 epochs, 1 crop @${r.scale}): val ${pct(r.val?.top1).trim()} vs ${pct(REFERENCE.val1crop).trim()}, test ${pct(r.test.top1).trim()} vs ${pct(REFERENCE.test1crop).trim()} (${(100 * (r.test.top1 - REFERENCE.test1crop)).toFixed(1)} points)`);
-}
-await store.close();
+if (!args.includes('--no-run')) execFileSync(process.execPath, [CLI, 'report', file], { stdio: 'inherit' });

@@ -2,17 +2,52 @@
 // one writer with ACID transactions, so two `podium run`s can share a cache and a killed process
 // never leaves a half-written record.
 import { hostname } from 'node:os';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync, statfsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import { sha256, type Digest } from './canonical.js';
-import { CacheCorruption, type BlobInfo, type Lease, type RunEntry, type StageRecord, type StatEntry, type Store } from './store.js';
+import { CacheCorruption, CacheUnavailable, type BlobInfo, type Lease, type RunEntry, type StageRecord, type StatEntry, type Store } from './store.js';
+import { isSameProcessAlive, processStart } from './process-identity.js';
 import { checkRecord } from './record-schema.js';
 import { clearNoopMemos } from './noop-memos.js';
 
 // lmdb's CommonJS build is one file; its ES module entry is many. Requiring it halves the load
 // time (~40 ms against ~95 ms here), which is a third of a no-op run.
 const { open } = createRequire(import.meta.url)('lmdb') as typeof import('lmdb');
+
+/**
+ * When a commit fails (disk full), lmdb-js prints the raw error with console.error and rejects
+ * internal promises that nobody can reach, besides the write promises podium does handle
+ * (LmdbStore.track). Both would bury the one-line message podium gives: keep them quiet, once
+ * per process, and let every other error through untouched.
+ */
+let lmdbNoiseHushed = false;
+function hushLmdbCommitNoise(): void {
+  if (lmdbNoiseHushed) return;
+  lmdbNoiseHushed = true;
+  const fromLmdb = (e: unknown): boolean => e instanceof Error && /[\\/]lmdb[\\/]/.test(e.stack ?? '') && (typeof (e as { code?: unknown }).code === 'number' || e.message.startsWith('Commit failed'));
+  const consoleError = console.error.bind(console);
+  console.error = (...args: unknown[]): void => { if (!(args.length === 1 && fromLmdb(args[0]))) consoleError(...args); };
+  process.on('unhandledRejection', (e) => { if (!fromLmdb(e)) throw e; });
+}
+
+const RUN_PREFIX = 'run:';
+const GC_KEY = 'gc';
+
+/** An error opening the environment, in words: where the cache is and what to do about it. */
+function unavailable(path: string, e: unknown): Error {
+  const err = e as NodeJS.ErrnoException;
+  let isDir = true;
+  try { isDir = statSync(path).isDirectory(); } catch { /* missing: mkdir failed, reported below */ }
+  if (!isDir || err.code === 'EEXIST' || err.code === 'ENOTDIR') return new CacheUnavailable(`cache ${path} is not a folder (a file is in the way); remove it or choose another with --cache DIR`);
+  if (err.code === 'EACCES' || err.code === 'EROFS' || err.code === 'EPERM' || /setup locks|permission denied|read-only/i.test(err.message)) {
+    // lmdb reports errno as a number (30 is EROFS on Linux).
+    const readOnly = err.code === 'EROFS' || (err.code as unknown) === 30;
+    return new CacheUnavailable(`cache ${path} is not writable (${readOnly ? 'read-only file system' : 'permission denied'}); fix its permissions or choose another with --cache DIR`);
+  }
+  if (err.code === 'ENOSPC' || /No space left|MDB_MAP_FULL/i.test(err.message)) return new CacheUnavailable(`no space left for the cache ${path}; free disk space and run again (finished stages are kept)`);
+  return new CacheUnavailable(`cannot open the cache ${path}: ${err.message.split('\n')[0]}`);
+}
 
 /** LMDB values may be large, but copying one huge buffer is slow and risky; chunk above this. */
 const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024;
@@ -27,26 +62,32 @@ export class LmdbStore implements Store {
   private readonly runLog: Database<RunEntry, string>;
   private readonly index: Database<string, string>;
   private readonly host = hostname();
+  private readonly me: Lease = { pid: process.pid, host: this.host, since: Date.now(), start: processStart(process.pid) };
   /** Blobs queued for writing but perhaps not yet committed. */
   private readonly pendingBlobs = new Set<Digest>();
   /** Warnings about corrupt entries found while reading, for the caller to report. */
   readonly warnings: string[] = [];
 
   constructor(readonly path: string, private readonly chunkBytes = DEFAULT_CHUNK_BYTES) {
-    mkdirSync(path, { recursive: true });
-    this.env = open({ path, maxDbs: 8 });
-    this.blobData = this.env.openDB({ name: 'blob-data', encoding: 'binary' });
-    this.blobMeta = this.env.openDB({ name: 'blob-meta' });
-    this.records = this.env.openDB({ name: 'records' });
-    this.stats = this.env.openDB({ name: 'stats' });
-    this.leases = this.env.openDB({ name: 'leases' });
-    this.runLog = this.env.openDB({ name: 'runs' });
-    this.index = this.env.openDB({ name: 'index', encoding: 'string' });
+    hushLmdbCommitNoise();
+    try {
+      mkdirSync(path, { recursive: true });
+      this.env = open({ path, maxDbs: 16 });
+      this.blobData = this.env.openDB({ name: 'blob-data', encoding: 'binary' });
+      this.blobMeta = this.env.openDB({ name: 'blob-meta' });
+      this.records = this.env.openDB({ name: 'records' });
+      this.stats = this.env.openDB({ name: 'stats' });
+      this.leases = this.env.openDB({ name: 'leases' });
+      this.runLog = this.env.openDB({ name: 'runs' });
+      this.index = this.env.openDB({ name: 'index', encoding: 'string' });
+    } catch (e) {
+      throw unavailable(path, e);
+    }
   }
 
   async putBlob(bytes: Uint8Array): Promise<Digest> {
     const digest = this.queueBlob(bytes);
-    await this.env.flushed;
+    await this.flush();
     return digest;
   }
 
@@ -58,9 +99,9 @@ export class LmdbStore implements Store {
     const chunks = Math.max(1, Math.ceil(buf.length / this.chunkBytes));
     // lmdb-js batches queued writes into few transactions, in order: data before the meta that
     // marks a blob present, so a crash never leaves a meta without its data.
-    if (chunks === 1) void this.blobData.put(digest, buf);
-    else for (let i = 0; i < chunks; i++) void this.blobData.put(`${digest}#${i}`, buf.subarray(i * this.chunkBytes, (i + 1) * this.chunkBytes));
-    void this.blobMeta.put(digest, { size: buf.length, chunks });
+    if (chunks === 1) this.track(this.blobData.put(digest, buf));
+    else for (let i = 0; i < chunks; i++) this.track(this.blobData.put(`${digest}#${i}`, buf.subarray(i * this.chunkBytes, (i + 1) * this.chunkBytes)));
+    this.track(this.blobMeta.put(digest, { size: buf.length, chunks }));
     return digest;
   }
 
@@ -79,7 +120,7 @@ export class LmdbStore implements Store {
       bytes = Buffer.concat(parts);
     }
     if (!bytes || bytes.length !== info.size) throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} is truncated`);
-    if (opts.verify && sha256(bytes) !== digest) {
+    if (opts.verify !== false && sha256(bytes) !== digest) {
       throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} no longer hashes to its key (tampered or corrupt)`);
     }
     return bytes;
@@ -107,7 +148,7 @@ export class LmdbStore implements Store {
   commitRecord(record: StageRecord): void {
     const problem = checkRecord(record);
     if (problem) throw new Error(`refusing to write an invalid record: ${problem}`);
-    this.env.transactionSync(() => {
+    this.txn(() => {
       for (const d of [...Object.values(record.outputs), ...record.refs]) {
         if (!this.blobMeta.doesExist(d)) throw new Error(`record ${record.key.slice(0, 12)} names blob ${d.slice(0, 12)} which is not stored`);
       }
@@ -116,48 +157,89 @@ export class LmdbStore implements Store {
   }
 
   deleteRecord(key: Digest): void {
-    this.records.removeSync(key);
+    this.txn(() => this.records.removeSync(key));
     clearNoopMemos(this.path);
   }
   hasRecord(key: Digest): boolean { return this.records.doesExist(key); }
   getIndex(key: string): string | undefined { return this.index.get(key); }
-  setIndex(key: string, value: string): void { void this.index.put(key, value); }
+  setIndex(key: string, value: string): void { this.track(this.index.put(key, value)); }
   indexEntries(): Array<[string, string]> { return [...this.index.getRange()].map((e) => [e.key, e.value]); }
-  deleteIndex(key: string): void { void this.index.remove(key); }
+  deleteIndex(key: string): void { this.track(this.index.remove(key)); }
 
   getStat(path: string): StatEntry | undefined { return this.stats.get(path); }
   // The stat memo is an optimisation, so its writes need not be awaited one by one.
-  setStat(path: string, entry: StatEntry): void { void this.stats.put(path, entry); }
-  deleteStat(path: string): void { void this.stats.remove(path); }
+  setStat(path: string, entry: StatEntry): void { this.track(this.stats.put(path, entry)); }
+  deleteStat(path: string): void { this.track(this.stats.remove(path)); }
 
-  tryLease(key: Digest): boolean {
-    return this.env.transactionSync(() => {
+  tryLease(key: Digest, what?: string): boolean {
+    return this.txn(() => {
       const held = this.leases.get(key);
       if (held && held.pid !== process.pid && this.isAlive(held)) return false;
-      void this.leases.put(key, { pid: process.pid, host: this.host, since: Date.now() });
+      void this.leases.put(key, { ...this.me, since: Date.now(), ...(what ? { what } : {}) });
       return true;
     });
   }
 
   releaseLease(key: Digest): void {
-    this.env.transactionSync(() => {
+    this.txn(() => {
       if (this.leases.get(key)?.pid === process.pid) void this.leases.remove(key);
     });
   }
 
-  liveLeases(): Digest[] {
-    return [...this.leases.getRange()].filter((e) => e.value.pid !== process.pid && this.isAlive(e.value)).map((e) => e.key as Digest);
+  leaseHolder(key: Digest): Lease | undefined {
+    const held = this.leases.get(key);
+    return held && held.pid !== process.pid && this.isAlive(held) ? held : undefined;
   }
 
-  /** A lease whose process is gone (killed, crashed) is free. Other hosts: trust it for a day. */
+  liveLeases(): Digest[] {
+    return this.liveOthers().filter(([k]) => !k.startsWith(RUN_PREFIX) && k !== GC_KEY).map(([k]) => k as Digest);
+  }
+
+  beginRun(id: string, what: string): Lease | undefined {
+    return this.txn(() => {
+      const gc = this.leases.get(GC_KEY);
+      if (gc && gc.pid !== process.pid && this.isAlive(gc)) return gc;
+      void this.leases.put(`${RUN_PREFIX}${id}`, { ...this.me, since: Date.now(), what });
+      return undefined;
+    });
+  }
+
+  endRun(id: string): void { this.txn(() => this.leases.removeSync(`${RUN_PREFIX}${id}`)); }
+
+  beginGc(): Lease[] {
+    return this.txn(() => {
+      // Runs first: "in use by podium run p.json" says more than one of its stages.
+      const busy = this.liveOthers().sort(([a], [b]) => Number(b.startsWith(RUN_PREFIX)) - Number(a.startsWith(RUN_PREFIX))).map(([, l]) => l);
+      if (!busy.length) void this.leases.put(GC_KEY, { ...this.me, since: Date.now(), what: 'podium gc' });
+      return busy;
+    });
+  }
+
+  endGc(): void { this.releaseLease(GC_KEY as Digest); }
+
+  /** Leases held by live processes other than this one; dead holders' leases are dropped. */
+  private liveOthers(): Array<[string, Lease]> {
+    const out: Array<[string, Lease]> = [];
+    for (const { key, value } of this.leases.getRange()) {
+      if (value.pid === process.pid && value.host === this.host) continue;
+      if (this.isAlive(value)) out.push([key as string, value]);
+    }
+    return out;
+  }
+
+  /**
+   * A lease whose process is gone (killed, crashed, or its PID reused by another program) is
+   * free. Other hosts cannot be asked (LMDB must not be shared over a network filesystem, so
+   * this is a cache moved between machines): trust their leases for a day.
+   */
   private isAlive(lease: Lease): boolean {
     if (lease.host !== this.host) return Date.now() - lease.since < 24 * 3600 * 1000;
-    try { process.kill(lease.pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+    return isSameProcessAlive(lease.pid, lease.start);
   }
 
-  addRun(run: RunEntry): void { this.runLog.putSync(run.id, run); }
+  addRun(run: RunEntry): void { this.txn(() => this.runLog.putSync(run.id, run)); }
   runs(): RunEntry[] { return [...this.runLog.getRange()].map((e) => e.value); }
-  deleteRun(id: string): void { this.runLog.removeSync(id); }
+  deleteRun(id: string): void { this.txn(() => this.runLog.removeSync(id)); }
   recordKeys(): Digest[] { return [...this.records.getKeys()] as Digest[]; }
   blobDigests(): Digest[] { return [...this.blobMeta.getKeys()] as Digest[]; }
   statPaths(): string[] { return [...this.stats.getKeys()]; }
@@ -165,7 +247,7 @@ export class LmdbStore implements Store {
   deleteBlob(digest: Digest): number {
     const info = this.blobMeta.get(digest);
     if (!info) return 0;
-    this.env.transactionSync(() => {
+    this.txn(() => {
       void this.blobMeta.remove(digest);
       if (info.chunks === 1) void this.blobData.remove(digest);
       else for (let i = 0; i < info.chunks; i++) void this.blobData.remove(`${digest}#${i}`);
@@ -174,12 +256,61 @@ export class LmdbStore implements Store {
   }
 
   async flush(): Promise<void> {
-    await this.env.flushed;
+    // Settle our own writes first: after a failed commit lmdb-js never resolves env.flushed.
+    while (this.inflight.size) await Promise.allSettled([...this.inflight]);
+    if (this.failure) throw this.failure;
+    try { await this.env.flushed; } catch (e) { this.failure ??= this.writeError(e); }
+    if (this.failure) throw this.failure;
     this.pendingBlobs.clear();
   }
 
+  /** Closes the environment; a write failure was already reported by flush or a transaction. */
   async close(): Promise<void> {
-    await this.env.flushed;
+    while (this.inflight.size) await Promise.allSettled([...this.inflight]);
+    if (this.failure) {
+      // After a failed commit lmdb-js's close never resolves (it waits for the lost batch), and
+      // an await on it would end the process silently with exit code 0. The OS closes the file.
+      this.env.close().catch(() => {});
+      return;
+    }
+    try { await this.env.flushed; } catch { /* reported by flush */ }
     await this.env.close();
+  }
+
+  /**
+   * Queued writes resolve later, in batches; a failed batch (disk full) must neither crash the
+   * process as an unhandled rejection nor pass unnoticed: the first failure is kept and thrown
+   * by the next flush, before any record could name what was lost.
+   */
+  private failure: Error | undefined;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private track(write: Promise<unknown>): void {
+    const settled = write.then(() => undefined, (e: unknown) => {
+      // lmdb-js rejects a second promise it hangs on the error; nobody else awaits it.
+      (e as { commitError?: Promise<unknown> }).commitError?.catch(() => {});
+      this.failure ??= this.writeError(e);
+    }).finally(() => this.inflight.delete(settled));
+    this.inflight.add(settled);
+  }
+
+  /** A synchronous transaction whose I/O failure becomes a CacheUnavailable in words. */
+  private txn<T>(fn: () => T): T {
+    try { return this.env.transactionSync(fn); } catch (e) { throw this.writeError(e); }
+  }
+
+  /** LMDB reports a full disk as EIO from its memory map, or as "Commit failed"; say what it means. */
+  private writeError(e: unknown): Error {
+    const err = e as Error & { code?: unknown };
+    if (err instanceof CacheUnavailable) return err;
+    const io = typeof err.code === 'number' || /commit failed|input\/output|no space|MDB_|ENOSPC|EIO/i.test(err.message ?? '');
+    if (!io) return err;
+    let freeBytes: number | undefined;
+    try {
+      const fs = statfsSync(this.path);
+      freeBytes = fs.bavail * fs.bsize;
+    } catch { /* statfs unsupported: say less */ }
+    // A full disk shows up as EIO from the memory map, so judge by the free space itself.
+    const why = freeBytes !== undefined && freeBytes < 1024 * 1024 ? `no space left on its disk: ${Math.round(freeBytes / 1024)} KiB free` : err.message.split('\n')[0];
+    return new CacheUnavailable(`writing to the cache ${this.path} failed (${why}); free disk space and run again (finished stages are kept)`);
   }
 }

@@ -23,7 +23,15 @@ export interface StageRecord {
 /** Stat memo: a file whose (size, mtime, inode) are unchanged is not read again. */
 export interface StatEntry { size: number; mtimeMs: number; ino: number; hash: Digest }
 
-export interface Lease { pid: number; host: string; since: number }
+export interface Lease {
+  pid: number;
+  host: string;
+  since: number;
+  /** Boot id and start time of the holder (process-identity.ts), so a reused PID is not mistaken for it. */
+  start?: string;
+  /** What the holder is doing, for messages: "stage train@lr=0.01 of p.json", "podium gc". */
+  what?: string;
+}
 
 export interface RunEntry { id: string; pipeline: string; at: string; keys: Digest[] }
 
@@ -43,7 +51,11 @@ export interface Store {
    * flushes before committing the record that names them.
    */
   queueBlob(bytes: Uint8Array, digest?: Digest): Digest;
-  /** The bytes, or undefined when absent. With verify, bytes that no longer hash to their digest throw. */
+  /**
+   * The bytes, or undefined when absent. Bytes that no longer hash to their digest throw
+   * CacheCorruption: a tampered or damaged blob is never used. `verify: false` skips the hash
+   * for callers that only copy bytes elsewhere and check them there.
+   */
   getBlob(digest: Digest, opts?: { verify?: boolean }): Buffer | undefined;
   blobInfo(digest: Digest): BlobInfo | undefined;
   /** A record, schema-checked: a corrupt one is removed and reported as a miss. */
@@ -65,10 +77,22 @@ export interface Store {
   setStat(path: string, entry: StatEntry): void;
   deleteStat(path: string): void;
   /** Takes the lease on a key unless a live process holds it; true when ours. */
-  tryLease(key: Digest): boolean;
+  tryLease(key: Digest, what?: string): boolean;
   releaseLease(key: Digest): void;
+  /** The live process other than this one that holds a key's lease, if any. */
+  leaseHolder(key: Digest): Lease | undefined;
   /** Keys leased by other live processes (stages being computed right now). */
   liveLeases(): Digest[];
+  /**
+   * Registers a live run (or verify) for as long as it uses the cache, unless gc holds it: then
+   * nothing is registered and gc's lease is returned. gc never sweeps while a run is registered,
+   * so nothing a run has committed or is about to read disappears under it.
+   */
+  beginRun(id: string, what: string): Lease | undefined;
+  endRun(id: string): void;
+  /** Takes the cache for gc unless runs or stages hold it: then returns their leases. */
+  beginGc(): Lease[];
+  endGc(): void;
   addRun(run: RunEntry): void;
   runs(): RunEntry[];
   recordKeys(): Digest[];
@@ -81,6 +105,13 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** A stored blob whose bytes are missing or no longer hash to its digest. */
 export class CacheCorruption extends Error {
   constructor(readonly digest: string, message: string) { super(message); }
 }
+
+/**
+ * The cache cannot be used where it is (read-only, not a folder, disk full): one line naming the
+ * path and what to do, never a stack trace.
+ */
+export class CacheUnavailable extends Error {}

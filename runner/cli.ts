@@ -3,28 +3,36 @@
 // here once. Verb modules are imported lazily so `podium status` never loads what `run` needs,
 // and nothing loads TensorFlow.js or sharp unless a stage that needs them executes.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CacheUnavailable } from '../cache/store.js';
 import { BACKEND_NAMES } from '../stages/tf/backend-names.js';
 import { formatDiagnostic, UsageError } from './diagnostics.js';
 
 const USAGE = `usage: podium <verb> [options]
 
-  run <pipeline> [--dry-run] [--only ID]... [--from ID] [--force ID]... [--jobs N] [--gpus 0,1] [--backend ${BACKEND_NAMES.join('|')}] [--cache DIR] [--json] [--verbose]
+  run <pipeline> [--dry-run] [--only ID]... [--from ID] [--force ID]... [--jobs N] [--gpus 0,1] [--backend ${BACKEND_NAMES.join('|')}] [--cache DIR] [--lease-timeout SECONDS] [--no-report] [--json] [--verbose]
   status <pipeline> [--json]
   diff <lockA> [<lockB> | <git-rev>] [--json]
   verify <pipeline> [--stages a,b] [--json]
   gc [--keep-runs N] [--json]
   show <pipeline> <stage> [--json]
+  report <pipeline> [--out FILE] [--compare <lock-file|git-rev>] [--json]
+  metrics <pipeline> [--json | --csv]
+  cat <pipeline> <stage> [output] [--out FILE]
 
-Exit codes: 0 success, 1 a stage failed or verification found differences, 2 invalid pipeline or usage.`;
+Exit codes: 0 success, 1 a stage failed, verification found differences or the cache is unusable, 2 invalid pipeline or usage,
+130/143 interrupted by SIGINT/SIGTERM (finished stages are kept; a second signal stops at once).`;
 
 const common = { cache: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 const OPTIONS = {
-  run: { ...common, 'dry-run': { type: 'boolean' }, only: { type: 'string', multiple: true }, from: { type: 'string' }, force: { type: 'string', multiple: true }, jobs: { type: 'string' }, gpus: { type: 'string' }, verbose: { type: 'boolean', short: 'v' } },
+  run: { ...common, 'dry-run': { type: 'boolean' }, only: { type: 'string', multiple: true }, from: { type: 'string' }, force: { type: 'string', multiple: true }, jobs: { type: 'string' }, gpus: { type: 'string' }, 'lease-timeout': { type: 'string' }, 'no-report': { type: 'boolean' }, verbose: { type: 'boolean', short: 'v' } },
   status: common,
   diff: common,
   verify: { ...common, stages: { type: 'string', multiple: true }, verbose: { type: 'boolean', short: 'v' } },
   gc: { ...common, 'keep-runs': { type: 'string' } },
   show: common,
+  report: { ...common, out: { type: 'string', short: 'o' }, compare: { type: 'string' } },
+  metrics: { ...common, csv: { type: 'boolean' } },
+  cat: { ...common, out: { type: 'string', short: 'o' } },
 } satisfies Record<string, ParseArgsConfig['options']>;
 
 type Verb = keyof typeof OPTIONS;
@@ -49,11 +57,9 @@ async function main(argv: string[]): Promise<number> {
   const json = !!v.json;
   const cache = v.cache as string | undefined;
   const backend = v.backend as string | undefined;
-  const maxPositionals = { run: 1, status: 1, diff: 2, verify: 1, gc: 0, show: 2 }[verb as Verb];
+  const maxPositionals = { run: 1, status: 1, diff: 2, verify: 1, gc: 0, show: 2, report: 1, metrics: 1, cat: 3 }[verb as Verb];
   if (pos.length > maxPositionals) throw new UsageError(`unexpected argument "${pos[maxPositionals]}"\n${USAGE}`);
-  const controller = new AbortController();
-  process.once('SIGINT', () => controller.abort());
-  process.once('SIGTERM', () => controller.abort());
+  const controller = interruptOnSignals();
 
   switch (verb as Verb) {
     case 'run': {
@@ -61,14 +67,23 @@ async function main(argv: string[]): Promise<number> {
       const { humanLogger } = await import('./events.js');
       const jobs = v.jobs === undefined ? undefined : Number(v.jobs);
       const gpus = typeof v.gpus === 'string' ? v.gpus.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
-      const summary = await runPipeline(pos[0], { cache, backend, dryRun: !!v['dry-run'], only: v.only as string[] | undefined, from: v.from as string | undefined, force: v.force as string[] | undefined, jobs, gpus }, humanLogger(process.stderr, !!v.verbose), controller.signal);
-      if (json) print(true, { pipeline: summary.pipeline, stages: summary.stages.map(({ id, kind, status, key, reason, durationMs }) => ({ id, kind, status, key, reason, durationMs })) }, () => '');
+      const leaseTimeout = v['lease-timeout'] === undefined ? undefined : Number(v['lease-timeout']);
+      const summary = await runPipeline(pos[0], { cache, backend, dryRun: !!v['dry-run'], only: v.only as string[] | undefined, from: v.from as string | undefined, force: v.force as string[] | undefined, jobs, gpus, leaseTimeout }, humanLogger(process.stderr, !!v.verbose), controller.signal);
+      // The report is rebuilt after a run that did something (PODIUM_NO_REPORT=1 or --no-report skip it).
+      let report: string | undefined;
+      const wantReport = !v['dry-run'] && !v['no-report'] && !process.env.PODIUM_NO_REPORT && !summary.noop && !controller.signal.aborted && summary.stages.length > 0;
+      if (wantReport && pos[0]) report = await (await import('./report/after-run.js')).reportAfterRun(pos[0], { cache, backend }, (l) => process.stderr.write(`${l}\n`));
+      if (json) print(true, { pipeline: summary.pipeline, stages: summary.stages.map(({ id, kind, status, key, reason, durationMs }) => ({ id, kind, status, key, reason, durationMs })), ...(report ? { report } : {}) }, () => '');
       else {
         const count = (s: string): number => summary.stages.filter((r) => r.status === s).length;
-        const parts = ['ran', 'cached', 'would-run', 'failed', 'skipped'].filter((s) => count(s)).map((s) => `${count(s)} ${s}`);
+        const parts = ['ran', 'cached', 'would-run', 'may-run', 'failed', 'skipped'].filter((s) => count(s)).map((s) => `${count(s)} ${s}`);
         process.stderr.write(`${summary.pipeline}: ${parts.join(', ') || 'no stages'}${summary.noop ? ' (nothing to do: no file changed since the last run)' : ''}\n`);
       }
-      if (controller.signal.aborted) return 130;
+      if (controller.signal.aborted) {
+        const kept = summary.stages.filter((r) => r.status === 'ran' || r.status === 'cached').length;
+        process.stderr.write(`interrupted: kept ${kept} finished stage${kept === 1 ? '' : 's'} (a rerun reuses them)\n`);
+        return interruptedExitCode();
+      }
       if (summary.stages.some((r) => r.inputError)) return 2;
       return summary.stages.some((r) => r.status === 'failed' || r.status === 'skipped') ? 1 : 0;
     }
@@ -89,6 +104,7 @@ async function main(argv: string[]): Promise<number> {
       const stages = (v.stages as string[] | undefined)?.flatMap((s) => s.split(',')).filter(Boolean);
       const r = await verify(pos[0], { cache, backend, stages }, controller.signal);
       print(json, r, () => formatVerify(r));
+      if (controller.signal.aborted) return interruptedExitCode();
       return r.ok ? 0 : 1;
     }
     case 'gc': {
@@ -104,11 +120,79 @@ async function main(argv: string[]): Promise<number> {
       print(json, r, () => formatShow(r));
       return 0;
     }
+    case 'report': {
+      const { report, formatReport } = await import('./report/index.js');
+      const r = await report(pos[0], { cache, backend, out: v.out as string | undefined, compare: v.compare as string | undefined });
+      print(json, r, () => formatReport(r));
+      return 0;
+    }
+    case 'metrics': {
+      const { metrics, formatMetrics, metricsCsv } = await import('./metrics.js');
+      const r = metrics(pos[0], { cache, backend });
+      if (v.csv) process.stdout.write(metricsCsv(r));
+      else print(json, r, () => formatMetrics(r));
+      return 0;
+    }
+    case 'cat': {
+      const { cat } = await import('./cat.js');
+      const r = await cat(pos[0], pos[1], pos[2], { cache, backend });
+      if (typeof v.out === 'string') {
+        const { writeFileSync } = await import('node:fs');
+        writeFileSync(v.out, r.bytes);
+        process.stderr.write(`${r.id} ${r.output}: ${r.bytes.length} bytes (${r.digest.slice(0, 12)}) to ${v.out}\n`);
+      } else await new Promise<void>((res, rej) => process.stdout.write(r.bytes, (e) => (e ? rej(e) : res())));
+      return 0;
+    }
   }
 }
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: unknown) => {
-  if (e instanceof UsageError) {
+/** The first signal whose handling is under way: SIGINT or SIGTERM. */
+let signalled: NodeJS.Signals | undefined;
+
+/**
+ * SIGINT/SIGTERM abort the run: running stages are stopped (their process groups killed), nothing
+ * new starts, finished stages stay in the cache. `process.on`, not `once`: with no listener left,
+ * execa's signal-exit would re-raise the signal and kill podium before it could tidy up. A second
+ * signal exits at once; stage processes notice their runner is gone and stop themselves.
+ */
+function interruptOnSignals(): AbortController {
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (signalled) {
+      process.stderr.write(`podium: ${sig} again, stopping now\n`);
+      process.exit(interruptedExitCode());
+    }
+    signalled = sig;
+    process.stderr.write(`podium: ${sig}, stopping running stages…\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return controller;
+}
+
+function interruptedExitCode(): number {
+  return signalled === 'SIGTERM' ? 143 : 130;
+}
+
+let settled = false;
+// A promise that never settles (a library waiting on I/O that failed) would let the event loop
+// drain and Node exit 0 as if all went well: say so and fail instead.
+process.on('beforeExit', () => {
+  if (settled) return;
+  process.stderr.write('podium: internal error: stopped before finishing (an operation never completed); nothing more was written\n');
+  process.exit(1);
+});
+
+main(process.argv.slice(2)).finally(() => { settled = true; }).then((code) => { process.exitCode = code; }, (e: unknown) => {
+  if (signalled) {
+    process.stderr.write(`podium: interrupted (${(e as Error).message.split('\n')[0]})\n`);
+    process.exitCode = interruptedExitCode();
+  } else if (e instanceof CacheUnavailable) {
+    // After a failed write, LMDB's C library may have printed "Write error: …" without a newline.
+    process.stderr.write(`${e.message.startsWith('writing to') ? '\n' : ''}podium: ${e.message}\n`);
+    process.exitCode = 1;
+  } else if (e instanceof UsageError) {
     process.stderr.write(`podium: ${e.message}\n`);
     for (const d of e.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
     process.exitCode = 2;

@@ -5,6 +5,8 @@ import { lockPathOf } from './lock-path.js';
 import { UsageError } from './diagnostics.js';
 
 import { LmdbStore } from '../cache/lmdb-store.js';
+import type { Store } from '../cache/store.js';
+import type { EventSink } from './events.js';
 import { cacheDir, type CommonOptions } from './cache-path.js';
 
 export { cacheDir, type CommonOptions };
@@ -26,5 +28,31 @@ export function lockOf(pipeline: Pipeline): { path: string; lock: LockFile | und
     return { path, lock: readLock(path) };
   } catch (e) {
     throw new UsageError((e as Error).message);
+  }
+}
+
+/** Default wait for a stage another live podium process is computing: longer than most finetunes. */
+const DEFAULT_LEASE_TIMEOUT_S = 6 * 3600;
+
+/** --lease-timeout, else PODIUM_LEASE_TIMEOUT, in seconds. */
+export function leaseTimeoutMs(opts: { leaseTimeout?: number }): number {
+  const raw = opts.leaseTimeout ?? (process.env.PODIUM_LEASE_TIMEOUT ? Number(process.env.PODIUM_LEASE_TIMEOUT) : DEFAULT_LEASE_TIMEOUT_S);
+  if (!Number.isFinite(raw) || raw < 0) throw new UsageError(`--lease-timeout (or PODIUM_LEASE_TIMEOUT) must be a number of seconds, got ${opts.leaseTimeout ?? process.env.PODIUM_LEASE_TIMEOUT}`);
+  return raw * 1000;
+}
+
+/**
+ * Registers a run or verify with the cache, waiting while gc holds it (gc is short). False when
+ * interrupted while waiting.
+ */
+export async function registerRun(store: Store, id: string, what: string, onEvent: EventSink, signal: AbortSignal): Promise<boolean> {
+  let told = false;
+  for (;;) {
+    const gc = store.beginRun(id, what);
+    if (!gc) return true;
+    if (!told) onEvent({ type: 'warning', message: `waiting for podium gc (pid ${gc.pid}) to finish with this cache` });
+    told = true;
+    if (signal.aborted) return false;
+    await new Promise((r) => setTimeout(r, 200));
   }
 }

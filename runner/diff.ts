@@ -53,7 +53,7 @@ export function diffLocks(a: LockFile, b: LockFile): StageDiff[] {
   return out;
 }
 
-function readLockArg(path: string): LockFile {
+export function readLockArg(path: string): LockFile {
   try {
     const lock = readLock(path);
     if (!lock) throw new Error(`${path}: no such lock file`);
@@ -61,7 +61,7 @@ function readLockArg(path: string): LockFile {
   } catch (e) { throw new UsageError((e as Error).message); }
 }
 
-async function lockAtRevision(lockPath: string, rev: string): Promise<LockFile> {
+export async function lockAtRevision(lockPath: string, rev: string): Promise<LockFile> {
   const dir = dirname(lockPath);
   const top = await execa('git', ['rev-parse', '--show-toplevel'], { cwd: dir, reject: false });
   if (top.failed) throw new UsageError(`"${rev}" is neither a lock file nor usable as a git revision (${dir} is not in a git repository)`);

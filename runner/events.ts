@@ -1,6 +1,7 @@
 // Execution emits typed events; loggers only render them. The human logger writes to stderr so
 // stdout stays clean for --json.
-export type StageStatus = 'ran' | 'cached' | 'failed' | 'skipped' | 'would-run';
+/** 'may-run' (dry runs only): runs if an upstream stage that would run changes its output (early cutoff decides). */
+export type StageStatus = 'ran' | 'cached' | 'failed' | 'skipped' | 'would-run' | 'may-run';
 
 export interface StageReport {
   id: string;
@@ -26,7 +27,7 @@ export type RunEvent =
 
 export type EventSink = (e: RunEvent) => void;
 
-const MARK: Record<StageStatus, string> = { ran: '✓ ran', cached: '· cached', failed: '✗ failed', skipped: '- skipped', 'would-run': '> would run' };
+const MARK: Record<StageStatus, string> = { ran: '✓ ran', cached: '· cached', failed: '✗ failed', skipped: '- skipped', 'would-run': '> would run', 'may-run': '? may run' };
 
 export function humanLogger(out: NodeJS.WritableStream = process.stderr, verbose = false): EventSink {
   return (e) => {

@@ -2,7 +2,7 @@
 // modules (a crash or leak there cannot take the runner down). Either way the result is a
 // StageRecord that the caller commits; nothing here writes a record.
 import type { Digest } from '../cache/canonical.js';
-import type { StageRecord, Store } from '../cache/store.js';
+import { CacheCorruption, CacheUnavailable, type StageRecord, type Store } from '../cache/store.js';
 import { InputError, StageError, type InputValue, type StageKind, type StageResult } from '../stages/contract.js';
 
 const LOG_TAIL = 50;
@@ -43,6 +43,8 @@ export async function executeStage(job: StageJob, store: Store, signal: AbortSig
       ? await (await import('./worker-client.js')).runInWorker(job, store.path, signal, log)
       : await job.kind.run({ stageId: job.stageId, key: job.key, resume: job.resume, projectDir: job.projectDir, seed: job.seed, slot: job.slot, gpu: job.gpu, threads: job.threads, inputs: job.inputs, store, signal, log }, job.params);
   } catch (e) {
+    // The executor acts on these: a corrupt input is repaired, an unwritable cache ends the run.
+    if (e instanceof CacheCorruption || e instanceof CacheUnavailable) throw e;
     if (e instanceof StageError || e instanceof StageFailure) throw new StageFailure(e.message, [...tail, ...(e instanceof StageError ? e.logTail : [])].slice(-LOG_TAIL), e instanceof InputError || (e instanceof StageFailure && e.inputError));
     // Not a failure the stage anticipated: keep the stack for whoever debugs it.
     const err = e as Error;

@@ -6,11 +6,12 @@ import { availableParallelism } from 'node:os';
 
 import { stageKey, type Fingerprint } from '../cache/fingerprint.js';
 import type { LockFile } from '../cache/lockfile.js';
-import type { StageRecord, Store } from '../cache/store.js';
+import type { Digest } from '../cache/canonical.js';
+import { CacheCorruption, CacheUnavailable, type StageRecord, type Store } from '../cache/store.js';
 import type { Pipeline, StageNode } from './analyze.js';
 import type { EventSink, StageReport } from './events.js';
 import { executeStage, StageFailure } from './execute-stage.js';
-import { explainChange, fingerprintOf, inputValues } from './fingerprints.js';
+import { explainChange, fingerprintOf, inputValues, ownChanges } from './fingerprints.js';
 import type { Plan } from './plan.js';
 
 export interface ExecuteOptions {
@@ -20,6 +21,8 @@ export interface ExecuteOptions {
   lock: LockFile | undefined;
   onEvent: EventSink;
   signal: AbortSignal;
+  /** How long to wait for a stage another live process is computing before failing it. */
+  leaseTimeoutMs: number;
 }
 
 export interface Outcome {
@@ -29,6 +32,10 @@ export interface Outcome {
 }
 
 const LEASE_POLL_MS = 200;
+/** Corrupt inputs repaired per stage before giving up (each repair re-executes their producer). */
+const MAX_REPAIRS = 3;
+
+interface Obtained { fingerprint: Fingerprint; record: StageRecord; computed: boolean; restored: string[] }
 
 export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts: ExecuteOptions): Promise<Outcome> {
   const selected = new Set(plan.ids);
@@ -60,6 +67,9 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
     }
   };
 
+  /** A cache that cannot be written ends the run once running stages have stopped. */
+  let fatal: CacheUnavailable | undefined;
+
   /** Failed stage → itself; skipped stage → the failed stage that caused it. */
   const failedRoot = new Map<string, string>();
 
@@ -72,15 +82,20 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
       if (root) {
         failedRoot.set(node.id, root);
         finish({ ...base, status: 'skipped', reason: `upstream stage ${root} failed` });
-      } else if (opts.dryRun) finish({ ...base, status: 'would-run', reason: `input "${fp.input}" will change (stage ${fp.upstream} would run)` });
+      } else if (opts.dryRun) {
+        // The upstream stage would run, but may well produce the same bytes (early cutoff): this
+        // stage certainly runs only if something of its own changed.
+        const own = plan.forced.has(node.id) ? ['forced'] : ownChanges(pipeline, node, store, opts.lock?.stages[node.id]);
+        finish(own.length ? { ...base, status: 'would-run', reason: own.join('; ') } : { ...base, status: 'may-run', reason: `if the output of ${fp.upstream} changes` });
+      }
       else finish({ id: node.id, kind: node.kind.name, status: 'failed', key: null, reason: `input "${fp.input}": stage ${fp.upstream} has no cached result (run it first, or drop --only/--from)`, durationMs: 0 });
       return undefined;
     }
     const key = stageKey(fp.fingerprint);
     const forced = plan.forced.has(node.id);
     const record = forced ? undefined : store.getRecord(key);
-    if (record) {
-      const restored = opts.dryRun ? [] : node.kind.restore?.({ projectDir: pipeline.projectDir, store }, node.params, record) ?? [];
+    const restored = record && restoreOrDrop(node, record);
+    if (record && restored) {
       done.set(node.id, { fingerprint: fp.fingerprint, record });
       finish({ id: node.id, kind: node.kind.name, status: 'cached', key, reason: 'fresh', durationMs: 0, ...(restored.length ? { restored } : {}) });
       return undefined;
@@ -101,42 +116,128 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
   const cores = availableParallelism();
   const threadsFor = (): number => Math.max(1, Math.floor(cores / Math.min(opts.jobs, running.size + 1 + toStart.length)));
 
-  const runOne = async (node: StageNode, fingerprint: Fingerprint, reason: string, slot: number, threads: number): Promise<void> => {
-    const key = stageKey(fingerprint);
-    const started = Date.now();
-    opts.onEvent({ type: 'stage-start', id: node.id, kind: node.kind.name, reason, slot });
-    try {
-      // Another podium process may be computing this very key: wait for its record instead.
-      // The record is checked again once the lease is ours, in case it finished in between.
-      for (;;) {
-        const leased = store.tryLease(key);
-        const theirs = plan.forced.has(node.id) ? undefined : store.getRecord(key);
-        if (theirs) {
-          if (leased) store.releaseLease(key);
-          const restored = node.kind.restore?.({ projectDir: pipeline.projectDir, store }, node.params, theirs) ?? [];
-          done.set(node.id, { fingerprint, record: theirs });
-          finish({ id: node.id, kind: node.kind.name, status: 'cached', key, reason: 'computed by another podium process', durationMs: Date.now() - started, ...(restored.length ? { restored } : {}) });
-          return;
-        }
-        if (leased) break;
-        await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
-      }
+  /** A waiting or running stage sleeps in steps that an interrupt cuts short. */
+  const pause = (ms: number): Promise<void> => new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    opts.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+
+  /**
+   * The stage's record: computed under its lease, or the one another podium process committed
+   * while this one waited. An input blob found corrupt while the stage reads it is never used:
+   * the blob is removed, the stage that produced it is re-executed, and the stage tries again.
+   */
+  const obtain = async (node: StageNode, fingerprint: Fingerprint, slot: number, threads: number, forced: boolean): Promise<Obtained> => {
+    for (let repairs = 0; ; repairs++) {
+      const key = stageKey(fingerprint);
+      const theirs = await acquireLease(node, key, forced);
+      if (theirs) return { fingerprint, record: theirs.record, computed: false, restored: theirs.restored };
       try {
         const gpu = opts.gpus?.length ? opts.gpus[slot % opts.gpus.length] : undefined;
+        // --force and --from mean from scratch; saved progress is for a stage never finished.
         const record = await executeStage({
-          kind: node.kind, stageId: node.id, key, resume: true, params: node.params, inputs: inputValues(node, upstream),
+          kind: node.kind, stageId: node.id, key, resume: !forced, params: node.params, inputs: inputValues(node, upstream),
           seed: pipeline.seed, projectDir: pipeline.projectDir, slot, gpu, threads,
         }, store, opts.signal, (line) => opts.onEvent({ type: 'stage-log', id: node.id, line }));
         store.commitRecord(record);
-        done.set(node.id, { fingerprint, record });
-        finish({ id: node.id, kind: node.kind.name, status: 'ran', key, reason, durationMs: record.durationMs, metrics: record.metrics });
+        return { fingerprint, record, computed: true, restored: [] };
+      } catch (e) {
+        if (!(e instanceof CacheCorruption) || repairs >= MAX_REPAIRS || opts.signal.aborted) throw e;
+        await repairInput(node, e, slot, threads);
+        const fp = fingerprintOf(pipeline, node, store, upstream);
+        if (!fp.ok) throw e;
+        fingerprint = fp.fingerprint;
       } finally {
-        store.releaseLease(key);
+        releaseQuietly(key);
       }
+    }
+  };
+
+  /**
+   * Takes the key's lease, waiting (interruptibly, up to the lease timeout) while another live
+   * process holds it. Returns that process's record when it committed one meanwhile.
+   */
+  const acquireLease = async (node: StageNode, key: Digest, forced: boolean): Promise<{ record: StageRecord; restored: string[] } | undefined> => {
+    let waitingSince: number | undefined;
+    for (;;) {
+      if (opts.signal.aborted) throw new StageFailure('interrupted', []);
+      const leased = store.tryLease(key, `stage ${node.id} of ${pipeline.file}`);
+      const theirs = forced ? undefined : store.getRecord(key);
+      if (theirs) {
+        if (leased) releaseQuietly(key);
+        const restored = restoreOrDrop(node, theirs);
+        if (restored) return { record: theirs, restored };
+      }
+      if (leased) return undefined;
+      const holder = store.leaseHolder(key);
+      const who = holder ? `${holder.what ?? `stage ${node.id}`} held by pid ${holder.pid} since ${new Date(holder.since).toISOString()}` : `stage ${node.id}`;
+      if (waitingSince === undefined) {
+        waitingSince = Date.now();
+        opts.onEvent({ type: 'warning', message: `${node.id}: waiting for ${who} (another podium process is computing it)` });
+      } else if (Date.now() - waitingSince > opts.leaseTimeoutMs) {
+        throw new StageFailure(`gave up after ${Math.round(opts.leaseTimeoutMs / 1000)} s waiting for ${who}; stop that process, or wait longer with --lease-timeout SECONDS`, []);
+      }
+      await pause(LEASE_POLL_MS);
+    }
+  };
+
+  /** Drops the corrupt blob and the records naming it, and re-executes the stages that made them. */
+  const repairInput = async (node: StageNode, e: CacheCorruption, slot: number, threads: number): Promise<void> => {
+    store.deleteBlob(e.digest as Digest);
+    const producers = [...new Set(Object.values(node.inputs).flatMap((i) => i.ids))].filter((id) => {
+      const rec = upstream(id);
+      return !!rec && (Object.values(rec.outputs).includes(e.digest as Digest) || rec.refs.includes(e.digest as Digest));
+    });
+    opts.onEvent({ type: 'warning', message: `${node.id}: ${e.message}; removed it, ${producers.length ? `re-executing ${producers.join(', ')}` : `running ${node.id} again`}` });
+    for (const id of producers) {
+      store.deleteRecord(upstream(id)!.key);
+      done.delete(id);
+      const producer = pipeline.byId.get(id)!;
+      const fp = fingerprintOf(pipeline, producer, store, upstream);
+      if (!fp.ok) throw e;
+      const redone = await obtain(producer, fp.fingerprint, slot, threads, true);
+      done.set(id, { fingerprint: redone.fingerprint, record: redone.record });
+    }
+  };
+
+  const runOne = async (node: StageNode, fingerprint: Fingerprint, reason: string, slot: number, threads: number): Promise<void> => {
+    const started = Date.now();
+    opts.onEvent({ type: 'stage-start', id: node.id, kind: node.kind.name, reason, slot });
+    try {
+      const got = await obtain(node, fingerprint, slot, threads, plan.forced.has(node.id));
+      done.set(node.id, { fingerprint: got.fingerprint, record: got.record });
+      const key = got.record.key;
+      if (got.computed) finish({ id: node.id, kind: node.kind.name, status: 'ran', key, reason, durationMs: got.record.durationMs, metrics: got.record.metrics });
+      else finish({ id: node.id, kind: node.kind.name, status: 'cached', key, reason: 'computed by another podium process', durationMs: Date.now() - started, ...(got.restored.length ? { restored: got.restored } : {}) });
     } catch (e) {
-      const f = e instanceof StageFailure ? e : new StageFailure((e as Error).message, []);
+      if (e instanceof CacheUnavailable) fatal ??= e;
+      const interrupted = opts.signal.aborted;
+      // The run ends with the cache's own one-line message; the stage just says it stopped.
+      const f = e instanceof StageFailure ? e : new StageFailure(e instanceof CacheUnavailable ? 'stopped: the cache cannot be written' : (e as Error).message, []);
       failedRoot.set(node.id, node.id);
-      finish({ id: node.id, kind: node.kind.name, status: 'failed', key, reason: f.message, durationMs: Date.now() - started, logTail: f.logTail, ...(f.inputError ? { inputError: true } : {}) });
+      finish({ id: node.id, kind: node.kind.name, status: 'failed', key: stageKey(fingerprint), reason: interrupted ? 'interrupted' : f.message, durationMs: Date.now() - started, logTail: interrupted ? [] : f.logTail, ...(f.inputError ? { inputError: true } : {}) });
+    }
+  };
+
+  /** A lease left behind by a failed write dies with this process anyway (leases are checked for liveness). */
+  const releaseQuietly = (key: Digest): void => {
+    try { store.releaseLease(key); } catch (e) { if (!(e instanceof CacheUnavailable)) throw e; }
+  };
+
+  /**
+   * A cached record's outs put back on disk; undefined when a blob they need is corrupt: then the
+   * blob and the record are dropped and the stage runs again, as for any other miss.
+   */
+  const restoreOrDrop = (node: StageNode, record: StageRecord): string[] | undefined => {
+    if (opts.dryRun) return [];
+    try {
+      return node.kind.restore?.({ projectDir: pipeline.projectDir, store }, node.params, record) ?? [];
+    } catch (e) {
+      if (!(e instanceof CacheCorruption)) throw e;
+      store.deleteBlob(e.digest as Digest);
+      store.deleteRecord(record.key);
+      opts.onEvent({ type: 'warning', message: `${node.id}: ${e.message}; removed it, the stage runs again` });
+      return undefined;
     }
   };
 
@@ -147,11 +248,11 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
       const toRun = decide(node);
       if (toRun) toStart.push({ node, ...toRun });
     }
-    if (opts.signal.aborted) {
-      // Interrupted: let running stages wind down, start nothing new.
+    if (opts.signal.aborted || fatal) {
+      // Interrupted, or the cache cannot be written: let running stages wind down, start nothing new.
       for (const { node } of toStart.splice(0)) {
         failedRoot.set(node.id, node.id);
-        finish({ id: node.id, kind: node.kind.name, status: 'skipped', key: null, reason: 'interrupted', durationMs: 0 });
+        finish({ id: node.id, kind: node.kind.name, status: 'skipped', key: null, reason: fatal ? 'the cache cannot be written' : 'interrupted', durationMs: 0 });
       }
     }
     while (toStart.length && running.size < opts.jobs) {
@@ -163,5 +264,6 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
     if (running.size) await Promise.race(running.values());
   }
 
+  if (fatal) throw fatal;
   return { reports: plan.ids.map((id) => reports.get(id)!).filter(Boolean), done };
 }

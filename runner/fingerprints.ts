@@ -20,12 +20,19 @@ export function fingerprintOf(pipeline: Pipeline, node: StageNode, store: Store,
     for (const id of ids) {
       const rec = upstream(id);
       if (!rec) return { ok: false, input: name, upstream: id };
-      digests.push(outputsDigest(rec.outputs));
+      digests.push(outputsDigest(readOutputs(node, name, rec.outputs)));
     }
     inputs[name] = many ? digests : digests[0]!;
   }
   const deps = hashDeps(store, pipeline.projectDir, node.kind.deps?.(node.params) ?? []);
   return { ok: true, fingerprint: { kind: node.kind.name, version: node.kind.version, params: node.params, inputs, deps, seed: pipeline.seed } };
+}
+
+/** The upstream outputs an input reads (InputSpec.reads), all when it names none. */
+function readOutputs(node: StageNode, input: string, outputs: StageRecord['outputs']): StageRecord['outputs'] {
+  const reads = node.kind.inputs === 'any' ? undefined : node.kind.inputs[input]?.reads;
+  if (!reads) return outputs;
+  return Object.fromEntries(Object.entries(outputs).filter(([name]) => reads.includes(name)));
 }
 
 /** What a stage receives from its upstream records. */
@@ -34,11 +41,23 @@ export function inputValues(node: StageNode, upstream: UpstreamLookup): Record<s
   for (const [name, { ids, many }] of Object.entries(node.inputs)) {
     const arts = ids.map((id) => {
       const rec = upstream(id)!;
-      return { stageId: id, outputs: rec.outputs, metrics: rec.metrics };
+      return { stageId: id, outputs: readOutputs(node, name, rec.outputs), metrics: rec.metrics };
     });
     out[name] = many ? arts : arts[0]!;
   }
   return out;
+}
+
+/**
+ * Why a stage would run whatever its inputs turn out to be: its own kind, version, params, deps
+ * or seed differ from the lock (or it has no entry). Empty when only its inputs can change it.
+ */
+export function ownChanges(pipeline: Pipeline, node: StageNode, store: Store, locked: LockStage | undefined): string[] {
+  if (!locked) return ['new stage, not in cache'];
+  const deps = hashDeps(store, pipeline.projectDir, node.kind.deps?.(node.params) ?? []);
+  const now: Fingerprint = { kind: node.kind.name, version: node.kind.version, params: node.params, inputs: locked.inputs ?? {}, deps, seed: pipeline.seed };
+  const why = explainChange(now, node, locked);
+  return why.length === 1 && why[0] === 'not in cache' ? [] : why;
 }
 
 /** Why `now` differs from what the lock recorded; 'not in cache' when it does not. */

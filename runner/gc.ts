@@ -4,6 +4,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Digest } from '../cache/canonical.js';
 import { readLock } from '../cache/lockfile.js';
+import { CacheUnavailable } from '../cache/store.js';
+import type { LmdbStore } from '../cache/lmdb-store.js';
 import { openStore, type CommonOptions } from './context.js';
 import { UsageError } from './diagnostics.js';
 
@@ -28,44 +30,53 @@ export async function gc(opts: CommonOptions & { keepRuns?: number }): Promise<G
   if (!Number.isInteger(keepRuns) || keepRuns < 0) throw new UsageError(`--keep-runs must be a non-negative integer, got ${opts.keepRuns}`);
   const store = openStore(opts);
   try {
-    if (!store.tryLease('gc' as Digest)) throw new UsageError('another podium gc is running');
-    // A running stage's blobs are not referenced by any record yet: sweeping now would lose them.
-    const busy = store.liveLeases();
+    // gc and runs exclude each other: a run's records are in no lock file until it ends, and a
+    // running stage's blobs in no record yet, so sweeping beside a run would lose its work.
+    // One line per process: a run holds its own registration and a lease per running stage.
+    const busy = store.beginGc().filter((l, i, all) => all.findIndex((o) => o.host === l.host && o.pid === l.pid) === i);
     if (busy.length) {
-      store.releaseLease('gc' as Digest);
-      throw new UsageError(`a podium run is computing ${busy.length} stage${busy.length > 1 ? 's' : ''} with this cache; run gc when it has finished`);
+      const first = busy[0]!;
+      const who = `${first.what ?? 'a podium process'} (pid ${first.pid}, since ${new Date(first.since).toISOString()})`;
+      throw new CacheUnavailable(`the cache is in use by ${who}${busy.length > 1 ? ` and ${busy.length - 1} more` : ''}; nothing was removed, run gc when it has finished`);
     }
-    const lockFiles = findLockFiles(process.cwd());
-    const keep = new Set<Digest>();
-    for (const f of lockFiles) {
-      try { for (const s of Object.values(readLock(f)?.stages ?? {})) keep.add(s.key); } catch { /* not a podium lock: ignore */ }
+    try {
+      return sweep(store, keepRuns);
+    } finally {
+      store.endGc();
     }
-    const runs = store.runs().sort((a, b) => a.id.localeCompare(b.id));
-    const removedRuns = runs.slice(0, Math.max(0, runs.length - keepRuns));
-    for (const r of runs.slice(removedRuns.length)) for (const k of r.keys) keep.add(k);
-    for (const r of removedRuns) store.deleteRun(r.id);
-
-    const live = new Set<Digest>();
-    let removedRecords = 0;
-    for (const key of store.recordKeys()) {
-      const rec = keep.has(key) ? store.getRecord(key) : undefined;
-      if (!rec) { store.deleteRecord(key); removedRecords++; continue; }
-      for (const d of [...Object.values(rec.outputs), ...rec.refs]) live.add(d);
-    }
-    let bytesFreed = 0;
-    let removedBlobs = 0;
-    for (const d of store.blobDigests()) {
-      if (live.has(d)) continue;
-      bytesFreed += store.deleteBlob(d);
-      removedBlobs++;
-    }
-    for (const p of store.statPaths()) if (!existsSync(p)) store.deleteStat(p);
-    for (const [key, value] of store.indexEntries()) if (!live.has(value.split(' ')[0] as Digest)) store.deleteIndex(key);
-    store.releaseLease('gc' as Digest);
-    return { lockFiles, keptRecords: store.recordKeys().length, removedRecords, removedBlobs, bytesFreed, removedRuns: removedRuns.length };
   } finally {
     await store.close();
   }
+}
+
+function sweep(store: LmdbStore, keepRuns: number): GcReport {
+  const lockFiles = findLockFiles(process.cwd());
+  const keep = new Set<Digest>();
+  for (const f of lockFiles) {
+    try { for (const s of Object.values(readLock(f)?.stages ?? {})) keep.add(s.key); } catch { /* not a podium lock: ignore */ }
+  }
+  const runs = store.runs().sort((a, b) => a.id.localeCompare(b.id));
+  const removedRuns = runs.slice(0, Math.max(0, runs.length - keepRuns));
+  for (const r of runs.slice(removedRuns.length)) for (const k of r.keys) keep.add(k);
+  for (const r of removedRuns) store.deleteRun(r.id);
+
+  const live = new Set<Digest>();
+  let removedRecords = 0;
+  for (const key of store.recordKeys()) {
+    const rec = keep.has(key) ? store.getRecord(key) : undefined;
+    if (!rec) { store.deleteRecord(key); removedRecords++; continue; }
+    for (const d of [...Object.values(rec.outputs), ...rec.refs]) live.add(d);
+  }
+  let bytesFreed = 0;
+  let removedBlobs = 0;
+  for (const d of store.blobDigests()) {
+    if (live.has(d)) continue;
+    bytesFreed += store.deleteBlob(d);
+    removedBlobs++;
+  }
+  for (const p of store.statPaths()) if (!existsSync(p)) store.deleteStat(p);
+  for (const [key, value] of store.indexEntries()) if (!live.has(value.split(' ')[0] as Digest)) store.deleteIndex(key);
+  return { lockFiles, keptRecords: store.recordKeys().length, removedRecords, removedBlobs, bytesFreed, removedRuns: removedRuns.length };
 }
 
 export function formatGc(r: GcReport): string {

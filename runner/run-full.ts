@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import type { LockFile, LockStage } from '../cache/lockfile.js';
 import { writeLock } from '../cache/lockfile.js';
-import { cacheDir, lockOf, loadPipeline, openStore } from './context.js';
+import { cacheDir, leaseTimeoutMs, lockOf, loadPipeline, openStore, registerRun } from './context.js';
 import { forgetNoop, saveNoop } from './noop-memo.js';
 import { UsageError } from './diagnostics.js';
 import type { EventSink } from './events.js';
@@ -20,8 +20,13 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
   const jobs = opts.jobs ?? (opts.gpus?.length || availableParallelism());
   const { path: lockPath, lock } = lockOf(pipeline);
   const store = openStore(opts);
+  const runId = `${new Date().toISOString()}-${process.pid}`;
   try {
-    const outcome = await execute(pipeline, thePlan, store, { jobs, gpus: opts.gpus, dryRun: !!opts.dryRun, lock, onEvent, signal });
+    // Registered for its whole length, so gc cannot sweep what this run committed or will read.
+    if (!opts.dryRun && !(await registerRun(store, runId, `podium run ${pipeline.file}`, onEvent, signal))) {
+      return { pipeline: pipeline.name, stages: [], lockWritten: false, noop: false };
+    }
+    const outcome = await execute(pipeline, thePlan, store, { jobs, gpus: opts.gpus, dryRun: !!opts.dryRun, lock, onEvent, signal, leaseTimeoutMs: leaseTimeoutMs(opts) });
     for (const w of store.warnings) onEvent({ type: 'warning', message: w });
     let lockWritten = false;
     const ok = outcome.reports.every((r) => r.status === 'ran' || r.status === 'cached');
@@ -33,7 +38,7 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
     }
     // Runs are remembered so gc keeps recent results; a run that executed nothing adds nothing.
     if (!opts.dryRun && outcome.reports.some((r) => r.status === 'ran')) {
-      store.addRun({ id: `${new Date().toISOString()}-${process.pid}`, pipeline: pipeline.file, at: new Date().toISOString(), keys: [...outcome.done.values()].map((d) => d.record.key) });
+      store.addRun({ id: runId, pipeline: pipeline.file, at: new Date().toISOString(), keys: [...outcome.done.values()].map((d) => d.record.key) });
     }
     if (plain) {
       if (ok) await saveNoop(cacheDir(opts), pipeline, outcome, lockPath, keyOptions(opts));
@@ -41,6 +46,7 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
     }
     return { pipeline: pipeline.name, stages: outcome.reports, lockWritten, noop: false };
   } finally {
+    try { store.endRun(runId); } catch { /* a dead run's registration is ignored by gc anyway */ }
     await store.close();
   }
 }

@@ -13,6 +13,8 @@ export interface RunOptions extends CommonOptions {
   force?: string[];
   jobs?: number;
   gpus?: string[];
+  /** Seconds to wait for a stage another live podium process is computing (--lease-timeout). */
+  leaseTimeout?: number;
 }
 
 export interface RunSummary {

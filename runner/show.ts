@@ -6,6 +6,8 @@ import { resolveIds } from './plan.js';
 import { pipelineState } from './state.js';
 
 export interface ShowReport {
+  /** The pipeline file as given, for the `podium cat` line. */
+  file: string;
   id: string;
   kind: string;
   status: 'fresh' | 'stale';
@@ -30,6 +32,7 @@ export async function show(file: string | undefined, stage: string | undefined, 
     const lockedKey = lock?.stages[s.node.id]?.key;
     const record = s.record ?? (lockedKey ? store.getRecord(lockedKey) : undefined);
     return {
+      file: file!,
       id: s.node.id,
       kind: s.node.kind.name,
       status: s.fresh ? 'fresh' : 'stale',
@@ -54,7 +57,13 @@ export function formatShow(r: ShowReport): string {
   if (r.recordSource === 'lock') lines.push(`record  (from the lock file; the current params have no result yet) ${rec.key}`);
   lines.push(`ran     ${rec.startedAt} in ${(rec.durationMs / 1000).toFixed(2)}s${rec.backend ? ` on ${rec.backend}` : ''}`);
   for (const [k, d] of Object.entries(rec.outputs)) lines.push(`output  ${k}  ${d.slice(0, 12)}  ${rec.outputSizes[k] ?? '?'} bytes`);
+  if (Object.keys(rec.outputs).length) lines.push(`        (take one out: podium cat ${quote(r.file)} ${quote(r.id)} <output> [--out FILE])`);
   for (const [k, m] of Object.entries(rec.metrics)) lines.push(`metric  ${k} = ${JSON.stringify(m)}`);
   if (rec.logTail.length) lines.push('log tail:', ...rec.logTail.map((l) => `  | ${l}`));
   return lines.join('\n');
+}
+
+/** A shell word for the hint line: ids of matrix points hold '=', quotes and braces. */
+function quote(s: string): string {
+  return /^[\w@=.,:/+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }

@@ -6,7 +6,9 @@ import { availableParallelism } from 'node:os';
 import type { Digest } from '../cache/canonical.js';
 import { stageKey } from '../cache/fingerprint.js';
 import { CacheCorruption, type StageRecord } from '../cache/store.js';
-import { lockOf, loadPipeline, openStore, type CommonOptions } from './context.js';
+import { resolve } from 'node:path';
+import { canonicalJson } from '../cache/canonical.js';
+import { lockOf, loadPipeline, openStore, registerRun, type CommonOptions } from './context.js';
 import { UsageError } from './diagnostics.js';
 import { executeStage, StageFailure } from './execute-stage.js';
 import { fingerprintOf, inputValues } from './fingerprints.js';
@@ -18,7 +20,14 @@ export interface VerifyStage {
   detail: string;
   differing: Array<{ name: string; locked: string | null; now: string | null }>;
 }
-export interface VerifyReport { pipeline: string; ok: boolean; stages: VerifyStage[]; corruptBlobs: Array<{ digest: string; message: string }> }
+export interface VerifyReport {
+  pipeline: string;
+  ok: boolean;
+  stages: VerifyStage[];
+  corruptBlobs: Array<{ digest: string; message: string }>;
+  /** Project files whose content differed from the lock before verify ran (edited in place): put back. */
+  repaired: Array<{ stage: string; path: string }>;
+}
 
 export async function verify(file: string | undefined, opts: CommonOptions & { stages?: string[] }, signal: AbortSignal): Promise<VerifyReport> {
   const pipeline = loadPipeline(file, opts);
@@ -26,7 +35,9 @@ export async function verify(file: string | undefined, opts: CommonOptions & { s
   if (!lock) throw new UsageError(`${lockPath}: no lock file; run the pipeline first (podium run ${file})`);
   const chosen = new Set(opts.stages?.length ? resolveIds(pipeline, opts.stages, '--stages') : pipeline.stages.map((s) => s.id));
   const store = openStore(opts);
+  const runId = `verify-${new Date().toISOString()}-${process.pid}`;
   try {
+    if (!(await registerRun(store, runId, `podium verify ${pipeline.file}`, () => {}, signal))) throw new UsageError('interrupted');
     const corruptBlobs: VerifyReport['corruptBlobs'] = [];
     const lockedRecords = new Map<string, StageRecord>();
     for (const [id, entry] of Object.entries(lock.stages)) {
@@ -42,6 +53,16 @@ export async function verify(file: string | undefined, opts: CommonOptions & { s
         }
       }
       if (intact) lockedRecords.set(id, rec); else store.deleteRecord(rec.key);
+    }
+
+    // Outs on disk are checked by content, not by the stat memo, which an in-place edit that
+    // keeps size, mtime and inode would fool; whatever differs from the lock is put back.
+    const repaired: VerifyReport['repaired'] = [];
+    for (const node of pipeline.stages) {
+      const rec = lockedRecords.get(node.id);
+      if (!rec || !chosen.has(node.id) || !node.kind.restore) continue;
+      for (const f of node.kind.files?.(node.params, rec) ?? []) store.deleteStat(resolve(pipeline.projectDir, f));
+      for (const path of node.kind.restore({ projectDir: pipeline.projectDir, store }, node.params, rec)) repaired.push({ stage: node.id, path });
     }
 
     const stages: VerifyStage[] = [];
@@ -67,12 +88,19 @@ export async function verify(file: string | undefined, opts: CommonOptions & { s
         if (rec) node.kind.restore?.({ projectDir: pipeline.projectDir, store }, node.params, rec);
       }
       const names = [...new Set([...Object.keys(locked.outputs), ...Object.keys(record.outputs)])].sort();
-      const differing = names.filter((n) => locked.outputs[n] !== record.outputs[n]).map((name) => ({ name, locked: locked.outputs[name] ?? null, now: record.outputs[name] ?? null }));
-      stages.push({ id: node.id, result: differing.length ? 'different' : 'identical', detail: differing.length ? `${differing.length} of ${names.length} outputs differ` : `${names.length} outputs identical`, differing });
+      const differing: VerifyStage['differing'] = names.filter((n) => locked.outputs[n] !== record.outputs[n]).map((name) => ({ name, locked: locked.outputs[name] ?? null, now: record.outputs[name] ?? null }));
+      // Metrics go into the lock too, so they must be reproducible like the outputs.
+      const metricNames = [...new Set([...Object.keys(locked.metrics ?? {}), ...Object.keys(record.metrics)])].sort();
+      for (const m of metricNames) {
+        const [was, now] = [canonicalJson(locked.metrics?.[m] ?? null), canonicalJson(record.metrics[m] ?? null)];
+        if (was !== now) differing.push({ name: `metric ${m}`, locked: was, now });
+      }
+      stages.push({ id: node.id, result: differing.length ? 'different' : 'identical', detail: differing.length ? `${differing.length} of ${names.length} outputs and ${metricNames.length} metrics differ` : `${names.length} outputs and ${metricNames.length} metrics identical`, differing });
     }
     const ok = corruptBlobs.length === 0 && stages.every((s) => s.result === 'identical');
-    return { pipeline: pipeline.name, ok, stages, corruptBlobs };
+    return { pipeline: pipeline.name, ok, stages, corruptBlobs, repaired };
   } finally {
+    try { store.endRun(runId); } catch { /* a dead verify's registration is ignored by gc anyway */ }
     await store.close();
   }
 }
@@ -80,9 +108,13 @@ export async function verify(file: string | undefined, opts: CommonOptions & { s
 export function formatVerify(r: VerifyReport): string {
   const lines: string[] = [];
   for (const c of r.corruptBlobs) lines.push(`corrupt cache: ${c.message}; removed`);
+  for (const f of r.repaired) lines.push(`repaired   ${f.path} (stage ${f.stage}): its content on disk differed from the lock; restored from the cache`);
   for (const s of r.stages) {
     lines.push(`${s.result.padEnd(9)}  ${s.id}: ${s.detail}`);
-    for (const d of s.differing) lines.push(`    ${d.name}: locked ${d.locked?.slice(0, 12) ?? '(none)'}, now ${d.now?.slice(0, 12) ?? '(none)'}`);
+    for (const d of s.differing) {
+      const show = (v: string | null): string => (v === null ? '(none)' : d.name.startsWith('metric ') ? v : v.slice(0, 12));
+      lines.push(`    ${d.name}: locked ${show(d.locked)}, now ${show(d.now)}`);
+    }
   }
   lines.push(r.ok ? `${r.pipeline}: reproducible (${r.stages.length} stages byte-identical)` : `${r.pipeline}: NOT reproducible`);
   return lines.join('\n');

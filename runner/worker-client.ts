@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execaNode } from 'execa';
+import { CacheCorruption, CacheUnavailable } from '../cache/store.js';
 import { InputError, StageError, type StageResult } from '../stages/contract.js';
 import type { StageJob } from './execute-stage.js';
 
@@ -11,7 +12,7 @@ export type WorkerRequest = Omit<StageJob, 'kind'> & { kind: string; storePath: 
 export type WorkerMessage =
   | { type: 'log'; line: string }
   | { type: 'result'; result: StageResult }
-  | { type: 'error'; message: string; logTail: string[]; internal: boolean; inputError: boolean };
+  | { type: 'error'; message: string; logTail: string[]; internal: boolean; inputError: boolean; corruptDigest?: string; cacheUnavailable?: boolean };
 
 function workerScript(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -34,7 +35,10 @@ export async function runInWorker(job: StageJob, storePath: string, signal: Abor
   const done = await child;
   for (const line of `${done.stderr ?? ''}`.split('\n').filter(Boolean)) log(line);
   if (outcome?.type === 'result') return outcome.result;
+  if (outcome?.type === 'error' && outcome.corruptDigest) throw new CacheCorruption(outcome.corruptDigest, outcome.message);
+  if (outcome?.type === 'error' && outcome.cacheUnavailable) throw new CacheUnavailable(outcome.message);
   if (outcome?.type === 'error') throw outcome.internal ? new Error(outcome.message) : new (outcome.inputError ? InputError : StageError)(outcome.message, outcome.logTail);
+  if (done.isCanceled) throw new StageError('interrupted');
   const how = done.signal ? `was killed by ${done.signal}` : `exited with code ${done.exitCode}`;
   throw new StageError(`worker process ${how} before the stage finished`);
 }

@@ -7,6 +7,7 @@
 // import('execa')"` 0.39 s against 0.13 s for bare node on this 2-core machine).
 import { once } from 'node:events';
 import { LmdbStore } from '../cache/lmdb-store.js';
+import { CacheCorruption, CacheUnavailable } from '../cache/store.js';
 import { InputError, StageError } from '../stages/contract.js';
 import { stageKinds } from '../stages/registry.js';
 import type { WorkerMessage, WorkerRequest } from './worker-client.js';
@@ -23,10 +24,11 @@ process.on('disconnect', () => process.exit(1));
 if (!process.send) throw new Error('runner/worker.js runs as a stage worker process, started by the runner with an IPC channel');
 const [req] = (await once(process, 'message')) as [WorkerRequest];
 const kind = stageKinds.get(req.kind);
-const store = new LmdbStore(req.storePath);
 const logTail: string[] = [];
+let store: LmdbStore | undefined;
 try {
   if (!kind) throw new Error(`unknown stage kind ${req.kind}`);
+  store = new LmdbStore(req.storePath);
   const controller = new AbortController();
   const result = await kind.run({
     stageId: req.stageId, key: req.key, resume: req.resume, projectDir: req.projectDir, seed: req.seed, slot: req.slot, gpu: req.gpu, threads: req.threads, inputs: req.inputs, store,
@@ -38,7 +40,10 @@ try {
 } catch (e) {
   const err = e as Error;
   const internal = !(e instanceof StageError);
-  await send({ type: 'error', message: err.message, logTail: internal ? (err.stack ?? '').split('\n') : (e as StageError).logTail, internal, inputError: e instanceof InputError });
+  await send({
+    type: 'error', message: err.message, logTail: internal ? (err.stack ?? '').split('\n') : (e as StageError).logTail, internal, inputError: e instanceof InputError,
+    ...(e instanceof CacheCorruption ? { corruptDigest: e.digest } : {}), ...(e instanceof CacheUnavailable ? { cacheUnavailable: true } : {}),
+  });
 } finally {
-  await store.close();
+  await store?.close();
 }

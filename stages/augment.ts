@@ -40,7 +40,7 @@ export const augment = defineStage<AugmentParams>({
       previewAugmentations: { type: 'integer', minimum: 1, maximum: 16, default: 6 },
     },
   },
-  inputs: { images: { many: false, required: false, description: 'a decode stage; its first training images make the preview (else synthetic scenes)' } },
+  inputs: { images: { many: false, required: false, description: 'a decode stage; its first training images make the preview (else synthetic scenes)', reads: ['images'] } },
   isolate: true,
 
   async run(ctx, p) {

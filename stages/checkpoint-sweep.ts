@@ -51,7 +51,7 @@ export const checkpointSweep = defineStage<SweepParams>({
   },
   inputs: {
     models: { many: true, required: true, description: 'finetune stages' },
-    images: { many: false, required: true, description: 'a decode stage' },
+    images: { many: false, required: true, description: 'a decode stage', reads: ['images'] },
   },
   isolate: true,
 

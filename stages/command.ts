@@ -1,6 +1,7 @@
 // `command`: wraps any outside tool. Its deps are hashed into the key; its outs are stored as
 // blobs after success and restored from the cache when missing or changed on disk.
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Digest } from '../cache/canonical.js';
 import { hashPath, listFiles } from '../cache/hash-files.js';
@@ -46,16 +47,15 @@ export const command = defineStage<CommandParams>({
     for (const o of outs) mkdirSync(dirname(o), { recursive: true });
 
     // execa is imported here, not at the top: a no-op run never needs it.
-    const { execa } = await import('execa');
+    const { execaNode } = await import('execa');
     const env = { ...p.env, PODIUM_STAGE: ctx.stageId, PODIUM_SEED: String(ctx.seed), ...(ctx.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: ctx.gpu } : {}) };
-    const options = { cwd: ctx.projectDir, env, all: true, reject: false, stdin: 'ignore', cancelSignal: ctx.signal } as const;
-    const child = typeof p.run === 'string'
-      ? execa(p.run, { ...options, shell: true })
-      : execa(p.run[0]!, p.run.slice(1), options);
-    const result = await child;
+    // Through the launcher: the program leads its own process group, stopped as a whole when the
+    // stage is cancelled or the runner dies (command-launcher.ts).
+    const argv = typeof p.run === 'string' ? ['shell', p.run] : ['exec', ...p.run];
+    const result = await execaNode(launcherScript(), argv, { cwd: ctx.projectDir, env, all: true, reject: false, stdin: 'ignore', ipc: true, cancelSignal: ctx.signal });
     for (const line of (result.all ?? '').split('\n')) if (line) ctx.log(line);
     if (result.failed) {
-      const why = result.signal ? `was killed by ${result.signal}` : result.exitCode !== undefined ? `exited with code ${result.exitCode}` : `could not start (${result.shortMessage})`;
+      const why = result.isCanceled ? 'was stopped (interrupted)' : result.signal ? `was killed by ${result.signal}` : result.exitCode === 127 ? `could not start (${(result.stderr ?? '').split('\n').filter(Boolean).at(-1) ?? 'command not found'})` : result.exitCode !== undefined ? `exited with code ${result.exitCode}` : `could not start (${result.shortMessage})`;
       const stderrTail = (result.stderr ?? '').split('\n').filter(Boolean).slice(-TAIL_LINES);
       throw new StageError(`command ${why}${stderrTail.length ? `: ${stderrTail.at(-1)}` : ''}`, stderrTail);
     }
@@ -89,6 +89,13 @@ export const command = defineStage<CommandParams>({
     return restored;
   },
 });
+
+function launcherScript(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const compiled = join(here, 'command-launcher.js');
+  // Under vitest this module runs from source; the launcher always runs compiled.
+  return existsSync(compiled) ? compiled : join(here, '..', 'dist', 'stages', 'command-launcher.js');
+}
 
 /** ${NAME} taken from the stage's env param (e.g. out/fit-${LR}.json in a matrix over env). */
 function expand(p: CommandParams, path: string): string {

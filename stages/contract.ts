@@ -12,6 +12,12 @@ export interface InputSpec {
   many: boolean;
   required: boolean;
   description: string;
+  /**
+   * The upstream outputs this input uses; default all. Only these reach the stage and only their
+   * digests enter its key, so a change to an output it never reads (augment's preview picture)
+   * does not rerun it (finetune reads the policy alone).
+   */
+  reads?: readonly string[];
 }
 
 /** What a downstream stage receives for one upstream stage. */

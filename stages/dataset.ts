@@ -25,12 +25,23 @@ export interface DatasetParams {
   classes: number;
   perClass: { train: number; val: number; test: number };
   size: number;
+  /** A label found in another split but in no train image: log a warning, or fail. */
+  onUnknownLabel: 'warn' | 'fail';
+}
+
+/** A manifest, and where each entry came from (for messages that name the culprit file). */
+interface Listed {
+  manifest: Manifest;
+  /** The file (and line or JSON index) that gave entry `i` of `split`, as the project names it. */
+  where(split: string, i: number): string;
 }
 
 export const dataset = defineStage<DatasetParams>({
   name: 'dataset',
   // 2: entry paths relative to the manifest's root (data/manifest.ts), not to the project.
-  version: 2,
+  // 3: csv lists are read as RFC 4180 (quoted fields, as export writes them), and a BOM is
+  // skipped: a list with quotes gave its labels with the quotes, cut at their commas.
+  version: 3,
   description: 'A labelled image set (imagefolder, ai-challenger, csv, or generated synthetic scenes) as a manifest.',
   params: {
     type: 'object',
@@ -46,7 +57,7 @@ export const dataset = defineStage<DatasetParams>({
         description: 'ai-challenger: split → { json: annotation file, images: image folder }, relative to root. A split without an annotation file is an unlabelled test split.',
       },
       classNames: { type: ['string', 'null'], default: null, description: 'ai-challenger: CSV of id,chinese,english class names, relative to root.' },
-      lists: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'csv: split → CSV file of path,label rows, relative to root.' },
+      lists: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'csv: split → CSV file of path,label rows (RFC 4180: a field with commas or quotes is quoted, its quotes doubled), relative to root.' },
       classes: { type: 'integer', minimum: 2, maximum: 12, default: 6, description: 'synthetic: number of scene classes.' },
       perClass: {
         type: 'object',
@@ -56,6 +67,7 @@ export const dataset = defineStage<DatasetParams>({
         required: ['train', 'val', 'test'],
       },
       size: { type: 'integer', minimum: 16, maximum: 2048, default: 96, description: 'synthetic: image side in pixels.' },
+      onUnknownLabel: { enum: ['warn', 'fail'], default: 'warn', description: 'A label that occurs in another split (val, test) but in no image of the train split becomes a class nothing trains. warn: keep it and log a warning naming the label, the split and the file; fail: the stage fails with that line.' },
     },
   },
   inputs: {},
@@ -63,19 +75,25 @@ export const dataset = defineStage<DatasetParams>({
   deps: (p) => (p.format === 'synthetic' || !p.root ? [] : [p.root]),
 
   async run(ctx, p) {
-    let manifest: Manifest;
+    let listed: Listed;
     if (p.format === 'synthetic') {
       const { dir, root } = await generate(ctx.store, p, ctx.seed, ctx.log);
-      manifest = imagefolder(ctx.store, ctx.projectDir, dir, root, ['train', 'val', 'test'], 'synthetic');
+      listed = imagefolder(ctx.store, ctx.projectDir, dir, root, ['train', 'val', 'test'], 'synthetic');
     } else {
       if (!p.root) throw new InputError(`format "${p.format}" needs params.root, the dataset folder`);
       const dir = resolve(ctx.projectDir, p.root);
       if (!existsSync(dir)) throw new InputError(`dataset root ${p.root} does not exist (resolved to ${dir})`);
       const root: ManifestRoot = { in: 'project', path: p.root };
-      manifest = p.format === 'imagefolder' ? imagefolder(ctx.store, ctx.projectDir, dir, root, p.splits, 'imagefolder')
+      listed = p.format === 'imagefolder' ? imagefolder(ctx.store, ctx.projectDir, dir, root, p.splits, 'imagefolder')
         : p.format === 'ai-challenger' ? aiChallenger(ctx.store, ctx.projectDir, dir, root, p)
           : csvLists(ctx.store, ctx.projectDir, dir, root, p);
     }
+    const { manifest } = listed;
+    const unknown = labelsNotInTrain(listed).map((u) => `${listed.where(u.split, u.first)}: label "${manifest.classes[u.label]}" is in split ${u.split} but in no train image (${u.count} image${u.count > 1 ? 's' : ''} there)`);
+    if (unknown.length && p.onUnknownLabel === 'fail') {
+      throw new InputError(`${unknown[0]}${unknown.length > 1 ? `; … (${unknown.length - 1} more in the log)` : ''}`, unknown);
+    }
+    for (const line of unknown) ctx.log(`warning: ${line}: a class nothing trains (onUnknownLabel: "fail" refuses it)`);
     const counts = Object.fromEntries(Object.entries(manifest.splits).map(([s, e]) => [`images.${s}`, e.length]));
     ctx.log(`${manifest.classes.length} classes; ${Object.entries(counts).map(([k, v]) => `${k.slice(7)} ${v}`).join(', ')}`);
     return { outputs: { manifest: await ctx.store.putBlob(Buffer.from(JSON.stringify(manifest))) }, metrics: { classes: manifest.classes.length, ...counts } };
@@ -114,7 +132,7 @@ function listImages(dir: string): string[] {
 }
 
 /** root/<split>/<class>/*; a split holding images directly (no class folders) is unlabelled. */
-function imagefolder(store: Store, projectDir: string, root: string, where: ManifestRoot, splits: string[], format: string): Manifest {
+function imagefolder(store: Store, projectDir: string, root: string, where: ManifestRoot, splits: string[], format: string): Listed {
   const present = splits.filter((s) => existsSync(join(root, s)));
   if (!present.length) throw new InputError(`${projectPath(projectDir, root)} has none of the split folders ${splits.join(', ')}`);
   const classSet = new Set<string>();
@@ -135,10 +153,10 @@ function imagefolder(store: Store, projectDir: string, root: string, where: Mani
     }
     out.splits[s] = entries;
   }
-  return out;
+  return { manifest: out, where: (s, i) => projectPath(projectDir, join(root, out.splits[s]![i]!.path)) };
 }
 
-function aiChallenger(store: Store, projectDir: string, root: string, where: ManifestRoot, p: DatasetParams): Manifest {
+function aiChallenger(store: Store, projectDir: string, root: string, where: ManifestRoot, p: DatasetParams): Listed {
   let classes: string[] | undefined;
   if (p.classNames) {
     const file = join(root, p.classNames);
@@ -184,26 +202,27 @@ function aiChallenger(store: Store, projectDir: string, root: string, where: Man
   const names = classes ?? Array.from({ length: maxLabel + 1 }, (_, i) => String(i));
   const manifest: Manifest = { format: 'ai-challenger', root: where, classes: names, splits: {} };
   for (const [s, items] of Object.entries(splits)) manifest.splits[s] = items.map((it) => imageEntry(store, projectDir, root, it.abs, it.id, it.label));
-  return manifest;
+  // Labelled splits list their images in annotation order: entry i is the JSON array's item i.
+  return { manifest, where: (s, i) => `${projectPath(projectDir, join(root, p.annotations[s]!.json))} /${i}` };
 }
 
-function csvLists(store: Store, projectDir: string, root: string, where: ManifestRoot, p: DatasetParams): Manifest {
+function csvLists(store: Store, projectDir: string, root: string, where: ManifestRoot, p: DatasetParams): Listed {
   const rowsBySplit: Record<string, Array<{ path: string; label: string | null; line: number }>> = {};
   for (const s of p.splits) {
     const list = p.lists[s];
     if (!list) continue;
     const file = join(root, list);
     if (!existsSync(file)) throw new InputError(`CSV list ${projectPath(projectDir, file)} for split ${s} does not exist`);
-    const lines = readFileSync(file, 'utf8').split(/\r?\n/);
+    const records = csvRecords(readFileSync(file, 'utf8').replace(/^\uFEFF/, ''), projectPath(projectDir, file));
     const seen = new Set<string>();
     rowsBySplit[s] = [];
-    lines.forEach((line, i) => {
-      if (!line.trim() || (i === 0 && /^path\s*,/i.test(line))) return;
-      const [path, label] = line.split(',').map((c) => c.trim());
-      if (!path) throw new InputError(`${projectPath(projectDir, file)}:${i + 1}: empty path`);
-      if (seen.has(path)) throw new InputError(`${projectPath(projectDir, file)}:${i + 1}: duplicate image ${path}`);
+    records.forEach(({ fields, line }, i) => {
+      if ((fields.length === 1 && !fields[0]) || (i === 0 && fields.length > 1 && fields[0]!.toLowerCase() === 'path')) return;
+      const [path, label] = fields;
+      if (!path) throw new InputError(`${projectPath(projectDir, file)}:${line}: empty path`);
+      if (seen.has(path)) throw new InputError(`${projectPath(projectDir, file)}:${line}: duplicate image ${path}`);
       seen.add(path);
-      rowsBySplit[s]!.push({ path, label: label || null, line: i + 1 });
+      rowsBySplit[s]!.push({ path, label: label || null, line });
     });
   }
   if (!Object.keys(rowsBySplit).length) throw new InputError(`csv needs params.lists for at least one of the splits ${p.splits.join(', ')}`);
@@ -212,6 +231,77 @@ function csvLists(store: Store, projectDir: string, root: string, where: Manifes
   for (const [s, rows] of Object.entries(rowsBySplit)) {
     manifest.splits[s] = rows.map((r) => imageEntry(store, projectDir, root, resolve(root, r.path), r.path, r.label === null ? null : classes.indexOf(r.label)));
   }
-  return manifest;
+  return { manifest, where: (s, i) => `${projectPath(projectDir, join(root, p.lists[s]!))}:${rowsBySplit[s]![i]!.line}` };
+}
+
+/**
+ * The records of a CSV file as RFC 4180 has them (what export writes): a quoted field may hold
+ * commas, line breaks and doubled quotes, so a class name is whatever the folder was called.
+ * Unquoted fields are trimmed, as lists were read before; each record keeps the line it starts
+ * on, for messages. `name` is the file as messages call it.
+ */
+function csvRecords(text: string, name: string): Array<{ fields: string[]; line: number }> {
+  const records: Array<{ fields: string[]; line: number }> = [];
+  let fields: string[] = [];
+  let start = 1;
+  let line = 1;
+  let i = 0;
+  for (;;) {
+    // One field, at the start of a field.
+    let field: string;
+    if (text[i] === '"') {
+      const opened = line;
+      field = '';
+      for (i++; ; i++) {
+        if (i >= text.length) throw new InputError(`${name}:${opened}: a quoted field is not closed`);
+        if (text[i] === '"') {
+          if (text[i + 1] !== '"') { i++; break; }
+          i++;
+        } else if (text[i] === '\n') line++;
+        field += text[i];
+      }
+      const rest = /^[ \t]*/.exec(text.slice(i, i + 64))![0].length;
+      i += rest;
+      if (i < text.length && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') throw new InputError(`${name}:${line}: text after a closing quote (a quote inside a field is written "")`);
+    } else {
+      let end = i;
+      while (end < text.length && text[end] !== ',' && text[end] !== '\n' && text[end] !== '\r') end++;
+      field = text.slice(i, end).trim();
+      i = end;
+    }
+    fields.push(field);
+    if (text[i] === ',') { i++; continue; }
+    // End of a record: a line break or the end of the text.
+    records.push({ fields, line: start });
+    if (text[i] === '\r' && text[i + 1] === '\n') i++;
+    if (i >= text.length) break;
+    i++;
+    line++;
+    start = line;
+    fields = [];
+    if (i >= text.length) break;
+  }
+  return records;
+}
+
+/**
+ * Labels that occur in a split other than train but in no train image, each with its first
+ * entry there: the class list is the union over splits, so such a label silently becomes a
+ * class the model is never shown. Nothing to say when there is no train split.
+ */
+function labelsNotInTrain({ manifest }: Listed): Array<{ label: number; split: string; first: number; count: number }> {
+  const train = manifest.splits.train;
+  if (!train) return [];
+  const trained = new Set(train.map((e) => e.label));
+  const found = new Map<number, { label: number; split: string; first: number; count: number }>();
+  for (const [split, entries] of Object.entries(manifest.splits)) {
+    if (split === 'train') continue;
+    entries.forEach((e, i) => {
+      if (e.label === null || trained.has(e.label)) return;
+      const seen = found.get(e.label);
+      if (seen) { if (seen.split === split) seen.count++; } else found.set(e.label, { label: e.label, split, first: i, count: 1 });
+    });
+  }
+  return [...found.values()];
 }
 

@@ -8,7 +8,7 @@
 import { digestOf, type Digest } from '../cache/canonical.js';
 import { defineStage, InputError, type InputArtifact } from './contract.js';
 import type { DecodeImageParams } from './data/decode-image.js';
-import type { PoolOptions } from './data/decode-workers.js';
+import type { DecodedImage, PoolOptions } from './data/decode-workers.js';
 import type { DecodedSet } from './data/decoded.js';
 import { imageFile, imageLabel, type Manifest, type ManifestEntry } from './data/manifest.js';
 
@@ -18,10 +18,12 @@ export interface DecodeParams extends DecodeImageParams {
 }
 
 /**
- * Bump when the pixels a given (image, params) produces change. 3: the fast decoder's accurate
- * IDCT and IDCT scaling (it had libjpeg-turbo's fast integer IDCT).
+ * Bump when the pixels a given (image, params) produces, or whether it is bad, change. 3: the
+ * fast decoder's accurate IDCT and IDCT scaling (it had libjpeg-turbo's fast integer IDCT).
+ * 4: a JPEG libjpeg warns about (corrupt or truncated data) is bad with either decoder; the
+ * index, whose keys hold the version, forgets the blobs version 3 made of such files.
  */
-const VERSION = 3;
+const VERSION = 4;
 
 export const decode = defineStage<DecodeParams>({
   name: 'decode',
@@ -57,21 +59,29 @@ export const decode = defineStage<DecodeParams>({
     type Row = DecodedSet['splits'][string][number];
     const rows = new Map<string, Array<Row | undefined>>();
     // Images whose blob the index already knows (same bytes, same params) are not decoded again;
-    // the index holds "blob width height", and a blob gc removed since is decoded again.
+    // the index holds "blob width height decoder", and a blob gc removed since is decoded again.
+    // The decoder is remembered so that the metrics count every image, not only those decoded
+    // by this run: what is in the index depends on the cache's history (an interrupted run, a
+    // smaller dataset decoded before), and a lock must not. An entry without it is a miss.
     const todo: Array<{ split: string; i: number; e: ManifestEntry }> = [];
+    type Via = DecodedImage['via'];
+    const via: Record<Via, number> = { 'libjpeg-turbo': 0, sharp: 0 };
+    const decodedNow: Record<Via, number> = { 'libjpeg-turbo': 0, sharp: 0 };
     let fromIndex = 0;
     for (const [split, entries] of Object.entries(manifest.splits)) {
       const splitRows: Array<Row | undefined> = new Array(entries.length);
       rows.set(split, splitRows);
       entries.forEach((e, i) => {
-        const [known, w, h] = ctx.store.getIndex(indexKey(e))?.split(' ') ?? [];
-        if (known && ctx.store.blobInfo(known as Digest)) {
+        // Under verify (resume false) every image is decoded again: the index is a memo of this
+        // very computation, and reusing it would verify nothing.
+        const [known, w, h, by] = (ctx.resume ? ctx.store.getIndex(indexKey(e))?.split(' ') : undefined) ?? [];
+        if (known && (by === 'sharp' || by === 'libjpeg-turbo') && ctx.store.blobInfo(known as Digest)) {
           splitRows[i] = { id: e.id, label: e.label, blob: known as Digest, width: Number(w), height: Number(h) };
+          via[by]++;
           fromIndex++;
         } else todo.push({ split, i, e });
       });
     }
-    const via = { 'libjpeg-turbo': 0, sharp: 0 };
     const t0 = Date.now();
     const decodeSome = async (which: number[], pool: PoolOptions): Promise<void> => {
       await decodeAll(which.map((k) => ({ path: imageFile(manifest, todo[k]!.e, ctx.projectDir, ctx.store.path), sha256: todo[k]!.e.sha256 })), p, (n, image, reason) => {
@@ -79,7 +89,8 @@ export const decode = defineStage<DecodeParams>({
         const { split, i, e } = todo[k]!;
         if (!image) { bad.push({ k, split, id: e.id, path: imageLabel(manifest, e), reason: reason! }); return; }
         via[image.via]++;
-        ctx.store.setIndex(indexKey(e), `${image.digest} ${image.width} ${image.height}`);
+        decodedNow[image.via]++;
+        ctx.store.setIndex(indexKey(e), `${image.digest} ${image.width} ${image.height} ${image.via}`);
         rows.get(split)![i] = { id: e.id, label: e.label, blob: image.digest, width: image.width, height: image.height };
       }, pool);
     };
@@ -96,7 +107,7 @@ export const decode = defineStage<DecodeParams>({
     for (const [split, splitRows] of rows) result.splits[split] = splitRows.filter((r): r is Row => r !== undefined);
     const decoded = fromIndex + todo.length - bad.length;
     const seconds = (Date.now() - t0) / 1000;
-    ctx.log(`${decoded} images (${decoded - fromIndex} new, ${fromIndex} from the index) in ${seconds.toFixed(1)} s, ${((decoded - fromIndex) / Math.max(seconds, 1e-3)).toFixed(0)} img/s decoded (libjpeg-turbo ${via['libjpeg-turbo']}, sharp ${via.sharp}); ${bad.length} bad`);
+    ctx.log(`${decoded} images (${decoded - fromIndex} new, ${fromIndex} from the index) in ${seconds.toFixed(1)} s, ${((decoded - fromIndex) / Math.max(seconds, 1e-3)).toFixed(0)} img/s decoded (libjpeg-turbo ${decodedNow['libjpeg-turbo']}, sharp ${decodedNow.sharp}); ${bad.length} bad`);
     if (bad.length && p.onError === 'fail') {
       const lines = bad.map((b) => `${b.path}: ${b.reason}`);
       throw new InputError(`${bad.length} bad image${bad.length > 1 ? 's' : ''}: ${lines.slice(0, 3).join('; ')}${bad.length > 3 ? `; … (${bad.length - 3} more in the log)` : ''}`, lines);
@@ -108,6 +119,8 @@ export const decode = defineStage<DecodeParams>({
         report: await ctx.store.putBlob(Buffer.from(JSON.stringify({ bad: bad.map(({ k: _, ...b }) => b) }, null, 2))),
       },
       refs,
+      // Functions of the inputs only (every image counted, wherever its blob came from); how many
+      // were decoded now is history, and goes to the log above.
       metrics: { images: decoded, bad: bad.length, byLibjpegTurbo: via['libjpeg-turbo'], bySharp: via.sharp },
     };
   },

@@ -20,14 +20,16 @@ export interface ExportParams {
 
 export const exportStage = defineStage<ExportParams>({
   name: 'export',
-  version: 1,
+  // 2: csv has one column per rank (path,label1,…,labelK), not the top-K joined by spaces,
+  // which could not be split back when a class name holds a space.
+  version: 2,
   description: 'Write a submission (AI Challenger JSON or CSV) of the top-K classes per image, inside the project.',
   params: {
     type: 'object',
     additionalProperties: false,
     required: ['path'],
     properties: {
-      format: { enum: ['ai-challenger', 'csv'], default: 'ai-challenger', description: 'ai-challenger: [{"image_id", "label_id": [top-K]}]; csv: id,label (top-K joined by spaces).' },
+      format: { enum: ['ai-challenger', 'csv'], default: 'ai-challenger', description: 'ai-challenger: [{"image_id", "label_id": [top-K]}]; csv: path,label1,…,labelK, one column per rank, fields quoted as RFC 4180 says (a class name may hold spaces, commas or quotes).' },
       split: { type: 'string', minLength: 1, default: 'test', description: 'Which split of the predictions to write.' },
       topK: { type: 'integer', minimum: 1, default: 3, description: 'Classes per image, best first.' },
       path: { type: 'string', minLength: 1, description: 'Where to write, relative to the project (must stay inside it).' },
@@ -133,11 +135,11 @@ export function formatSubmission(preds: Predictions, p: Pick<ExportParams, 'form
     case 'ai-challenger':
       return `[\n${sp.ids.map((id, i) => JSON.stringify({ image_id: id, label_id: tops[i] })).join(',\n')}\n]\n`;
     case 'csv': {
-      const lines = sp.ids.map((id, i) => {
-        const l = tops[i]!.map(String);
-        return `${csvField(id)},${l.length === 1 ? csvField(l[0]!) : `"${l.join(' ').replace(/"/g, '""')}"`}`;
-      });
-      return `id,label\n${lines.map((l) => `${l}\n`).join('')}`;
+      // One column per rank: any separator inside one field could also occur in a class name
+      // (imagefolder takes them from folder names), so only CSV's own quoting keeps them apart.
+      const header = ['path', ...Array.from({ length: p.topK }, (_, r) => `label${r + 1}`)];
+      const rows = sp.ids.map((id, i) => [id, ...tops[i]!.map(String)]);
+      return [header, ...rows].map((row) => `${row.map(csvField).join(',')}\n`).join('');
     }
     default: {
       const never: never = p.format;
@@ -146,6 +148,7 @@ export function formatSubmission(preds: Predictions, p: Pick<ExportParams, 'form
   }
 }
 
+/** RFC 4180: a field holding a quote, comma or line break is quoted, its quotes doubled. */
 function csvField(s: string): string {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }

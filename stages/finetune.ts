@@ -65,8 +65,8 @@ export const finetune = defineStage<FinetuneParams>({
     },
   },
   inputs: {
-    images: { many: false, required: true, description: 'a decode stage' },
-    augment: { many: false, required: false, description: 'an augment stage (default: level 1 at inputSize)' },
+    images: { many: false, required: true, description: 'a decode stage', reads: ['images'] },
+    augment: { many: false, required: false, description: 'an augment stage (default: level 1 at inputSize)', reads: ['policy'] },
   },
   isolate: true,
 

@@ -68,7 +68,7 @@ export const multicropPredict = defineStage<MulticropParams>({
   },
   inputs: {
     models: { many: true, required: true, description: 'finetune stages (their last epoch) or checkpoint-sweep stages (their selection)' },
-    images: { many: false, required: true, description: 'a decode stage' },
+    images: { many: false, required: true, description: 'a decode stage', reads: ['images'] },
   },
   isolate: true,
 

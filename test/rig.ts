@@ -24,7 +24,8 @@ export class Project {
 
   /** Starts the CLI without waiting (for kill and concurrency tests). */
   spawn(args: string[], env: Record<string, string> = {}): ResultPromise<{ reject: false; cwd: string; env: Record<string, string>; all: false }> {
-    return execa('node', [CLI, ...args], { cwd: this.dir, reject: false, env, all: false });
+    // The report after each run costs ~1 s; tests that want it unset PODIUM_NO_REPORT.
+    return execa('node', [CLI, ...args], { cwd: this.dir, reject: false, env: { PODIUM_NO_REPORT: '1', ...env }, all: false });
   }
 
   async cli(...args: string[]): Promise<CliResult> {

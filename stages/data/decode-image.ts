@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 
 import { sha256 } from '../../cache/canonical.js';
 import { encodeDecoded } from './decoded.js';
-import { dctScale, decodeJpegRgb, fastPathApplies, readJpegHeader, scaled } from './jpeg-turbo.js';
+import { dctScale, decodeJpegRgb, fastPathApplies, JpegWarning, jpegWarning, readJpegHeader, scaled } from './jpeg-turbo.js';
 import { resizeSource, resizeU8, sourceBuffer } from './resize.js';
 
 export interface DecodeImageParams {
@@ -50,8 +50,15 @@ export async function decodeImage(path: string, expectedSha256: string, p: Decod
   const bytes = readImage(path);
   if (bytes.length === 0) throw new BadImage('empty file (0 bytes)');
   if (sha256(bytes) !== expectedSha256) throw new BadImage('file changed since the dataset stage listed it (rerun the dataset stage)');
-  const fast = p.decoder === 'fast' ? decodeFast(bytes, p) : undefined;
-  let { data, width, height } = fast ?? await decodeWithSharp(bytes, p);
+  const jpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
+  const fast = p.decoder === 'fast' && jpeg ? decodeFast(bytes, p) : undefined;
+  if (!fast && jpeg) {
+    // libjpeg's warnings are verdicts on the sharp path too: libvips does not see them all
+    // (jpeg-turbo.ts), and the two decoders must reject the same files for the same reason.
+    const warning = jpegWarning(bytes, p.maxPixels);
+    if (warning) throw new BadImage(warning);
+  }
+  let { data, width, height } = fast ?? await decodeWithSharp(bytes, p, jpeg);
   if (p.centerCrop) ({ data, width, height } = centreCrop(data, width, height, p.centerCrop));
   return { blob: encodeDecoded({ data, width, height }), width, height, via: fast ? 'libjpeg-turbo' : 'sharp' };
 }
@@ -68,16 +75,26 @@ function decodeFast(bytes: Buffer, p: DecodeImageParams): Pixels | undefined {
   const header = readJpegHeader(bytes);
   if (!header || !fastPathApplies(header, p.maxPixels)) return undefined;
   const factor = p.shortSide ? dctScale(header.width, header.height, p.shortSide) : [1, 1] as [number, number];
-  const img = decodeJpegRgb(bytes, sourceBuffer(scaled(header.width, factor) * scaled(header.height, factor) * 3), factor);
+  let img;
+  try {
+    img = decodeJpegRgb(bytes, sourceBuffer(scaled(header.width, factor) * scaled(header.height, factor) * 3), factor);
+  } catch (err) {
+    if (err instanceof JpegWarning) throw new BadImage(err.message);
+    throw err;
+  }
   if (!img || !p.shortSide) return img;
   // The target size comes from the stored size, as on the sharp path, not from the scaled one.
   const [W, H] = shortSideSize(header.width, header.height, p.shortSide);
   return W === img.width && H === img.height ? img : { data: resizeSource(img.width, img.height, W, H), width: W, height: H };
 }
 
-async function decodeWithSharp(bytes: Buffer, p: DecodeImageParams): Promise<Pixels> {
+async function decodeWithSharp(bytes: Buffer, p: DecodeImageParams, jpeg: boolean): Promise<Pixels> {
   const sharp = await loadSharp();
-  let pipeline = sharp(bytes, { failOn: 'truncated', limitInputPixels: p.maxPixels, sequentialRead: true }).autoOrient();
+  // JPEGs: libjpeg's warnings fail the image (what jpegWarning cannot check, e.g. where the
+  // library is missing, libvips still does). Other formats stop at truncation: their libraries'
+  // warnings are mostly harmless metadata complaints (libpng's "iCCP: known incorrect sRGB
+  // profile" is common in real datasets) and are not what this stage judges.
+  let pipeline = sharp(bytes, { failOn: jpeg ? 'warning' : 'truncated', limitInputPixels: p.maxPixels, sequentialRead: true }).autoOrient();
   if (p.size) pipeline = pipeline.resize({ width: p.size[0], height: p.size[1], fit: p.fit, kernel: p.kernel });
   // With the linear kernel, libvips only shrinks (where shrink-on-load makes it fast) and
   // upscales are done by resizeU8 below: libvips' upscale was most of the cost on small images.

@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { resizeU8 } from '../../stages/data/resize.js';
-import { dctScale, decodeJpegRgb, fastPathApplies, readJpegHeader, scaled, turboJpeg } from '../../stages/data/jpeg-turbo.js';
+import { dctScale, decodeJpegRgb, fastPathApplies, JpegWarning, jpegWarning, readJpegHeader, scaled, turboJpeg } from '../../stages/data/jpeg-turbo.js';
 
 /** A 48×32 image with a gradient and a few edges, so the IDCT has something to do. */
 function scene(w = 48, h = 32): sharp.Sharp {
@@ -81,10 +81,31 @@ describe('decodeJpegRgb (libjpeg-turbo through its TurboJPEG 3 API)', () => {
     expect(sum / box.length).toBeLessThan(3);
   });
 
-  it('refuses truncated data and too small an output instead of inventing pixels (sharp then names the problem)', async () => {
+  it('refuses what it cannot read, and throws libjpeg\'s warning for damaged data, the handle staying usable', async () => {
     const jpeg = await scene().jpeg().toBuffer();
-    expect(decodeJpegRgb(jpeg.subarray(0, Math.floor(jpeg.length * 0.7)), Buffer.alloc(48 * 32 * 3))).toBeUndefined();
-    expect(decodeJpegRgb(jpeg, Buffer.alloc(48 * 32 * 3 - 1))).toBeUndefined();
-    expect(decodeJpegRgb(Buffer.from('not a jpeg'), Buffer.alloc(100))).toBeUndefined();
+    const out = Buffer.alloc(48 * 32 * 3);
+    const reference = Buffer.from(decodeJpegRgb(jpeg, out)!.data);
+    const garbage = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(200, 7)]);
+    // Cut inside the scan: the headers are whole (the image is 368 bytes, its scan ~100).
+    const cut = jpeg.subarray(0, jpeg.length - 40);
+    const checks: Array<[string, () => unknown]> = [
+      ['truncated', () => expect(() => decodeJpegRgb(cut, out)).toThrow(new JpegWarning('Premature end of JPEG file'))],
+      ['cut inside the headers', () => expect(() => decodeJpegRgb(jpeg.subarray(0, 200), out)).toThrow(JpegWarning)],
+      // Stops on a warning inside tj3DecompressHeader, which left the handle failing ever after.
+      ['garbage after SOI', () => expect(() => decodeJpegRgb(garbage, out)).toThrow(JpegWarning)],
+      ['too small an output', () => expect(decodeJpegRgb(jpeg, Buffer.alloc(48 * 32 * 3 - 1))).toBeUndefined()],
+      ['not a JPEG', () => expect(decodeJpegRgb(Buffer.from('not a jpeg'), Buffer.alloc(100))).toBeUndefined()],
+      ['check of damaged data', () => expect(jpegWarning(cut, 1e6)).toBe('Premature end of JPEG file')],
+      ['check of the intact file', () => expect(jpegWarning(jpeg, 1e6)).toBeUndefined()],
+      ['check of garbage', () => expect(jpegWarning(garbage, 1e6)).toMatch(/./)],
+      // Over the limit, sharp refuses it for that (the check decodes nothing).
+      ['check over the pixel limit', () => expect(jpegWarning(cut, 48 * 32 - 1)).toBeUndefined()],
+    ];
+    for (const [what, check] of checks) {
+      check();
+      // The next image on this thread decodes as before.
+      const again = decodeJpegRgb(jpeg, Buffer.alloc(48 * 32 * 3));
+      expect(again && Buffer.from(again.data).equals(reference), `after ${what}`).toBe(true);
+    }
   });
 });

@@ -14,8 +14,20 @@ async function waitFor(path: string, ms = 20_000): Promise<void> {
   }
 }
 
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+async function waitUntil(ok: () => boolean, ms: number, what: string): Promise<void> {
+  const until = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > until) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe('crashes and concurrency', () => {
-  it('a runner killed with SIGKILL mid-stage leaves no record, and the rerun succeeds', async () => {
+  it('a runner killed with SIGKILL mid-stage leaves no record and no orphan, and the rerun succeeds', async () => {
     project = new Project();
     // The first attempt blocks until killed; the second finds started.txt and finishes at once.
     project.write('p.json', commandPipeline({
@@ -26,7 +38,9 @@ describe('crashes and concurrency', () => {
     await waitFor(join(project.dir, 'started.txt'));
     child.kill('SIGKILL');
     await child;
-    process.kill(Number(readFileSync(join(project.dir, 'started.txt'), 'utf8')), 'SIGKILL'); // the orphaned shell
+    // The stage's shell (and its sleep) must not outlive the runner: its launcher stops the group.
+    const shell = Number(readFileSync(join(project.dir, 'started.txt'), 'utf8'));
+    await waitUntil(() => !alive(shell), 5_000, `the stage's shell (pid ${shell}) outlived its runner`);
 
     const status = JSON.parse((await project.cli('status', 'p.json', '--json')).stdout);
     expect(status.stages.map((s: { id: string; status: string }) => `${s.id}:${s.status}`)).toEqual(['quick:fresh', 'slow:stale']);

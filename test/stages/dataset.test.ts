@@ -98,6 +98,60 @@ describe('dataset stage', () => {
     expect(m.splits.train!.map((e) => [e.id, e.label])).toEqual([['imgs/1.jpg', 0], ['imgs/2.jpg', 1]]);
   });
 
+  it('csv: quoted fields (RFC 4180), as export writes them: commas, quotes, spaces, non-ASCII', async () => {
+    project = new Project();
+    await jpeg('d/imgs/a, b.jpg');
+    await jpeg('d/imgs/c.jpg');
+    await jpeg('d/imgs/☃ é.jpg');
+    project.write('d/train.csv', '\uFEFFpath,label\r\n"imgs/a, b.jpg","cat, big"\r\nimgs/c.jpg,"say ""hi"""\r\n"imgs/☃ é.jpg",cat living room ☃ é\r\n');
+    project.write('p.json', datasetPipeline({ format: 'csv', root: 'd', lists: { train: 'train.csv' } }));
+    const r = await project.run();
+    expect(r.exitCode, r.stderr).toBe(0);
+    const m = await manifest();
+    expect(m.classes).toEqual(['cat living room ☃ é', 'cat, big', 'say "hi"']);
+    expect(m.splits.train!.map((e) => [e.id, m.classes[e.label!]])).toEqual([['imgs/a, b.jpg', 'cat, big'], ['imgs/c.jpg', 'say "hi"'], ['imgs/☃ é.jpg', 'cat living room ☃ é']]);
+    // A quote left open is named with the line it starts on.
+    project.write('d/train.csv', 'path,label\nimgs/c.jpg,cat\n"imgs/a, b.jpg,dog\n');
+    await expectInputError({ format: 'csv', root: 'd', lists: { train: 'train.csv' } }, /^d\/train\.csv:3: a quoted field is not closed/);
+  });
+
+  it('warns about a label that occurs only outside train, or fails on it with onUnknownLabel "fail"', async () => {
+    project = new Project();
+    await jpeg('csv/imgs/1.jpg');
+    await jpeg('csv/imgs/2.jpg');
+    await jpeg('csv/imgs/3.jpg');
+    await jpeg('csv/imgs/4.jpg');
+    project.write('csv/lists/train.csv', 'path,label\nimgs/1.jpg,cat\nimgs/2.jpg,dog\n');
+    project.write('csv/lists/val.csv', 'path,label\nimgs/3.jpg,cat\nimgs/4.jpg,zebra\n');
+    const params = { format: 'csv', root: 'csv', lists: { train: 'lists/train.csv', val: 'lists/val.csv' } };
+    project.write('p.json', datasetPipeline(params));
+    expect((await project.run()).exitCode).toBe(0);
+    // By default the class is kept (val can still be scored), with a warning in the stage's log.
+    expect((await manifest()).classes).toEqual(['cat', 'dog', 'zebra']);
+    const shown = (await project.cli('show', 'p.json', 'images')).stdout;
+    expect(shown).toContain('warning: csv/lists/val.csv:3: label "zebra" is in split val but in no train image');
+    await expectInputError({ ...params, onUnknownLabel: 'fail' }, /^csv\/lists\/val\.csv:3: label "zebra" is in split val but in no train image/);
+
+    // imagefolder: a class folder only under val; the culprit is its first image.
+    await jpeg('data/train/cat/1.jpg');
+    await jpeg('data/val/cat/2.jpg');
+    await jpeg('data/val/zebra/3.jpg');
+    await jpeg('data/test/4.jpg');
+    await expectInputError({ format: 'imagefolder', root: 'data', onUnknownLabel: 'fail' }, /^data\/val\/zebra\/3\.jpg: label "zebra" is in split val but in no train image/);
+
+    // ai-challenger: a label id used in val only; the culprit is its annotation entry.
+    await jpeg('aic/train_images/x1.jpg');
+    await jpeg('aic/val_images/v1.jpg');
+    await jpeg('aic/val_images/v2.jpg');
+    project.write('aic/train.json', [{ image_id: 'x1.jpg', label_id: '0' }]);
+    project.write('aic/val.json', [{ image_id: 'v1.jpg', label_id: '0' }, { image_id: 'v2.jpg', label_id: '1' }]);
+    const aic = { format: 'ai-challenger', root: 'aic', annotations: { train: { json: 'train.json', images: 'train_images' }, val: { json: 'val.json', images: 'val_images' } } };
+    await expectInputError({ ...aic, onUnknownLabel: 'fail' }, /^aic\/val\.json \/1: label "1" is in split val but in no train image/);
+    project.write('aic/val.json', [{ image_id: 'v1.jpg', label_id: '0' }, { image_id: 'v2.jpg', label_id: '0' }]);
+    project.write('p.json', datasetPipeline({ ...aic, onUnknownLabel: 'fail' }));
+    expect((await project.run()).exitCode).toBe(0);
+  });
+
   it('synthetic: generates real JPEGs beside the cache, deterministically from the seed', async () => {
     project = new Project();
     project.write('p.json', { name: 'data', seed: 5, stages: { images: { uses: 'dataset', params: { format: 'synthetic', classes: 3, perClass: { train: 2, val: 1, test: 1 }, size: 32 } } } });

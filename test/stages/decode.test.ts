@@ -51,6 +51,33 @@ async function decodedImages(): Promise<Record<string, { width: number; height: 
 
 const pixel = (img: { width: number; data: Uint8Array }, x: number, y: number): number[] => [...img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3)];
 
+/** A 64×48 baseline JPEG (quality 90) of a blurred pattern: enough entropy-coded data to damage. */
+async function corruptibleJpeg(): Promise<Buffer> {
+  const [w, h] = [64, 48];
+  const px = Buffer.alloc(w * h * 3);
+  for (let i = 0; i < px.length; i++) px[i] = ((i * 7) % 251) ^ (i / (w * 3) < h / 2 ? 0 : 128);
+  return sharp(px, { raw: { width: w, height: h, channels: 3 } }).blur(1.2).jpeg({ quality: 90 }).toBuffer();
+}
+
+/** `jpeg` with the EXIF segment (APP1) of `donor` inserted after its SOI: the scan data stays as it is. */
+function withExifFrom(jpeg: Buffer, donor: Buffer): Buffer {
+  let at = 2;
+  while (!(donor[at] === 0xff && donor[at + 1] === 0xe1)) at += 2 + donor.readUInt16BE(at + 2);
+  const app1 = donor.subarray(at, at + 2 + donor.readUInt16BE(at + 2));
+  return Buffer.concat([jpeg.subarray(0, 2), app1, jpeg.subarray(2)]);
+}
+
+/** A copy of `jpeg` with 4 bytes at `fraction` of its first scan's data set to 0, 1, 2, 3. */
+function overwriteScan(jpeg: Buffer, fraction: number): Buffer {
+  let sos = 2;
+  while (!(jpeg[sos] === 0xff && jpeg[sos + 1] === 0xda)) sos += 2 + jpeg.readUInt16BE(sos + 2);
+  const start = sos + 2 + jpeg.readUInt16BE(sos + 2);
+  const at = Math.floor(start + (jpeg.length - 2 - start) * fraction);
+  const out = Buffer.from(jpeg);
+  for (let k = 0; k < 4; k++) if (out[at + k] !== 0xff) out[at + k] = k;
+  return out;
+}
+
 describe('decode stage', () => {
   it('applies EXIF orientation and converts greyscale, CMYK and alpha images to RGB', async () => {
     project = new Project();
@@ -97,6 +124,35 @@ describe('decode stage', () => {
     await write('data/train/a/extra.jpg', raw(60, 30).jpeg({ quality: 50 }));
     expect((await project.run()).status).toEqual({ images: 'ran', decoded: 'ran' });
     expect((await project.cli('show', 'p.json', 'decoded')).stdout).toContain('1 new, 4 from the index');
+  });
+
+  it('writes the same metrics to the lock whether images came from the index or were decoded now', async () => {
+    project = new Project();
+    // Plain JPEGs (libjpeg-turbo with the fast decoder), EXIF-rotated ones and PNGs (sharp).
+    const files: Array<[string, sharp.Sharp]> = [];
+    for (let i = 0; i < 4; i++) files.push([`data/train/a/plain${i}.jpg`, raw(40 + i, 30).jpeg()]);
+    for (let i = 0; i < 2; i++) files.push([`data/train/b/rotated${i}.jpg`, raw(40 + i, 30).jpeg().withMetadata({ orientation: 6 })]);
+    for (let i = 0; i < 2; i++) files.push([`data/val/b/png${i}.png`, raw(40 + i, 30).png()]);
+    const params = { shortSide: 16, decoder: 'fast' };
+    const metrics = async (...extra: string[]): Promise<Record<string, unknown>> => {
+      const r = await project.run('p.json', ...extra);
+      expect(r.exitCode, r.stderr).toBe(0);
+      return project.json('p.lock.json').stages.decoded.metrics as Record<string, unknown>;
+    };
+    project.write('p.json', pipeline(params));
+
+    // A run that stopped half way leaves half the images in the index; the rerun decodes the
+    // other half. Adding images to a dataset does the same.
+    for (const [rel, img] of files.filter((_, i) => i % 2 === 0)) await write(rel, img);
+    await metrics();
+    for (const [rel, img] of files.filter((_, i) => i % 2 === 1)) await write(rel, img);
+    const resumed = await metrics();
+    expect((await project.cli('show', 'p.json', 'decoded')).stdout).toContain('4 new, 4 from the index');
+    const fromScratch = await metrics('--cache', join(project.dir, 'fresh-cache'));
+    expect(fromScratch).toEqual({ images: 8, bad: 0, byLibjpegTurbo: 4, bySharp: 4 });
+    expect(resumed).toEqual(fromScratch);
+    // Everything from the index: still the same.
+    expect(await metrics('--force', 'decoded')).toEqual(fromScratch);
   });
 
   it('decodes plain JPEGs with libjpeg-turbo to the same pixels as sharp, and the rest with sharp', async () => {
@@ -166,7 +222,8 @@ describe('decode stage', () => {
     expect(report.bad.find((b: { id: string }) => b.id === 'a/huge.png').reason).toMatch(/pixel limit/);
     expect(readFileSync(join(project.dir, 'data/train/a/good.jpg')).length).toBeGreaterThan(0);
 
-    // The libjpeg-turbo path (above) hands every bad JPEG to sharp: the same verdicts.
+    // The same verdicts from the sharp decoder: libjpeg's warnings judge JPEGs on both paths,
+    // and what libjpeg-turbo cannot read at all, sharp names on both.
     project.write('p.json', pipeline({ shortSide: 16, maxPixels: 100000, onError: 'skip', decoder: 'sharp' }));
     expect((await project.run()).exitCode).toBe(0);
     expect(Object.keys(await decodedImages())).toEqual(['a/good.jpg']);
@@ -174,6 +231,55 @@ describe('decode stage', () => {
     const sharpReport = JSON.parse(store2.getBlob(project.json('p.lock.json').stages.decoded.outputs.report)!.toString());
     await store2.close();
     expect(sharpReport).toEqual(report);
+  });
+
+  it('refuses JPEGs that libjpeg warns about (corrupt entropy data) with either decoder, and both agree', async () => {
+    project = new Project();
+    // A valid JPEG from sharp, then 4 bytes of its entropy-coded data overwritten. libjpeg still
+    // produces pixels for each (failOn: 'none' below), but warns. Where the damage sits decides
+    // the warning: a code no Huffman table has, or a scan that ends early and leaves bytes before
+    // EOI, which libjpeg only notices in jpeg_finish_decompress, after libvips' own check.
+    const jpeg = await corruptibleJpeg();
+    const huffman = overwriteScan(jpeg, 0.15);
+    const trailing = overwriteScan(jpeg, 0.95);
+    for (const bytes of [huffman, trailing]) expect((await sharp(bytes, { failOn: 'none' }).raw().toBuffer()).length).toBe(64 * 48 * 3);
+    await expect(sharp(huffman, { failOn: 'warning' }).raw().toBuffer()).rejects.toThrow(/Corrupt JPEG data: bad Huffman code/);
+    // libvips alone accepts this one: the stage must not rely on it.
+    expect((await sharp(trailing, { failOn: 'warning' }).raw().toBuffer()).length).toBe(64 * 48 * 3);
+    mkdirSync(join(project.dir, 'data/train/a'), { recursive: true });
+    writeFileSync(join(project.dir, 'data/train/a/good.jpg'), jpeg);
+    writeFileSync(join(project.dir, 'data/train/a/huffman.jpg'), huffman);
+    writeFileSync(join(project.dir, 'data/train/a/trailing.jpg'), trailing);
+    // The same damaged bytes behind an EXIF rotation, which sends them down the sharp path with
+    // the fast decoder too.
+    const rotated = withExifFrom(huffman, await sharp(jpeg).withMetadata({ orientation: 6 }).jpeg().toBuffer());
+    expect((await sharp(rotated).metadata()).orientation).toBe(6);
+    writeFileSync(join(project.dir, 'data/train/a/rotated.jpg'), rotated);
+
+    const reports: unknown[] = [];
+    for (const decoder of ['sharp', 'fast']) {
+      project.write('p.json', pipeline({ shortSide: 16, decoder }));
+      const failed = await project.run();
+      expect(failed.exitCode, decoder).toBe(2);
+      const reason: string = failed.out.stages[1].reason;
+      expect(reason, decoder).toMatch(/^3 bad images: /);
+      for (const name of ['huffman', 'trailing', 'rotated']) expect(reason, decoder).toContain(`data/train/a/${name}.jpg: Corrupt JPEG data`);
+
+      project.write('p.json', pipeline({ shortSide: 16, decoder, onError: 'skip' }));
+      expect((await project.run()).exitCode, decoder).toBe(0);
+      expect(Object.keys(await decodedImages()), decoder).toEqual(['a/good.jpg']);
+      const store = new LmdbStore(join(project.dir, '.podium/cache'));
+      reports.push(JSON.parse(store.getBlob(project.json('p.lock.json').stages.decoded.outputs.report)!.toString()));
+      await store.close();
+    }
+    const bad = (reports[0] as { bad: Array<{ id: string; reason: string }> }).bad;
+    expect(bad.map((b) => [b.id, b.reason])).toEqual([
+      ['a/huffman.jpg', 'Corrupt JPEG data: bad Huffman code'],
+      ['a/rotated.jpg', 'Corrupt JPEG data: bad Huffman code'],
+      ['a/trailing.jpg', expect.stringMatching(/^Corrupt JPEG data: \d+ extraneous bytes before marker 0xd9$/)],
+    ]);
+    // The A/B check: the two decoders find the same bad files, for the same reasons.
+    expect(reports[1]).toEqual(reports[0]);
   });
 
   it('gives each bad image its own reason, the same on every run, however many fail at once', async () => {

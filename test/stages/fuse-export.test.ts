@@ -11,6 +11,39 @@ import { exportStage, formatSubmission, type ExportParams } from '../../stages/e
 import { combine, fuse, fuseMembers, isHeldOut, withDefaults, type FuseParams, type Member } from '../../stages/fuse.js';
 import { Project } from '../rig.js';
 
+/**
+ * An RFC 4180 reader (quoted fields may hold commas, doubled quotes and line breaks), written
+ * here independently of export.ts so that the test checks the format, not the writer against
+ * itself. Rows end with LF or CRLF; a trailing line break ends the last row.
+ */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let i = 0;
+  let quoted = false;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { field += '"'; i += 2; continue; }
+      if (c === '"') { quoted = false; i++; continue; }
+      field += c; i++; continue;
+    }
+    if (c === '"') {
+      if (field !== '') throw new Error(`quote inside an unquoted field at ${i}`);
+      quoted = true; i++; continue;
+    }
+    if (c === ',') { row.push(field); field = ''; i++; continue; }
+    if (c === '\n' || (c === '\r' && text[i + 1] === '\n')) {
+      row.push(field); rows.push(row); row = []; field = ''; i += c === '\r' ? 2 : 1; continue;
+    }
+    field += c; i++;
+  }
+  if (quoted) throw new Error('unterminated quoted field');
+  if (field !== '' || row.length) { row.push(field); rows.push(row); }
+  return rows;
+}
+
 const K = 3;
 const CLASSES = ['a', 'b', 'c'];
 
@@ -207,9 +240,31 @@ describe('export', () => {
     expect(JSON.parse(formatSubmission(preds(), { ...base, classIds: 'name', topK: 1 }))[0]).toEqual({ image_id: 'x1.jpg', label_id: ['desert'] });
   });
 
-  it('csv: id,label with the top-1, or the top-K quoted and space-separated', () => {
-    expect(formatSubmission(preds(), { ...base, format: 'csv', topK: 1 })).toBe('id,label\nx1.jpg,3\nx2.jpg,0\n"x,3.jpg",2\n');
-    expect(formatSubmission(preds(), { ...base, format: 'csv', classIds: 'name' })).toBe('id,label\nx1.jpg,"desert city forest"\nx2.jpg,"beach city forest"\n"x,3.jpg","city beach forest"\n');
+  it('csv: path,label1..labelK, one column per rank, RFC 4180 quoting', () => {
+    expect(formatSubmission(preds(), { ...base, format: 'csv', topK: 1 })).toBe('path,label1\nx1.jpg,3\nx2.jpg,0\n"x,3.jpg",2\n');
+    expect(formatSubmission(preds(), { ...base, format: 'csv', classIds: 'name' })).toBe('path,label1,label2,label3\nx1.jpg,desert,city,forest\nx2.jpg,beach,city,forest\n"x,3.jpg",city,beach,forest\n');
+  });
+
+  it('csv: class names with spaces, commas, quotes, newlines and non-ASCII split back exactly', () => {
+    // Class folder names as imagefolder takes them; ids are <class>/<file>.
+    const classes = ['cat living room ☃ é', 'dog', 'say "hi", wave', 'two\nlines'];
+    const p: Predictions = {
+      classes,
+      splits: {
+        test: {
+          ids: ['cat living room ☃ é/1.jpg', 'say "hi", wave/2.jpg', 'dog/3.jpg'],
+          labels: [null, null, null],
+          probs: new Float32Array([0.4, 0.3, 0.2, 0.1, 0.1, 0.2, 0.3, 0.4, 0.25, 0.35, 0.15, 0.25]),
+        },
+      },
+    };
+    const text = formatSubmission(p, { ...base, format: 'csv', classIds: 'name' });
+    expect(parseCsv(text)).toEqual([
+      ['path', 'label1', 'label2', 'label3'],
+      ['cat living room ☃ é/1.jpg', 'cat living room ☃ é', 'dog', 'say "hi", wave'],
+      ['say "hi", wave/2.jpg', 'two\nlines', 'say "hi", wave', 'dog'],
+      ['dog/3.jpg', 'dog', 'cat living room ☃ é', 'two\nlines'],
+    ]);
   });
 
   it('refuses a missing split, too large a topK and duplicate ids', () => {
