@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The webgpu suite runs on its own (npm run test:gpu, vitest.gpu.config.ts): minutes on software Vulkan.
+    exclude: ['test/gpu/**', 'node_modules/**'],
     // Stages spawn real processes and open real LMDB environments; 2-core CI machines are slow.
     testTimeout: 120_000,
     hookTimeout: 60_000,

@@ -1,7 +1,11 @@
-// MobileNetV2 (nsfwjs weights) training and inference throughput on the tfjs 'wasm' backend,
-// printed beside the PyTorch reference measured on this machine.
+// MobileNetV2 (nsfwjs weights) training and inference throughput on a tfjs backend (default
+// 'wasm'), printed beside the PyTorch reference measured on this machine.
 //
-//   npx tsc -p tsconfig.json && node bench/train.mjs [--quick] [--threads N]   (default: every core)
+//   npx tsc -p tsconfig.json && node bench/train.mjs [--quick] [--threads N] [--backend B] [--batch N]
+//
+// --threads: wasm threads (default: every core). --backend: any podium backend name (webgpu:
+// Dawn's adapter, a software one included — docs/gpu.md). --batch: default 32; on software
+// Vulkan use a small one (one batch-8, 128-px step took 26 s on 2 busy cores: docs/gpu.md).
 //
 // Measures, batch 32, pixels in [0, 1], 6 classes, all layers trainable, SGD momentum 0.9,
 // weight decay 1e-4 (the issue's recipe):
@@ -21,7 +25,8 @@ import { loadModel } from '../dist/stages/tf/models.js';
 import { train } from '../dist/stages/tf/train-loop.js';
 
 const quick = process.argv.includes('--quick');
-const BATCH = 32;
+const arg = (name) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : undefined; };
+const BATCH = Number(arg('--batch') ?? 32);
 const CLASSES = 6;
 const REFERENCE = {
   train128: { value: 57.2, source: 'PyTorch 1.13 CPU, 2 threads' },
@@ -30,12 +35,13 @@ const REFERENCE = {
   infer224Wasm: { value: 18.5, source: 'raw single-threaded tfjs-wasm model.predict (earlier measurement)' },
 };
 
-const threadsArg = process.argv.indexOf('--threads');
-const { tf, detail } = await selectBackend('wasm', threadsArg > 0 ? Number(process.argv[threadsArg + 1]) : undefined);
+const threadsArg = arg('--threads');
+const { tf, detail, notes } = await selectBackend(arg('--backend') ?? 'wasm', threadsArg === undefined ? undefined : Number(threadsArg));
+for (const note of notes) console.log(note);
 const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
 const heapMB = () => {
   const heap = tf.backend().wasm?.HEAP8?.length;
-  return heap === undefined ? '?' : `${Math.round(heap / 2 ** 20)} MB`;
+  return heap === undefined ? `${Math.round(tf.memory().numBytes / 2 ** 20)} MB of tensors` : `wasm heap ${Math.round(heap / 2 ** 20)} MB`;
 };
 
 console.log(`podium bench/train — ${new Date().toISOString()}`);
@@ -88,7 +94,7 @@ async function benchTrain(size, warmup, steps) {
   console.log(`  train ${size} px: ${warmup} warm-up step(s) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const { history } = await train(model, trainOptions(steps, batch));
   const m = history[0];
-  console.log(`  train ${size} px: ${steps} timed steps in ${m.seconds.toFixed(1)} s (${(m.seconds / steps).toFixed(2)} s/step), wasm heap ${heapMB()}`);
+  console.log(`  train ${size} px: ${steps} timed steps in ${m.seconds.toFixed(1)} s (${(m.seconds / steps).toFixed(2)} s/step), ${heapMB()}`);
   return { model, imagesPerSecond: m.imagesPerSecond };
 }
 
@@ -100,12 +106,14 @@ async function benchInference(size, warmup, steps) {
   const input = tf.tensor4d(x, [BATCH, size, size, 3]);
   const rates = {};
   for (const [name, predict] of [['model.predict', (t) => model.predict(t)], ['folded', (t) => folded.predict(t)]]) {
-    const once = () => tf.tidy(() => predict(input).dataSync());
-    for (let i = 0; i < warmup; i++) once();
+    // data(), not dataSync(): a GPU backend reads back only asynchronously under Node; the read
+    // also waits for the GPU, so the time covers the whole batch.
+    const once = async () => { const y = tf.tidy(() => predict(input)); await y.data(); y.dispose(); };
+    for (let i = 0; i < warmup; i++) await once();
     const t0 = performance.now();
-    for (let i = 0; i < steps; i++) once();
+    for (let i = 0; i < steps; i++) await once();
     const seconds = (performance.now() - t0) / 1000;
-    console.log(`  infer ${size} px (${name}): ${steps} timed batches in ${seconds.toFixed(1)} s (${(seconds / steps).toFixed(2)} s/batch), wasm heap ${heapMB()}`);
+    console.log(`  infer ${size} px (${name}): ${steps} timed batches in ${seconds.toFixed(1)} s (${(seconds / steps).toFixed(2)} s/batch), ${heapMB()}`);
     rates[name] = (steps * BATCH) / seconds;
   }
   input.dispose();
@@ -116,20 +124,27 @@ async function benchInference(size, warmup, steps) {
 
 // --- throughput ---------------------------------------------------------------
 const t128 = await benchTrain(128, 1, quick ? 1 : 4);
-report('train 128 px, batch 32', t128.imagesPerSecond, REFERENCE.train128);
+report(`train 128 px, batch ${BATCH}`, t128.imagesPerSecond, REFERENCE.train128);
 
 const i224 = await benchInference(224, 1, quick ? 1 : 5);
-report('infer 224 px, batch 32', i224.folded, REFERENCE.infer224, ' (BN folded, as the stages predict)');
+report(`infer 224 px, batch ${BATCH}`, i224.folded, REFERENCE.infer224, ' (BN folded, as the stages predict)');
 report('  model.predict', i224['model.predict'], REFERENCE.infer224);
 report('  (vs raw tfjs-wasm)', i224.folded, REFERENCE.infer224Wasm);
 
 const t224 = await benchTrain(224, 1, quick ? 1 : 2);
 t224.model.dispose();
-report('train 224 px, batch 32', t224.imagesPerSecond, REFERENCE.train224);
+report(`train 224 px, batch ${BATCH}`, t224.imagesPerSecond, REFERENCE.train224);
 
 // --- where the time goes: one 128-px training step under tf.profile -------------
+// Only on wasm: the profile's kernel times on a GPU backend need timestamp queries and measure
+// something else (queue submission, not execution), and a software GPU makes it minutes long.
+if (tf.getBackend() !== 'wasm' || process.argv.includes('--no-profile')) {
+  t128.model.dispose();
+  summary();
+  process.exit(0);
+}
 console.log('');
-console.log('profiling one 128-px training step (batch 32)…');
+console.log(`profiling one 128-px training step (batch ${BATCH})…`);
 const batch128 = makeBatch(128);
 const wall0 = performance.now();
 const profile = await tf.profile(() => train(t128.model, trainOptions(1, batch128)));
@@ -155,7 +170,11 @@ for (const [name, e] of kernels.slice(0, 16)) {
 }
 for (const [name, e] of scopes) console.log(`  (op scope '${name}': ${e.ms.toFixed(0)} ms over ${e.calls} custom-gradient ops, kernels included above)`);
 
-console.log('');
-console.log('summary');
-for (const line of results) console.log(`  ${line}`);
-console.log(`load average (1/5/15 min) at end: ${load()}`);
+summary();
+
+function summary() {
+  console.log('');
+  console.log(`summary (backend ${detail})`);
+  for (const line of results) console.log(`  ${line}`);
+  console.log(`load average (1/5/15 min) at end: ${load()}`);
+}

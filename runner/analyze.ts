@@ -5,6 +5,7 @@ import type { ErrorObject } from 'ajv';
 import { Graph, alg } from '@dagrejs/graphlib';
 import type { StageKind } from '../stages/contract.js';
 import { stageKinds } from '../stages/registry.js';
+import { BACKEND_NAMES } from '../stages/tf/backend-names.js';
 import type { Diagnostic, Result } from './diagnostics.js';
 import { escapePointer, JsonSource } from './source.js';
 import { validator } from './validators.js';
@@ -43,8 +44,8 @@ export function analyze(file: string, projectDir = process.cwd(), backendOverrid
   if (errors.length) return { ok: false, errors };
   const err = (pointer: string, message: string, key = false): Diagnostic => source.diagnostic(pointer, message, { key });
 
-  if (backendOverride !== undefined && !['auto', 'tensorflow', 'wasm', 'cpu'].includes(backendOverride)) {
-    return { ok: false, errors: [{ file, pointer: '', line: 1, column: 1, length: 0, message: `--backend ${backendOverride}: expected one of auto, tensorflow, wasm, cpu` }] };
+  if (backendOverride !== undefined && !(BACKEND_NAMES as readonly string[]).includes(backendOverride)) {
+    return { ok: false, errors: [{ file, pointer: '', line: 1, column: 1, length: 0, message: `--backend ${backendOverride}: expected one of ${BACKEND_NAMES.join(', ')}` }] };
   }
   const validatePipeline = validator('pipeline');
   if (!validatePipeline(value)) return { ok: false, errors: ajvErrors(validatePipeline.errors ?? [], '', source) };

@@ -4,11 +4,12 @@
 // and nothing loads TensorFlow.js or sharp unless a stage that needs them executes.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CacheUnavailable } from '../cache/store.js';
+import { BACKEND_NAMES } from '../stages/tf/backend-names.js';
 import { formatDiagnostic, UsageError } from './diagnostics.js';
 
 const USAGE = `usage: podium <verb> [options]
 
-  run <pipeline> [--dry-run] [--only ID]... [--from ID] [--force ID]... [--jobs N] [--gpus 0,1] [--backend auto|tensorflow|wasm|cpu] [--cache DIR] [--lease-timeout SECONDS] [--no-report] [--json] [--quiet] [--verbose]
+  run <pipeline> [--dry-run] [--only ID]... [--from ID] [--force ID]... [--jobs N] [--gpus 0,1] [--backend ${BACKEND_NAMES.join('|')}] [--cache DIR] [--lease-timeout SECONDS] [--no-report] [--json] [--quiet] [--verbose]
   status <pipeline> [--json]
   diff <lockA> [<lockB> | <git-rev>] [--json]
   verify <pipeline> [--stages a,b] [--json]

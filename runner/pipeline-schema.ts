@@ -2,6 +2,7 @@
 // structure with; the full schema (written to schema/pipeline.schema.json by `npm run schema`)
 // adds every kind's params so editors complete and check them too.
 import type { JsonSchema, StageKind } from '../stages/contract.js';
+import { AUTO_ORDER, BACKEND_NAMES } from '../stages/tf/backend-names.js';
 
 export const STAGE_ID_PATTERN = '^[A-Za-z_][A-Za-z0-9_.-]*$';
 
@@ -38,7 +39,7 @@ export const baseSchema: JsonSchema = {
     name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' },
     description: { type: 'string' },
     seed: { type: 'integer', minimum: 0, maximum: 4294967295, default: 0, description: 'Part of every stage key; stages derive their randomness from it.' },
-    backend: { enum: ['auto', 'tensorflow', 'wasm', 'cpu'], default: 'auto', description: 'TensorFlow.js backend for stages that do not set their own (auto: tfjs-node-gpu, tfjs-node, wasm, cpu). --backend overrides it.' },
+    backend: { enum: [...BACKEND_NAMES], default: 'auto', description: `TensorFlow.js backend for stages that do not set their own (auto: ${AUTO_ORDER}). --backend overrides it.` },
     stages: {
       type: 'object',
       minProperties: 1,

@@ -11,6 +11,7 @@ import { readJson } from './data/artifacts.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
 import { scoreRows } from './data/metrics.js';
 import { hashInts, Rng, STREAM } from './data/random.js';
+import type { BackendPreference } from './tf/backend-names.js';
 import { backendSchema } from './tf/backend-param.js';
 import type { Trainable } from './tf/train-loop.js';
 
@@ -30,7 +31,7 @@ export interface FinetuneParams {
   labelSmoothing: number;
   headDropout: number;
   batchNormMomentum: number | null;
-  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  backend: BackendPreference;
   evalSplit: string;
 }
 
@@ -140,20 +141,20 @@ export const finetune = defineStage<FinetuneParams>({
         const x = augmentBatch(idx.map((i) => trainSet.images[i]!), idx, policy, ctx.seed, epoch, buffers[b % 2]);
         return { x, y: Int32Array.from(idx.map((i) => trainSet.labels[i]!)), n: idx.length };
       },
-      onBatchEnd: (epoch, done, total, running) => {
+      onBatchEnd: async (epoch, done, total, running) => {
         // Reading the running loss syncs with the backend: only for updates the display will show.
         const now = Date.now();
         if (done < total && now - lastShown < PROGRESS_MS) return;
         lastShown = now;
-        const { loss, acc } = running();
+        const { loss, acc } = await running();
         ctx.progress({ unit: 'batches', done, total, detail: `epoch ${epoch + 1}/${p.epochs} · loss ${loss.toFixed(3)} · acc ${acc.toFixed(3)}` });
       },
       onEpochEnd: async (epoch, m, trained, context) => {
-        const evaluation = evalSet ? evaluate(tf, trained, evalSet, p.inputSize, p.batchSize, centerCrop) : {};
+        const evaluation = evalSet ? await evaluate(tf, trained, evalSet, p.inputSize, p.batchSize, centerCrop) : {};
         // Timings go to the log only: the history artifact must be byte-identical across runs.
         const row = { epoch: epoch + 1, loss: m.loss, acc: m.acc, lr: m.lr, ...evaluation };
         const weights = await ctx.store.putBlob(await modelToBlob(tf, trained));
-        const opt = await ctx.store.putBlob(encodeOptimizer(context.getOptimizerState()));
+        const opt = await ctx.store.putBlob(encodeOptimizer(await context.getOptimizerState()));
         ctx.store.setIndex(progressKey(epoch), `${weights} ${opt} ${JSON.stringify(row)}`);
         await ctx.store.flush();
         checkpoints[epochName(epoch)] = weights;
@@ -198,13 +199,16 @@ export function epochOrder(n: number, seed: number, epoch: number): number[] {
 }
 
 /** Top-1, top-3 and log-loss on a split (data/metrics.ts), from centre crops (the eval path of the augmentation module). */
-function evaluate(tf: typeof import('@tensorflow/tfjs-core'), model: import('@tensorflow/tfjs-layers').LayersModel, set: { images: RawImage[]; labels: number[] }, size: number, batch: number, centerCrop: typeof import('./data/augment/index.js').centerCrop): Record<string, number> {
+async function evaluate(tf: typeof import('@tensorflow/tfjs-core'), model: import('@tensorflow/tfjs-layers').LayersModel, set: { images: RawImage[]; labels: number[] }, size: number, batch: number, centerCrop: typeof import('./data/augment/index.js').centerCrop): Promise<Record<string, number>> {
   const x = new Float32Array(batch * size * size * 3);
   let probs = new Float32Array(0);
   for (let start = 0; start < set.images.length; start += batch) {
     const n = Math.min(batch, set.images.length - start);
     for (let i = 0; i < n; i++) centerCrop(set.images[start + i]!, size, x, i * size * size * 3);
-    const rows = tf.tidy(() => (model.predict(tf.tensor4d(x.subarray(0, n * size * size * 3), [n, size, size, 3])) as import('@tensorflow/tfjs-core').Tensor).dataSync());
+    // data(), not dataSync(): the webgpu backend reads back only asynchronously under Node.
+    const out = tf.tidy(() => model.predict(tf.tensor4d(x.subarray(0, n * size * size * 3), [n, size, size, 3])) as import('@tensorflow/tfjs-core').Tensor);
+    const rows = await out.data();
+    out.dispose();
     const k = rows.length / n;
     if (probs.length === 0) probs = new Float32Array(set.images.length * k);
     probs.set(rows, start * k);

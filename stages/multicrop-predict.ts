@@ -15,7 +15,7 @@ import { averageCrops, cropCount, type CropSet } from './data/crops.js';
 import { encodePredictions, type Predictions } from './data/predictions.js';
 import { cropsPerImage, loadCheckpoint, openPrediction, predictCrops, predictionInputs, predictionParams, splitImages } from './tf/predict.js';
 
-type Backend = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+type Backend = import('./tf/backend-names.js').BackendPreference;
 type Average = 'probs' | 'logits';
 
 export interface MulticropParams {

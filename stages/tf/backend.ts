@@ -1,22 +1,25 @@
 /**
  * Choosing the TensorFlow.js backend a training or prediction process runs on.
  *
- * Order for `auto` (DESIGN.md, "Compute"): `@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node`,
- * `wasm`, `cpu`.
+ * Order for `auto` (DESIGN.md, "Compute"): `@tensorflow/tfjs-node-gpu`, `webgpu` on a hardware
+ * adapter (never a software/fallback one: webgpu.ts), `@tensorflow/tfjs-node`, `wasm`, `cpu`.
+ * What `auto` passed over, and why, is logged with what it chose.
  *
  * Why the node packages are imported by a variable name: they download libtensorflow at install
  * time from a host our machines cannot reach, so they are not dependencies of podium; a user who
  * has them gets them. A literal `import('@tensorflow/tfjs-node')` would make TypeScript (and any
  * bundler) demand the package; `import(name)` with `name: string` does not.
  *
- * One tfjs-core instance: every tfjs package here (core, layers, wasm, cpu, and the optional node
- * packages) resolves `@tensorflow/tfjs-core` through Node's `main` field, i.e. the same CommonJS
- * module, so kernels and backends registered by one are seen by all. A tfjs-node build of another
- * version would bring its own nested tfjs-core and register its backend there, invisible to us;
- * we check for that and say so instead of silently training on another backend.
+ * One tfjs-core instance: every tfjs package here (core, layers, wasm, cpu, webgpu, and the
+ * optional node packages) resolves `@tensorflow/tfjs-core` through Node's `main` field, i.e. the
+ * same CommonJS module, so kernels and backends registered by one are seen by all. A tfjs-node
+ * build of another version would bring its own nested tfjs-core and register its backend there,
+ * invisible to us; we check for that and say so instead of silently training on another backend.
  *
  * Determinism: wasm (threaded: see wasm-threads.ts) and cpu compute every output in a fixed order,
- * whatever the thread count, so the same inputs give bit-identical results on the same backend. tfjs-node uses
+ * whatever the thread count, so the same inputs give bit-identical results on the same backend.
+ * webgpu's kernels write each output from one invocation (no atomics in the training kernels), so
+ * one adapter repeats itself bit for bit (tested on lavapipe: test/gpu/). tfjs-node uses
  * TensorFlow's CPU/GPU kernels, whose reductions may be multi-threaded; podium records which
  * backend ran so a verify on another backend is not mistaken for a regression.
  */
@@ -34,16 +37,20 @@ import { registerWasmGradientKernels } from './wasm-gradients.js';
 import { registerWasmTrainOps } from './wasm-train-ops.js';
 import { registerWasmSlice } from './wasm-slice.js';
 import { registerThreadedWasm, threadedWasmFailure } from './wasm-threads.js';
+import type { BackendPreference } from './backend-names.js';
+import { tryWebgpu } from './webgpu.js';
 
-export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export type { BackendPreference } from './backend-names.js';
 
 export interface SelectedBackend {
-  /** tfjs backend name: 'tensorflow' (tfjs-node / tfjs-node-gpu), 'wasm' or 'cpu'. */
+  /** tfjs backend name: 'tensorflow' (tfjs-node / tfjs-node-gpu), 'webgpu', 'wasm' or 'cpu'. */
   name: string;
   /** The single tfjs-core instance everything in podium uses. */
   tf: typeof import('@tensorflow/tfjs-core');
   /** Human-readable detail for run records, e.g. '@tensorflow/tfjs-node-gpu' or 'wasm (simd)'. */
   detail: string;
+  /** For the log: what `auto` passed over and why, and warnings (a software webgpu adapter). */
+  notes: string[];
 }
 
 const NODE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
@@ -59,9 +66,9 @@ function errorText(err: unknown): string {
 }
 
 /** Tries the native TensorFlow packages in order; returns the failures when none works. */
-async function tryTensorflow(): Promise<SelectedBackend | string[]> {
+async function tryTensorflow(packages: readonly string[] = NODE_PACKAGES): Promise<SelectedBackend | string[]> {
   const failures: string[] = [];
-  for (const pkg of NODE_PACKAGES) {
+  for (const pkg of packages) {
     try {
       await importOptional(pkg);
     } catch (err) {
@@ -81,7 +88,7 @@ async function tryTensorflow(): Promise<SelectedBackend | string[]> {
     try {
       if (await tf.setBackend('tensorflow')) {
         await tf.ready();
-        return { name: 'tensorflow', tf, detail: pkg };
+        return { name: 'tensorflow', tf, detail: pkg, notes: [] };
       }
       failures.push(`${pkg}: the 'tensorflow' backend failed to initialise`);
     } catch (err) {
@@ -113,7 +120,7 @@ async function tryWasm(threads: number): Promise<SelectedBackend | string> {
     const n = wasm.getThreadsCount();
     const failure = threadedWasmFailure();
     const why = failure === undefined ? '' : `; threaded build unavailable: ${failure}`;
-    return { name: 'wasm', tf, detail: `wasm (simd, ${n} thread${n === 1 ? '' : 's'}${why})` };
+    return { name: 'wasm', tf, detail: `wasm (simd, ${n} thread${n === 1 ? '' : 's'}${why})`, notes: [] };
   } catch (err) {
     return `wasm: ${errorText(err)}`;
   }
@@ -144,25 +151,41 @@ async function useCpu(): Promise<SelectedBackend> {
   await import('@tensorflow/tfjs-backend-cpu');
   if (!(await tf.setBackend('cpu'))) throw new Error('the tfjs cpu backend failed to initialise');
   await tf.ready();
-  return { name: 'cpu', tf, detail: 'cpu (pure JavaScript; not a training path)' };
+  return { name: 'cpu', tf, detail: 'cpu (pure JavaScript; not a training path)', notes: [] };
+}
+
+/** `auto`'s choice, with every backend it passed over and why (so the log explains the pick). */
+async function selectAuto(threads: number): Promise<SelectedBackend> {
+  const passed: string[] = [];
+  const chose = (b: SelectedBackend): SelectedBackend => ({ ...b, notes: [...passed.map((p) => `auto passed over ${p}`), `auto chose ${b.detail}`] });
+  const gpu = await tryTensorflow([NODE_PACKAGES[0]]);
+  if (!Array.isArray(gpu)) return chose(gpu);
+  passed.push(...gpu);
+  const webgpu = await tryWebgpu(tf, false);
+  if (typeof webgpu !== 'string') return chose({ name: 'webgpu', tf, detail: webgpu.detail, notes: [] });
+  passed.push(webgpu);
+  const cpuTf = await tryTensorflow([NODE_PACKAGES[1]]);
+  if (!Array.isArray(cpuTf)) return chose(cpuTf);
+  passed.push(...cpuTf);
+  const wasm = await tryWasm(threads);
+  if (typeof wasm !== 'string') return chose(wasm);
+  passed.push(wasm);
+  return chose(await useCpu());
 }
 
 /**
  * Makes the preferred backend the active tfjs backend and returns it.
  *
- * - `auto`: tfjs-node-gpu → tfjs-node → wasm → cpu, falling through on any failure.
+ * - `auto`: tfjs-node-gpu → webgpu (hardware adapter only) → tfjs-node → wasm → cpu, falling
+ *   through on any failure.
  * - `tensorflow`: tfjs-node-gpu or tfjs-node, else an error saying how to get them.
+ * - `webgpu`: Dawn's adapter, a software one included (with a warning in `notes`), else an error.
  * - `wasm` / `cpu`: exactly that backend, else an error.
  */
 export async function selectBackend(pref: BackendPreference, threads = availableParallelism()): Promise<SelectedBackend> {
   switch (pref) {
-    case 'auto': {
-      const native = await tryTensorflow();
-      if (!Array.isArray(native)) return native;
-      const wasm = await tryWasm(threads);
-      if (typeof wasm !== 'string') return wasm;
-      return useCpu();
-    }
+    case 'auto':
+      return selectAuto(threads);
     case 'tensorflow': {
       const native = await tryTensorflow();
       if (!Array.isArray(native)) return native;
@@ -172,6 +195,12 @@ export async function selectBackend(pref: BackendPreference, threads = available
           `(its install script fetches it from storage.googleapis.com), matching @tensorflow/tfjs-core ${tf.version_core}, ` +
           "or use backend 'auto' or 'wasm'.",
       );
+    }
+    case 'webgpu': {
+      const adapter = await tryWebgpu(tf, true);
+      if (typeof adapter === 'string') throw new Error(`backend 'webgpu' is not available: ${adapter} (docs/gpu.md)`);
+      const notes = adapter.fallback ? [`warning: ${adapter.detail} is a software adapter: correct but slow (a CPU runs the shaders), for tests, not training (docs/gpu.md)`] : [];
+      return { name: 'webgpu', tf, detail: adapter.detail, notes };
     }
     case 'wasm': {
       const wasm = await tryWasm(threads);
@@ -195,6 +224,7 @@ function unreachable(value: never): never {
  */
 export async function stageBackend(ctx: Pick<StageContext, 'threads' | 'log'>, pref: BackendPreference): Promise<SelectedBackend> {
   const backend = await selectBackend(pref, ctx.threads);
+  for (const note of backend.notes) ctx.log(note);
   ctx.log(`backend ${backend.detail}`);
   return backend;
 }

@@ -123,10 +123,11 @@ export class Optimizer {
     });
   }
 
-  getState(): OptimizerState {
+  // data(), not dataSync(): the webgpu backend cannot read a GPU buffer synchronously under Node.
+  async getState(): Promise<OptimizerState> {
     const slots: OptimizerState['slots'] = {};
     for (const p of this.params) {
-      for (const [s, v] of p.slots) slots[`${p.name}/${s}`] = { shape: [...v.shape], values: v.dataSync() as Float32Array };
+      for (const [s, v] of p.slots) slots[`${p.name}/${s}`] = { shape: [...v.shape], values: (await v.data()) as Float32Array };
     }
     return { optimizer: this.kind, step: this.step, slots };
   }

@@ -95,7 +95,8 @@ export function cropsPerImage(plan: Pick<CropPlan, 'scales' | 'nested' | 'full'>
 /**
  * Logits of every crop: perScale[s] is n × nested × k (image-major, crops in crops.ts order),
  * full (if asked) n × k. Crops from consecutive images share batches of `batchSize`; batch
- * composition depends only on the inputs, so results are bit-identical across runs.
+ * composition depends only on the inputs, so results are bit-identical across runs. Async
+ * because the webgpu backend reads results back only asynchronously under Node.
  */
 export async function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, images: ImageSource, plan: CropPlan): Promise<{ perScale: Float32Array[]; full?: Float32Array; crops: number }> {
   const { size, scales, nested, batchSize } = plan;
@@ -110,11 +111,14 @@ export async function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, im
   let total = 0;
 
   let flushed = 0;
-  const flush = (): void => {
+  const flush = async (): Promise<void> => {
     const n = dest.length;
     if (!n) return;
     flushed++;
-    const logits = tf.tidy(() => model.predict(tf.tensor4d(batch.subarray(0, n * per), [n, size, size, 3])).dataSync() as Float32Array);
+    // data(), not dataSync(): the webgpu backend reads back only asynchronously under Node.
+    const out = tf.tidy(() => model.predict(tf.tensor4d(batch.subarray(0, n * per), [n, size, size, 3])));
+    const logits = (await out.data()) as Float32Array;
+    out.dispose();
     if (!k) {
       k = logits.length / n;
       scales.forEach((_, s) => { perScale[s] = new Float32Array(images.length * nested * k); });
@@ -126,29 +130,29 @@ export async function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, im
     dest.length = 0;
   };
   // Targets are allocated once k is known (after the first batch): record destinations lazily.
-  const push = (crop: Float32Array, target: () => Float32Array, row: number): void => {
+  const push = async (crop: Float32Array, target: () => Float32Array, row: number): Promise<void> => {
     batch.set(crop, dest.length * per);
     const d: { out: Float32Array; row: number } = { out: new Float32Array(0), row };
     if (k) d.out = target(); else pending.push(() => { d.out = target(); });
     dest.push(d);
     total++;
-    if (dest.length === batchSize) flush();
+    if (dest.length === batchSize) await flush();
   };
 
   const tmp = new Float32Array(Math.max(nested, 1) * per);
   const imageAt = 'get' in images ? (i: number) => images.get(i) : (i: number) => images[i]!;
   for (let i = 0; i < images.length; i++) {
     const img = imageAt(i);
-    scales.forEach((scale, s) => {
-      if (!nested) return;
+    for (const [s, scale] of scales.entries()) {
+      if (!nested) break;
       const resized = resizeShorter(img, scale);
       const set: CropSet = nested === 10 ? '10' : nested === 5 ? '5' : '1';
       writeCrops(img, set, scale, size, tmp, 0, resized);
-      for (let c = 0; c < nested; c++) push(tmp.subarray(c * per, (c + 1) * per), () => perScale[s]!, i * nested + c);
-    });
+      for (let c = 0; c < nested; c++) await push(tmp.subarray(c * per, (c + 1) * per), () => perScale[s]!, i * nested + c);
+    }
     if (plan.full) {
       writeCrops(img, 'full', size, size, tmp, 0);
-      push(tmp.subarray(0, per), () => full!, i);
+      await push(tmp.subarray(0, per), () => full!, i);
     }
     if (plan.onProgress && flushed) {
       flushed = 0;
@@ -156,7 +160,7 @@ export async function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, im
       await new Promise((r) => setImmediate(r));
     }
   }
-  flush();
+  await flush();
   plan.onProgress?.(total);
   return { perScale, ...(full ? { full } : {}), crops: total };
 }

@@ -65,7 +65,8 @@ export interface EpochMetrics {
 
 export interface TrainContext {
   /** A copy of the optimizer's state now (after the epoch's last update). */
-  getOptimizerState(): OptimizerState;
+  /** Async: webgpu reads back only asynchronously. */
+  getOptimizerState(): Promise<OptimizerState>;
 }
 
 export interface TrainOptions extends OptimizerConfig {
@@ -97,7 +98,7 @@ export interface TrainOptions extends OptimizerConfig {
    * After each step, for progress display. `running()` reads the epoch's mean loss and accuracy
    * so far back from the backend: call it sparingly (the display throttles), it syncs.
    */
-  onBatchEnd?: (epoch: number, batchesDone: number, batchesPerEpoch: number, running: () => { loss: number; acc: number }) => void;
+  onBatchEnd?: (epoch: number, batchesDone: number, batchesPerEpoch: number, running: () => Promise<{ loss: number; acc: number }>) => void | Promise<void>;
   /** Restores the optimizer (from getOptimizerState at the end of epoch startEpoch−1). */
   optimizerState?: OptimizerState;
 }
@@ -206,7 +207,14 @@ export async function train(model: tfl.LayersModel, opts: TrainOptions): Promise
           tf.dispose([prevLoss, prevCorrect, loss, ...(correct === undefined ? [] : [correct]), ...Object.values(grads)]);
           images += batch.n;
           const seen = images;
-          opts.onBatchEnd?.(epoch, b + 1, stepsPerEpoch, () => ({ loss: lossSum.dataSync()[0]! / seen, acc: correctSum.dataSync()[0]! / seen }));
+          if (opts.onBatchEnd) {
+            const [l, c] = [lossSum, correctSum];
+            // Read asynchronously (webgpu has no synchronous read-back under Node), before the sums move on.
+            await opts.onBatchEnd(epoch, b + 1, stepsPerEpoch, async () => {
+              const [lv, cv] = await Promise.all([l.data(), c.data()]);
+              return { loss: lv[0]! / seen, acc: cv[0]! / seen };
+            });
+          }
         }
         const [loss, correct] = [(await lossSum.data())[0] ?? NaN, (await correctSum.data())[0] ?? NaN];
         const seconds = (performance.now() - started) / 1000;
@@ -218,7 +226,7 @@ export async function train(model: tfl.LayersModel, opts: TrainOptions): Promise
       const metrics = history[history.length - 1] as EpochMetrics;
       if (opts.onEpochEnd !== undefined) await opts.onEpochEnd(epoch, metrics, model, { getOptimizerState: () => optimizer.getState() });
     }
-    return { history, optimizerState: optimizer.getState() };
+    return { history, optimizerState: await optimizer.getState() };
   } finally {
     unfreeze();
     optimizer.dispose();

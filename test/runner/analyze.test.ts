@@ -117,7 +117,7 @@ describe('backend resolution', () => {
     expect(backends()).toEqual(['cpu', 'wasm']);
     expect(backends('auto')).toEqual(['auto', 'wasm']);
     const bad = analyze(file, project.dir, 'gpu');
-    expect(bad.ok ? '' : bad.errors[0]!.message).toBe('--backend gpu: expected one of auto, tensorflow, wasm, cpu');
+    expect(bad.ok ? '' : bad.errors[0]!.message).toBe('--backend gpu: expected one of auto, tensorflow, webgpu, wasm, cpu');
   });
 });
 

@@ -211,7 +211,7 @@ describe('train', () => {
       const overrides: Partial<TrainOptions> = optimizer === 'adam' ? { optimizer, lr: 0.01 } : {};
       const straight = await tiny();
       const stateAt: OptimizerState[] = [];
-      const full = await train(straight, options({ ...overrides, onEpochEnd: (_e, _m, _model, ctx) => void stateAt.push(ctx.getOptimizerState()) }));
+      const full = await train(straight, options({ ...overrides, onEpochEnd: async (_e, _m, _model, ctx) => void stateAt.push(await ctx.getOptimizerState()) }));
 
       const first = await tiny();
       const part = await train(first, options({ ...overrides, epochs: 2 }));
