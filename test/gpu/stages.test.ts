@@ -20,6 +20,11 @@ const pipeline = {
     aug: { uses: 'augment', inputs: { images: 'decoded' }, params: { level: 1, crop: 32, previewImages: 1, previewAugmentations: 1 } },
     tiny: { uses: 'finetune', inputs: { images: 'decoded', augment: 'aug' }, params: { model: 'tiny', inputSize: 32, lr: 0.05, ...ft } },
     mnv2: { uses: 'finetune', inputs: { images: 'decoded', augment: 'aug' }, params: { model: 'mobilenet_v2', inputSize: 32, lr: 0.002, ...ft } },
+    // MobileNetV2 at 32 px ends in 1×1 feature maps whose batch-norm statistics come from 8
+    // values: rounding differences are amplified step after step, so "the loss falls" over two
+    // tiny epochs is noise (measured: epoch 2 at 1.67 on webgpu, 1.50 on cpu, 1.30 on wasm from
+    // the same start). Its first epoch is checked against tfjs's reference cpu kernels instead.
+    mnv2Cpu: { uses: 'finetune', inputs: { images: 'decoded', augment: 'aug' }, params: { model: 'mobilenet_v2', inputSize: 32, lr: 0.002, ...ft, epochs: 1, backend: 'cpu' } },
     sweep: { uses: 'checkpoint-sweep', inputs: { models: ['tiny', 'mnv2'], images: 'decoded' }, params: { select: 1, backend: 'webgpu' } },
     // The last checkpoint of each, predicted on both backends: 10 crops at two scales and the full image.
     tta: { uses: 'multicrop-predict', inputs: { models: ['tiny', 'mnv2'], images: 'decoded' }, params: { crops: [10, 'full'], scales: [32, 36], batchSize: 16, backend: 'webgpu' } },
@@ -45,10 +50,16 @@ describeGpu('TF stages on webgpu', () => {
   });
   afterAll(() => project?.cleanup());
 
-  it.each(['tiny', 'mnv2'])('finetune %s: trains on the webgpu adapter, the loss falls, every epoch is a checkpoint', async (id) => {
+  it.each(['tiny', 'mnv2'])('finetune %s: trains on the webgpu adapter (tiny: the loss falls; mnv2: its first epoch as on cpu), every epoch is a checkpoint', async (id) => {
     const history = JSON.parse((await blob(lock[id]!.outputs.history!)).toString()) as { epochs: Array<{ loss: number }> };
     expect(history.epochs).toHaveLength(2);
-    expect(history.epochs[1]!.loss).toBeLessThan(history.epochs[0]!.loss);
+    if (id === 'tiny') expect(history.epochs[1]!.loss).toBeLessThan(history.epochs[0]!.loss);
+    else {
+      const onCpu = JSON.parse((await blob(lock.mnv2Cpu!.outputs.history!)).toString()) as { epochs: Array<{ loss: number }> };
+      // Measured 0.03% apart; a wrong gradient or optimizer step shows as several per cent.
+      expect(Math.abs(history.epochs[0]!.loss - onCpu.epochs[0]!.loss) / onCpu.epochs[0]!.loss).toBeLessThan(0.005);
+      expect(Number.isFinite(history.epochs[1]!.loss)).toBe(true);
+    }
     expect(Object.keys(lock[id]!.outputs).sort()).toEqual(['epoch-001', 'epoch-002', 'history']);
     const shown = await project.cli('show', 'p.json', id);
     // The record names the adapter; a software one is used only because it was named, with a warning.
