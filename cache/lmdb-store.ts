@@ -68,7 +68,7 @@ export class LmdbStore implements Store {
   /** Warnings about corrupt entries found while reading, for the caller to report. */
   readonly warnings: string[] = [];
 
-  constructor(readonly path: string, private readonly chunkBytes = DEFAULT_CHUNK_BYTES) {
+  constructor(readonly path: string, private readonly options: { chunkBytes?: number; strictReads?: boolean } = {}) {
     hushLmdbCommitNoise();
     try {
       mkdirSync(path, { recursive: true });
@@ -96,18 +96,21 @@ export class LmdbStore implements Store {
     if (this.pendingBlobs.has(digest) || this.blobMeta.doesExist(digest)) return digest;
     this.pendingBlobs.add(digest);
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const chunks = Math.max(1, Math.ceil(buf.length / this.chunkBytes));
+    const chunks = Math.max(1, Math.ceil(buf.length / (this.options.chunkBytes ?? DEFAULT_CHUNK_BYTES)));
     // lmdb-js batches queued writes into few transactions, in order: data before the meta that
     // marks a blob present, so a crash never leaves a meta without its data.
     if (chunks === 1) this.track(this.blobData.put(digest, buf));
-    else for (let i = 0; i < chunks; i++) this.track(this.blobData.put(`${digest}#${i}`, buf.subarray(i * this.chunkBytes, (i + 1) * this.chunkBytes)));
+    else for (let i = 0; i < chunks; i++) this.track(this.blobData.put(`${digest}#${i}`, buf.subarray(i * (this.options.chunkBytes ?? DEFAULT_CHUNK_BYTES), (i + 1) * (this.options.chunkBytes ?? DEFAULT_CHUNK_BYTES))));
     this.track(this.blobMeta.put(digest, { size: buf.length, chunks }));
     return digest;
   }
 
-  getBlob(digest: Digest, opts: { verify?: boolean } = {}): Buffer | undefined {
+  getBlob(digest: Digest, opts: { verify?: boolean; optional?: boolean } = {}): Buffer | undefined {
     const info = this.blobMeta.get(digest);
-    if (!info) return undefined;
+    if (!info) {
+      if (this.options.strictReads && !opts.optional) throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} is missing from the cache`);
+      return undefined;
+    }
     let bytes: Buffer | undefined;
     if (info.chunks === 1) bytes = this.blobData.get(digest);
     else {

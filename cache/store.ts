@@ -56,9 +56,12 @@ export interface Store {
   /**
    * The bytes, or undefined when absent. Bytes that no longer hash to their digest throw
    * CacheCorruption: a tampered or damaged blob is never used. `verify: false` skips the hash
-   * for callers that only copy bytes elsewhere and check them there.
+   * for callers that only copy bytes elsewhere and check them there. A store opened with
+   * `strictReads` (the one stages read through) also throws CacheCorruption for an absent blob,
+   * which another process may have removed as corrupt: a miss to repair, not a crash. `optional`
+   * is for the reader that probes (finetune looking for saved progress).
    */
-  getBlob(digest: Digest, opts?: { verify?: boolean }): Buffer | undefined;
+  getBlob(digest: Digest, opts?: { verify?: boolean; optional?: boolean }): Buffer | undefined;
   blobInfo(digest: Digest): BlobInfo | undefined;
   /** A record, schema-checked: a corrupt one is removed and reported as a miss. */
   getRecord(key: Digest): StageRecord | undefined;

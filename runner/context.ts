@@ -19,7 +19,7 @@ export { cacheDir, type CommonOptions };
  * run): where no cache exists yet they get an empty one in a temporary folder, removed on close,
  * so looking never creates a .podium folder.
  */
-export function openStore(opts: CommonOptions, projectDir?: string, mode: 'write' | 'read' = 'write'): LmdbStore {
+export function openStore(opts: CommonOptions, projectDir?: string, mode: 'write' | 'read' = 'write', storeOptions: { strictReads?: boolean } = {}): LmdbStore {
   const dir = cacheDir(opts, projectDir);
   if (mode === 'read' && !existsSync(dir)) {
     const scratch = mkdtempSync(join(tmpdir(), 'podium-empty-cache-'));
@@ -28,7 +28,7 @@ export function openStore(opts: CommonOptions, projectDir?: string, mode: 'write
     store.close = async () => { await close(); rmSync(scratch, { recursive: true, force: true }); };
     return store;
   }
-  return new LmdbStore(dir);
+  return new LmdbStore(dir, storeOptions);
 }
 
 export function loadPipeline(file: string | undefined, opts: CommonOptions = {}): Pipeline {

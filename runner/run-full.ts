@@ -19,7 +19,8 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
   if (opts.jobs !== undefined && (!Number.isInteger(opts.jobs) || opts.jobs < 1)) throw new UsageError(`--jobs must be a positive integer, got ${opts.jobs}`);
   const jobs = opts.jobs ?? (opts.gpus?.length || availableParallelism());
   const { path: lockPath, lock } = lockOf(pipeline);
-  const store = openStore(opts, pipeline.projectDir, opts.dryRun ? 'read' : 'write');
+  // Strict: in-process stages and restores read through it, and a missing blob is a miss to repair.
+  const store = openStore(opts, pipeline.projectDir, opts.dryRun ? 'read' : 'write', { strictReads: true });
   const runId = `${new Date().toISOString()}-${process.pid}`;
   try {
     // Registered for its whole length, so gc cannot sweep what this run committed or will read.

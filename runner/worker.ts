@@ -29,7 +29,7 @@ const logTail: string[] = [];
 let store: LmdbStore | undefined;
 try {
   if (!kind) throw new Error(`unknown stage kind ${req.kind}`);
-  store = new LmdbStore(req.storePath);
+  store = new LmdbStore(req.storePath, { strictReads: true });
   const controller = new AbortController();
   const result = await kind.run({
     stageId: req.stageId, key: req.key, resume: req.resume, projectDir: req.projectDir, seed: req.seed, slot: req.slot, gpu: req.gpu, threads: req.threads, inputs: req.inputs, store,

@@ -105,8 +105,8 @@ export const finetune = defineStage<FinetuneParams>({
     let optimizerState;
     for (let e = p.epochs - 1; e >= 0 && ctx.resume; e--) {
       const saved = progress(e);
-      const wBlob = saved && ctx.store.getBlob(saved.weights);
-      const oBlob = saved && ctx.store.getBlob(saved.opt);
+      const wBlob = saved && ctx.store.getBlob(saved.weights, { optional: true });
+      const oBlob = saved && ctx.store.getBlob(saved.opt, { optional: true });
       if (!wBlob || !oBlob) continue;
       // Same topology, so the weights line up by position (tfjs renames layers loaded twice).
       const resumed = await modelFromBlob(tf, tfl, wBlob);

@@ -13,7 +13,7 @@ afterEach(async () => { await store?.close(); store = undefined; rmSync(dir, { r
 
 function fresh(chunkBytes?: number): LmdbStore {
   dir = mkdtempSync(join(tmpdir(), 'podium-store-'));
-  return (store = new LmdbStore(dir, chunkBytes));
+  return (store = new LmdbStore(dir, chunkBytes === undefined ? {} : { chunkBytes }));
 }
 
 const record = (key: Digest, outputs: Record<string, Digest>): StageRecord => ({
@@ -52,6 +52,19 @@ describe('LmdbStore', () => {
     expect(() => s.getBlob(d, { verify: true })).toThrow(CacheCorruption);
     expect(s.getBlob(d, { verify: false })?.toString()).toBe('forgery');
     await raw.close();
+  });
+
+  it('with strictReads, an absent blob is a CacheCorruption to repair unless the read is optional', async () => {
+    const dirStrict = join(dir, 'strict');
+    const s = new LmdbStore(dirStrict, { strictReads: true });
+    try {
+      const absent = sha256('never stored');
+      expect(() => s.getBlob(absent)).toThrow(/blob [0-9a-f]{12} is missing from the cache/);
+      expect(() => s.getBlob(absent)).toThrow(CacheCorruption);
+      expect(s.getBlob(absent, { optional: true })).toBeUndefined();
+    } finally {
+      await s.close();
+    }
   });
 
   it('commits a record only when its blobs exist', async () => {
