@@ -7,9 +7,14 @@ import { UsageError } from './diagnostics.js';
 import { LmdbStore } from '../cache/lmdb-store.js';
 import type { Store } from '../cache/store.js';
 import type { EventSink } from './events.js';
-import { cacheDir, type CommonOptions } from './cache-path.js';
+import { cacheDir, type CommonOptions as CacheOptions } from './cache-path.js';
 
-export { cacheDir, type CommonOptions };
+export { cacheDir };
+
+export interface CommonOptions extends CacheOptions {
+  /** --set STAGE.FIELD=VALUE overrides, applied to the pipeline before validation. */
+  set?: string[];
+}
 
 export function openStore(opts: CommonOptions): LmdbStore {
   return new LmdbStore(cacheDir(opts));
@@ -17,7 +22,7 @@ export function openStore(opts: CommonOptions): LmdbStore {
 
 export function loadPipeline(file: string | undefined, opts: CommonOptions = {}): Pipeline {
   if (!file) throw new UsageError('missing the pipeline file argument');
-  const result = analyze(file, process.cwd(), opts.backend);
+  const result = analyze(file, process.cwd(), opts.backend, opts.set);
   if (!result.ok) throw new UsageError(`${file}: invalid pipeline (${result.errors.length} problem${result.errors.length > 1 ? 's' : ''})`, result.errors);
   return result.value;
 }
