@@ -86,7 +86,8 @@ function mermaid(d: Dag): string {
 
 /** Graphviz DOT: a matrix is a cluster; ids are quoted strings. */
 function dot(d: Dag): string {
-  const q = (s: string): string => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  // DOT strings: backslash and quote escaped, a line break as the two characters \n.
+  const q = (s: string): string => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
   const lines = [`digraph ${q(d.pipeline)} {`, '  rankdir=TB;', '  node [shape=box, fontname="Helvetica"];'];
   for (const s of d.stages) {
     if (!isMatrix(s)) { lines.push(`  ${q(s.id)} [label=${q(`${s.id}\n(${s.kind})`)}];`); continue; }
