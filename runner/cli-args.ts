@@ -67,6 +67,7 @@ export const VERBS = {
   },
   metrics: { args: ['<pipeline>'], summary: 'the metrics of every stage as a table', options: { csv: { type: 'boolean', help: 'print CSV instead of a table' }, ...pipelineOpts, ...json } },
   cat: { args: ['<pipeline>', '<stage>', '[output]'], summary: "one output's bytes, to stdout or a file", options: { out: { type: 'string', short: 'o', arg: 'FILE', help: 'write to this file instead of stdout' }, ...pipelineOpts } },
+  completion: { args: ['[bash]'], summary: 'print a bash completion script: source <(npx podium completion)', options: {} },
 } satisfies Record<string, VerbSpec>;
 
 export type Verb = keyof typeof VERBS;
@@ -158,6 +159,33 @@ function checkValues(v: Values): void {
     throw new UsageError(`--lease-timeout must be a number of seconds (0 or more), got "${lease}"`);
   }
   if (typeof v.gpus === 'string' && !/^\s*[\w-]+(\s*,\s*[\w-]+)*\s*$/.test(v.gpus)) throw new UsageError(`--gpus must be a comma-separated list of device ids, e.g. 0,1, got "${v.gpus}"`);
+}
+
+/**
+ * A bash completion script made from the table above, so it cannot fall behind the verbs and
+ * flags: verbs first, then the verb's flags, the fixed values of --backend and --format, and
+ * file names for everything else.
+ */
+export function bashCompletion(): string {
+  const cases = Object.entries(VERBS).map(([verb, spec]) => `    ${verb}) opts="${Object.keys({ ...spec.options, ...always }).map((o) => `--${o}`).join(' ')}" ;;`);
+  return `# podium bash completion: source <(npx podium completion)
+_podium() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}" opts=""
+  if [ "$COMP_CWORD" -eq 1 ]; then
+    COMPREPLY=($(compgen -W "${Object.keys(VERBS).join(' ')} help --help --version" -- "$cur"))
+    return
+  fi
+  case "$prev" in
+    --backend) COMPREPLY=($(compgen -W "${BACKENDS.join(' ')}" -- "$cur")); return ;;
+    --format|-f) COMPREPLY=($(compgen -W "${DAG_FORMATS.join(' ')}" -- "$cur")); return ;;
+  esac
+  case "\${COMP_WORDS[1]}" in
+${cases.join('\n')}
+  esac
+  if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+}
+complete -o filenames -F _podium podium
+`;
 }
 
 /** The verb named by argv[0], or a UsageError with "did you mean". */

@@ -4,7 +4,7 @@
 // and nothing loads TensorFlow.js or sharp unless a stage that needs them executes.
 import { readFileSync } from 'node:fs';
 import { CacheUnavailable } from '../cache/store.js';
-import { globalUsage, parseVerb, verbHelp, verbOf, type Verb } from './cli-args.js';
+import { bashCompletion, globalUsage, parseVerb, verbHelp, verbOf, type Verb } from './cli-args.js';
 import { formatDiagnostic, UsageError } from './diagnostics.js';
 
 function print(json: boolean, data: unknown, text: () => string): void {
@@ -105,6 +105,10 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(formatDag(dag(pos[0]!, { backend, set }), (v.format as 'text' | 'mermaid' | 'dot' | undefined) ?? 'text'));
       return 0;
     }
+    case 'completion':
+      if (pos[0] !== undefined && pos[0] !== 'bash') throw new UsageError(`completion: only bash is supported, got "${pos[0]}"`);
+      process.stdout.write(bashCompletion());
+      return 0;
     case 'metrics': {
       const { metrics, formatMetrics, metricsCsv } = await import('./metrics.js');
       const r = metrics(pos[0], { cache, backend, set });

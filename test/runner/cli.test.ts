@@ -3,8 +3,9 @@
 // matrix-point alias. Every case runs the real, compiled binary.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
-import { commandPipeline, Project } from '../rig.js';
+import { CLI, commandPipeline, Project } from '../rig.js';
 
 let project: Project;
 afterEach(() => project?.cleanup());
@@ -45,6 +46,24 @@ describe('help and version', () => {
   });
 });
 
+describe('bash completion', () => {
+  it('completes verbs, the verb\'s own flags, fixed values and file names', async () => {
+    project = new Project();
+    project.write('pipe.json', '{}');
+    const complete = async (...words: string[]): Promise<string> => {
+      const script = `source <(node ${JSON.stringify(CLI)} completion bash); COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _podium; echo "\${COMPREPLY[*]}"`;
+      return (await execa('bash', ['-c', script], { cwd: project.dir })).stdout;
+    };
+    expect(await complete('podium', 'st')).toBe('status');
+    expect(await complete('podium', 'run', 'p.json', '--jo')).toBe('--jobs');
+    expect(await complete('podium', 'gc', '--k')).toBe('--keep-runs');
+    expect(await complete('podium', 'status', '--k')).toBe('');
+    expect(await complete('podium', 'run', 'p.json', '--backend', 'w')).toBe('wasm');
+    expect(await complete('podium', 'dag', 'p.json', '--format', 'm')).toBe('mermaid');
+    expect(await complete('podium', 'run', 'pi')).toBe('pipe.json');
+  });
+});
+
 describe('usage errors: the flag, the accepted values, exit 2, no stack', () => {
   it.each([
     [['rn', 'p.json'], 'podium: unknown verb "rn" (did you mean "run"?)'],
@@ -75,6 +94,18 @@ describe('usage errors: the flag, the accepted values, exit 2, no stack', () => 
     const r = await project.cli('run', 'p.json', '--only', 'biuld');
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain('podium: --only biuld: no stage with that id in test (did you mean "build"?) (stages: build, test)');
+  });
+});
+
+describe('environment errors', () => {
+  it('a backend that is not installed fails its stage in one actionable line, not as an internal error', async () => {
+    project = new Project();
+    project.write('p.json', readFileSync(join(import.meta.dirname, '..', '..', 'pipelines', 'ci-small.json'), 'utf8'));
+    // tfjs-node is not a dependency (it downloads libtensorflow at install), so 'tensorflow' is absent here.
+    const r = await project.cli('run', 'p.json', '--only', 'tiny@0', '--set', 'tiny.params.backend=tensorflow');
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/✗ failed +tiny@lr=0\.05 \([\d.]+s\): backend 'tensorflow' is not available \(@tensorflow\/tfjs-node-gpu: not installed; .*or use backend 'auto' or 'wasm'\.\n/);
+    expect(r.stderr).not.toMatch(/internal error|\n\s+\|?\s*at /);
   });
 });
 
