@@ -4,11 +4,12 @@
 // carry file, line, column and JSON pointer); a failed stage is a report with status 'failed'.
 import type { EventSink } from './events.js';
 import { runPipeline, type RunOptions, type RunSummary } from './run.js';
+import { status as statusOf, type StatusReport } from './status.js';
 import { verify as verifyPipeline, type VerifyReport } from './verify.js';
 import type { CommonOptions } from './context.js';
 
 export { loadPipeline } from './context.js';
-export { status, formatStatus, type StatusEntry, type StatusReport } from './status.js';
+export { formatStatus, type StatusEntry, type StatusReport } from './status.js';
 export { diff, formatDiff, type DiffReport, type StageDiff } from './diff.js';
 export { show, formatShow, type ShowReport } from './show.js';
 export { metrics, formatMetrics, type MetricsReport } from './metrics.js';
@@ -30,6 +31,11 @@ export interface ApiRunOptions extends RunOptions {
 export function run(file: string, opts: ApiRunOptions = {}): Promise<RunSummary> {
   const { onEvent = () => {}, signal = new AbortController().signal, ...rest } = opts;
   return runPipeline(file, rest, onEvent, signal);
+}
+
+/** `podium status`: each stage fresh or stale against the cache and lock file, with the reasons. */
+export function status(file: string, opts: CommonOptions = {}): Promise<StatusReport> {
+  return statusOf(file, opts);
 }
 
 /** `podium verify`: re-executes stages and compares their outputs with the lock file. */

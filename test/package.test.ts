@@ -57,7 +57,7 @@ describe(`the packed package (${PKG.name})`, () => {
       `import { run, status, loadPipeline, UsageError } from '${PKG.name}';`,
       `const pipeline = loadPipeline('p.json');`,
       `const summary = await run('p.json');`,
-      `const report = await status('p.json', {});`,
+      `const report = await status('p.json');`,
       `let bad = null;`,
       `try { loadPipeline('missing.json'); } catch (e) { bad = e instanceof UsageError ? e.diagnostics[0].message : String(e); }`,
       `console.log(JSON.stringify({ stages: pipeline.stages.map((s) => s.id), ran: summary.stages.map((s) => s.status), status: report.stages.map((s) => s.status), bad }));`,
@@ -73,7 +73,7 @@ describe(`the packed package (${PKG.name})`, () => {
     writeFileSync(join(dir, 'consumer.ts'), [
       `import { run, status, type RunSummary, type StatusReport } from '${PKG.name}';`,
       `const s: Promise<RunSummary> = run('p.json', { jobs: 2, set: ['greet.params.run=true'] });`,
-      `const t: Promise<StatusReport> = status('p.json', {});`,
+      `const t: Promise<StatusReport> = status('p.json');`,
       `export { s, t };`,
     ].join('\n'));
     const ok = await execa(tsc, ['-p', dir], { cwd: dir, reject: false, all: true });
