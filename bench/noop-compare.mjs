@@ -4,7 +4,7 @@
 // folder, since builds may record different option strings in the no-op memo.
 // Usage: node bench/noop-compare.mjs <old>/dist/runner/cli.js dist/runner/cli.js
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 const clis = process.argv.slice(2).map((c) => resolve(c));
@@ -31,3 +31,4 @@ for (let r = 0; r < 25; r++) clis.forEach((c, i) => {
 });
 clis.forEach((c, i) => { const t = times[i].sort((a, b) => a - b); console.log(`${c}: median ${t[12].toFixed(1)} ms, p25 ${t[6].toFixed(1)}, p75 ${t[18].toFixed(1)} (25 runs, interleaved)`); });
 console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+for (const d of dirs) rmSync(d, { recursive: true, force: true });
