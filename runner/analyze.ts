@@ -192,7 +192,11 @@ function blameOverride(d: Diagnostic, overrides: readonly string[]): Diagnostic 
     if (!o) return false;
     return [o.pointer, `/stages${o.pointer}`].some((p) => d.pointer === p || d.pointer.startsWith(`${p}/`) || p.startsWith(`${d.pointer}/`));
   });
-  return culprit ? { ...d, message: `${d.message} (set by --set ${culprit})` } : d;
+  if (!culprit) return d;
+  // The value was parsed as JSON: a string that looks like a number needs JSON quotes.
+  const raw = culprit.slice(culprit.indexOf('=') + 1);
+  const quoteHint = /^expected string, got (number|boolean|null)/.test(d.message) ? `; for the string write --set '${culprit.slice(0, culprit.indexOf('=') + 1)}"${raw}"'` : '';
+  return { ...d, message: `${d.message} (set by --set ${culprit}${quoteHint})` };
 }
 
 interface MatrixPoint { id: string; values: Record<string, unknown> }

@@ -143,7 +143,7 @@ describe('--set overrides', () => {
     ]);
     // 0.3 parses as JSON, so it is a number; env wants strings ('"0.3"' on the shell).
     const num = analyzeWith('a.params.env.LR=0.3').r;
-    expect(num.ok ? '' : num.errors[0]!.message).toBe('expected string, got number 0.3 (set by --set a.params.env.LR=0.3)');
+    expect(num.ok ? '' : num.errors[0]!.message).toBe(`expected string, got number 0.3 (set by --set a.params.env.LR=0.3; for the string write --set 'a.params.env.LR="0.3"')`);
   });
 
   it('names an unknown stage or param with a suggestion, and a malformed --set', () => {
