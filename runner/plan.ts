@@ -29,6 +29,7 @@ export function resolveIds(pipeline: Pipeline, names: string[], flag: string): s
       const id = matrix[Number(alias[2])];
       if (id !== undefined) return [id];
       if (matrix.length) throw new UsageError(`${flag} ${name}: ${alias[1]} has ${matrix.length} matrix points, ${alias[1]}@0 to ${alias[1]}@${matrix.length - 1}`);
+      if (pipeline.byId.has(alias[1]!)) throw new UsageError(`${flag} ${name}: ${alias[1]} has no matrix; name it ${alias[1]}`);
     }
     const bases = [...new Set(pipeline.stages.map((s) => s.baseId))];
     const hint = didYouMean(name.split('@')[0]!, bases) || didYouMean(name, pipeline.stages.map((s) => s.id));

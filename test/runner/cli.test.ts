@@ -172,5 +172,7 @@ describe('matrix points by index', () => {
     const out = await project.cli('run', 'p.json', '--only', 'fit@2');
     expect(out.exitCode).toBe(2);
     expect(out.stderr).toContain('podium: --only fit@2: fit has 2 matrix points, fit@0 to fit@1');
+    project.write('q.json', commandPipeline({ one: { run: 'true' } }));
+    expect((await project.cli('run', 'q.json', '--force', 'one@0')).stderr).toContain('podium: --force one@0: one has no matrix; name it one');
   });
 });
