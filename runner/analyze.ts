@@ -6,7 +6,7 @@ import { Graph, alg } from '@dagrejs/graphlib';
 import type { StageKind } from '../stages/contract.js';
 import { stageKinds } from '../stages/registry.js';
 import { BACKEND_NAMES } from '../stages/tf/backend-names.js';
-import type { Diagnostic, Result } from './diagnostics.js';
+import { didYouMean, type Diagnostic, type Result } from './diagnostics.js';
 import { escapePointer, JsonSource } from './source.js';
 import { validator } from './validators.js';
 
@@ -21,6 +21,8 @@ export interface StageNode {
   /** Input name → concrete upstream ids, and whether the stage takes a list. */
   readonly inputs: Record<string, { ids: string[]; many: boolean }>;
   readonly pointer: string;
+  /** A matrix point's index in expansion order: `baseId@point` is its quoting-free alias. */
+  readonly point?: number;
 }
 
 export interface Pipeline {
@@ -38,11 +40,22 @@ export interface Pipeline {
 interface RawStage { uses: string; inputs?: Record<string, string | string[]>; params?: Record<string, unknown>; matrix?: Record<string, unknown[]> }
 interface RawPipeline { name: string; seed: number; backend: string; stages: Record<string, RawStage> }
 
-export function analyze(file: string, projectDir = process.cwd(), backendOverride?: string): Result<Pipeline> {
+/**
+ * `overrides` are `--set path=value` settings, applied to the file's value before validation so
+ * they are checked like the file; an error they cause says which --set did it.
+ */
+export function analyze(file: string, projectDir = process.cwd(), backendOverride?: string, overrides: readonly string[] = []): Result<Pipeline> {
+  const result = analyzeValue(file, projectDir, backendOverride, overrides);
+  return result.ok || !overrides.length ? result : { ok: false, errors: result.errors.map((d) => blameOverride(d, overrides)) };
+}
+
+function analyzeValue(file: string, projectDir: string, backendOverride: string | undefined, overrides: readonly string[]): Result<Pipeline> {
   const path = resolve(file);
   const { source, value, errors } = JsonSource.read(file);
   if (errors.length) return { ok: false, errors };
   const err = (pointer: string, message: string, key = false): Diagnostic => source.diagnostic(pointer, message, { key });
+  const overrideErrors = overrides.flatMap((o) => applyOverride(value, o, err));
+  if (overrideErrors.length) return { ok: false, errors: overrideErrors };
 
   if (backendOverride !== undefined && !(BACKEND_NAMES as readonly string[]).includes(backendOverride)) {
     return { ok: false, errors: [{ file, pointer: '', line: 1, column: 1, length: 0, message: `--backend ${backendOverride}: expected one of ${BACKEND_NAMES.join(', ')}` }] };
@@ -58,12 +71,12 @@ export function analyze(file: string, projectDir = process.cwd(), backendOverrid
     const sp = `/stages/${escapePointer(baseId)}`;
     const kind = stageKinds.get(stage.uses);
     if (!kind) {
-      diags.push(err(`${sp}/uses`, `unknown stage kind "${stage.uses}" (expected one of: ${[...stageKinds.keys()].join(', ')})`));
+      diags.push(err(`${sp}/uses`, `unknown stage kind "${stage.uses}"${didYouMean(stage.uses, stageKinds.keys())} (expected one of: ${[...stageKinds.keys()].join(', ')})`));
       continue;
     }
     const points = expandMatrix(baseId, stage, kind, sp, err, diags);
     pointsOf.set(baseId, points.map((p) => p.id));
-    for (const p of points) {
+    for (const [index, p] of points.entries()) {
       const params = structuredClone({ ...(stage.params ?? {}), ...p.values });
       const validate = validator(`kind:${kind.name}`);
       if (!validate(params)) {
@@ -78,7 +91,7 @@ export function analyze(file: string, projectDir = process.cwd(), backendOverrid
       // A stage's backend: its own, else --backend, else the pipeline's. Resolved here so that
       // it is part of the key: another backend may give other bytes.
       if ('backend' in params && params.backend === null) params.backend = backendOverride ?? raw.backend;
-      nodes.push({ id: p.id, baseId, kind, params, inputs: {}, pointer: sp });
+      nodes.push({ id: p.id, baseId, kind, params, inputs: {}, pointer: sp, ...(stage.matrix ? { point: index } : {}) });
       for (const problem of kind.check?.(params, projectDir) ?? []) diags.push(err(`${sp}/params/${escapePointer(problem.param)}`, problem.message));
     }
   }
@@ -99,7 +112,7 @@ export function analyze(file: string, projectDir = process.cwd(), backendOverrid
       const ids: string[] = [];
       refs.forEach((r, i) => {
         const points = pointsOf.get(r);
-        if (!points) diags.push(err(Array.isArray(ref) ? `${ip}/${i}` : ip, `unknown input reference "${r}": no stage with that id${r === node.baseId ? ' (a stage cannot take its own output)' : ''}`));
+        if (!points) diags.push(err(Array.isArray(ref) ? `${ip}/${i}` : ip, `unknown input reference "${r}": no stage with that id${r === node.baseId ? ' (a stage cannot take its own output)' : didYouMean(r, [...pointsOf.keys()].filter((id) => id !== node.baseId))}`));
         else ids.push(...points);
       });
       const many = Array.isArray(ref) || ids.length > 1;
@@ -131,6 +144,63 @@ export function analyze(file: string, projectDir = process.cwd(), backendOverrid
   return { ok: true, value: { file: path, name: raw.name, seed: raw.seed, projectDir: resolve(projectDir), stages: topoOrder(graph, nodes), byId, graph, source } };
 }
 
+/** `stage.params.lr=0.02` → the pointer it sets and the value: JSON when it parses, else the string. */
+export function parseOverride(text: string): { pointer: string; segments: string[]; value: unknown } | undefined {
+  const eq = text.indexOf('=');
+  if (eq <= 0) return undefined;
+  const segments = text.slice(0, eq).split('.');
+  if (segments.some((s) => !s)) return undefined;
+  const raw = text.slice(eq + 1);
+  let value: unknown = raw;
+  try { value = JSON.parse(raw); } catch { /* a bare word is a string: method=mean */ }
+  return { pointer: segments.map((s) => `/${escapePointer(s)}`).join(''), segments, value };
+}
+
+/**
+ * Sets one override in the raw pipeline. The first segment names a stage (under /stages), or a
+ * top-level field (seed, backend, name) when no stage has that id.
+ */
+function applyOverride(doc: unknown, text: string, err: (pointer: string, message: string) => Diagnostic): Diagnostic[] {
+  const o = parseOverride(text);
+  if (!o) return [err('', `--set ${text}: expected STAGE.FIELD...=VALUE, e.g. --set train.params.lr=0.02`)];
+  if (!isObject(doc)) return []; // the schema reports a file that is not an object
+  const stages = isObject(doc.stages) ? doc.stages : {};
+  const first = o.segments[0]!;
+  const topLevel = ['name', 'seed', 'backend'];
+  if (!(first in stages) && !(o.segments.length === 1 && topLevel.includes(first))) {
+    return [err('/stages', `--set ${text}: no stage "${first}"${didYouMean(first, [...Object.keys(stages), ...topLevel])} (stages: ${Object.keys(stages).join(', ')})`)];
+  }
+  const segments = first in stages ? ['stages', ...o.segments] : o.segments;
+  let target: Record<string, unknown> = doc;
+  for (let i = 0; i < segments.length - 1; i++) {
+    const next = target[segments[i]!] ?? (target[segments[i]!] = {});
+    if (!isObject(next)) {
+      const at = segments.slice(0, i + 1).map((s) => `/${escapePointer(s)}`).join('');
+      return [err(at, `--set ${text}: ${at} is ${Array.isArray(next) ? 'an array' : JSON.stringify(next)}, not an object to set "${segments[i + 1]}" in`)];
+    }
+    target = next;
+  }
+  target[segments[segments.length - 1]!] = o.value;
+  return [];
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A diagnostic at or under a value some --set changed names that --set. */
+function blameOverride(d: Diagnostic, overrides: readonly string[]): Diagnostic {
+  if (d.message.startsWith('--set ')) return d;
+  const culprit = overrides.find((text) => {
+    const o = parseOverride(text);
+    if (!o) return false;
+    return [o.pointer, `/stages${o.pointer}`].some((p) => d.pointer === p || d.pointer.startsWith(`${p}/`) || p.startsWith(`${d.pointer}/`));
+  });
+  if (!culprit) return d;
+  // The value was parsed as JSON: a string that looks like a number needs JSON quotes.
+  const raw = culprit.slice(culprit.indexOf('=') + 1);
+  const quoteHint = /^expected string, got (number|boolean|null)/.test(d.message) ? `; for the string write --set '${culprit.slice(0, culprit.indexOf('=') + 1)}"${raw}"'` : '';
+  return { ...d, message: `${d.message} (set by --set ${culprit}${quoteHint})` };
+}
+
 interface MatrixPoint { id: string; values: Record<string, unknown> }
 
 function expandMatrix(baseId: string, stage: RawStage, kind: StageKind<unknown>, sp: string, err: (p: string, m: string, key?: boolean) => Diagnostic, diags: Diagnostic[]): MatrixPoint[] {
@@ -139,7 +209,7 @@ function expandMatrix(baseId: string, stage: RawStage, kind: StageKind<unknown>,
   let points: MatrixPoint[] = [{ id: '', values: {} }];
   for (const [param, values] of Object.entries(stage.matrix)) {
     if (!known.includes(param)) {
-      diags.push(err(`${sp}/matrix/${escapePointer(param)}`, `matrix names "${param}", which is not a param of "${kind.name}" (expected one of: ${known.join(', ')})`, true));
+      diags.push(err(`${sp}/matrix/${escapePointer(param)}`, `matrix names "${param}", which is not a param of "${kind.name}"${didYouMean(param, known)} (expected one of: ${known.join(', ')})`, true));
       continue;
     }
     const seen = new Set<string>();
@@ -221,7 +291,7 @@ function ajvErrors(errors: ErrorObject[], prefix: string, source: JsonSource): D
     const p = e.params as Record<string, unknown>;
     switch (e.keyword) {
       case 'additionalProperties':
-        return source.diagnostic(`${pointer}/${escapePointer(String(p.additionalProperty))}`, `unknown property "${String(p.additionalProperty)}"${allowed(e)}`, { key: true });
+        return source.diagnostic(`${pointer}/${escapePointer(String(p.additionalProperty))}`, `unknown property "${String(p.additionalProperty)}"${didYouMean(String(p.additionalProperty), Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {}))}${allowed(e)}`, { key: true });
       case 'required':
         return source.diagnostic(pointer, `missing required property "${String(p.missingProperty)}"`);
       case 'type':

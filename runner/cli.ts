@@ -2,66 +2,40 @@
 // The CLI boundary: parse arguments, call one verb, render its result. Exceptions are caught
 // here once. Verb modules are imported lazily so `podium status` never loads what `run` needs,
 // and nothing loads TensorFlow.js or sharp unless a stage that needs them executes.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { CacheUnavailable } from '../cache/store.js';
-import { BACKEND_NAMES } from '../stages/tf/backend-names.js';
+import { bashCompletion, globalUsage, parseVerb, verbHelp, verbOf, type Verb } from './cli-args.js';
 import { formatDiagnostic, UsageError } from './diagnostics.js';
-
-const USAGE = `usage: podium <verb> [options]
-
-  run <pipeline> [--dry-run] [--only ID]... [--from ID] [--force ID]... [--jobs N] [--gpus 0,1] [--backend ${BACKEND_NAMES.join('|')}] [--cache DIR] [--lease-timeout SECONDS] [--no-report] [--json] [--quiet] [--verbose]
-  status <pipeline> [--json]
-  diff <lockA> [<lockB> | <git-rev>] [--json]
-  verify <pipeline> [--stages a,b] [--json]
-  gc [--keep-runs N] [--dry-run] [--json]
-  show <pipeline> <stage> [--json]
-  report <pipeline> [--out FILE] [--compare <lock-file|git-rev>] [--json]
-  metrics <pipeline> [--json | --csv]
-  cat <pipeline> <stage> [output] [--out FILE]
-
-Exit codes: 0 success, 1 a stage failed, verification found differences or the cache is unusable, 2 invalid pipeline or usage,
-130/143 interrupted by SIGINT/SIGTERM (finished stages are kept; a second signal stops at once).`;
-
-const common = { cache: { type: 'string' }, backend: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
-const OPTIONS = {
-  run: { ...common, 'dry-run': { type: 'boolean' }, only: { type: 'string', multiple: true }, from: { type: 'string' }, force: { type: 'string', multiple: true }, jobs: { type: 'string' }, gpus: { type: 'string' }, 'lease-timeout': { type: 'string' }, 'no-report': { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, verbose: { type: 'boolean', short: 'v' } },
-  status: common,
-  diff: common,
-  verify: { ...common, stages: { type: 'string', multiple: true }, verbose: { type: 'boolean', short: 'v' } },
-  gc: { ...common, 'keep-runs': { type: 'string' }, 'dry-run': { type: 'boolean' } },
-  show: common,
-  report: { ...common, out: { type: 'string', short: 'o' }, compare: { type: 'string' } },
-  metrics: { ...common, csv: { type: 'boolean' } },
-  cat: { ...common, out: { type: 'string', short: 'o' } },
-} satisfies Record<string, ParseArgsConfig['options']>;
-
-type Verb = keyof typeof OPTIONS;
 
 function print(json: boolean, data: unknown, text: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : `${text()}\n`);
 }
 
+/** The package's version, read only when asked for. */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 async function main(argv: string[]): Promise<number> {
-  const verb = argv[0];
-  if (!verb || verb === '--help' || verb === '-h' || verb === 'help') { process.stdout.write(`${USAGE}\n`); return verb ? 0 : 2; }
-  if (!(verb in OPTIONS)) throw new UsageError(`unknown verb "${verb}"\n${USAGE}`);
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv.slice(1), options: OPTIONS[verb as Verb], allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n${USAGE}`);
+  const first = argv[0];
+  if (first === '--version' || first === '-V') { process.stdout.write(`${version()}\n`); return 0; }
+  if (first === undefined || first === '--help' || first === '-h') { (first ? process.stdout : process.stderr).write(`${globalUsage()}\n`); return first ? 0 : 2; }
+  if (first === 'help') {
+    process.stdout.write(`${argv[1] === undefined ? globalUsage() : verbHelp(verbOf(argv[1]))}\n`);
+    return 0;
   }
-  const v = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  const verb: Verb = verbOf(first);
+  const parsed = parseVerb(verb, argv.slice(1));
+  const v = parsed.values;
   const pos = parsed.positionals;
-  if (v.help) { process.stdout.write(`${USAGE}\n`); return 0; }
+  if (v.help) { process.stdout.write(`${verbHelp(verb)}\n`); return 0; }
   const json = !!v.json;
   const cache = v.cache as string | undefined;
   const backend = v.backend as string | undefined;
-  const maxPositionals = { run: 1, status: 1, diff: 2, verify: 1, gc: 0, show: 2, report: 1, metrics: 1, cat: 3 }[verb as Verb];
-  if (pos.length > maxPositionals) throw new UsageError(`unexpected argument "${pos[maxPositionals]}"\n${USAGE}`);
+  const set = v.set as string[] | undefined;
   const controller = interruptOnSignals();
 
-  switch (verb as Verb) {
+  switch (verb) {
     case 'run': {
       const { runPipeline } = await import('./run.js');
       const { humanLogger } = await import('./events.js');
@@ -72,11 +46,11 @@ async function main(argv: string[]): Promise<number> {
       const jobs = v.jobs === undefined ? undefined : Number(v.jobs);
       const gpus = typeof v.gpus === 'string' ? v.gpus.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
       const leaseTimeout = v['lease-timeout'] === undefined ? undefined : Number(v['lease-timeout']);
-      const summary = await runPipeline(pos[0], { cache, backend, dryRun: !!v['dry-run'], only: v.only as string[] | undefined, from: v.from as string | undefined, force: v.force as string[] | undefined, jobs, gpus, leaseTimeout }, logger, controller.signal).finally(() => live?.stop());
+      const summary = await runPipeline(pos[0], { cache, backend, dryRun: !!v['dry-run'], only: v.only as string[] | undefined, from: v.from as string | undefined, force: v.force as string[] | undefined, jobs, gpus, leaseTimeout, set }, logger, controller.signal).finally(() => live?.stop());
       // The report is rebuilt after a run that did something (PODIUM_NO_REPORT=1 or --no-report skip it).
       let report: string | undefined;
       const wantReport = !v['dry-run'] && !v['no-report'] && !process.env.PODIUM_NO_REPORT && !summary.noop && !controller.signal.aborted && summary.stages.length > 0;
-      if (wantReport && pos[0]) report = await (await import('./report/after-run.js')).reportAfterRun(pos[0], { cache, backend }, (l) => process.stderr.write(`${l}\n`));
+      if (wantReport && pos[0]) report = await (await import('./report/after-run.js')).reportAfterRun(pos[0], { cache, backend, set }, (l) => process.stderr.write(`${l}\n`));
       if (json) print(true, { pipeline: summary.pipeline, stages: summary.stages.map(({ id, kind, status, key, reason, durationMs }) => ({ id, kind, status, key, reason, durationMs })), ...(report ? { report } : {}) }, () => '');
       else {
         const count = (s: string): number => summary.stages.filter((r) => r.status === s).length;
@@ -93,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'status': {
       const { status, formatStatus } = await import('./status.js');
-      const r = await status(pos[0], { cache, backend });
+      const r = await status(pos[0], { cache, backend, set });
       print(json, r, () => formatStatus(r));
       return 0;
     }
@@ -106,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
     case 'verify': {
       const { verify, formatVerify } = await import('./verify.js');
       const stages = (v.stages as string[] | undefined)?.flatMap((s) => s.split(',')).filter(Boolean);
-      const r = await verify(pos[0], { cache, backend, stages }, controller.signal);
+      const r = await verify(pos[0], { cache, backend, set, stages }, controller.signal);
       print(json, r, () => formatVerify(r));
       if (controller.signal.aborted) return interruptedExitCode();
       return r.ok ? 0 : 1;
@@ -120,26 +94,35 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'show': {
       const { show, formatShow } = await import('./show.js');
-      const r = await show(pos[0], pos[1], { cache, backend });
+      const r = await show(pos[0], pos[1], { cache, backend, set });
       print(json, r, () => formatShow(r));
       return 0;
     }
     case 'report': {
       const { report, formatReport } = await import('./report/index.js');
-      const r = await report(pos[0], { cache, backend, out: v.out as string | undefined, compare: v.compare as string | undefined });
+      const r = await report(pos[0], { cache, backend, set, out: v.out as string | undefined, compare: v.compare as string | undefined });
       print(json, r, () => formatReport(r));
       return 0;
     }
+    case 'dag': {
+      const { dag, formatDag } = await import('./dag.js');
+      process.stdout.write(formatDag(dag(pos[0]!, { backend, set }), (v.format as 'text' | 'mermaid' | 'dot' | undefined) ?? 'text'));
+      return 0;
+    }
+    case 'completion':
+      if (pos[0] !== undefined && pos[0] !== 'bash') throw new UsageError(`completion: only bash is supported, got "${pos[0]}"`);
+      process.stdout.write(bashCompletion());
+      return 0;
     case 'metrics': {
       const { metrics, formatMetrics, metricsCsv } = await import('./metrics.js');
-      const r = metrics(pos[0], { cache, backend });
+      const r = metrics(pos[0], { cache, backend, set });
       if (v.csv) process.stdout.write(metricsCsv(r));
       else print(json, r, () => formatMetrics(r));
       return 0;
     }
     case 'cat': {
       const { cat } = await import('./cat.js');
-      const r = await cat(pos[0], pos[1], pos[2], { cache, backend });
+      const r = await cat(pos[0], pos[1], pos[2], { cache, backend, set });
       if (typeof v.out === 'string') {
         const { writeFileSync } = await import('node:fs');
         writeFileSync(v.out, r.bytes);
@@ -201,7 +184,10 @@ main(process.argv.slice(2)).finally(() => { settled = true; }).then((code) => { 
     for (const d of e.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);
     process.exitCode = 2;
   } else {
-    process.stderr.write(`podium: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    // A bug, not a mistake of the user's: one line, and the stack for whoever debugs it on request.
+    const verbose = process.argv.includes('--verbose') || process.argv.includes('-v');
+    const err = e instanceof Error ? e : new Error(String(e));
+    process.stderr.write(verbose ? `podium: internal error: ${err.stack ?? err.message}\n` : `podium: internal error: ${err.message.split('\n')[0]}\n(rerun with --verbose for the stack)\n`);
     process.exitCode = 1;
   }
 });

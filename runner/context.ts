@@ -10,9 +10,14 @@ import { UsageError } from './diagnostics.js';
 import { LmdbStore } from '../cache/lmdb-store.js';
 import type { Store } from '../cache/store.js';
 import type { EventSink } from './events.js';
-import { cacheDir, pipelinePath, projectOfPipeline, type CommonOptions } from './cache-path.js';
+import { cacheDir, pipelinePath, projectOfPipeline, type CommonOptions as CacheOptions } from './cache-path.js';
 
-export { cacheDir, type CommonOptions };
+export { cacheDir };
+
+export interface CommonOptions extends CacheOptions {
+  /** --set STAGE.FIELD=VALUE overrides, applied to the pipeline before validation. */
+  set?: string[];
+}
 
 /**
  * The project's cache. 'read' is for verbs that only look (status, show, diff, report, cat, a dry
@@ -35,7 +40,7 @@ export function loadPipeline(file: string | undefined, opts: CommonOptions = {})
   if (!file) throw new UsageError('missing the pipeline file argument');
   const path = pipelinePath(file);
   // Messages name the file as the user would type it from here.
-  const result = analyze(relative(process.cwd(), path) || path, projectOfPipeline(path), opts.backend);
+  const result = analyze(relative(process.cwd(), path) || path, projectOfPipeline(path), opts.backend, opts.set);
   if (!result.ok) throw new UsageError(`${file}: invalid pipeline (${result.errors.length} problem${result.errors.length > 1 ? 's' : ''})`, result.errors);
   return result.value;
 }

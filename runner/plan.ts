@@ -2,7 +2,7 @@
 // --force. Separate from execution so dry runs and real runs agree.
 import { alg } from '@dagrejs/graphlib';
 import type { Pipeline } from './analyze.js';
-import { UsageError } from './diagnostics.js';
+import { didYouMean, UsageError } from './diagnostics.js';
 
 export interface PlanOptions { only?: string[]; from?: string; force?: string[] }
 
@@ -13,14 +13,33 @@ export interface Plan {
   forced: Set<string>;
 }
 
-/** A name given on the command line: a concrete id, or a base id standing for all its matrix points. */
+/**
+ * A name given on the command line: a concrete id, a base id standing for all its matrix points,
+ * or `base@N`, the N-th point of a matrix (from 0, in the order the matrix expands), so that ids
+ * like `fit@env={"LR":"0.1"}` can be named without shell quoting.
+ */
 export function resolveIds(pipeline: Pipeline, names: string[], flag: string): string[] {
   return names.flatMap((name) => {
     if (pipeline.byId.has(name)) return [name];
     const points = pipeline.stages.filter((s) => s.baseId === name).map((s) => s.id);
-    if (!points.length) throw new UsageError(`${flag} ${name}: no stage with that id in ${pipeline.name} (stages: ${[...new Set(pipeline.stages.map((s) => s.baseId))].join(', ')})`);
-    return points;
+    if (points.length) return points;
+    const alias = /^(.+)@(\d+)$/.exec(name);
+    if (alias) {
+      const matrix = pointsOf(pipeline, alias[1]!);
+      const id = matrix[Number(alias[2])];
+      if (id !== undefined) return [id];
+      if (matrix.length) throw new UsageError(`${flag} ${name}: ${alias[1]} has ${matrix.length} matrix points, ${alias[1]}@0 to ${alias[1]}@${matrix.length - 1}`);
+      if (pipeline.byId.has(alias[1]!)) throw new UsageError(`${flag} ${name}: ${alias[1]} has no matrix; name it ${alias[1]}`);
+    }
+    const bases = [...new Set(pipeline.stages.map((s) => s.baseId))];
+    const hint = didYouMean(name.split('@')[0]!, bases) || didYouMean(name, pipeline.stages.map((s) => s.id));
+    throw new UsageError(`${flag} ${name}: no stage with that id in ${pipeline.name}${hint} (stages: ${bases.join(', ')})`);
   });
+}
+
+/** A matrix stage's concrete ids in expansion order (index = the `@N` alias); [] for a plain stage. */
+export function pointsOf(pipeline: Pipeline, baseId: string): string[] {
+  return pipeline.stages.filter((s) => s.baseId === baseId && s.point !== undefined).sort((a, b) => a.point! - b.point!).map((s) => s.id);
 }
 
 export function plan(pipeline: Pipeline, opts: PlanOptions): Plan {

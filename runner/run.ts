@@ -1,6 +1,7 @@
 // `podium run`. A plain run first asks the no-op memo whether anything changed since the last
 // complete run; only when something did is the full path (analysis, executor) even loaded.
-import { cacheDir, pipelinePath, projectOfPipeline, type CommonOptions } from './cache-path.js';
+import { cacheDir, pipelinePath, projectOfPipeline } from './cache-path.js';
+import type { CommonOptions } from './context.js';
 import type { EventSink, StageReport } from './events.js';
 import { lockPathOf } from './lock-path.js';
 import { checkNoop } from './noop-memo.js';
@@ -26,7 +27,8 @@ export interface RunSummary {
 
 /** The command-line options that change stage keys, as the no-op memo records them. */
 export function keyOptions(opts: CommonOptions): string {
-  return JSON.stringify({ backend: opts.backend ?? null });
+  // Overrides in the order given: a later --set of the same path wins, so order is meaningful.
+  return JSON.stringify({ backend: opts.backend ?? null, set: opts.set ?? [] });
 }
 
 export async function runPipeline(file: string | undefined, opts: RunOptions, onEvent: EventSink, signal: AbortSignal): Promise<RunSummary> {

@@ -32,7 +32,7 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core
 // backend always yields a core with gradients registered.
 import '@tensorflow/tfjs-layers';
 
-import type { StageContext } from '../contract.js';
+import { StageError, type StageContext } from '../contract.js';
 import { registerWasmGradientKernels } from './wasm-gradients.js';
 import { registerWasmTrainOps } from './wasm-train-ops.js';
 import { registerWasmSlice } from './wasm-slice.js';
@@ -189,7 +189,7 @@ export async function selectBackend(pref: BackendPreference, threads = available
     case 'tensorflow': {
       const native = await tryTensorflow();
       if (!Array.isArray(native)) return native;
-      throw new Error(
+      throw new StageError(
         `backend 'tensorflow' is not available (${native.join('; ')}). ` +
           'Install @tensorflow/tfjs-node-gpu where libtensorflow can be downloaded ' +
           `(its install script fetches it from storage.googleapis.com), matching @tensorflow/tfjs-core ${tf.version_core}, ` +
@@ -204,7 +204,7 @@ export async function selectBackend(pref: BackendPreference, threads = available
     }
     case 'wasm': {
       const wasm = await tryWasm(threads);
-      if (typeof wasm === 'string') throw new Error(`backend 'wasm' is not available: ${wasm}`);
+      if (typeof wasm === 'string') throw new StageError(`backend 'wasm' is not available: ${wasm}`);
       return wasm;
     }
     case 'cpu':

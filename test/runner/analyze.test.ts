@@ -32,7 +32,7 @@ describe('pipeline analysis', () => {
 
   it('reports an unknown stage kind with the kinds it knows', () => {
     const errs = errorsOf(valid(`    "a": { "uses": "comand", "params": { "run": "true" } }`));
-    expect(errs).toEqual([`p.json:4:20 /stages/a/uses: unknown stage kind "comand" (expected one of: ${[...stageKinds.keys()].join(', ')})`]);
+    expect(errs).toEqual([`p.json:4:20 /stages/a/uses: unknown stage kind "comand" (did you mean "command"?) (expected one of: ${[...stageKinds.keys()].join(', ')})`]);
     expect([...stageKinds.keys()]).toContain('command');
   });
 
@@ -68,7 +68,7 @@ describe('pipeline analysis', () => {
 
   it('reports unknown properties', () => {
     const errs = errorsOf(valid(`    "a": { "uses": "command", "param": {} }`));
-    expect(errs).toEqual(['p.json:4:31 /stages/a/param: unknown property "param" (expected one of: uses, description, inputs, params, matrix)']);
+    expect(errs).toEqual(['p.json:4:31 /stages/a/param: unknown property "param" (did you mean "params"?) (expected one of: uses, description, inputs, params, matrix)']);
   });
 
   it('reports every bad matrix entry and a missing required param', () => {
@@ -94,6 +94,71 @@ describe('pipeline analysis', () => {
     expect(ids).toEqual(['train@run=echo 1,deps=[]', 'train@run=echo 1,deps=["x"]', 'train@run=echo 2,deps=[]', 'train@run=echo 2,deps=["x"]', 'fuse']);
     expect(r.value.byId.get('train@run=echo 2,deps=["x"]')!.params).toEqual({ run: 'echo 2', deps: ['x'], outs: [], env: { A: '1' }, metrics: null });
     expect(r.value.byId.get('fuse')!.inputs.models).toEqual({ ids: ids.slice(0, 4), many: true });
+  });
+});
+
+describe('did you mean', () => {
+  it('suggests the stage an unknown input reference probably meant, and no stage when none is close', () => {
+    const errs = errorsOf(valid([
+      `    "prepare": { "uses": "command", "params": { "run": "true" } },`,
+      `    "a": { "uses": "command", "inputs": { "x": "prepair", "y": "zzz" }, "params": { "run": "true" } }`,
+    ].join('\n')));
+    expect(errs).toEqual([
+      'p.json:5:48 /stages/a/inputs/x: unknown input reference "prepair": no stage with that id (did you mean "prepare"?)',
+      'p.json:5:64 /stages/a/inputs/y: unknown input reference "zzz": no stage with that id',
+    ]);
+  });
+
+  it('suggests the param an unknown param name probably meant, abbreviations included', () => {
+    const errs = errorsOf(valid(`    "a": { "uses": "finetune", "inputs": { "images": "a" }, "params": { "learningRate": 0.1, "epoch": 2 } }`));
+    expect(errs.find((e) => e.includes('"learningRate"'))).toMatch(/\/stages\/a\/params\/learningRate: unknown property "learningRate" \(did you mean "lr"\?\)/);
+    expect(errs.find((e) => e.includes('"epoch"'))).toMatch(/unknown property "epoch" \(did you mean "epochs"\?\)/);
+  });
+});
+
+describe('--set overrides', () => {
+  const pipeline = valid([
+    `    "a": { "uses": "command", "params": { "run": "true", "env": { "LR": "0.1" } } },`,
+    `    "fit": { "uses": "command", "inputs": { "x": "a" }, "params": { "run": "true" }, "matrix": { "env": [{ "LR": "0.1" }, { "LR": "0.2" }] } }`,
+  ].join('\n'));
+  const analyzeWith = (...set: string[]) => {
+    project = new Project();
+    const file = project.write('p.json', pipeline);
+    const r = analyze(file, project.dir, undefined, set);
+    return { file, r };
+  };
+
+  it('applies values parsed as JSON, else taken as strings, before validation and defaults', () => {
+    const { r } = analyzeWith('a.params.env.LR="0.3"', 'a.params.outs=["o.txt"]', 'a.params.run=echo hi', 'seed=7');
+    if (!r.ok) throw new Error(r.errors.map((e) => e.message).join('\n'));
+    expect(r.value.byId.get('a')!.params).toMatchObject({ run: 'echo hi', env: { LR: '0.3' }, outs: ['o.txt'] });
+    expect(r.value.seed).toBe(7);
+  });
+
+  it('validates an override like the file, located, naming the --set', () => {
+    const { file, r } = analyzeWith('a.params.outs=3');
+    if (r.ok) throw new Error('expected an error');
+    expect(r.errors.map((d) => formatDiagnostic(d, false).replace(`${file}:`, 'p.json:'))).toEqual([
+      'p.json:4:41 /stages/a/params/outs: expected array, got number 3 (set by --set a.params.outs=3)',
+    ]);
+    // 0.3 parses as JSON, so it is a number; env wants strings ('"0.3"' on the shell).
+    const num = analyzeWith('a.params.env.LR=0.3').r;
+    expect(num.ok ? '' : num.errors[0]!.message).toBe(`expected string, got number 0.3 (set by --set a.params.env.LR=0.3; for the string write --set 'a.params.env.LR="0.3"')`);
+  });
+
+  it('names an unknown stage or param with a suggestion, and a malformed --set', () => {
+    const bad = (set: string): string => { const { r } = analyzeWith(set); return r.ok ? '' : r.errors.map((d) => d.message).join('\n'); };
+    expect(bad('fti.params.run=x')).toBe('--set fti.params.run=x: no stage "fti" (did you mean "fit"?) (stages: a, fit)');
+    expect(bad('a.params.rnu=x')).toBe('unknown property "rnu" (did you mean "run"?) (expected one of: run, deps, outs, env, metrics) (set by --set a.params.rnu=x)');
+    expect(bad('a.params.run')).toBe('--set a.params.run: expected STAGE.FIELD...=VALUE, e.g. --set train.params.lr=0.02');
+    expect(bad('a.params.run.x=1')).toBe('--set a.params.run.x=1: /stages/a/params/run is "true", not an object to set "x" in');
+  });
+
+  it('gives each matrix point its index, the quoting-free alias', () => {
+    const { r } = analyzeWith();
+    if (!r.ok) throw new Error(r.errors.map((e) => e.message).join('\n'));
+    expect(r.value.stages.filter((s) => s.baseId === 'fit').map((s) => [s.id, s.point])).toEqual([['fit@env={"LR":"0.1"}', 0], ['fit@env={"LR":"0.2"}', 1]]);
+    expect(r.value.byId.get('a')!.point).toBeUndefined();
   });
 });
 

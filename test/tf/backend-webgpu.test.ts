@@ -15,12 +15,12 @@ describe('the backend list', () => {
     expect(BACKEND_NAMES).toEqual(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']);
     const project = new Project();
     try {
-      const usage = await project.cli('--help');
+      const usage = await project.cli('run', '--help');
       expect(usage.stdout + usage.stderr).toContain(`--backend ${BACKEND_NAMES.join('|')}`);
       project.write('p.json', { name: 'b', stages: { a: { uses: 'command', params: { run: 'true' } } } });
       const bad = await project.cli('run', 'p.json', '--backend', 'vulkan');
       expect(bad.exitCode).toBe(2);
-      expect(bad.stderr + bad.stdout).toContain(`expected one of ${BACKEND_NAMES.join(', ')}`);
+      expect(bad.stderr + bad.stdout).toContain(`--backend must be one of ${BACKEND_NAMES.join(", ")}`);
     } finally { project.cleanup(); }
     const schema = JSON.parse(readFileSync(new URL('../../schema/pipeline.schema.json', import.meta.url), 'utf8'));
     expect(schema.properties.backend.enum).toEqual([...BACKEND_NAMES]);
