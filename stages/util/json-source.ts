@@ -36,11 +36,45 @@ export class JsonSource {
     try { value = JSON.parse(text); } catch {
       const parseErrors: ParseError[] = [];
       parseTree(text, parseErrors, PARSE_OPTIONS);
-      const errors = parseErrors.map((e) => source.at(e.offset, e.length, '', `invalid JSON: ${printParseErrorCode(e.error)}`));
-      return { source, value: undefined, errors: errors.length ? errors : [source.at(0, 0, '', 'invalid JSON')] };
+      // The first error only: the parser's later ones are mostly its confusion after the first.
+      const first = parseErrors[0];
+      return { source, value: undefined, errors: [first ? source.syntaxError(first) : source.at(0, 0, '', 'invalid JSON')] };
     }
     const errors = source.checkKeys();
     return { source, value: errors.length ? undefined : value, errors };
+  }
+
+  /**
+   * A syntax error in words, placed where the mistake is: the parser reports a missing comma at
+   * the token after it (often on the next line), so it is moved back to the end of the value it
+   * should follow: `missing comma after "epochs": 3`.
+   */
+  syntaxError(e: ParseError): Diagnostic {
+    const text = this.text;
+    let end = e.offset;
+    while (end > 0 && /\s/.test(text[end - 1]!)) end--;
+    const lineStart = text.lastIndexOf('\n', end - 1) + 1;
+    const before = text.slice(lineStart, end).trim();
+    const previous = before.length > 40 ? `…${before.slice(-40)}` : before;
+    const at = (message: string, offset = e.offset, length = Math.max(e.length, 1)): Diagnostic => this.at(offset, length, '', `invalid JSON: ${message}`);
+    const trailingComma = text[end - 1] === ',';
+    const found = text[e.offset] === undefined ? 'the end of the file' : JSON.stringify(text.slice(e.offset, e.offset + Math.max(1, Math.min(e.length, 20))));
+    switch (printParseErrorCode(e.error)) {
+      case 'CommaExpected': return at(`missing comma after ${previous}`, end - 1, 1);
+      case 'ColonExpected': return at(`missing colon after the key ${previous}`, end - 1, 1);
+      case 'CloseBraceExpected': return at(`missing "}" after ${previous || 'this'}`, Math.max(end - 1, 0), 1);
+      case 'CloseBracketExpected': return at(`missing "]" after ${previous || 'this'}`, Math.max(end - 1, 0), 1);
+      case 'PropertyNameExpected':
+      case 'ValueExpected':
+        if (trailingComma) return at('a comma before a closing bracket or brace (JSON allows no trailing comma)', end - 1, 1);
+        return at(`expected ${printParseErrorCode(e.error) === 'ValueExpected' ? 'a value' : 'a property name in double quotes'}, found ${found}`);
+      case 'InvalidSymbol': return at(text[e.offset] === "'" ? 'strings and keys need double quotes, not single quotes' : `unexpected ${found}`);
+      case 'InvalidCommentToken': return at('comments are not allowed in JSON');
+      case 'UnexpectedEndOfString': return at('a string is not closed (missing ")');
+      case 'UnexpectedEndOfComment': return at('a comment is not closed (and JSON allows none)');
+      case 'EndOfFileExpected': return at(`unexpected ${found} after the end of the JSON value`);
+      default: return at(printParseErrorCode(e.error).replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase());
+    }
   }
 
   /** Duplicate keys and prototype keys, found in one streaming pass without building a tree. */

@@ -61,9 +61,13 @@ describe('pipeline analysis', () => {
     expect(errs).toEqual(['p.json:4:41 /stages/a/inputs: cycle: a → b → c → a']);
   });
 
-  it('reports JSON syntax errors with their position', () => {
-    const errs = errorsOf('{\n  "name": "t",\n  "stages": { "a": { "uses": "command", } }\n}');
-    expect(errs[0]).toMatch(/^p\.json:3:\d+ \/: invalid JSON: /);
+  it('reports JSON syntax errors in words, where the mistake is, one at a time', () => {
+    // A trailing comma: at the comma.
+    expect(errorsOf('{\n  "name": "t",\n  "stages": { "a": { "uses": "command", } }\n}')).toEqual(['p.json:3:39 /: invalid JSON: a comma before a closing bracket or brace (JSON allows no trailing comma)']);
+    // A missing comma: after the value it should follow, not at the next line's key.
+    expect(errorsOf('{\n  "name": "t",\n  "seed": 3\n  "stages": {}\n}')).toEqual(['p.json:3:11 /: invalid JSON: missing comma after "seed": 3']);
+    expect(errorsOf("{\n  'name': 't'\n}")).toEqual(['p.json:2:3 /: invalid JSON: strings and keys need double quotes, not single quotes']);
+    expect(errorsOf('{\n  "name": "t",\n  "stages": {}\n')).toEqual(['p.json:3:14 /: invalid JSON: missing "}" after "stages": {}']);
   });
 
   it('reports unknown properties', () => {

@@ -83,7 +83,7 @@ describe('dataset stage', () => {
     project.write('aic/train.json', [{ image_id: 'x1.jpg', label_id: '1' }, { image_id: 'x1.jpg', label_id: '1' }]);
     await expectInputError(params, /train\.json \/1: duplicate image_id "x1\.jpg"/);
     project.write('aic/train.json', '[\n  {"image_id": "x1.jpg", "label_id": "1"},\n  {"image_id": "x2.jpg" "label_id": "1"}\n]');
-    await expectInputError(params, /aic\/train\.json:3:25: invalid JSON: CommaExpected/);
+    await expectInputError(params, /aic\/train\.json:3:23: invalid JSON: missing comma after \{"image_id": "x2\.jpg"/);
   });
 
   it('csv: path,label rows', async () => {
