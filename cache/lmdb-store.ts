@@ -6,7 +6,7 @@ import { mkdirSync, statSync, statfsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import { sha256, type Digest } from './canonical.js';
-import { CacheCorruption, CacheUnavailable, type BlobInfo, type Lease, type RunEntry, type StageRecord, type StatEntry, type Store } from './store.js';
+import { CacheCorruption, CacheReplaced, CacheUnavailable, type BlobInfo, type Lease, type RunEntry, type StageRecord, type StatEntry, type Store } from './store.js';
 import { isSameProcessAlive, processStart } from './process-identity.js';
 import { checkRecord } from './record-schema.js';
 import { clearNoopMemos } from './noop-memos.js';
@@ -62,6 +62,8 @@ export class LmdbStore implements Store {
   private readonly runLog: Database<RunEntry, string>;
   private readonly index: Database<string, string>;
   private readonly host = hostname();
+  /** The cache folder's inode when opened: gc --compact replaces the folder (beginRun checks). */
+  private readonly folderIno: number;
   private readonly me: Lease = { pid: process.pid, host: this.host, since: Date.now(), start: processStart(process.pid) };
   /** Blobs queued for writing but perhaps not yet committed. */
   private readonly pendingBlobs = new Set<Digest>();
@@ -72,7 +74,9 @@ export class LmdbStore implements Store {
     hushLmdbCommitNoise();
     try {
       mkdirSync(path, { recursive: true });
-      this.env = open({ path, maxDbs: 16 });
+      this.folderIno = statSync(path).ino;
+      // noSubdir false: lmdb-js would take a folder whose name has a dot for a file.
+      this.env = open({ path, maxDbs: 16, noSubdir: false });
       this.blobData = this.env.openDB({ name: 'blob-data', encoding: 'binary' });
       this.blobMeta = this.env.openDB({ name: 'blob-meta' });
       this.records = this.env.openDB({ name: 'records' });
@@ -199,12 +203,22 @@ export class LmdbStore implements Store {
   }
 
   beginRun(id: string, what: string): Lease | undefined {
+    // gc --compact swaps in a new folder: registering in the old one would write into a copy
+    // nobody reads again.
+    let ino: number | undefined;
+    try { ino = statSync(this.path).ino; } catch { /* gone: replaced, or removed */ }
+    if (ino !== this.folderIno) throw new CacheReplaced(`cache ${this.path} was replaced while this process had it open`);
     return this.txn(() => {
       const gc = this.leases.get(GC_KEY);
       if (gc && gc.pid !== process.pid && this.isAlive(gc)) return gc;
       void this.leases.put(`${RUN_PREFIX}${id}`, { ...this.me, since: Date.now(), what });
       return undefined;
     });
+  }
+
+  async compactInto(dir: string): Promise<void> {
+    await this.env.flushed;
+    await this.env.backup(dir, true);
   }
 
   endRun(id: string): void { this.txn(() => this.leases.removeSync(`${RUN_PREFIX}${id}`)); }

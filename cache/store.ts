@@ -94,6 +94,8 @@ export interface Store {
    * so nothing a run has committed or is about to read disappears under it.
    */
   beginRun(id: string, what: string): Lease | undefined;
+  /** Writes a compacted copy of the environment into an existing empty folder. */
+  compactInto(dir: string): Promise<void>;
   endRun(id: string): void;
   /** Takes the cache for gc unless runs or stages hold it: then returns their leases. */
   beginGc(): Lease[];
@@ -120,3 +122,9 @@ export class CacheCorruption extends Error {
  * path and what to do, never a stack trace.
  */
 export class CacheUnavailable extends Error {}
+
+/**
+ * The cache folder was replaced (by `gc --compact`) after this process opened it: what it has open
+ * is the old copy, where nothing may be written any more. Open the cache again.
+ */
+export class CacheReplaced extends Error {}

@@ -61,7 +61,7 @@ export const VERBS = {
     args: ['<pipeline>'], summary: 're-execute and compare with the lock file, byte for byte',
     options: { stages: { type: 'string', multiple: true, arg: 'a,b', help: 'only these stages (repeatable or comma-separated)' }, ...pipelineOpts, ...json },
   },
-  gc: { args: [], summary: 'drop cache entries that no lock file or recent run references', options: { 'keep-runs': { type: 'string', arg: 'N', help: 'keep the results of the last N runs as well' }, 'dry-run': { type: 'boolean', help: 'list what it would keep and remove; remove nothing' }, ...cache, ...json } },
+  gc: { args: [], summary: 'drop cache entries that no lock file or recent run references', options: { 'keep-runs': { type: 'string', arg: 'N', help: 'keep the results of the last N runs as well' }, 'dry-run': { type: 'boolean', help: 'list what it would keep and remove; remove nothing' }, compact: { type: 'boolean', help: 'then rewrite the cache file compacted, so the disk space comes back' }, ...cache, ...json } },
   show: { args: ['<pipeline>', '<stage>'], summary: "one stage's record, params, outputs, metrics and log tail", options: { ...pipelineOpts, ...json } },
   report: {
     args: ['<pipeline>'], summary: 'write the self-contained HTML report',

@@ -88,7 +88,7 @@ async function main(argv: string[]): Promise<number> {
     case 'gc': {
       const { gc, formatGc } = await import('./gc.js');
       const keepRuns = v['keep-runs'] === undefined ? undefined : Number(v['keep-runs']);
-      const r = await gc({ cache, keepRuns, dryRun: !!v['dry-run'] });
+      const r = await gc({ cache, keepRuns, dryRun: !!v['dry-run'], compact: !!v.compact });
       print(json, r, () => formatGc(r));
       return 0;
     }

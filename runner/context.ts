@@ -8,7 +8,7 @@ import { lockPathOf } from './lock-path.js';
 import { UsageError } from './diagnostics.js';
 
 import { LmdbStore } from '../cache/lmdb-store.js';
-import type { Store } from '../cache/store.js';
+import { CacheReplaced, type Store } from '../cache/store.js';
 import type { EventSink } from './events.js';
 import { cacheDir, pipelinePath, projectOfPipeline, type CommonOptions as CacheOptions } from './cache-path.js';
 
@@ -65,9 +65,25 @@ export function leaseTimeoutMs(opts: { leaseTimeout?: number }): number {
 }
 
 /**
- * Registers a run or verify with the cache, waiting while gc holds it (gc is short). False when
- * interrupted while waiting.
+ * Opens the project's cache and registers a run or verify with it for its whole length, waiting
+ * while gc holds it (gc is short) and opening it again if `gc --compact` replaced the folder in
+ * the meantime. Undefined when interrupted while waiting (nothing is left open then).
  */
+export async function openRegistered(opts: CommonOptions, projectDir: string, id: string, what: string, onEvent: EventSink, signal: AbortSignal): Promise<LmdbStore | undefined> {
+  for (;;) {
+    const store = openStore(opts, projectDir, 'write', { strictReads: true });
+    try {
+      if (await registerRun(store, id, what, onEvent, signal)) return store;
+      await store.close();
+      return undefined;
+    } catch (e) {
+      await store.close();
+      if (!(e instanceof CacheReplaced)) throw e;
+    }
+  }
+}
+
+/** Registers with an open store, waiting while gc holds it. False when interrupted while waiting. */
 export async function registerRun(store: Store, id: string, what: string, onEvent: EventSink, signal: AbortSignal): Promise<boolean> {
   let told = false;
   for (;;) {

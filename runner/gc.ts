@@ -4,12 +4,12 @@
 //
 // Space: LMDB reuses freed pages for later writes, but its file never shrinks. gc reports both
 // what it freed inside the file and the file's size, so the two are not confused.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Digest } from '../cache/canonical.js';
 import { readLock } from '../cache/lockfile.js';
 import { CacheUnavailable } from '../cache/store.js';
-import type { LmdbStore } from '../cache/lmdb-store.js';
+import { LmdbStore } from '../cache/lmdb-store.js';
 import { projectRoot } from './cache-path.js';
 import { openStore, type CommonOptions } from './context.js';
 import { UsageError } from './diagnostics.js';
@@ -28,6 +28,8 @@ export interface GcReport {
   /** Stage ids (from lock files) of the records kept, and keys of the records removed. */
   kept: string[];
   removed: string[];
+  /** With --compact: the data file's size before and after. */
+  compacted?: { before: number; after: number };
 }
 
 const DEFAULT_KEEP_RUNS = 10;
@@ -44,12 +46,13 @@ export function findLockFiles(dir: string, depth = 4): string[] {
   return out;
 }
 
-export async function gc(opts: CommonOptions & { keepRuns?: number; dryRun?: boolean }): Promise<GcReport> {
+export async function gc(opts: CommonOptions & { keepRuns?: number; dryRun?: boolean; compact?: boolean }): Promise<GcReport> {
   const keepRuns = opts.keepRuns ?? DEFAULT_KEEP_RUNS;
   if (!Number.isInteger(keepRuns) || keepRuns < 0) throw new UsageError(`--keep-runs must be a non-negative integer, got ${opts.keepRuns}`);
   // gc works for the project the working directory is in, wherever in it podium is called.
   const root = projectRoot(process.cwd());
   const store = openStore(opts, root);
+  let closed = false;
   try {
     // gc and runs exclude each other: a run's records are in no lock file until it ends, and a
     // running stage's blobs in no record yet, so sweeping beside a run would lose its work.
@@ -60,14 +63,53 @@ export async function gc(opts: CommonOptions & { keepRuns?: number; dryRun?: boo
       const who = `${first.what ?? 'a podium process'} (pid ${first.pid}, since ${new Date(first.since).toISOString()})`;
       throw new CacheUnavailable(`the cache is in use by ${who}${busy.length > 1 ? ` and ${busy.length - 1} more` : ''}; nothing was removed, run gc when it has finished`);
     }
+    let report: GcReport;
     try {
-      return sweep(store, keepRuns, root, !!opts.dryRun);
+      report = sweep(store, keepRuns, root, !!opts.dryRun);
+      if (opts.compact && !opts.dryRun) {
+        report.compacted = await compact(store);
+        closed = true;
+      }
     } finally {
-      store.endGc();
+      if (!closed) store.endGc();
     }
+    return report;
   } finally {
-    await store.close();
+    if (!closed) await store.close();
   }
+}
+
+/**
+ * LMDB never shrinks its file; a compacted copy does. The copy is written into a new folder beside
+ * the cache, which then takes the cache's place by rename, with its own lock file: a process that
+ * still has the old folder open (a status, a run waiting for this gc) keeps a consistent old pair
+ * of files, and a run notices the swap before it writes (LmdbStore.beginRun) and opens the cache
+ * again. Replacing data.mdb alone under an open environment would pair it with a stale lock file.
+ */
+async function compact(store: LmdbStore): Promise<{ before: number; after: number }> {
+  const dir = store.path;
+  const size = (d: string): number => { try { return statSync(join(d, 'data.mdb')).size; } catch { return 0; } };
+  const before = size(dir);
+  const fresh = `${dir}-compact-${process.pid}`;
+  const old = `${dir}-old-${process.pid}`;
+  rmSync(fresh, { recursive: true, force: true });
+  mkdirSync(fresh);
+  try {
+    await store.compactInto(fresh);
+  } catch (e) {
+    rmSync(fresh, { recursive: true, force: true });
+    throw e;
+  }
+  // The copy holds this gc's lease: drop it there, so runs waiting for gc go on in the new folder.
+  const copy = new LmdbStore(fresh);
+  copy.endGc();
+  await copy.close();
+  store.endGc();
+  await store.close();
+  renameSync(dir, old);
+  renameSync(fresh, dir);
+  rmSync(old, { recursive: true, force: true });
+  return { before, after: size(dir) };
 }
 
 function sweep(store: LmdbStore, keepRuns: number, root: string, dryRun: boolean): GcReport {
@@ -121,6 +163,7 @@ export function formatGc(r: GcReport): string {
     return lines.join('\n');
   }
   lines.push(`gc: kept ${r.keptRecords} records (${r.lockFiles.length} lock files, recent runs); removed ${r.removedRecords} records and ${r.removedBlobs} blobs`);
-  lines.push(`  ${mb(r.bytesFreed)} freed inside the cache file, which LMDB reuses for later writes; the file stays ${mb(r.fileBytes)} on disk (LMDB files do not shrink)`);
+  if (r.compacted) lines.push(`  compacted: the cache file went from ${mb(r.compacted.before)} to ${mb(r.compacted.after)} on disk`);
+  else lines.push(`  ${mb(r.bytesFreed)} freed inside the cache file, which LMDB reuses for later writes; the file stays ${mb(r.fileBytes)} on disk (podium gc --compact shrinks it)`);
   return lines.join('\n');
 }

@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import type { LockFile, LockStage } from '../cache/lockfile.js';
 import { writeLock } from '../cache/lockfile.js';
-import { cacheDir, leaseTimeoutMs, lockOf, loadPipeline, openStore, registerRun } from './context.js';
+import { cacheDir, leaseTimeoutMs, lockOf, loadPipeline, openRegistered, openStore } from './context.js';
 import { forgetNoop, saveNoop } from './noop-memo.js';
 import { UsageError } from './diagnostics.js';
 import type { EventSink } from './events.js';
@@ -19,14 +19,14 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
   if (opts.jobs !== undefined && (!Number.isInteger(opts.jobs) || opts.jobs < 1)) throw new UsageError(`--jobs must be a positive integer, got ${opts.jobs}`);
   const jobs = opts.jobs ?? (opts.gpus?.length || availableParallelism());
   const { path: lockPath, lock } = lockOf(pipeline);
-  // Strict: in-process stages and restores read through it, and a missing blob is a miss to repair.
-  const store = openStore(opts, pipeline.projectDir, opts.dryRun ? 'read' : 'write', { strictReads: true });
   const runId = `${new Date().toISOString()}-${process.pid}`;
+  // Strict: in-process stages and restores read through it, and a missing blob is a miss to repair.
+  // Registered for its whole length, so gc cannot sweep what this run committed or will read.
+  const store = opts.dryRun
+    ? openStore(opts, pipeline.projectDir, 'read', { strictReads: true })
+    : await openRegistered(opts, pipeline.projectDir, runId, `podium run ${pipeline.file}`, onEvent, signal);
+  if (!store) return { pipeline: pipeline.name, stages: [], lockWritten: false, noop: false };
   try {
-    // Registered for its whole length, so gc cannot sweep what this run committed or will read.
-    if (!opts.dryRun && !(await registerRun(store, runId, `podium run ${pipeline.file}`, onEvent, signal))) {
-      return { pipeline: pipeline.name, stages: [], lockWritten: false, noop: false };
-    }
     const outcome = await execute(pipeline, thePlan, store, { jobs, gpus: opts.gpus, dryRun: !!opts.dryRun, lock, onEvent, signal, leaseTimeoutMs: leaseTimeoutMs(opts) });
     for (const w of store.warnings) onEvent({ type: 'warning', message: w });
     let lockWritten = false;

@@ -8,7 +8,7 @@ import { stageKey } from '../cache/fingerprint.js';
 import { CacheCorruption, type StageRecord } from '../cache/store.js';
 import { resolve } from 'node:path';
 import { canonicalJson } from '../cache/canonical.js';
-import { lockOf, loadPipeline, openStore, registerRun, type CommonOptions } from './context.js';
+import { lockOf, loadPipeline, openRegistered, type CommonOptions } from './context.js';
 import { UsageError } from './diagnostics.js';
 import { executeStage, StageFailure } from './execute-stage.js';
 import { fingerprintOf, inputValues } from './fingerprints.js';
@@ -34,10 +34,10 @@ export async function verify(file: string | undefined, opts: CommonOptions & { s
   const { path: lockPath, lock } = lockOf(pipeline);
   if (!lock) throw new UsageError(`${lockPath}: no lock file; run the pipeline first (podium run ${file})`);
   const chosen = new Set(opts.stages?.length ? resolveIds(pipeline, opts.stages, '--stages') : pipeline.stages.map((s) => s.id));
-  const store = openStore(opts, pipeline.projectDir);
   const runId = `verify-${new Date().toISOString()}-${process.pid}`;
+  const store = await openRegistered(opts, pipeline.projectDir, runId, `podium verify ${pipeline.file}`, () => {}, signal);
+  if (!store) throw new UsageError('interrupted');
   try {
-    if (!(await registerRun(store, runId, `podium verify ${pipeline.file}`, () => {}, signal))) throw new UsageError('interrupted');
     const corruptBlobs: VerifyReport['corruptBlobs'] = [];
     const lockedRecords = new Map<string, StageRecord>();
     for (const [id, entry] of Object.entries(lock.stages)) {

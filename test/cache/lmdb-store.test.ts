@@ -1,11 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256, type Digest } from '../../cache/canonical.js';
 import { LmdbStore } from '../../cache/lmdb-store.js';
-import { CacheCorruption, type StageRecord } from '../../cache/store.js';
+import { CacheCorruption, CacheReplaced, type StageRecord } from '../../cache/store.js';
 
 let dir: string;
 let store: LmdbStore | undefined;
@@ -64,6 +64,25 @@ describe('LmdbStore', () => {
       expect(s.getBlob(absent, { optional: true })).toBeUndefined();
     } finally {
       await s.close();
+    }
+  });
+
+  it('refuses to register a run in a cache folder that was replaced (gc --compact) after it was opened', async () => {
+    const s = fresh();
+    await s.putBlob(Buffer.from('x'));
+    const copy = join(dir, '..', `${dir.split('/').pop()}-copy`);
+    mkdirSync(copy);
+    await s.compactInto(copy);
+    renameSync(dir, `${dir}-old`);
+    renameSync(copy, dir);
+    try {
+      expect(() => s.beginRun('r', 'podium run p.json')).toThrow(CacheReplaced);
+      const reopened = new LmdbStore(dir);
+      expect(reopened.beginRun('r', 'podium run p.json')).toBeUndefined();
+      expect(reopened.getBlob(sha256('x'))?.toString()).toBe('x');
+      await reopened.close();
+    } finally {
+      rmSync(`${dir}-old`, { recursive: true, force: true });
     }
   });
 

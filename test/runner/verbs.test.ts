@@ -144,6 +144,12 @@ describe('gc and show', () => {
     // In words, freed space is not confused with the file's size on disk.
     const human = await project.cli('gc', '--keep-runs', '0');
     expect(human.stdout).toMatch(/0\.0 MB freed inside the cache file, which LMDB reuses for later writes; the file stays \d+\.\d MB on disk/);
+    // --compact gives the space back: a smaller file, the same results.
+    const compacted = JSON.parse((await project.cli('gc', '--compact', '--json')).stdout);
+    expect(compacted.compacted.after).toBeGreaterThan(0);
+    expect(compacted.compacted.after).toBeLessThanOrEqual(compacted.compacted.before);
+    expect((await project.cli('gc', '--compact')).stdout).toMatch(/compacted: the cache file went from \d+\.\d MB to \d+\.\d MB on disk/);
+    expect((await project.cli('verify', 'p.json')).exitCode).toBe(0);
     expect((await project.run()).status).toEqual({ prep: 'cached', train: 'cached' });
     project.write('p.json', twoStage('0.01'));
     expect((await project.run()).status).toEqual({ prep: 'cached', train: 'ran' });
