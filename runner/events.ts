@@ -30,6 +30,8 @@ export type RunEvent =
 
 export type EventSink = (e: RunEvent) => void;
 
+const STACK_FRAME = /^\s+at \S/;
+
 const MARK: Record<StageStatus, string> = { ran: '✓ ran', cached: '· cached', failed: '✗ failed', skipped: '- skipped', 'would-run': '> would run', 'may-run': '? may run' };
 
 /**
@@ -51,7 +53,13 @@ export function humanLogger(out: NodeJS.WritableStream = process.stderr, verbose
         // A ran stage's reason was printed when it started.
         const extra = r.restored?.length ? ` — restored ${r.restored.join(', ')}` : r.status === 'ran' ? metricsSummary(r.metrics) : r.status === 'cached' ? '' : `: ${r.reason}`;
         out.write(`${MARK[r.status].padEnd(11)} ${r.id}${time}${extra}\n`);
-        if (r.status === 'failed') for (const l of r.logTail ?? []) out.write(`    | ${l}\n`);
+        if (r.status === 'failed') {
+          // An internal error's stack is for whoever debugs podium: shown with --verbose only.
+          const tail = r.logTail ?? [];
+          const shown = verbose ? tail : tail.filter((l) => !STACK_FRAME.test(l));
+          for (const l of shown) out.write(`    | ${l}\n`);
+          if (shown.length < tail.length) out.write('    | (rerun with --verbose for the stack)\n');
+        }
         break;
       }
       case 'warning': out.write(`warning: ${e.message}\n`); break;

@@ -121,6 +121,22 @@ describe('internal errors', () => {
     const v = await project.cli('cat', 'p.json', 'a', '--out', 'no/such/dir/a.txt', '--verbose');
     expect(v.stderr).toMatch(STACK);
   });
+
+  it('inside a stage: the failure line and its log, the stack only with --verbose', async () => {
+    project = new Project();
+    // An export fed by a command whose "predictions" file is not a predictions artifact.
+    project.write('p.json', { name: 'ie', seed: 1, stages: {
+      a: { uses: 'command', params: { run: 'echo garbage > predictions', outs: ['predictions'] } },
+      x: { uses: 'export', inputs: { predictions: 'a' }, params: { format: 'csv', path: 'out/x.csv' } },
+    } });
+    const r = await project.cli('run', 'p.json');
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/✗ failed +x \([\d.]+s\): internal error: /);
+    expect(r.stderr).not.toMatch(/\|\s+at /);
+    expect(r.stderr).toContain('    | (rerun with --verbose for the stack)');
+    const v = await project.cli('run', 'p.json', '--verbose');
+    expect(v.stderr).toMatch(/\|\s+at /);
+  });
 });
 
 describe('--set', () => {
