@@ -51,7 +51,9 @@ export function ttyLogger(out: NodeJS.WriteStream & { columns?: number } = proce
         if (!r) return;
         const u = e.update;
         const s = r.seriesStart;
-        if (!s || s.unit !== u.unit || s.total !== u.total || u.done < (r.update?.done ?? 0)) r.seriesStart = { at: Date.now(), done: u.done, unit: u.unit, total: u.total };
+        if (!s || s.unit !== u.unit || s.total !== u.total) r.seriesStart = { at: Date.now(), done: u.done, unit: u.unit, total: u.total };
+        // A new epoch starts the count again: keep measuring the rate across it.
+        else if (u.done < (r.update?.done ?? 0)) s.done -= u.total;
         r.update = u;
         break;
       }
@@ -84,7 +86,7 @@ function row(id: string, r: Running, now: number): string {
   const bar = `▕${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}▏`;
   const s = r.seriesStart;
   const secs = s ? (now - s.at) / 1000 : 0;
-  const rate = s && secs > 0.5 ? (u.done - s.done) / secs : undefined;
+  const rate = s && secs > 0.2 && u.done > s.done ? (u.done - s.done) / secs : undefined;
   const eta = rate && rate > 0 ? clock((u.total - u.done) / rate) : '–';
   const parts = [`${Math.floor(frac * 100)}%`.padStart(4), `${u.done}/${u.total} ${u.unit}`, rate === undefined ? '' : `${rate.toFixed(rate < 10 ? 1 : 0)}/s`, `ETA ${eta}`];
   return `${pc.cyan('…')} ${pc.bold(id)}  ${pc.green(bar)} ${parts.filter(Boolean).join('  ')}${u.detail ? `  ${pc.dim(u.detail)}` : ''}`;

@@ -16,7 +16,7 @@ function pipeline(): object {
   return {
     name: 'progress', seed: 3,
     stages: {
-      images: { uses: 'dataset', params: { format: 'synthetic', classes: 3, perClass: { train: 40, val: 4, test: 0 }, size: 40 } },
+      images: { uses: 'dataset', params: { format: 'synthetic', classes: 3, perClass: { train: 80, val: 4, test: 0 }, size: 40 } },
       decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: 36 } },
       tiny: { uses: 'finetune', inputs: { images: 'decoded' }, params: { model: 'tiny', inputSize: 32, epochs: 4, batchSize: 2, lr: 0.01, backend: 'wasm' } },
     },
@@ -33,7 +33,7 @@ describe('progress', () => {
     delete env.CI;
     execFileSync('script', ['-qec', `stty rows 40 cols 160; node ${CLI} run p.json`, log], { cwd: project.dir, env, stdio: 'ignore' });
     const out = readFileSync(log, 'utf8');
-    expect(out).toMatch(/… tiny +▕█*░*▏ +\d+% +\d+\/60 batches +[\d.]+\/s +ETA \d+:\d\d +epoch \d\/4 · loss [\d.]+ · acc [\d.]+/);
+    expect(out).toMatch(/… tiny +▕█*░*▏ +\d+% +\d+\/120 batches +[\d.]+\/s +ETA \d+:\d\d +epoch \d\/4 · loss [\d.]+ · acc [\d.]+/);
     expect(out).toMatch(/tiny\| epoch 4\/4: loss /);
     expect(out).toContain('progress: 3 ran');
     expect(out).toContain('\x1b['); // it did draw
