@@ -46,7 +46,7 @@ export const exportStage = defineStage<ExportParams>({
     const name = pickPredictions(input);
     const bytes = ctx.store.getBlob(input.outputs[name]!);
     if (!bytes) throw new InputError(`predictions "${input.stageId}:${name}" are missing from the cache`);
-    const preds = decodePredictions(bytes);
+    const preds = decodePredictions(bytes, `predictions "${input.stageId}:${name}"`);
     const text = formatSubmission(preds, p);
     writeAtomic(abs, text);
     const sp = preds.splits[p.split]!;

@@ -87,7 +87,7 @@ export function loadMembers(arts: InputArtifact[], getBlob: (d: InputArtifact['o
     for (const n of names) {
       const bytes = getBlob(a.outputs[n]!);
       if (!bytes) throw new InputError(`predictions "${a.stageId}:${n}" are missing from the cache`);
-      members.push({ name: `${a.stageId}:${n}`, predictions: decodePredictions(bytes) });
+      members.push({ name: `${a.stageId}:${n}`, predictions: decodePredictions(bytes, `predictions "${a.stageId}:${n}"`) });
     }
   }
   checkAgreement(members);

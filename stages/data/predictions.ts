@@ -13,6 +13,8 @@ export interface Predictions {
   splits: Record<string, SplitPredictions>;
 }
 
+import { InputError } from '../contract.js';
+
 /** Outputs whose name starts with this hold a Predictions blob (a stage may have several). */
 export const PREDICTIONS_PREFIX = 'predictions';
 
@@ -29,10 +31,21 @@ export function encodePredictions(p: Predictions): Buffer {
   return Buffer.concat([len, header, ...mats]);
 }
 
-export function decodePredictions(buf: Uint8Array): Predictions {
+/**
+ * The predictions in a blob. Bytes that are not a predictions blob (a command stage's output named
+ * "predictions", say) throw InputError, naming `what`, instead of failing deep inside a parser.
+ */
+export function decodePredictions(buf: Uint8Array, what = 'predictions'): Predictions {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const bad = (why: string): never => { throw new InputError(`${what} are not a predictions artifact (${why}); the input must be a multicrop-predict or fuse stage`); };
+  if (b.length < 4) bad(`${b.length} bytes`);
   const len = b.readUInt32LE(0);
-  const header = JSON.parse(b.subarray(4, 4 + len).toString()) as { classes: string[]; splits: Array<{ name: string; ids: string[]; labels: Array<number | null> }> };
+  if (4 + len > b.length) bad('no header');
+  let header: { classes: string[]; splits: Array<{ name: string; ids: string[]; labels: Array<number | null> }> };
+  try { header = JSON.parse(b.subarray(4, 4 + len).toString()) as typeof header; } catch { return bad('its header is not JSON'); }
+  if (!Array.isArray(header?.classes) || !Array.isArray(header.splits)) bad('no classes or splits in its header');
+  const expected = 4 + len + header.splits.reduce((n, s) => n + (s.ids?.length ?? 0) * header.classes.length * 4, 0);
+  if (expected !== b.length) bad(`${b.length} bytes where its header says ${expected}`);
   let offset = 4 + len;
   const splits: Record<string, SplitPredictions> = {};
   for (const s of header.splits) {

@@ -123,19 +123,28 @@ describe('internal errors', () => {
   });
 
   it('inside a stage: the failure line and its log, the stack only with --verbose', async () => {
+    const { humanLogger } = await import('../../runner/events.js');
+    const render = (verbose: boolean): string => {
+      let out = '';
+      humanLogger({ write: (t: string) => { out += t; return true; } } as NodeJS.WritableStream, verbose)({
+        type: 'stage-done',
+        report: { id: 'x', kind: 'export', status: 'failed', key: null, reason: 'internal error: boom', durationMs: 5, logTail: ['reading predictions', 'TypeError: boom', '    at decode (file:///p/x.js:1:2)', '    at run (file:///p/y.js:3:4)'] },
+      });
+      return out;
+    };
+    expect(render(false)).toBe('✗ failed    x (0.0s): internal error: boom\n    | reading predictions\n    | TypeError: boom\n    | (rerun with --verbose for the stack)\n');
+    expect(render(true)).toContain('    |     at decode (file:///p/x.js:1:2)\n');
+  });
+
+  it('a stage given bytes that are not predictions says so in one line (input error, exit 2)', async () => {
     project = new Project();
-    // An export fed by a command whose "predictions" file is not a predictions artifact.
     project.write('p.json', { name: 'ie', seed: 1, stages: {
       a: { uses: 'command', params: { run: 'echo garbage > predictions', outs: ['predictions'] } },
       x: { uses: 'export', inputs: { predictions: 'a' }, params: { format: 'csv', path: 'out/x.csv' } },
     } });
     const r = await project.cli('run', 'p.json');
-    expect(r.exitCode).toBe(1);
-    expect(r.stderr).toMatch(/✗ failed +x \([\d.]+s\): internal error: /);
-    expect(r.stderr).not.toMatch(/\|\s+at /);
-    expect(r.stderr).toContain('    | (rerun with --verbose for the stack)');
-    const v = await project.cli('run', 'p.json', '--verbose');
-    expect(v.stderr).toMatch(/\|\s+at /);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/✗ failed +x \([\d.]+s\): predictions "a:predictions" are not a predictions artifact \(no header\); the input must be a multicrop-predict or fuse stage\n/);
   });
 });
 
