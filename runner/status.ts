@@ -3,7 +3,12 @@ import { lockOf, loadPipeline, openStore, type CommonOptions } from './context.j
 import { pipelineState } from './state.js';
 
 export interface StatusEntry { id: string; kind: string; status: 'fresh' | 'stale'; key: string | null; reasons: string[] }
-export interface StatusReport { pipeline: string; stages: StatusEntry[] }
+export interface StatusReport {
+  pipeline: string;
+  stages: StatusEntry[];
+  /** What reading the cache found and removed (a corrupt record), so that no verb drops one silently. */
+  warnings: string[];
+}
 
 export async function status(file: string | undefined, opts: CommonOptions): Promise<StatusReport> {
   const pipeline = loadPipeline(file, opts);
@@ -14,6 +19,7 @@ export async function status(file: string | undefined, opts: CommonOptions): Pro
     return {
       pipeline: pipeline.name,
       stages: states.map((s) => ({ id: s.node.id, kind: s.node.kind.name, status: s.fresh ? 'fresh' : 'stale', key: s.key ?? null, reasons: s.reasons })),
+      warnings: [...store.warnings],
     };
   } finally {
     await store.close();
@@ -22,7 +28,7 @@ export async function status(file: string | undefined, opts: CommonOptions): Pro
 
 export function formatStatus(r: StatusReport): string {
   const stale = r.stages.filter((s) => s.status === 'stale').length;
-  const lines = [`${r.pipeline}: ${r.stages.length - stale} fresh, ${stale} stale`];
+  const lines = [...r.warnings.map((w) => `warning: ${w}`), `${r.pipeline}: ${r.stages.length - stale} fresh, ${stale} stale`];
   for (const s of r.stages) lines.push(`  ${s.status.padEnd(5)}  ${s.id}${s.reasons.length ? `: ${s.reasons.join('; ')}` : ''}`);
   return lines.join('\n');
 }

@@ -14,6 +14,19 @@ const twoStage = (lr: string, extra: Record<string, string> = {}): object => com
 });
 
 describe('status', () => {
+  it('says so when it finds a corrupt record, which it removes (no verb drops one silently)', async () => {
+    project = new Project();
+    project.write('p.json', commandPipeline({ s: { run: 'echo s > s.txt', outs: ['s.txt'] } }));
+    await project.run();
+    const key = project.json('p.lock.json').stages.s.key as string;
+    const env = open({ path: join(project.dir, '.podium/cache'), maxDbs: 16 });
+    await env.openDB({ name: 'records' }).put(key, { not: 'a record' });
+    await env.close();
+    const r = await project.cli('status', 'p.json');
+    expect(r.stdout).toContain(`warning: cache record ${key.slice(0, 12)} is corrupt (key is not a digest); removed, the stage will run again`);
+    expect(r.stdout).toMatch(/p: 0 fresh, 1 stale|test: 0 fresh, 1 stale/);
+  });
+
   it('says why each stage is stale: params, deps, inputs, not in cache', async () => {
     project = new Project();
     project.write('data/raw.csv', 'x\n1\n');
