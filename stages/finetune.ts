@@ -14,6 +14,11 @@ import { hashInts, Rng, STREAM } from './data/random.js';
 import type { BackendPreference } from './tf/backend-names.js';
 import { backendSchema } from './tf/backend-param.js';
 import type { Trainable } from './tf/train-loop.js';
+import { digestOf } from '../cache/canonical.js';
+import { TrainingProgress } from './data/training-progress.js';
+
+/** Part of every key, and of the line of runs whose epochs a longer run may continue from. */
+const FINETUNE_VERSION = 5;
 
 export interface FinetuneParams {
   model: string;
@@ -37,7 +42,7 @@ export interface FinetuneParams {
 
 export const finetune = defineStage<FinetuneParams>({
   name: 'finetune',
-  version: 5, // 2: 1×1 filter gradients as a matrix product; 3: depthwise filter gradients by podium's SIMD kernel; 4: batch-norm statistics by podium's kernels (same maths, other float rounding); 5: val metrics by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12), and augmentation, shuffling and Dropout seeds drawn from data/random.ts's one hash and PRNG (other streams)
+  version: FINETUNE_VERSION, // 2: 1×1 filter gradients as a matrix product; 3: depthwise filter gradients by podium's SIMD kernel; 4: batch-norm statistics by podium's kernels (same maths, other float rounding); 5: val metrics by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12), and augmentation, shuffling and Dropout seeds drawn from data/random.ts's one hash and PRNG (other streams)
   description: 'Fine-tune a pretrained CNN with all layers open; a checkpoint per epoch.',
   params: {
     type: 'object',
@@ -94,13 +99,13 @@ export const finetune = defineStage<FinetuneParams>({
 
     const model = await loadModel({ model: p.model, inputSize: p.inputSize, numClasses, seed: ctx.seed, ...(p.cutAt ? { cutAt: p.cutAt } : {}), ...(p.headDropout ? { headDropout: p.headDropout } : {}), ...(p.batchNormMomentum !== null ? { batchNormMomentum: p.batchNormMomentum } : {}) });
 
-    // Resume: the last epoch whose checkpoint and optimizer state are in the index. An entry is
-    // "<weights digest> <optimizer digest> <history row JSON>".
-    const progressKey = (epoch: number): string => `finetune:${ctx.key}:${epoch}`;
-    const progress = (epoch: number): { weights: Digest; opt: Digest; row: Record<string, number> } | undefined => {
-      const m = /^(\S+) (\S+) (.*)$/.exec(ctx.store.getIndex(progressKey(epoch)) ?? '');
-      return m ? { weights: m[1] as Digest, opt: m[2] as Digest, row: JSON.parse(m[3]!) as Record<string, number> } : undefined;
-    };
+    // Resume after the last epoch whose checkpoint and optimizer state are in the index: this
+    // run's own, or (raising `epochs`) an earlier run's of the same recipe and rates so far.
+    const { learningRateAt } = await import('./tf/train-loop.js');
+    const lrs = Array.from({ length: p.epochs }, (_, e) => learningRateAt(e, p.lr, p.lrSteps, p.lrFactor));
+    const line = digestOf({ version: FINETUNE_VERSION, params: { ...p, epochs: null, lrSteps: null }, inputs: Object.fromEntries(Object.entries(ctx.inputs).map(([n, a]) => [n, digestOf((a as InputArtifact).outputs)])), seed: ctx.seed });
+    const saves = new TrainingProgress(ctx.store, ctx.key, line, lrs, ctx.stageId);
+    const progress = (epoch: number) => saves.get(epoch);
     let startEpoch = 0;
     let optimizerState;
     for (let e = p.epochs - 1; e >= 0 && ctx.resume; e--) {
@@ -114,7 +119,7 @@ export const finetune = defineStage<FinetuneParams>({
       resumed.dispose();
       optimizerState = decodeOptimizer(oBlob);
       startEpoch = e + 1;
-      ctx.log(`resuming after epoch ${e + 1} of ${p.epochs}`);
+      ctx.log(saved.from ? `continuing from epoch ${e + 1} of stage ${saved.from} (the same recipe and learning rates so far), ${p.epochs} epochs in all` : `resuming after epoch ${e + 1} of ${p.epochs}`);
       break;
     }
 
@@ -155,7 +160,7 @@ export const finetune = defineStage<FinetuneParams>({
         const row = { epoch: epoch + 1, loss: m.loss, acc: m.acc, lr: m.lr, ...evaluation };
         const weights = await ctx.store.putBlob(await modelToBlob(tf, trained));
         const opt = await ctx.store.putBlob(encodeOptimizer(await context.getOptimizerState()));
-        ctx.store.setIndex(progressKey(epoch), `${weights} ${opt} ${JSON.stringify(row)}`);
+        saves.put(epoch, weights, opt, row);
         await ctx.store.flush();
         checkpoints[epochName(epoch)] = weights;
         history.push(row);

@@ -6,7 +6,7 @@ import { Project } from '../rig.js';
 let project: Project;
 afterEach(() => project?.cleanup());
 
-function pipeline(epochs: number): object {
+function pipeline(epochs: number, lrSteps: number[] = []): object {
   return {
     name: 'ft',
     seed: 3,
@@ -14,12 +14,39 @@ function pipeline(epochs: number): object {
       images: { uses: 'dataset', params: { format: 'synthetic', classes: 3, perClass: { train: 8, val: 4, test: 2 }, size: 40 } },
       decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: 36 } },
       aug: { uses: 'augment', inputs: { images: 'decoded' }, params: { level: 1, crop: 32, previewImages: 2, previewAugmentations: 2 } },
-      train: { uses: 'finetune', inputs: { images: 'decoded', augment: 'aug' }, params: { model: 'tiny', inputSize: 32, epochs, batchSize: 8, lr: 0.05, momentum: 0.9, weightDecay: 0.0001, backend: 'wasm' } },
+      train: { uses: 'finetune', inputs: { images: 'decoded', augment: 'aug' }, params: { model: 'tiny', inputSize: 32, epochs, lrSteps, batchSize: 8, lr: 0.05, momentum: 0.9, weightDecay: 0.0001, backend: 'wasm' } },
     },
   };
 }
 
 describe('finetune stage', () => {
+  it('raising epochs continues from the earlier run, byte-identical to training the longer run from scratch', async () => {
+    // The reference: three epochs from scratch, with a step at epoch 3.
+    const fresh = new Project();
+    try {
+      fresh.write('p.json', pipeline(3, [2]));
+      expect((await fresh.run()).exitCode).toBe(0);
+      const reference = fresh.json('p.lock.json').stages.train.outputs;
+
+      project = new Project();
+      project.write('p.json', pipeline(2, [2]));
+      expect((await project.run()).exitCode).toBe(0);
+      project.write('p.json', pipeline(3, [2]));
+      const longer = await project.cli('run', 'p.json', '--verbose');
+      expect(longer.exitCode).toBe(0);
+      expect(longer.stderr).toContain('train| continuing from epoch 2 of stage train (the same recipe and learning rates so far), 3 epochs in all');
+      expect(longer.stderr).not.toContain('train| epoch 1/3');
+      expect(project.json('p.lock.json').stages.train.outputs).toEqual(reference);
+
+      // A schedule that differs earlier (a step at epoch 2, not 3) shares only epoch 1.
+      project.write('p.json', pipeline(3, [1]));
+      const other = await project.cli('run', 'p.json', '--verbose');
+      expect(other.stderr).toContain('train| continuing from epoch 1 of stage train');
+    } finally {
+      fresh.cleanup();
+    }
+  });
+
   it('trains on wasm, keeps every epoch as a checkpoint, evaluates, and is reproducible', async () => {
     project = new Project();
     project.write('p.json', pipeline(2));
