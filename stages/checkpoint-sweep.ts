@@ -2,49 +2,45 @@
 // matrix counts as many) on a split with a given crop setting, tabulate config × epoch → top-1,
 // top-3, loss, and select the n best by a metric. multicrop-predict reads the `selection` output;
 // the selected checkpoints are refs of this stage, so gc keeps them as long as it is referenced.
-import { defineStage, InputError } from './contract.js';
+import type { FromSchema } from 'json-schema-to-ts';
+import { defineStage, InputError, type JsonSchema } from './contract.js';
 import { checkClasses, epochsOf, finetuneCheckpoints, scoreCheckpoint, type SelectionEntry } from './data/checkpoint-refs.js';
 import { averageCrops, cropCount, type CropSet } from './data/crops.js';
+import type { BackendResolved } from './tf/backend-param.js';
 import { cropsPerImage, loadCheckpoint, openPrediction, predictCrops, predictionInputs, predictionParams, splitImages } from './tf/predict.js';
 
 type Metric = 'top1' | 'top3' | 'loss';
 
-export interface SweepParams {
-  epochs: 'all' | { last: number } | { every: number };
-  crops: CropSet | number;
-  scale: number | null;
-  metric: Metric;
-  select: number;
-  split: string;
-  batchSize: number;
-  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
-}
+const params = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    epochs: {
+      oneOf: [
+        { const: 'all' },
+        { type: 'object', required: ['last'], additionalProperties: false, properties: { last: { type: 'integer', minimum: 1 } } },
+        { type: 'object', required: ['every'], additionalProperties: false, properties: { every: { type: 'integer', minimum: 1 } } },
+      ],
+      default: 'all',
+      description: "'all', { last: k } (the last k epochs) or { every: k } (epochs k, 2k, …, and always the last).",
+    },
+    crops: { enum: ['1', '5', '10', 'full', 1, 5, 10], default: '1', description: 'Crops each checkpoint is evaluated with (averaged as probabilities).' },
+    scale: { type: ['integer', 'null'], minimum: 8, default: null, description: 'Shorter-side size to test at (default: the model inputSize).' },
+    metric: { enum: ['top1', 'top3', 'loss'], default: 'top1', description: 'Selection metric (higher top-k is better, lower loss is better; ties: lower loss, then earlier).' },
+    select: { type: 'integer', minimum: 1, default: 3, description: 'How many checkpoints to select.' },
+    split: { type: 'string', default: 'val' },
+    ...predictionParams,
+  },
+} as const satisfies JsonSchema;
+
+/** The params as run() gets them: the schema's type, every default filled in by ajv, the backend resolved. */
+export type SweepParams = BackendResolved<FromSchema<typeof params>>;
 
 export const checkpointSweep = defineStage<SweepParams>({
   name: 'checkpoint-sweep',
   version: 3, // 2: batch normalisation folded into the convolutions (loadCheckpoint); 3: scores by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12)
   description: 'Evaluate finetune checkpoints on val (config × epoch table) and select the n best.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      epochs: {
-        oneOf: [
-          { const: 'all' },
-          { type: 'object', required: ['last'], additionalProperties: false, properties: { last: { type: 'integer', minimum: 1 } } },
-          { type: 'object', required: ['every'], additionalProperties: false, properties: { every: { type: 'integer', minimum: 1 } } },
-        ],
-        default: 'all',
-        description: "'all', { last: k } (the last k epochs) or { every: k } (epochs k, 2k, …, and always the last).",
-      },
-      crops: { enum: ['1', '5', '10', 'full', 1, 5, 10], default: '1', description: 'Crops each checkpoint is evaluated with (averaged as probabilities).' },
-      scale: { type: ['integer', 'null'], minimum: 8, default: null, description: 'Shorter-side size to test at (default: the model inputSize).' },
-      metric: { enum: ['top1', 'top3', 'loss'], default: 'top1', description: 'Selection metric (higher top-k is better, lower loss is better; ties: lower loss, then earlier).' },
-      select: { type: 'integer', minimum: 1, default: 3, description: 'How many checkpoints to select.' },
-      split: { type: 'string', default: 'val' },
-      ...predictionParams,
-    },
-  },
+  params,
   inputs: predictionInputs('finetune stages'),
   isolate: true,
 

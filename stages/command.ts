@@ -1,41 +1,39 @@
 // `command`: wraps any outside tool. Its deps are hashed into the key; its outs are stored as
 // blobs after success and restored from the cache when missing or changed on disk.
+import type { FromSchema } from 'json-schema-to-ts';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Digest } from '../cache/canonical.js';
 import { hashPath, listFiles } from '../cache/hash-files.js';
-import { defineStage, StageError } from './contract.js';
-
-export interface CommandParams {
-  run: string | string[];
-  deps: string[];
-  outs: string[];
-  env: Record<string, string>;
-  metrics: string | null;
-}
+import { defineStage, StageError, type JsonSchema } from './contract.js';
 
 const TAIL_LINES = 20;
+
+const params = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['run'],
+  properties: {
+    run: {
+      description: 'A shell command line, or [program, ...args] run without a shell.',
+      oneOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string' }, minItems: 1 }],
+    },
+    deps: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Files/folders whose content is part of the key.' },
+    outs: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Files/folders the command writes; cached as blobs. ${NAME} is replaced from env, so matrix points can write different files.' },
+    env: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'Extra environment variables.' },
+    metrics: { type: ['string', 'null'], default: null, description: 'A JSON file the command writes (one of its outs; ${NAME} expands as in outs); its top-level numbers become the stage metrics that show and diff report.' },
+  },
+} as const satisfies JsonSchema;
+
+/** The params as run() gets them: the schema's type, every default filled in by ajv. */
+export type CommandParams = FromSchema<typeof params>;
 
 export const command = defineStage<CommandParams>({
   name: 'command',
   version: 1,
   description: 'Run a shell command or program; hash its deps, store and restore its outs.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['run'],
-    properties: {
-      run: {
-        description: 'A shell command line, or [program, ...args] run without a shell.',
-        oneOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string' }, minItems: 1 }],
-      },
-      deps: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Files/folders whose content is part of the key.' },
-      outs: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Files/folders the command writes; cached as blobs. ${NAME} is replaced from env, so matrix points can write different files.' },
-      env: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'Extra environment variables.' },
-      metrics: { type: ['string', 'null'], default: null, description: 'A JSON file the command writes (one of its outs; ${NAME} expands as in outs); its top-level numbers become the stage metrics that show and diff report.' },
-    },
-  },
+  params,
   inputs: 'any',
   isolate: false,
   deps: (p) => p.deps,

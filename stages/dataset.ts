@@ -2,32 +2,15 @@
 // list) or a generated synthetic set into a manifest: class list, and per split the images with
 // labels and content digests. The root folder is a dep, hashed through the stat memo, so an
 // unchanged 50k-image folder costs stats, not reads.
+import type { FromSchema } from 'json-schema-to-ts';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { digestOf, type Digest } from '../cache/canonical.js';
 import { hashFile } from '../cache/hash-files.js';
 import type { Store } from '../cache/store.js';
 import { JsonSource } from './util/json-source.js';
-import { defineStage, InputError } from './contract.js';
+import { defineStage, InputError, type JsonSchema } from './contract.js';
 import { IMAGE_EXTENSIONS, sniffImage, type Manifest, type ManifestEntry, type ManifestRoot } from './data/manifest.js';
-
-export interface DatasetParams {
-  format: 'imagefolder' | 'ai-challenger' | 'csv' | 'synthetic';
-  root: string;
-  splits: string[];
-  /** ai-challenger: per split, the annotation JSON and the image folder (relative to root). */
-  annotations: Record<string, { json: string; images: string }>;
-  /** ai-challenger: optional CSV `id,中文,english` giving class names. */
-  classNames: string | null;
-  /** csv: per split, a CSV of `path,label` rows (paths relative to root). */
-  lists: Record<string, string>;
-  /** synthetic: generated scene classes. */
-  classes: number;
-  perClass: { train: number; val: number; test: number };
-  size: number;
-  /** A label found in another split but in no train image: log a warning, or fail. */
-  onUnknownLabel: 'warn' | 'fail';
-}
 
 /** A manifest, and where each entry came from (for messages that name the culprit file). */
 interface Listed {
@@ -36,6 +19,37 @@ interface Listed {
   where(split: string, i: number): string;
 }
 
+const params = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    format: { enum: ['imagefolder', 'ai-challenger', 'csv', 'synthetic'], default: 'imagefolder' },
+    root: { type: 'string', default: '', description: 'Dataset folder, relative to the project (unused by synthetic).' },
+    splits: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9_-]+$' }, minItems: 1, default: ['train', 'val', 'test'] },
+    annotations: {
+      type: 'object',
+      default: {},
+      additionalProperties: { type: 'object', required: ['json', 'images'], additionalProperties: false, properties: { json: { type: 'string' }, images: { type: 'string' } } },
+      description: 'ai-challenger: split → { json: annotation file, images: image folder }, relative to root. A split without an annotation file is an unlabelled test split.',
+    },
+    classNames: { type: ['string', 'null'], default: null, description: 'ai-challenger: CSV of id,chinese,english class names, relative to root.' },
+    lists: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'csv: split → CSV file of path,label rows (RFC 4180: a field with commas or quotes is quoted, its quotes doubled), relative to root.' },
+    classes: { type: 'integer', minimum: 2, maximum: 12, default: 6, description: 'synthetic: number of scene classes.' },
+    perClass: {
+      type: 'object',
+      additionalProperties: false,
+      default: { train: 40, val: 10, test: 10 },
+      properties: { train: { type: 'integer', minimum: 0 }, val: { type: 'integer', minimum: 0 }, test: { type: 'integer', minimum: 0 } },
+      required: ['train', 'val', 'test'],
+    },
+    size: { type: 'integer', minimum: 16, maximum: 2048, default: 96, description: 'synthetic: image side in pixels.' },
+    onUnknownLabel: { enum: ['warn', 'fail'], default: 'warn', description: 'A label that occurs in another split (val, test) but in no image of the train split becomes a class nothing trains. warn: keep it and log a warning naming the label, the split and the file; fail: the stage fails with that line.' },
+  },
+} as const satisfies JsonSchema;
+
+/** The params as run() gets them: the schema's type, every default filled in by ajv. */
+export type DatasetParams = FromSchema<typeof params>;
+
 export const dataset = defineStage<DatasetParams>({
   name: 'dataset',
   // 2: entry paths relative to the manifest's root (data/manifest.ts), not to the project.
@@ -43,33 +57,7 @@ export const dataset = defineStage<DatasetParams>({
   // skipped: a list with quotes gave its labels with the quotes, cut at their commas.
   version: 3,
   description: 'A labelled image set (imagefolder, ai-challenger, csv, or generated synthetic scenes) as a manifest.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      format: { enum: ['imagefolder', 'ai-challenger', 'csv', 'synthetic'], default: 'imagefolder' },
-      root: { type: 'string', default: '', description: 'Dataset folder, relative to the project (unused by synthetic).' },
-      splits: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9_-]+$' }, minItems: 1, default: ['train', 'val', 'test'] },
-      annotations: {
-        type: 'object',
-        default: {},
-        additionalProperties: { type: 'object', required: ['json', 'images'], additionalProperties: false, properties: { json: { type: 'string' }, images: { type: 'string' } } },
-        description: 'ai-challenger: split → { json: annotation file, images: image folder }, relative to root. A split without an annotation file is an unlabelled test split.',
-      },
-      classNames: { type: ['string', 'null'], default: null, description: 'ai-challenger: CSV of id,chinese,english class names, relative to root.' },
-      lists: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'csv: split → CSV file of path,label rows (RFC 4180: a field with commas or quotes is quoted, its quotes doubled), relative to root.' },
-      classes: { type: 'integer', minimum: 2, maximum: 12, default: 6, description: 'synthetic: number of scene classes.' },
-      perClass: {
-        type: 'object',
-        additionalProperties: false,
-        default: { train: 40, val: 10, test: 10 },
-        properties: { train: { type: 'integer', minimum: 0 }, val: { type: 'integer', minimum: 0 }, test: { type: 'integer', minimum: 0 } },
-        required: ['train', 'val', 'test'],
-      },
-      size: { type: 'integer', minimum: 16, maximum: 2048, default: 96, description: 'synthetic: image side in pixels.' },
-      onUnknownLabel: { enum: ['warn', 'fail'], default: 'warn', description: 'A label that occurs in another split (val, test) but in no image of the train split becomes a class nothing trains. warn: keep it and log a warning naming the label, the split and the file; fail: the stage fails with that line.' },
-    },
-  },
+  params,
   inputs: {},
   isolate: true,
   deps: (p) => (p.format === 'synthetic' || !p.root ? [] : [p.root]),

@@ -5,17 +5,13 @@
 // (image bytes digest, decode params): adding 100 images to a 50k set decodes 100. The images
 // are decoded and their blobs stored on worker threads (data/decode-workers.ts,
 // data/decode-image.ts); this thread looks up and writes the index.
+import type { FromSchema } from 'json-schema-to-ts';
+
 import { digestOf, type Digest } from '../cache/canonical.js';
-import { defineStage, InputError, type InputArtifact } from './contract.js';
-import type { DecodeImageParams } from './data/decode-image.js';
+import { defineStage, InputError, type InputArtifact, type JsonSchema } from './contract.js';
 import type { DecodedImage, PoolOptions } from './data/decode-workers.js';
 import type { DecodedSet } from './data/decoded.js';
 import { imageFile, imageLabel, type Manifest, type ManifestEntry } from './data/manifest.js';
-
-/** How each image is decoded (data/decode-image.ts), and what to do with bad ones. */
-export interface DecodeParams extends DecodeImageParams {
-  onError: 'fail' | 'skip';
-}
 
 /**
  * Bump when the pixels a given (image, params) produces, or whether it is bad, change. 3: the
@@ -25,24 +21,44 @@ export interface DecodeParams extends DecodeImageParams {
  */
 const VERSION = 4;
 
+const params = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    shortSide: { type: ['integer', 'null'], minimum: 8, default: 256, description: 'Resize so the shorter side has this many pixels (aspect kept).' },
+    size: { type: ['array', 'null'], items: { type: 'integer', minimum: 8 }, minItems: 2, maxItems: 2, default: null, description: '[width, height] instead of shortSide, with `fit`.' },
+    fit: { enum: ['cover', 'contain', 'fill'], default: 'cover' },
+    centerCrop: { type: ['integer', 'null'], minimum: 8, default: null, description: 'Cut a centred square of this size after resizing.' },
+    kernel: { enum: ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'], default: 'linear', description: 'Resampling kernel (linear is ~2× faster than lanczos3 for the upscales of small images).' },
+    maxPixels: { type: 'integer', minimum: 1, default: 64000000, description: 'Refuse images with more pixels than this (decompression bombs).' },
+    decoder: { enum: ['sharp', 'fast'], default: 'sharp', description: 'sharp (default): every image through sharp (libvips resizes the shrinks). fast: plain JPEGs (no EXIF rotation or ICC profile) with the linear kernel and shortSide go through libjpeg-turbo (the accurate IDCT: the same decoded pixels as sharp, PIL and OpenCV) and a wasm resize, ~2.7x the stage speed on small JPEGs; images needing no shrink come out byte-identical to sharp, shrinks of 2x or more start inside the IDCT and smaller ones are plain bilinear, so shrunk images differ slightly from sharp; everything else through sharp.' },
+    onError: { enum: ['fail', 'skip'], default: 'fail', description: 'fail: the stage fails listing every bad file; skip: bad files are left out and listed in the report output.' },
+  },
+} as const satisfies JsonSchema;
+
+/** How each image is decoded (data/decode-image.ts), and what to do with bad ones: the schema's type. */
+export type DecodeParams = FromSchema<typeof params>;
+/** What data/decode-image.ts reads: every param except onError (which only decides skip or fail). */
+export type DecodeImageParams = Omit<DecodeParams, 'onError'>;
+
+/**
+ * The params part of the per-image index key: every param that can change an image's decoded
+ * bytes, which is all of them but onError (that one only decides whether a bad image fails the
+ * stage or is skipped). Built from the params object itself, so a param added to the schema
+ * enters the key without anyone listing it here, and cannot silently reuse stale blobs.
+ * shortSide is ignored when size is given (data/decode-image.ts), so it is keyed as null then.
+ * The version is in it: a new version forgets the old blobs.
+ */
+export function decodeParamsKey(p: DecodeParams): Digest {
+  const { onError: _skipOrFail, ...decoding } = p;
+  return digestOf({ ...decoding, version: VERSION, shortSide: p.size ? null : p.shortSide });
+}
+
 export const decode = defineStage<DecodeParams>({
   name: 'decode',
   version: VERSION,
   description: 'Decode and resize every image of a dataset into raw RGB blobs in the cache.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      shortSide: { type: ['integer', 'null'], minimum: 8, default: 256, description: 'Resize so the shorter side has this many pixels (aspect kept).' },
-      size: { type: ['array', 'null'], items: { type: 'integer', minimum: 8 }, minItems: 2, maxItems: 2, default: null, description: '[width, height] instead of shortSide, with `fit`.' },
-      fit: { enum: ['cover', 'contain', 'fill'], default: 'cover' },
-      centerCrop: { type: ['integer', 'null'], minimum: 8, default: null, description: 'Cut a centred square of this size after resizing.' },
-      kernel: { enum: ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'], default: 'linear', description: 'Resampling kernel (linear is ~2× faster than lanczos3 for the upscales of small images).' },
-      maxPixels: { type: 'integer', minimum: 1, default: 64000000, description: 'Refuse images with more pixels than this (decompression bombs).' },
-      decoder: { enum: ['sharp', 'fast'], default: 'sharp', description: 'sharp (default): every image through sharp (libvips resizes the shrinks). fast: plain JPEGs (no EXIF rotation or ICC profile) with the linear kernel and shortSide go through libjpeg-turbo (the accurate IDCT: the same decoded pixels as sharp, PIL and OpenCV) and a wasm resize, ~2.7x the stage speed on small JPEGs; images needing no shrink come out byte-identical to sharp, shrinks of 2x or more start inside the IDCT and smaller ones are plain bilinear, so shrunk images differ slightly from sharp; everything else through sharp.' },
-      onError: { enum: ['fail', 'skip'], default: 'fail', description: 'fail: the stage fails listing every bad file; skip: bad files are left out and listed in the report output.' },
-    },
-  },
+  params,
   inputs: { dataset: { many: false, required: true, description: 'a dataset stage' } },
   isolate: true,
 
@@ -51,7 +67,7 @@ export const decode = defineStage<DecodeParams>({
     const manifestBlob = ctx.store.getBlob((ctx.inputs.dataset as InputArtifact).outputs.manifest!);
     if (!manifestBlob) throw new Error('dataset manifest blob missing from the cache');
     const manifest = JSON.parse(manifestBlob.toString()) as Manifest;
-    const paramsKey = digestOf({ version: VERSION, shortSide: p.size ? null : p.shortSide, size: p.size, fit: p.fit, centerCrop: p.centerCrop, kernel: p.kernel, maxPixels: p.maxPixels, decoder: p.decoder });
+    const paramsKey = decodeParamsKey(p);
     const indexKey = (e: ManifestEntry): string => `decode:${paramsKey}:${e.sha256}`;
 
     const result: DecodedSet = { classes: manifest.classes, splits: {} };

@@ -2,21 +2,30 @@
 // image of a split), and its metrics when the split is labelled. The file is a side effect on disk
 // like a command's outs: its bytes are the `submission` blob, restored on a cache hit when the
 // file is missing or changed.
+import type { FromSchema } from 'json-schema-to-ts';
 import { mkdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize, relative, resolve } from 'node:path';
 import type { Digest } from '../cache/canonical.js';
 import { hashPath } from '../cache/hash-files.js';
-import { defineStage, InputError, StageError, type InputArtifact } from './contract.js';
+import { defineStage, InputError, StageError, type InputArtifact, type JsonSchema } from './contract.js';
 import { splitMetrics, topClasses } from './data/metrics.js';
 import { decodePredictions, PREDICTIONS_PREFIX, type Predictions } from './data/predictions.js';
 
-export interface ExportParams {
-  format: 'ai-challenger' | 'csv';
-  split: string;
-  topK: number;
-  path: string;
-  classIds: 'index' | 'name';
-}
+const params = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['path'],
+  properties: {
+    format: { enum: ['ai-challenger', 'csv'], default: 'ai-challenger', description: 'ai-challenger: [{"image_id", "label_id": [top-K]}]; csv: path,label1,…,labelK, one column per rank, fields quoted as RFC 4180 says (a class name may hold spaces, commas or quotes).' },
+    split: { type: 'string', minLength: 1, default: 'test', description: 'Which split of the predictions to write.' },
+    topK: { type: 'integer', minimum: 1, default: 3, description: 'Classes per image, best first.' },
+    path: { type: 'string', minLength: 1, description: 'Where to write, relative to the project (must stay inside it).' },
+    classIds: { enum: ['index', 'name'], default: 'index', description: 'Write class indices (the contest label ids) or class names.' },
+  },
+} as const satisfies JsonSchema;
+
+/** The params as run() gets them: the schema's type, every default filled in by ajv. */
+export type ExportParams = FromSchema<typeof params>;
 
 export const exportStage = defineStage<ExportParams>({
   name: 'export',
@@ -24,18 +33,7 @@ export const exportStage = defineStage<ExportParams>({
   // which could not be split back when a class name holds a space.
   version: 2,
   description: 'Write a submission (AI Challenger JSON or CSV) of the top-K classes per image, inside the project.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['path'],
-    properties: {
-      format: { enum: ['ai-challenger', 'csv'], default: 'ai-challenger', description: 'ai-challenger: [{"image_id", "label_id": [top-K]}]; csv: path,label1,…,labelK, one column per rank, fields quoted as RFC 4180 says (a class name may hold spaces, commas or quotes).' },
-      split: { type: 'string', minLength: 1, default: 'test', description: 'Which split of the predictions to write.' },
-      topK: { type: 'integer', minimum: 1, default: 3, description: 'Classes per image, best first.' },
-      path: { type: 'string', minLength: 1, description: 'Where to write, relative to the project (must stay inside it).' },
-      classIds: { enum: ['index', 'name'], default: 'index', description: 'Write class indices (the contest label ids) or class names.' },
-    },
-  },
+  params,
   inputs: { predictions: { many: false, required: true, description: 'a stage with a predictions output (e.g. fuse or multicrop-predict)' } },
   isolate: false,
 

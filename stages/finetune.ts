@@ -3,73 +3,57 @@
 // and weight decay, a step learning-rate schedule, label smoothing. Every epoch's checkpoint is
 // an output (checkpoint-sweep picks among them), and each epoch's weights and optimizer state are
 // indexed under the stage key as they are made, so a killed run resumes at the last epoch.
+import type { FromSchema } from 'json-schema-to-ts';
 import type { Digest } from '../cache/canonical.js';
 import type { Store } from '../cache/store.js';
-import { defineStage, InputError, type InputArtifact } from './contract.js';
+import { defineStage, InputError, type InputArtifact, type JsonSchema } from './contract.js';
 import type { AugmentPolicy, RawImage } from './data/augment/index.js';
 import { readJson } from './data/artifacts.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
 import { scoreRows } from './data/metrics.js';
 import { hashInts, Rng, STREAM } from './data/random.js';
-import type { BackendPreference } from './tf/backend-names.js';
-import { backendSchema } from './tf/backend-param.js';
-import type { Trainable } from './tf/train-loop.js';
+import { backendSchema, type BackendResolved } from './tf/backend-param.js';
 import { digestOf } from '../cache/canonical.js';
 import { TrainingProgress } from './data/training-progress.js';
 
 /** Part of every key, and of the line of runs whose epochs a longer run may continue from. */
 const FINETUNE_VERSION = 5;
 
-export interface FinetuneParams {
-  model: string;
-  cutAt: string | null;
-  inputSize: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  lrSteps: number[];
-  lrFactor: number;
-  momentum: number;
-  weightDecay: number;
-  optimizer: 'sgd' | 'adam';
-  trainable: Trainable;
-  labelSmoothing: number;
-  headDropout: number;
-  batchNormMomentum: number | null;
-  backend: BackendPreference;
-  evalSplit: string;
-}
+const params = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    model: { type: 'string', default: 'mobilenet_v2', description: 'mobilenet_v2 | inception_v3 (offline, from nsfwjs) | tiny | a path to a tfjs model.json' },
+    cutAt: { type: ['string', 'null'], default: null, description: 'Layer whose output feeds the new head (defaults per built-in model).' },
+    inputSize: { type: 'integer', minimum: 16, default: 224 },
+    epochs: { type: 'integer', minimum: 1, default: 30 },
+    batchSize: { type: 'integer', minimum: 1, default: 32 },
+    lr: { type: 'number', exclusiveMinimum: 0, default: 0.01 },
+    lrSteps: { type: 'array', items: { type: 'integer', minimum: 0 }, default: [20], description: 'Epochs at which lr is multiplied by lrFactor (MXNet fine-tune.py).' },
+    lrFactor: { type: 'number', exclusiveMinimum: 0, default: 0.1 },
+    momentum: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+    weightDecay: { type: 'number', minimum: 0, default: 0 },
+    optimizer: { enum: ['sgd', 'adam'], default: 'sgd' },
+    trainable: { oneOf: [{ enum: ['all', 'head'] }, { type: 'object', required: ['from'], additionalProperties: false, properties: { from: { type: 'string' } } }], default: 'all' },
+    labelSmoothing: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+    headDropout: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+    batchNormMomentum: {
+      type: ['number', 'null'], minimum: 0, maximum: 1, default: 0.9,
+      description: "Moving-average momentum of every BatchNormalization layer (Keras/MXNet sense; MXNet's default 0.9). nsfwjs's MobileNetV2 ships 0.999, whose moving statistics barely follow a short fine-tune, so evaluation lags training. null keeps the model's own.",
+    },
+    backend: backendSchema,
+    evalSplit: { type: 'string', default: 'val', description: 'Split evaluated after every epoch (centre crop).' },
+  },
+} as const satisfies JsonSchema;
+
+/** The params as run() gets them: the schema's type, every default filled in by ajv, the backend resolved. */
+export type FinetuneParams = BackendResolved<FromSchema<typeof params>>;
 
 export const finetune = defineStage<FinetuneParams>({
   name: 'finetune',
   version: FINETUNE_VERSION, // 2: 1×1 filter gradients as a matrix product; 3: depthwise filter gradients by podium's SIMD kernel; 4: batch-norm statistics by podium's kernels (same maths, other float rounding); 5: val metrics by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12), and augmentation, shuffling and Dropout seeds drawn from data/random.ts's one hash and PRNG (other streams)
   description: 'Fine-tune a pretrained CNN with all layers open; a checkpoint per epoch.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      model: { type: 'string', default: 'mobilenet_v2', description: 'mobilenet_v2 | inception_v3 (offline, from nsfwjs) | tiny | a path to a tfjs model.json' },
-      cutAt: { type: ['string', 'null'], default: null, description: 'Layer whose output feeds the new head (defaults per built-in model).' },
-      inputSize: { type: 'integer', minimum: 16, default: 224 },
-      epochs: { type: 'integer', minimum: 1, default: 30 },
-      batchSize: { type: 'integer', minimum: 1, default: 32 },
-      lr: { type: 'number', exclusiveMinimum: 0, default: 0.01 },
-      lrSteps: { type: 'array', items: { type: 'integer', minimum: 0 }, default: [20], description: 'Epochs at which lr is multiplied by lrFactor (MXNet fine-tune.py).' },
-      lrFactor: { type: 'number', exclusiveMinimum: 0, default: 0.1 },
-      momentum: { type: 'number', minimum: 0, maximum: 1, default: 0 },
-      weightDecay: { type: 'number', minimum: 0, default: 0 },
-      optimizer: { enum: ['sgd', 'adam'], default: 'sgd' },
-      trainable: { oneOf: [{ enum: ['all', 'head'] }, { type: 'object', required: ['from'], additionalProperties: false, properties: { from: { type: 'string' } } }], default: 'all' },
-      labelSmoothing: { type: 'number', minimum: 0, maximum: 1, default: 0 },
-      headDropout: { type: 'number', minimum: 0, maximum: 1, default: 0 },
-      batchNormMomentum: {
-        type: ['number', 'null'], minimum: 0, maximum: 1, default: 0.9,
-        description: "Moving-average momentum of every BatchNormalization layer (Keras/MXNet sense; MXNet's default 0.9). nsfwjs's MobileNetV2 ships 0.999, whose moving statistics barely follow a short fine-tune, so evaluation lags training. null keeps the model's own.",
-      },
-      backend: backendSchema,
-      evalSplit: { type: 'string', default: 'val', description: 'Split evaluated after every epoch (centre crop).' },
-    },
-  },
+  params,
   inputs: {
     images: { many: false, required: true, description: 'a decode stage', reads: ['images'] },
     augment: { many: false, required: false, description: 'an augment stage (default: level 1 at inputSize)', reads: ['policy'] },

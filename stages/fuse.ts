@@ -2,55 +2,61 @@
 // Every output named predictions* of every input stage is one member, `${stageId}:${output}`.
 // The methods (mean, logit-mean, geometric, weighted, greedy) and the held-out guard against
 // fitting val by luck are data/fusion.ts's; this file reads the members and writes the results.
-import { defineStage, InputError, type InputArtifact } from './contract.js';
-import { checkAgreement, fuseMembers, withDefaults, type FuseParams, type Member } from './data/fusion.js';
+import type { FromSchema } from 'json-schema-to-ts';
+
+import { defineStage, InputError, type InputArtifact, type JsonSchema } from './contract.js';
+import { checkAgreement, fuseMembers, type Member } from './data/fusion.js';
 import { decodePredictions, encodePredictions, PREDICTIONS_PREFIX } from './data/predictions.js';
 
 /** The format of this kind's `report` output, for whatever reads the artifact (the HTML report does). */
 export type { FuseReport } from './data/fusion.js';
 
+const params = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    method: { enum: ['mean', 'logit-mean', 'geometric', 'weighted', 'greedy'], default: 'greedy', description: 'mean of probabilities, mean of log-odds, normalised geometric mean, weighted mean fitted on the fit split, or greedy forward selection with replacement.' },
+    metric: { enum: ['top1', 'top3', 'logloss'], default: 'top1', description: 'What weighted and greedy optimise on the fit part.' },
+    fitSplit: { type: 'string', minLength: 1, default: 'val', description: 'The labelled split weights are fitted on and scores reported for.' },
+    holdout: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0.5, description: 'Fraction of the fit split kept out of fitting (chosen by a hash of seed and image id); its score shows whether the fit generalises.' },
+    greedy: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        init: { type: 'integer', minimum: 1, default: 1, description: 'Start from this many best members.' },
+        maxRounds: { type: 'integer', minimum: 0, default: 20, description: 'At most this many additions.' },
+        bagging: {
+          oneOf: [{ type: 'null' }, {
+            type: 'object', additionalProperties: false, required: ['bags', 'fraction'],
+            properties: { bags: { type: 'integer', minimum: 1 }, fraction: { type: 'number', exclusiveMinimum: 0, maximum: 1 } },
+          }],
+          default: null,
+          description: 'Repeat the selection on `bags` random subsets holding `fraction` of the members and average.',
+        },
+      },
+    },
+    weighted: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: { maxRounds: { type: 'integer', minimum: 0, default: 30, description: 'At most this many coordinate moves.' } },
+    },
+  },
+} as const satisfies JsonSchema;
+
+/** The params after ajv filled in the schema's defaults (every one is set by then). */
+export type FuseParams = FromSchema<typeof params>;
+
 export const fuse = defineStage<FuseParams>({
   name: 'fuse',
   version: 2, // 2: bagging draws from the shared Rng
   description: 'Fuse several prediction artifacts (mean, logit mean, geometric, fitted weights, or Caruana greedy selection), with a held-out check.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      method: { enum: ['mean', 'logit-mean', 'geometric', 'weighted', 'greedy'], default: 'greedy', description: 'mean of probabilities, mean of log-odds, normalised geometric mean, weighted mean fitted on the fit split, or greedy forward selection with replacement.' },
-      metric: { enum: ['top1', 'top3', 'logloss'], default: 'top1', description: 'What weighted and greedy optimise on the fit part.' },
-      fitSplit: { type: 'string', minLength: 1, default: 'val', description: 'The labelled split weights are fitted on and scores reported for.' },
-      holdout: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0.5, description: 'Fraction of the fit split kept out of fitting (chosen by a hash of seed and image id); its score shows whether the fit generalises.' },
-      greedy: {
-        type: 'object',
-        additionalProperties: false,
-        default: {},
-        properties: {
-          init: { type: 'integer', minimum: 1, default: 1, description: 'Start from this many best members.' },
-          maxRounds: { type: 'integer', minimum: 0, default: 20, description: 'At most this many additions.' },
-          bagging: {
-            oneOf: [{ type: 'null' }, {
-              type: 'object', additionalProperties: false, required: ['bags', 'fraction'],
-              properties: { bags: { type: 'integer', minimum: 1 }, fraction: { type: 'number', exclusiveMinimum: 0, maximum: 1 } },
-            }],
-            default: null,
-            description: 'Repeat the selection on `bags` random subsets holding `fraction` of the members and average.',
-          },
-        },
-      },
-      weighted: {
-        type: 'object',
-        additionalProperties: false,
-        default: {},
-        properties: { maxRounds: { type: 'integer', minimum: 0, default: 30, description: 'At most this many coordinate moves.' } },
-      },
-    },
-  },
+  params,
   inputs: { predictions: { many: true, required: true, description: 'stages whose predictions* outputs are the members' } },
   isolate: false,
 
-  async run(ctx, params) {
-    const p = withDefaults(params);
+  async run(ctx, p) {
     const raw = ctx.inputs.predictions;
     const arts = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
     const members = loadMembers(arts, (d) => ctx.store.getBlob(d));

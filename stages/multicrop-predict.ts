@@ -8,43 +8,38 @@
 //
 // Crop sets nest (crops.ts): computing '10' gives '1' and '5' too, so the table lists every
 // nested set up to the largest requested at no extra cost.
+import type { FromSchema } from 'json-schema-to-ts';
 import type { Digest } from '../cache/canonical.js';
-import { defineStage, InputError } from './contract.js';
+import { defineStage, InputError, type JsonSchema } from './contract.js';
 import { checkClasses, checkpointsOf, scoreCheckpoint } from './data/checkpoint-refs.js';
 import { averageCrops, cropCount, type CropSet } from './data/crops.js';
 import { encodePredictions, type Predictions } from './data/predictions.js';
+import type { BackendResolved } from './tf/backend-param.js';
 import { cropsPerImage, loadCheckpoint, openPrediction, predictCrops, predictionInputs, predictionParams, splitImages } from './tf/predict.js';
 
-type Backend = import('./tf/backend-names.js').BackendPreference;
-type Average = 'probs' | 'logits';
+const cropEnum = ['1', '5', '10', 'full', 1, 5, 10] as const;
+export const cropsSchema = { oneOf: [{ enum: cropEnum }, { type: 'array', minItems: 1, items: { enum: cropEnum } }] } as const;
 
-export interface MulticropParams {
-  crops: CropSet | number | Array<CropSet | number>;
-  scales: number[] | null;
-  average: Average;
-  splits: string[];
-  batchSize: number;
-  backend: Backend;
-}
+const params = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    crops: { ...cropsSchema, default: '10', description: "'1' centre | '5' corners + centre | '10' the 5 and their mirrors | 'full' whole image; or a list (all their crops are averaged)." },
+    scales: { type: ['array', 'null'], items: { type: 'integer', minimum: 8 }, minItems: 1, default: null, description: 'Shorter-side sizes to test at (default: the model inputSize and 8/7 of it, e.g. [224, 256]).' },
+    average: { enum: ['probs', 'logits'], default: 'probs', description: 'Average the crops as probabilities, or average logits then softmax.' },
+    splits: { type: 'array', items: { type: 'string' }, minItems: 1, default: ['val', 'test'] },
+    ...predictionParams,
+  },
+} as const satisfies JsonSchema;
 
-const cropEnum = ['1', '5', '10', 'full', 1, 5, 10];
-export const cropsSchema = { oneOf: [{ enum: cropEnum }, { type: 'array', minItems: 1, items: { enum: cropEnum } }] };
+/** The params as run() gets them: the schema's type, every default filled in by ajv, the backend resolved. */
+export type MulticropParams = BackendResolved<FromSchema<typeof params>>;
 
 export const multicropPredict = defineStage<MulticropParams>({
   name: 'multicrop-predict',
   version: 4, // 3: batch normalisation folded into the convolutions; 4: scores by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12)
   description: 'Predict val/test with every chosen checkpoint over crops and scales, averaged; one Predictions per checkpoint.',
-  params: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      crops: { ...cropsSchema, default: '10', description: "'1' centre | '5' corners + centre | '10' the 5 and their mirrors | 'full' whole image; or a list (all their crops are averaged)." },
-      scales: { type: ['array', 'null'], items: { type: 'integer', minimum: 8 }, minItems: 1, default: null, description: 'Shorter-side sizes to test at (default: the model inputSize and 8/7 of it, e.g. [224, 256]).' },
-      average: { enum: ['probs', 'logits'], default: 'probs', description: 'Average the crops as probabilities, or average logits then softmax.' },
-      splits: { type: 'array', items: { type: 'string' }, minItems: 1, default: ['val', 'test'] },
-      ...predictionParams,
-    },
-  },
+  params,
   inputs: predictionInputs('finetune stages (their last epoch) or checkpoint-sweep stages (their selection)'),
   isolate: true,
 

@@ -7,19 +7,10 @@
 import { readFileSync } from 'node:fs';
 
 import { sha256 } from '../../cache/canonical.js';
+import type { DecodeImageParams } from '../decode.js';
 import { encodeDecoded } from './decoded.js';
 import { dctScale, decodeJpegRgb, fastPathApplies, JpegWarning, jpegWarning, readJpegHeader, scaled } from './jpeg-turbo.js';
 import { resizeSource, resizeU8, sourceBuffer } from './resize.js';
-
-export interface DecodeImageParams {
-  shortSide: number | null;
-  size: [number, number] | null;
-  fit: 'cover' | 'contain' | 'fill';
-  centerCrop: number | null;
-  kernel: 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
-  maxPixels: number;
-  decoder: 'fast' | 'sharp';
-}
 
 type Pixels = { data: Uint8Array; width: number; height: number };
 

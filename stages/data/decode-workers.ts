@@ -19,7 +19,8 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { sha256, type Digest } from '../../cache/canonical.js';
 import type { Store } from '../../cache/store.js';
 import { compiledPath } from '../compiled-path.js';
-import { BadImage, decodeImage, type DecodeImageParams } from './decode-image.js';
+import type { DecodeImageParams } from '../decode.js';
+import { BadImage, decodeImage } from './decode-image.js';
 
 export interface DecodeTask { path: string; sha256: string }
 /**

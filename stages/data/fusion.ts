@@ -20,21 +20,13 @@
 // fitting sees only the fit part, and the report gives the fused score on both parts and whole.
 import { sha256 } from '../../cache/canonical.js';
 import { InputError } from '../contract.js';
+import type { FuseParams } from '../fuse.js';
 import { LOG_EPS, scoreRows } from './metrics.js';
 import type { Predictions } from './predictions.js';
 import { Rng } from './random.js';
 
-export type FuseMethod = 'mean' | 'logit-mean' | 'geometric' | 'weighted' | 'greedy';
-export type FuseMetric = 'top1' | 'top3' | 'logloss';
-
-export interface FuseParams {
-  method: FuseMethod;
-  metric: FuseMetric;
-  fitSplit: string;
-  holdout: number;
-  greedy: { init: number; maxRounds: number; bagging: { bags: number; fraction: number } | null };
-  weighted: { maxRounds: number };
-}
+export type FuseMethod = FuseParams['method'];
+export type FuseMetric = FuseParams['metric'];
 
 export interface Member { name: string; predictions: Predictions }
 
@@ -54,20 +46,6 @@ export interface FuseReport {
   counts?: Record<string, number>;
   selection?: string[][];
   fused: { fit: Scores; holdout: Scores; val: Scores };
-}
-
-const DEFAULTS: FuseParams = {
-  method: 'greedy', metric: 'top1', fitSplit: 'val', holdout: 0.5,
-  greedy: { init: 1, maxRounds: 20, bagging: null },
-  weighted: { maxRounds: 30 },
-};
-
-export function withDefaults(p: Partial<FuseParams>): FuseParams {
-  return {
-    ...DEFAULTS, ...p,
-    greedy: { ...DEFAULTS.greedy, ...p.greedy },
-    weighted: { ...DEFAULTS.weighted, ...p.weighted },
-  };
 }
 
 export function checkAgreement(members: Member[]): void {
@@ -231,8 +209,7 @@ function fitWeights(d: FitData, maxRounds: number, metric: FuseMetric): number[]
 }
 
 /** The whole fusion, pure: members (already checked to agree), params, seed → fused predictions and report. */
-export function fuseMembers(members: Member[], params: Partial<FuseParams>, seed: number): { predictions: Predictions; report: FuseReport } {
-  const p = withDefaults(params);
+export function fuseMembers(members: Member[], p: FuseParams, seed: number): { predictions: Predictions; report: FuseReport } {
   checkAgreement(members);
   const first = members[0]!.predictions;
   const k = first.classes.length;

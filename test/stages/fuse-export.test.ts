@@ -8,9 +8,18 @@ import type { StageRecord } from '../../cache/store.js';
 import { InputError, type InputArtifact, type StageContext } from '../../stages/contract.js';
 import { decodePredictions, encodePredictions, type Predictions } from '../../stages/data/predictions.js';
 import { exportStage, formatSubmission, type ExportParams } from '../../stages/export.js';
-import { combine, fuseMembers, isHeldOut, withDefaults, type FuseParams, type Member } from '../../stages/data/fusion.js';
-import { fuse } from '../../stages/fuse.js';
+import { validator } from '../../runner/validators.js';
+import { combine, fuseMembers, isHeldOut, type Member } from '../../stages/data/fusion.js';
+import { fuse, type FuseParams } from '../../stages/fuse.js';
 import { Project } from '../rig.js';
+
+/** Params as the runner hands them to run(): validated by the kind's schema, ajv filling in its defaults. */
+function fuseParams(p: object): FuseParams {
+  const filled = structuredClone(p);
+  const validate = validator('kind:fuse');
+  if (!validate(filled)) throw new Error(JSON.stringify(validate.errors));
+  return filled as FuseParams;
+}
 
 /**
  * An RFC 4180 reader (quoted fields may hold commas, doubled quotes and line breaks), written
@@ -69,8 +78,13 @@ const B = member('B', N, (i, y) => (i >= N / 2 ? put(y, 0.8, 0.1) : put(y, 0.35,
 const C = member('C', N, (i, y) => (i < N / 2 ? (i % 10 === 3 ? put(y, 0.3, 0.6) : put(y, 0.7 + (i % 3) * 0.05, 0.1)) : put(y, 0.05, 0.9)));
 
 describe('fuse methods', () => {
+  it("takes its defaults from the schema alone (ajv fills them, nested ones too), as the hand-kept copy had them", () => {
+    expect(fuseParams({})).toEqual({ method: 'greedy', metric: 'top1', fitSplit: 'val', holdout: 0.5, greedy: { init: 1, maxRounds: 20, bagging: null }, weighted: { maxRounds: 30 } });
+    expect(fuseParams({ greedy: { init: 2 } })).toMatchObject({ greedy: { init: 2, maxRounds: 20, bagging: null } });
+  });
+
   it('greedy takes the complementary pair, not the noisy copy', () => {
-    const { report, predictions } = fuseMembers([A, C, B], { method: 'greedy' }, 7);
+    const { report, predictions } = fuseMembers([A, C, B], fuseParams({ method: 'greedy' }), 7);
     expect(report.chosen).toEqual(['A', 'B']);
     expect(report.weights).toEqual({ A: 0.5, B: 0.5 });
     expect(report.selection).toEqual([['A', 'B']]);
@@ -80,15 +94,15 @@ describe('fuse methods', () => {
     expect(report.members.map((m) => [m.name, m.val.top1])).toEqual([['A', 0.5], ['C', expect.any(Number)], ['B', 0.5]]);
     expect(predictions.splits.val!.probs[0]).toBeCloseTo((0.8 + 0.35) / 2, 6);
     // The plain mean of all three is dragged down by the confident copy.
-    expect(fuseMembers([A, C, B], { method: 'mean' }, 7).report.fused.val.top1!).toBeLessThan(0.75);
+    expect(fuseMembers([A, C, B], fuseParams({ method: 'mean' }), 7).report.fused.val.top1!).toBeLessThan(0.75);
   });
 
   it('greedy with init 2 starts from the two best and bagging stays deterministic', () => {
-    const two = fuseMembers([A, C, B], { method: 'greedy', greedy: { init: 2, maxRounds: 20, bagging: null } }, 7).report;
+    const two = fuseMembers([A, C, B], fuseParams({ method: 'greedy', greedy: { init: 2, maxRounds: 20, bagging: null } }), 7).report;
     expect(Object.keys(two.counts!).sort()).toEqual(['A', 'B']);
     const p: Partial<FuseParams> = { method: 'greedy', greedy: { init: 1, maxRounds: 20, bagging: { bags: 5, fraction: 0.7 } } };
-    const r1 = fuseMembers([A, C, B], p, 3);
-    const r2 = fuseMembers([A, C, B], p, 3);
+    const r1 = fuseMembers([A, C, B], fuseParams(p), 3);
+    const r2 = fuseMembers([A, C, B], fuseParams(p), 3);
     expect(JSON.stringify(r1.report)).toBe(JSON.stringify(r2.report));
     expect(encodePredictions(r1.predictions).equals(encodePredictions(r2.predictions))).toBe(true);
     expect(r1.report.selection).toHaveLength(5);
@@ -108,7 +122,7 @@ describe('fuse methods', () => {
     const ss = sig.reduce((a, b) => a + b);
     [...combine('logit-mean', mats, [0.5, 0.5], K)].forEach((x, i) => expect(x).toBeCloseTo(sig[i]! / ss, 6));
     // Through fuseMembers: equal weights, every member chosen.
-    const r = fuseMembers([A, B], { method: 'geometric' }, 1).report;
+    const r = fuseMembers([A, B], fuseParams({ method: 'geometric' }), 1).report;
     expect(r.weights).toEqual({ A: 0.5, B: 0.5 });
   });
 
@@ -116,8 +130,8 @@ describe('fuse methods', () => {
     // Good: right on 80% with 0.6; Bad: confidently wrong everywhere.
     const good = member('good', N, (i, y) => (i % 5 === 0 ? put(y, 0.2, 0.6) : put(y, 0.6, 0.2)));
     const bad = member('bad', N, (_i, y) => put(y, 0.02, 0.9));
-    const mean = fuseMembers([good, bad], { method: 'mean' }, 1).report;
-    const w = fuseMembers([good, bad], { method: 'weighted', holdout: 0.3 }, 1).report;
+    const mean = fuseMembers([good, bad], fuseParams({ method: 'mean' }), 1).report;
+    const w = fuseMembers([good, bad], fuseParams({ method: 'weighted', holdout: 0.3 }), 1).report;
     expect(mean.fused.val.top1!).toBeLessThan(0.2);
     expect(w.weights.good!).toBeGreaterThan(0.8);
     expect(w.weights.good! + (w.weights.bad ?? 0)).toBeCloseTo(1, 9);
@@ -126,7 +140,7 @@ describe('fuse methods', () => {
   });
 
   it('reports fit, held-out and whole-val scores from a seeded hash split', () => {
-    const r = fuseMembers([A, C, B], { method: 'greedy', holdout: 0.5 }, 11).report;
+    const r = fuseMembers([A, C, B], fuseParams({ method: 'greedy', holdout: 0.5 }), 11).report;
     expect(r.fused.fit.n + r.fused.holdout.n).toBe(N);
     expect(r.fused.val.n).toBe(N);
     expect(r.fused.holdout.n).toBeGreaterThan(N * 0.25);
@@ -135,19 +149,19 @@ describe('fuse methods', () => {
     expect(r.fused.holdout.n).toBe(held);
     // Another seed holds out other images; holdout 0 holds out none.
     expect(A.predictions.splits.val!.ids.filter((id) => isHeldOut(12, id, 0.5))).not.toEqual(A.predictions.splits.val!.ids.filter((id) => isHeldOut(11, id, 0.5)));
-    const none = fuseMembers([A, B], { method: 'greedy', holdout: 0 }, 11).report;
+    const none = fuseMembers([A, B], fuseParams({ method: 'greedy', holdout: 0 }), 11).report;
     expect(none.fused.holdout).toEqual({ n: 0, top1: null, top3: null, logloss: null });
     expect(none.fused.fit.n).toBe(N);
   });
 
   it('refuses members that disagree, and fitting without labels', () => {
     const other = { name: 'X', predictions: { ...A.predictions, classes: ['a', 'b', 'z'] } };
-    expect(() => fuseMembers([A, other], {}, 1)).toThrow(InputError);
-    expect(() => fuseMembers([A, other], {}, 1)).toThrow(/disagree on classes/);
+    expect(() => fuseMembers([A, other], fuseParams({}), 1)).toThrow(InputError);
+    expect(() => fuseMembers([A, other], fuseParams({}), 1)).toThrow(/disagree on classes/);
     const ids = { name: 'Y', predictions: { classes: CLASSES, splits: { val: { ...A.predictions.splits.val!, ids: A.predictions.splits.val!.ids.map((id, i) => (i === 5 ? 'zz.jpg' : id)) } } } };
-    expect(() => fuseMembers([A, ids], {}, 1)).toThrow(/split "val" at row 5/);
-    expect(() => fuseMembers([A, B], { fitSplit: 'test' }, 1)).toThrow(/fit split "test" is not in the predictions/);
-    expect(fuseMembers([A, B], { method: 'mean', fitSplit: 'test' }, 1).report.fused.val.top1).toBeNull();
+    expect(() => fuseMembers([A, ids], fuseParams({}), 1)).toThrow(/split "val" at row 5/);
+    expect(() => fuseMembers([A, B], fuseParams({ fitSplit: 'test' }), 1)).toThrow(/fit split "test" is not in the predictions/);
+    expect(fuseMembers([A, B], fuseParams({ method: 'mean', fitSplit: 'test' }), 1).report.fused.val.top1).toBeNull();
   });
 });
 
@@ -201,7 +215,7 @@ describe('fuse stage run()', () => {
         await artifact(s, 'tta@lr=0.1', { predictions: withTest(B) }),
       ],
     };
-    const params = withDefaults({});
+    const params = fuseParams({});
     const r1 = await fuse.run(context(s, projectDir, inputs), params);
     const r2 = await fuse.run(context(s, projectDir, inputs), params);
     expect(r1.outputs).toEqual(r2.outputs);
@@ -217,7 +231,7 @@ describe('fuse stage run()', () => {
   it('refuses an input stage without predictions', async () => {
     const { store: s, projectDir } = setup();
     const inputs = { predictions: [await artifact(s, 'train', { model: 'weights' })] };
-    await expect(fuse.run(context(s, projectDir, inputs), withDefaults({}))).rejects.toThrow(/"train" has no predictions output/);
+    await expect(fuse.run(context(s, projectDir, inputs), fuseParams({}))).rejects.toThrow(/"train" has no predictions output/);
   });
 });
 
