@@ -1,5 +1,8 @@
 // MobileNetV2 (nsfwjs weights) training and inference throughput on a tfjs backend (default
-// 'wasm'), printed beside the PyTorch reference measured on this machine.
+// 'wasm'), printed beside PyTorch doing the same work, measured in the same run on the same
+// machine (bench/torch_ref.py, Debian's /usr/bin/python3 with python3-torch and
+// python3-torchvision; skipped with a message where they are absent): the ratio is to the
+// faster of its two memory layouts, NCHW and channels_last. No reference number is written here.
 //
 //   npx tsc -p tsconfig.json && node bench/train.mjs [--quick] [--threads N] [--backend B] [--batch N]
 //
@@ -17,6 +20,7 @@
 // heap growth). wasm runs its threaded build (stages/tf/wasm-threads.ts) with every core; the machine is shared, so the load
 // average is printed before and after: trust the figures only when it is low.
 // --quick runs fewer steps (a smoke test of the script itself).
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 
 import { selectBackend } from '../dist/stages/tf/backend.js';
@@ -28,12 +32,26 @@ const quick = process.argv.includes('--quick');
 const arg = (name) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : undefined; };
 const BATCH = Number(arg('--batch') ?? 32);
 const CLASSES = 6;
-const REFERENCE = {
-  train128: { value: 57.2, source: 'PyTorch 1.13 CPU, 2 threads' },
-  train224: { value: 15.2, source: 'PyTorch 1.13 CPU, 2 threads' },
-  infer224: { value: 31.2, source: 'PyTorch 1.13 CPU, 2 threads' },
-  infer224Wasm: { value: 18.5, source: 'raw single-threaded tfjs-wasm model.predict (earlier measurement)' },
-};
+const REFERENCE = torchReference();
+
+/** PyTorch on the same work, now, with as many threads as podium gets; undefined when not installed. */
+function torchReference() {
+  const threads = Number(arg('--threads') ?? os.availableParallelism());
+  const script = new URL('./torch_ref.py', import.meta.url).pathname;
+  try {
+    const out = execFileSync('/usr/bin/python3', [script, '--threads', String(threads), '--batch', String(BATCH), ...(quick ? ['--quick'] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = JSON.parse(out.trim().split('\n').at(-1));
+    const ref = (what) => {
+      const best = r[what].channels_last >= r[what].nchw ? 'channels_last' : 'nchw';
+      return { value: r[what][best], source: `PyTorch ${r.torch} ${best}, ${threads} threads, this run (NCHW ${r[what].nchw}, channels_last ${r[what].channels_last})` };
+    };
+    console.log(`PyTorch reference measured first: ${out.trim()}`);
+    return { train128: ref('train128'), train224: ref('train224'), infer224: ref('infer224') };
+  } catch (e) {
+    console.log(`PyTorch reference skipped: ${String(e.stderr || e.message).trim().split('\n').at(-1)} (apt-get install -y python3-torch python3-torchvision)`);
+    return undefined;
+  }
+}
 
 const threadsArg = arg('--threads');
 const { tf, detail, notes } = await selectBackend(arg('--backend') ?? 'wasm', threadsArg === undefined ? undefined : Number(threadsArg));
@@ -80,8 +98,9 @@ function trainOptions(steps, batch) {
 
 const results = [];
 function report(label, imagesPerSecond, ref, note = '') {
-  const ratio = imagesPerSecond / ref.value;
-  const line = `${label.padEnd(22)} ${imagesPerSecond.toFixed(2).padStart(7)} img/s   reference ${ref.value.toFixed(1).padStart(5)} (${ref.source})   ratio ${ratio.toFixed(3)}×${note}`;
+  const line = ref
+    ? `${label.padEnd(22)} ${imagesPerSecond.toFixed(2).padStart(7)} img/s   reference ${ref.value.toFixed(1).padStart(5)} (${ref.source})   ratio ${(imagesPerSecond / ref.value).toFixed(3)}×${note}`
+    : `${label.padEnd(22)} ${imagesPerSecond.toFixed(2).padStart(7)} img/s${note}`;
   results.push(line);
   console.log(line);
 }
@@ -124,16 +143,15 @@ async function benchInference(size, warmup, steps) {
 
 // --- throughput ---------------------------------------------------------------
 const t128 = await benchTrain(128, 1, quick ? 1 : 4);
-report(`train 128 px, batch ${BATCH}`, t128.imagesPerSecond, REFERENCE.train128);
+report(`train 128 px, batch ${BATCH}`, t128.imagesPerSecond, REFERENCE?.train128);
 
 const i224 = await benchInference(224, 1, quick ? 1 : 5);
-report(`infer 224 px, batch ${BATCH}`, i224.folded, REFERENCE.infer224, ' (BN folded, as the stages predict)');
-report('  model.predict', i224['model.predict'], REFERENCE.infer224);
-report('  (vs raw tfjs-wasm)', i224.folded, REFERENCE.infer224Wasm);
+report(`infer 224 px, batch ${BATCH}`, i224.folded, REFERENCE?.infer224, ' (BN folded, as the stages predict)');
+report('  model.predict', i224['model.predict'], REFERENCE?.infer224);
 
 const t224 = await benchTrain(224, 1, quick ? 1 : 2);
 t224.model.dispose();
-report(`train 224 px, batch ${BATCH}`, t224.imagesPerSecond, REFERENCE.train224);
+report(`train 224 px, batch ${BATCH}`, t224.imagesPerSecond, REFERENCE?.train224);
 
 // --- where the time goes: one 128-px training step under tf.profile -------------
 // Only on wasm: the profile's kernel times on a GPU backend need timestamp queries and measure
