@@ -286,8 +286,9 @@ export class LmdbStore implements Store {
     while (this.inflight.size) await Promise.allSettled([...this.inflight]);
     if (this.failure) {
       // After a failed commit lmdb-js's close never resolves (it waits for the lost batch), and
-      // an await on it would end the process silently with exit code 0. The OS closes the file.
-      this.env.close().catch(() => {});
+      // an await on it would end the process silently with exit code 0; LMDB's native state may
+      // also be damaged by then (seen: a heap-corruption abort inside close). Leave it open: the
+      // process is about to exit and the OS closes the file.
       return;
     }
     try { await this.env.flushed; } catch { /* reported by flush */ }

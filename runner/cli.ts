@@ -179,6 +179,9 @@ main(process.argv.slice(2)).finally(() => { settled = true; }).then((code) => { 
     // After a failed write, LMDB's C library may have printed "Write error: …" without a newline.
     process.stderr.write(`${e.message.startsWith('writing to') ? '\n' : ''}podium: ${e.message}\n`);
     process.exitCode = 1;
+    // After a failed write LMDB's native state may be damaged: leave now, before anything else
+    // (a pending close, a clean-up at exit) touches it.
+    if (e.message.startsWith('writing to')) process.exit(1);
   } else if (e instanceof UsageError) {
     process.stderr.write(`podium: ${e.message}\n`);
     for (const d of e.diagnostics) process.stderr.write(`${formatDiagnostic(d)}\n`);

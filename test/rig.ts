@@ -58,3 +58,17 @@ export function commandPipeline(stages: Record<string, { run: string | string[];
     }])),
   };
 }
+
+/** Whether a process still runs. */
+export function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+/** Polls until ok() holds, or fails naming what it waited for. */
+export async function waitUntil(ok: () => boolean, ms: number, what: string): Promise<void> {
+  const until = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > until) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

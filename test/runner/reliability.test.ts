@@ -6,24 +6,12 @@ import { execFileSync } from 'node:child_process';
 import { open } from 'lmdb';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
-import { commandPipeline, Project } from '../rig.js';
+import { alive, commandPipeline, Project, waitUntil } from '../rig.js';
 
 let project: Project;
 afterEach(() => project?.cleanup());
 
 const isRoot = process.getuid?.() === 0;
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
-
-async function waitUntil(ok: () => boolean, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > until) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Overwrites a stored blob's bytes through LMDB itself, as a disk error or a meddler would. */
 async function forge(cacheDir: string, digest: string, bytes: Buffer): Promise<void> {

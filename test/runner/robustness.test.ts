@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { commandPipeline, Project } from '../rig.js';
+import { alive, commandPipeline, Project, waitUntil } from '../rig.js';
 
 let project: Project;
 afterEach(() => project?.cleanup());
@@ -10,18 +10,6 @@ async function waitFor(path: string, ms = 20_000): Promise<void> {
   const until = Date.now() + ms;
   while (!existsSync(path)) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${path}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
-
-async function waitUntil(ok: () => boolean, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > until) throw new Error(`timed out: ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
