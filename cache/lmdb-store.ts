@@ -100,11 +100,12 @@ export class LmdbStore implements Store {
     if (this.pendingBlobs.has(digest) || this.blobMeta.doesExist(digest)) return digest;
     this.pendingBlobs.add(digest);
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const chunks = Math.max(1, Math.ceil(buf.length / (this.options.chunkBytes ?? DEFAULT_CHUNK_BYTES)));
+    const chunkBytes = this.options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    const chunks = Math.max(1, Math.ceil(buf.length / chunkBytes));
     // lmdb-js batches queued writes into few transactions, in order: data before the meta that
     // marks a blob present, so a crash never leaves a meta without its data.
     if (chunks === 1) this.track(this.blobData.put(digest, buf));
-    else for (let i = 0; i < chunks; i++) this.track(this.blobData.put(`${digest}#${i}`, buf.subarray(i * (this.options.chunkBytes ?? DEFAULT_CHUNK_BYTES), (i + 1) * (this.options.chunkBytes ?? DEFAULT_CHUNK_BYTES))));
+    else for (let i = 0; i < chunks; i++) this.track(this.blobData.put(`${digest}#${i}`, buf.subarray(i * chunkBytes, (i + 1) * chunkBytes)));
     this.track(this.blobMeta.put(digest, { size: buf.length, chunks }));
     return digest;
   }
@@ -198,10 +199,6 @@ export class LmdbStore implements Store {
     return held && held.pid !== process.pid && this.isAlive(held) ? held : undefined;
   }
 
-  liveLeases(): Digest[] {
-    return this.liveOthers().filter(([k]) => !k.startsWith(RUN_PREFIX) && k !== GC_KEY).map(([k]) => k as Digest);
-  }
-
   beginRun(id: string, what: string): Lease | undefined {
     // gc --compact swaps in a new folder: registering in the old one would write into a copy
     // nobody reads again.
@@ -234,7 +231,7 @@ export class LmdbStore implements Store {
 
   endGc(): void { this.releaseLease(GC_KEY as Digest); }
 
-  /** Leases held by live processes other than this one; dead holders' leases are dropped. */
+  /** Leases held by live processes other than this one (a dead holder's lease counts as free). */
   private liveOthers(): Array<[string, Lease]> {
     const out: Array<[string, Lease]> = [];
     for (const { key, value } of this.leases.getRange()) {

@@ -86,8 +86,6 @@ export interface Store {
   releaseLease(key: Digest): void;
   /** The live process other than this one that holds a key's lease, if any. */
   leaseHolder(key: Digest): Lease | undefined;
-  /** Keys leased by other live processes (stages being computed right now). */
-  liveLeases(): Digest[];
   /**
    * Registers a live run (or verify) for as long as it uses the cache, unless gc holds it: then
    * nothing is registered and gc's lease is returned. gc never sweeps while a run is registered,

@@ -118,8 +118,10 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
 
   /** A waiting or running stage sleeps in steps that an interrupt cuts short. */
   const pause = (ms: number): Promise<void> => new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    opts.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    const onAbort = (): void => { clearTimeout(t); resolve(); };
+    // Removed when the timer fires: a long lease wait polls many times on one signal.
+    const t = setTimeout(() => { opts.signal.removeEventListener('abort', onAbort); resolve(); }, ms);
+    opts.signal.addEventListener('abort', onAbort, { once: true });
   });
 
   /**

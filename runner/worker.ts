@@ -36,7 +36,8 @@ try {
     signal: controller.signal,
     log: (line) => { logTail.push(line); void send({ type: 'log', line }); },
     // The runner throttles too; this keeps the IPC channel quiet when a stage reports every step.
-    note: (line) => { logTail.push(line); void send({ type: 'log', line }); void send({ type: 'note', line }); },
+    // One message: the runner's note() also puts the line in the stage's log.
+    note: (line) => { logTail.push(line); void send({ type: 'note', line }); },
     progress: throttledProgress((update) => void send({ type: 'progress', update })),
   }, req.params);
   await store.flush();

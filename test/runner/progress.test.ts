@@ -50,6 +50,9 @@ describe('progress', () => {
     // The train loop's speed is in the record (show, report), not in the lock: timings vary.
     expect((await project.cli('show', 'p.json', 'tiny')).stdout).toMatch(/^timing {2}imagesPerSec [\d.]+, secondsPerEpoch [\d.]+$/m);
     expect(project.read('p.lock.json')).not.toMatch(/imagesPerSec|secondsPerEpoch/);
+    // With --verbose the epoch lines come once each, as log lines (the note is not logged twice).
+    const verbose = await project.cli('run', 'p.json', '--force', 'tiny', '--verbose');
+    expect(verbose.stderr.split('\n').filter((l) => /^ {4}tiny\| epoch \d\/4: /.test(l))).toHaveLength(4);
     project.write('p.json', { ...pipeline(), seed: 4 });
     const quiet = await project.cli('run', 'p.json', '--quiet');
     expect(quiet.stderr.trim()).toBe('progress: 3 ran');

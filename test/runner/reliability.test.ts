@@ -30,6 +30,9 @@ async function flipByte(cacheDir: string, digest: string): Promise<void> {
   await env.close();
 }
 
+/** A command that says it started (file `started`), then waits until the test writes `go`. */
+const heldUntilGo = (then: string): string => `touch started; while [ ! -f go ]; do sleep 0.05; done; ${then}`;
+
 const cache = (): string => join(project.dir, '.podium/cache');
 
 describe('gc beside a run', () => {
@@ -37,7 +40,7 @@ describe('gc beside a run', () => {
     project = new Project();
     project.write('p.json', commandPipeline({
       first: { run: 'echo one > one.txt', outs: ['one.txt'] },
-      second: { run: 'touch started; while [ ! -f go ]; do sleep 0.05; done; cat one.txt > two.txt', inputs: { after: 'first' }, outs: ['two.txt'] },
+      second: { run: heldUntilGo('cat one.txt > two.txt'), inputs: { after: 'first' }, outs: ['two.txt'] },
     }));
     const run = project.spawn(['run', 'p.json', '--json']);
     await waitUntil(() => existsSync(join(project.dir, 'started')), 20_000, 'second stage to start');
@@ -134,7 +137,7 @@ describe('signals', () => {
 
   it('SIGINT while waiting for another process to finish a stage stops the waiting run', async () => {
     project = new Project();
-    project.write('p.json', commandPipeline({ slow: { run: 'touch started; while [ ! -f go ]; do sleep 0.05; done; echo x > x.txt', outs: ['x.txt'] } }));
+    project.write('p.json', commandPipeline({ slow: { run: heldUntilGo('echo x > x.txt'), outs: ['x.txt'] } }));
     const holder = project.spawn(['run', 'p.json']);
     await waitUntil(() => existsSync(join(project.dir, 'started')), 20_000, 'holder to start');
     const waiter = project.spawn(['run', 'p.json']);
@@ -170,7 +173,7 @@ describe('leases', () => {
 
   it('gives up waiting for a live holder after --lease-timeout, saying who holds it', async () => {
     project = new Project();
-    project.write('p.json', commandPipeline({ slow: { run: 'touch started; while [ ! -f go ]; do sleep 0.05; done; echo x > x.txt', outs: ['x.txt'] } }));
+    project.write('p.json', commandPipeline({ slow: { run: heldUntilGo('echo x > x.txt'), outs: ['x.txt'] } }));
     const holder = project.spawn(['run', 'p.json']);
     await waitUntil(() => existsSync(join(project.dir, 'started')), 20_000, 'holder to start');
     const r = await project.run('p.json', '--lease-timeout', '1');
