@@ -2,7 +2,7 @@
 // schema, inputs, run(). The runner knows nothing else about kinds, so adding one is one file
 // plus one line in registry.ts.
 import type { Digest } from '../cache/canonical.js';
-import type { StageRecord, Store } from '../cache/store.js';
+import type { BlobInfo, StageRecord, Store } from '../cache/store.js';
 
 /** A JSON Schema object (draft 2020-12 subset that ajv understands). */
 export type JsonSchema = Record<string, unknown>;
@@ -28,6 +28,53 @@ export interface InputArtifact {
 }
 
 export type InputValue = InputArtifact | InputArtifact[];
+
+/**
+ * One entry of the stage index, a small key → entry memo stages keep across runs (decode: image
+ * bytes + params → decoded blob; finetune: recipe + epoch → checkpoint). `blobs` are the blobs it
+ * points to: gc drops the entry when it removes any of them, and a reader must still find them
+ * (blobInfo) before trusting it. `meta` is the stage's own JSON.
+ */
+export interface IndexEntry { blobs: Digest[]; meta: Record<string, unknown> }
+
+/**
+ * A store a worker thread can open for itself: `module` exports `openStageStore(args)`. Plain
+ * data, so it crosses postMessage; the stage never names the implementation it loads.
+ */
+export interface StoreOpener { module: string; args: unknown }
+
+/**
+ * All a stage may do with the cache: blobs by content, its index, a stat-memoised file hash, and a
+ * folder for files it generates. Today it is the local LMDB cache; a job on a cluster node gets
+ * one whose blobs live in the shared store. A stage must not care which.
+ */
+export interface StageStore {
+  /** Stores bytes under their sha256 (idempotent) and resolves once durable. */
+  putBlob(bytes: Uint8Array): Promise<Digest>;
+  /** Queues bytes and returns their digest at once; durable after flush() (the runner flushes before committing). */
+  queueBlob(bytes: Uint8Array, digest?: Digest): Digest;
+  /**
+   * The bytes, hash-checked. A missing or damaged blob throws CacheCorruption (the runner repairs
+   * it by rerunning its producer); `optional` returns undefined for a missing one instead (a probe).
+   */
+  getBlob(digest: Digest, opts?: { optional?: boolean }): Buffer | undefined;
+  /**
+   * Reads blobs without copying them: `fn` gets hash-checked views that are valid only while it
+   * runs (copy what must outlive it). For reading a dataset batch by batch.
+   */
+  withBlobs<T>(digests: readonly Digest[], fn: (views: Uint8Array[]) => T): T;
+  blobInfo(digest: Digest): BlobInfo | undefined;
+  getIndex(key: string): IndexEntry | undefined;
+  setIndex(key: string, entry: IndexEntry): void;
+  /** sha256 of a file or folder, memoised by (size, mtime, inode); undefined when absent. */
+  hashPath(absPath: string): Digest | undefined;
+  /** Waits for queued writes. */
+  flush(): Promise<void>;
+  /** A folder beside the cache for files a stage generates and keeps (the synthetic dataset's images). */
+  readonly filesDir: string;
+  /** How a worker thread opens its own handle on this store. */
+  readonly opener: StoreOpener;
+}
 
 export interface StageContext {
   readonly stageId: string;
