@@ -20,6 +20,8 @@ interface VerbSpec {
   args: string[];
   summary: string;
   options: Record<string, OptionSpec>;
+  /** Internal verbs (run by podium itself, e.g. on a cluster node) stay out of help and completion. */
+  hidden?: boolean;
 }
 
 export const BACKENDS = BACKEND_NAMES;
@@ -34,6 +36,8 @@ const always: Record<string, OptionSpec> = {
   help: { type: 'boolean', short: 'h', help: 'print this help' },
 };
 const pipelineOpts = { ...set, ...cache, ...backend };
+const remote: Record<string, OptionSpec> = { remote: { type: 'string', arg: 'DIR', help: 'the shared store (default $PODIUM_REMOTE, or "remote" in podium.config.json)' } };
+export const EXECUTORS = ['local', 'slurm'] as const;
 
 export const VERBS = {
   run: {
@@ -48,7 +52,21 @@ export const VERBS = {
       'lease-timeout': { type: 'string', arg: 'SECONDS', help: 'wait this long for a stage another podium is computing (default 6 h, or $PODIUM_LEASE_TIMEOUT)' },
       'no-report': { type: 'boolean', help: 'do not rebuild the HTML report after the run (or PODIUM_NO_REPORT=1)' },
       quiet: { type: 'boolean', short: 'q', help: 'print only failures, warnings and the summary' },
-      ...pipelineOpts, ...json,
+      executor: { type: 'string', arg: EXECUTORS.join('|'), help: 'where stages run: here (default), or as SLURM jobs (settings in podium.config.json, docs/cluster.md)' },
+      'max-jobs': { type: 'string', arg: 'N', help: 'with --executor slurm: jobs queued or running at once (default 100; --jobs does not bound them)' },
+      'cancel-on-interrupt': { type: 'boolean', help: 'with --executor slurm: cancel queued and running jobs on Ctrl-C without asking' },
+      ...remote, ...pipelineOpts, ...json,
+    },
+  },
+  push: { args: ['<pipeline>'], summary: 'copy the records and blobs its lock file names to the shared store', options: { ...remote, ...pipelineOpts, ...json } },
+  pull: { args: ['<pipeline>'], summary: 'copy the records and blobs its lock file names from the shared store', options: { ...remote, ...pipelineOpts, ...json } },
+  'exec-stage': {
+    args: ['<pipeline>', '<stage>'], summary: 'run one stage as a cluster job (internal: started by --executor slurm)', hidden: true,
+    options: {
+      key: { type: 'string', arg: 'KEY', help: 'the stage key the runner computed' },
+      spec: { type: 'string', arg: 'FILE', help: "the job's inputs, written by the runner" },
+      result: { type: 'string', arg: 'FILE', help: 'where to write the record' },
+      ...remote,
     },
   },
   status: { args: ['<pipeline>'], summary: 'each stage fresh or stale, and why', options: { ...pipelineOpts, ...json } },
@@ -82,7 +100,7 @@ export function globalUsage(): string {
   return [
     'usage: podium <verb> [options]',
     '',
-    ...Object.entries(VERBS).map(([v, s]) => `  ${v.padEnd(width)}  ${s.summary}`),
+    ...Object.entries(VERBS).filter(([, s]) => !('hidden' in s)).map(([v, s]) => `  ${v.padEnd(width)}  ${s.summary}`),
     '',
     'podium <verb> --help lists its options; podium --version prints the version.',
     'A matrix point can be named by its index: fit@0 is the first point of stage fit.',
@@ -154,7 +172,9 @@ function checkValues(v: Values): void {
   };
   oneOf('backend', BACKENDS);
   oneOf('format', DAG_FORMATS);
+  oneOf('executor', EXECUTORS);
   integer('jobs', 1, 'a positive integer');
+  integer('max-jobs', 1, 'a positive integer');
   integer('keep-runs', 0, 'a whole number (0 or more)');
   const lease = v['lease-timeout'];
   if (typeof lease === 'string' && !(lease.trim() !== '' && Number.isFinite(Number(lease)) && Number(lease) >= 0)) {
@@ -169,12 +189,13 @@ function checkValues(v: Values): void {
  * file names for everything else.
  */
 export function bashCompletion(): string {
-  const cases = Object.entries(VERBS).map(([verb, spec]) => `    ${verb}) opts="${Object.keys({ ...spec.options, ...always }).map((o) => `--${o}`).join(' ')}" ;;`);
+  const shown = Object.entries(VERBS).filter(([, s]) => !('hidden' in s));
+  const cases = shown.map(([verb, spec]) => `    ${verb}) opts="${Object.keys({ ...spec.options, ...always }).map((o) => `--${o}`).join(' ')}" ;;`);
   return `# podium bash completion: source <(npx podium completion)
 _podium() {
   local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}" opts=""
   if [ "$COMP_CWORD" -eq 1 ]; then
-    COMPREPLY=($(compgen -W "${Object.keys(VERBS).join(' ')} help --help --version" -- "$cur"))
+    COMPREPLY=($(compgen -W "${shown.map(([v]) => v).join(' ')} help --help --version" -- "$cur"))
     return
   fi
   case "$prev" in

@@ -46,7 +46,7 @@ async function main(argv: string[]): Promise<number> {
       const jobs = v.jobs === undefined ? undefined : Number(v.jobs);
       const gpus = typeof v.gpus === 'string' ? v.gpus.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
       const leaseTimeout = v['lease-timeout'] === undefined ? undefined : Number(v['lease-timeout']);
-      const summary = await runPipeline(pos[0], { cache, backend, dryRun: !!v['dry-run'], only: v.only as string[] | undefined, from: v.from as string | undefined, force: v.force as string[] | undefined, jobs, gpus, leaseTimeout, set }, logger, controller.signal).finally(() => live?.stop());
+      const summary = await runPipeline(pos[0], { cache, backend, dryRun: !!v['dry-run'], only: v.only as string[] | undefined, from: v.from as string | undefined, force: v.force as string[] | undefined, jobs, gpus, leaseTimeout, set, ...clusterOptions(v) }, logger, controller.signal).finally(() => live?.stop());
       // The report is rebuilt after a run that did something (PODIUM_NO_REPORT=1 or --no-report skip it).
       let report: string | undefined;
       const wantReport = !v['dry-run'] && !v['no-report'] && !process.env.PODIUM_NO_REPORT && !summary.noop && !controller.signal.aborted && summary.stages.length > 0;
@@ -64,6 +64,20 @@ async function main(argv: string[]): Promise<number> {
       }
       if (summary.stages.some((r) => r.inputError)) return 2;
       return summary.stages.some((r) => r.status === 'failed' || r.status === 'skipped') ? 1 : 0;
+    }
+    case 'push':
+    case 'pull': {
+      const { transfer, formatTransfer } = await import('./push-pull.js');
+      const { humanLogger } = await import('./events.js');
+      const r = await transfer(verb, pos[0], { cache, backend, set, remote: v.remote as string | undefined }, humanLogger(process.stderr), controller.signal);
+      print(json, r, () => formatTransfer(r));
+      if (controller.signal.aborted) return interruptedExitCode();
+      return r.missing.length ? 1 : 0;
+    }
+    case 'exec-stage': {
+      const { execStage } = await import('./slurm/exec-stage.js');
+      const need = (flag: string): string => { if (typeof v[flag] !== 'string') throw new UsageError(`exec-stage needs --${flag}`); return v[flag] as string; };
+      return execStage({ pipeline: pos[0]!, stageId: pos[1]!, key: need('key'), spec: need('spec'), result: need('result'), remote: need('remote') }, controller.signal);
     }
     case 'status': {
       const { status, formatStatus } = await import('./status.js');
@@ -131,6 +145,16 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
   }
+}
+
+/** run's --executor slurm options, passed on only when given (the local path never sees them). */
+function clusterOptions(v: Record<string, unknown>): { executor?: 'local' | 'slurm'; maxJobs?: number; remote?: string; cancelOnInterrupt?: boolean } {
+  return {
+    ...(v.executor ? { executor: v.executor as 'local' | 'slurm' } : {}),
+    ...(v['max-jobs'] ? { maxJobs: Number(v['max-jobs']) } : {}),
+    ...(v.remote ? { remote: v.remote as string } : {}),
+    ...(v['cancel-on-interrupt'] ? { cancelOnInterrupt: true } : {}),
+  };
 }
 
 /** The first signal whose handling is under way: SIGINT or SIGTERM. */

@@ -21,7 +21,12 @@ export interface StageJob {
   gpu: string | undefined;
   /** CPU threads the stage may use (StageContext.threads). */
   threads: number;
+  /** The blobs the inputs are and refer to (upstream outputs and refs): what a cluster job must fetch. */
+  inputBlobs?: Digest[];
 }
+
+/** Runs a stage and returns its record uncommitted: executeStage here, or a cluster job (runner/slurm). */
+export type StageRunner = (job: StageJob, store: Store, signal: AbortSignal, listener: StageListener) => Promise<StageRecord>;
 
 export class StageFailure extends Error {
   /** inputError: the stage found its input data invalid (the run exits 2). */

@@ -10,7 +10,7 @@ import type { Digest } from '../cache/canonical.js';
 import { CacheCorruption, CacheUnavailable, type StageRecord, type Store } from '../cache/store.js';
 import type { Pipeline, StageNode } from './analyze.js';
 import type { EventSink, StageReport } from './events.js';
-import { executeStage, StageFailure } from './execute-stage.js';
+import { executeStage, StageFailure, type StageRunner } from './execute-stage.js';
 import { explainChange, fingerprintOf, inputValues, ownChanges } from './fingerprints.js';
 import type { Plan } from './plan.js';
 
@@ -23,6 +23,8 @@ export interface ExecuteOptions {
   signal: AbortSignal;
   /** How long to wait for a stage another live process is computing before failing it. */
   leaseTimeoutMs: number;
+  /** Where a stage runs: in this process or a worker (default), or as a cluster job (--executor slurm). */
+  runStage?: StageRunner;
 }
 
 export interface Outcome {
@@ -137,9 +139,9 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
       try {
         const gpu = opts.gpus?.length ? opts.gpus[slot % opts.gpus.length] : undefined;
         // --force and --from mean from scratch; saved progress is for a stage never finished.
-        const record = await executeStage({
+        const record = await (opts.runStage ?? executeStage)({
           kind: node.kind, stageId: node.id, key, resume: !forced, params: node.params, inputs: inputValues(node, upstream),
-          seed: pipeline.seed, projectDir: pipeline.projectDir, slot, gpu, threads,
+          seed: pipeline.seed, projectDir: pipeline.projectDir, slot, gpu, threads, inputBlobs: inputBlobsOf(node),
         }, store, opts.signal, {
           log: (line) => opts.onEvent({ type: 'stage-log', id: node.id, line }),
           note: (line) => opts.onEvent({ type: 'stage-note', id: node.id, line }),
@@ -217,6 +219,12 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
     }
     await Promise.all(producers.map((id) => repairing.get(id)));
   };
+
+  /** Every blob a stage's inputs are or refer to: a cluster job fetches these from the shared store. */
+  const inputBlobsOf = (node: StageNode): Digest[] => [...new Set(Object.values(node.inputs).flatMap((i) => i.ids).flatMap((id) => {
+    const rec = upstream(id)!;
+    return [...Object.values(rec.outputs), ...rec.refs];
+  }))];
 
   const blobIntact = (digest: Digest): boolean => {
     try { return store.getBlob(digest) !== undefined; } catch (err) { if (err instanceof CacheCorruption) return false; throw err; }

@@ -17,7 +17,8 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
   const pipeline = loadPipeline(file, opts);
   const thePlan = plan(pipeline, opts);
   if (opts.jobs !== undefined && (!Number.isInteger(opts.jobs) || opts.jobs < 1)) throw new UsageError(`--jobs must be a positive integer, got ${opts.jobs}`);
-  const jobs = opts.jobs ?? (opts.gpus?.length || availableParallelism());
+  const cluster = opts.executor === 'slurm' && !opts.dryRun ? await (await import('./slurm/setup.js')).slurmSetup(pipeline, opts, onEvent) : undefined;
+  const jobs = cluster?.maxJobs ?? opts.jobs ?? (opts.gpus?.length || availableParallelism());
   const { path: lockPath, lock } = lockOf(pipeline);
   const runId = `${new Date().toISOString()}-${process.pid}`;
   // Strict: in-process stages and restores read through it, and a missing blob is a miss to repair.
@@ -27,7 +28,8 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
     : await openRegistered(opts, pipeline.projectDir, runId, `podium run ${pipeline.file}`, onEvent, signal);
   if (!store) return { pipeline: pipeline.name, stages: [], lockWritten: false, noop: false };
   try {
-    const outcome = await execute(pipeline, thePlan, store, { jobs, gpus: opts.gpus, dryRun: !!opts.dryRun, lock, onEvent, signal, leaseTimeoutMs: leaseTimeoutMs(opts) });
+    const outcome = await execute(pipeline, thePlan, store, { jobs, gpus: opts.gpus, dryRun: !!opts.dryRun, lock, onEvent, signal, leaseTimeoutMs: leaseTimeoutMs(opts), ...(cluster ? { runStage: cluster.backend.runStage } : {}) });
+    if (cluster && signal.aborted) await cluster.backend.afterInterrupt();
     for (const w of store.warnings) onEvent({ type: 'warning', message: w });
     let lockWritten = false;
     const ok = outcome.reports.every((r) => r.status === 'ran' || r.status === 'cached');

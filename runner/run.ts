@@ -15,6 +15,11 @@ export interface RunOptions extends CommonOptions {
   gpus?: string[];
   /** Seconds to wait for a stage another live podium process is computing (--lease-timeout). */
   leaseTimeout?: number;
+  /** --executor slurm: stages run as SLURM jobs (runner/slurm), bounded by maxJobs, blobs through `remote`. */
+  executor?: 'local' | 'slurm';
+  maxJobs?: number;
+  remote?: string;
+  cancelOnInterrupt?: boolean;
 }
 
 export interface RunSummary {

@@ -1,0 +1,218 @@
+// `--executor slurm`: each stage the executor decides to run becomes one sbatch job running
+// `podium exec-stage` on a node. The executor is unchanged: it still decides what runs (keys,
+// early cutoff), holds the lease, and commits the record; this module only replaces "run the
+// stage here" with "ship its inputs to the shared store, submit, wait, fetch its outputs".
+//
+// Dependencies stay podium's: a stage is submitted once its inputs are committed, never with
+// `--dependency=afterok`. SLURM would start a dependent job whenever its upstream job succeeds,
+// but whether it must run at all is known only then: an upstream stage that reproduces the same
+// bytes leaves it cached (early cutoff), and its key needs the upstream outputs' digests.
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Digest } from '../../cache/canonical.js';
+import type { RemoteStore } from '../../cache/remote-store.js';
+import { CacheCorruption, type StageRecord, type Store } from '../../cache/store.js';
+import type { InputArtifact } from '../../stages/contract.js';
+import type { Pipeline } from '../analyze.js';
+import type { EventSink } from '../events.js';
+import { StageFailure, type StageJob, type StageListener } from '../execute-stage.js';
+import { settingsFor, type SlurmConfig, type SlurmSettings } from '../project-config.js';
+import { blobsOf, pullBlobs, pushBlobs } from '../push-pull.js';
+import { sbatch, scancel, squeue, FINISHED, type QueueEntry } from './commands.js';
+import type { JobResult, JobSpec } from './job-spec.js';
+import { QueuePoller } from './poller.js';
+
+/** What the spool remembers of a submitted job, beside its log: a rerun adopts it from here. */
+export interface JobTicket { jobId: string; key: string; stageId: string; submittedAt: string; host: string; pid: number; attempt: number }
+
+export interface SlurmBackendOptions {
+  pipeline: Pipeline;
+  set: string[];
+  backend: string | undefined;
+  remote: RemoteStore;
+  config: SlurmConfig;
+  /** Folder on shared storage for job scripts, logs, results and tickets. */
+  spool: string;
+  onEvent: EventSink;
+  /** On interrupt: cancel the jobs in flight (true), leave them (false), or ask (a function). */
+  onInterrupt: boolean | ((jobs: string[]) => Promise<boolean>);
+}
+
+const REQUEUE_STATES = new Set(['NODE_FAIL', 'PREEMPTED']);
+const LOG_TAIL = 30;
+
+export interface SlurmBackend {
+  runStage(job: StageJob, store: Store, signal: AbortSignal, listener: StageListener): Promise<StageRecord>;
+  /** After the run: what became of the jobs still in flight when it was interrupted. */
+  afterInterrupt(): Promise<void>;
+}
+
+export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
+  const poller = new QueuePoller(o.config.pollMs ?? 500);
+  const inFlight = new Set<string>();
+  const cli = cliScript();
+
+  const runStage = async (job: StageJob, store: Store, signal: AbortSignal, listener: StageListener): Promise<StageRecord> => {
+    const dir = join(o.spool, job.key);
+    mkdirSync(dir, { recursive: true });
+    const settings = settingsFor(o.config, { id: job.stageId, baseId: job.stageId.split('@')[0]!, kind: job.kind.name });
+    let ticket = await adoptable(dir, job.key);
+    if (ticket === 'done') return collect(dir, job, store, listener);
+    if (ticket) listener.note(`adopted slurm job ${ticket.jobId} (submitted ${ticket.submittedAt} by pid ${ticket.pid}), not submitting it again`);
+    for (let attempt = ticket?.attempt ?? 0; ; attempt++) {
+      ticket ??= await submit(dir, job, store, settings, attempt, listener);
+      const end = await waitFor(ticket.jobId, signal, listener);
+      inFlight.delete(ticket.jobId);
+      const state = end?.state ?? (existsSync(join(dir, 'result.json')) ? 'COMPLETED' : 'VANISHED');
+      if (REQUEUE_STATES.has(state) && attempt < (o.config.requeueLimit ?? 2)) {
+        listener.note(`slurm job ${ticket.jobId} ended ${state} on ${end?.node || '?'}: submitting it again (${attempt + 1} of ${o.config.requeueLimit ?? 2})`);
+        ticket = undefined;
+        continue;
+      }
+      if (state === 'COMPLETED') return collect(dir, job, store, listener, ticket.jobId, end?.node);
+      throw failure(dir, ticket.jobId, state, end, settings);
+    }
+  };
+
+  /** A ticket whose job is still queued or running ('done' when it finished with a result to collect). */
+  const adoptable = async (dir: string, key: Digest): Promise<JobTicket | 'done' | undefined> => {
+    const ticket = readJson<JobTicket>(join(dir, 'job.json'));
+    if (!ticket || ticket.key !== key) return undefined;
+    const result = readJson<JobResult>(join(dir, 'result.json'));
+    const entry = (await squeue([ticket.jobId]))?.get(ticket.jobId);
+    if (entry && !FINISHED.has(entry.state)) return ticket;
+    return result?.ok && result.record.key === key ? 'done' : undefined;
+  };
+
+  const submit = async (dir: string, job: StageJob, store: Store, settings: SlurmSettings, attempt: number, listener: StageListener): Promise<JobTicket> => {
+    // Inputs reach the node only through the store, hash-checked on both sides.
+    const inputBlobs = job.inputBlobs ?? inputOutputs(job);
+    await pushBlobs(store, o.remote, inputBlobs);
+    const spec: JobSpec = { pipeline: resolve(o.pipeline.file), stageId: job.stageId, key: job.key, resume: job.resume, set: o.set, backend: o.backend ?? null, inputs: job.inputs, inputBlobs, threads: settings.cpusPerTask ?? 1 };
+    writeAtomic(join(dir, 'spec.json'), JSON.stringify(spec));
+    rmSync(join(dir, 'result.json'), { force: true });
+    const script = join(dir, 'job.sh');
+    writeFileSync(script, jobScript(cli, o.pipeline.file, job, dir, o.remote.location), { mode: 0o755 });
+    const jobId = await sbatch([
+      `--job-name=podium:${job.stageId}`, `--output=${join(dir, 'log-%j.txt')}`, `--chdir=${o.pipeline.projectDir}`,
+      ...(settings.partition ? [`--partition=${settings.partition}`] : []), ...(settings.time ? [`--time=${settings.time}`] : []),
+      ...(settings.account ? [`--account=${settings.account}`] : []), ...(settings.gres ? [`--gres=${settings.gres}`] : []),
+      ...(settings.cpusPerTask ? [`--cpus-per-task=${settings.cpusPerTask}`] : []), ...(settings.mem ? [`--mem=${settings.mem}`] : []),
+      ...(settings.sbatchArgs ?? []),
+    ], script);
+    const ticket: JobTicket = { jobId, key: job.key, stageId: job.stageId, submittedAt: new Date().toISOString(), host: hostname(), pid: process.pid, attempt };
+    writeAtomic(join(dir, 'job.json'), JSON.stringify(ticket));
+    listener.note(`slurm job ${jobId} submitted${settings.gres ? ` (--gres=${settings.gres})` : ''}`);
+    return ticket;
+  };
+
+  const waitFor = async (jobId: string, signal: AbortSignal, listener: StageListener): Promise<QueueEntry | undefined> => {
+    inFlight.add(jobId);
+    const onAbort = (): void => poller.forget(jobId);
+    const ended = poller.wait(jobId, (e) => { if (e.state === 'RUNNING') listener.note(`slurm job ${jobId} running on ${e.node}`); });
+    const aborted = new Promise<'aborted'>((res) => {
+      if (signal.aborted) res('aborted');
+      signal.addEventListener('abort', () => { onAbort(); res('aborted'); }, { once: true });
+    });
+    const first = await Promise.race([ended, aborted]);
+    if (first === 'aborted') throw new StageFailure('interrupted', []);
+    return first;
+  };
+
+  /** The job's record: its blobs fetched (hash-checked) into the local cache, ready to commit. */
+  const collect = async (dir: string, job: StageJob, store: Store, listener: StageListener, jobId?: string, node?: string): Promise<StageRecord> => {
+    const result = readJson<JobResult>(join(dir, 'result.json'));
+    if (!result) throw new StageFailure(`slurm job ${jobId ?? '?'} completed but wrote no result (${join(dir, 'result.json')})`, logTail(dir, jobId));
+    for (const line of logLines(dir, jobId ?? result.slurmJobId ?? undefined)) listener.log(line);
+    if (!result.ok) throw resultFailure(result, jobId ?? result.slurmJobId ?? '?', 'COMPLETED');
+    if (result.record.key !== job.key) throw new StageFailure(`slurm job ${jobId} returned a record for another key (${result.record.key.slice(0, 12)})`, []);
+    await pullBlobs(store, o.remote, blobsOf(result.record));
+    for (const [k, v] of result.index) if (store.blobInfo(v.split(' ')[0] as Digest)) store.setIndex(k, v);
+    const where = `slurm job ${result.slurmJobId ?? jobId} on ${node || result.host} (CUDA_VISIBLE_DEVICES=${result.cudaVisibleDevices ?? ''})`;
+    return { ...result.record, logTail: [where, ...result.record.logTail].slice(-50) };
+  };
+
+  const failure = (dir: string, jobId: string, state: string, end: QueueEntry | undefined, settings: SlurmSettings): Error => {
+    const result = readJson<JobResult>(join(dir, 'result.json'));
+    if (result && !result.ok && result.slurmJobId === jobId) return resultFailure(result, jobId, state, end?.node);
+    const why: Record<string, string> = {
+      TIMEOUT: `exceeded its time limit${settings.time ? ` (--time=${settings.time})` : ''}`,
+      OUT_OF_MEMORY: `ran out of memory${settings.mem ? ` (--mem=${settings.mem})` : ''}`,
+      CANCELLED: 'was cancelled (scancel, or by an administrator)',
+      NODE_FAIL: `its node failed (resubmitted ${o.config.requeueLimit ?? 2} times already)`,
+      PREEMPTED: `was preempted (resubmitted ${o.config.requeueLimit ?? 2} times already)`,
+      VANISHED: 'left the queue without writing a result',
+      FAILED: 'exited with an error before the stage could report',
+    };
+    return new StageFailure(`slurm job ${jobId} ${state}${end?.node ? ` on ${end.node}` : ''}: ${why[state] ?? end?.reason ?? 'ended'}; log ${join(dir, `log-${jobId}.txt`)}`, logTail(dir, jobId));
+  };
+
+  const afterInterrupt = async (): Promise<void> => {
+    const jobs = [...inFlight];
+    if (!jobs.length) return;
+    const cancel = typeof o.onInterrupt === 'function' ? await o.onInterrupt(jobs) : o.onInterrupt;
+    if (cancel) {
+      await scancel(jobs);
+      o.onEvent({ type: 'warning', message: `cancelled ${jobs.length} slurm job${jobs.length === 1 ? '' : 's'}: ${jobs.join(' ')}` });
+    } else {
+      o.onEvent({ type: 'warning', message: `left ${jobs.length} slurm job${jobs.length === 1 ? '' : 's'} queued or running: ${jobs.join(' ')}; \`podium run\` again adopts them (scancel ${jobs.join(' ')} cancels them)` });
+    }
+  };
+
+  return { runStage, afterInterrupt };
+}
+
+function resultFailure(result: Extract<JobResult, { ok: false }>, jobId: string, state: string, node?: string): Error {
+  if (result.corruptDigest) return new CacheCorruption(result.corruptDigest, result.message);
+  return new StageFailure(`${result.message} (slurm job ${jobId} ${state} on ${node || result.host})`, result.logTail, result.inputError);
+}
+
+/** The blobs the inputs are, when the executor did not list their refs. */
+function inputOutputs(job: StageJob): Digest[] {
+  return [...new Set(Object.values(job.inputs).flatMap((v) => (Array.isArray(v) ? v : [v]) as InputArtifact[]).flatMap((a) => Object.values(a.outputs)))];
+}
+
+const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The batch script: podium itself on the node. PODIUM_CACHE points where no cache can be made,
+ * so a stage that reached for the runner's LMDB would fail loudly instead of sharing it.
+ */
+function jobScript(cli: string, pipelineFile: string, job: StageJob, dir: string, remote: string): string {
+  return [
+    '#!/bin/sh',
+    `# podium stage ${job.stageId}, key ${job.key}`,
+    'export PODIUM_CACHE=/dev/null/no-cache-on-a-job PODIUM_NO_REPORT=1',
+    `exec ${quote(process.execPath)} ${quote(cli)} exec-stage ${quote(resolve(pipelineFile))} ${quote(job.stageId)} --key ${job.key} --spec ${quote(join(dir, 'spec.json'))} --result ${quote(join(dir, 'result.json'))} --remote ${quote(remote)}`,
+    '',
+  ].join('\n');
+}
+
+function cliScript(): string {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  const compiled = join(here, '..', 'cli.js');
+  // Under vitest this module runs from source; the job always runs compiled.
+  return existsSync(compiled) ? compiled : join(here, '..', '..', 'dist', 'runner', 'cli.js');
+}
+
+function readJson<T>(path: string): T | undefined {
+  try { return JSON.parse(readFileSync(path, 'utf8')) as T; } catch { return undefined; }
+}
+
+function writeAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
+
+function logLines(dir: string, jobId: string | undefined): string[] {
+  const name = jobId ? `log-${jobId}.txt` : readdirSync(dir).filter((f) => f.startsWith('log-')).sort().pop();
+  if (!name) return [];
+  try { return readFileSync(join(dir, name), 'utf8').split('\n').filter(Boolean); } catch { return []; }
+}
+
+function logTail(dir: string, jobId: string | undefined): string[] {
+  return logLines(dir, jobId).slice(-LOG_TAIL);
+}

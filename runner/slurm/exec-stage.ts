@@ -1,0 +1,84 @@
+// `podium exec-stage`: one stage, run as a cluster job. The job never sees the runner's LMDB (it
+// gets no path to it): it makes a scratch cache in its own temporary folder, fills it from the
+// shared store with exactly the blobs the runner listed (hash-checked), checks that it computes
+// the key the runner asked for, runs the stage, pushes what the stage wrote to the store, and
+// writes the record to the result file. Only the runner commits records.
+import { mkdtempSync, renameSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stageKey } from '../../cache/fingerprint.js';
+import type { Digest } from '../../cache/canonical.js';
+import { LmdbStore } from '../../cache/lmdb-store.js';
+import { openRemote } from '../../cache/remote-store.js';
+import { CacheCorruption, type StageRecord } from '../../cache/store.js';
+import type { InputArtifact } from '../../stages/contract.js';
+import { loadPipeline } from '../context.js';
+import { executeStage, StageFailure } from '../execute-stage.js';
+import { fingerprintOf } from '../fingerprints.js';
+import { blobsOf, pullBlobs, pushBlobs } from '../push-pull.js';
+import type { JobFacts, JobResult, JobSpec } from './job-spec.js';
+
+export interface ExecStageArgs { pipeline: string; stageId: string; key: string; spec: string; result: string; remote: string }
+
+/** Runs the job; returns the exit code (0 when the record was written). */
+export async function execStage(args: ExecStageArgs, signal: AbortSignal): Promise<number> {
+  const spec = JSON.parse(readFileSync(args.spec, 'utf8')) as JobSpec;
+  if (spec.key !== args.key || spec.stageId !== args.stageId) throw new Error(`${args.spec} is for stage ${spec.stageId} key ${spec.key.slice(0, 12)}, not ${args.stageId} ${args.key.slice(0, 12)}`);
+  const scratch = mkdtempSync(join(process.env.TMPDIR ?? tmpdir(), 'podium-job-'));
+  const facts: JobFacts = { host: hostname(), cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null, slurmJobId: process.env.SLURM_JOB_ID ?? null, scratch };
+  const say = (line: string): void => { process.stdout.write(`${line}\n`); };
+  say(`podium exec-stage ${spec.stageId} key ${spec.key.slice(0, 12)} on ${facts.host}, CUDA_VISIBLE_DEVICES=${facts.cudaVisibleDevices ?? ''}, scratch cache ${scratch}`);
+  const store = new LmdbStore(join(scratch, 'cache'), { strictReads: true });
+  let result: JobResult;
+  try {
+    const remote = openRemote(args.remote);
+    await pullBlobs(store, remote, spec.inputBlobs);
+    const pipeline = loadPipeline(args.pipeline, { set: spec.set, ...(spec.backend ? { backend: spec.backend } : {}) });
+    const node = pipeline.byId.get(spec.stageId);
+    if (!node) throw new StageFailure(`stage ${spec.stageId} is not in ${args.pipeline} as the node sees it`, []);
+    // The same pipeline, podium and deps on the node as on the runner: otherwise the record
+    // would be filed under a key it was not computed for.
+    const upstream = upstreamFromInputs(spec);
+    const fp = fingerprintOf(pipeline, node, store, (id) => upstream.get(id));
+    if (!fp.ok || stageKey(fp.fingerprint) !== spec.key) {
+      throw new StageFailure(`the node computes another key for ${spec.stageId} (${fp.ok ? stageKey(fp.fingerprint).slice(0, 12) : `input ${fp.input} missing`} against ${spec.key.slice(0, 12)}): is the project on shared storage, and the same podium installed?`, []);
+    }
+    const record = await executeStage({
+      kind: node.kind, stageId: node.id, key: spec.key, resume: spec.resume, params: node.params, inputs: spec.inputs,
+      seed: pipeline.seed, projectDir: pipeline.projectDir, slot: 0, gpu: facts.cudaVisibleDevices ?? undefined, threads: spec.threads,
+    }, store, signal, { log: say, note: say, progress: () => {} });
+    await pushBlobs(store, remote, blobsOf(record));
+    result = { ok: true, record, index: indexOfOwn(store, record), ...facts };
+  } catch (e) {
+    const f = e instanceof StageFailure ? e : undefined;
+    const message = (e as Error).message;
+    say(`failed: ${message}`);
+    result = { ok: false, message, logTail: f?.logTail ?? (e instanceof CacheCorruption ? [] : ((e as Error).stack ?? '').split('\n')), inputError: !!f?.inputError, ...(e instanceof CacheCorruption ? { corruptDigest: e.digest } : {}), ...facts };
+  } finally {
+    await store.close();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  const tmp = `${args.result}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(result)}\n`);
+  renameSync(tmp, args.result);
+  return result.ok ? 0 : 1;
+}
+
+/** Upstream records as far as the job knows them: the outputs and metrics the runner sent. */
+function upstreamFromInputs(spec: JobSpec): Map<string, StageRecord> {
+  const out = new Map<string, StageRecord>();
+  for (const value of Object.values(spec.inputs)) {
+    for (const art of (Array.isArray(value) ? value : [value]) as InputArtifact[]) {
+      const seen = out.get(art.stageId);
+      // One upstream stage may feed two inputs that read different outputs: keep the union.
+      out.set(art.stageId, { ...(seen ?? { key: '' as Digest, kind: '', version: 0, stageId: art.stageId, refs: [], startedAt: '', durationMs: 0, backend: null, logTail: [] }), outputs: { ...seen?.outputs, ...art.outputs }, metrics: art.metrics });
+    }
+  }
+  return out;
+}
+
+/** Index entries pointing at blobs the record keeps: memos the runner can adopt (decode's per-image entries). */
+function indexOfOwn(store: LmdbStore, record: StageRecord): Array<[string, string]> {
+  const kept = new Set(blobsOf(record));
+  return store.indexEntries().filter(([, v]) => kept.has(v.split(' ')[0] as Digest));
+}
