@@ -58,6 +58,8 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
     const dir = join(o.spool, job.key);
     mkdirSync(dir, { recursive: true });
     const settings = settingsFor(o.config, { id: job.stageId, baseId: job.stageId.split('@')[0]!, kind: job.kind.name });
+    const published = job.resume ? await fromStore(job.key, store) : undefined;
+    if (published) { listener.note(`found in the shared store (computed by another runner): no job submitted`); return published; }
     let ticket = await adoptable(dir, job.key);
     if (ticket === 'done') return collect(dir, job, store, listener);
     if (ticket) listener.note(`adopted slurm job ${ticket.jobId} (submitted ${ticket.submittedAt} by pid ${ticket.pid}), not submitting it again`);
@@ -76,6 +78,21 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
     }
   };
 
+  /**
+   * A record another runner published for this key (Bazel's remote cache): its blobs fetched,
+   * hash-checked, so this runner commits it without a job. A damaged entry is a miss.
+   */
+  const fromStore = async (key: Digest, store: Store): Promise<StageRecord | undefined> => {
+    try {
+      const record = await o.remote.getRecord(key);
+      if (record) await pullBlobs(store, o.remote, blobsOf(record));
+      return record;
+    } catch (e) {
+      if (e instanceof CacheCorruption) { o.onEvent({ type: 'warning', message: `${e.message}; the stage runs again` }); return undefined; }
+      throw e;
+    }
+  };
+
   /** A ticket whose job is still queued or running ('done' when it finished with a result to collect). */
   const adoptable = async (dir: string, key: Digest): Promise<JobTicket | 'done' | undefined> => {
     const ticket = readJson<JobTicket>(join(dir, 'job.json'));
@@ -90,7 +107,7 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
     // Inputs reach the node only through the store, hash-checked on both sides.
     const inputBlobs = job.inputBlobs ?? inputOutputs(job);
     await pushBlobs(store, o.remote, inputBlobs);
-    const spec: JobSpec = { pipeline: resolve(o.pipeline.file), stageId: job.stageId, key: job.key, resume: job.resume, set: o.set, backend: o.backend ?? null, inputs: job.inputs, inputBlobs, threads: settings.cpusPerTask ?? 1 };
+    const spec: JobSpec = { pipeline: resolve(o.pipeline.file), stageId: job.stageId, key: job.key, resume: job.resume, set: o.set, backend: o.backend ?? null, inputs: job.inputs, inputBlobs, threads: settings.cpusPerTask ?? 1, filesDir: join(o.spool, 'files') };
     writeAtomic(join(dir, 'spec.json'), JSON.stringify(spec));
     rmSync(join(dir, 'result.json'), { force: true });
     const script = join(dir, 'job.sh');
@@ -131,12 +148,16 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
     await pullBlobs(store, o.remote, blobsOf(result.record));
     for (const [k, v] of result.index) if (store.blobInfo(v.split(' ')[0] as Digest)) store.setIndex(k, v);
     const where = `slurm job ${result.slurmJobId ?? jobId} on ${node || result.host} (CUDA_VISIBLE_DEVICES=${result.cudaVisibleDevices ?? ''})`;
-    return { ...result.record, logTail: [where, ...result.record.logTail].slice(-50) };
+    const record = { ...result.record, logTail: [where, ...result.record.logTail].slice(-50) };
+    // Published for other runners sharing the store; the local commit is the executor's.
+    await o.remote.putRecord(record);
+    return record;
   };
 
   const failure = (dir: string, jobId: string, state: string, end: QueueEntry | undefined, settings: SlurmSettings): Error => {
     const result = readJson<JobResult>(join(dir, 'result.json'));
-    if (result && !result.ok && result.slurmJobId === jobId) return resultFailure(result, jobId, state, end?.node);
+    // A stage that failed by itself says why; one SLURM stopped (time limit, scancel) only saw a signal.
+    if (state === 'FAILED' && result && !result.ok && result.slurmJobId === jobId) return resultFailure(result, jobId, state, end?.node);
     const why: Record<string, string> = {
       TIMEOUT: `exceeded its time limit${settings.time ? ` (--time=${settings.time})` : ''}`,
       OUT_OF_MEMORY: `ran out of memory${settings.mem ? ` (--mem=${settings.mem})` : ''}`,

@@ -3,7 +3,7 @@
 // shared store with exactly the blobs the runner listed (hash-checked), checks that it computes
 // the key the runner asked for, runs the stage, pushes what the stage wrote to the store, and
 // writes the record to the result file. Only the runner commits records.
-import { mkdtempSync, renameSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stageKey } from '../../cache/fingerprint.js';
@@ -25,10 +25,17 @@ export async function execStage(args: ExecStageArgs, signal: AbortSignal): Promi
   const spec = JSON.parse(readFileSync(args.spec, 'utf8')) as JobSpec;
   if (spec.key !== args.key || spec.stageId !== args.stageId) throw new Error(`${args.spec} is for stage ${spec.stageId} key ${spec.key.slice(0, 12)}, not ${args.stageId} ${args.key.slice(0, 12)}`);
   const scratch = mkdtempSync(join(process.env.TMPDIR ?? tmpdir(), 'podium-job-'));
+  // Stages keep generated files beside their cache (the synthetic dataset's images) and later
+  // stages look for them there: so the scratch cache is reached through a link in the shared
+  // files folder, and those files outlive the job while the LMDB stays on the node's own disk.
+  mkdirSync(join(scratch, 'cache'));
+  mkdirSync(spec.filesDir, { recursive: true });
+  const link = join(spec.filesDir, `.job-cache-${hostname()}-${process.pid}-${Date.now()}`);
+  symlinkSync(join(scratch, 'cache'), link);
   const facts: JobFacts = { host: hostname(), cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null, slurmJobId: process.env.SLURM_JOB_ID ?? null, scratch };
   const say = (line: string): void => { process.stdout.write(`${line}\n`); };
   say(`podium exec-stage ${spec.stageId} key ${spec.key.slice(0, 12)} on ${facts.host}, CUDA_VISIBLE_DEVICES=${facts.cudaVisibleDevices ?? ''}, scratch cache ${scratch}`);
-  const store = new LmdbStore(join(scratch, 'cache'), { strictReads: true });
+  const store = new LmdbStore(link, { strictReads: true });
   let result: JobResult;
   try {
     const remote = openRemote(args.remote);
@@ -56,6 +63,7 @@ export async function execStage(args: ExecStageArgs, signal: AbortSignal): Promi
     result = { ok: false, message, logTail: f?.logTail ?? (e instanceof CacheCorruption ? [] : ((e as Error).stack ?? '').split('\n')), inputError: !!f?.inputError, ...(e instanceof CacheCorruption ? { corruptDigest: e.digest } : {}), ...facts };
   } finally {
     await store.close();
+    rmSync(link, { force: true });
     rmSync(scratch, { recursive: true, force: true });
   }
   const tmp = `${args.result}.tmp-${process.pid}`;

@@ -19,6 +19,8 @@ export interface JobSpec {
   /** The blobs those inputs are and point to: the job fetches exactly these from the store. */
   inputBlobs: Digest[];
   threads: number;
+  /** Shared folder for files stages generate beside their cache (synthetic images), kept across jobs. */
+  filesDir: string;
 }
 
 export interface JobFacts {
