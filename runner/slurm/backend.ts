@@ -58,7 +58,7 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
     const dir = join(o.spool, job.key);
     mkdirSync(dir, { recursive: true });
     const settings = settingsFor(o.config, { id: job.stageId, baseId: job.stageId.split('@')[0]!, kind: job.kind.name });
-    const published = job.resume ? await fromStore(job.key, store) : undefined;
+    const published = job.resume ? await fromStore(job.key, job, store) : undefined;
     if (published) { listener.note(`found in the shared store (computed by another runner): no job submitted`); return published; }
     let ticket = await adoptable(dir, job.key);
     if (ticket === 'done') return collect(dir, job, store, listener);
@@ -82,10 +82,10 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
    * A record another runner published for this key (Bazel's remote cache): its blobs fetched,
    * hash-checked, so this runner commits it without a job. A damaged entry is a miss.
    */
-  const fromStore = async (key: Digest, store: Store): Promise<StageRecord | undefined> => {
+  const fromStore = async (key: Digest, job: StageJob, store: Store): Promise<StageRecord | undefined> => {
     try {
       const record = await o.remote.getRecord(key);
-      if (record) await pullBlobs(store, o.remote, blobsOf(record));
+      if (record) { await pullBlobs(store, o.remote, blobsOf(record)); restoreOuts(job, store, record); }
       return record;
     } catch (e) {
       if (e instanceof CacheCorruption) { o.onEvent({ type: 'warning', message: `${e.message}; the stage runs again` }); return undefined; }
@@ -149,6 +149,7 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
     for (const [k, v] of result.index) if (store.blobInfo(v.split(' ')[0] as Digest)) store.setIndex(k, v);
     const where = `slurm job ${result.slurmJobId ?? jobId} on ${node || result.host} (CUDA_VISIBLE_DEVICES=${result.cudaVisibleDevices ?? ''})`;
     const record = { ...result.record, logTail: [where, ...result.record.logTail].slice(-50) };
+    restoreOuts(job, store, record);
     // Published for other runners sharing the store; the local commit is the executor's.
     await o.remote.putRecord(record);
     return record;
@@ -183,6 +184,14 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
   };
 
   return { runStage, afterInterrupt };
+}
+
+/**
+ * The stage's files in the project (a command's outs), from the blobs now in the local cache:
+ * the job wrote them on its node, which need not share this project folder.
+ */
+function restoreOuts(job: StageJob, store: Store, record: StageRecord): void {
+  job.kind.restore?.({ projectDir: job.projectDir, store }, job.params, record);
 }
 
 function resultFailure(result: Extract<JobResult, { ok: false }>, jobId: string, state: string, node?: string): Error {
