@@ -28,6 +28,12 @@ export interface RemoteStore {
   getRecord(key: Digest): Promise<StageRecord | undefined>;
   /** Publishes a record (after the blobs it names): a teammate's run is then a cache hit after pull. */
   putRecord(record: StageRecord): Promise<void>;
+  /**
+   * Saved progress of an unfinished stage (its index entries: finetune's finished epochs), by
+   * stage key, so the job that runs it next resumes instead of starting over. Blobs first.
+   */
+  getProgress(key: Digest): Promise<Array<[string, string]> | undefined>;
+  putProgress(key: Digest, entries: Array<[string, string]>): Promise<void>;
 }
 
 /**
@@ -42,6 +48,7 @@ export class DirRemoteStore implements RemoteStore {
 
   private blobPath(digest: Digest): string { return join(this.location, 'blobs', digest.slice(0, 2), digest); }
   private recordPath(key: Digest): string { return join(this.location, 'records', key.slice(0, 2), `${key}.json`); }
+  private progressPath(key: Digest): string { return join(this.location, 'progress', key.slice(0, 2), `${key}.json`); }
 
   async has(digest: Digest): Promise<boolean> {
     try { return (await stat(this.blobPath(digest))).isFile(); } catch { return false; }
@@ -101,6 +108,25 @@ export class DirRemoteStore implements RemoteStore {
     const problem = checkRecord(record);
     if (problem) throw new Error(`refusing to publish an invalid record: ${problem}`);
     await atomicWrite(this.recordPath(record.key), Buffer.from(`${stableStringify(record)}\n`));
+  }
+
+  async getProgress(key: Digest): Promise<Array<[string, string]> | undefined> {
+    checkDigest(key);
+    const path = this.progressPath(key);
+    let text: string;
+    try { text = await readFile(path, 'utf8'); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; throw e; }
+    let value: unknown;
+    try { value = JSON.parse(text); } catch { value = undefined; }
+    if (!Array.isArray(value) || !value.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'string')) {
+      await this.quarantine(path);
+      throw new CacheCorruption(key, `saved progress ${key.slice(0, 12)} in the shared store ${this.location} is damaged; moved aside`);
+    }
+    return value as Array<[string, string]>;
+  }
+
+  async putProgress(key: Digest, entries: Array<[string, string]>): Promise<void> {
+    checkDigest(key);
+    await atomicWrite(this.progressPath(key), Buffer.from(`${JSON.stringify(entries)}\n`));
   }
 
   /** A damaged file goes to `corrupt/`, for whoever investigates, and out of every reader's way. */

@@ -60,8 +60,10 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
     const settings = settingsFor(o.config, { id: job.stageId, baseId: job.stageId.split('@')[0]!, kind: job.kind.name });
     const published = job.resume ? await fromStore(job.key, job, store) : undefined;
     if (published) { listener.note(`found in the shared store (computed by another runner): no job submitted`); return published; }
-    let ticket = await adoptable(dir, job.key);
-    if (ticket === 'done') return collect(dir, job, store, listener);
+    const found = await adoptable(dir, job.key);
+    // A finished job's result is reused unless this run recomputes from scratch (--force, --from).
+    if (found === 'done' && job.resume) return collect(dir, job, store, listener);
+    let ticket = found === 'done' ? undefined : found;
     if (ticket) listener.note(`adopted slurm job ${ticket.jobId} (submitted ${ticket.submittedAt} by pid ${ticket.pid}), not submitting it again`);
     for (let attempt = ticket?.attempt ?? 0; ; attempt++) {
       ticket ??= await submit(dir, job, store, settings, attempt, listener);

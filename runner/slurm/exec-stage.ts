@@ -7,9 +7,9 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, 
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stageKey } from '../../cache/fingerprint.js';
-import type { Digest } from '../../cache/canonical.js';
+import { isDigest, type Digest } from '../../cache/canonical.js';
 import { LmdbStore } from '../../cache/lmdb-store.js';
-import { openRemote } from '../../cache/remote-store.js';
+import { openRemote, type RemoteStore } from '../../cache/remote-store.js';
 import { CacheCorruption, type StageRecord } from '../../cache/store.js';
 import type { InputArtifact } from '../../stages/contract.js';
 import { loadPipeline } from '../context.js';
@@ -50,6 +50,7 @@ export async function execStage(args: ExecStageArgs, signal: AbortSignal): Promi
     if (!fp.ok || stageKey(fp.fingerprint) !== spec.key) {
       throw new StageFailure(`the node computes another key for ${spec.stageId} (${fp.ok ? stageKey(fp.fingerprint).slice(0, 12) : `input ${fp.input} missing`} against ${spec.key.slice(0, 12)}): is the project on shared storage, and the same podium installed?`, []);
     }
+    if (spec.resume) await restoreProgress(store, remote, spec.key, say);
     const record = await executeStage({
       kind: node.kind, stageId: node.id, key: spec.key, resume: spec.resume, params: node.params, inputs: spec.inputs,
       seed: pipeline.seed, projectDir: pipeline.projectDir, slot: 0, gpu: facts.cudaVisibleDevices ?? undefined, threads: spec.threads,
@@ -60,6 +61,8 @@ export async function execStage(args: ExecStageArgs, signal: AbortSignal): Promi
     const f = e instanceof StageFailure ? e : undefined;
     const message = (e as Error).message;
     say(`failed: ${message}`);
+    // Stopped by its time limit, scancel or an error: what it finished is kept for the next job.
+    await saveProgress(store, args.remote, spec.key, say);
     result = { ok: false, message, logTail: f?.logTail ?? (e instanceof CacheCorruption ? [] : ((e as Error).stack ?? '').split('\n')), inputError: !!f?.inputError, ...(e instanceof CacheCorruption ? { corruptDigest: e.digest } : {}), ...facts };
   } finally {
     await store.close();
@@ -70,6 +73,37 @@ export async function execStage(args: ExecStageArgs, signal: AbortSignal): Promi
   writeFileSync(tmp, `${JSON.stringify(result)}\n`);
   renameSync(tmp, args.result);
   return result.ok ? 0 : 1;
+}
+
+const digestsIn = (value: string): Digest[] => value.split(' ').filter((t) => isDigest(t)) as Digest[];
+
+/** The saved progress of an earlier job of this key (finetune's finished epochs), blobs checked. */
+async function restoreProgress(store: LmdbStore, remote: RemoteStore, key: Digest, say: (l: string) => void): Promise<void> {
+  let entries: Array<[string, string]> | undefined;
+  try { entries = await remote.getProgress(key); } catch (e) { if (e instanceof CacheCorruption) { say(e.message); return; } throw e; }
+  let kept = 0;
+  for (const [k, v] of entries ?? []) {
+    try { await pullBlobs(store, remote, digestsIn(v)); } catch { continue; /* a blob gone or damaged: that entry is not used */ }
+    store.setIndex(k, v);
+    kept++;
+  }
+  await store.flush();
+  if (kept) say(`restored ${kept} saved-progress entr${kept === 1 ? 'y' : 'ies'} of an earlier job from the store`);
+}
+
+/** Publishes the scratch index (and the blobs it names) under the stage key; never fails the job further. */
+async function saveProgress(store: LmdbStore, location: string, key: Digest, say: (l: string) => void): Promise<void> {
+  try {
+    await store.flush().catch(() => {});
+    const entries = store.indexEntries().filter(([, v]) => digestsIn(v).every((d) => store.blobInfo(d)));
+    if (!entries.length) return;
+    const remote = openRemote(location);
+    await pushBlobs(store, remote, entries.flatMap(([, v]) => digestsIn(v)));
+    await remote.putProgress(key, entries);
+    say(`saved ${entries.length} progress entr${entries.length === 1 ? 'y' : 'ies'} to the store: the next job of this stage resumes from them`);
+  } catch (e) {
+    say(`could not save progress: ${(e as Error).message}`);
+  }
 }
 
 /** Upstream records as far as the job knows them: the outputs and metrics the runner sent. */

@@ -67,6 +67,19 @@ describe('DirRemoteStore', () => {
     expect(await store.getRecord(key)).toBeUndefined();
   });
 
+  it('saved progress round-trips by stage key; a damaged file is corruption', async () => {
+    const dir = fresh();
+    const store = new DirRemoteStore(dir);
+    const key = sha256('stage');
+    expect(await store.getProgress(key)).toBeUndefined();
+    const entries: Array<[string, string]> = [[`finetune:${key}:0`, `${sha256('w')} ${sha256('o')} {"loss":1}`]];
+    await store.putProgress(key, entries);
+    expect(await store.getProgress(key)).toEqual(entries);
+    writeFileSync(join(dir, 'progress', key.slice(0, 2), `${key}.json`), '[["a"]]');
+    await expect(store.getProgress(key)).rejects.toThrow(/saved progress .* is damaged/);
+    expect(await store.getProgress(key)).toBeUndefined();
+  });
+
   it('refuses a name that is not a digest, and a URL it cannot serve', async () => {
     const store = new DirRemoteStore(fresh());
     await expect(store.get('../../etc/passwd' as Digest)).rejects.toThrow(/not a sha256 digest/);
