@@ -123,6 +123,9 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
     ], script);
     const ticket: JobTicket = { jobId, key: job.key, stageId: job.stageId, submittedAt: new Date().toISOString(), host: hostname(), pid: process.pid, attempt };
     writeAtomic(join(dir, 'job.json'), JSON.stringify(ticket));
+    // The job id beside the stage's lease too (the lease is ours: this re-takes it with a longer
+    // description), so a second podium on this cache says which job it is waiting for.
+    store.tryLease(job.key, `stage ${job.stageId} of ${o.pipeline.file} (slurm job ${jobId})`);
     listener.note(`slurm job ${jobId} submitted${settings.gres ? ` (--gres=${settings.gres})` : ''}`);
     return ticket;
   };

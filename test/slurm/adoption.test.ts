@@ -1,4 +1,4 @@
-// Killing `podium run` while its jobs run, then running it again: the jobs still queued or
+// Killing `podium run` while its jobs run, and another run taking over: the jobs still queued or
 // running are adopted (their ids are in the spool beside their logs), none is submitted twice,
 // and the lock equals an uninterrupted run's. Ctrl-C without a terminal leaves them running and
 // says so; --cancel-on-interrupt cancels them.
@@ -45,10 +45,16 @@ describe.skipIf(!!missing)('adopting jobs after an interrupted run', () => {
     const p = project();
     const first = p.spawn(['run', 'p.json', '--executor', 'slurm'], cluster.env);
     await waitUntil(running(/^podium:fit@/, 3), 60_000, 'the three fit jobs to run');
+    const before = cluster.jobs().length;
+    // A second runner on the same cache waits on the leases, which name the jobs; it takes over
+    // once the first is killed.
+    const secondRun = p.spawn(['run', 'p.json', '--executor', 'slurm'], cluster.env);
+    let waiting = '';
+    secondRun.stderr!.on('data', (b: Buffer) => { waiting += b.toString(); });
+    await waitUntil(() => (waiting.match(/waiting for stage fit@\S+ of \S*p\.json \(slurm job \d+\) held by pid/g)?.length ?? 0) === 3, 30_000, 'the second runner to wait for the three jobs');
     process.kill(first.pid!, 'SIGKILL');
     await first;
-    const before = cluster.jobs().length;
-    const second = await p.spawn(['run', 'p.json', '--executor', 'slurm'], cluster.env);
+    const second = await secondRun;
     expect(second.exitCode, String(second.stderr)).toBe(0);
     expect(String(second.stderr).match(/adopted slurm job \d+/g)).toHaveLength(3);
     // Only `pick` was submitted after the kill; every stage ran as exactly one job.
