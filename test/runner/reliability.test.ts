@@ -178,6 +178,7 @@ describe('leases', () => {
     await waitUntil(() => existsSync(join(project.dir, 'started')), 20_000, 'holder to start');
     const r = await project.run('p.json', '--lease-timeout', '1');
     expect(r.exitCode).toBe(1);
+    expect(r.out.stages[0].failure).toEqual({ reason: 'stage' });
     expect(r.out.stages[0].reason).toMatch(/^gave up after 1 s waiting for stage slow of .*p\.json held by pid \d+ since .*; stop that process, or wait longer with --lease-timeout SECONDS$/);
     writeFileSync(join(project.dir, 'go'), '');
     expect((await holder).exitCode).toBe(0);
