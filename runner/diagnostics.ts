@@ -81,7 +81,3 @@ export function editDistance(a: string, b: string): number {
   }
   return prev[b.length]!;
 }
-
-export function unreachable(x: never): never {
-  throw new Error(`unreachable: ${JSON.stringify(x)}`);
-}
