@@ -30,8 +30,8 @@ try {
   if (!kind) throw new Error(`unknown stage kind ${req.kind}`);
   store = new LmdbStore(req.storePath, { strictReads: true });
   // The runner keeps the log tail (every line comes over the channel) and stops a worker by
-  // killing it, so the stage's signal here never fires.
-  const result = await kind.run(contextFor(req, store, new AbortController().signal, {
+  // killing it (execa's cancelSignal), never by asking: the stage's signal here never fires.
+  const result = await kind.run(contextFor(req, store, AbortSignal.any([]), {
     log: (line) => void send({ type: 'log', line }),
     // One message: the runner's note() also puts the line in the stage's log.
     note: (line) => void send({ type: 'note', line }),
