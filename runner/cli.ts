@@ -51,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
       let report: string | undefined;
       const wantReport = !v['dry-run'] && !v['no-report'] && !process.env.PODIUM_NO_REPORT && !summary.noop && !controller.signal.aborted && summary.stages.length > 0;
       if (wantReport && pos[0]) report = await (await import('./report/after-run.js')).reportAfterRun(pos[0], { cache, backend, set }, (l) => process.stderr.write(`${l}\n`));
-      if (json) print(true, { pipeline: summary.pipeline, stages: summary.stages.map(({ id, kind, status, key, reason, durationMs }) => ({ id, kind, status, key, reason, durationMs })), ...(report ? { report } : {}) }, () => '');
+      if (json) print(true, { pipeline: summary.pipeline, stages: summary.stages.map(({ id, kind, status, key, reason, durationMs, failure }) => ({ id, kind, status, key, reason, durationMs, ...(failure ? { failure: { reason: failure.reason, ...(failure.path !== undefined ? { path: failure.path } : {}) } } : {}) })), ...(report ? { report } : {}) }, () => '');
       else {
         const count = (s: string): number => summary.stages.filter((r) => r.status === s).length;
         const parts = ['ran', 'cached', 'would-run', 'may-run', 'failed', 'skipped'].filter((s) => count(s)).map((s) => `${count(s)} ${s}`);
@@ -62,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`interrupted: kept ${kept} finished stage${kept === 1 ? '' : 's'} (a rerun reuses them)\n`);
         return interruptedExitCode();
       }
-      if (summary.stages.some((r) => r.inputError)) return 2;
+      if (summary.stages.some((r) => r.failure?.reason === 'input')) return 2;
       return summary.stages.some((r) => r.status === 'failed' || r.status === 'skipped') ? 1 : 0;
     }
     case 'status': {

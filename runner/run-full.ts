@@ -10,8 +10,7 @@ import type { EventSink } from './events.js';
 import { execute, type Outcome } from './executor.js';
 import { plan } from './plan.js';
 import type { Pipeline } from './analyze.js';
-
-import { keyOptions, type RunOptions, type RunSummary } from './run.js';
+import { keyOptions, type RunOptions, type RunSummary } from './run-options.js';
 
 export async function runFull(file: string | undefined, opts: RunOptions, plain: boolean, onEvent: EventSink, signal: AbortSignal): Promise<RunSummary> {
   const pipeline = loadPipeline(file, opts);

@@ -10,8 +10,8 @@ import { resolve } from 'node:path';
 import { canonicalJson } from '../cache/canonical.js';
 import { lockOf, loadPipeline, openRegistered, type CommonOptions } from './context.js';
 import { UsageError } from './diagnostics.js';
-import { executeStage, StageFailure } from './execute-stage.js';
-import { fingerprintOf, inputValues } from './fingerprints.js';
+import { executeStage, jobFor } from './execute-stage.js';
+import { fingerprintOf } from './fingerprints.js';
 import { resolveIds } from './plan.js';
 
 export interface VerifyStage {
@@ -78,9 +78,12 @@ export async function verify(file: string | undefined, opts: CommonOptions & { s
       if (key !== locked.key) { stages.push({ id: node.id, result: 'stale', detail: 'the pipeline or its deps changed since the lock was written; run it first', ...none }); continue; }
       let record: StageRecord;
       try {
-        record = await executeStage({ kind: node.kind, stageId: node.id, key, resume: false, params: node.params, inputs: inputValues(node, (id) => lockedRecords.get(id)), seed: pipeline.seed, projectDir: pipeline.projectDir, slot: 0, gpu: undefined, threads: availableParallelism() }, store, signal, { log: () => {}, note: () => {}, progress: () => {} });
+        const job = jobFor(pipeline, node, key, (id) => lockedRecords.get(id), { resume: false, slot: 0, gpu: undefined, threads: availableParallelism() });
+        const outcome = await executeStage(job, store, signal, { log: () => {}, note: () => {}, progress: () => {} });
+        if (!outcome.ok) { stages.push({ id: node.id, result: 'failed', detail: outcome.failure.message, ...none }); continue; }
+        record = outcome.record;
       } catch (e) {
-        stages.push({ id: node.id, result: 'failed', detail: e instanceof StageFailure ? e.message : String(e), ...none });
+        stages.push({ id: node.id, result: 'failed', detail: String(e), ...none });
         continue;
       } finally {
         // Leave the workspace as the lock describes it, whatever the re-execution wrote.

@@ -170,7 +170,8 @@ export class StageError extends Error {
  * fails like any other, and the run exits 2 as for an invalid pipeline.
  */
 export class InputError extends StageError {
-  readonly inputError = true;
+  /** path: the project file at fault, when there is one (shown to tools as the failure's path). */
+  constructor(message: string, logTail: string[] = [], readonly path?: string) { super(message, logTail); }
 }
 
 export function defineStage<P>(kind: StageKind<P>): StageKind<P> {

@@ -115,9 +115,9 @@ function projectPath(projectDir: string, abs: string): string {
 function imageEntry(store: Store, projectDir: string, dir: string, abs: string, id: string, label: number | null): ManifestEntry {
   const head = Buffer.alloc(16);
   let fd: number;
-  try { fd = openSync(abs, 'r'); } catch { throw new InputError(`image ${projectPath(projectDir, abs)} does not exist`); }
+  try { fd = openSync(abs, 'r'); } catch { throw new InputError(`image ${projectPath(projectDir, abs)} does not exist`, [], projectPath(projectDir, abs)); }
   try { readSync(fd, head, 0, 16, 0); } finally { closeSync(fd); }
-  if (!sniffImage(head)) throw new InputError(`${projectPath(projectDir, abs)} is not an image (unrecognised file header)`);
+  if (!sniffImage(head)) throw new InputError(`${projectPath(projectDir, abs)} is not an image (unrecognised file header)`, [], projectPath(projectDir, abs));
   return { id, path: relative(dir, abs).split(sep).join('/'), label, sha256: hashFile(store, abs) as Digest };
 }
 
@@ -178,7 +178,7 @@ function aiChallenger(store: Store, projectDir: string, root: string, where: Man
       continue;
     }
     const { value, errors } = JsonSource.read(jsonFile);
-    if (errors.length) { const e = errors[0]!; throw new InputError(`${projectPath(projectDir, jsonFile)}:${e.line}:${e.column}: ${e.message}`); }
+    if (errors.length) { const e = errors[0]!; throw new InputError(`${projectPath(projectDir, jsonFile)}:${e.line}:${e.column}: ${e.message}`, [], projectPath(projectDir, jsonFile)); }
     if (!Array.isArray(value)) throw new InputError(`${projectPath(projectDir, jsonFile)}: expected a JSON array of {"image_id", "label_id"}`);
     const seen = new Set<string>();
     splits[s] = value.map((item: unknown, i: number) => {

@@ -11,6 +11,7 @@ import { digestOf, type Digest } from '../cache/canonical.js';
 import { defineStage, InputError, type InputArtifact, type JsonSchema } from './contract.js';
 import type { DecodedImage, PoolOptions } from './data/decode-workers.js';
 import type { DecodedSet } from './data/decoded.js';
+import { turboJpeg } from './data/jpeg-turbo.js';
 import { imageFile, imageLabel, type Manifest, type ManifestEntry } from './data/manifest.js';
 
 /**
@@ -47,11 +48,14 @@ export type DecodeImageParams = Omit<DecodeParams, 'onError'>;
  * stage or is skipped). Built from the params object itself, so a param added to the schema
  * enters the key without anyone listing it here, and cannot silently reuse stale blobs.
  * shortSide is ignored when size is given (data/decode-image.ts), so it is keyed as null then.
- * The version is in it: a new version forgets the old blobs.
+ * The version is in it: a new version forgets the old blobs. Where libjpeg-turbo cannot load,
+ * decoder "fast" decodes every image exactly as "sharp" does, and is keyed as "sharp": its blobs
+ * must not pass for the fast decoder's, whose shrunk images differ.
  */
-export function decodeParamsKey(p: DecodeParams): Digest {
+export function decodeParamsKey(p: DecodeParams, fastDecoderLoads = p.decoder === 'fast' && turboJpeg() !== null): Digest {
   const { onError: _skipOrFail, ...decoding } = p;
-  return digestOf({ ...decoding, version: VERSION, shortSide: p.size ? null : p.shortSide });
+  const decoder = p.decoder === 'fast' && !fastDecoderLoads ? 'sharp' : p.decoder;
+  return digestOf({ ...decoding, decoder, version: VERSION, shortSide: p.size ? null : p.shortSide });
 }
 
 export const decode = defineStage<DecodeParams>({

@@ -30,12 +30,14 @@ async function recordKeys(): Promise<string[]> {
   try { return store.recordKeys(); } finally { await store.close(); }
 }
 
-async function expectInputError(params: object, message: string | RegExp): Promise<void> {
+/** path: the file the failure names, where the stage names one. */
+async function expectInputError(params: object, message: string | RegExp, path?: string): Promise<void> {
   const before = await recordKeys();
   project.write('p.json', datasetPipeline(params));
   const r = await project.run();
   expect(r.exitCode).toBe(2);
   expect(r.out.stages[0].status).toBe('failed');
+  expect(r.out.stages[0].failure).toEqual({ reason: 'input', ...(path ? { path } : {}) });
   expect(r.out.stages[0].reason).toMatch(message);
   expect(await recordKeys()).toEqual(before);
 }
@@ -83,7 +85,7 @@ describe('dataset stage', () => {
     project.write('aic/train.json', [{ image_id: 'x1.jpg', label_id: '1' }, { image_id: 'x1.jpg', label_id: '1' }]);
     await expectInputError(params, /train\.json \/1: duplicate image_id "x1\.jpg"/);
     project.write('aic/train.json', '[\n  {"image_id": "x1.jpg", "label_id": "1"},\n  {"image_id": "x2.jpg" "label_id": "1"}\n]');
-    await expectInputError(params, /aic\/train\.json:3:23: invalid JSON: missing comma after \{"image_id": "x2\.jpg"/);
+    await expectInputError(params, /aic\/train\.json:3:23: invalid JSON: missing comma after \{"image_id": "x2\.jpg"/, 'aic/train.json');
   });
 
   it('csv: path,label rows', async () => {
@@ -194,6 +196,6 @@ describe('dataset stage', () => {
     mkdirSync(join(project.dir, 'd/train/b'));
     await expectInputError({ format: 'imagefolder', root: 'd' }, 'class folder d/train/b is empty');
     writeFileSync(join(project.dir, 'd/train/b/notes.jpg'), 'this is text, not a JPEG');
-    await expectInputError({ format: 'imagefolder', root: 'd' }, 'd/train/b/notes.jpg is not an image (unrecognised file header)');
+    await expectInputError({ format: 'imagefolder', root: 'd' }, 'd/train/b/notes.jpg is not an image (unrecognised file header)', 'd/train/b/notes.jpg');
   });
 });
