@@ -2,6 +2,7 @@
 // modules (a crash or leak there cannot take the runner down). Either way the result is a
 // StageRecord that the caller commits; nothing here writes a record.
 import type { Digest } from '../cache/canonical.js';
+import { stageStoreOf } from '../cache/local-stage-store.js';
 import { CacheCorruption, CacheUnavailable, type StageRecord, type Store } from '../cache/store.js';
 import { InputError, StageError, type InputValue, type Progress, type StageKind, type StageResult } from '../stages/contract.js';
 
@@ -49,8 +50,8 @@ export async function executeStage(job: StageJob, store: Store, signal: AbortSig
   let result: StageResult;
   try {
     result = job.kind.isolate
-      ? await (await import('./worker-client.js')).runInWorker(job, store.path, signal, { log, note, progress })
-      : await job.kind.run({ stageId: job.stageId, key: job.key, resume: job.resume, projectDir: job.projectDir, seed: job.seed, slot: job.slot, gpu: job.gpu, threads: job.threads, inputs: job.inputs, store, signal, log, note, progress }, job.params);
+      ? await (await import('./worker-client.js')).runInWorker(job, stageStoreOf(store).opener, signal, { log, note, progress })
+      : await job.kind.run({ stageId: job.stageId, key: job.key, resume: job.resume, projectDir: job.projectDir, seed: job.seed, slot: job.slot, gpu: job.gpu, threads: job.threads, inputs: job.inputs, store: stageStoreOf(store), signal, log, note, progress }, job.params);
   } catch (e) {
     // The executor acts on these: a corrupt input is repaired, an unwritable cache ends the run.
     if (e instanceof CacheCorruption || e instanceof CacheUnavailable) throw e;

@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { stageKey, type Fingerprint } from '../cache/fingerprint.js';
 import type { LockFile } from '../cache/lockfile.js';
 import type { Digest } from '../cache/canonical.js';
+import { stageStoreOf } from '../cache/local-stage-store.js';
 import { CacheCorruption, CacheUnavailable, type StageRecord, type Store } from '../cache/store.js';
 import type { Pipeline, StageNode } from './analyze.js';
 import type { EventSink, StageReport } from './events.js';
@@ -253,7 +254,7 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
   const restoreOrDrop = (node: StageNode, record: StageRecord): string[] | undefined => {
     if (opts.dryRun) return [];
     try {
-      return node.kind.restore?.({ projectDir: pipeline.projectDir, store }, node.params, record) ?? [];
+      return node.kind.restore?.({ projectDir: pipeline.projectDir, store: stageStoreOf(store) }, node.params, record) ?? [];
     } catch (e) {
       if (!(e instanceof CacheCorruption)) throw e;
       store.deleteBlob(e.digest as Digest);

@@ -6,9 +6,8 @@
 // here cost ~0.26 s of start-up in every isolated stage (measured: `node -e "await
 // import('execa')"` 0.39 s against 0.13 s for bare node on this 2-core machine).
 import { once } from 'node:events';
-import { LmdbStore } from '../cache/lmdb-store.js';
 import { CacheCorruption, CacheUnavailable } from '../cache/store.js';
-import { InputError, StageError } from '../stages/contract.js';
+import { InputError, openStoreFrom, StageError, type OwnStageStore } from '../stages/contract.js';
 import { stageKinds } from '../stages/registry.js';
 import type { WorkerMessage, WorkerRequest } from './worker-client.js';
 import { throttledProgress } from './execute-stage.js';
@@ -26,10 +25,10 @@ if (!process.send) throw new Error('runner/worker.js runs as a stage worker proc
 const [req] = (await once(process, 'message')) as [WorkerRequest];
 const kind = stageKinds.get(req.kind);
 const logTail: string[] = [];
-let store: LmdbStore | undefined;
+let store: OwnStageStore | undefined;
 try {
   if (!kind) throw new Error(`unknown stage kind ${req.kind}`);
-  store = new LmdbStore(req.storePath, { strictReads: true });
+  store = await openStoreFrom(req.opener);
   const controller = new AbortController();
   const result = await kind.run({
     stageId: req.stageId, key: req.key, resume: req.resume, projectDir: req.projectDir, seed: req.seed, slot: req.slot, gpu: req.gpu, threads: req.threads, inputs: req.inputs, store,
