@@ -303,7 +303,7 @@ describe('export', () => {
     expect(exportStage.files!(base, record(r.outputs))).toEqual(['out/submission.json']);
 
     const rec = record(r.outputs);
-    const rctx = { projectDir, store: s };
+    const rctx = { projectDir, store: stageStoreOf(s) };
     expect(exportStage.restore!(rctx, base, rec)).toEqual([]);
     rmSync(file);
     expect(exportStage.restore!(rctx, base, rec)).toEqual(['out/submission.json']);
