@@ -72,7 +72,7 @@ export interface StageStore {
   blobInfo(digest: Digest): BlobInfo | undefined;
   /** The entry under `key`; undefined when absent or not an entry (what an older podium stored). */
   getIndex(key: string): IndexEntry | undefined;
-  /** Queued like queueBlob: durable after flush(). */
+  /** Queued like queueBlob: visible to getIndex and durable after flush(). */
   setIndex(key: string, entry: IndexEntry): void;
   /** sha256 of a file or folder, memoised by (size, mtime, inode); undefined when absent. */
   hashPath(absPath: string): Digest | undefined;
