@@ -4,6 +4,7 @@
 // and nothing loads TensorFlow.js or sharp unless a stage that needs them executes.
 import { readFileSync } from 'node:fs';
 import { CacheUnavailable } from '../cache/store.js';
+import { takeCacheWarnings } from './cache-warnings.js';
 import { bashCompletion, globalUsage, parseVerb, verbHelp, verbOf, type Verb } from './cli-args.js';
 import { formatDiagnostic, UsageError } from './diagnostics.js';
 
@@ -171,7 +172,11 @@ process.on('beforeExit', () => {
   process.exit(1);
 });
 
-main(process.argv.slice(2)).finally(() => { settled = true; }).then((code) => { process.exitCode = code; }, (e: unknown) => {
+main(process.argv.slice(2)).finally(() => {
+  settled = true;
+  // Whatever verb ran, and whether or not it succeeded: what reading the cache found, once.
+  for (const w of takeCacheWarnings()) process.stderr.write(`warning: ${w}\n`);
+}).then((code) => { process.exitCode = code; }, (e: unknown) => {
   if (signalled) {
     process.stderr.write(`podium: interrupted (${(e as Error).message.split('\n')[0]})\n`);
     process.exitCode = interruptedExitCode();

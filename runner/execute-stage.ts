@@ -2,6 +2,7 @@
 // modules (a crash or leak there cannot take the runner down). Either way the outcome is a
 // StageRecord that the caller commits, or a StageFailure; nothing here writes a record.
 import type { Digest } from '../cache/canonical.js';
+import { stageStoreOf } from '../cache/local-stage-store.js';
 import { CacheCorruption, CacheUnavailable, type StageRecord, type Store } from '../cache/store.js';
 import type { StageResult } from '../stages/contract.js';
 import type { Pipeline, StageNode } from './analyze.js';
@@ -39,11 +40,11 @@ export async function executeStage(job: StageJob, store: Store, signal: AbortSig
   let result: StageResult;
   try {
     if (job.kind.isolate) {
-      const ran = await (await import('./worker-client.js')).runInWorker(job, store.path, signal, { log, note, progress });
+      const ran = await (await import('./worker-client.js')).runInWorker(job, stageStoreOf(store).opener, signal, { log, note, progress });
       if (!ran.ok) return { ok: false, failure: withLog(ran.failure, tail) };
       result = ran.result;
     } else {
-      result = await job.kind.run(contextFor(job, store, signal, { log, note, progress }), job.params);
+      result = await job.kind.run(contextFor(job, stageStoreOf(store), signal, { log, note, progress }), job.params);
     }
   } catch (e) {
     if (e instanceof CacheCorruption || e instanceof CacheUnavailable) throw e;

@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { stageKey, type Fingerprint } from '../cache/fingerprint.js';
 import type { LockFile } from '../cache/lockfile.js';
 import type { Digest } from '../cache/canonical.js';
+import { stageStoreOf } from '../cache/local-stage-store.js';
 import { CacheCorruption, CacheUnavailable, type StageRecord, type Store } from '../cache/store.js';
 import type { Pipeline, StageNode } from './analyze.js';
 import type { EventSink, StageReport } from './events.js';
@@ -334,7 +335,7 @@ class Walk {
   private restoreOrDrop(node: StageNode, record: StageRecord): string[] | undefined {
     if (this.opts.dryRun) return [];
     try {
-      return node.kind.restore?.({ projectDir: this.pipeline.projectDir, store: this.store }, node.params, record) ?? [];
+      return node.kind.restore?.({ projectDir: this.pipeline.projectDir, store: stageStoreOf(this.store) }, node.params, record) ?? [];
     } catch (e) {
       if (!(e instanceof CacheCorruption)) throw e;
       this.store.deleteBlob(e.digest as Digest);

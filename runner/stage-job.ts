@@ -2,8 +2,7 @@
 // StageContext is built from it: in this process (execute-stage.ts) or in a worker (worker.ts).
 // Light on purpose: a worker imports it before anything else.
 import type { Digest } from '../cache/canonical.js';
-import type { Store } from '../cache/store.js';
-import type { InputValue, Progress, StageContext, StageKind } from '../stages/contract.js';
+import type { InputValue, Progress, StageContext, StageKind, StageStore } from '../stages/contract.js';
 
 export interface StageJob {
   /** False under verify: the stage must not reuse saved progress. */
@@ -29,7 +28,7 @@ export interface StageListener {
 }
 
 /** What a stage's run() gets: the job's fields, the store, the signal and where its lines go. */
-export function contextFor(job: Omit<StageJob, 'kind'>, store: Store, signal: AbortSignal, listener: StageListener): StageContext {
+export function contextFor(job: Omit<StageJob, 'kind'>, store: StageStore, signal: AbortSignal, listener: StageListener): StageContext {
   const { stageId, key, resume, projectDir, seed, slot, gpu, threads, inputs } = job;
   const { log, note, progress } = listener;
   return { stageId, key, resume, projectDir, seed, slot, gpu, threads, inputs, store, signal, log, note, progress };

@@ -4,6 +4,7 @@
 import { availableParallelism } from 'node:os';
 
 import type { Digest } from '../cache/canonical.js';
+import { stageStoreOf } from '../cache/local-stage-store.js';
 import { stageKey } from '../cache/fingerprint.js';
 import { CacheCorruption, type StageRecord } from '../cache/store.js';
 import { resolve } from 'node:path';
@@ -62,7 +63,7 @@ export async function verify(file: string | undefined, opts: CommonOptions & { s
       const rec = lockedRecords.get(node.id);
       if (!rec || !chosen.has(node.id) || !node.kind.restore) continue;
       for (const f of node.kind.files?.(node.params, rec) ?? []) store.deleteStat(resolve(pipeline.projectDir, f));
-      for (const path of node.kind.restore({ projectDir: pipeline.projectDir, store }, node.params, rec)) repaired.push({ stage: node.id, path });
+      for (const path of node.kind.restore({ projectDir: pipeline.projectDir, store: stageStoreOf(store) }, node.params, rec)) repaired.push({ stage: node.id, path });
     }
 
     const stages: VerifyStage[] = [];
@@ -88,7 +89,7 @@ export async function verify(file: string | undefined, opts: CommonOptions & { s
       } finally {
         // Leave the workspace as the lock describes it, whatever the re-execution wrote.
         const rec = lockedRecords.get(node.id);
-        if (rec) node.kind.restore?.({ projectDir: pipeline.projectDir, store }, node.params, rec);
+        if (rec) node.kind.restore?.({ projectDir: pipeline.projectDir, store: stageStoreOf(store) }, node.params, rec);
       }
       const names = [...new Set([...Object.keys(locked.outputs), ...Object.keys(record.outputs)])].sort();
       const differing: VerifyStage['differing'] = names.filter((n) => locked.outputs[n] !== record.outputs[n]).map((name) => ({ name, locked: locked.outputs[name] ?? null, now: record.outputs[name] ?? null }));

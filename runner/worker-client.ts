@@ -5,11 +5,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execaNode } from 'execa';
 import { CacheCorruption, CacheUnavailable } from '../cache/store.js';
-import type { Progress, StageResult } from '../stages/contract.js';
+import type { Progress, StageResult, StoreOpener } from '../stages/contract.js';
 import { stageFailure, type StageFailure } from './stage-failure.js';
 import type { StageJob, StageListener } from './stage-job.js';
 
-export type WorkerRequest = Omit<StageJob, 'kind'> & { kind: string; storePath: string };
+export type WorkerRequest = Omit<StageJob, 'kind'> & { kind: string; opener: StoreOpener };
 export type WorkerMessage =
   | { type: 'log'; line: string }
   | { type: 'note'; line: string }
@@ -27,11 +27,11 @@ function workerScript(): string {
   return existsSync(compiled) ? compiled : join(here, '..', 'dist', 'runner', 'worker.js');
 }
 
-export async function runInWorker(job: StageJob, storePath: string, signal: AbortSignal, listener: StageListener): Promise<{ ok: true; result: StageResult } | { ok: false; failure: StageFailure }> {
+export async function runInWorker(job: StageJob, opener: StoreOpener, signal: AbortSignal, listener: StageListener): Promise<{ ok: true; result: StageResult } | { ok: false; failure: StageFailure }> {
   const { log } = listener;
   const env = job.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: job.gpu } : {};
   const child = execaNode(workerScript(), [], { ipc: true, serialization: 'advanced', reject: false, stdout: 'pipe', stderr: 'pipe', cancelSignal: signal, env, cwd: job.projectDir });
-  const request: WorkerRequest = { ...job, kind: job.kind.name, storePath };
+  const request: WorkerRequest = { ...job, kind: job.kind.name, opener };
   await child.sendMessage(request as never);
   let outcome: WorkerMessage | undefined;
   for await (const message of child.getEachMessage()) {

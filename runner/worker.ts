@@ -6,8 +6,8 @@
 // here cost ~0.26 s of start-up in every isolated stage (measured: `node -e "await
 // import('execa')"` 0.39 s against 0.13 s for bare node on this 2-core machine).
 import { once } from 'node:events';
-import { LmdbStore } from '../cache/lmdb-store.js';
 import { CacheCorruption, CacheUnavailable } from '../cache/store.js';
+import { openStoreFrom, type OwnStageStore } from '../stages/contract.js';
 import { stageKinds } from '../stages/registry.js';
 import { failureOf } from './stage-failure.js';
 import { contextFor, throttledProgress } from './stage-job.js';
@@ -25,10 +25,10 @@ process.on('disconnect', () => process.exit(1));
 if (!process.send) throw new Error('runner/worker.js runs as a stage worker process, started by the runner with an IPC channel');
 const [req] = (await once(process, 'message')) as [WorkerRequest];
 const kind = stageKinds.get(req.kind);
-let store: LmdbStore | undefined;
+let store: OwnStageStore | undefined;
 try {
   if (!kind) throw new Error(`unknown stage kind ${req.kind}`);
-  store = new LmdbStore(req.storePath, { strictReads: true });
+  store = await openStoreFrom(req.opener);
   // The runner keeps the log tail (every line comes over the channel) and stops a worker by
   // killing it (execa's cancelSignal), never by asking: the stage's signal here never fires.
   const result = await kind.run(contextFor(req, store, AbortSignal.any([]), {

@@ -264,7 +264,7 @@ describe('verify', () => {
     expect((await project.run()).exitCode).toBe(0);
     // Swap the two images' index entries: a stage trusting them would produce other bytes.
     const env = open({ path: cache(), maxDbs: 16 });
-    const index = env.openDB({ name: 'index', encoding: 'string' });
+    const index = env.openDB({ name: 'index' });
     const entries = [...index.getRange()].filter((e) => String(e.key).startsWith('decode:'));
     expect(entries).toHaveLength(2);
     await index.put(entries[0]!.key, entries[1]!.value);

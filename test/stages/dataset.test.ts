@@ -57,7 +57,7 @@ describe('dataset stage', () => {
     expect(m.classes).toEqual(['forest', 'sea']);
     expect(m.root).toEqual({ in: 'project', path: 'data' });
     expect(m.splits.train!.map((e) => [e.id, e.label, e.path])).toEqual([['forest/c.jpg', 0, 'train/forest/c.jpg'], ['sea/a.jpg', 1, 'train/sea/a.jpg'], ['sea/b.jpg', 1, 'train/sea/b.jpg']]);
-    expect(imageFile(m, m.splits.train![0]!, project.dir, join(project.dir, '.podium/cache'))).toBe(join(project.dir, 'data/train/forest/c.jpg'));
+    expect(imageFile(m, m.splits.train![0]!, project.dir, join(project.dir, '.podium'))).toBe(join(project.dir, 'data/train/forest/c.jpg'));
     expect(m.splits.test!.map((e) => [e.id, e.label])).toEqual([['e.jpg', null]]);
     expect(m.splits.train![0]!.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect((await project.run()).status).toEqual({ images: 'cached' });
@@ -165,7 +165,7 @@ describe('dataset stage', () => {
     expect(m.root.in).toBe('cache');
     expect(m.root.path).toMatch(/^datasets\/synthetic-[0-9a-f]{16}$/);
     expect(m.splits.train![0]!.path).toMatch(/^train\/buildings\/.*\.jpg$/);
-    const meta = await sharp(imageFile(m, m.splits.val![0]!, project.dir, join(project.dir, '.podium/cache'))).metadata();
+    const meta = await sharp(imageFile(m, m.splits.val![0]!, project.dir, join(project.dir, '.podium'))).metadata(); // the store's filesDir
     expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', 32, 32]);
     // The manifest does not depend on where the cache is (it is an artifact: keys downstream
     // would change with it).

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Digest } from '../../cache/canonical.js';
 import { LmdbStore } from '../../cache/lmdb-store.js';
+import { stageStoreOf } from '../../cache/local-stage-store.js';
 import type { StageRecord } from '../../cache/store.js';
 import { InputError, type InputArtifact, type StageContext } from '../../stages/contract.js';
 import { decodePredictions, encodePredictions, type Predictions } from '../../stages/data/predictions.js';
@@ -230,7 +231,7 @@ function setup(): { store: LmdbStore; projectDir: string } {
 function context(s: LmdbStore, projectDir: string, inputs: StageContext['inputs'], log: string[] = []): StageContext {
   return {
     stageId: 'under-test', key: 'k'.repeat(64) as Digest, resume: true, projectDir, seed: 5, slot: 0, gpu: undefined, threads: 1,
-    inputs, store: s, signal: new AbortController().signal, log: (l) => log.push(l),
+    inputs, store: stageStoreOf(s), signal: new AbortController().signal, log: (l) => log.push(l),
   };
 }
 
@@ -345,7 +346,7 @@ describe('export', () => {
     expect(exportStage.files!(base, record(r.outputs))).toEqual(['out/submission.json']);
 
     const rec = record(r.outputs);
-    const rctx = { projectDir, store: s };
+    const rctx = { projectDir, store: stageStoreOf(s) };
     expect(exportStage.restore!(rctx, base, rec)).toEqual([]);
     rmSync(file);
     expect(exportStage.restore!(rctx, base, rec)).toEqual(['out/submission.json']);
