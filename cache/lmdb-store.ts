@@ -6,7 +6,7 @@ import { mkdirSync, statSync, statfsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import { sha256, type Digest } from './canonical.js';
-import { CacheCorruption, CacheReplaced, CacheUnavailable, type BlobInfo, type Lease, type RunEntry, type StageRecord, type StatEntry, type Store } from './store.js';
+import { CacheCorruption, CacheReplaced, CacheUnavailable, isIndexEntry, type BlobInfo, type IndexEntry, type Lease, type RunEntry, type StageRecord, type StatEntry, type Store } from './store.js';
 import { isSameProcessAlive, processStart } from './process-identity.js';
 import { checkRecord } from './record-schema.js';
 import { clearNoopMemos } from './noop-memos.js';
@@ -60,14 +60,15 @@ export class LmdbStore implements Store {
   private readonly stats: Database<StatEntry, string>;
   private readonly leases: Database<Lease, string>;
   private readonly runLog: Database<RunEntry, string>;
-  private readonly index: Database<string, string>;
+  /** Values are IndexEntry objects; an older podium stored strings, which read as misses. */
+  private readonly index: Database<unknown, string>;
   private readonly host = hostname();
   /** The cache folder's inode when opened: gc --compact replaces the folder (beginRun checks). */
   private readonly folderIno: number;
   private readonly me: Lease = { pid: process.pid, host: this.host, since: Date.now(), start: processStart(process.pid) };
   /** Blobs queued for writing but perhaps not yet committed. */
   private readonly pendingBlobs = new Set<Digest>();
-  /** Warnings about corrupt entries found while reading, for the caller to report. */
+  /** Warnings about corrupt entries found while reading, each once, for the verb to print. */
   readonly warnings: string[] = [];
 
   constructor(readonly path: string, private readonly options: { chunkBytes?: number; strictReads?: boolean } = {}) {
@@ -83,7 +84,7 @@ export class LmdbStore implements Store {
       this.stats = this.env.openDB({ name: 'stats' });
       this.leases = this.env.openDB({ name: 'leases' });
       this.runLog = this.env.openDB({ name: 'runs' });
-      this.index = this.env.openDB({ name: 'index', encoding: 'string' });
+      this.index = this.env.openDB({ name: 'index' });
     } catch (e) {
       throw unavailable(path, e);
     }
@@ -141,8 +142,14 @@ export class LmdbStore implements Store {
     if (raw === undefined) return undefined;
     const problem = checkRecord(raw) ?? this.missingBlob(raw as StageRecord);
     if (problem) {
-      this.warnings.push(`cache record ${key.slice(0, 12)} is corrupt (${problem}); removed, the stage will run again`);
-      this.deleteRecord(key);
+      // Reading never writes: the record stays for the run that recomputes it (and overwrites
+      // it) or for gc. But the no-op memos vouch that it is sound, and a plain run trusting
+      // them would never get to the repair: they go (files beside LMDB, not the cache itself).
+      const warning = `cache record ${key.slice(0, 12)} is corrupt (${problem}); treated as missing: the next run recomputes it, podium gc removes it`;
+      if (!this.warnings.includes(warning)) {
+        this.warnings.push(warning);
+        try { clearNoopMemos(this.path); } catch { /* a read-only cache: no run can trust or write memos there either */ }
+      }
       return undefined;
     }
     return raw as StageRecord;
@@ -169,9 +176,19 @@ export class LmdbStore implements Store {
     clearNoopMemos(this.path);
   }
   hasRecord(key: Digest): boolean { return this.records.doesExist(key); }
-  getIndex(key: string): string | undefined { return this.index.get(key); }
-  setIndex(key: string, value: string): void { this.track(this.index.put(key, value)); }
-  indexEntries(): Array<[string, string]> { return [...this.index.getRange()].map((e) => [e.key, e.value]); }
+  getIndex(key: string): IndexEntry | undefined { return this.readIndex(key); }
+  setIndex(key: string, entry: IndexEntry): void {
+    if (!isIndexEntry(entry)) throw new Error(`refusing to write an invalid index entry under ${key}`);
+    this.track(this.index.put(key, { blobs: entry.blobs, meta: entry.meta }));
+  }
+  // Keys only, then each value on its own: one undecodable value must not end the listing.
+  indexEntries(): Array<[string, IndexEntry | undefined]> { return [...this.index.getKeys()].map((k) => [k, this.readIndex(k)]); }
+  /** An older podium stored strings here (not msgpack, so decoding them throws): a miss. */
+  private readIndex(key: string): IndexEntry | undefined {
+    let value: unknown;
+    try { value = this.index.get(key); } catch { return undefined; }
+    return isIndexEntry(value) ? value : undefined;
+  }
   deleteIndex(key: string): void { this.track(this.index.remove(key)); }
 
   getStat(path: string): StatEntry | undefined { return this.stats.get(path); }

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { isDigest, sha256, stableStringify, type Digest } from './canonical.js';
 import { checkRecord } from './record-schema.js';
-import { CacheCorruption, type StageRecord } from './store.js';
+import { CacheCorruption, isIndexEntry, type IndexEntry, type StageRecord } from './store.js';
 
 export interface RemoteStore {
   /** Where it is, for messages. */
@@ -32,8 +32,8 @@ export interface RemoteStore {
    * Saved progress of an unfinished stage (its index entries: finetune's finished epochs), by
    * stage key, so the job that runs it next resumes instead of starting over. Blobs first.
    */
-  getProgress(key: Digest): Promise<Array<[string, string]> | undefined>;
-  putProgress(key: Digest, entries: Array<[string, string]>): Promise<void>;
+  getProgress(key: Digest): Promise<Array<[string, IndexEntry]> | undefined>;
+  putProgress(key: Digest, entries: Array<[string, IndexEntry]>): Promise<void>;
 }
 
 /**
@@ -110,21 +110,21 @@ export class DirRemoteStore implements RemoteStore {
     await atomicWrite(this.recordPath(record.key), Buffer.from(`${stableStringify(record)}\n`));
   }
 
-  async getProgress(key: Digest): Promise<Array<[string, string]> | undefined> {
+  async getProgress(key: Digest): Promise<Array<[string, IndexEntry]> | undefined> {
     checkDigest(key);
     const path = this.progressPath(key);
     let text: string;
     try { text = await readFile(path, 'utf8'); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; throw e; }
     let value: unknown;
     try { value = JSON.parse(text); } catch { value = undefined; }
-    if (!Array.isArray(value) || !value.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && typeof e[1] === 'string')) {
+    if (!Array.isArray(value) || !value.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && isIndexEntry(e[1]))) {
       await this.quarantine(path);
       throw new CacheCorruption(key, `saved progress ${key.slice(0, 12)} in the shared store ${this.location} is damaged; moved aside`);
     }
-    return value as Array<[string, string]>;
+    return value as Array<[string, IndexEntry]>;
   }
 
-  async putProgress(key: Digest, entries: Array<[string, string]>): Promise<void> {
+  async putProgress(key: Digest, entries: Array<[string, IndexEntry]>): Promise<void> {
     checkDigest(key);
     await atomicWrite(this.progressPath(key), Buffer.from(`${JSON.stringify(entries)}\n`));
   }

@@ -39,12 +39,34 @@ export interface RunEntry { id: string; pipeline: string; at: string; keys: Dige
 
 export interface BlobInfo { size: number; chunks: number }
 
+/**
+ * One entry of the stage index, a small key → entry memo stages keep across runs (decode: image
+ * bytes + params → decoded blob; finetune: recipe + epoch → checkpoint and optimizer state).
+ * `blobs` are the blobs it points to: gc keeps the entry only while all of them survive, and a
+ * reader must still find them (blobInfo) before trusting it. `meta` is the stage's own JSON.
+ */
+export interface IndexEntry { blobs: Digest[]; meta: Record<string, unknown> }
+
+/** Whether a value read from the index is an entry (an older podium stored strings there). */
+export function isIndexEntry(value: unknown): value is IndexEntry {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const { blobs, meta } = value as Record<string, unknown>;
+  return Array.isArray(blobs) && blobs.every((b) => typeof b === 'string' && /^[0-9a-f]{64}$/.test(b))
+    && typeof meta === 'object' && meta !== null && !Array.isArray(meta);
+}
+
 /** (path, size, mtimeMs, inode) of a file or folder, as seen when a run finished. */
 export type StatSig = [string, number, number, number];
 
 
 export interface Store {
   readonly path: string;
+  /**
+   * What reading found wrong (a corrupt record, treated as a miss), one line each, each once.
+   * Reads never repair: the verb that opened the store prints these, and a writer fixes the
+   * cause (the run that recomputes the record overwrites it; gc removes it).
+   */
+  readonly warnings: readonly string[];
   /** Stores bytes under their sha256 (idempotent) and resolves once durable. */
   putBlob(bytes: Uint8Array): Promise<Digest>;
   /**
@@ -63,20 +85,23 @@ export interface Store {
    */
   getBlob(digest: Digest, opts?: { verify?: boolean; optional?: boolean }): Buffer | undefined;
   blobInfo(digest: Digest): BlobInfo | undefined;
-  /** A record, schema-checked: a corrupt one is removed and reported as a miss. */
+  /**
+   * A record, schema-checked, its outputs present. A corrupt one is a miss and a warning; it
+   * stays where it is (reading never writes) until a run overwrites it or gc removes it.
+   */
   getRecord(key: Digest): StageRecord | undefined;
   /** Writes the record in one transaction, refusing it if a blob it names is missing. */
   commitRecord(record: StageRecord): void;
   deleteRecord(key: Digest): void;
   hasRecord(key: Digest): boolean;
   /**
-   * A small string → string index kept by stages (e.g. image digest + decode params → decoded
-   * blob). A value starts with the digest of the blob it points to: gc drops entries whose blob
-   * it removed, and readers must check the blob still exists.
+   * The stage index (IndexEntry). A value that is not an entry (a string an older podium
+   * stored, or damage) reads as undefined: a miss.
    */
-  getIndex(key: string): string | undefined;
-  setIndex(key: string, value: string): void;
-  indexEntries(): Array<[string, string]>;
+  getIndex(key: string): IndexEntry | undefined;
+  setIndex(key: string, entry: IndexEntry): void;
+  /** Every index key with its entry, undefined where the value is not an entry (gc removes those). */
+  indexEntries(): Array<[string, IndexEntry | undefined]>;
   deleteIndex(key: string): void;
   getStat(path: string): StatEntry | undefined;
   setStat(path: string, entry: StatEntry): void;

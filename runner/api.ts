@@ -1,7 +1,8 @@
 // The package's programmatic API: `import { run, status, loadPipeline } from 'podium-pipeline'`.
 // A small, stable surface over the verb modules, which return data and never print: the CLI
 // formats what these return. Errors: UsageError (invalid pipeline or options: its diagnostics
-// carry file, line, column and JSON pointer); a failed stage is a report with status 'failed'.
+// carry file, line, column and JSON pointer); a failed stage is a report with status 'failed'
+// and its failure (reason input, stage, internal or interrupted).
 import type { EventSink } from './events.js';
 import { runPipeline, type RunOptions, type RunSummary } from './run.js';
 import { status as statusOf, type StatusReport } from './status.js';
@@ -18,6 +19,7 @@ export { formatVerify, type VerifyReport, type VerifyStage } from './verify.js';
 export { analyze, type Pipeline, type StageNode } from './analyze.js';
 export { UsageError, formatDiagnostic, type Diagnostic, type Result } from './diagnostics.js';
 export { humanLogger, type EventSink, type RunEvent, type StageReport, type StageStatus } from './events.js';
+export type { FailureReason, StageFailure } from './stage-failure.js';
 export type { CommonOptions, RunOptions, RunSummary };
 
 export interface ApiRunOptions extends RunOptions {

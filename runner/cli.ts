@@ -4,6 +4,7 @@
 // and nothing loads TensorFlow.js or sharp unless a stage that needs them executes.
 import { readFileSync } from 'node:fs';
 import { CacheUnavailable } from '../cache/store.js';
+import { takeCacheWarnings } from './cache-warnings.js';
 import { bashCompletion, globalUsage, parseVerb, verbHelp, verbOf, type Verb } from './cli-args.js';
 import { formatDiagnostic, UsageError } from './diagnostics.js';
 
@@ -51,7 +52,7 @@ async function main(argv: string[]): Promise<number> {
       let report: string | undefined;
       const wantReport = !v['dry-run'] && !v['no-report'] && !process.env.PODIUM_NO_REPORT && !summary.noop && !controller.signal.aborted && summary.stages.length > 0;
       if (wantReport && pos[0]) report = await (await import('./report/after-run.js')).reportAfterRun(pos[0], { cache, backend, set }, (l) => process.stderr.write(`${l}\n`));
-      if (json) print(true, { pipeline: summary.pipeline, stages: summary.stages.map(({ id, kind, status, key, reason, durationMs }) => ({ id, kind, status, key, reason, durationMs })), ...(report ? { report } : {}) }, () => '');
+      if (json) print(true, { pipeline: summary.pipeline, stages: summary.stages.map(({ id, kind, status, key, reason, durationMs, failure }) => ({ id, kind, status, key, reason, durationMs, ...(failure ? { failure: { reason: failure.reason, ...(failure.path !== undefined ? { path: failure.path } : {}) } } : {}) })), ...(report ? { report } : {}) }, () => '');
       else {
         const count = (s: string): number => summary.stages.filter((r) => r.status === s).length;
         const parts = ['ran', 'cached', 'would-run', 'may-run', 'failed', 'skipped'].filter((s) => count(s)).map((s) => `${count(s)} ${s}`);
@@ -62,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`interrupted: kept ${kept} finished stage${kept === 1 ? '' : 's'} (a rerun reuses them)\n`);
         return interruptedExitCode();
       }
-      if (summary.stages.some((r) => r.inputError)) return 2;
+      if (summary.stages.some((r) => r.failure?.reason === 'input')) return 2;
       return summary.stages.some((r) => r.status === 'failed' || r.status === 'skipped') ? 1 : 0;
     }
     case 'push':
@@ -195,7 +196,11 @@ process.on('beforeExit', () => {
   process.exit(1);
 });
 
-main(process.argv.slice(2)).finally(() => { settled = true; }).then((code) => { process.exitCode = code; }, (e: unknown) => {
+main(process.argv.slice(2)).finally(() => {
+  settled = true;
+  // Whatever verb ran, and whether or not it succeeded: what reading the cache found, once.
+  for (const w of takeCacheWarnings()) process.stderr.write(`warning: ${w}\n`);
+}).then((code) => { process.exitCode = code; }, (e: unknown) => {
   if (signalled) {
     process.stderr.write(`podium: interrupted (${(e as Error).message.split('\n')[0]})\n`);
     process.exitCode = interruptedExitCode();

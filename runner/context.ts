@@ -10,6 +10,7 @@ import { UsageError } from './diagnostics.js';
 import { LmdbStore } from '../cache/lmdb-store.js';
 import { CacheReplaced, type Store } from '../cache/store.js';
 import type { EventSink } from './events.js';
+import { watchCacheWarnings } from './cache-warnings.js';
 import { cacheDir, pipelinePath, projectOfPipeline, type CommonOptions as CacheOptions } from './cache-path.js';
 
 export { cacheDir };
@@ -22,7 +23,8 @@ export interface CommonOptions extends CacheOptions {
 /**
  * The project's cache. 'read' is for verbs that only look (status, show, diff, report, cat, a dry
  * run): where no cache exists yet they get an empty one in a temporary folder, removed on close,
- * so looking never creates a .podium folder.
+ * so looking never creates a .podium folder. What reading it finds wrong is printed by the CLI
+ * once the verb ends (cache-warnings.ts).
  */
 export function openStore(opts: CommonOptions, projectDir?: string, mode: 'write' | 'read' = 'write', storeOptions: { strictReads?: boolean } = {}): LmdbStore {
   const dir = cacheDir(opts, projectDir);
@@ -33,7 +35,9 @@ export function openStore(opts: CommonOptions, projectDir?: string, mode: 'write
     store.close = async () => { await close(); rmSync(scratch, { recursive: true, force: true }); };
     return store;
   }
-  return new LmdbStore(dir, storeOptions);
+  const store = new LmdbStore(dir, storeOptions);
+  watchCacheWarnings(store);
+  return store;
 }
 
 export function loadPipeline(file: string | undefined, opts: CommonOptions = {}): Pipeline {

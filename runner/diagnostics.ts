@@ -66,7 +66,7 @@ function initials(name: string): string {
 }
 
 /** Edit distance counting a swap of neighbours as one edit (--jbos → --jobs), as typos go. */
-export function editDistance(a: string, b: string): number {
+function editDistance(a: string, b: string): number {
   let before: number[] = [];
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
@@ -80,8 +80,4 @@ export function editDistance(a: string, b: string): number {
     prev = row;
   }
   return prev[b.length]!;
-}
-
-export function unreachable(x: never): never {
-  throw new Error(`unreachable: ${JSON.stringify(x)}`);
 }

@@ -1,6 +1,7 @@
 // Execution emits typed events; loggers only render them. The human loggers write to stderr so
 // stdout stays clean for --json: this plain one (pipes, CI, --quiet) and progress-tty.ts.
 import type { Progress } from '../stages/contract.js';
+import type { StageFailure } from './stage-failure.js';
 /** 'may-run' (dry runs only): runs if an upstream stage that would run changes its output (early cutoff decides). */
 export type StageStatus = 'ran' | 'cached' | 'failed' | 'skipped' | 'would-run' | 'may-run';
 
@@ -13,9 +14,8 @@ export interface StageReport {
   durationMs: number;
   /** Outs put back on disk from the cache. */
   restored?: string[];
-  logTail?: string[];
-  /** The stage failed on invalid input data: the run exits 2. */
-  inputError?: boolean;
+  /** Why a failed stage failed (an input failure makes the run exit 2), with its log tail. */
+  failure?: StageFailure;
   /** A stage that ran: the metrics its record holds (val scores, losses, counts). */
   metrics?: Record<string, unknown>;
 }
@@ -55,7 +55,7 @@ export function humanLogger(out: NodeJS.WritableStream = process.stderr, verbose
         out.write(`${MARK[r.status].padEnd(11)} ${r.id}${time}${extra}\n`);
         if (r.status === 'failed') {
           // An internal error's stack is for whoever debugs podium: shown with --verbose only.
-          const tail = r.logTail ?? [];
+          const tail = r.failure?.logTail ?? [];
           const shown = verbose ? tail : tail.filter((l) => !STACK_FRAME.test(l));
           for (const l of shown) out.write(`    | ${l}\n`);
           if (shown.length < tail.length) out.write('    | (rerun with --verbose for the stack)\n');

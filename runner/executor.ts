@@ -7,12 +7,15 @@ import { availableParallelism } from 'node:os';
 import { stageKey, type Fingerprint } from '../cache/fingerprint.js';
 import type { LockFile } from '../cache/lockfile.js';
 import type { Digest } from '../cache/canonical.js';
+import { stageStoreOf } from '../cache/local-stage-store.js';
 import { CacheCorruption, CacheUnavailable, type StageRecord, type Store } from '../cache/store.js';
 import type { Pipeline, StageNode } from './analyze.js';
 import type { EventSink, StageReport } from './events.js';
-import { executeStage, StageFailure, type StageRunner } from './execute-stage.js';
-import { explainChange, fingerprintOf, inputValues, ownChanges } from './fingerprints.js';
+import { executeStage, jobFor, type StageRunner } from './execute-stage.js';
+import { explainChange, fingerprintOf, ownChanges } from './fingerprints.js';
 import type { Plan } from './plan.js';
+import { stageFailure, type StageFailure } from './stage-failure.js';
+import { stageState } from './state.js';
 
 export interface ExecuteOptions {
   jobs: number;
@@ -38,262 +41,315 @@ const LEASE_POLL_MS = 200;
 const MAX_REPAIRS = 3;
 
 interface Obtained { fingerprint: Fingerprint; record: StageRecord; computed: boolean; restored: string[] }
+/** A stage that must run, waiting for a slot. */
+interface Runnable { node: StageNode; fingerprint: Fingerprint; reason: string }
+/** Where a running stage sits: its slot (and GPU) and its share of the cores. */
+interface Seat { slot: number; threads: number }
 
 export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts: ExecuteOptions): Promise<Outcome> {
-  const selected = new Set(plan.ids);
-  const done: Outcome['done'] = new Map();
-  const reports = new Map<string, StageReport>();
-  const pendingUp = new Map<string, number>();
-  for (const id of plan.ids) pendingUp.set(id, (pipeline.graph.predecessors(id) ?? []).filter((p) => selected.has(p)).length);
+  return new Walk(pipeline, plan, store, opts).run();
+}
 
-  const upstream = (id: string): StageRecord | undefined => done.get(id)?.record ?? (selected.has(id) ? undefined : lockedRecord(id));
-  // A stage outside the selection (--only/--from) is read from the cache via the lock file.
-  const lockedRecord = (id: string): StageRecord | undefined => {
-    const key = opts.lock?.stages[id]?.key;
-    return key ? store.getRecord(key) : undefined;
-  };
-
-  const ready: string[] = plan.ids.filter((id) => pendingUp.get(id) === 0);
-  const toStart: Array<{ node: StageNode; fingerprint: Fingerprint; reason: string }> = [];
-  const running = new Map<string, Promise<void>>();
-  const freeSlots = Array.from({ length: opts.jobs }, (_, i) => i);
-
-  const finish = (report: StageReport): void => {
-    reports.set(report.id, report);
-    opts.onEvent({ type: 'stage-done', report });
-    for (const next of pipeline.graph.successors(report.id) ?? []) {
-      if (!selected.has(next)) continue;
-      const left = pendingUp.get(next)! - 1;
-      pendingUp.set(next, left);
-      if (left === 0) ready.push(next);
-    }
-  };
-
-  /** A cache that cannot be written ends the run once running stages have stopped. */
-  let fatal: CacheUnavailable | undefined;
-
+/**
+ * One execution's state. Every stage moves from pending (upstream stages unfinished) to ready,
+ * then to one of the reports through a named transition: cached, ran, failed or skipped (or, in a
+ * dry run, would-run/may-run). Runnable stages wait in `toStart` for a free slot.
+ */
+class Walk {
+  private readonly selected: Set<string>;
+  private readonly done: Outcome['done'] = new Map();
+  private readonly reports = new Map<string, StageReport>();
+  /** Selected upstream stages not finished yet, per stage. */
+  private readonly pendingUp = new Map<string, number>();
+  private readonly ready: string[];
+  private readonly toStart: Runnable[] = [];
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly freeSlots: number[];
   /** Failed stage → itself; skipped stage → the failed stage that caused it. */
-  const failedRoot = new Map<string, string>();
+  private readonly failedRoot = new Map<string, string>();
+  /** Producers being re-executed after a corrupt blob, so that stages meeting it together repair it once. */
+  private readonly repairing = new Map<string, Promise<StageFailure | undefined>>();
+  /** A cache that cannot be written ends the run once running stages have stopped. */
+  private fatal: CacheUnavailable | undefined;
+  private readonly cores = availableParallelism();
 
-  /** Handles a stage that can be decided without a slot; returns false when it must run. */
-  const decide = (node: StageNode): { fingerprint: Fingerprint; reason: string } | undefined => {
-    const fp = fingerprintOf(pipeline, node, store, upstream);
-    if (!fp.ok) {
-      const root = failedRoot.get(fp.upstream);
-      const base = { id: node.id, kind: node.kind.name, key: null, durationMs: 0 };
-      if (root) {
-        failedRoot.set(node.id, root);
-        finish({ ...base, status: 'skipped', reason: `upstream stage ${root} failed` });
-      } else if (opts.dryRun) {
-        // The upstream stage would run, but may well produce the same bytes (early cutoff): this
-        // stage certainly runs only if something of its own changed.
-        const own = plan.forced.has(node.id) ? ['forced'] : ownChanges(pipeline, node, store, opts.lock?.stages[node.id]);
-        finish(own.length ? { ...base, status: 'would-run', reason: own.join('; ') } : { ...base, status: 'may-run', reason: `if the output of ${fp.upstream} changes` });
+  constructor(private readonly pipeline: Pipeline, private readonly plan: Plan, private readonly store: Store, private readonly opts: ExecuteOptions) {
+    this.selected = new Set(plan.ids);
+    for (const id of plan.ids) this.pendingUp.set(id, (pipeline.graph.predecessors(id) ?? []).filter((p) => this.selected.has(p)).length);
+    this.ready = plan.ids.filter((id) => this.pendingUp.get(id) === 0);
+    this.freeSlots = Array.from({ length: opts.jobs }, (_, i) => i);
+  }
+
+  async run(): Promise<Outcome> {
+    while (this.ready.length || this.toStart.length || this.running.size) {
+      // Decide everything decidable first: cached stages need no slot, and deciding them may free more.
+      while (this.ready.length) {
+        const toRun = this.decide(this.pipeline.byId.get(this.ready.shift()!)!);
+        if (toRun) this.toStart.push(toRun);
       }
-      else finish({ id: node.id, kind: node.kind.name, status: 'failed', key: null, reason: `input "${fp.input}": stage ${fp.upstream} has no cached result (run it first, or drop --only/--from)`, durationMs: 0 });
-      return undefined;
+      if (this.opts.signal.aborted || this.fatal) {
+        // Interrupted, or the cache cannot be written: let running stages wind down, start nothing new.
+        for (const { node } of this.toStart.splice(0)) this.skipped(node, node.id, this.fatal ? 'the cache cannot be written' : 'interrupted');
+      }
+      while (this.toStart.length && this.running.size < this.opts.jobs) this.start(this.toStart.shift()!);
+      if (this.running.size) await Promise.race(this.running.values());
     }
-    const key = stageKey(fp.fingerprint);
-    const forced = plan.forced.has(node.id);
-    const record = forced ? undefined : store.getRecord(key);
-    const restored = record && restoreOrDrop(node, record);
-    if (record && restored) {
-      done.set(node.id, { fingerprint: fp.fingerprint, record });
-      finish({ id: node.id, kind: node.kind.name, status: 'cached', key, reason: 'fresh', durationMs: 0, ...(restored.length ? { restored } : {}) });
-      return undefined;
+    if (this.fatal) throw this.fatal;
+    return { reports: this.plan.ids.map((id) => this.reports.get(id)!).filter(Boolean), done: this.done };
+  }
+
+  // --- transitions: each ends a stage with its report and releases the stages waiting on it ---
+
+  private finish(report: StageReport): void {
+    this.reports.set(report.id, report);
+    this.opts.onEvent({ type: 'stage-done', report });
+    for (const next of this.pipeline.graph.successors(report.id) ?? []) {
+      if (!this.selected.has(next)) continue;
+      const left = this.pendingUp.get(next)! - 1;
+      this.pendingUp.set(next, left);
+      if (left === 0) this.ready.push(next);
     }
-    const reason = forced ? 'forced' : explainChange(fp.fingerprint, node, opts.lock?.stages[node.id]).join('; ');
-    if (opts.dryRun) {
-      finish({ id: node.id, kind: node.kind.name, status: 'would-run', key, reason, durationMs: 0 });
-      return undefined;
-    }
-    return { fingerprint: fp.fingerprint, reason };
-  };
+  }
+
+  /** Its record was in the cache, or another podium process committed it while this one waited. */
+  private cached(node: StageNode, got: Omit<Obtained, 'computed'>, reason: string, durationMs: number): void {
+    this.done.set(node.id, { fingerprint: got.fingerprint, record: got.record });
+    this.finish({ id: node.id, kind: node.kind.name, status: 'cached', key: got.record.key, reason, durationMs, ...(got.restored.length ? { restored: got.restored } : {}) });
+  }
+
+  private ran(node: StageNode, got: Obtained, reason: string): void {
+    this.done.set(node.id, { fingerprint: got.fingerprint, record: got.record });
+    this.finish({ id: node.id, kind: node.kind.name, status: 'ran', key: got.record.key, reason, durationMs: got.record.durationMs, metrics: got.record.metrics });
+  }
+
+  /** The stages below it are skipped, naming it. */
+  private failed(node: StageNode, key: Digest | null, failure: StageFailure, durationMs: number): void {
+    this.failedRoot.set(node.id, node.id);
+    this.finish({ id: node.id, kind: node.kind.name, status: 'failed', key, reason: failure.message, durationMs, failure });
+  }
+
+  private skipped(node: StageNode, root: string, reason: string): void {
+    this.failedRoot.set(node.id, root);
+    this.finish({ id: node.id, kind: node.kind.name, status: 'skipped', key: null, reason, durationMs: 0 });
+  }
+
+  // --- deciding and running ---
+
+  private upstream = (id: string): StageRecord | undefined => this.done.get(id)?.record ?? (this.selected.has(id) ? undefined : this.lockedRecord(id));
+
+  /** A stage outside the selection (--only/--from) is read from the cache via the lock file. */
+  private lockedRecord(id: string): StageRecord | undefined {
+    const key = this.opts.lock?.stages[id]?.key;
+    return key ? this.store.getRecord(key) : undefined;
+  }
+
+  /** Ends a stage that needs no slot (cached, skipped, dry run); returns it when it must run. */
+  private decide(node: StageNode): Runnable | undefined {
+    const locked = this.opts.lock?.stages[node.id];
+    const state = stageState(this.pipeline, node, this.store, this.upstream, locked, this.plan.forced.has(node.id));
+    if (state.staleInput) { this.decideWithoutKey(node, state.staleInput); return undefined; }
+    const fingerprint = state.fingerprint!;
+    const restored = state.record && this.restoreOrDrop(node, state.record);
+    if (state.record && restored) { this.cached(node, { fingerprint, record: state.record, restored }, 'fresh', 0); return undefined; }
+    // A record whose blob was corrupt was dropped: the stage runs again, as for any other miss.
+    const reason = (state.record ? explainChange(fingerprint, node, locked) : state.reasons).join('; ');
+    if (!this.opts.dryRun) return { node, fingerprint, reason };
+    this.finish({ id: node.id, kind: node.kind.name, status: 'would-run', key: state.key!, reason, durationMs: 0 });
+    return undefined;
+  }
+
+  /** An upstream stage has no result: it failed, it would run (dry run), or it was left out of the selection. */
+  private decideWithoutKey(node: StageNode, stale: { input: string; upstream: string }): void {
+    const root = this.failedRoot.get(stale.upstream);
+    const base = { id: node.id, kind: node.kind.name, key: null, durationMs: 0 };
+    if (root) this.skipped(node, root, `upstream stage ${root} failed`);
+    else if (this.opts.dryRun) {
+      // The upstream stage would run, but may well produce the same bytes (early cutoff): this
+      // stage certainly runs only if something of its own changed.
+      const own = this.plan.forced.has(node.id) ? ['forced'] : ownChanges(this.pipeline, node, this.store, this.opts.lock?.stages[node.id]);
+      this.finish(own.length ? { ...base, status: 'would-run', reason: own.join('; ') } : { ...base, status: 'may-run', reason: `if the output of ${stale.upstream} changes` });
+    } else this.failed(node, null, stageFailure('stage', `input "${stale.input}": stage ${stale.upstream} has no cached result (run it first, or drop --only/--from)`), 0);
+  }
+
+  private start(toRun: Runnable): void {
+    const { node } = toRun;
+    const seat = { slot: this.freeSlots.shift()!, threads: this.threadsFor() };
+    const p = this.runOne(toRun, seat).finally(() => {
+      this.running.delete(node.id);
+      this.freeSlots.push(seat.slot);
+      this.freeSlots.sort((a, b) => a - b);
+    });
+    this.running.set(node.id, p);
+  }
 
   /**
    * Cores for a stage about to start: the machine's cores shared among the stages that will run
    * side by side — those running, this one, and those already waiting for a slot. (A stage started
    * alone keeps its share if another starts later; results never depend on the thread count.)
    */
-  const cores = availableParallelism();
-  const threadsFor = (): number => Math.max(1, Math.floor(cores / Math.min(opts.jobs, running.size + 1 + toStart.length)));
+  private threadsFor(): number {
+    return Math.max(1, Math.floor(this.cores / Math.min(this.opts.jobs, this.running.size + 1 + this.toStart.length)));
+  }
 
-  /** A waiting or running stage sleeps in steps that an interrupt cuts short. */
-  const pause = (ms: number): Promise<void> => new Promise((resolve) => {
-    const onAbort = (): void => { clearTimeout(t); resolve(); };
-    // Removed when the timer fires: a long lease wait polls many times on one signal.
-    const t = setTimeout(() => { opts.signal.removeEventListener('abort', onAbort); resolve(); }, ms);
-    opts.signal.addEventListener('abort', onAbort, { once: true });
-  });
+  private async runOne({ node, fingerprint, reason }: Runnable, seat: Seat): Promise<void> {
+    const started = Date.now();
+    this.opts.onEvent({ type: 'stage-start', id: node.id, kind: node.kind.name, reason, slot: seat.slot });
+    let got: Obtained | StageFailure;
+    try {
+      got = await this.obtain(node, fingerprint, seat, this.plan.forced.has(node.id));
+    } catch (e) {
+      if (e instanceof CacheUnavailable) this.fatal ??= e;
+      // The run ends with the cache's own one-line message; the stage just says it stopped.
+      got = e instanceof CacheUnavailable ? stageFailure('interrupted', 'stopped: the cache cannot be written')
+        : stageFailure(e instanceof CacheCorruption ? 'stage' : 'internal', (e as Error).message);
+    }
+    if ('record' in got) {
+      if (got.computed) this.ran(node, got, reason);
+      else this.cached(node, got, 'computed by another podium process', Date.now() - started);
+    } else {
+      // Whatever a stage stopped by an interrupt says of it is noise beside the interrupt.
+      const failure = this.opts.signal.aborted ? stageFailure('interrupted', 'interrupted') : got;
+      this.failed(node, stageKey(fingerprint), failure, Date.now() - started);
+    }
+  }
 
   /**
    * The stage's record: computed under its lease, or the one another podium process committed
    * while this one waited. An input blob found corrupt while the stage reads it is never used:
    * the blob is removed, the stage that produced it is re-executed, and the stage tries again.
    */
-  const obtain = async (node: StageNode, fingerprint: Fingerprint, slot: number, threads: number, forced: boolean): Promise<Obtained> => {
+  private async obtain(node: StageNode, fingerprint: Fingerprint, seat: Seat, forced: boolean): Promise<Obtained | StageFailure> {
     for (let repairs = 0; ; repairs++) {
       const key = stageKey(fingerprint);
-      const theirs = await acquireLease(node, key, forced);
-      if (theirs) return { fingerprint, record: theirs.record, computed: false, restored: theirs.restored };
+      const lease = await this.acquireLease(node, key, forced);
+      if (lease.got === 'failure') return lease.failure;
+      if (lease.got === 'record') return { fingerprint, record: lease.record, computed: false, restored: lease.restored };
       try {
-        const gpu = opts.gpus?.length ? opts.gpus[slot % opts.gpus.length] : undefined;
+        const gpu = this.opts.gpus?.length ? this.opts.gpus[seat.slot % this.opts.gpus.length] : undefined;
         // --force and --from mean from scratch; saved progress is for a stage never finished.
-        const record = await (opts.runStage ?? executeStage)({
-          kind: node.kind, stageId: node.id, key, resume: !forced, params: node.params, inputs: inputValues(node, upstream),
-          seed: pipeline.seed, projectDir: pipeline.projectDir, slot, gpu, threads, inputBlobs: inputBlobsOf(node),
-        }, store, opts.signal, {
-          log: (line) => opts.onEvent({ type: 'stage-log', id: node.id, line }),
-          note: (line) => opts.onEvent({ type: 'stage-note', id: node.id, line }),
-          progress: (update) => opts.onEvent({ type: 'stage-progress', id: node.id, update }),
-        });
-        store.commitRecord(record);
-        return { fingerprint, record, computed: true, restored: [] };
+        const job = jobFor(this.pipeline, node, key, this.upstream, { resume: !forced, slot: seat.slot, gpu, threads: seat.threads });
+        const outcome = await (this.opts.runStage ?? executeStage)(job, this.store, this.opts.signal, {
+          log: (line) => this.opts.onEvent({ type: 'stage-log', id: node.id, line }),
+          note: (line) => this.opts.onEvent({ type: 'stage-note', id: node.id, line }),
+          progress: (update) => this.opts.onEvent({ type: 'stage-progress', id: node.id, update }),
+        }, this.inputBlobsOf(node));
+        if (!outcome.ok) return outcome.failure;
+        this.store.commitRecord(outcome.record);
+        return { fingerprint, record: outcome.record, computed: true, restored: [] };
       } catch (e) {
-        if (!(e instanceof CacheCorruption) || repairs >= MAX_REPAIRS || opts.signal.aborted) throw e;
-        await repairInput(node, e, slot, threads);
-        const fp = fingerprintOf(pipeline, node, store, upstream);
+        if (!(e instanceof CacheCorruption) || repairs >= MAX_REPAIRS || this.opts.signal.aborted) throw e;
+        const failure = await this.repairInput(node, e, seat);
+        if (failure) return failure;
+        const fp = fingerprintOf(this.pipeline, node, this.store, this.upstream);
         if (!fp.ok) throw e;
         fingerprint = fp.fingerprint;
       } finally {
-        releaseQuietly(key);
+        this.releaseQuietly(key);
       }
     }
-  };
+  }
 
   /**
    * Takes the key's lease, waiting (interruptibly, up to the lease timeout) while another live
-   * process holds it. Returns that process's record when it committed one meanwhile.
+   * process holds it; or the record that process committed meanwhile.
    */
-  const acquireLease = async (node: StageNode, key: Digest, forced: boolean): Promise<{ record: StageRecord; restored: string[] } | undefined> => {
+  private async acquireLease(node: StageNode, key: Digest, forced: boolean): Promise<{ got: 'lease' } | { got: 'record'; record: StageRecord; restored: string[] } | { got: 'failure'; failure: StageFailure }> {
     let waitingSince: number | undefined;
     for (;;) {
-      if (opts.signal.aborted) throw new StageFailure('interrupted', []);
-      const leased = store.tryLease(key, `stage ${node.id} of ${pipeline.file}`);
-      const theirs = forced ? undefined : store.getRecord(key);
+      if (this.opts.signal.aborted) return { got: 'failure', failure: stageFailure('interrupted', 'interrupted') };
+      const leased = this.store.tryLease(key, `stage ${node.id} of ${this.pipeline.file}`);
+      const theirs = forced ? undefined : this.store.getRecord(key);
       if (theirs) {
-        if (leased) releaseQuietly(key);
-        const restored = restoreOrDrop(node, theirs);
-        if (restored) return { record: theirs, restored };
+        if (leased) this.releaseQuietly(key);
+        const restored = this.restoreOrDrop(node, theirs);
+        if (restored) return { got: 'record', record: theirs, restored };
       }
-      if (leased) return undefined;
-      const holder = store.leaseHolder(key);
+      if (leased) return { got: 'lease' };
+      const holder = this.store.leaseHolder(key);
       const who = holder ? `${holder.what ?? `stage ${node.id}`} held by pid ${holder.pid} since ${new Date(holder.since).toISOString()}` : `stage ${node.id}`;
       if (waitingSince === undefined) {
         waitingSince = Date.now();
-        opts.onEvent({ type: 'warning', message: `${node.id}: waiting for ${who} (another podium process is computing it)` });
-      } else if (Date.now() - waitingSince > opts.leaseTimeoutMs) {
-        throw new StageFailure(`gave up after ${Math.round(opts.leaseTimeoutMs / 1000)} s waiting for ${who}; stop that process, or wait longer with --lease-timeout SECONDS`, []);
+        this.opts.onEvent({ type: 'warning', message: `${node.id}: waiting for ${who} (another podium process is computing it)` });
+      } else if (Date.now() - waitingSince > this.opts.leaseTimeoutMs) {
+        return { got: 'failure', failure: stageFailure('stage', `gave up after ${Math.round(this.opts.leaseTimeoutMs / 1000)} s waiting for ${who}; stop that process, or wait longer with --lease-timeout SECONDS`) };
       }
-      await pause(LEASE_POLL_MS);
+      await this.pause(LEASE_POLL_MS);
     }
-  };
+  }
 
-  /** Producers being re-executed after a corrupt blob, so that stages meeting it together repair it once. */
-  const repairing = new Map<string, Promise<void>>();
+  /** A waiting or running stage sleeps in steps that an interrupt cuts short. */
+  private pause(ms: number): Promise<void> {
+    const { signal } = this.opts;
+    return new Promise((resolve) => {
+      const onAbort = (): void => { clearTimeout(t); resolve(); };
+      // Removed when the timer fires: a long lease wait polls many times on one signal.
+      const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
 
-  /** Drops the corrupt blob and the records naming it, and re-executes the stages that made them. */
-  const repairInput = async (node: StageNode, e: CacheCorruption, slot: number, threads: number): Promise<void> => {
+  /**
+   * Drops the corrupt blob and the records naming it, and re-executes the stages that made them.
+   * Returns the failure of a producer that could not be re-executed.
+   */
+  private async repairInput(node: StageNode, e: CacheCorruption, seat: Seat): Promise<StageFailure | undefined> {
     const inputIds = [...new Set(Object.values(node.inputs).flatMap((i) => i.ids))];
     // Another stage running beside this one may have met the same blob first.
-    const inFlight = inputIds.filter((id) => repairing.has(id));
-    if (inFlight.length) { await Promise.all(inFlight.map((id) => repairing.get(id))); return; }
-    if (blobIntact(e.digest as Digest)) return;
-    store.deleteBlob(e.digest as Digest);
+    const inFlight = inputIds.filter((id) => this.repairing.has(id));
+    if (inFlight.length) return (await Promise.all(inFlight.map((id) => this.repairing.get(id)))).find(Boolean);
+    if (this.blobIntact(e.digest as Digest)) return undefined;
+    this.store.deleteBlob(e.digest as Digest);
     const producers = inputIds.filter((id) => {
-      const rec = upstream(id);
+      const rec = this.upstream(id);
       return !!rec && (Object.values(rec.outputs).includes(e.digest as Digest) || rec.refs.includes(e.digest as Digest));
     });
-    opts.onEvent({ type: 'warning', message: `${node.id}: ${e.message}; removed it, ${producers.length ? `re-executing ${producers.join(', ')}` : `running ${node.id} again`}` });
+    this.opts.onEvent({ type: 'warning', message: `${node.id}: ${e.message}; removed it, ${producers.length ? `re-executing ${producers.join(', ')}` : `running ${node.id} again`}` });
     for (const id of producers) {
-      const redo = async (): Promise<void> => {
-        store.deleteRecord(upstream(id)!.key);
-        done.delete(id);
-        const producer = pipeline.byId.get(id)!;
-        const fp = fingerprintOf(pipeline, producer, store, upstream);
+      const redo = async (): Promise<StageFailure | undefined> => {
+        this.store.deleteRecord(this.upstream(id)!.key);
+        this.done.delete(id);
+        const producer = this.pipeline.byId.get(id)!;
+        const fp = fingerprintOf(this.pipeline, producer, this.store, this.upstream);
         if (!fp.ok) throw e;
-        const redone = await obtain(producer, fp.fingerprint, slot, threads, true);
-        done.set(id, { fingerprint: redone.fingerprint, record: redone.record });
+        const redone = await this.obtain(producer, fp.fingerprint, seat, true);
+        if (!('record' in redone)) return redone;
+        this.done.set(id, { fingerprint: redone.fingerprint, record: redone.record });
+        return undefined;
       };
-      repairing.set(id, redo().finally(() => repairing.delete(id)));
+      this.repairing.set(id, redo().finally(() => this.repairing.delete(id)));
     }
-    await Promise.all(producers.map((id) => repairing.get(id)));
-  };
+    return (await Promise.all(producers.map((id) => this.repairing.get(id)))).find(Boolean);
+  }
 
   /** Every blob a stage's inputs are or refer to: a cluster job fetches these from the shared store. */
-  const inputBlobsOf = (node: StageNode): Digest[] => [...new Set(Object.values(node.inputs).flatMap((i) => i.ids).flatMap((id) => {
-    const rec = upstream(id)!;
-    return [...Object.values(rec.outputs), ...rec.refs];
-  }))];
+  private inputBlobsOf(node: StageNode): Digest[] {
+    const ids = Object.values(node.inputs).flatMap((i) => i.ids);
+    return [...new Set(ids.flatMap((id) => { const rec = this.upstream(id)!; return [...Object.values(rec.outputs), ...rec.refs]; }))];
+  }
 
-  const blobIntact = (digest: Digest): boolean => {
-    try { return store.getBlob(digest) !== undefined; } catch (err) { if (err instanceof CacheCorruption) return false; throw err; }
-  };
-
-  const runOne = async (node: StageNode, fingerprint: Fingerprint, reason: string, slot: number, threads: number): Promise<void> => {
-    const started = Date.now();
-    opts.onEvent({ type: 'stage-start', id: node.id, kind: node.kind.name, reason, slot });
-    try {
-      const got = await obtain(node, fingerprint, slot, threads, plan.forced.has(node.id));
-      done.set(node.id, { fingerprint: got.fingerprint, record: got.record });
-      const key = got.record.key;
-      if (got.computed) finish({ id: node.id, kind: node.kind.name, status: 'ran', key, reason, durationMs: got.record.durationMs, metrics: got.record.metrics });
-      else finish({ id: node.id, kind: node.kind.name, status: 'cached', key, reason: 'computed by another podium process', durationMs: Date.now() - started, ...(got.restored.length ? { restored: got.restored } : {}) });
-    } catch (e) {
-      if (e instanceof CacheUnavailable) fatal ??= e;
-      const interrupted = opts.signal.aborted;
-      // The run ends with the cache's own one-line message; the stage just says it stopped.
-      const f = e instanceof StageFailure ? e : new StageFailure(e instanceof CacheUnavailable ? 'stopped: the cache cannot be written' : (e as Error).message, []);
-      failedRoot.set(node.id, node.id);
-      finish({ id: node.id, kind: node.kind.name, status: 'failed', key: stageKey(fingerprint), reason: interrupted ? 'interrupted' : f.message, durationMs: Date.now() - started, logTail: interrupted ? [] : f.logTail, ...(f.inputError ? { inputError: true } : {}) });
-    }
-  };
+  private blobIntact(digest: Digest): boolean {
+    try { return this.store.getBlob(digest) !== undefined; } catch (err) { if (err instanceof CacheCorruption) return false; throw err; }
+  }
 
   /** A lease left behind by a failed write dies with this process anyway (leases are checked for liveness). */
-  const releaseQuietly = (key: Digest): void => {
-    try { store.releaseLease(key); } catch (e) { if (!(e instanceof CacheUnavailable)) throw e; }
-  };
+  private releaseQuietly(key: Digest): void {
+    try { this.store.releaseLease(key); } catch (e) { if (!(e instanceof CacheUnavailable)) throw e; }
+  }
 
   /**
    * A cached record's outs put back on disk; undefined when a blob they need is corrupt: then the
    * blob and the record are dropped and the stage runs again, as for any other miss.
    */
-  const restoreOrDrop = (node: StageNode, record: StageRecord): string[] | undefined => {
-    if (opts.dryRun) return [];
+  private restoreOrDrop(node: StageNode, record: StageRecord): string[] | undefined {
+    if (this.opts.dryRun) return [];
     try {
-      return node.kind.restore?.({ projectDir: pipeline.projectDir, store }, node.params, record) ?? [];
+      return node.kind.restore?.({ projectDir: this.pipeline.projectDir, store: stageStoreOf(this.store) }, node.params, record) ?? [];
     } catch (e) {
       if (!(e instanceof CacheCorruption)) throw e;
-      store.deleteBlob(e.digest as Digest);
-      store.deleteRecord(record.key);
-      opts.onEvent({ type: 'warning', message: `${node.id}: ${e.message}; removed it, the stage runs again` });
+      this.store.deleteBlob(e.digest as Digest);
+      this.store.deleteRecord(record.key);
+      this.opts.onEvent({ type: 'warning', message: `${node.id}: ${e.message}; removed it, the stage runs again` });
       return undefined;
     }
-  };
-
-  while (ready.length || toStart.length || running.size) {
-    // Decide everything decidable first: cached stages need no slot, and deciding them may free more.
-    while (ready.length) {
-      const node = pipeline.byId.get(ready.shift()!)!;
-      const toRun = decide(node);
-      if (toRun) toStart.push({ node, ...toRun });
-    }
-    if (opts.signal.aborted || fatal) {
-      // Interrupted, or the cache cannot be written: let running stages wind down, start nothing new.
-      for (const { node } of toStart.splice(0)) {
-        failedRoot.set(node.id, node.id);
-        finish({ id: node.id, kind: node.kind.name, status: 'skipped', key: null, reason: fatal ? 'the cache cannot be written' : 'interrupted', durationMs: 0 });
-      }
-    }
-    while (toStart.length && running.size < opts.jobs) {
-      const { node, fingerprint, reason } = toStart.shift()!;
-      const slot = freeSlots.shift()!;
-      const p = runOne(node, fingerprint, reason, slot, threadsFor()).finally(() => { running.delete(node.id); freeSlots.push(slot); freeSlots.sort((a, b) => a - b); });
-      running.set(node.id, p);
-    }
-    if (running.size) await Promise.race(running.values());
   }
-
-  if (fatal) throw fatal;
-  return { reports: plan.ids.map((id) => reports.get(id)!).filter(Boolean), done };
 }

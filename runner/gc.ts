@@ -145,7 +145,9 @@ function sweep(store: LmdbStore, keepRuns: number, root: string, dryRun: boolean
   }
   if (!dryRun) {
     for (const p of store.statPaths()) if (!existsSync(p)) store.deleteStat(p);
-    for (const [key, value] of store.indexEntries()) if (!live.has(value.split(' ')[0] as Digest)) store.deleteIndex(key);
+    // An entry lives while every blob it names does (finetune's names weights and optimizer
+    // state); one that is not an entry (an older podium's string) is dropped.
+    for (const [key, entry] of store.indexEntries()) if (!entry || !entry.blobs.every((d) => live.has(d))) store.deleteIndex(key);
   }
   let fileBytes = 0;
   try { fileBytes = statSync(join(store.path, 'data.mdb')).size; } catch { /* a scratch or odd cache */ }

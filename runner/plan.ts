@@ -65,7 +65,7 @@ export function plan(pipeline: Pipeline, opts: PlanOptions): Plan {
   return { ids, forced };
 }
 
-export function ancestors(pipeline: Pipeline, id: string): Set<string> {
+function ancestors(pipeline: Pipeline, id: string): Set<string> {
   const seen = new Set<string>();
   const stack = [id];
   while (stack.length) {

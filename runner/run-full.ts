@@ -4,14 +4,14 @@ import { availableParallelism } from 'node:os';
 import type { LockFile, LockStage } from '../cache/lockfile.js';
 import { writeLock } from '../cache/lockfile.js';
 import { cacheDir, leaseTimeoutMs, lockOf, loadPipeline, openRegistered, openStore } from './context.js';
+import { takeCacheWarnings } from './cache-warnings.js';
 import { forgetNoop, saveNoop } from './noop-memo.js';
 import { UsageError } from './diagnostics.js';
 import type { EventSink } from './events.js';
 import { execute, type Outcome } from './executor.js';
 import { plan } from './plan.js';
 import type { Pipeline } from './analyze.js';
-
-import { keyOptions, type RunOptions, type RunSummary } from './run.js';
+import { keyOptions, type RunOptions, type RunSummary } from './run-options.js';
 
 export async function runFull(file: string | undefined, opts: RunOptions, plain: boolean, onEvent: EventSink, signal: AbortSignal): Promise<RunSummary> {
   const pipeline = loadPipeline(file, opts);
@@ -30,7 +30,8 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
   try {
     const outcome = await execute(pipeline, thePlan, store, { jobs, gpus: opts.gpus, dryRun: !!opts.dryRun, lock, onEvent, signal, leaseTimeoutMs: leaseTimeoutMs(opts), ...(cluster ? { runStage: cluster.backend.runStage } : {}) });
     if (cluster && signal.aborted) await cluster.backend.afterInterrupt();
-    for (const w of store.warnings) onEvent({ type: 'warning', message: w });
+    // As events, for the log and for API callers; taken, so the CLI does not print them again.
+    for (const w of takeCacheWarnings()) onEvent({ type: 'warning', message: w });
     let lockWritten = false;
     const ok = outcome.reports.every((r) => r.status === 'ran' || r.status === 'cached');
     if (!opts.dryRun && ok) {

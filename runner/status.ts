@@ -6,7 +6,7 @@ export interface StatusEntry { id: string; kind: string; status: 'fresh' | 'stal
 export interface StatusReport {
   pipeline: string;
   stages: StatusEntry[];
-  /** What reading the cache found and removed (a corrupt record), so that no verb drops one silently. */
+  /** What reading the cache found wrong (a corrupt record, left for a run or gc to replace); the CLI prints these to stderr. */
   warnings: string[];
 }
 
@@ -28,7 +28,7 @@ export async function status(file: string | undefined, opts: CommonOptions): Pro
 
 export function formatStatus(r: StatusReport): string {
   const stale = r.stages.filter((s) => s.status === 'stale').length;
-  const lines = [...r.warnings.map((w) => `warning: ${w}`), `${r.pipeline}: ${r.stages.length - stale} fresh, ${stale} stale`];
+  const lines = [`${r.pipeline}: ${r.stages.length - stale} fresh, ${stale} stale`];
   for (const s of r.stages) lines.push(`  ${s.status.padEnd(5)}  ${s.id}${s.reasons.length ? `: ${s.reasons.join('; ')}` : ''}`);
   return lines.join('\n');
 }

@@ -4,14 +4,15 @@
 import { availableParallelism } from 'node:os';
 
 import type { Digest } from '../cache/canonical.js';
+import { stageStoreOf } from '../cache/local-stage-store.js';
 import { stageKey } from '../cache/fingerprint.js';
 import { CacheCorruption, type StageRecord } from '../cache/store.js';
 import { resolve } from 'node:path';
 import { canonicalJson } from '../cache/canonical.js';
 import { lockOf, loadPipeline, openRegistered, type CommonOptions } from './context.js';
 import { UsageError } from './diagnostics.js';
-import { executeStage, StageFailure } from './execute-stage.js';
-import { fingerprintOf, inputValues } from './fingerprints.js';
+import { executeStage, jobFor } from './execute-stage.js';
+import { fingerprintOf } from './fingerprints.js';
 import { resolveIds } from './plan.js';
 
 export interface VerifyStage {
@@ -62,7 +63,7 @@ export async function verify(file: string | undefined, opts: CommonOptions & { s
       const rec = lockedRecords.get(node.id);
       if (!rec || !chosen.has(node.id) || !node.kind.restore) continue;
       for (const f of node.kind.files?.(node.params, rec) ?? []) store.deleteStat(resolve(pipeline.projectDir, f));
-      for (const path of node.kind.restore({ projectDir: pipeline.projectDir, store }, node.params, rec)) repaired.push({ stage: node.id, path });
+      for (const path of node.kind.restore({ projectDir: pipeline.projectDir, store: stageStoreOf(store) }, node.params, rec)) repaired.push({ stage: node.id, path });
     }
 
     const stages: VerifyStage[] = [];
@@ -78,14 +79,17 @@ export async function verify(file: string | undefined, opts: CommonOptions & { s
       if (key !== locked.key) { stages.push({ id: node.id, result: 'stale', detail: 'the pipeline or its deps changed since the lock was written; run it first', ...none }); continue; }
       let record: StageRecord;
       try {
-        record = await executeStage({ kind: node.kind, stageId: node.id, key, resume: false, params: node.params, inputs: inputValues(node, (id) => lockedRecords.get(id)), seed: pipeline.seed, projectDir: pipeline.projectDir, slot: 0, gpu: undefined, threads: availableParallelism() }, store, signal, { log: () => {}, note: () => {}, progress: () => {} });
+        const job = jobFor(pipeline, node, key, (id) => lockedRecords.get(id), { resume: false, slot: 0, gpu: undefined, threads: availableParallelism() });
+        const outcome = await executeStage(job, store, signal, { log: () => {}, note: () => {}, progress: () => {} });
+        if (!outcome.ok) { stages.push({ id: node.id, result: 'failed', detail: outcome.failure.message, ...none }); continue; }
+        record = outcome.record;
       } catch (e) {
-        stages.push({ id: node.id, result: 'failed', detail: e instanceof StageFailure ? e.message : String(e), ...none });
+        stages.push({ id: node.id, result: 'failed', detail: String(e), ...none });
         continue;
       } finally {
         // Leave the workspace as the lock describes it, whatever the re-execution wrote.
         const rec = lockedRecords.get(node.id);
-        if (rec) node.kind.restore?.({ projectDir: pipeline.projectDir, store }, node.params, rec);
+        if (rec) node.kind.restore?.({ projectDir: pipeline.projectDir, store: stageStoreOf(store) }, node.params, rec);
       }
       const names = [...new Set([...Object.keys(locked.outputs), ...Object.keys(record.outputs)])].sort();
       const differing: VerifyStage['differing'] = names.filter((n) => locked.outputs[n] !== record.outputs[n]).map((name) => ({ name, locked: locked.outputs[name] ?? null, now: record.outputs[name] ?? null }));

@@ -5,16 +5,20 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execaNode } from 'execa';
 import { CacheCorruption, CacheUnavailable } from '../cache/store.js';
-import { InputError, StageError, type Progress, type StageResult } from '../stages/contract.js';
-import type { StageJob, StageListener } from './execute-stage.js';
+import type { Progress, StageResult, StoreOpener } from '../stages/contract.js';
+import { stageFailure, type StageFailure } from './stage-failure.js';
+import type { StageJob, StageListener } from './stage-job.js';
 
-export type WorkerRequest = Omit<StageJob, 'kind'> & { kind: string; storePath: string };
+export type WorkerRequest = Omit<StageJob, 'kind'> & { kind: string; opener: StoreOpener };
 export type WorkerMessage =
   | { type: 'log'; line: string }
   | { type: 'note'; line: string }
   | { type: 'progress'; update: Progress }
   | { type: 'result'; result: StageResult }
-  | { type: 'error'; message: string; logTail: string[]; internal: boolean; inputError: boolean; corruptDigest?: string; cacheUnavailable?: boolean };
+  | { type: 'failure'; failure: StageFailure }
+  /** The cache's own faults, rethrown here as the executor expects them (repair, or end the run). */
+  | { type: 'cache-corrupt'; digest: string; message: string }
+  | { type: 'cache-unavailable'; message: string };
 
 function workerScript(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -23,11 +27,11 @@ function workerScript(): string {
   return existsSync(compiled) ? compiled : join(here, '..', 'dist', 'runner', 'worker.js');
 }
 
-export async function runInWorker(job: StageJob, storePath: string, signal: AbortSignal, listener: StageListener): Promise<StageResult> {
+export async function runInWorker(job: StageJob, opener: StoreOpener, signal: AbortSignal, listener: StageListener): Promise<{ ok: true; result: StageResult } | { ok: false; failure: StageFailure }> {
   const { log } = listener;
   const env = job.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: job.gpu } : {};
   const child = execaNode(workerScript(), [], { ipc: true, serialization: 'advanced', reject: false, stdout: 'pipe', stderr: 'pipe', cancelSignal: signal, env, cwd: job.projectDir });
-  const request: WorkerRequest = { ...job, kind: job.kind.name, storePath };
+  const request: WorkerRequest = { ...job, kind: job.kind.name, opener };
   await child.sendMessage(request as never);
   let outcome: WorkerMessage | undefined;
   for await (const message of child.getEachMessage()) {
@@ -39,11 +43,13 @@ export async function runInWorker(job: StageJob, storePath: string, signal: Abor
   }
   const done = await child;
   for (const line of `${done.stderr ?? ''}`.split('\n').filter(Boolean)) log(line);
-  if (outcome?.type === 'result') return outcome.result;
-  if (outcome?.type === 'error' && outcome.corruptDigest) throw new CacheCorruption(outcome.corruptDigest, outcome.message);
-  if (outcome?.type === 'error' && outcome.cacheUnavailable) throw new CacheUnavailable(outcome.message);
-  if (outcome?.type === 'error') throw outcome.internal ? new Error(outcome.message) : new (outcome.inputError ? InputError : StageError)(outcome.message, outcome.logTail);
-  if (done.isCanceled) throw new StageError('interrupted');
+  switch (outcome?.type) {
+    case 'result': return { ok: true, result: outcome.result };
+    case 'failure': return { ok: false, failure: outcome.failure };
+    case 'cache-corrupt': throw new CacheCorruption(outcome.digest, outcome.message);
+    case 'cache-unavailable': throw new CacheUnavailable(outcome.message);
+  }
+  if (done.isCanceled) return { ok: false, failure: stageFailure('interrupted', 'interrupted') };
   const how = done.signal ? `was killed by ${done.signal}` : `exited with code ${done.exitCode}`;
-  throw new StageError(`worker process ${how} before the stage finished`);
+  return { ok: false, failure: stageFailure('stage', `worker process ${how} before the stage finished`) };
 }

@@ -6,12 +6,12 @@
 // here cost ~0.26 s of start-up in every isolated stage (measured: `node -e "await
 // import('execa')"` 0.39 s against 0.13 s for bare node on this 2-core machine).
 import { once } from 'node:events';
-import { LmdbStore } from '../cache/lmdb-store.js';
 import { CacheCorruption, CacheUnavailable } from '../cache/store.js';
-import { InputError, StageError } from '../stages/contract.js';
+import { openStoreFrom, type OwnStageStore } from '../stages/contract.js';
 import { stageKinds } from '../stages/registry.js';
+import { failureOf } from './stage-failure.js';
+import { contextFor, throttledProgress } from './stage-job.js';
 import type { WorkerMessage, WorkerRequest } from './worker-client.js';
-import { throttledProgress } from './execute-stage.js';
 
 /** Resolves once the message is handed to the channel, so the last one is not lost at exit. */
 const send = (m: WorkerMessage): Promise<void> => new Promise((resolve, reject) => {
@@ -25,30 +25,25 @@ process.on('disconnect', () => process.exit(1));
 if (!process.send) throw new Error('runner/worker.js runs as a stage worker process, started by the runner with an IPC channel');
 const [req] = (await once(process, 'message')) as [WorkerRequest];
 const kind = stageKinds.get(req.kind);
-const logTail: string[] = [];
-let store: LmdbStore | undefined;
+let store: OwnStageStore | undefined;
 try {
   if (!kind) throw new Error(`unknown stage kind ${req.kind}`);
-  store = new LmdbStore(req.storePath, { strictReads: true });
-  const controller = new AbortController();
-  const result = await kind.run({
-    stageId: req.stageId, key: req.key, resume: req.resume, projectDir: req.projectDir, seed: req.seed, slot: req.slot, gpu: req.gpu, threads: req.threads, inputs: req.inputs, store,
-    signal: controller.signal,
-    log: (line) => { logTail.push(line); void send({ type: 'log', line }); },
-    // The runner throttles too; this keeps the IPC channel quiet when a stage reports every step.
+  store = await openStoreFrom(req.opener);
+  // The runner keeps the log tail (every line comes over the channel) and stops a worker by
+  // killing it (execa's cancelSignal), never by asking: the stage's signal here never fires.
+  const result = await kind.run(contextFor(req, store, AbortSignal.any([]), {
+    log: (line) => void send({ type: 'log', line }),
     // One message: the runner's note() also puts the line in the stage's log.
-    note: (line) => { logTail.push(line); void send({ type: 'note', line }); },
+    note: (line) => void send({ type: 'note', line }),
+    // The runner throttles too; this keeps the IPC channel quiet when a stage reports every step.
     progress: throttledProgress((update) => void send({ type: 'progress', update })),
-  }, req.params);
+  }), req.params);
   await store.flush();
   await send({ type: 'result', result });
 } catch (e) {
-  const err = e as Error;
-  const internal = !(e instanceof StageError);
-  await send({
-    type: 'error', message: err.message, logTail: internal ? (err.stack ?? '').split('\n') : (e as StageError).logTail, internal, inputError: e instanceof InputError,
-    ...(e instanceof CacheCorruption ? { corruptDigest: e.digest } : {}), ...(e instanceof CacheUnavailable ? { cacheUnavailable: true } : {}),
-  });
+  if (e instanceof CacheCorruption) await send({ type: 'cache-corrupt', digest: e.digest, message: e.message });
+  else if (e instanceof CacheUnavailable) await send({ type: 'cache-unavailable', message: e.message });
+  else await send({ type: 'failure', failure: failureOf(e) });
 } finally {
   await store?.close();
 }

@@ -2,8 +2,7 @@
 // Its outputs are the policy, which the training loader applies per batch with augmentBatch
 // (stages/data/augment/), and a contact sheet PNG that shows a user what the policy does.
 import type { FromSchema } from 'json-schema-to-ts';
-import type { Store } from '../cache/store.js';
-import { defineStage, type InputArtifact, type JsonSchema } from './contract.js';
+import { defineStage, type InputArtifact, type JsonSchema, type StageStore } from './contract.js';
 import type { AugmentPolicy, RawImage } from './data/augment/index.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
 
@@ -63,7 +62,7 @@ export const augment = defineStage<AugmentParams>({
   },
 });
 
-function previewSources(input: InputArtifact | undefined, store: Store, n: number): RawImage[] | undefined {
+function previewSources(input: InputArtifact | undefined, store: StageStore, n: number): RawImage[] | undefined {
   if (!input?.outputs.images) return undefined;
   const set = JSON.parse(store.getBlob(input.outputs.images)!.toString()) as DecodedSet;
   const rows = set.splits.train ?? Object.values(set.splits)[0] ?? [];

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writ
 import { fileURLToPath } from 'node:url';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Digest } from '../cache/canonical.js';
-import { hashPath, listFiles } from '../cache/hash-files.js';
+import { listFiles } from '../cache/hash-files.js';
 import { defineStage, StageError, type JsonSchema } from './contract.js';
 
 const TAIL_LINES = 20;
@@ -74,9 +74,8 @@ export const command = defineStage<CommandParams>({
     const restored: string[] = [];
     for (const [rel, digest] of Object.entries(record.outputs)) {
       const abs = join(ctx.projectDir, rel); // rel comes from a record: already normalised
-      if (hashPath(ctx.store, abs) === digest) continue;
-      const bytes = ctx.store.getBlob(digest, { verify: true });
-      if (!bytes) throw new StageError(`cached out "${rel}" is missing from the cache`);
+      if (ctx.store.hashPath(abs) === digest) continue;
+      const bytes = ctx.store.getBlob(digest)!; // hash-checked; a missing one throws CacheCorruption
       mkdirSync(dirname(abs), { recursive: true });
       // Write beside and rename, so a reader never sees a half-restored file.
       const tmp = `${abs}.podium-tmp-${process.pid}`;

@@ -2,7 +2,7 @@
 // schema, inputs, run(). The runner knows nothing else about kinds, so adding one is one file
 // plus one line in registry.ts.
 import type { Digest } from '../cache/canonical.js';
-import type { BlobInfo, StageRecord, Store } from '../cache/store.js';
+import type { BlobInfo, IndexEntry, StageRecord } from '../cache/store.js';
 
 /** A JSON Schema object (draft 2020-12 subset that ajv understands). */
 export type JsonSchema = Record<string, unknown>;
@@ -29,19 +29,25 @@ export interface InputArtifact {
 
 export type InputValue = InputArtifact | InputArtifact[];
 
-/**
- * One entry of the stage index, a small key → entry memo stages keep across runs (decode: image
- * bytes + params → decoded blob; finetune: recipe + epoch → checkpoint). `blobs` are the blobs it
- * points to: gc drops the entry when it removes any of them, and a reader must still find them
- * (blobInfo) before trusting it. `meta` is the stage's own JSON.
- */
-export interface IndexEntry { blobs: Digest[]; meta: Record<string, unknown> }
+// Defined beside the store that keeps it (gc reads it there too); part of this contract.
+export type { IndexEntry };
 
 /**
  * A store a worker thread can open for itself: `module` exports `openStageStore(args)`. Plain
  * data, so it crosses postMessage; the stage never names the implementation it loads.
  */
 export interface StoreOpener { module: string; args: unknown }
+
+/** A handle a thread opened for itself through an opener: it closes it when done (flushing first). */
+export interface OwnStageStore extends StageStore { close(): Promise<void> }
+
+/** What a StoreOpener's module exports. */
+export interface StoreOpenerModule { openStageStore(args: unknown): OwnStageStore }
+
+/** Opens a handle of its own on the store `opener` describes (in a worker thread or process). */
+export async function openStoreFrom(opener: StoreOpener): Promise<OwnStageStore> {
+  return ((await import(opener.module)) as StoreOpenerModule).openStageStore(opener.args);
+}
 
 /**
  * All a stage may do with the cache: blobs by content, its index, a stat-memoised file hash, and a
@@ -64,7 +70,9 @@ export interface StageStore {
    */
   withBlobs<T>(digests: readonly Digest[], fn: (views: Uint8Array[]) => T): T;
   blobInfo(digest: Digest): BlobInfo | undefined;
+  /** The entry under `key`; undefined when absent or not an entry (what an older podium stored). */
   getIndex(key: string): IndexEntry | undefined;
+  /** Queued like queueBlob: visible to getIndex and durable after flush(). */
   setIndex(key: string, entry: IndexEntry): void;
   /** sha256 of a file or folder, memoised by (size, mtime, inode); undefined when absent. */
   hashPath(absPath: string): Digest | undefined;
@@ -94,7 +102,7 @@ export interface StageContext {
    */
   readonly threads: number;
   readonly inputs: Record<string, InputValue>;
-  readonly store: Store;
+  readonly store: StageStore;
   readonly signal: AbortSignal;
   log(line: string): void;
   /**
@@ -131,7 +139,7 @@ export interface StageResult {
 
 export interface RestoreContext {
   readonly projectDir: string;
-  readonly store: Store;
+  readonly store: StageStore;
 }
 
 export interface StageKind<P = Record<string, unknown>> {
@@ -170,7 +178,8 @@ export class StageError extends Error {
  * fails like any other, and the run exits 2 as for an invalid pipeline.
  */
 export class InputError extends StageError {
-  readonly inputError = true;
+  /** path: the project file at fault, when there is one (shown to tools as the failure's path). */
+  constructor(message: string, logTail: string[] = [], readonly path?: string) { super(message, logTail); }
 }
 
 export function defineStage<P>(kind: StageKind<P>): StageKind<P> {

@@ -4,12 +4,10 @@
 // unchanged 50k-image folder costs stats, not reads.
 import type { FromSchema } from 'json-schema-to-ts';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { digestOf, type Digest } from '../cache/canonical.js';
-import { hashFile } from '../cache/hash-files.js';
-import type { Store } from '../cache/store.js';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { digestOf } from '../cache/canonical.js';
 import { JsonSource } from './util/json-source.js';
-import { defineStage, InputError, type JsonSchema } from './contract.js';
+import { defineStage, InputError, type JsonSchema, type StageStore } from './contract.js';
 import { IMAGE_EXTENSIONS, sniffImage, type Manifest, type ManifestEntry, type ManifestRoot } from './data/manifest.js';
 
 /** A manifest, and where each entry came from (for messages that name the culprit file). */
@@ -95,11 +93,11 @@ export const dataset = defineStage<DatasetParams>({
 });
 
 /** Where synthetic images live: beside the cache, named by what determines them. */
-async function generate(store: Store, p: DatasetParams, seed: number, log: (l: string) => void): Promise<{ dir: string; root: ManifestRoot }> {
+async function generate(store: StageStore, p: DatasetParams, seed: number, log: (l: string) => void): Promise<{ dir: string; root: ManifestRoot }> {
   const { generateSynthetic } = await import('./data/synthetic/index.js');
   const opts = { classes: p.classes, perClass: p.perClass, size: p.size, seed };
   const root: ManifestRoot = { in: 'cache', path: `datasets/synthetic-${digestOf(opts).slice(0, 16)}` };
-  const dir = join(dirname(store.path), root.path);
+  const dir = join(store.filesDir, root.path);
   const t0 = Date.now();
   const { files } = await generateSynthetic(dir, opts);
   log(`generated ${files} synthetic images in ${dir} (${Date.now() - t0} ms)`);
@@ -112,13 +110,15 @@ function projectPath(projectDir: string, abs: string): string {
 }
 
 /** The entry of an image file under `dir` (the root's folder here), refusing files that are not images. */
-function imageEntry(store: Store, projectDir: string, dir: string, abs: string, id: string, label: number | null): ManifestEntry {
+function imageEntry(store: StageStore, projectDir: string, dir: string, abs: string, id: string, label: number | null): ManifestEntry {
   const head = Buffer.alloc(16);
   let fd: number;
-  try { fd = openSync(abs, 'r'); } catch { throw new InputError(`image ${projectPath(projectDir, abs)} does not exist`); }
+  try { fd = openSync(abs, 'r'); } catch { throw new InputError(`image ${projectPath(projectDir, abs)} does not exist`, [], projectPath(projectDir, abs)); }
   try { readSync(fd, head, 0, 16, 0); } finally { closeSync(fd); }
-  if (!sniffImage(head)) throw new InputError(`${projectPath(projectDir, abs)} is not an image (unrecognised file header)`);
-  return { id, path: relative(dir, abs).split(sep).join('/'), label, sha256: hashFile(store, abs) as Digest };
+  if (!sniffImage(head)) throw new InputError(`${projectPath(projectDir, abs)} is not an image (unrecognised file header)`, [], projectPath(projectDir, abs));
+  const sha256 = store.hashPath(abs);
+  if (!sha256) throw new InputError(`image ${projectPath(projectDir, abs)} disappeared while it was read`, [], projectPath(projectDir, abs));
+  return { id, path: relative(dir, abs).split(sep).join('/'), label, sha256 };
 }
 
 function listImages(dir: string): string[] {
@@ -126,7 +126,7 @@ function listImages(dir: string): string[] {
 }
 
 /** root/<split>/<class>/*; a split holding images directly (no class folders) is unlabelled. */
-function imagefolder(store: Store, projectDir: string, root: string, where: ManifestRoot, splits: string[], format: string): Listed {
+function imagefolder(store: StageStore, projectDir: string, root: string, where: ManifestRoot, splits: string[], format: string): Listed {
   const present = splits.filter((s) => existsSync(join(root, s)));
   if (!present.length) throw new InputError(`${projectPath(projectDir, root)} has none of the split folders ${splits.join(', ')}`);
   const classSet = new Set<string>();
@@ -150,7 +150,7 @@ function imagefolder(store: Store, projectDir: string, root: string, where: Mani
   return { manifest: out, where: (s, i) => projectPath(projectDir, join(root, out.splits[s]![i]!.path)) };
 }
 
-function aiChallenger(store: Store, projectDir: string, root: string, where: ManifestRoot, p: DatasetParams): Listed {
+function aiChallenger(store: StageStore, projectDir: string, root: string, where: ManifestRoot, p: DatasetParams): Listed {
   let classes: string[] | undefined;
   if (p.classNames) {
     const file = join(root, p.classNames);
@@ -178,7 +178,7 @@ function aiChallenger(store: Store, projectDir: string, root: string, where: Man
       continue;
     }
     const { value, errors } = JsonSource.read(jsonFile);
-    if (errors.length) { const e = errors[0]!; throw new InputError(`${projectPath(projectDir, jsonFile)}:${e.line}:${e.column}: ${e.message}`); }
+    if (errors.length) { const e = errors[0]!; throw new InputError(`${projectPath(projectDir, jsonFile)}:${e.line}:${e.column}: ${e.message}`, [], projectPath(projectDir, jsonFile)); }
     if (!Array.isArray(value)) throw new InputError(`${projectPath(projectDir, jsonFile)}: expected a JSON array of {"image_id", "label_id"}`);
     const seen = new Set<string>();
     splits[s] = value.map((item: unknown, i: number) => {
@@ -200,7 +200,7 @@ function aiChallenger(store: Store, projectDir: string, root: string, where: Man
   return { manifest, where: (s, i) => `${projectPath(projectDir, join(root, p.annotations[s]!.json))} /${i}` };
 }
 
-function csvLists(store: Store, projectDir: string, root: string, where: ManifestRoot, p: DatasetParams): Listed {
+function csvLists(store: StageStore, projectDir: string, root: string, where: ManifestRoot, p: DatasetParams): Listed {
   const rowsBySplit: Record<string, Array<{ path: string; label: string | null; line: number }>> = {};
   for (const s of p.splits) {
     const list = p.lists[s];

@@ -8,9 +8,10 @@
 import type { FromSchema } from 'json-schema-to-ts';
 
 import { digestOf, type Digest } from '../cache/canonical.js';
-import { defineStage, InputError, type InputArtifact, type JsonSchema } from './contract.js';
+import { defineStage, InputError, type IndexEntry, type InputArtifact, type JsonSchema } from './contract.js';
 import type { DecodedImage, PoolOptions } from './data/decode-workers.js';
 import type { DecodedSet } from './data/decoded.js';
+import { turboJpeg } from './data/jpeg-turbo.js';
 import { imageFile, imageLabel, type Manifest, type ManifestEntry } from './data/manifest.js';
 
 /**
@@ -47,11 +48,14 @@ export type DecodeImageParams = Omit<DecodeParams, 'onError'>;
  * stage or is skipped). Built from the params object itself, so a param added to the schema
  * enters the key without anyone listing it here, and cannot silently reuse stale blobs.
  * shortSide is ignored when size is given (data/decode-image.ts), so it is keyed as null then.
- * The version is in it: a new version forgets the old blobs.
+ * The version is in it: a new version forgets the old blobs. Where libjpeg-turbo cannot load,
+ * decoder "fast" decodes every image exactly as "sharp" does, and is keyed as "sharp": its blobs
+ * must not pass for the fast decoder's, whose shrunk images differ.
  */
-export function decodeParamsKey(p: DecodeParams): Digest {
+export function decodeParamsKey(p: DecodeParams, fastDecoderLoads = p.decoder === 'fast' && turboJpeg() !== null): Digest {
   const { onError: _skipOrFail, ...decoding } = p;
-  return digestOf({ ...decoding, version: VERSION, shortSide: p.size ? null : p.shortSide });
+  const decoder = p.decoder === 'fast' && !fastDecoderLoads ? 'sharp' : p.decoder;
+  return digestOf({ ...decoding, decoder, version: VERSION, shortSide: p.size ? null : p.shortSide });
 }
 
 export const decode = defineStage<DecodeParams>({
@@ -75,7 +79,8 @@ export const decode = defineStage<DecodeParams>({
     type Row = DecodedSet['splits'][string][number];
     const rows = new Map<string, Array<Row | undefined>>();
     // Images whose blob the index already knows (same bytes, same params) are not decoded again;
-    // the index holds "blob width height decoder", and a blob gc removed since is decoded again.
+    // an entry holds the blob and {width, height, via: decoder}, and a blob gc removed since is
+    // decoded again.
     // The decoder is remembered so that the metrics count every image, not only those decoded
     // by this run: what is in the index depends on the cache's history (an interrupted run, a
     // smaller dataset decoded before), and a lock must not. An entry without it is a miss.
@@ -90,10 +95,10 @@ export const decode = defineStage<DecodeParams>({
       entries.forEach((e, i) => {
         // Under verify (resume false) every image is decoded again: the index is a memo of this
         // very computation, and reusing it would verify nothing.
-        const [known, w, h, by] = (ctx.resume ? ctx.store.getIndex(indexKey(e))?.split(' ') : undefined) ?? [];
-        if (known && (by === 'sharp' || by === 'libjpeg-turbo') && ctx.store.blobInfo(known as Digest)) {
-          splitRows[i] = { id: e.id, label: e.label, blob: known as Digest, width: Number(w), height: Number(h) };
-          via[by]++;
+        const known = ctx.resume ? indexedImage(ctx.store.getIndex(indexKey(e))) : undefined;
+        if (known && ctx.store.blobInfo(known.blob)) {
+          splitRows[i] = { id: e.id, label: e.label, blob: known.blob, width: known.width, height: known.height };
+          via[known.via]++;
           fromIndex++;
         } else todo.push({ split, i, e });
       });
@@ -101,7 +106,7 @@ export const decode = defineStage<DecodeParams>({
     const t0 = Date.now();
     let decodedCount = 0;
     const decodeSome = async (which: number[], pool: PoolOptions): Promise<void> => {
-      await decodeAll(which.map((k) => ({ path: imageFile(manifest, todo[k]!.e, ctx.projectDir, ctx.store.path), sha256: todo[k]!.e.sha256 })), p, (n, image, reason) => {
+      await decodeAll(which.map((k) => ({ path: imageFile(manifest, todo[k]!.e, ctx.projectDir, ctx.store.filesDir), sha256: todo[k]!.e.sha256 })), p, (n, image, reason) => {
         const k = which[n]!;
         const { split, i, e } = todo[k]!;
         // Bad images are decoded a second time, alone (below): count each image once.
@@ -110,7 +115,7 @@ export const decode = defineStage<DecodeParams>({
         if (!image) { bad.push({ k, split, id: e.id, path: imageLabel(manifest, e), reason: reason! }); return; }
         via[image.via]++;
         decodedNow[image.via]++;
-        ctx.store.setIndex(indexKey(e), `${image.digest} ${image.width} ${image.height} ${image.via}`);
+        ctx.store.setIndex(indexKey(e), { blobs: [image.digest], meta: { width: image.width, height: image.height, via: image.via } });
         rows.get(split)![i] = { id: e.id, label: e.label, blob: image.digest, width: image.width, height: image.height };
       }, pool);
     };
@@ -145,3 +150,10 @@ export const decode = defineStage<DecodeParams>({
     };
   },
 });
+
+/** An index entry as decode wrote it: one blob, its size and decoder; anything else is a miss. */
+function indexedImage(entry: IndexEntry | undefined): { blob: Digest; width: number; height: number; via: DecodedImage['via'] } | undefined {
+  const { width, height, via } = entry?.meta ?? {};
+  if (entry?.blobs.length !== 1 || !Number.isInteger(width) || !Number.isInteger(height) || (via !== 'sharp' && via !== 'libjpeg-turbo')) return undefined;
+  return { blob: entry.blobs[0]!, width: width as number, height: height as number, via };
+}

@@ -6,8 +6,7 @@ import type { FromSchema } from 'json-schema-to-ts';
 import { mkdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize, relative, resolve } from 'node:path';
 import type { Digest } from '../cache/canonical.js';
-import { hashPath } from '../cache/hash-files.js';
-import { defineStage, InputError, StageError, type InputArtifact, type JsonSchema } from './contract.js';
+import { defineStage, InputError, type InputArtifact, type JsonSchema } from './contract.js';
 import { splitMetrics, topClasses } from './data/metrics.js';
 import { decodePredictions, PREDICTIONS_PREFIX, type Predictions } from './data/predictions.js';
 
@@ -68,9 +67,8 @@ export const exportStage = defineStage<ExportParams>({
     const digest = record.outputs.submission;
     if (!digest) return [];
     const abs = submissionPath(ctx.projectDir, p.path);
-    if (hashPath(ctx.store, abs) === digest) return [];
-    const bytes = ctx.store.getBlob(digest, { verify: true });
-    if (!bytes) throw new StageError(`cached submission "${p.path}" is missing from the cache`);
+    if (ctx.store.hashPath(abs) === digest) return [];
+    const bytes = ctx.store.getBlob(digest)!; // hash-checked; a missing one throws CacheCorruption
     writeAtomic(abs, bytes);
     return [relative(ctx.projectDir, abs)];
   },

@@ -5,8 +5,7 @@
 // indexed under the stage key as they are made, so a killed run resumes at the last epoch.
 import type { FromSchema } from 'json-schema-to-ts';
 import type { Digest } from '../cache/canonical.js';
-import type { Store } from '../cache/store.js';
-import { defineStage, InputError, type InputArtifact, type JsonSchema } from './contract.js';
+import { defineStage, InputError, type InputArtifact, type JsonSchema, type StageStore } from './contract.js';
 import type { AugmentPolicy, RawImage } from './data/augment/index.js';
 import { readJson } from './data/artifacts.js';
 import { decodeDecoded, type DecodedSet } from './data/decoded.js';
@@ -171,7 +170,7 @@ const PROGRESS_MS = 250;
 
 const epochName = (e: number): string => `epoch-${String(e + 1).padStart(3, '0')}`;
 
-function loadSplit(store: Store, set: DecodedSet, split: string): { images: RawImage[]; labels: number[] } {
+function loadSplit(store: StageStore, set: DecodedSet, split: string): { images: RawImage[]; labels: number[] } {
   const rows = (set.splits[split] ?? []).filter((r) => r.label !== null);
   return { images: rows.map((r) => decodeDecoded(store.getBlob(r.blob)!)), labels: rows.map((r) => r.label!) };
 }

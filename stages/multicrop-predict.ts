@@ -8,12 +8,17 @@
 //
 // Crop sets nest (crops.ts): computing '10' gives '1' and '5' too, so the table lists every
 // nested set up to the largest requested at no extra cost.
+//
+// Each row of that table is also kept as a candidate for `fuse`, `candidate:<model stage>:<epoch>:
+// <crops>@<scale>`: averaging every scale into one prediction lets a harmful scale drag every
+// member down (intel6: the fusion of averaged members scored below the best single (crops,
+// scale) row), while fuse's selection on val can take only the rows that help.
 import type { FromSchema } from 'json-schema-to-ts';
 import type { Digest } from '../cache/canonical.js';
 import { defineStage, InputError, type JsonSchema } from './contract.js';
 import { checkClasses, checkpointsOf, scoreCheckpoint } from './data/checkpoint-refs.js';
 import { averageCrops, cropCount, type CropSet } from './data/crops.js';
-import { encodePredictions, type Predictions } from './data/predictions.js';
+import { CANDIDATE_PREFIX, encodePredictions, type Predictions } from './data/predictions.js';
 import type { BackendResolved } from './tf/backend-param.js';
 import { cropsPerImage, loadCheckpoint, openPrediction, predictCrops, predictionInputs, predictionParams, splitImages } from './tf/predict.js';
 
@@ -37,7 +42,7 @@ export type MulticropParams = BackendResolved<FromSchema<typeof params>>;
 
 export const multicropPredict = defineStage<MulticropParams>({
   name: 'multicrop-predict',
-  version: 4, // 3: batch normalisation folded into the convolutions; 4: scores by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12)
+  version: 5, // 3: batch normalisation folded into the convolutions; 4: scores by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12); 5: every (crops, scale) row kept as a candidate output
   description: 'Predict val/test with every chosen checkpoint over crops and scales, averaged; one Predictions per checkpoint.',
   params,
   inputs: predictionInputs('finetune stages (their last epoch) or checkpoint-sweep stages (their selection)'),
@@ -65,6 +70,7 @@ export const multicropPredict = defineStage<MulticropParams>({
       const name = `predictions:${ref.stageId}:${ref.epoch}`;
       const model = await loadCheckpoint(tf, ctx.store, ref);
       const preds: Predictions = { classes: set.classes, splits: {} };
+      const candidates = new Map<string, Predictions>();
       try {
         for (const split of splits) {
           const rows = set.splits[split]!;
@@ -80,10 +86,13 @@ export const multicropPredict = defineStage<MulticropParams>({
           const views = [...scales.map((_, s) => ({ logits: out.perScale[s]!, stride: nested, crops: nested })), ...(out.full ? [{ logits: out.full, stride: 1, crops: 1 }] : [])];
           const probs = averageCrops(views, images.length, k, p.average);
           preds.splits[split] = { ids: rows.map((r) => r.id), labels, probs };
-          if (labels.every((l) => l === null)) continue;
-          // What each (crops, scale) bought.
+          // What each (crops, scale) bought, on the labelled splits; each is a fusion candidate.
           const row = (crops: string, scale: number | 'all' | null, v: typeof views): void => {
-            const score = scoreCheckpoint(averageCrops(v, images.length, k, p.average), labels, k);
+            const candidateProbs = averageCrops(v, images.length, k, p.average);
+            const candidate = `${CANDIDATE_PREFIX}:${ref.stageId}:${ref.epoch}:${crops}${scale === null ? '' : `@${scale}`}`;
+            if (!candidates.has(candidate)) candidates.set(candidate, { classes: set.classes, splits: {} });
+            candidates.get(candidate)!.splits[split] = { ids: preds.splits[split]!.ids, labels, probs: candidateProbs };
+            const score = scoreCheckpoint(candidateProbs, labels, k);
             if (score) table.push({ split, stageId: ref.stageId, epoch: ref.epoch, crops, scale, ...score });
           };
           for (const c of [1, 5, 10].filter((c) => c <= nested)) {
@@ -91,6 +100,12 @@ export const multicropPredict = defineStage<MulticropParams>({
             if (scales.length > 1) row(String(c), 'all', scales.map((_, s) => ({ logits: out.perScale[s]!, stride: nested, crops: c })));
           }
           if (out.full) row('full', null, [{ logits: out.full, stride: 1, crops: 1 }]);
+          // Several crop sets averaged: that prediction is a candidate of its own (one crop set is one already).
+          if (requested.length > 1) {
+            const candidate = `${CANDIDATE_PREFIX}:${ref.stageId}:${ref.epoch}:${requested.join('+')}@all`;
+            if (!candidates.has(candidate)) candidates.set(candidate, { classes: set.classes, splits: {} });
+            candidates.get(candidate)!.splits[split] = preds.splits[split]!;
+          }
           const score = scoreCheckpoint(probs, labels, k);
           if (score) table.push({ split, stageId: ref.stageId, epoch: ref.epoch, crops: requested.join('+'), scale: 'all', averaged: true, ...score });
           if (score && split === 'val') {
@@ -102,6 +117,7 @@ export const multicropPredict = defineStage<MulticropParams>({
         model.dispose();
       }
       outputs[name] = await ctx.store.putBlob(encodePredictions(preds));
+      for (const [candidate, c] of candidates) outputs[candidate] = await ctx.store.putBlob(encodePredictions(c));
     }
     const seconds = (Date.now() - t0) / 1000;
     ctx.log(`${crops} crops in ${seconds.toFixed(1)} s: ${(crops / Math.max(seconds, 1e-3)).toFixed(1)} crops/s`);

@@ -71,7 +71,8 @@ export function fusionSection(d: ReportData, r: Rendered): Section {
     ]);
     const fused = `<tr class="fused"><td>fused (${esc(f.method)})</td><td></td><td class="n">1.000</td><td class="n">${pct(f.fused.fit.top1)}</td><td class="n">${pct(f.fused.holdout.top1)}</td><td class="n${(f.fused.val.top1 ?? -1) >= bestVal ? ' best' : ''}">${pct(f.fused.val.top1)}</td><td class="n">${pct(f.fused.val.top3)}</td><td class="n">${num(f.fused.val.logloss)}</td></tr>`;
     const t = table(['member', 'chosen', 'weight', `fit top-1 (n=${f.fused.fit.n})`, `held-out top-1 (n=${f.fused.holdout.n})`, `${f.fitSplit} top-1`, `${f.fitSplit} top-3`, 'log-loss'], rows).replace('</tbody>', `${fused}</tbody>`);
-    const order = f.selection?.length ? `<p class="meta">Order of selection: ${f.selection.map((bag) => bag.map(esc).join(' → ')).join('; ')}</p>` : '';
+    const order = (f.selection?.length ? `<p class="meta">Order of selection: ${f.selection.map((bag) => bag.map(esc).join(' → ')).join('; ')}</p>` : '')
+      + (f.fallback ? `<p class="meta">The fitted fusion scored ${num(f.fallback.fusedScore)} ${esc(f.metric)} on the whole of ${esc(f.fitSplit)}, below ${esc(f.fallback.member)} alone (${num(f.fallback.memberScore)}): that member was kept.</p>` : '');
     return `<h3>${esc(stage)}</h3><p class="meta">${esc(f.method)} on ${esc(f.metric)}, fitted on ${pct(1 - f.holdout, 0)} of ${esc(f.fitSplit)} (chosen by a hash of seed and image id); the held-out part was not used for fitting.</p>`
       + svgOf(r, `fusion:${stage}`, '● chosen member; each member and the fused result on the fit part and the held-out part') + t + order;
   }).join('');

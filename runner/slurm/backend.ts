@@ -14,10 +14,12 @@ import { fileURLToPath } from 'node:url';
 import type { Digest } from '../../cache/canonical.js';
 import type { RemoteStore } from '../../cache/remote-store.js';
 import { CacheCorruption, type StageRecord, type Store } from '../../cache/store.js';
-import type { InputArtifact } from '../../stages/contract.js';
+import { stageStoreOf } from '../../cache/local-stage-store.js';
 import type { Pipeline } from '../analyze.js';
 import type { EventSink } from '../events.js';
-import { StageFailure, type StageJob, type StageListener } from '../execute-stage.js';
+import type { StageOutcome } from '../execute-stage.js';
+import { stageFailure, type StageFailure } from '../stage-failure.js';
+import type { StageJob, StageListener } from '../stage-job.js';
 import { settingsFor, type SlurmConfig, type SlurmSettings } from '../project-config.js';
 import { blobsOf, pullBlobs, pushBlobs } from '../push-pull.js';
 import { sbatch, scancel, squeue, FINISHED, type QueueEntry } from './commands.js';
@@ -44,7 +46,7 @@ const REQUEUE_STATES = new Set(['NODE_FAIL', 'PREEMPTED']);
 const LOG_TAIL = 30;
 
 export interface SlurmBackend {
-  runStage(job: StageJob, store: Store, signal: AbortSignal, listener: StageListener): Promise<StageRecord>;
+  runStage(job: StageJob, store: Store, signal: AbortSignal, listener: StageListener, inputBlobs: Digest[]): Promise<StageOutcome>;
   /** After the run: what became of the jobs still in flight when it was interrupted. */
   afterInterrupt(): Promise<void>;
 }
@@ -54,7 +56,16 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
   const inFlight = new Set<string>();
   const cli = cliScript();
 
-  const runStage = async (job: StageJob, store: Store, signal: AbortSignal, listener: StageListener): Promise<StageRecord> => {
+  const runStage = async (job: StageJob, store: Store, signal: AbortSignal, listener: StageListener, inputBlobs: Digest[]): Promise<StageOutcome> => {
+    try {
+      return { ok: true, record: await runJob(job, store, signal, listener, inputBlobs) };
+    } catch (e) {
+      if (e instanceof JobFailed) return { ok: false, failure: e.failure };
+      throw e;
+    }
+  };
+
+  const runJob = async (job: StageJob, store: Store, signal: AbortSignal, listener: StageListener, inputBlobs: Digest[]): Promise<StageRecord> => {
     const dir = join(o.spool, job.key);
     mkdirSync(dir, { recursive: true });
     const settings = settingsFor(o.config, { id: job.stageId, baseId: job.stageId.split('@')[0]!, kind: job.kind.name });
@@ -66,7 +77,7 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
     let ticket = found === 'done' ? undefined : found;
     if (ticket) listener.note(`adopted slurm job ${ticket.jobId} (submitted ${ticket.submittedAt} by pid ${ticket.pid}), not submitting it again`);
     for (let attempt = ticket?.attempt ?? 0; ; attempt++) {
-      ticket ??= await submit(dir, job, store, settings, attempt, listener);
+      ticket ??= await submit(dir, job, store, settings, attempt, listener, inputBlobs);
       const end = await waitFor(ticket.jobId, signal, listener);
       inFlight.delete(ticket.jobId);
       const state = end?.state ?? (existsSync(join(dir, 'result.json')) ? 'COMPLETED' : 'VANISHED');
@@ -105,9 +116,8 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
     return result?.ok && result.record.key === key ? 'done' : undefined;
   };
 
-  const submit = async (dir: string, job: StageJob, store: Store, settings: SlurmSettings, attempt: number, listener: StageListener): Promise<JobTicket> => {
+  const submit = async (dir: string, job: StageJob, store: Store, settings: SlurmSettings, attempt: number, listener: StageListener, inputBlobs: Digest[]): Promise<JobTicket> => {
     // Inputs reach the node only through the store, hash-checked on both sides.
-    const inputBlobs = job.inputBlobs ?? inputOutputs(job);
     await pushBlobs(store, o.remote, inputBlobs);
     const spec: JobSpec = { pipeline: resolve(o.pipeline.file), stageId: job.stageId, key: job.key, resume: job.resume, set: o.set, backend: o.backend ?? null, inputs: job.inputs, inputBlobs, threads: settings.cpusPerTask ?? 1, filesDir: join(o.spool, 'files') };
     writeAtomic(join(dir, 'spec.json'), JSON.stringify(spec));
@@ -139,19 +149,19 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
       signal.addEventListener('abort', () => { onAbort(); res('aborted'); }, { once: true });
     });
     const first = await Promise.race([ended, aborted]);
-    if (first === 'aborted') throw new StageFailure('interrupted', []);
+    if (first === 'aborted') throw new JobFailed(stageFailure('interrupted', 'interrupted'));
     return first;
   };
 
   /** The job's record: its blobs fetched (hash-checked) into the local cache, ready to commit. */
   const collect = async (dir: string, job: StageJob, store: Store, listener: StageListener, jobId?: string, node?: string): Promise<StageRecord> => {
     const result = readJson<JobResult>(join(dir, 'result.json'));
-    if (!result) throw new StageFailure(`slurm job ${jobId ?? '?'} completed but wrote no result (${join(dir, 'result.json')})`, logTail(dir, jobId));
+    if (!result) throw new JobFailed(stageFailure('stage', `slurm job ${jobId ?? '?'} completed but wrote no result (${join(dir, 'result.json')})`, logTail(dir, jobId)));
     for (const line of logLines(dir, jobId ?? result.slurmJobId ?? undefined)) listener.log(line);
     if (!result.ok) throw resultFailure(result, jobId ?? result.slurmJobId ?? '?', 'COMPLETED');
-    if (result.record.key !== job.key) throw new StageFailure(`slurm job ${jobId} returned a record for another key (${result.record.key.slice(0, 12)})`, []);
+    if (result.record.key !== job.key) throw new JobFailed(stageFailure('internal', `slurm job ${jobId} returned a record for another key (${result.record.key.slice(0, 12)})`));
     await pullBlobs(store, o.remote, blobsOf(result.record));
-    for (const [k, v] of result.index) if (store.blobInfo(v.split(' ')[0] as Digest)) store.setIndex(k, v);
+    for (const [k, v] of result.index) if (v.blobs.every((d) => store.blobInfo(d))) store.setIndex(k, v);
     const where = `slurm job ${result.slurmJobId ?? jobId} on ${node || result.host} (CUDA_VISIBLE_DEVICES=${result.cudaVisibleDevices ?? ''})`;
     const record = { ...result.record, logTail: [where, ...result.record.logTail].slice(-50) };
     restoreOuts(job, store, record);
@@ -173,7 +183,7 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
       VANISHED: 'left the queue without writing a result',
       FAILED: 'exited with an error before the stage could report',
     };
-    return new StageFailure(`slurm job ${jobId} ${state}${end?.node ? ` on ${end.node}` : ''}: ${why[state] ?? end?.reason ?? 'ended'}; log ${join(dir, `log-${jobId}.txt`)}`, logTail(dir, jobId));
+    return new JobFailed(stageFailure('stage', `slurm job ${jobId} ${state}${end?.node ? ` on ${end.node}` : ''}: ${why[state] ?? end?.reason ?? 'ended'}; log ${join(dir, `log-${jobId}.txt`)}`, logTail(dir, jobId)));
   };
 
   const afterInterrupt = async (): Promise<void> => {
@@ -196,17 +206,17 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
  * the job wrote them on its node, which need not share this project folder.
  */
 function restoreOuts(job: StageJob, store: Store, record: StageRecord): void {
-  job.kind.restore?.({ projectDir: job.projectDir, store }, job.params, record);
+  job.kind.restore?.({ projectDir: job.projectDir, store: stageStoreOf(store) }, job.params, record);
+}
+
+/** A stage failure met while running a job, carried up to runStage as the outcome. */
+class JobFailed extends Error {
+  constructor(readonly failure: StageFailure) { super(failure.message); }
 }
 
 function resultFailure(result: Extract<JobResult, { ok: false }>, jobId: string, state: string, node?: string): Error {
-  if (result.corruptDigest) return new CacheCorruption(result.corruptDigest, result.message);
-  return new StageFailure(`${result.message} (slurm job ${jobId} ${state} on ${node || result.host})`, result.logTail, result.inputError);
-}
-
-/** The blobs the inputs are, when the executor did not list their refs. */
-function inputOutputs(job: StageJob): Digest[] {
-  return [...new Set(Object.values(job.inputs).flatMap((v) => (Array.isArray(v) ? v : [v]) as InputArtifact[]).flatMap((a) => Object.values(a.outputs)))];
+  if (result.corruptDigest) return new CacheCorruption(result.corruptDigest, result.failure.message);
+  return new JobFailed({ ...result.failure, message: `${result.failure.message} (slurm job ${jobId} ${state} on ${node || result.host})` });
 }
 
 const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;

@@ -7,13 +7,14 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, 
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stageKey } from '../../cache/fingerprint.js';
-import { isDigest, type Digest } from '../../cache/canonical.js';
+import type { Digest } from '../../cache/canonical.js';
 import { LmdbStore } from '../../cache/lmdb-store.js';
 import { openRemote, type RemoteStore } from '../../cache/remote-store.js';
-import { CacheCorruption, type StageRecord } from '../../cache/store.js';
+import { CacheCorruption, type IndexEntry, type StageRecord } from '../../cache/store.js';
 import type { InputArtifact } from '../../stages/contract.js';
 import { loadPipeline } from '../context.js';
-import { executeStage, StageFailure } from '../execute-stage.js';
+import { executeStage } from '../execute-stage.js';
+import { failureOf, stageFailure, type StageFailure } from '../stage-failure.js';
 import { fingerprintOf } from '../fingerprints.js';
 import { blobsOf, pullBlobs, pushBlobs } from '../push-pull.js';
 import type { JobFacts, JobResult, JobSpec } from './job-spec.js';
@@ -37,33 +38,38 @@ export async function execStage(args: ExecStageArgs, signal: AbortSignal): Promi
   say(`podium exec-stage ${spec.stageId} key ${spec.key.slice(0, 12)} on ${facts.host}, CUDA_VISIBLE_DEVICES=${facts.cudaVisibleDevices ?? ''}, scratch cache ${scratch}`);
   const store = new LmdbStore(link, { strictReads: true });
   let result: JobResult;
+  /** A failure of the job itself (not of the stage): said in the log, and saved progress kept. */
+  const failed = async (failure: StageFailure, corruptDigest?: string): Promise<JobResult> => {
+    say(`failed: ${failure.message}`);
+    // Stopped by its time limit, scancel or an error: what it finished is kept for the next job.
+    await saveProgress(store, args.remote, spec.key, say);
+    return { ok: false, failure, ...(corruptDigest ? { corruptDigest } : {}), ...facts };
+  };
   try {
     const remote = openRemote(args.remote);
     await pullBlobs(store, remote, spec.inputBlobs);
     const pipeline = loadPipeline(args.pipeline, { set: spec.set, ...(spec.backend ? { backend: spec.backend } : {}) });
     const node = pipeline.byId.get(spec.stageId);
-    if (!node) throw new StageFailure(`stage ${spec.stageId} is not in ${args.pipeline} as the node sees it`, []);
     // The same pipeline, podium and deps on the node as on the runner: otherwise the record
     // would be filed under a key it was not computed for.
     const upstream = upstreamFromInputs(spec);
-    const fp = fingerprintOf(pipeline, node, store, (id) => upstream.get(id));
-    if (!fp.ok || stageKey(fp.fingerprint) !== spec.key) {
-      throw new StageFailure(`the node computes another key for ${spec.stageId} (${fp.ok ? stageKey(fp.fingerprint).slice(0, 12) : `input ${fp.input} missing`} against ${spec.key.slice(0, 12)}): is the project on shared storage, and the same podium installed?`, []);
+    const fp = node && fingerprintOf(pipeline, node, store, (id) => upstream.get(id));
+    if (!node || !fp) result = await failed(stageFailure('stage', `stage ${spec.stageId} is not in ${args.pipeline} as the node sees it`));
+    else if (!fp.ok || stageKey(fp.fingerprint) !== spec.key) {
+      result = await failed(stageFailure('stage', `the node computes another key for ${spec.stageId} (${fp.ok ? stageKey(fp.fingerprint).slice(0, 12) : `input ${fp.input} missing`} against ${spec.key.slice(0, 12)}): is the project on shared storage, and the same podium installed?`));
+    } else {
+      if (spec.resume) await restoreProgress(store, remote, spec.key, say);
+      const outcome = await executeStage({
+        kind: node.kind, stageId: node.id, key: spec.key, resume: spec.resume, params: node.params, inputs: spec.inputs,
+        seed: pipeline.seed, projectDir: pipeline.projectDir, slot: 0, gpu: facts.cudaVisibleDevices ?? undefined, threads: spec.threads,
+      }, store, signal, { log: say, note: say, progress: () => {} });
+      if (outcome.ok) {
+        await pushBlobs(store, remote, blobsOf(outcome.record));
+        result = { ok: true, record: outcome.record, index: indexOfOwn(store, outcome.record), ...facts };
+      } else result = await failed(outcome.failure);
     }
-    if (spec.resume) await restoreProgress(store, remote, spec.key, say);
-    const record = await executeStage({
-      kind: node.kind, stageId: node.id, key: spec.key, resume: spec.resume, params: node.params, inputs: spec.inputs,
-      seed: pipeline.seed, projectDir: pipeline.projectDir, slot: 0, gpu: facts.cudaVisibleDevices ?? undefined, threads: spec.threads,
-    }, store, signal, { log: say, note: say, progress: () => {} });
-    await pushBlobs(store, remote, blobsOf(record));
-    result = { ok: true, record, index: indexOfOwn(store, record), ...facts };
   } catch (e) {
-    const f = e instanceof StageFailure ? e : undefined;
-    const message = (e as Error).message;
-    say(`failed: ${message}`);
-    // Stopped by its time limit, scancel or an error: what it finished is kept for the next job.
-    await saveProgress(store, args.remote, spec.key, say);
-    result = { ok: false, message, logTail: f?.logTail ?? (e instanceof CacheCorruption ? [] : ((e as Error).stack ?? '').split('\n')), inputError: !!f?.inputError, ...(e instanceof CacheCorruption ? { corruptDigest: e.digest } : {}), ...facts };
+    result = e instanceof CacheCorruption ? await failed(stageFailure('stage', e.message), e.digest) : await failed(failureOf(e));
   } finally {
     await store.close();
     rmSync(link, { force: true });
@@ -75,15 +81,14 @@ export async function execStage(args: ExecStageArgs, signal: AbortSignal): Promi
   return result.ok ? 0 : 1;
 }
 
-const digestsIn = (value: string): Digest[] => value.split(' ').filter((t) => isDigest(t)) as Digest[];
 
 /** The saved progress of an earlier job of this key (finetune's finished epochs), blobs checked. */
 async function restoreProgress(store: LmdbStore, remote: RemoteStore, key: Digest, say: (l: string) => void): Promise<void> {
-  let entries: Array<[string, string]> | undefined;
+  let entries: Array<[string, IndexEntry]> | undefined;
   try { entries = await remote.getProgress(key); } catch (e) { if (e instanceof CacheCorruption) { say(e.message); return; } throw e; }
   let kept = 0;
   for (const [k, v] of entries ?? []) {
-    try { await pullBlobs(store, remote, digestsIn(v)); } catch { continue; /* a blob gone or damaged: that entry is not used */ }
+    try { await pullBlobs(store, remote, v.blobs); } catch { continue; /* a blob gone or damaged: that entry is not used */ }
     store.setIndex(k, v);
     kept++;
   }
@@ -95,10 +100,10 @@ async function restoreProgress(store: LmdbStore, remote: RemoteStore, key: Diges
 async function saveProgress(store: LmdbStore, location: string, key: Digest, say: (l: string) => void): Promise<void> {
   try {
     await store.flush().catch(() => {});
-    const entries = store.indexEntries().filter(([, v]) => digestsIn(v).every((d) => store.blobInfo(d)));
+    const entries = store.indexEntries().filter((e): e is [string, IndexEntry] => !!e[1] && e[1].blobs.every((d) => store.blobInfo(d)));
     if (!entries.length) return;
     const remote = openRemote(location);
-    await pushBlobs(store, remote, entries.flatMap(([, v]) => digestsIn(v)));
+    await pushBlobs(store, remote, entries.flatMap(([, v]) => v.blobs));
     await remote.putProgress(key, entries);
     say(`saved ${entries.length} progress entr${entries.length === 1 ? 'y' : 'ies'} to the store: the next job of this stage resumes from them`);
   } catch (e) {
@@ -119,8 +124,8 @@ function upstreamFromInputs(spec: JobSpec): Map<string, StageRecord> {
   return out;
 }
 
-/** Index entries pointing at blobs the record keeps: memos the runner can adopt (decode's per-image entries). */
-function indexOfOwn(store: LmdbStore, record: StageRecord): Array<[string, string]> {
+/** Index entries whose blobs the record keeps: memos the runner can adopt (decode's per-image entries). */
+function indexOfOwn(store: LmdbStore, record: StageRecord): Array<[string, IndexEntry]> {
   const kept = new Set(blobsOf(record));
-  return store.indexEntries().filter(([, v]) => kept.has(v.split(' ')[0] as Digest));
+  return store.indexEntries().filter((e): e is [string, IndexEntry] => !!e[1] && e[1].blobs.length > 0 && e[1].blobs.every((d) => kept.has(d)));
 }

@@ -1,8 +1,9 @@
 // What the runner hands a cluster job, and what the job hands back. Both are plain JSON files in
 // the job's spool folder on shared storage; blobs never travel in them, only through the store.
 import type { Digest } from '../../cache/canonical.js';
-import type { StageRecord } from '../../cache/store.js';
+import type { IndexEntry, StageRecord } from '../../cache/store.js';
 import type { InputValue } from '../../stages/contract.js';
+import type { StageFailure } from '../stage-failure.js';
 
 export interface JobSpec {
   /** Absolute path of the pipeline file (the project lives on shared storage). */
@@ -33,5 +34,5 @@ export interface JobFacts {
 }
 
 export type JobResult =
-  | ({ ok: true; record: StageRecord; /** Stage index entries written by the stage: memos the runner may keep. */ index: Array<[string, string]> } & JobFacts)
-  | ({ ok: false; message: string; logTail: string[]; inputError: boolean; /** An input blob found damaged in the store. */ corruptDigest?: string } & JobFacts);
+  | ({ ok: true; record: StageRecord; /** Stage index entries written by the stage: memos the runner may keep. */ index: Array<[string, IndexEntry]> } & JobFacts)
+  | ({ ok: false; failure: StageFailure; /** An input blob found damaged in the store. */ corruptDigest?: string } & JobFacts);

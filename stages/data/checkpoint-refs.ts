@@ -2,8 +2,7 @@
 // `models` input names (a finetune stage's epochs, a checkpoint-sweep's selection), the selection
 // format the sweep writes and the predict stage reads, and the scores both tabulate.
 import type { Digest } from '../../cache/canonical.js';
-import type { Store } from '../../cache/store.js';
-import { InputError, type InputArtifact, type InputValue } from '../contract.js';
+import { InputError, type InputArtifact, type InputValue, type StageStore } from '../contract.js';
 import { readJson } from './artifacts.js';
 import type { DecodedSet } from './decoded.js';
 import { scoreRows } from './metrics.js';
@@ -36,7 +35,7 @@ export function scoreCheckpoint(probs: Float32Array, labels: ReadonlyArray<numbe
  * checkpoint-sweep stage every entry of its selection. Duplicates are dropped; order is the
  * inputs' order, then epoch order / selection order.
  */
-export function checkpointsOf(store: Store, value: InputValue): CheckpointRef[] {
+export function checkpointsOf(store: StageStore, value: InputValue): CheckpointRef[] {
   const out: CheckpointRef[] = [];
   const seen = new Set<string>();
   const add = (r: CheckpointRef): void => {
@@ -58,7 +57,7 @@ export function checkpointsOf(store: Store, value: InputValue): CheckpointRef[] 
 }
 
 /** The given epoch outputs of a finetune stage as checkpoints (classes and input size from its history). */
-export function finetuneCheckpoints(store: Store, a: InputArtifact, epochs: readonly string[]): CheckpointRef[] {
+export function finetuneCheckpoints(store: StageStore, a: InputArtifact, epochs: readonly string[]): CheckpointRef[] {
   if (!a.outputs.history) throw new InputError(`${a.stageId} is not a finetune stage (it has no history output)`);
   const h = readJson<{ classes: string[]; inputSize: number }>(store, a.outputs.history);
   return epochs.map((epoch) => ({ stageId: a.stageId, epoch, checkpoint: a.outputs[epoch]!, inputSize: h.inputSize, classes: h.classes }));

@@ -17,8 +17,8 @@ import { existsSync } from 'node:fs';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
 import { sha256, type Digest } from '../../cache/canonical.js';
-import type { Store } from '../../cache/store.js';
 import { compiledPath } from '../compiled-path.js';
+import { openStoreFrom, type OwnStageStore, type StageStore, type StoreOpener } from '../contract.js';
 import type { DecodeImageParams } from '../decode.js';
 import { BadImage, decodeImage } from './decode-image.js';
 
@@ -30,14 +30,14 @@ export interface DecodeTask { path: string; sha256: string }
 export interface DecodedImage { digest: Digest; width: number; height: number; via: 'libjpeg-turbo' | 'sharp'; blob?: Uint8Array }
 type Reply = { id: number; ok: true; image: DecodedImage } | { id: number; ok: false; bad: boolean; reason: string } | { flushed: true; error?: string };
 type Request = (DecodeTask & { id: number }) | { flush: true };
-interface WorkerSetup { params: DecodeImageParams; storePath: string | undefined }
+interface WorkerSetup { params: DecodeImageParams; opener: StoreOpener | undefined }
 
 const IN_FLIGHT = 2;
 
 export interface PoolOptions {
   threads: number;
   /** The workers queue each blob here, durable when decodeAll resolves; without it the bytes come back. */
-  store?: Pick<Store, 'path'>;
+  store?: Pick<StageStore, 'opener'>;
   /** Images per worker at a time; 1 with one thread decodes strictly one image after another. */
   inFlight?: number;
 }
@@ -55,7 +55,7 @@ export async function decodeAll(
   if (!tasks.length) return;
   const script = compiledPath(import.meta.url, 'decode-workers.js');
   if (!existsSync(script)) throw new Error(`decode worker script ${script} is missing (run npm run build)`);
-  const setup: WorkerSetup = { params, storePath: store?.path };
+  const setup: WorkerSetup = { params, opener: store?.opener };
   const workers = Array.from({ length: Math.max(1, Math.min(threads, Math.ceil(tasks.length / inFlight))) }, () => new Worker(script, { workerData: setup }));
   let next = 0;
   let done = 0;
@@ -96,10 +96,12 @@ export async function decodeAll(
 // is no store), reply; on `flush`, wait until everything queued is committed.
 if (!isMainThread && parentPort) {
   const port = parentPort;
-  const { params, storePath } = workerData as WorkerSetup;
+  const { params, opener } = workerData as WorkerSetup;
   const reply = (r: Reply, transfer: ArrayBuffer[] = []): void => port.postMessage(r, transfer);
-  let cache: Promise<Store> | undefined;
-  const openCache = (): Promise<Store> => (cache ??= import('../../cache/lmdb-store.js').then(({ LmdbStore }) => new LmdbStore(storePath!)));
+  // Each thread opens its own handle through the opener: the stage never names the store's
+  // implementation, and a store handle is not something postMessage can carry.
+  let cache: Promise<OwnStageStore> | undefined;
+  const openCache = (): Promise<OwnStageStore> => (cache ??= openStoreFrom(opener!));
   port.on('message', (request: Request) => {
     if ('flush' in request) {
       (cache ?? Promise.resolve(undefined)).then((s) => s?.close()).then(
@@ -111,7 +113,7 @@ if (!isMainThread && parentPort) {
     decodeImage(request.path, request.sha256, params).then(
       async ({ blob, width, height, via }) => {
         const digest = sha256(blob);
-        if (storePath) {
+        if (opener) {
           (await openCache()).queueBlob(blob, digest);
           reply({ id: request.id, ok: true, image: { digest, width, height, via } });
           return;

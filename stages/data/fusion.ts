@@ -42,6 +42,12 @@ export interface FuseReport {
   /** Members with a non-zero weight, in member order. */
   chosen: string[];
   weights: Record<string, number>;
+  /**
+   * Set when the fitted fusion (weighted, greedy) scored below its best member on the whole fit
+   * split, so that member alone was chosen: selection uses that split only, and a fusion is never
+   * worse there than the best candidate it was given. Scores are the metric's (log-loss as is).
+   */
+  fallback?: { member: string; memberScore: number; fusedScore: number };
   /** greedy: selection counts (summed over bags); the order members were added. */
   counts?: Record<string, number>;
   selection?: string[][];
@@ -277,6 +283,22 @@ export function fuseMembers(members: Member[], p: FuseParams, seed: number): { p
     }
   }
 
+  // The guard: fitting saw only the fit part of the split, so on the whole split the fusion can
+  // lose to a member (one scale that suits this data, diluted by the others). Then that member
+  // alone is the answer. Judged on the whole fit split, the only labels selection may use.
+  let fallback: FuseReport['fallback'];
+  if (fitting) {
+    const whole = (mat: ArrayLike<number>): [number, number] => objective(fusionScores(mat, k, labels, labelled), p.metric);
+    const ranked = fitMats.map((m, i) => ({ i, o: whole(m) })).sort((a, b) => (better(a.o, b.o) ? -1 : better(b.o, a.o) ? 1 : a.i - b.i));
+    const top = ranked[0]!;
+    const fusedObj = whole(combine(p.method, fitMats, weights, k));
+    if (better(top.o, fusedObj)) {
+      const value = (o: [number, number]): number => (p.metric === 'logloss' ? -o[0] : o[0]);
+      fallback = { member: members[top.i]!.name, memberScore: value(top.o), fusedScore: value(fusedObj) };
+      weights = members.map((_, i) => (i === top.i ? 1 : 0));
+    }
+  }
+
   const splits: Predictions['splits'] = {};
   for (const [name, sp] of Object.entries(first.splits)) {
     splits[name] = { ids: sp.ids, labels: sp.labels, probs: combine(p.method, members.map((m) => m.predictions.splits[name]!.probs), weights, k) };
@@ -291,6 +313,7 @@ export function fuseMembers(members: Member[], p: FuseParams, seed: number): { p
     members: members.map((m, i) => ({ name: m.name, ...(fit ? score3(fitMats[i]!) : { fit: empty, holdout: empty, val: empty }) })),
     chosen: members.filter((_, i) => weights[i]! > 0).map((m) => m.name),
     weights: Object.fromEntries(members.flatMap((m, i) => (weights[i]! > 0 ? [[m.name, weights[i]!]] : []))),
+    ...(fallback ? { fallback } : {}),
     ...(counts ? { counts: Object.fromEntries(members.flatMap((m, i) => (counts![i]! > 0 ? [[m.name, counts![i]!]] : []))) } : {}),
     ...(selection ? { selection } : {}),
     fused: fused ? score3(fused.probs) : { fit: empty, holdout: empty, val: empty },

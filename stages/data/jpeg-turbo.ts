@@ -1,6 +1,6 @@
 // The decode stage's fast path for plain JPEGs: libjpeg-turbo's TurboJPEG 3 API called directly
 // through the koffi FFI. sharp spends 1.9–2.6 ms of CPU per 150×150 intel6 JPEG, mostly
-// libvips' per-image pipeline set-up; this takes ~0.14 ms (node bench/decode-cost.mjs).
+// libvips' per-image pipeline set-up; this takes ~0.26 ms (node bench/decode-cost.mjs).
 //
 // The library is the libturbojpeg.so.0 that @julusian/jpeg-turbo ships prebuilt for Linux
 // (x64, arm, musl). Its own binding fixes the fast integer IDCT and cannot scale; through the

@@ -3,10 +3,10 @@
 //
 // The manifest is an artifact, so it must not depend on where the project or the cache is on
 // this machine: image paths are relative to a root that is either the dataset's `root` param as
-// the pipeline writes it (resolved against the project) or a folder beside the cache (the
-// synthetic set). Were they project-relative, `--cache elsewhere` or a checkout in another
+// the pipeline writes it (resolved against the project) or the store's files folder beside
+// the cache (StageStore.filesDir: the synthetic set). Were they project-relative, `--cache elsewhere` or a checkout in another
 // folder would change the manifest's digest, and so every key downstream of it.
-import { join, posix, resolve, sep } from 'node:path';
+import { posix, resolve, sep } from 'node:path';
 import type { Digest } from '../../cache/canonical.js';
 
 export interface ManifestEntry {
@@ -28,9 +28,9 @@ export interface Manifest {
   splits: Record<string, ManifestEntry[]>;
 }
 
-/** The image file of `entry` on this machine; `storePath` is the cache's (Store.path). */
-export function imageFile(manifest: Manifest, entry: ManifestEntry, projectDir: string, storePath: string): string {
-  const base = manifest.root.in === 'cache' ? join(storePath, '..') : projectDir;
+/** The image file of `entry` on this machine; `filesDir` is the store's (StageStore.filesDir). */
+export function imageFile(manifest: Manifest, entry: ManifestEntry, projectDir: string, filesDir: string): string {
+  const base = manifest.root.in === 'cache' ? filesDir : projectDir;
   return resolve(base, manifest.root.path, entry.path);
 }
 

@@ -17,6 +17,11 @@ import { InputError } from '../contract.js';
 
 /** Outputs whose name starts with this hold a Predictions blob (a stage may have several). */
 export const PREDICTIONS_PREFIX = 'predictions';
+/**
+ * Outputs whose name starts with this hold a Predictions blob that is one fusion candidate among
+ * many (multicrop-predict: one per (checkpoint, crops, scale)); fuse takes them when asked to.
+ */
+export const CANDIDATE_PREFIX = 'candidate';
 
 export function encodePredictions(p: Predictions): Buffer {
   const names = Object.keys(p.splits);

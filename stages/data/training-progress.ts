@@ -10,7 +10,7 @@
 //   still rising. Keying each epoch by the learning rates up to it means an entry can only be
 //   taken by a run whose schedule agrees up to there (a new step at epoch 8 shares epochs 1–8).
 import { digestOf, type Digest } from '../../cache/canonical.js';
-import type { Store } from '../../cache/store.js';
+import type { IndexEntry, StageStore } from '../contract.js';
 
 export interface SavedEpoch {
   weights: Digest;
@@ -25,23 +25,30 @@ export class TrainingProgress {
    * @param line digest of the recipe without its length and schedule (see above)
    * @param lrs the learning rate of every epoch of this run
    */
-  constructor(private readonly store: Store, private readonly key: Digest, private readonly line: Digest, private readonly lrs: readonly number[], private readonly stageId: string) {}
+  constructor(private readonly store: StageStore, private readonly key: Digest, private readonly line: Digest, private readonly lrs: readonly number[], private readonly stageId: string) {}
 
   /** Epoch e (0-based) as this run saved it, else as a run of its line with the same rates did. */
   get(e: number): SavedEpoch | undefined {
-    const own = /^(\S+) (\S+) (.*)$/.exec(this.store.getIndex(this.ownKey(e)) ?? '');
-    if (own) return { weights: own[1] as Digest, opt: own[2] as Digest, row: JSON.parse(own[3]!) as Record<string, number> };
-    const other = /^(\S+) (\S+) (\S+) (.*)$/.exec(this.store.getIndex(this.lineKey(e)) ?? '');
-    return other ? { weights: other[1] as Digest, opt: other[2] as Digest, from: decodeURIComponent(other[3]!), row: JSON.parse(other[4]!) as Record<string, number> } : undefined;
+    const own = savedEpoch(this.store.getIndex(this.ownKey(e)));
+    if (own) return own;
+    const other = savedEpoch(this.store.getIndex(this.lineKey(e)));
+    return other?.from !== undefined ? other : undefined;
   }
 
   put(e: number, weights: Digest, opt: Digest, row: Record<string, number>): void {
-    const json = JSON.stringify(row);
-    this.store.setIndex(this.ownKey(e), `${weights} ${opt} ${json}`);
-    // The id may hold spaces (a matrix value): encoded, so the entry still splits on them.
-    this.store.setIndex(this.lineKey(e), `${weights} ${opt} ${encodeURIComponent(this.stageId)} ${json}`);
+    // Both blobs in `blobs`: gc keeps an entry only while all of them survive.
+    this.store.setIndex(this.ownKey(e), { blobs: [weights, opt], meta: { row } });
+    this.store.setIndex(this.lineKey(e), { blobs: [weights, opt], meta: { row, from: this.stageId } });
   }
 
   private ownKey(e: number): string { return `finetune:${this.key}:${e}`; }
   private lineKey(e: number): string { return `finetune-line:${digestOf({ line: this.line, lrs: this.lrs.slice(0, e + 1) })}`; }
+}
+
+/** An entry as put() wrote it; anything else (an older podium's string, damage) is a miss. */
+function savedEpoch(entry: IndexEntry | undefined): SavedEpoch | undefined {
+  if (entry?.blobs.length !== 2) return undefined;
+  const { row, from } = entry.meta;
+  if (typeof row !== 'object' || row === null || Array.isArray(row)) return undefined;
+  return { weights: entry.blobs[0]!, opt: entry.blobs[1]!, row: row as Record<string, number>, ...(typeof from === 'string' ? { from } : {}) };
 }

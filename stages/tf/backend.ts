@@ -1,8 +1,9 @@
 /**
  * Choosing the TensorFlow.js backend a training or prediction process runs on.
  *
- * Order for `auto` (DESIGN.md, "Compute"): `@tensorflow/tfjs-node-gpu`, `webgpu` on a hardware
- * adapter (never a software/fallback one: webgpu.ts), `@tensorflow/tfjs-node`, `wasm`, `cpu`.
+ * Order for `auto` (AUTO_ORDER in backend-names.ts, as the README tells it):
+ * `@tensorflow/tfjs-node-gpu`, `webgpu` on a hardware adapter (never a software/fallback one:
+ * webgpu.ts), `@tensorflow/tfjs-node`, `wasm`, `cpu`.
  * What `auto` passed over, and why, is logged with what it chose.
  *
  * Why the node packages are imported by a variable name: they download libtensorflow at install

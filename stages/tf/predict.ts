@@ -3,8 +3,7 @@
 // one at a time from the cache, and every test-time crop of them predicted in fixed batches.
 // TensorFlow.js is passed in or imported on use, so the stages that import this module load it
 // only inside their worker.
-import type { Store } from '../../cache/store.js';
-import { InputError, type InputArtifact, type InputSpec, type StageContext } from '../contract.js';
+import { InputError, type InputArtifact, type InputSpec, type StageContext, type StageStore } from '../contract.js';
 import type { RawImage } from '../data/augment/index.js';
 import { blobOf, readJson } from '../data/artifacts.js';
 import type { CheckpointRef } from '../data/checkpoint-refs.js';
@@ -51,7 +50,7 @@ export interface Predictor {
  * is used as is, its probabilities turned into log-probabilities (equivalent up to a constant).
  * Batch normalisation is folded into the convolutions (tf/inference.ts): 1.27× faster on MobileNetV2 at 224 px (node bench/train.mjs).
  */
-export async function loadCheckpoint(tf: Tf, store: Store, ref: CheckpointRef): Promise<Predictor> {
+export async function loadCheckpoint(tf: Tf, store: StageStore, ref: CheckpointRef): Promise<Predictor> {
   const tfl = await import('@tensorflow/tfjs-layers');
   const { modelFromBlob } = await import('./checkpoint.js');
   const { HEAD_LOGITS } = await import('./models.js');
@@ -166,6 +165,6 @@ export async function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, im
 }
 
 /** A split's decoded images, read from the cache one at a time (no JPEG is decoded). */
-export function splitImages(store: Store, rows: DecodedSet['splits'][string]): { length: number; get(i: number): RawImage } {
+export function splitImages(store: StageStore, rows: DecodedSet['splits'][string]): { length: number; get(i: number): RawImage } {
   return { length: rows.length, get: (i) => decodeDecoded(blobOf(store, rows[i]!.blob)) };
 }

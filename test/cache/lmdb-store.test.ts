@@ -96,14 +96,37 @@ describe('LmdbStore', () => {
     expect(s.getRecord(key)?.metrics).toEqual({ acc: 0.5 });
   });
 
-  it('treats a corrupt record as a miss, removes it and says so', async () => {
+  it('treats a corrupt record as a miss and says so once, without removing it (reading never writes)', async () => {
     const s = fresh();
     const key = sha256('key');
     const raw = open({ path: dir, maxDbs: 8 });
     raw.openDB({ name: 'records' }).putSync(key, { key, kind: 'command', outputs: 'garbage' });
     expect(s.getRecord(key)).toBeUndefined();
-    expect(s.warnings[0]).toMatch(/corrupt .*removed/);
-    expect(s.recordKeys()).toEqual([]);
+    expect(s.getRecord(key)).toBeUndefined();
+    expect(s.warnings).toHaveLength(1);
+    expect(s.warnings[0]).toMatch(/^cache record [0-9a-f]{12} is corrupt \(.*\); treated as missing: the next run recomputes it, podium gc removes it$/);
+    expect(s.recordKeys()).toEqual([key]);
+    // The writer that recomputes it replaces it.
+    const d = await s.putBlob(Buffer.from('out'));
+    s.commitRecord(record(key, { o: d }));
+    expect(s.getRecord(key)?.outputs).toEqual({ o: d });
+    await raw.close();
+  });
+
+  it('keeps index entries as {blobs, meta} objects; an older string value or a malformed one reads as a miss', async () => {
+    const s = fresh();
+    const [a, b] = [sha256('a'), sha256('b')];
+    s.setIndex('two', { blobs: [a, b], meta: { row: { epoch: 1 }, from: 'x y' } });
+    expect(() => s.setIndex('bad', { blobs: ['nope'], meta: {} } as never)).toThrow(/invalid index entry under bad/);
+    await s.flush();
+    const raw = open({ path: dir, maxDbs: 8 });
+    await raw.openDB({ name: 'index', encoding: 'string' }).put('old', `${a} 96 96 sharp`);
+    await raw.openDB({ name: 'index' }).put('shapeless', { blobs: a, meta: 'x' });
+    expect(s.getIndex('two')).toEqual({ blobs: [a, b], meta: { row: { epoch: 1 }, from: 'x y' } });
+    expect(s.getIndex('old')).toBeUndefined();
+    expect(s.getIndex('shapeless')).toBeUndefined();
+    expect(s.getIndex('absent')).toBeUndefined();
+    expect(new Map(s.indexEntries())).toEqual(new Map([['old', undefined], ['shapeless', undefined], ['two', { blobs: [a, b], meta: { row: { epoch: 1 }, from: 'x y' } }]]));
     await raw.close();
   });
 

@@ -125,9 +125,9 @@ function withCache(dir, fn) {
 function committedEpochs(dir) {
   if (!existsSync(join(dir, '.podium', 'cache', 'data.mdb'))) return new Map();
   return withCache(dir, (env) => {
-    const index = env.openDB({ name: 'index', encoding: 'string' });
+    const index = env.openDB({ name: 'index' });
     const out = new Map();
-    for (const { key } of index.getRange()) {
+    for (const key of index.getKeys()) {
       const m = /^finetune:([0-9a-f]{64}):(\d+)$/.exec(String(key));
       if (m) out.set(m[1], Math.max(out.get(m[1]) ?? 0, Number(m[2]) + 1));
     }
@@ -334,8 +334,8 @@ async function tamperCase() {
     await run.done;
     const key = refLock.stages['tiny@lr=0.05'].key;
     const saved = withCache(dir, (env) => {
-      const index = env.openDB({ name: 'index', encoding: 'string' });
-      return [...index.getRange()].filter((e) => String(e.key).startsWith(`finetune:${key}:`)).map((e) => String(e.value).split(' ')[0]);
+      const index = env.openDB({ name: 'index' });
+      return [...index.getRange()].filter((e) => String(e.key).startsWith(`finetune:${key}:`)).map((e) => e.value.blobs[0]);
     });
     for (const d of saved) flipByte(dir, d);
     const r = await cli(dir, 'run', 'p.json', '--verbose');

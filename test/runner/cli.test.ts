@@ -128,7 +128,7 @@ describe('internal errors', () => {
       let out = '';
       humanLogger({ write: (t: string) => { out += t; return true; } } as NodeJS.WritableStream, verbose)({
         type: 'stage-done',
-        report: { id: 'x', kind: 'export', status: 'failed', key: null, reason: 'internal error: boom', durationMs: 5, logTail: ['reading predictions', 'TypeError: boom', '    at decode (file:///p/x.js:1:2)', '    at run (file:///p/y.js:3:4)'] },
+        report: { id: 'x', kind: 'export', status: 'failed', key: null, reason: 'internal error: boom', durationMs: 5, failure: { reason: 'internal', message: 'internal error: boom', logTail: ['reading predictions', 'TypeError: boom', '    at decode (file:///p/x.js:1:2)', '    at run (file:///p/y.js:3:4)'] } },
       });
       return out;
     };
@@ -142,9 +142,10 @@ describe('internal errors', () => {
       a: { uses: 'command', params: { run: 'echo garbage > predictions', outs: ['predictions'] } },
       x: { uses: 'export', inputs: { predictions: 'a' }, params: { format: 'csv', path: 'out/x.csv' } },
     } });
-    const r = await project.cli('run', 'p.json');
+    const r = await project.run();
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/✗ failed +x \([\d.]+s\): predictions "a:predictions" are not a predictions artifact \(no header\); the input must be a multicrop-predict or fuse stage\n/);
+    expect(r.out.stages[1].failure).toEqual({ reason: 'input' });
+    expect(r.stderr).toMatch(/✗ failed +x \([\d.]+s\): predictions "a:predictions" are not a predictions artifact \(no header\); the input must be a multicrop-predict or fuse stage$/m);
   });
 });
 

@@ -118,7 +118,7 @@ describe('signals', () => {
         // The first attempt blocks in an inner shell (a grandchild of the runner); the rerun is quick.
         slow: { run: '[ -f once ] || { touch once; sh -c \'echo $$ > inner.pid; sleep 30\'; }; echo late > late.txt', inputs: { after: 'first' }, outs: ['late.txt'] },
       }));
-      const run = project.spawn(['run', 'p.json']);
+      const run = project.spawn(['run', 'p.json', '--json']);
       await waitUntil(() => existsSync(join(project.dir, 'inner.pid')) && readFileSync(join(project.dir, 'inner.pid'), 'utf8').endsWith('\n'), 20_000, 'slow stage to start');
       const inner = Number(readFileSync(join(project.dir, 'inner.pid'), 'utf8'));
       const sent = Date.now();
@@ -128,6 +128,7 @@ describe('signals', () => {
       expect(r.exitCode).toBe(code);
       expect(String(r.stderr)).toContain('interrupted: kept 1 finished stage');
       expect(String(r.stderr)).not.toMatch(/internal error|\n\s+at /);
+      expect(JSON.parse(String(r.stdout)).stages.find((s: { id: string }) => s.id === 'slow').failure).toEqual({ reason: 'interrupted' });
       await waitUntil(() => !alive(inner), 2000, `the stage's inner shell ${inner} outlived the interrupt`);
       expect(existsSync(join(project.dir, 'late.txt'))).toBe(false);
       const rerun = await project.run();
@@ -178,6 +179,7 @@ describe('leases', () => {
     await waitUntil(() => existsSync(join(project.dir, 'started')), 20_000, 'holder to start');
     const r = await project.run('p.json', '--lease-timeout', '1');
     expect(r.exitCode).toBe(1);
+    expect(r.out.stages[0].failure).toEqual({ reason: 'stage' });
     expect(r.out.stages[0].reason).toMatch(/^gave up after 1 s waiting for stage slow of .*p\.json held by pid \d+ since .*; stop that process, or wait longer with --lease-timeout SECONDS$/);
     writeFileSync(join(project.dir, 'go'), '');
     expect((await holder).exitCode).toBe(0);
@@ -262,7 +264,7 @@ describe('verify', () => {
     expect((await project.run()).exitCode).toBe(0);
     // Swap the two images' index entries: a stage trusting them would produce other bytes.
     const env = open({ path: cache(), maxDbs: 16 });
-    const index = env.openDB({ name: 'index', encoding: 'string' });
+    const index = env.openDB({ name: 'index' });
     const entries = [...index.getRange()].filter((e) => String(e.key).startsWith('decode:'));
     expect(entries).toHaveLength(2);
     await index.put(entries[0]!.key, entries[1]!.value);

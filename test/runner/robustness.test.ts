@@ -44,6 +44,7 @@ describe('crashes and concurrency', () => {
     project.write('p.json', commandPipeline({ k: { run: 'echo partial > k.txt; kill -9 $$', outs: ['k.txt'] } }));
     const r = await project.run();
     expect(r.exitCode).toBe(1);
+    expect(r.out.stages[0].failure).toEqual({ reason: 'stage' });
     expect(r.out.stages[0].reason).toBe('command was killed by SIGKILL');
     expect((await project.run()).status).toEqual({ k: 'failed' }); // not cached: it runs (and fails) again
   });

@@ -70,6 +70,7 @@ describe('podium run', () => {
     expect(r.exitCode).toBe(1);
     expect(r.status).toEqual({ a: 'ran', b: 'ran', c: 'failed', e: 'ran', d: 'skipped' });
     const c = r.out.stages.find((s: { id: string }) => s.id === 'c');
+    expect(c.failure).toEqual({ reason: 'stage' });
     expect(c.reason).toBe('command exited with code 3: broken');
     expect(r.out.stages.find((s: { id: string }) => s.id === 'd').reason).toBe('upstream stage c failed');
     expect(existsSync(join(project.dir, 'p.lock.json'))).toBe(false);

@@ -30,12 +30,14 @@ async function recordKeys(): Promise<string[]> {
   try { return store.recordKeys(); } finally { await store.close(); }
 }
 
-async function expectInputError(params: object, message: string | RegExp): Promise<void> {
+/** path: the file the failure names, where the stage names one. */
+async function expectInputError(params: object, message: string | RegExp, path?: string): Promise<void> {
   const before = await recordKeys();
   project.write('p.json', datasetPipeline(params));
   const r = await project.run();
   expect(r.exitCode).toBe(2);
   expect(r.out.stages[0].status).toBe('failed');
+  expect(r.out.stages[0].failure).toEqual({ reason: 'input', ...(path ? { path } : {}) });
   expect(r.out.stages[0].reason).toMatch(message);
   expect(await recordKeys()).toEqual(before);
 }
@@ -55,7 +57,7 @@ describe('dataset stage', () => {
     expect(m.classes).toEqual(['forest', 'sea']);
     expect(m.root).toEqual({ in: 'project', path: 'data' });
     expect(m.splits.train!.map((e) => [e.id, e.label, e.path])).toEqual([['forest/c.jpg', 0, 'train/forest/c.jpg'], ['sea/a.jpg', 1, 'train/sea/a.jpg'], ['sea/b.jpg', 1, 'train/sea/b.jpg']]);
-    expect(imageFile(m, m.splits.train![0]!, project.dir, join(project.dir, '.podium/cache'))).toBe(join(project.dir, 'data/train/forest/c.jpg'));
+    expect(imageFile(m, m.splits.train![0]!, project.dir, join(project.dir, '.podium'))).toBe(join(project.dir, 'data/train/forest/c.jpg'));
     expect(m.splits.test!.map((e) => [e.id, e.label])).toEqual([['e.jpg', null]]);
     expect(m.splits.train![0]!.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect((await project.run()).status).toEqual({ images: 'cached' });
@@ -83,7 +85,7 @@ describe('dataset stage', () => {
     project.write('aic/train.json', [{ image_id: 'x1.jpg', label_id: '1' }, { image_id: 'x1.jpg', label_id: '1' }]);
     await expectInputError(params, /train\.json \/1: duplicate image_id "x1\.jpg"/);
     project.write('aic/train.json', '[\n  {"image_id": "x1.jpg", "label_id": "1"},\n  {"image_id": "x2.jpg" "label_id": "1"}\n]');
-    await expectInputError(params, /aic\/train\.json:3:23: invalid JSON: missing comma after \{"image_id": "x2\.jpg"/);
+    await expectInputError(params, /aic\/train\.json:3:23: invalid JSON: missing comma after \{"image_id": "x2\.jpg"/, 'aic/train.json');
   });
 
   it('csv: path,label rows', async () => {
@@ -163,7 +165,7 @@ describe('dataset stage', () => {
     expect(m.root.in).toBe('cache');
     expect(m.root.path).toMatch(/^datasets\/synthetic-[0-9a-f]{16}$/);
     expect(m.splits.train![0]!.path).toMatch(/^train\/buildings\/.*\.jpg$/);
-    const meta = await sharp(imageFile(m, m.splits.val![0]!, project.dir, join(project.dir, '.podium/cache'))).metadata();
+    const meta = await sharp(imageFile(m, m.splits.val![0]!, project.dir, join(project.dir, '.podium'))).metadata(); // the store's filesDir
     expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', 32, 32]);
     // The manifest does not depend on where the cache is (it is an artifact: keys downstream
     // would change with it).
@@ -194,6 +196,6 @@ describe('dataset stage', () => {
     mkdirSync(join(project.dir, 'd/train/b'));
     await expectInputError({ format: 'imagefolder', root: 'd' }, 'class folder d/train/b is empty');
     writeFileSync(join(project.dir, 'd/train/b/notes.jpg'), 'this is text, not a JPEG');
-    await expectInputError({ format: 'imagefolder', root: 'd' }, 'd/train/b/notes.jpg is not an image (unrecognised file header)');
+    await expectInputError({ format: 'imagefolder', root: 'd' }, 'd/train/b/notes.jpg is not an image (unrecognised file header)', 'd/train/b/notes.jpg');
   });
 });

@@ -26,6 +26,16 @@ describe('decode params key', () => {
     expect(decodeParamsKey({ ...base, size: [224, 224], shortSide: 64 })).toBe(decodeParamsKey({ ...base, size: [224, 224], shortSide: 256 }));
   });
 
+  it('keys decoder "fast" as "sharp" where libjpeg-turbo cannot load (sharp decodes everything then)', async () => {
+    const fast = { ...base, decoder: 'fast' } as DecodeParams;
+    expect(decodeParamsKey(fast, false)).toBe(decodeParamsKey(base));
+    expect(decodeParamsKey(fast, true)).not.toBe(decodeParamsKey(base));
+    // Here the library loads, so the default is the fast decoder's own key.
+    const { turboJpeg } = await import('../../stages/data/jpeg-turbo.js');
+    expect(turboJpeg()).not.toBeNull();
+    expect(decodeParamsKey(fast)).toBe(decodeParamsKey(fast, true));
+  });
+
   it('has the same values as the hand-written key it replaces', () => {
     for (const p of [base, { ...base, decoder: 'fast', onError: 'skip' }, { ...base, size: [300, 200], fit: 'fill', centerCrop: 150 }] as DecodeParams[]) {
       expect(decodeParamsKey(p)).toBe(handWritten(p));

@@ -206,6 +206,8 @@ describe('decode stage', () => {
     project.write('p.json', pipeline({ shortSide: 16, maxPixels: 100000 }));
     const r = await project.run();
     expect(r.exitCode).toBe(2);
+    // Found in the worker process, and told across its IPC channel as a typed failure.
+    expect(r.out.stages[1].failure).toEqual({ reason: 'input' });
     const reason: string = r.out.stages[1].reason;
     expect(reason).toMatch(/^4 bad images: /);
     const shown = (await project.cli('show', 'p.json', 'decoded')).stdout;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Digest } from '../../cache/canonical.js';
 import { LmdbStore } from '../../cache/lmdb-store.js';
+import { stageStoreOf } from '../../cache/local-stage-store.js';
 import type { StageRecord } from '../../cache/store.js';
 import { InputError, type InputArtifact, type StageContext } from '../../stages/contract.js';
 import { decodePredictions, encodePredictions, type Predictions } from '../../stages/data/predictions.js';
@@ -79,7 +80,7 @@ const C = member('C', N, (i, y) => (i < N / 2 ? (i % 10 === 3 ? put(y, 0.3, 0.6)
 
 describe('fuse methods', () => {
   it("takes its defaults from the schema alone (ajv fills them, nested ones too), as the hand-kept copy had them", () => {
-    expect(fuseParams({})).toEqual({ method: 'greedy', metric: 'top1', fitSplit: 'val', holdout: 0.5, greedy: { init: 1, maxRounds: 20, bagging: null }, weighted: { maxRounds: 30 } });
+    expect(fuseParams({})).toEqual({ method: 'greedy', members: 'candidates', metric: 'top1', fitSplit: 'val', holdout: 0.5, greedy: { init: 1, maxRounds: 20, bagging: null }, weighted: { maxRounds: 30 } });
     expect(fuseParams({ greedy: { init: 2 } })).toMatchObject({ greedy: { init: 2, maxRounds: 20, bagging: null } });
   });
 
@@ -95,6 +96,49 @@ describe('fuse methods', () => {
     expect(predictions.splits.val!.probs[0]).toBeCloseTo((0.8 + 0.35) / 2, 6);
     // The plain mean of all three is dragged down by the confident copy.
     expect(fuseMembers([A, C, B], fuseParams({ method: 'mean' }), 7).report.fused.val.top1!).toBeLessThan(0.75);
+  });
+
+  it('a fitted fusion that loses to a member on the whole fit split keeps that member alone', () => {
+    // A is right on every held-out image and on half the fitting ones, B (more confident) on
+    // 60% of the fitting ones and no held-out one: fitting sees only the fitting part, picks B,
+    // and on the whole of val that loses to A.
+    const seed = 4;
+    const fitting: number[] = [];
+    const A2 = member('A', N, (i, y) => {
+      const held = isHeldOut(seed, `v${i}.jpg`, 0.5);
+      if (!held) fitting.push(i);
+      return held || fitting.length % 2 === 0 ? put(y, 0.5, 0.3) : put(y, 0.3, 0.5);
+    });
+    let f = 0;
+    const B2 = member('B', N, (i, y) => (isHeldOut(seed, `v${i}.jpg`, 0.5) ? put(y, 0.05, 0.9) : f++ % 5 < 3 ? put(y, 0.9, 0.05) : put(y, 0.05, 0.9)));
+    for (const method of ['greedy', 'weighted'] as const) {
+      const { report, predictions } = fuseMembers([A2, B2], fuseParams({ method }), seed);
+      const [a, b] = report.members;
+      expect(a!.val.top1!).toBeGreaterThan(b!.val.top1!);
+      expect(b!.fit.top1!).toBeGreaterThan(a!.fit.top1!);
+      expect(report.fallback).toEqual({ member: 'A', memberScore: a!.val.top1, fusedScore: expect.any(Number) });
+      expect(report.fallback!.fusedScore).toBeLessThan(a!.val.top1!);
+      expect(report.weights).toEqual({ A: 1 });
+      expect(report.fused.val.top1).toBe(a!.val.top1);
+      expect(predictions.splits.val!.probs).toEqual(A2.predictions.splits.val!.probs);
+    }
+    // The unfitted methods are what they say: no fallback.
+    expect(fuseMembers([A2, B2], fuseParams({ method: 'mean' }), seed).report.fallback).toBeUndefined();
+  });
+
+  it('never ends below its best member on the fit split, whatever the members', () => {
+    let state = 12345;
+    const rand = (): number => { state = (state * 1103515245 + 12345) % 2 ** 31; return state / 2 ** 31; };
+    for (let trial = 0; trial < 20; trial++) {
+      const members = Array.from({ length: 4 }, (_, m) => member(`m${m}`, 30, (_i, y) => {
+        const p = rand();
+        return rand() < 0.5 ? put(y, p, (1 - p) * rand()) : put((y + 1) % K, p, (1 - p) * rand());
+      }));
+      for (const method of ['greedy', 'weighted'] as const) {
+        const r = fuseMembers(members, fuseParams({ method, holdout: 0.5 }), trial).report;
+        expect(r.fused.val.top1!).toBeGreaterThanOrEqual(Math.max(...r.members.map((x) => x.val.top1!)));
+      }
+    }
   });
 
   it('greedy with init 2 starts from the two best and bagging stays deterministic', () => {
@@ -187,7 +231,7 @@ function setup(): { store: LmdbStore; projectDir: string } {
 function context(s: LmdbStore, projectDir: string, inputs: StageContext['inputs'], log: string[] = []): StageContext {
   return {
     stageId: 'under-test', key: 'k'.repeat(64) as Digest, resume: true, projectDir, seed: 5, slot: 0, gpu: undefined, threads: 1,
-    inputs, store: s, signal: new AbortController().signal, log: (l) => log.push(l),
+    inputs, store: stageStoreOf(s), signal: new AbortController().signal, log: (l) => log.push(l),
   };
 }
 
@@ -302,7 +346,7 @@ describe('export', () => {
     expect(exportStage.files!(base, record(r.outputs))).toEqual(['out/submission.json']);
 
     const rec = record(r.outputs);
-    const rctx = { projectDir, store: s };
+    const rctx = { projectDir, store: stageStoreOf(s) };
     expect(exportStage.restore!(rctx, base, rec)).toEqual([]);
     rmSync(file);
     expect(exportStage.restore!(rctx, base, rec)).toEqual(['out/submission.json']);

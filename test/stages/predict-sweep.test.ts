@@ -107,6 +107,29 @@ describe('checkpoint-sweep and multicrop-predict', () => {
     expect(names).toContain(lock.tta.metrics.best);
   });
 
+  it("keeps every (crops, scale) row as a fusion candidate, and fuse selects among them", async () => {
+    const names = Object.keys(lock.tta.outputs).filter((n) => n.startsWith('predictions'));
+    const candidates = Object.keys(lock.tta.outputs).filter((n) => n.startsWith('candidate')).sort();
+    expect(candidates).toEqual(names.flatMap((n) => ['1@32', '1@40', '1@all', '5@32', '5@40', '5@all', '10@32', '10@40', '10@all'].map((c) => `candidate:${n.slice('predictions:'.length)}:${c}`)).sort());
+    expect(Object.keys(lock.tta2.outputs).filter((n) => n.startsWith('candidate')).map((n) => n.split(':').pop()).sort()).toEqual(['1@32', '1@37', '1@all', 'full', '1+full@all'].flatMap((c) => [c, c]).sort());
+    const { table, candidate, report } = await blobs((get) => ({
+      table: JSON.parse(get(lock.tta.outputs.table).toString()),
+      candidate: decodePredictions(get(lock.tta.outputs[candidates[0]!])),
+      report: JSON.parse(get(lock.fused.outputs.report).toString()),
+    }));
+    // A candidate holds every split (the test split too, for export) and scores as its table row.
+    expect(Object.keys(candidate.splits)).toEqual(['val', 'test']);
+    const [, stageId, epoch, which] = candidates[0]!.split(':');
+    const [crops, scale] = which!.split('@');
+    const row = table.rows.find((r: any) => r.split === 'val' && r.stageId === stageId && r.epoch === epoch && r.crops === crops && String(r.scale) === scale);
+    const val = candidate.splits.val!;
+    const top1 = val.labels.filter((y, i) => { const p = Array.from(val.probs.subarray(i * 3, i * 3 + 3)); return p.every((q, c) => c === y || q < p[y!]!); }).length / val.labels.length;
+    expect(row.top1).toBeCloseTo(top1, 9);
+    // fuse's members are the candidates of both prediction stages, and it is no worse than the best on val.
+    expect(report.members.map((m: any) => m.name).sort()).toEqual([...candidates.map((c) => `tta:${c}`), ...Object.keys(lock.tta2.outputs).filter((n) => n.startsWith('candidate')).map((c) => `tta2:${c}`)].sort());
+    expect(report.fused.val.top1).toBeGreaterThanOrEqual(Math.max(...report.members.map((m: any) => m.val.top1)));
+  });
+
   it('takes default scales, several crop sets and logit averaging', async () => {
     const names = Object.keys(lock.tta2.outputs).filter((n) => n.startsWith('predictions')).sort();
     expect(names).toEqual(Object.keys(lock).filter((id) => id.startsWith('train@')).sort().map((id) => `predictions:${id}:epoch-002`));

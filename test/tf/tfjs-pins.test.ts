@@ -39,4 +39,17 @@ describe('tfjs version pins', () => {
       expect(existsSync(join(wasmOut, file)), `${file} in ${wasmOut}`).toBe(true);
     }
   });
+
+  it('the threaded build still has each internal wasm-threads.ts relies on', () => {
+    const wasmOut = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '..', 'wasm-out');
+    const worker = require(join(wasmOut, 'tfjs-backend-wasm-threaded-simd.worker.js')) as { wasmWorkerContents?: unknown };
+    expect(typeof worker.wasmWorkerContents, 'the pthread worker script exported as text (wasmWorkerContents)').toBe('string');
+    const factory = readFileSync(join(wasmOut, 'tfjs-backend-wasm-threaded-simd.js'), 'utf8');
+    // The pool is sized from this one read while the module initialises; wasm-threads.ts doubles
+    // what os.cpus() reports for exactly that moment. A second read, or none, breaks the trick.
+    expect(factory.split('require("os").cpus().length').length - 1, 'reads of require("os").cpus().length in the factory').toBe(1);
+    for (const internal of ['mainScriptUrlOrBlob', 'PThread', '_init_with_threads_count', '_get_threads_count', '_register_tensor', '_dispose_data']) {
+      expect(factory.includes(internal), `${internal} in the threaded factory`).toBe(true);
+    }
+  });
 });
