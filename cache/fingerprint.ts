@@ -4,8 +4,8 @@
 // produces the same bytes leaves everything below it cached (early cutoff).
 import { resolve } from 'node:path';
 import { digestOf, type Digest } from './canonical.js';
-import { hashPath } from './hash-files.js';
-import type { StageRecord, Store } from './store.js';
+import { hashPath, type StatMemo } from './hash-files.js';
+import type { StageRecord } from './store.js';
 
 export interface Fingerprint {
   kind: string;
@@ -26,7 +26,7 @@ export function outputsDigest(outputs: StageRecord['outputs']): Digest {
   return digestOf(outputs);
 }
 
-export function hashDeps(store: Store, projectDir: string, paths: string[]): Record<string, Digest | null> {
+export function hashDeps(store: StatMemo, projectDir: string, paths: string[]): Record<string, Digest | null> {
   const deps: Record<string, Digest | null> = {};
   for (const p of paths) deps[p] = hashPath(store, resolve(projectDir, p)) ?? null;
   return deps;

@@ -5,10 +5,13 @@ import { join, relative } from 'node:path';
 import { digestOf, sha256, type Digest } from './canonical.js';
 import type { StatSig, Store } from './store.js';
 
+/** The stat memo hashing needs: a Store's, or a job's own (runner/slurm). */
+export type StatMemo = Pick<Store, 'getStat' | 'setStat'>;
+
 /** A file modified this recently may change again within the same mtime tick: don't memoise it. */
 const RACY_MS = 2000;
 
-export function hashFile(store: Store, absPath: string, st: Stats = statSync(absPath)): Digest {
+export function hashFile(store: StatMemo, absPath: string, st: Stats = statSync(absPath)): Digest {
   const memo = store.getStat(absPath);
   if (memo && memo.size === st.size && memo.mtimeMs === st.mtimeMs && memo.ino === st.ino) return memo.hash;
   const hash = sha256(readFileSync(absPath));
@@ -45,7 +48,7 @@ export function listFiles(absPath: string): string[] {
  * The digest of a path: a file's bytes, or for a folder the digest of its sorted
  * (relative path, file digest) pairs. Undefined when the path does not exist.
  */
-export function hashPath(store: Store, absPath: string): Digest | undefined {
+export function hashPath(store: StatMemo, absPath: string): Digest | undefined {
   let st: Stats;
   try { st = statSync(absPath); } catch { return undefined; }
   if (!st.isDirectory()) return hashFile(store, absPath, st);

@@ -4,6 +4,7 @@
 // The interface is what an S3-compatible store could implement as well: has/get/put/list by
 // digest, plus records by key; the directory implementation below is the first one.
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -127,6 +128,35 @@ export class DirRemoteStore implements RemoteStore {
   async putProgress(key: Digest, entries: Array<[string, IndexEntry]>): Promise<void> {
     checkDigest(key);
     await atomicWrite(this.progressPath(key), Buffer.from(`${JSON.stringify(entries)}\n`));
+  }
+
+  /**
+   * Synchronous reads and writes, for a folder on the job's own disk that mirrors the shared
+   * store (cache/shared-stage-store.ts: stages read blobs synchronously). Hash-checked like get;
+   * writes are renamed into place but not fsynced (the mirror dies with its job anyway).
+   */
+  getSync(digest: Digest): Buffer | undefined {
+    checkDigest(digest);
+    let bytes: Buffer;
+    try { bytes = readFileSync(this.blobPath(digest)); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; throw e; }
+    if (sha256(bytes) !== digest) throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} in ${this.location} no longer hashes to its name (tampered or damaged)`);
+    return bytes;
+  }
+
+  putSync(bytes: Uint8Array, known?: Digest): Digest {
+    const digest = known ?? sha256(bytes);
+    checkDigest(digest);
+    const path = this.blobPath(digest);
+    if (this.sizeSync(digest) === bytes.byteLength) return digest;
+    mkdirSync(path.slice(0, path.lastIndexOf('/')), { recursive: true });
+    const tmp = `${path.slice(0, path.lastIndexOf('/'))}/.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, path);
+    return digest;
+  }
+
+  sizeSync(digest: Digest): number | undefined {
+    try { return statSync(this.blobPath(digest)).size; } catch { return undefined; }
   }
 
   /** A damaged file goes to `corrupt/`, for whoever investigates, and out of every reader's way. */

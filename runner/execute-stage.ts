@@ -4,7 +4,7 @@
 import type { Digest } from '../cache/canonical.js';
 import { stageStoreOf } from '../cache/local-stage-store.js';
 import { CacheCorruption, CacheUnavailable, type StageRecord, type Store } from '../cache/store.js';
-import type { StageResult } from '../stages/contract.js';
+import type { StageResult, StageStore } from '../stages/contract.js';
 import type { Pipeline, StageNode } from './analyze.js';
 import { inputValues } from './fingerprints.js';
 import { failureOf, LOG_TAIL, withLog, type StageFailure } from './stage-failure.js';
@@ -33,7 +33,9 @@ export function jobFor(pipeline: Pipeline, node: StageNode, key: Digest, upstrea
  * Runs the stage and returns the record to commit, or why it failed. Throws only the cache's own
  * faults, which the executor acts on: a corrupt input is repaired, an unwritable cache ends the run.
  */
-export async function executeStage(job: StageJob, store: Store, signal: AbortSignal, listener: StageListener): Promise<StageOutcome> {
+export async function executeStage(job: StageJob, store: Store | StageStore, signal: AbortSignal, listener: StageListener): Promise<StageOutcome> {
+  // A cluster job passes the StageStore it built over the shared store (runner/slurm); the runner its Store.
+  const stageStore = 'opener' in store ? store : stageStoreOf(store);
   const tail: string[] = [];
   const log = (line: string): void => {
     tail.push(line);
@@ -46,11 +48,11 @@ export async function executeStage(job: StageJob, store: Store, signal: AbortSig
   let result: StageResult;
   try {
     if (job.kind.isolate) {
-      const ran = await (await import('./worker-client.js')).runInWorker(job, stageStoreOf(store).opener, signal, { log, note, progress });
+      const ran = await (await import('./worker-client.js')).runInWorker(job, stageStore.opener, signal, { log, note, progress });
       if (!ran.ok) return { ok: false, failure: withLog(ran.failure, tail) };
       result = ran.result;
     } else {
-      result = await job.kind.run(contextFor(job, stageStoreOf(store), signal, { log, note, progress }), job.params);
+      result = await job.kind.run(contextFor(job, stageStore, signal, { log, note, progress }), job.params);
     }
   } catch (e) {
     if (e instanceof CacheCorruption || e instanceof CacheUnavailable) throw e;

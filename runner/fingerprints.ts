@@ -4,6 +4,7 @@ import type { Digest } from '../cache/canonical.js';
 import { hashDeps, outputsDigest, type Fingerprint } from '../cache/fingerprint.js';
 import type { LockStage } from '../cache/lockfile.js';
 import type { StageRecord, Store } from '../cache/store.js';
+import type { StatMemo } from '../cache/hash-files.js';
 import type { InputValue } from '../stages/contract.js';
 import type { Pipeline, StageNode } from './analyze.js';
 
@@ -13,7 +14,7 @@ export type FingerprintResult =
   | { ok: true; fingerprint: Fingerprint }
   | { ok: false; input: string; upstream: string };
 
-export function fingerprintOf(pipeline: Pipeline, node: StageNode, store: Store, upstream: UpstreamLookup): FingerprintResult {
+export function fingerprintOf(pipeline: Pipeline, node: StageNode, store: StatMemo, upstream: UpstreamLookup): FingerprintResult {
   const inputs: Record<string, Digest | Digest[]> = {};
   for (const [name, { ids, many }] of Object.entries(node.inputs)) {
     const digests: Digest[] = [];

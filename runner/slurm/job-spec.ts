@@ -29,7 +29,7 @@ export interface JobFacts {
   /** As SLURM set it for the job (--gres=gpu:N). */
   cudaVisibleDevices: string | null;
   slurmJobId: string | null;
-  /** The job-local scratch cache the stage ran against (never the runner's). */
+  /** The job-local folder its blobs were mirrored in (never the runner's cache). */
   scratch: string;
 }
 

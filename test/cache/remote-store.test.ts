@@ -8,7 +8,7 @@ import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256, type Digest } from '../../cache/canonical.js';
 import { DirRemoteStore, openRemote } from '../../cache/remote-store.js';
-import { CacheCorruption, type StageRecord } from '../../cache/store.js';
+import { CacheCorruption, type IndexEntry, type StageRecord } from '../../cache/store.js';
 
 const DIST_STORE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cache', 'remote-store.js');
 const dirs: string[] = [];
@@ -72,7 +72,7 @@ describe('DirRemoteStore', () => {
     const store = new DirRemoteStore(dir);
     const key = sha256('stage');
     expect(await store.getProgress(key)).toBeUndefined();
-    const entries: Array<[string, string]> = [[`finetune:${key}:0`, `${sha256('w')} ${sha256('o')} {"loss":1}`]];
+    const entries: Array<[string, IndexEntry]> = [[`finetune:${key}:0`, { blobs: [sha256('w'), sha256('o')], meta: { loss: 1 } }]];
     await store.putProgress(key, entries);
     expect(await store.getProgress(key)).toEqual(entries);
     writeFileSync(join(dir, 'progress', key.slice(0, 2), `${key}.json`), '[["a"]]');
