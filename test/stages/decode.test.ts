@@ -268,7 +268,7 @@ describe('decode stage', () => {
     expect(sharpReport).toEqual(report);
   });
 
-  it('refuses JPEGs that libjpeg warns about (corrupt entropy data) with either decoder, and both agree', async () => {
+  it('refuses JPEGs that libjpeg warns about (corrupt entropy data) with every decoder, and they agree', async () => {
     project = new Project();
     // A valid JPEG from sharp, then 4 bytes of its entropy-coded data overwritten. libjpeg still
     // produces pixels for each (failOn: 'none' below), but warns. Where the damage sits decides
@@ -292,17 +292,19 @@ describe('decode stage', () => {
     writeFileSync(join(project.dir, 'data/train/a/rotated.jpg'), rotated);
 
     const reports: unknown[] = [];
-    for (const decoder of ['sharp', 'fast']) {
-      project.write('p.json', pipeline({ shortSide: 16, decoder }));
+    // The default decoder at short side 64 takes the libjpeg-turbo path (no shrink), at 16 sharp's.
+    for (const [decoder, shortSide] of [['sharp', 16], ['fast', 16], ['exact', 64]] as const) {
+      project.write('p.json', pipeline({ shortSide, ...(decoder !== 'exact' && { decoder }) }));
       const failed = await project.run();
       expect(failed.exitCode, decoder).toBe(2);
       const reason: string = failed.out.stages[1].reason;
       expect(reason, decoder).toMatch(/^3 bad images: /);
       for (const name of ['huffman', 'trailing', 'rotated']) expect(reason, decoder).toContain(`data/train/a/${name}.jpg: Corrupt JPEG data`);
 
-      project.write('p.json', pipeline({ shortSide: 16, decoder, onError: 'skip' }));
+      project.write('p.json', pipeline({ shortSide, ...(decoder !== 'exact' && { decoder }), onError: 'skip' }));
       expect((await project.run()).exitCode, decoder).toBe(0);
       expect(Object.keys(await decodedImages()), decoder).toEqual(['a/good.jpg']);
+      expect(project.json('p.lock.json').stages.decoded.metrics.byLibjpegTurbo, decoder).toBe(decoder === 'sharp' ? 0 : 1);
       const store = new LmdbStore(join(project.dir, '.podium/cache'));
       reports.push(JSON.parse(store.getBlob(project.json('p.lock.json').stages.decoded.outputs.report)!.toString()));
       await store.close();
@@ -313,8 +315,9 @@ describe('decode stage', () => {
       ['a/rotated.jpg', 'Corrupt JPEG data: bad Huffman code'],
       ['a/trailing.jpg', expect.stringMatching(/^Corrupt JPEG data: \d+ extraneous bytes before marker 0xd9$/)],
     ]);
-    // The A/B check: the two decoders find the same bad files, for the same reasons.
+    // The A/B check: the decoders find the same bad files, for the same reasons.
     expect(reports[1]).toEqual(reports[0]);
+    expect(reports[2]).toEqual(reports[0]);
   });
 
   it('gives each bad image its own reason, the same on every run, however many fail at once', async () => {
