@@ -1,7 +1,9 @@
 // `decode`: every image of a dataset manifest decoded (EXIF orientation applied, sRGB 8-bit
-// RGB, shorter side resized, optional centre crop; by sharp, or with `decoder: "fast"` plain
-// JPEGs by libjpeg-turbo) and stored in the cache as raw RGB, so training and prediction never
-// decode a JPEG again. Each image's blob is indexed by
+// RGB, shorter side resized, optional centre crop) and stored in the cache as raw RGB, so
+// training and prediction never decode a JPEG again. By default (`decoder: "exact"`) plain JPEGs
+// that need no shrink go through libjpeg-turbo, which gives sharp's bytes for them, and
+// everything else through sharp; "sharp" sends everything through sharp, "fast" also the shrinks
+// through libjpeg-turbo (close to sharp's pixels, not equal). Each image's blob is indexed by
 // (image bytes digest, decode params): adding 100 images to a 50k set decodes 100. The images
 // are decoded and their blobs stored on worker threads (data/decode-workers.ts,
 // data/decode-image.ts); this thread looks up and writes the index.
@@ -19,8 +21,11 @@ import { imageFile, imageLabel, type Manifest, type ManifestEntry } from './data
  * fast decoder's accurate IDCT and IDCT scaling (it had libjpeg-turbo's fast integer IDCT).
  * 4: a JPEG libjpeg warns about (corrupt or truncated data) is bad with either decoder; the
  * index, whose keys hold the version, forgets the blobs version 3 made of such files.
+ * 5: the default decoder "exact" (libjpeg-turbo where its bytes are sharp's): the blobs are
+ * version 4's, but which decoder made them (the byLibjpegTurbo/bySharp metrics, remembered in
+ * the index) changed.
  */
-const VERSION = 4;
+const VERSION = 5;
 
 const params = {
   type: 'object',
@@ -32,7 +37,7 @@ const params = {
     centerCrop: { type: ['integer', 'null'], minimum: 8, default: null, description: 'Cut a centred square of this size after resizing.' },
     kernel: { enum: ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'], default: 'linear', description: 'Resampling kernel (linear is ~2× faster than lanczos3 for the upscales of small images).' },
     maxPixels: { type: 'integer', minimum: 1, default: 64000000, description: 'Refuse images with more pixels than this (decompression bombs).' },
-    decoder: { enum: ['sharp', 'fast'], default: 'sharp', description: 'sharp (default): every image through sharp (libvips resizes the shrinks). fast: plain JPEGs (no EXIF rotation or ICC profile) with the linear kernel and shortSide go through libjpeg-turbo (the accurate IDCT: the same decoded pixels as sharp, PIL and OpenCV) and a wasm resize, ~2.7x the stage speed on small JPEGs; images needing no shrink come out byte-identical to sharp, shrinks of 2x or more start inside the IDCT and smaller ones are plain bilinear, so shrunk images differ slightly from sharp; everything else through sharp.' },
+    decoder: { enum: ['exact', 'sharp', 'fast'], default: 'exact', description: 'exact (default): plain JPEGs (no EXIF rotation or ICC profile) that need no shrink (shortSide at least their shorter side, the linear kernel; or no resize) are decoded by libjpeg-turbo (the accurate IDCT, as sharp) and resized by the same code as on the sharp path, which gives sharp\'s bytes exactly, for about a ninth of sharp\'s decode CPU on small JPEGs (bench/decode-cost.mjs); everything else through sharp. sharp: every image through sharp (libvips resizes the shrinks); the same bytes as exact, slower. fast: libjpeg-turbo and the wasm resize for the shrinks of plain JPEGs too (2x or more start inside the IDCT, smaller ones are plain bilinear), which differ slightly from sharp\'s.' },
     onError: { enum: ['fail', 'skip'], default: 'fail', description: 'fail: the stage fails listing every bad file; skip: bad files are left out and listed in the report output.' },
   },
 } as const satisfies JsonSchema;

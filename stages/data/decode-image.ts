@@ -1,9 +1,11 @@
 // One image of the `decode` stage, start to finish: read the file, check it is the file the
 // dataset stage listed, decode it (EXIF orientation, sRGB 8-bit RGB, resize, centre crop) and
-// encode it as a decoded-image blob. With `decoder: "fast"`, plain JPEGs go through
-// libjpeg-turbo and the wasm resize (jpeg-turbo.ts, resize.ts); everything else, and every
-// image with the default `decoder: "sharp"`, through sharp. Runs inside the decode worker threads
-// (decode-workers.ts), so it is a plain function of its arguments.
+// encode it as a decoded-image blob. Plain JPEGs go through libjpeg-turbo and the wasm resize
+// (jpeg-turbo.ts, resize.ts): with the default `decoder: "exact"` those that need no shrink
+// (their bytes are then sharp's: the same accurate IDCT and fancy upsampling, and the same wasm
+// upscale the sharp path applies after libvips), with `decoder: "fast"` all of them; everything
+// else, and every image with `decoder: "sharp"`, through sharp. Runs inside the decode worker
+// threads (decode-workers.ts), so it is a plain function of its arguments.
 import { readFileSync } from 'node:fs';
 
 import { sha256 } from '../../cache/canonical.js';
@@ -42,7 +44,7 @@ export async function decodeImage(path: string, expectedSha256: string, p: Decod
   if (bytes.length === 0) throw new BadImage('empty file (0 bytes)');
   if (sha256(bytes) !== expectedSha256) throw new BadImage('file changed since the dataset stage listed it (rerun the dataset stage)');
   const jpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
-  const fast = p.decoder === 'fast' && jpeg ? decodeFast(bytes, p) : undefined;
+  const fast = p.decoder !== 'sharp' && jpeg ? decodeFast(bytes, p) : undefined;
   if (!fast && jpeg) {
     // libjpeg's warnings are verdicts on the sharp path too: libvips does not see them all
     // (jpeg-turbo.ts), and the two decoders must reject the same files for the same reason.
@@ -55,9 +57,10 @@ export async function decodeImage(path: string, expectedSha256: string, p: Decod
 }
 
 /**
- * libjpeg-turbo + the wasm resize, or undefined when the image or the params need sharp. A
- * shrink by 2× or more starts inside the IDCT (1/2, 1/4 or 1/8, never below the target), as
- * sharp's shrink-on-load does. The pixels are decoded into the resize kernel's memory and
+ * libjpeg-turbo + the wasm resize, or undefined when the image or the params need sharp: with
+ * `decoder: "exact"` also when the image would be shrunk, as only sharp gives sharp's shrinks.
+ * With "fast", a shrink by 2× or more starts inside the IDCT (1/2, 1/4 or 1/8, never below the
+ * target), as sharp's shrink-on-load does. The pixels are decoded into the resize kernel's memory and
  * returned as a view on it: valid until the next decode, so the caller copies them (into the
  * blob) before anything else runs.
  */
@@ -65,6 +68,10 @@ function decodeFast(bytes: Buffer, p: DecodeImageParams): Pixels | undefined {
   if (p.size || p.kernel !== 'linear') return undefined;
   const header = readJpegHeader(bytes);
   if (!header || !fastPathApplies(header, p.maxPixels)) return undefined;
+  // sharp's pipeline resizes with withoutEnlargement: an image whose shorter side is at most
+  // shortSide leaves libvips as decoded, and the sharp path upscales it with resizeU8, the code
+  // resizeSource runs here.
+  if (p.decoder === 'exact' && p.shortSide && Math.min(header.width, header.height) > p.shortSide) return undefined;
   const factor = p.shortSide ? dctScale(header.width, header.height, p.shortSide) : [1, 1] as [number, number];
   let img;
   try {

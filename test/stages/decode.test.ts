@@ -193,6 +193,41 @@ describe('decode stage', () => {
     }
   });
 
+  it('by default decodes with libjpeg-turbo exactly the JPEGs whose bytes then equal sharp\'s, and the shrinks with sharp', async () => {
+    project = new Project();
+    const scene = (w: number, h: number, seed: number): sharp.Sharp => {
+      const px = Buffer.alloc(w * h * 3);
+      for (let i = 0; i < px.length; i++) px[i] = ((i * seed) % 251) ^ (i / (w * 3) < h / 2 ? 0 : 128);
+      return sharp(px, { raw: { width: w, height: h, channels: 3 } }).blur(1.2);
+    };
+    // libjpeg-turbo: upscales and no-resizes, in every chroma layout, progressive, grey, odd sizes.
+    await write('data/train/a/420.jpg', scene(90, 60, 7).jpeg({ quality: 90 }));
+    await write('data/train/a/444.jpg', scene(61, 47, 3).jpeg({ quality: 95, chromaSubsampling: '4:4:4' }));
+    await write('data/train/a/progressive.jpg', scene(47, 33, 19).jpeg({ progressive: true }));
+    await write('data/train/a/grey.jpg', scene(90, 60, 5).toColourspace('b-w').jpeg());
+    await write('data/train/a/same.jpg', scene(128, 64, 13).jpeg()); // short side already 64
+    await write('data/val/a/tall.jpg', scene(64, 201, 23).jpeg()); // short side 64, long one odd
+    // sharp: shrinks (slight and large), EXIF rotation, PNG.
+    await write('data/train/b/slight.jpg', scene(70, 65, 29).jpeg());
+    await write('data/train/b/large.jpg', scene(400, 300, 11).jpeg({ quality: 85 }));
+    await write('data/train/b/rotated.jpg', scene(40, 50, 17).jpeg().withMetadata({ orientation: 6 }));
+    await write('data/val/b/png.png', scene(50, 40, 31).png());
+    project.write('p.json', pipeline({ shortSide: 64 }));
+    expect((await project.run()).exitCode).toBe(0);
+    const lock = project.json('p.lock.json').stages.decoded;
+    expect(lock.params.decoder).toBe('exact');
+    expect(lock.metrics).toEqual({ images: 10, bad: 0, byLibjpegTurbo: 6, bySharp: 4 });
+    const exact = await decodedImages();
+    project.write('p.json', pipeline({ shortSide: 64, decoder: 'sharp' }));
+    expect((await project.run()).exitCode).toBe(0);
+    const reference = await decodedImages();
+    expect(Object.keys(exact).sort()).toEqual(Object.keys(reference).sort());
+    for (const [id, ref] of Object.entries(reference)) {
+      expect([exact[id]!.width, exact[id]!.height], id).toEqual([ref.width, ref.height]);
+      expect(Buffer.from(exact[id]!.data).equals(Buffer.from(ref.data)), id).toBe(true);
+    }
+  });
+
   it('fails listing every bad image (truncated, empty, corrupt, too many pixels), or skips them', async () => {
     project = new Project();
     await write('data/train/a/good.jpg', raw(32, 32).jpeg());
@@ -235,7 +270,7 @@ describe('decode stage', () => {
     expect(sharpReport).toEqual(report);
   });
 
-  it('refuses JPEGs that libjpeg warns about (corrupt entropy data) with either decoder, and both agree', async () => {
+  it('refuses JPEGs that libjpeg warns about (corrupt entropy data) with every decoder, and they agree', async () => {
     project = new Project();
     // A valid JPEG from sharp, then 4 bytes of its entropy-coded data overwritten. libjpeg still
     // produces pixels for each (failOn: 'none' below), but warns. Where the damage sits decides
@@ -259,17 +294,19 @@ describe('decode stage', () => {
     writeFileSync(join(project.dir, 'data/train/a/rotated.jpg'), rotated);
 
     const reports: unknown[] = [];
-    for (const decoder of ['sharp', 'fast']) {
-      project.write('p.json', pipeline({ shortSide: 16, decoder }));
+    // The default decoder at short side 64 takes the libjpeg-turbo path (no shrink), at 16 sharp's.
+    for (const [decoder, shortSide] of [['sharp', 16], ['fast', 16], ['exact', 64]] as const) {
+      project.write('p.json', pipeline({ shortSide, ...(decoder !== 'exact' && { decoder }) }));
       const failed = await project.run();
       expect(failed.exitCode, decoder).toBe(2);
       const reason: string = failed.out.stages[1].reason;
       expect(reason, decoder).toMatch(/^3 bad images: /);
       for (const name of ['huffman', 'trailing', 'rotated']) expect(reason, decoder).toContain(`data/train/a/${name}.jpg: Corrupt JPEG data`);
 
-      project.write('p.json', pipeline({ shortSide: 16, decoder, onError: 'skip' }));
+      project.write('p.json', pipeline({ shortSide, ...(decoder !== 'exact' && { decoder }), onError: 'skip' }));
       expect((await project.run()).exitCode, decoder).toBe(0);
       expect(Object.keys(await decodedImages()), decoder).toEqual(['a/good.jpg']);
+      expect(project.json('p.lock.json').stages.decoded.metrics.byLibjpegTurbo, decoder).toBe(decoder === 'sharp' ? 0 : 1);
       const store = new LmdbStore(join(project.dir, '.podium/cache'));
       reports.push(JSON.parse(store.getBlob(project.json('p.lock.json').stages.decoded.outputs.report)!.toString()));
       await store.close();
@@ -280,8 +317,9 @@ describe('decode stage', () => {
       ['a/rotated.jpg', 'Corrupt JPEG data: bad Huffman code'],
       ['a/trailing.jpg', expect.stringMatching(/^Corrupt JPEG data: \d+ extraneous bytes before marker 0xd9$/)],
     ]);
-    // The A/B check: the two decoders find the same bad files, for the same reasons.
+    // The A/B check: the decoders find the same bad files, for the same reasons.
     expect(reports[1]).toEqual(reports[0]);
+    expect(reports[2]).toEqual(reports[0]);
   });
 
   it('gives each bad image its own reason, the same on every run, however many fail at once', async () => {
