@@ -49,6 +49,9 @@ function unavailable(path: string, e: unknown): Error {
   return new CacheUnavailable(`cannot open the cache ${path}: ${err.message.split('\n')[0]}`);
 }
 
+/** Whether lmdb-js returned a view of its memory map (it marks those ArrayBuffers `isSharedMap`). */
+const isMapped = (bytes: Uint8Array): boolean => (bytes.buffer as { isSharedMap?: boolean }).isSharedMap === true;
+
 /** LMDB values may be large, but copying one huge buffer is slow and risky; chunk above this. */
 const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024;
 
@@ -133,6 +136,57 @@ export class LmdbStore implements Store {
       throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} no longer hashes to its key (tampered or corrupt)`);
     }
     return bytes;
+  }
+
+  /**
+   * lmdb-js (3.5) hands out a view of its memory map only for values of 16 MiB or more; a smaller
+   * one is copied into its single reusable buffer, overwritten by the next read. So each such
+   * view is copied once more, into an arena kept for the next call (one per nesting depth): one
+   * memcpy per blob and no allocation once the arena fits a batch, against getBlob's fresh
+   * Buffer per blob. Every read happens in one read transaction, released (reset) before
+   * returning, so between batches no old snapshot is pinned and the writer reuses its pages.
+   */
+  withBlobs<T>(digests: readonly Digest[], fn: (views: Uint8Array[]) => T): T {
+    const arena = (this.arenas[this.blobDepth] ??= { bytes: new Uint8Array(0) });
+    this.blobDepth++;
+    const transaction = this.blobData.useReadTransaction();
+    try {
+      const found = digests.map((digest) => {
+        const info = this.blobMeta.get(digest, { transaction });
+        if (!info) throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} is missing from the cache`);
+        return info;
+      });
+      const copied = found.reduce((sum, info) => sum + info.size, 0);
+      if (arena.bytes.length < copied) arena.bytes = new Uint8Array(copied);
+      let at = 0;
+      const views = digests.map((digest, i) => {
+        // Chunked (over 64 MiB): reassembled and hash-checked by getBlob, so copied.
+        if (found[i]!.chunks > 1) return this.getBlob(digest)!;
+        const read = this.readFast(digest, transaction);
+        if (!read || read.length !== found[i]!.size) throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} is truncated`);
+        let view = read;
+        if (!isMapped(read)) {
+          // lmdb-js's reusable buffer overrides `length`; set() and hashing would see all of it.
+          view = arena.bytes.subarray(at, at + read.length);
+          view.set(Uint8Array.prototype.subarray.call(read, 0, read.length));
+          at += read.length;
+        }
+        if (sha256(view) !== digest) throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} no longer hashes to its key (tampered or corrupt)`);
+        return view;
+      });
+      return fn(views);
+    } finally {
+      this.blobDepth--;
+      transaction.done();
+      this.blobData.resetReadTxn();
+    }
+  }
+
+  private readonly arenas: Array<{ bytes: Uint8Array }> = [];
+  private blobDepth = 0;
+  private readFast(digest: Digest, transaction: unknown): Uint8Array | undefined {
+    // getBinaryFast takes the transaction option at run time; its typings omit it.
+    return (this.blobData.getBinaryFast as (id: string, options: { transaction: unknown }) => Buffer | undefined).call(this.blobData, digest, { transaction });
   }
 
   blobInfo(digest: Digest): BlobInfo | undefined { return this.blobMeta.get(digest); }

@@ -48,8 +48,10 @@ class LocalStageStore implements StageStore {
     return bytes;
   }
 
+  // Batch reads in one LMDB read transaction, without a fresh Buffer per blob (lmdb-store.ts);
+  // missing or damaged blobs throw CacheCorruption there too, whatever strictReads says.
   withBlobs<T>(digests: readonly Digest[], fn: (views: Uint8Array[]) => T): T {
-    return fn(digests.map((d) => this.getBlob(d)!));
+    return this.store.withBlobs(digests, fn);
   }
 
   blobInfo(digest: Digest): BlobInfo | undefined { return this.store.blobInfo(digest); }

@@ -84,6 +84,13 @@ export interface Store {
    * is for the reader that probes (finetune looking for saved progress).
    */
   getBlob(digest: Digest, opts?: { verify?: boolean; optional?: boolean }): Buffer | undefined;
+  /**
+   * Reads blobs for the length of `fn` without allocating per blob: `fn` gets hash-checked views
+   * that are valid only while it runs (copy what must outlive it), all read in one read
+   * transaction that is released when `fn` returns. For reading a dataset batch by batch, in
+   * memory that does not grow with the dataset. A missing or damaged blob throws CacheCorruption.
+   */
+  withBlobs<T>(digests: readonly Digest[], fn: (views: Uint8Array[]) => T): T;
   blobInfo(digest: Digest): BlobInfo | undefined;
   /**
    * A record, schema-checked, its outputs present. A corrupt one is a miss and a warning; it

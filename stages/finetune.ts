@@ -75,9 +75,11 @@ export const finetune = defineStage<FinetuneParams>({
       ? readJson<{ policy: AugmentPolicy }>(ctx.store, (ctx.inputs.augment as InputArtifact).outputs.policy!).policy
       : policyForLevel(1, p.inputSize);
     if (policy.crop !== p.inputSize) throw new InputError(`the augment policy crops ${policy.crop} px but inputSize is ${p.inputSize}`);
-    const trainSet = loadSplit(ctx.store, set, 'train');
-    if (!trainSet.images.length) throw new InputError('the training split has no labelled images');
-    const evalSet = set.splits[p.evalSplit] ? loadSplit(ctx.store, set, p.evalSplit) : undefined;
+    // Only the rows are held; each batch reads its images from the cache (readBatch), so memory
+    // does not grow with the dataset.
+    const trainSet = labelledRows(set, 'train');
+    if (!trainSet.blobs.length) throw new InputError('the training split has no labelled images');
+    const evalSet = set.splits[p.evalSplit] ? labelledRows(set, p.evalSplit) : undefined;
     const numClasses = set.classes.length;
 
     const model = await loadModel({ model: p.model, inputSize: p.inputSize, numClasses, seed: ctx.seed, ...(p.cutAt ? { cutAt: p.cutAt } : {}), ...(p.headDropout ? { headDropout: p.headDropout } : {}), ...(p.batchNormMomentum !== null ? { batchNormMomentum: p.batchNormMomentum } : {}) });
@@ -114,19 +116,20 @@ export const finetune = defineStage<FinetuneParams>({
       checkpoints[epochName(e)] = saved.weights;
       history.push(saved.row);
     }
-    const batches = Math.ceil(trainSet.images.length / p.batchSize);
+    const batches = Math.ceil(trainSet.blobs.length / p.batchSize);
     // Speed of the train loop alone (no evaluation or checkpoint writes), over the epochs run here.
     let [trainedSeconds, trainedImages, trainedEpochs, lastShown] = [0, 0, 0, 0];
     const buffers = [0, 1].map(() => new Float32Array(p.batchSize * p.inputSize * p.inputSize * 3));
+    let shuffled = { epoch: -1, order: [] as number[] };
 
     await train(model, {
       epochs: p.epochs, batchSize: p.batchSize, lr: p.lr, lrSteps: p.lrSteps, lrFactor: p.lrFactor, momentum: p.momentum,
       weightDecay: p.weightDecay, optimizer: p.optimizer, labelSmoothing: p.labelSmoothing, trainable: p.trainable,
-      seed: ctx.seed, startEpoch, numTrain: trainSet.images.length, ...(optimizerState ? { optimizerState } : {}),
+      seed: ctx.seed, startEpoch, numTrain: trainSet.blobs.length, ...(optimizerState ? { optimizerState } : {}),
       batchSource: (epoch, b) => {
-        const order = epochOrder(trainSet.images.length, ctx.seed, epoch);
-        const idx = order.slice(b * p.batchSize, Math.min((b + 1) * p.batchSize, order.length));
-        const x = augmentBatch(idx.map((i) => trainSet.images[i]!), idx, policy, ctx.seed, epoch, buffers[b % 2]);
+        if (epoch !== shuffled.epoch) shuffled = { epoch, order: epochOrder(trainSet.blobs.length, ctx.seed, epoch) };
+        const idx = shuffled.order.slice(b * p.batchSize, Math.min((b + 1) * p.batchSize, shuffled.order.length));
+        const x = readBatch(ctx.store, idx.map((i) => trainSet.blobs[i]!), (images) => augmentBatch(images, idx, policy, ctx.seed, epoch, buffers[b % 2]));
         return { x, y: Int32Array.from(idx.map((i) => trainSet.labels[i]!)), n: idx.length };
       },
       onBatchEnd: async (epoch, done, total, running) => {
@@ -138,7 +141,7 @@ export const finetune = defineStage<FinetuneParams>({
         ctx.progress({ unit: 'batches', done, total, detail: `epoch ${epoch + 1}/${p.epochs} · loss ${loss.toFixed(3)} · acc ${acc.toFixed(3)}` });
       },
       onEpochEnd: async (epoch, m, trained, context) => {
-        const evaluation = evalSet ? await evaluate(tf, trained, evalSet, p.inputSize, p.batchSize, centerCrop) : {};
+        const evaluation = evalSet ? await evaluate(tf, trained, ctx.store, evalSet, p.inputSize, p.batchSize, centerCrop) : {};
         // Timings go to the log only: the history artifact must be byte-identical across runs.
         const row = { epoch: epoch + 1, loss: m.loss, acc: m.acc, lr: m.lr, ...evaluation };
         const weights = await ctx.store.putBlob(await modelToBlob(tf, trained));
@@ -170,9 +173,17 @@ const PROGRESS_MS = 250;
 
 const epochName = (e: number): string => `epoch-${String(e + 1).padStart(3, '0')}`;
 
-function loadSplit(store: StageStore, set: DecodedSet, split: string): { images: RawImage[]; labels: number[] } {
+/** A split's labelled images as blob digests and labels: what finetune keeps for the whole run. */
+interface LabelledRows { blobs: Digest[]; labels: number[] }
+
+function labelledRows(set: DecodedSet, split: string): LabelledRows {
   const rows = (set.splits[split] ?? []).filter((r) => r.label !== null);
-  return { images: rows.map((r) => decodeDecoded(store.getBlob(r.blob)!)), labels: rows.map((r) => r.label!) };
+  return { blobs: rows.map((r) => r.blob), labels: rows.map((r) => r.label!) };
+}
+
+/** `fn` over one batch's decoded images, read from the cache without copies: they are valid only inside `fn`. */
+function readBatch<T>(store: StageStore, blobs: readonly Digest[], fn: (images: RawImage[]) => T): T {
+  return store.withBlobs(blobs, (views) => fn(views.map(decodeDecoded)));
 }
 
 /** A permutation of 0…n−1 that depends only on (seed, epoch): Fisher–Yates with a seeded PRNG. */
@@ -187,20 +198,21 @@ export function epochOrder(n: number, seed: number, epoch: number): number[] {
 }
 
 /** Top-1, top-3 and log-loss on a split (data/metrics.ts), from centre crops (the eval path of the augmentation module). */
-async function evaluate(tf: typeof import('@tensorflow/tfjs-core'), model: import('@tensorflow/tfjs-layers').LayersModel, set: { images: RawImage[]; labels: number[] }, size: number, batch: number, centerCrop: typeof import('./data/augment/index.js').centerCrop): Promise<Record<string, number>> {
+async function evaluate(tf: typeof import('@tensorflow/tfjs-core'), model: import('@tensorflow/tfjs-layers').LayersModel, store: StageStore, set: LabelledRows, size: number, batch: number, centerCrop: typeof import('./data/augment/index.js').centerCrop): Promise<Record<string, number>> {
   const x = new Float32Array(batch * size * size * 3);
+  const total = set.blobs.length;
   let probs = new Float32Array(0);
-  for (let start = 0; start < set.images.length; start += batch) {
-    const n = Math.min(batch, set.images.length - start);
-    for (let i = 0; i < n; i++) centerCrop(set.images[start + i]!, size, x, i * size * size * 3);
+  for (let start = 0; start < total; start += batch) {
+    const n = Math.min(batch, total - start);
+    readBatch(store, set.blobs.slice(start, start + n), (images) => images.forEach((img, i) => centerCrop(img, size, x, i * size * size * 3)));
     // data(), not dataSync(): the webgpu backend reads back only asynchronously under Node.
     const out = tf.tidy(() => model.predict(tf.tensor4d(x.subarray(0, n * size * size * 3), [n, size, size, 3])) as import('@tensorflow/tfjs-core').Tensor);
     const rows = await out.data();
     out.dispose();
     const k = rows.length / n;
-    if (probs.length === 0) probs = new Float32Array(set.images.length * k);
+    if (probs.length === 0) probs = new Float32Array(total * k);
     probs.set(rows, start * k);
   }
-  const scores = scoreRows(probs, probs.length / set.images.length, set.labels);
+  const scores = scoreRows(probs, probs.length / total, set.labels);
   return scores ? { valTop1: scores.top1, valTop3: scores.top3, valLoss: scores.logLoss } : {};
 }

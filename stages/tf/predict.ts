@@ -1,6 +1,7 @@
 // Prediction with a checkpoint, shared by checkpoint-sweep and multicrop-predict: a checkpoint
 // loaded as a logits predictor (batch normalisation folded), the decoded images of a split read
-// one at a time from the cache, and every test-time crop of them predicted in fixed batches.
+// one at a time from the cache (views, no copy), and every test-time crop of them predicted in
+// fixed batches.
 // TensorFlow.js is passed in or imported on use, so the stages that import this module load it
 // only inside their worker.
 import { InputError, type InputArtifact, type InputSpec, type StageContext, type StageStore } from '../contract.js';
@@ -67,10 +68,10 @@ export async function loadCheckpoint(tf: Tf, store: StageStore, ref: CheckpointR
 }
 
 /**
- * The images to predict: an array, or a count and a loader (e.g. reading a decoded blob from the
- * cache), so a large split never has to be in memory at once.
+ * The images to predict: an array, or a count and a reader that lends image i to `fn` (a view of
+ * a decoded blob in the cache, valid only inside `fn`), so a split is never in memory at once.
  */
-export type ImageSource = ReadonlyArray<RawImage> | { length: number; get(i: number): RawImage };
+export type ImageSource = ReadonlyArray<RawImage> | { length: number; read<T>(i: number, fn: (img: RawImage) => T): T };
 
 export interface CropPlan {
   size: number;
@@ -138,21 +139,23 @@ export async function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, im
     if (dest.length === batchSize) await flush();
   };
 
-  const tmp = new Float32Array(Math.max(nested, 1) * per);
-  const imageAt = 'get' in images ? (i: number) => images.get(i) : (i: number) => images[i]!;
-  for (let i = 0; i < images.length; i++) {
-    const img = imageAt(i);
+  // All of an image's crops are cut while it is lent (synchronously), then batched: the batches
+  // await the backend, and the image is not valid across an await.
+  const tmp = new Float32Array(Math.max(cropsPerImage(plan), 1) * per);
+  const set: CropSet = nested === 10 ? '10' : nested === 5 ? '5' : '1';
+  const cut = (img: RawImage): void => {
     for (const [s, scale] of scales.entries()) {
       if (!nested) break;
-      const resized = resizeShorter(img, scale);
-      const set: CropSet = nested === 10 ? '10' : nested === 5 ? '5' : '1';
-      writeCrops(img, set, scale, size, tmp, 0, resized);
-      for (let c = 0; c < nested; c++) await push(tmp.subarray(c * per, (c + 1) * per), () => perScale[s]!, i * nested + c);
+      writeCrops(img, set, scale, size, tmp, s * nested * per, resizeShorter(img, scale));
     }
-    if (plan.full) {
-      writeCrops(img, 'full', size, size, tmp, 0);
-      await push(tmp.subarray(0, per), () => full!, i);
+    if (plan.full) writeCrops(img, 'full', size, size, tmp, scales.length * nested * per);
+  };
+  for (let i = 0; i < images.length; i++) {
+    if ('read' in images) images.read(i, cut); else cut(images[i]!);
+    for (let s = 0; s < scales.length && nested; s++) {
+      for (let c = 0; c < nested; c++) await push(tmp.subarray((s * nested + c) * per, (s * nested + c + 1) * per), () => perScale[s]!, i * nested + c);
     }
+    if (plan.full) await push(tmp.subarray(scales.length * nested * per, (scales.length * nested + 1) * per), () => full!, i);
     if (plan.onProgress && flushed) {
       flushed = 0;
       plan.onProgress(total - dest.length);
@@ -164,7 +167,7 @@ export async function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, im
   return { perScale, ...(full ? { full } : {}), crops: total };
 }
 
-/** A split's decoded images, read from the cache one at a time (no JPEG is decoded). */
-export function splitImages(store: StageStore, rows: DecodedSet['splits'][string]): { length: number; get(i: number): RawImage } {
-  return { length: rows.length, get: (i) => decodeDecoded(blobOf(store, rows[i]!.blob)) };
+/** A split's decoded images, lent one at a time from the cache without a copy (no JPEG is decoded). */
+export function splitImages(store: StageStore, rows: DecodedSet['splits'][string]): Exclude<ImageSource, ReadonlyArray<RawImage>> {
+  return { length: rows.length, read: (i, fn) => store.withBlobs([rows[i]!.blob], ([view]) => fn(decodeDecoded(view!))) };
 }
