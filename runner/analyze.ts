@@ -7,7 +7,9 @@ import type { StageKind } from '../stages/contract.js';
 import { stageKinds } from '../stages/registry.js';
 import { BACKEND_NAMES } from '../stages/tf/backend-names.js';
 import { didYouMean, type Diagnostic, type Result } from './diagnostics.js';
+import { applyOverride, blameOverride } from './overrides.js';
 import { escapePointer, JsonSource } from './source.js';
+import { cyclePath, topoOrder } from './stage-order.js';
 import { validator } from './validators.js';
 
 export interface StageNode {
@@ -144,63 +146,6 @@ function analyzeValue(file: string, projectDir: string, backendOverride: string 
   return { ok: true, value: { file: path, name: raw.name, seed: raw.seed, projectDir: resolve(projectDir), stages: topoOrder(graph, nodes), byId, graph, source } };
 }
 
-/** `stage.params.lr=0.02` → the pointer it sets and the value: JSON when it parses, else the string. */
-export function parseOverride(text: string): { pointer: string; segments: string[]; value: unknown } | undefined {
-  const eq = text.indexOf('=');
-  if (eq <= 0) return undefined;
-  const segments = text.slice(0, eq).split('.');
-  if (segments.some((s) => !s)) return undefined;
-  const raw = text.slice(eq + 1);
-  let value: unknown = raw;
-  try { value = JSON.parse(raw); } catch { /* a bare word is a string: method=mean */ }
-  return { pointer: segments.map((s) => `/${escapePointer(s)}`).join(''), segments, value };
-}
-
-/**
- * Sets one override in the raw pipeline. The first segment names a stage (under /stages), or a
- * top-level field (seed, backend, name) when no stage has that id.
- */
-function applyOverride(doc: unknown, text: string, err: (pointer: string, message: string) => Diagnostic): Diagnostic[] {
-  const o = parseOverride(text);
-  if (!o) return [err('', `--set ${text}: expected STAGE.FIELD...=VALUE, e.g. --set train.params.lr=0.02`)];
-  if (!isObject(doc)) return []; // the schema reports a file that is not an object
-  const stages = isObject(doc.stages) ? doc.stages : {};
-  const first = o.segments[0]!;
-  const topLevel = ['name', 'seed', 'backend'];
-  if (!(first in stages) && !(o.segments.length === 1 && topLevel.includes(first))) {
-    return [err('/stages', `--set ${text}: no stage "${first}"${didYouMean(first, [...Object.keys(stages), ...topLevel])} (stages: ${Object.keys(stages).join(', ')})`)];
-  }
-  const segments = first in stages ? ['stages', ...o.segments] : o.segments;
-  let target: Record<string, unknown> = doc;
-  for (let i = 0; i < segments.length - 1; i++) {
-    const next = target[segments[i]!] ?? (target[segments[i]!] = {});
-    if (!isObject(next)) {
-      const at = segments.slice(0, i + 1).map((s) => `/${escapePointer(s)}`).join('');
-      return [err(at, `--set ${text}: ${at} is ${Array.isArray(next) ? 'an array' : JSON.stringify(next)}, not an object to set "${segments[i + 1]}" in`)];
-    }
-    target = next;
-  }
-  target[segments[segments.length - 1]!] = o.value;
-  return [];
-}
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** A diagnostic at or under a value some --set changed names that --set. */
-function blameOverride(d: Diagnostic, overrides: readonly string[]): Diagnostic {
-  if (d.message.startsWith('--set ')) return d;
-  const culprit = overrides.find((text) => {
-    const o = parseOverride(text);
-    if (!o) return false;
-    return [o.pointer, `/stages${o.pointer}`].some((p) => d.pointer === p || d.pointer.startsWith(`${p}/`) || p.startsWith(`${d.pointer}/`));
-  });
-  if (!culprit) return d;
-  // The value was parsed as JSON: a string that looks like a number needs JSON quotes.
-  const raw = culprit.slice(culprit.indexOf('=') + 1);
-  const quoteHint = /^expected string, got (number|boolean|null)/.test(d.message) ? `; for the string write --set '${culprit.slice(0, culprit.indexOf('=') + 1)}"${raw}"'` : '';
-  return { ...d, message: `${d.message} (set by --set ${culprit}${quoteHint})` };
-}
-
 interface MatrixPoint { id: string; values: Record<string, unknown> }
 
 function expandMatrix(baseId: string, stage: RawStage, kind: StageKind<unknown>, sp: string, err: (p: string, m: string, key?: boolean) => Diagnostic, diags: Diagnostic[]): MatrixPoint[] {
@@ -224,63 +169,6 @@ function expandMatrix(baseId: string, stage: RawStage, kind: StageKind<unknown>,
     })));
   }
   return points.map((p) => ({ id: `${baseId}@${p.id}`, values: p.values }));
-}
-
-/** Kahn's algorithm, taking ready stages in file order, so runs and listings read like the file. */
-function topoOrder(graph: Graph, nodes: StageNode[]): StageNode[] {
-  const indeg = new Map(nodes.map((n) => [n.id, graph.predecessors(n.id)?.length ?? 0]));
-  const position = new Map(nodes.map((n, i) => [n.id, i]));
-  // A binary min-heap of file positions: sorting the ready list on every step was quadratic.
-  const heap: number[] = [];
-  const push = (x: number): void => {
-    let i = heap.push(x) - 1;
-    while (i > 0 && heap[(i - 1) >> 1]! > heap[i]!) { const p = (i - 1) >> 1; [heap[p], heap[i]] = [heap[i]!, heap[p]!]; i = p; }
-  };
-  const pop = (): number => {
-    const top = heap[0]!;
-    const last = heap.pop()!;
-    if (heap.length) {
-      heap[0] = last;
-      for (let i = 0; ;) {
-        const l = 2 * i + 1, r = l + 1;
-        let m = i;
-        if (l < heap.length && heap[l]! < heap[m]!) m = l;
-        if (r < heap.length && heap[r]! < heap[m]!) m = r;
-        if (m === i) break;
-        [heap[m], heap[i]] = [heap[i]!, heap[m]!];
-        i = m;
-      }
-    }
-    return top;
-  };
-  nodes.forEach((n, i) => { if (indeg.get(n.id) === 0) push(i); });
-  const order: StageNode[] = [];
-  while (heap.length) {
-    const node = nodes[pop()]!;
-    order.push(node);
-    for (const next of graph.successors(node.id) ?? []) {
-      const d = indeg.get(next)! - 1;
-      indeg.set(next, d);
-      if (d === 0) push(position.get(next)!);
-    }
-  }
-  return order;
-}
-
-/** One concrete cycle inside a strongly connected component, as a → b → … → a. */
-function cyclePath(graph: Graph, scc: string[]): string[] {
-  const members = new Set(scc);
-  const start = [...scc].sort()[0]!;
-  const path = [start];
-  const onPath = new Set(path);
-  for (;;) {
-    const here = path[path.length - 1]!;
-    const next = (graph.successors(here) ?? []).filter((s) => members.has(s)).sort();
-    const closing = next.find((s) => onPath.has(s));
-    if (closing !== undefined) return [...path.slice(path.indexOf(closing)), closing];
-    path.push(next[0]!);
-    onPath.add(next[0]!);
-  }
 }
 
 function ajvErrors(errors: ErrorObject[], prefix: string, source: JsonSource): Diagnostic[] {

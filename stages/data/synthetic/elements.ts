@@ -1,11 +1,11 @@
 /**
- * Scene elements shared by several classes: sky, mountains, trees, building facades, water,
- * ground. Sharing them is what makes the classes overlap (see index.ts).
+ * Scene elements shared by several classes: sky, mountains, water, ground (trees are in trees.ts,
+ * buildings in buildings.ts). Sharing them is what makes the classes overlap (see index.ts).
  */
-import { hash01, type Rng } from '../random.js';
+import type { Rng } from '../random.js';
 import {
-  between, type Canvas, clamp, fillBelow, fract, lerp, maxOf, minOf, mixP, mixRGB, noise1D, noise2D, P,
-  type RGB, scaleRGB, setP, smoothstep,
+  between, type Canvas, clamp, fillBelow, lerp, maxOf, minOf, mixP, mixRGB, noise1D, noise2D, type RGB, setP,
+  smoothstep,
 } from './paint.js';
 
 export type Mood = 'clear' | 'overcast' | 'sunset' | 'hazy';
@@ -162,145 +162,6 @@ export function drawMountains(c: Canvas, rng: Rng, pk: Peaks, bottom: number, st
       setP(rock, k);
     }
   });
-}
-
-export interface Foliage {
-  dark: RGB;
-  light: RGB;
-}
-
-export function foliagePalette(rng: Rng, autumnChance: number): Foliage {
-  if (rng.chance(autumnChance)) {
-    return { dark: between(rng, [70, 40, 15], [110, 70, 35]), light: between(rng, [170, 110, 30], [225, 170, 70]) };
-  }
-  return { dark: between(rng, [15, 35, 12], [45, 70, 40]), light: between(rng, [70, 110, 35], [135, 175, 85]) };
-}
-
-/** Conifer: a textured triangle on a short trunk, lit from the left. */
-export function drawConifer(c: Canvas, x0: number, base: number, h: number, w: number, fol: Foliage, tex: Float32Array, haze: RGB, hazeAmt: number): void {
-  const S = c.size;
-  const top = base - h;
-  const dark = mixRGB(fol.dark, haze, hazeAmt), light = mixRGB(fol.light, haze, hazeAmt);
-  const trunk = mixRGB([60, 45, 35], haze, hazeAmt);
-  c.rect(x0 - w * 0.06, base - h * 0.15, x0 + w * 0.06, base, trunk);
-  const ya = Math.max(0, Math.floor(top)), yb = Math.min(S, Math.ceil(base - h * 0.12));
-  for (let y = ya; y < yb; y++) {
-    const f = (y + 0.5 - top) / (h * 0.88);
-    // Slightly ragged edges: tiers of branches make the outline saw-toothed.
-    const half = (w / 2) * f * (0.8 + 0.2 * fract(f * 5));
-    const xa = Math.max(0, Math.floor(x0 - half)), xb = Math.min(S, Math.ceil(x0 + half));
-    for (let x = xa; x < xb; x++) {
-      const side = (x - x0) / Math.max(1, half); // -1 left .. 1 right
-      const l = clamp(0.55 - side * 0.35, 0, 1) * (0.6 + 0.8 * (tex[y * S + x]! - 0.3));
-      mixP(dark, light, clamp(l, 0, 1));
-      c.put(x, y, P[0]!, P[1]!, P[2]!);
-    }
-  }
-}
-
-/** Broadleaf tree: a few overlapping shaded discs on a trunk. */
-export function drawRoundTree(c: Canvas, rng: Rng, x0: number, base: number, h: number, fol: Foliage, tex: Float32Array, haze: RGB, hazeAmt: number): void {
-  const S = c.size;
-  const trunk = mixRGB(between(rng, [45, 35, 25], [90, 70, 55]), haze, hazeAmt);
-  const dark = mixRGB(fol.dark, haze, hazeAmt), light = mixRGB(fol.light, haze, hazeAmt);
-  const r = h * rng.range(0.28, 0.4);
-  const cy = base - h + r;
-  c.rect(x0 - h * 0.04, cy, x0 + h * 0.04, base, trunk);
-  const blobs = rng.int(2, 4);
-  for (let k = 0; k < blobs; k++) {
-    const bx = x0 + rng.range(-0.5, 0.5) * r, by = cy + rng.range(-0.3, 0.4) * r, br = r * rng.range(0.6, 0.95);
-    const ya = Math.max(0, Math.floor(by - br)), yb = Math.min(S, Math.ceil(by + br));
-    const xa = Math.max(0, Math.floor(bx - br)), xb = Math.min(S, Math.ceil(bx + br));
-    for (let y = ya; y < yb; y++) {
-      for (let x = xa; x < xb; x++) {
-        const dx = (x + 0.5 - bx) / br, dy = (y + 0.5 - by) / br;
-        const d2 = dx * dx + dy * dy;
-        if (d2 > 1) continue;
-        const l = clamp(0.55 - (dx + dy) * 0.3 + (tex[y * S + x]! - 0.5) * 1.4, 0, 1);
-        mixP(dark, light, l);
-        c.blend(x, y, P[0]!, P[1]!, P[2]!, d2 > 0.85 ? 0.6 : 1);
-      }
-    }
-  }
-}
-
-export interface Facade {
-  col: RGB;
-  win: RGB;
-  /** Window period and the fraction of it that is glass, horizontally and vertically (pixels). */
-  sx: number;
-  sy: number;
-  fx: number;
-  fy: number;
-  /** Probability a window is lit (much brighter), e.g. at dusk. */
-  lit: number;
-  seed: number;
-}
-
-export function randomFacade(rng: Rng, S: number, sky: Sky): Facade {
-  const kind = rng.pick(['concrete', 'brick', 'beige', 'glass', 'dark'] as const);
-  const col: RGB =
-    kind === 'concrete' ? between(rng, [135, 135, 135], [195, 192, 188])
-    : kind === 'brick' ? between(rng, [125, 60, 45], [175, 95, 70])
-    : kind === 'beige' ? between(rng, [190, 175, 145], [230, 215, 185])
-    : kind === 'glass' ? mixRGB(between(rng, [60, 90, 110], [110, 140, 170]), sky.horizon, 0.3)
-    : between(rng, [55, 55, 60], [95, 90, 90]);
-  const glassy = kind === 'glass';
-  const win: RGB = glassy ? mixRGB(sky.top, sky.horizon, rng.next()) : mixRGB(between(rng, [25, 30, 40], [70, 80, 95]), sky.horizon, rng.range(0, 0.35));
-  return {
-    col,
-    win,
-    sx: S * rng.range(0.03, 0.075),
-    sy: S * rng.range(0.04, 0.085),
-    fx: glassy ? rng.range(0.82, 0.92) : rng.range(0.4, 0.7),
-    fy: glassy ? rng.range(0.8, 0.92) : rng.range(0.4, 0.65),
-    lit: sky.mood === 'sunset' ? rng.range(0.1, 0.5) : rng.range(0, 0.08),
-    seed: rng.u32(),
-  };
-}
-
-/**
- * Colour of a facade at facade-local coordinates (u, v) in pixels from its left/top edge:
- * a window grid with per-window variation (hashed, so independent of image size).
- */
-export function facadeColour(f: Facade, u: number, v: number, texV: number): void {
-  const cu = u / f.sx, cv = v / f.sy;
-  const inWin = fract(cu) > (1 - f.fx) / 2 && fract(cu) < (1 + f.fx) / 2 && fract(cv) > 0.3 && fract(cv) < 0.3 + f.fy && cv > 0.8;
-  const k = 0.88 + 0.24 * texV;
-  if (inWin) {
-    const h = hash01(Math.floor(cu), Math.floor(cv), f.seed);
-    if (h < f.lit) {
-      P[0] = 250; P[1] = 215; P[2] = 140;
-    } else {
-      setP(f.win, k * (0.8 + 0.4 * h));
-    }
-  } else {
-    setP(f.col, k);
-  }
-}
-
-/**
- * Front-facing building spanning [x0,x1) from `top` down to `bottom` (or, per column, down to
- * `clip[x]` when something nearer will cover the rest), tinted by `shade` and `haze`.
- */
-export function drawBuilding(c: Canvas, x0: number, x1: number, top: number, bottom: number, f: Facade, tex: Float32Array, shade: number, haze: RGB, hazeAmt: number, clip?: Float32Array): void {
-  const S = c.size;
-  const xa = clamp(Math.round(x0), 0, S), xb = clamp(Math.round(x1), 0, S);
-  const ya = clamp(Math.round(top), 0, S), yb = clamp(Math.round(bottom), 0, S);
-  for (let x = xa; x < xb; x++) {
-    const ye = clip === undefined ? yb : Math.min(yb, Math.ceil(clip[x]!));
-    for (let y = ya; y < ye; y++) {
-      facadeColour(f, x - x0, y - top, tex[y * S + x]!);
-      c.put(
-        x, y,
-        lerp(P[0]! * shade, haze[0], hazeAmt),
-        lerp(P[1]! * shade, haze[1], hazeAmt),
-        lerp(P[2]! * shade, haze[2], hazeAmt),
-      );
-    }
-  }
-  // Roof parapet: a thin lighter band that separates towers from each other and from the sky.
-  c.rect(x0, top, x1, top + Math.max(1, S * 0.008), mixRGB(scaleRGB(f.col, 1.15), haze, hazeAmt));
 }
 
 export interface WaterStyle {

@@ -20,9 +20,10 @@
  *    defined in fractions of the image size, so one scene looks the same at every resolution.
  *
  * Layout: this file is the public API (options, file naming, the generation loop);
- * random.ts is hashing and the PRNG, paint.ts the canvas and drawing primitives, elements.ts
- * the scene parts shared by several classes, scenes.ts the class list (with the recipes in
- * scenes-classic.ts and scenes-extra.ts), and camera.ts the per-image photometric finish.
+ * random.ts is hashing and the PRNG, paint.ts the canvas and drawing primitives, elements.ts,
+ * trees.ts and buildings.ts the scene parts shared by several classes, scenes.ts the class list
+ * (with the recipes in scenes-classic.ts, scenes-city.ts and scenes-extra.ts), and camera.ts the
+ * per-image photometric finish.
  */
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';

@@ -7,7 +7,8 @@ import {
   between, type Canvas, clamp, fillBelow, flatLine, jitter, lerp, minOf, mixP, mixRGB, noise1D, noise2D, P,
   type RGB, scaleRGB, setP, smoothstep, wavyLine,
 } from './paint.js';
-import { drawGround, drawMountains, drawRoundTree, drawSky, drawWater, foliagePalette, peaksLine } from './elements.js';
+import { drawGround, drawMountains, drawSky, drawWater, peaksLine } from './elements.js';
+import { drawRoundTree, foliagePalette } from './trees.js';
 
 export function sceneDesert(c: Canvas, rng: Rng): void {
   const S = c.size;

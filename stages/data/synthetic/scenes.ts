@@ -1,7 +1,8 @@
 /** The scene classes: their names, order, and the recipe that paints each. */
 import type { Canvas } from './paint.js';
 import type { Rng } from '../random.js';
-import { sceneBuildings, sceneForest, sceneGlacier, sceneMountain, sceneSea, sceneStreet } from './scenes-classic.js';
+import { sceneForest, sceneGlacier, sceneMountain, sceneSea } from './scenes-classic.js';
+import { sceneBuildings, sceneStreet } from './scenes-city.js';
 import { sceneBeach, sceneCanyon, sceneDesert, sceneField, sceneLake, sceneSky } from './scenes-extra.js';
 
 interface SceneDef {
