@@ -1,13 +1,14 @@
 // The LMDB backend. One environment, five named databases. LMDB gives multi-process readers and
 // one writer with ACID transactions, so two `podium run`s can share a cache and a killed process
-// never leaves a half-written record.
-import { hostname } from 'node:os';
-import { mkdirSync, statSync, statfsSync } from 'node:fs';
+// never leaves a half-written record. Leases live in lmdb-leases.ts, LMDB's failures in words in
+// lmdb-errors.ts.
+import { mkdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import { sha256, type Digest } from './canonical.js';
-import { CacheCorruption, CacheReplaced, CacheUnavailable, isIndexEntry, type BlobInfo, type IndexEntry, type Lease, type RunEntry, type StageRecord, type StatEntry, type Store } from './store.js';
-import { isSameProcessAlive, processStart } from './process-identity.js';
+import { CacheCorruption, isIndexEntry, type BlobInfo, type IndexEntry, type Lease, type RunEntry, type StageRecord, type StatEntry, type Store } from './store.js';
+import { LmdbLeases } from './lmdb-leases.js';
+import { hushLmdbCommitNoise, unavailable, writeError } from './lmdb-errors.js';
 import { checkRecord } from './record-schema.js';
 import { clearNoopMemos } from './noop-memos.js';
 
@@ -15,39 +16,6 @@ import { clearNoopMemos } from './noop-memos.js';
 // time (~40 ms against ~95 ms here), which is a third of a no-op run.
 const { open } = createRequire(import.meta.url)('lmdb') as typeof import('lmdb');
 
-/**
- * When a commit fails (disk full), lmdb-js prints the raw error with console.error and rejects
- * internal promises that nobody can reach, besides the write promises podium does handle
- * (LmdbStore.track). Both would bury the one-line message podium gives: keep them quiet, once
- * per process, and let every other error through untouched.
- */
-let lmdbNoiseHushed = false;
-function hushLmdbCommitNoise(): void {
-  if (lmdbNoiseHushed) return;
-  lmdbNoiseHushed = true;
-  const fromLmdb = (e: unknown): boolean => e instanceof Error && /[\\/]lmdb[\\/]/.test(e.stack ?? '') && (typeof (e as { code?: unknown }).code === 'number' || e.message.startsWith('Commit failed'));
-  const consoleError = console.error.bind(console);
-  console.error = (...args: unknown[]): void => { if (!(args.length === 1 && fromLmdb(args[0]))) consoleError(...args); };
-  process.on('unhandledRejection', (e) => { if (!fromLmdb(e)) throw e; });
-}
-
-const RUN_PREFIX = 'run:';
-const GC_KEY = 'gc';
-
-/** An error opening the environment, in words: where the cache is and what to do about it. */
-function unavailable(path: string, e: unknown): Error {
-  const err = e as NodeJS.ErrnoException;
-  let isDir = true;
-  try { isDir = statSync(path).isDirectory(); } catch { /* missing: mkdir failed, reported below */ }
-  if (!isDir || err.code === 'EEXIST' || err.code === 'ENOTDIR') return new CacheUnavailable(`cache ${path} is not a folder (a file is in the way); remove it or choose another with --cache DIR`);
-  if (err.code === 'EACCES' || err.code === 'EROFS' || err.code === 'EPERM' || /setup locks|permission denied|read-only/i.test(err.message)) {
-    // lmdb reports errno as a number (30 is EROFS on Linux).
-    const readOnly = err.code === 'EROFS' || (err.code as unknown) === 30;
-    return new CacheUnavailable(`cache ${path} is not writable (${readOnly ? 'read-only file system' : 'permission denied'}); fix its permissions or choose another with --cache DIR`);
-  }
-  if (err.code === 'ENOSPC' || /No space left|MDB_MAP_FULL/i.test(err.message)) return new CacheUnavailable(`no space left for the cache ${path}; free disk space and run again (finished stages are kept)`);
-  return new CacheUnavailable(`cannot open the cache ${path}: ${err.message.split('\n')[0]}`);
-}
 
 /** Whether lmdb-js returned a view of its memory map (it marks those ArrayBuffers `isSharedMap`). */
 const isMapped = (bytes: Uint8Array): boolean => (bytes.buffer as { isSharedMap?: boolean }).isSharedMap === true;
@@ -61,14 +29,10 @@ export class LmdbStore implements Store {
   private readonly blobMeta: Database<BlobInfo, string>;
   private readonly records: Database<StageRecord, string>;
   private readonly stats: Database<StatEntry, string>;
-  private readonly leases: Database<Lease, string>;
+  private readonly leaseTable: LmdbLeases;
   private readonly runLog: Database<RunEntry, string>;
   /** Values are IndexEntry objects; an older podium stored strings, which read as misses. */
   private readonly index: Database<unknown, string>;
-  private readonly host = hostname();
-  /** The cache folder's inode when opened: gc --compact replaces the folder (beginRun checks). */
-  private readonly folderIno: number;
-  private readonly me: Lease = { pid: process.pid, host: this.host, since: Date.now(), start: processStart(process.pid) };
   /** Blobs queued for writing but perhaps not yet committed. */
   private readonly pendingBlobs = new Set<Digest>();
   /** Warnings about corrupt entries found while reading, each once, for the verb to print. */
@@ -78,14 +42,14 @@ export class LmdbStore implements Store {
     hushLmdbCommitNoise();
     try {
       mkdirSync(path, { recursive: true });
-      this.folderIno = statSync(path).ino;
+      const folderIno = statSync(path).ino;
       // noSubdir false: lmdb-js would take a folder whose name has a dot for a file.
       this.env = open({ path, maxDbs: 16, noSubdir: false });
       this.blobData = this.env.openDB({ name: 'blob-data', encoding: 'binary' });
       this.blobMeta = this.env.openDB({ name: 'blob-meta' });
       this.records = this.env.openDB({ name: 'records' });
       this.stats = this.env.openDB({ name: 'stats' });
-      this.leases = this.env.openDB({ name: 'leases' });
+      this.leaseTable = new LmdbLeases(this.env.openDB({ name: 'leases' }), (fn) => this.txn(fn), path, folderIno);
       this.runLog = this.env.openDB({ name: 'runs' });
       this.index = this.env.openDB({ name: 'index' });
     } catch (e) {
@@ -250,76 +214,17 @@ export class LmdbStore implements Store {
   setStat(path: string, entry: StatEntry): void { this.track(this.stats.put(path, entry)); }
   deleteStat(path: string): void { this.track(this.stats.remove(path)); }
 
-  tryLease(key: Digest, what?: string): boolean {
-    return this.txn(() => {
-      const held = this.leases.get(key);
-      if (held && held.pid !== process.pid && this.isAlive(held)) return false;
-      void this.leases.put(key, { ...this.me, since: Date.now(), ...(what ? { what } : {}) });
-      return true;
-    });
-  }
-
-  releaseLease(key: Digest): void {
-    this.txn(() => {
-      if (this.leases.get(key)?.pid === process.pid) void this.leases.remove(key);
-    });
-  }
-
-  leaseHolder(key: Digest): Lease | undefined {
-    const held = this.leases.get(key);
-    return held && held.pid !== process.pid && this.isAlive(held) ? held : undefined;
-  }
-
-  beginRun(id: string, what: string): Lease | undefined {
-    // gc --compact swaps in a new folder: registering in the old one would write into a copy
-    // nobody reads again.
-    let ino: number | undefined;
-    try { ino = statSync(this.path).ino; } catch { /* gone: replaced, or removed */ }
-    if (ino !== this.folderIno) throw new CacheReplaced(`cache ${this.path} was replaced while this process had it open`);
-    return this.txn(() => {
-      const gc = this.leases.get(GC_KEY);
-      if (gc && gc.pid !== process.pid && this.isAlive(gc)) return gc;
-      void this.leases.put(`${RUN_PREFIX}${id}`, { ...this.me, since: Date.now(), what });
-      return undefined;
-    });
-  }
+  tryLease(key: Digest, what?: string): boolean { return this.leaseTable.tryLease(key, what); }
+  releaseLease(key: Digest): void { this.leaseTable.releaseLease(key); }
+  leaseHolder(key: Digest): Lease | undefined { return this.leaseTable.leaseHolder(key); }
+  beginRun(id: string, what: string): Lease | undefined { return this.leaseTable.beginRun(id, what); }
+  endRun(id: string): void { this.leaseTable.endRun(id); }
+  beginGc(): Lease[] { return this.leaseTable.beginGc(); }
+  endGc(): void { this.leaseTable.endGc(); }
 
   async compactInto(dir: string): Promise<void> {
     await this.env.flushed;
     await this.env.backup(dir, true);
-  }
-
-  endRun(id: string): void { this.txn(() => this.leases.removeSync(`${RUN_PREFIX}${id}`)); }
-
-  beginGc(): Lease[] {
-    return this.txn(() => {
-      // Runs first: "in use by podium run p.json" says more than one of its stages.
-      const busy = this.liveOthers().sort(([a], [b]) => Number(b.startsWith(RUN_PREFIX)) - Number(a.startsWith(RUN_PREFIX))).map(([, l]) => l);
-      if (!busy.length) void this.leases.put(GC_KEY, { ...this.me, since: Date.now(), what: 'podium gc' });
-      return busy;
-    });
-  }
-
-  endGc(): void { this.releaseLease(GC_KEY as Digest); }
-
-  /** Leases held by live processes other than this one (a dead holder's lease counts as free). */
-  private liveOthers(): Array<[string, Lease]> {
-    const out: Array<[string, Lease]> = [];
-    for (const { key, value } of this.leases.getRange()) {
-      if (value.pid === process.pid && value.host === this.host) continue;
-      if (this.isAlive(value)) out.push([key as string, value]);
-    }
-    return out;
-  }
-
-  /**
-   * A lease whose process is gone (killed, crashed, or its PID reused by another program) is
-   * free. Other hosts cannot be asked (LMDB must not be shared over a network filesystem, so
-   * this is a cache moved between machines): trust their leases for a day.
-   */
-  private isAlive(lease: Lease): boolean {
-    if (lease.host !== this.host) return Date.now() - lease.since < 24 * 3600 * 1000;
-    return isSameProcessAlive(lease.pid, lease.start);
   }
 
   addRun(run: RunEntry): void { this.txn(() => this.runLog.putSync(run.id, run)); }
@@ -344,7 +249,7 @@ export class LmdbStore implements Store {
     // Settle our own writes first: after a failed commit lmdb-js never resolves env.flushed.
     while (this.inflight.size) await Promise.allSettled([...this.inflight]);
     if (this.failure) throw this.failure;
-    try { await this.env.flushed; } catch (e) { this.failure ??= this.writeError(e); }
+    try { await this.env.flushed; } catch (e) { this.failure ??= writeError(this.path, e); }
     if (this.failure) throw this.failure;
     this.pendingBlobs.clear();
   }
@@ -374,29 +279,13 @@ export class LmdbStore implements Store {
     const settled = write.then(() => undefined, (e: unknown) => {
       // lmdb-js rejects a second promise it hangs on the error; nobody else awaits it.
       (e as { commitError?: Promise<unknown> }).commitError?.catch(() => {});
-      this.failure ??= this.writeError(e);
+      this.failure ??= writeError(this.path, e);
     }).finally(() => this.inflight.delete(settled));
     this.inflight.add(settled);
   }
 
   /** A synchronous transaction whose I/O failure becomes a CacheUnavailable in words. */
   private txn<T>(fn: () => T): T {
-    try { return this.env.transactionSync(fn); } catch (e) { throw this.writeError(e); }
-  }
-
-  /** LMDB reports a full disk as EIO from its memory map, or as "Commit failed"; say what it means. */
-  private writeError(e: unknown): Error {
-    const err = e as Error & { code?: unknown };
-    if (err instanceof CacheUnavailable) return err;
-    const io = typeof err.code === 'number' || /commit failed|input\/output|no space|MDB_|ENOSPC|EIO/i.test(err.message ?? '');
-    if (!io) return err;
-    let freeBytes: number | undefined;
-    try {
-      const fs = statfsSync(this.path);
-      freeBytes = fs.bavail * fs.bsize;
-    } catch { /* statfs unsupported: say less */ }
-    // A full disk shows up as EIO from the memory map, so judge by the free space itself.
-    const why = freeBytes !== undefined && freeBytes < 1024 * 1024 ? `no space left on its disk: ${Math.round(freeBytes / 1024)} KiB free` : err.message.split('\n')[0];
-    return new CacheUnavailable(`writing to the cache ${this.path} failed (${why}); free disk space and run again (finished stages are kept)`);
+    try { return this.env.transactionSync(fn); } catch (e) { throw writeError(this.path, e); }
   }
 }
