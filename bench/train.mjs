@@ -22,6 +22,7 @@
 // --quick runs fewer steps (a smoke test of the script itself). --profile-only skips the
 // throughput runs and PyTorch and only profiles the 128-px step (for kernel work: the kernels'
 // shares and their ratios to the forward Conv2D are robust to the machine's load).
+// --profile-steps N profiles N steps together (default 1): a busy machine's hiccups average out.
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 
@@ -168,10 +169,11 @@ if (tf.getBackend() !== 'wasm' || process.argv.includes('--no-profile')) {
   process.exit(0);
 }
 console.log('');
-console.log(`profiling one 128-px training step (batch ${BATCH})…`);
+const profileSteps = Number(arg('--profile-steps') ?? 1);
+console.log(`profiling ${profileSteps} 128-px training step(s) (batch ${BATCH})…`);
 const batch128 = makeBatch(128);
 const wall0 = performance.now();
-const profile = await tf.profile(() => train(t128.model, trainOptions(1, batch128)));
+const profile = await tf.profile(() => train(t128.model, trainOptions(profileSteps, batch128)));
 const wall = performance.now() - wall0;
 t128.model.dispose();
 const byKernel = new Map();

@@ -131,6 +131,9 @@ function inputGradientDims(kernel: string, dy: TensorInfo, filter: TensorInfo, i
  */
 export const FILTER_GRAD_CHUNK = 4096;
 
+/** Positions per packed block: BLOCK in kernels/filter-grad.as.ts (sizes each thread's scratch). */
+const FILTER_GRAD_BLOCK = 64;
+
 /** `total` split into ⌈total / most⌉ near-equal groups, each a multiple of `multiple`. */
 function evenGroups(total: number, most: number, multiple: number): number {
   const groups = Math.ceil(total / most);
@@ -159,10 +162,13 @@ export function conv2DBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: Tensor
   // Group and band sizes change only which thread computes what, never a sum's order.
   const cGroup = evenGroups(C, 64, 4);
   const oBand = evenGroups(Co, 128, 8);
-  const units = chunks * kh * kw * Math.ceil(C / cGroup) * Math.ceil(Co / oBand);
+  const units = chunks * Math.ceil(C / cGroup) * Math.ceil(Co / oBand);
   const threads = pool();
+  // Each thread packs a block of x and of dy into its own scratch (kernels/filter-grad.as.ts).
+  const scratchFloats = FILTER_GRAD_BLOCK * (Math.ceil(cGroup / 4) * 4 + Math.ceil(oBand / 8) * 8);
+  const scratch = ops.empty([threads.threads * scratchFloats]);
   threads.run('filterGradJob', [
-    ops.offset(x), ops.offset(dy), ops.offset(parts),
+    ops.offset(x), ops.offset(dy), ops.offset(parts), ops.offset(scratch), scratchFloats,
     h, w, C, oh, ow, Co, kh, kw, sh, sw, padTop, padLeft, P, FILTER_GRAD_CHUNK, cGroup, oBand,
   ], units);
   if (chunks > 1) {

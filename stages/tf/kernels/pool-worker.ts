@@ -4,13 +4,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 
 import { CLAIM, work, type WorkerSetup } from './pool.js';
 
-const { module, memory, control: buffer, exports: names } = workerData as WorkerSetup;
+const { thread, module, memory, control: buffer, exports: names } = workerData as WorkerSetup;
 const instance = new WebAssembly.Instance(module, { env: { memory } });
 const functions = names.map((name) => instance.exports[name] as (...args: number[]) => void);
 const control = new Int32Array(buffer);
 parentPort?.postMessage({ ready: true });
 for (;;) {
   const word = Atomics.load(control, CLAIM);
-  work(control, functions, (e) => parentPort?.postMessage({ error: e instanceof Error ? e.message : String(e) }), true);
+  work(control, functions, (e) => parentPort?.postMessage({ error: e instanceof Error ? e.message : String(e) }), thread);
   Atomics.wait(control, CLAIM, word);
 }

@@ -31,6 +31,8 @@ export const UNIT_BITS = 24;
 export const UNIT_MASK = (1 << UNIT_BITS) - 1;
 
 export interface WorkerSetup {
+  /** This worker's number, 1 … threads − 1 (the caller's thread is 0), passed to every unit. */
+  thread: number;
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
   control: SharedArrayBuffer;
@@ -51,13 +53,13 @@ export function claim(control: Int32Array): number {
 }
 
 /** Runs claimed units until none is left. The arguments are read after a claim, while they are stable. */
-export function work(control: Int32Array, functions: readonly UnitFunction[], onError: (e: unknown) => void, isWorker: boolean): void {
+export function work(control: Int32Array, functions: readonly UnitFunction[], onError: (e: unknown) => void, thread: number): void {
   for (let unit = claim(control); unit >= 0; unit = claim(control)) {
-    if (isWorker) Atomics.add(control, BY_WORKERS, 1);
+    if (thread > 0) Atomics.add(control, BY_WORKERS, 1);
     try {
       const fn = functions[control[EXPORT]!]!;
       const args = Array.from(control.subarray(ARGS, ARGS + control[ARGC]!));
-      fn(...args, unit);
+      fn(...args, unit, thread);
     } catch (e) {
       Atomics.store(control, FAILED, 1);
       onError(e);
@@ -85,8 +87,8 @@ export class UnitPool {
     const started: Array<Promise<void>> = [];
     if (shared && threads > 1) {
       const script = compiledPath(import.meta.url, 'pool-worker.js');
-      const setup: WorkerSetup = { module, memory, control: this.control.buffer as SharedArrayBuffer, exports: names };
       for (let i = 1; i < threads; i++) {
+        const setup: WorkerSetup = { thread: i, module, memory, control: this.control.buffer as SharedArrayBuffer, exports: names };
         const worker = new Worker(script, { workerData: setup });
         // A worker that cannot start leaves its units to the others; one that failed a unit says why.
         // Referenced until it has started (so `ready` can resolve), then never keeps Node alive:
@@ -112,7 +114,10 @@ export class UnitPool {
     return Atomics.load(this.control, BY_WORKERS);
   }
 
-  /** Calls export `name`(...args, u) for u = 0 … units − 1 on the pool's threads; returns when all are done. */
+  /**
+   * Calls export `name`(...args, u, thread) for u = 0 … units − 1 on the pool's threads (`thread`
+   * is the caller's 0 or a worker's number, for per-thread scratch); returns when all are done.
+   */
   run(name: string, args: readonly number[], units: number): void {
     const fn = this.names.indexOf(name);
     if (fn < 0 || args.length > MAX_ARGS || units > UNIT_MASK) throw new Error(`podium kernel pool: cannot run ${name} with ${args.length} arguments over ${units} units`);
@@ -128,7 +133,7 @@ export class UnitPool {
     Atomics.store(c, CLAIM, this.generation << UNIT_BITS);
     Atomics.notify(c, CLAIM);
     let error: unknown;
-    work(c, this.functions, (e) => { error ??= e; }, false);
+    work(c, this.functions, (e) => { error ??= e; }, 0);
     for (let done = Atomics.load(c, DONE); done < units; done = Atomics.load(c, DONE)) Atomics.wait(c, DONE, done);
     if (error !== undefined) throw error;
     if (Atomics.load(c, FAILED)) throw new Error(`podium kernel pool: ${name} failed on a worker thread${this.workerError ? `: ${String(this.workerError)}` : ''}`);
