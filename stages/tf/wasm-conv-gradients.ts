@@ -1,8 +1,9 @@
 /**
  * The convolution gradients of wasm-gradients.ts, each a composition of kernels the wasm backend
  * does ship and that are fast there: Conv2D and DepthwiseConv2dNative (XNNPACK), rank ≤ 4
- * Transpose, PadV2, Slice, Reshape, Reverse, Sum, Fill — plus podium's own SIMD loop for the
- * depthwise filter gradient with channel multiplier 1 (kernels/train.as.ts).
+ * Transpose, PadV2, Slice, Reshape, Reverse, Sum, Fill — plus podium's own SIMD loops for the
+ * depthwise filter gradient with channel multiplier 1 (kernels/train.as.ts) and for every Conv2D
+ * filter gradient (kernels/filter-grad.as.ts, on the threads of kernels/pool.ts).
  *
  * Performance facts that chose the algorithms below, measured on our 2-core machines when the
  * backend still ran the package's single-threaded build (under Node it now runs the threaded SIMD
