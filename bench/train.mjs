@@ -19,7 +19,10 @@
 // the most time. Warm-up steps are run first and not timed (XNNPACK operator creation, wasm
 // heap growth). wasm runs its threaded build (stages/tf/wasm-threads.ts) with every core; the machine is shared, so the load
 // average is printed before and after: trust the figures only when it is low.
-// --quick runs fewer steps (a smoke test of the script itself).
+// --quick runs fewer steps (a smoke test of the script itself). --profile-only skips the
+// throughput runs and PyTorch and only profiles the 128-px step (for kernel work: the kernels'
+// shares and their ratios to the forward Conv2D are robust to the machine's load).
+// --profile-steps N profiles N steps together (default 1): a busy machine's hiccups average out.
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 
@@ -29,10 +32,11 @@ import { loadModel } from '../dist/stages/tf/models.js';
 import { train } from '../dist/stages/tf/train-loop.js';
 
 const quick = process.argv.includes('--quick');
+const profileOnly = process.argv.includes('--profile-only');
 const arg = (name) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : undefined; };
 const BATCH = Number(arg('--batch') ?? 32);
 const CLASSES = 6;
-const REFERENCE = torchReference();
+const REFERENCE = profileOnly ? undefined : torchReference();
 
 /** PyTorch on the same work, now, with as many threads as podium gets; undefined when not installed. */
 function torchReference() {
@@ -142,16 +146,19 @@ async function benchInference(size, warmup, steps) {
 }
 
 // --- throughput ---------------------------------------------------------------
-const t128 = await benchTrain(128, 1, quick ? 1 : 4);
-report(`train 128 px, batch ${BATCH}`, t128.imagesPerSecond, REFERENCE?.train128);
+const t128 = await benchTrain(128, 1, quick || profileOnly ? 1 : 4);
+report(`train 128 px, batch ${BATCH}`, t128.imagesPerSecond, REFERENCE?.train128, profileOnly ? ' (one step: --profile-only)' : '');
 
-const i224 = await benchInference(224, 1, quick ? 1 : 5);
-report(`infer 224 px, batch ${BATCH}`, i224.folded, REFERENCE?.infer224, ' (BN folded, as the stages predict)');
-report('  model.predict', i224['model.predict'], REFERENCE?.infer224);
+if (!profileOnly) await benchRest();
+async function benchRest() {
+  const i224 = await benchInference(224, 1, quick ? 1 : 5);
+  report(`infer 224 px, batch ${BATCH}`, i224.folded, REFERENCE?.infer224, ' (BN folded, as the stages predict)');
+  report('  model.predict', i224['model.predict'], REFERENCE?.infer224);
 
-const t224 = await benchTrain(224, 1, quick ? 1 : 2);
-t224.model.dispose();
-report(`train 224 px, batch ${BATCH}`, t224.imagesPerSecond, REFERENCE?.train224);
+  const t224 = await benchTrain(224, 1, quick ? 1 : 2);
+  t224.model.dispose();
+  report(`train 224 px, batch ${BATCH}`, t224.imagesPerSecond, REFERENCE?.train224);
+}
 
 // --- where the time goes: one 128-px training step under tf.profile -------------
 // Only on wasm: the profile's kernel times on a GPU backend need timestamp queries and measure
@@ -162,10 +169,11 @@ if (tf.getBackend() !== 'wasm' || process.argv.includes('--no-profile')) {
   process.exit(0);
 }
 console.log('');
-console.log(`profiling one 128-px training step (batch ${BATCH})…`);
+const profileSteps = Number(arg('--profile-steps') ?? 1);
+console.log(`profiling ${profileSteps} 128-px training step(s) (batch ${BATCH})…`);
 const batch128 = makeBatch(128);
 const wall0 = performance.now();
-const profile = await tf.profile(() => train(t128.model, trainOptions(1, batch128)));
+const profile = await tf.profile(() => train(t128.model, trainOptions(profileSteps, batch128)));
 const wall = performance.now() - wall0;
 t128.model.dispose();
 const byKernel = new Map();
@@ -182,10 +190,25 @@ const kernels = [...byKernel].filter(([name]) => isKernel(name)).sort((a, b) => 
 const scopes = [...byKernel].filter(([name]) => !isKernel(name));
 const total = kernels.reduce((s, [, e]) => s + e.ms, 0);
 console.log(`step wall time under the profiler ${(wall / 1000).toFixed(2)} s; kernel time ${(total / 1000).toFixed(2)} s`);
-console.log('top 16 kernels by time:');
+// Each kernel's time is also given as a multiple of the forward Conv2D's in the same profile: on
+// a shared machine the load scales every kernel alike, so the ratios move much less than the ms.
+const conv2dMs = byKernel.get('Conv2D')?.ms ?? NaN;
+console.log('top 16 kernels by time (× = multiple of the forward Conv2D in this profile):');
 for (const [name, e] of kernels.slice(0, 16)) {
-  console.log(`  ${name.padEnd(38)} ${e.ms.toFixed(0).padStart(6)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)} %  ${String(e.calls).padStart(5)} calls`);
+  console.log(`  ${name.padEnd(38)} ${e.ms.toFixed(0).padStart(6)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)} %  ${(e.ms / conv2dMs).toFixed(2).padStart(6)}×  ${String(e.calls).padStart(5)} calls`);
 }
+// The filter gradients against the forward convolutions of the same layers, by filter size.
+const byGeometry = new Map();
+for (const k of profile.kernels) {
+  if (k.name !== 'Conv2D' && k.name !== 'Conv2DBackpropFilter') continue;
+  const filter = k.name === 'Conv2D' ? k.inputShapes[1] : undefined;
+  const key = filter ? `${filter[0]}×${filter[1]}` : undefined;
+  const e = byGeometry.get(key ?? k.name) ?? { ms: 0, calls: 0 };
+  e.ms += k.kernelTimeMs;
+  e.calls += 1;
+  byGeometry.set(key ?? k.name, e);
+}
+console.log(`  Conv2DBackpropFilter ÷ Conv2D: ${((byKernel.get('Conv2DBackpropFilter')?.ms ?? NaN) / conv2dMs).toFixed(2)}× (forward Conv2D by filter size: ${[...byGeometry].filter(([k]) => k.includes('×')).map(([k, e]) => `${k} ${e.ms.toFixed(0)} ms/${e.calls}`).join(', ')})`);
 for (const [name, e] of scopes) console.log(`  (op scope '${name}': ${e.ms.toFixed(0)} ms over ${e.calls} custom-gradient ops, kernels included above)`);
 
 summary();

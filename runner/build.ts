@@ -32,3 +32,8 @@ const train = join(src, 'stages', 'tf', 'kernels', 'train.as.ts');
 const trainOut = join(here, '..', 'stages', 'tf', 'kernels');
 await compileKernel(train, join(trainOut, 'train-shared.wasm'), ['--enable', 'threads', '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '65536']);
 await compileKernel(train, join(trainOut, 'train.wasm'), ['--importMemory']);
+// The Conv2D filter gradient, on the same heap, also instantiated by the worker threads of
+// stages/tf/kernels/pool.ts.
+const filterGrad = join(src, 'stages', 'tf', 'kernels', 'filter-grad.as.ts');
+await compileKernel(filterGrad, join(trainOut, 'filter-grad-shared.wasm'), ['--enable', 'threads', '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '65536']);
+await compileKernel(filterGrad, join(trainOut, 'filter-grad.wasm'), ['--importMemory']);

@@ -1,8 +1,9 @@
 /**
  * The convolution gradients of wasm-gradients.ts, each a composition of kernels the wasm backend
  * does ship and that are fast there: Conv2D and DepthwiseConv2dNative (XNNPACK), rank ≤ 4
- * Transpose, PadV2, Slice, Reshape, Reverse, Sum, Fill — plus podium's own SIMD loop for the
- * depthwise filter gradient with channel multiplier 1 (kernels/train.as.ts).
+ * Transpose, PadV2, Slice, Reshape, Reverse, Sum, Fill — plus podium's own SIMD loops for the
+ * depthwise filter gradient with channel multiplier 1 (kernels/train.as.ts) and for every Conv2D
+ * filter gradient (kernels/filter-grad.as.ts, on the threads of kernels/pool.ts).
  *
  * Performance facts that chose the algorithms below, measured on our 2-core machines when the
  * backend still ran the package's single-threaded build (under Node it now runs the threaded SIMD
@@ -32,6 +33,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import type { Conv2DBackpropFilterAttrs, TensorInfo } from '@tensorflow/tfjs-core';
 
+import type { UnitPool } from './kernels/pool.js';
 import { at, fail, type WasmOps } from './wasm-ops.js';
 
 export type Shape4 = [number, number, number, number];
@@ -124,49 +126,57 @@ function inputGradientDims(kernel: string, dy: TensorInfo, filter: TensorInfo, i
 }
 
 /**
- * Conv2D filter gradient as ONE Conv2D over transposed tensors:
- *   dW[i, j, c, co] = Σ_{n,y,x} xpad[n, sh·y+i, sw·x+j, c] · dy[n, y, x, co]
- * is a correlation of xpad with dy dilated by the stride. So the input
- * channels C become the conv *batch*, the examples N become the conv *input
- * channels*, and dy (transposed to [OH, OW, N, Co]) is the conv *filter*
- * with dilation = forward stride; the 'valid' output [C, kh, kw, Co] is
- * transposed to [kh, kw, C, Co]. x is padded (or cropped) explicitly exactly
- * like the forward pass saw it. XNNPACK turns this into one big GEMM
- * (K = N·OH·OW), ~1.1× the forward conv's time for stride 1. For stride 2
- * the dilated conv measured 31 ms vs 80 ms for a polyphase (space-to-batch)
- * variant, because it computes exactly k² taps and needs no rank-6 shuffles.
+ * Positions per chunk of the filter gradient's reduction (kernels/filter-grad.as.ts): each chunk's
+ * sum runs over its positions in order, then the chunks are added in order. The only parameter
+ * of the kernel that changes its bytes, so it is fixed (finetune's version pins it).
  */
-export function conv2DBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: TensorInfo, filterShape: Shape4, g: GradGeometry): TensorInfo {
+export const FILTER_GRAD_CHUNK = 4096;
+
+/** Positions per packed block: BLOCK in kernels/filter-grad.as.ts (sizes each thread's scratch). */
+const FILTER_GRAD_BLOCK = 64;
+
+/** `total` split into ⌈total / most⌉ near-equal groups, each a multiple of `multiple`. */
+function evenGroups(total: number, most: number, multiple: number): number {
+  const groups = Math.ceil(total / most);
+  return Math.ceil(total / groups / multiple) * multiple;
+}
+
+/**
+ * Conv2D filter gradient, podium's own kernel (kernels/filter-grad.as.ts) on the backend's heap:
+ *   dW[i, j, c, co] = Σ_{n,y,x} x[n, sh·y + i − padTop, sw·x + j − padLeft, c] · dy[n, y, x, co]
+ * a matrix product whose reduction runs over the P = N·OH·OW output positions, read in place
+ * (XNNPACK would pack one operand, all P rows of it, afresh on every call: docs/performance.md).
+ * Threads take units of (chunk of positions, tap, input-channel group, output band); the result
+ * depends on FILTER_GRAD_CHUNK only, not on the thread count.
+ */
+export function conv2DBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: TensorInfo, filterShape: Shape4, g: GradGeometry, pool: () => UnitPool): TensorInfo {
   const { N, H, W, C, kh, kw, OH, OW, dyC: Co, sh, sw, padTop, padLeft, empty } = filterGradientDims(Conv2DBackpropFilter, x, dy, filterShape, g, false);
   if (empty) return ops.zeros(filterShape);
-
-  if (kh === 1 && kw === 1 && sh === 1 && sw === 1 && OH === H && OW === W) {
-    // A 1×1 stride-1 convolution is a matrix product over the pixels P = N·H·W, so
-    // dW[C, Co] = Xᵀ · dY. XNNPACK packs the product's right operand afresh on every call (dy is
-    // new each step), and packing, not arithmetic, is what costs (docs/performance.md): so the
-    // smaller of X and dY goes right, untransposed, and the larger is transposed on the left.
-    // MobileNetV2's 16→96 expansion at 128 px, batch 32: 200 ms against 590 ms for the
-    // conv form below (node bench/filter-gradient.mjs 1, load ~3.5).
-    const P = N * H * W;
-    const x2 = ops.reshape(x, [P, C]);
-    const dy2 = ops.reshape(dy, [P, Co]);
-    const dW = C <= Co ? ops.transpose(ops.matMul(ops.transpose(dy2, [1, 0]), x2), [1, 0]) : ops.matMul(ops.transpose(x2, [1, 0]), dy2);
-    return ops.reshape(dW, filterShape);
+  const P = N * OH * OW;
+  // A 1×1 stride-1 convolution that reads every pixel is one run of P rows: no row boundaries.
+  const flat = kh === 1 && kw === 1 && sh === 1 && sw === 1 && padTop === 0 && padLeft === 0 && OH === H && OW === W;
+  const [h, w, oh, ow] = flat ? [1, P, 1, P] : [H, W, OH, OW];
+  const K = kh * kw * C;
+  const chunks = Math.ceil(P / FILTER_GRAD_CHUNK);
+  const out = ops.empty(filterShape);
+  const parts = chunks === 1 ? out : ops.empty([chunks * K * Co]);
+  // Group and band sizes change only which thread computes what, never a sum's order.
+  const cGroup = evenGroups(C, 64, 4);
+  const oBand = evenGroups(Co, 128, 8);
+  const units = chunks * Math.ceil(C / cGroup) * Math.ceil(Co / oBand);
+  const threads = pool();
+  // Each thread packs a block of x and of dy into its own scratch (kernels/filter-grad.as.ts).
+  const scratchFloats = FILTER_GRAD_BLOCK * (Math.ceil(cGroup / 4) * 4 + Math.ceil(oBand / 8) * 8);
+  const scratch = ops.empty([threads.threads * scratchFloats]);
+  threads.run('filterGradJob', [
+    ops.offset(x), ops.offset(dy), ops.offset(parts), ops.offset(scratch), scratchFloats,
+    h, w, C, oh, ow, Co, kh, kw, sh, sw, padTop, padLeft, P, FILTER_GRAD_CHUNK, cGroup, oBand,
+  ], units);
+  if (chunks > 1) {
+    const perUnit = 4096;
+    threads.run('sumChunksJob', [ops.offset(parts), ops.offset(out), K * Co, chunks, perUnit], Math.ceil((K * Co) / perUnit));
   }
-
-  // Rows the forward pass actually read: (OH-1)·sh + kh, starting at -padTop.
-  const Hp = (OH - 1) * sh + kh;
-  const Wp = (OW - 1) * sw + kw;
-  const xp = ops.padOrCrop(x, [
-    [0, 0],
-    [padTop, Hp - H - padTop],
-    [padLeft, Wp - W - padLeft],
-    [0, 0],
-  ]);
-  const convIn = ops.transpose(xp, [3, 1, 2, 0]); // [C, Hp, Wp, N]
-  const convFilter = ops.transpose(dy, [1, 2, 0, 3]); // [OH, OW, N, Co]
-  const out = ops.conv2d(convIn, convFilter, [sh, sw]); // [C, kh, kw, Co]
-  return ops.transpose(out, [1, 2, 0, 3]);
+  return out;
 }
 
 /**

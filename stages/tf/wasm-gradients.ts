@@ -25,6 +25,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import type {
   Conv2DBackpropFilterAttrs,
+  KernelBackend,
   Conv2DBackpropInputAttrs,
   DepthwiseConv2dNativeBackpropFilterAttrs,
   DepthwiseConv2dNativeBackpropInputAttrs,
@@ -43,6 +44,8 @@ import {
   type GradGeometry,
   type Shape4,
 } from './wasm-conv-gradients.js';
+import type { UnitPool } from './kernels/pool.js';
+import { kernelPool } from './wasm-kernels.js';
 import { fail, withOps, type WasmOps } from './wasm-ops.js';
 
 const WASM = 'wasm';
@@ -80,7 +83,7 @@ function gradientKernel<A extends GradGeometry>(
   inputNames: readonly [string, string],
   shapeAttr: 'filterShape' | 'inputShape',
   check: (attrs: A) => void,
-  impl: (ops: WasmOps, a: TensorInfo, b: TensorInfo, shape: Shape4, attrs: A) => TensorInfo,
+  impl: (ops: WasmOps, a: TensorInfo, b: TensorInfo, shape: Shape4, attrs: A, pool: () => UnitPool) => TensorInfo,
 ): KernelFunc {
   return ({ inputs, backend, attrs }) => {
     const a = attrs as unknown as A & Record<typeof shapeAttr, number[]>;
@@ -88,7 +91,7 @@ function gradientKernel<A extends GradGeometry>(
     const first = requireInput(kernel, inputs, inputNames[0]);
     const second = requireInput(kernel, inputs, inputNames[1]);
     const shape = as4D(kernel, shapeAttr, a[shapeAttr]);
-    return withOps(backend, kernel, (ops) => impl(ops, first, second, shape, a));
+    return withOps(backend, kernel, (ops) => impl(ops, first, second, shape, a, () => kernelPool(backend as KernelBackend)));
   };
 }
 

@@ -2,9 +2,12 @@
 // by `npm run build`). They import the backend's heap, so they read and write tensors where the
 // backend keeps them, with no copies: the threaded backend's memory is shared, the
 // single-threaded one's is not, and each has its build of the module.
+import { readFileSync } from 'node:fs';
+
 import type { DataType, KernelBackend, TensorInfo } from '@tensorflow/tfjs-core';
 
-import { instantiateWasm } from '../compiled-path.js';
+import { compiledPath, instantiateWasm } from '../compiled-path.js';
+import { UnitPool } from './kernels/pool.js';
 
 export interface TrainKernels {
   depthwiseFilterGrad(
@@ -20,7 +23,7 @@ export interface TrainKernels {
 
 /** What podium needs of tfjs-backend-wasm's BackendWasm (not exported as a type we can import). */
 interface WasmBackendInternals {
-  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
+  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory }; tfjs?: { getThreadsCount?: () => number } };
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: DataType): TensorInfo;
 }
@@ -40,11 +43,42 @@ export function trainKernels(backend: KernelBackend): TrainKernels {
   const memory = heap(backend);
   let kernels = instances.get(memory);
   if (!kernels) {
-    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    kernels = instantiateWasm(import.meta.url, shared ? 'kernels/train-shared.wasm' : 'kernels/train.wasm', { env: { memory } }) as unknown as TrainKernels;
+    kernels = instantiateWasm(import.meta.url, isShared(memory) ? 'kernels/train-shared.wasm' : 'kernels/train.wasm', { env: { memory } }) as unknown as TrainKernels;
     instances.set(memory, kernels);
   }
   return kernels;
+}
+
+/** Whether the backend's heap is shared between threads (the threaded build). */
+function isShared(memory: WebAssembly.Memory): boolean {
+  return typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+}
+
+const pools = new WeakMap<WebAssembly.Memory, UnitPool>();
+
+/** The exports of kernels/filter-grad.as.ts that run as pool jobs (kernels/pool.ts). */
+export const POOL_JOBS = ['filterGradJob', 'sumChunksJob'] as const;
+
+/**
+ * kernels/filter-grad.as.ts on this backend's heap, with as many threads as the backend's XNNPACK
+ * pool (they take turns: the backend's threads are idle while a podium kernel runs). The
+ * single-threaded build's heap is not shared: then the caller's thread does all the units.
+ */
+export function kernelPool(backend: KernelBackend): UnitPool {
+  const memory = heap(backend);
+  let pool = pools.get(memory);
+  if (!pool) {
+    const shared = isShared(memory);
+    const path = compiledPath(import.meta.url, shared ? 'kernels/filter-grad-shared.wasm' : 'kernels/filter-grad.wasm');
+    let bytes: Buffer<ArrayBuffer>;
+    try { bytes = readFileSync(path); } catch { throw new Error(`WebAssembly kernel ${path} is missing (run npm run build)`); }
+    const module = new WebAssembly.Module(bytes);
+    const instance = new WebAssembly.Instance(module, { env: { memory } });
+    const threads = (backend as unknown as WasmBackendInternals).wasm.tfjs?.getThreadsCount?.() ?? 1;
+    pool = new UnitPool(module, instance, memory, POOL_JOBS, shared ? threads : 1);
+    pools.set(memory, pool);
+  }
+  return pool;
 }
 
 /** Byte offset of a tensor's data in the backend's heap. */
