@@ -12,7 +12,7 @@ import { executeStage, jobFor, type StageRunner } from './execute-stage.js';
 import { fingerprintOf } from './fingerprints.js';
 import { stageFailure, type StageFailure } from './stage-failure.js';
 
-/** What obtaining a record needs of the run's options (the executor's own add slots and the lock). */
+/** What obtaining a record needs of the run's options; the executor's add the slot count and the lock file. */
 export interface ObtainOptions {
   gpus?: string[];
   dryRun: boolean;
@@ -24,7 +24,7 @@ export interface ObtainOptions {
   runStage?: StageRunner;
 }
 
-/** A stage's record, and whether this process computed it or found it (restoring those outs). */
+/** A stage's record: computed by this process, or found (with the outs that were restored for it). */
 export interface Obtained { fingerprint: Fingerprint; record: StageRecord; computed: boolean; restored: string[] }
 /** Where a running stage sits: its slot (and GPU) and its share of the cores. */
 export interface Seat { slot: number; threads: number }
