@@ -7,44 +7,28 @@ import { availableParallelism } from 'node:os';
 import { stageKey, type Fingerprint } from '../cache/fingerprint.js';
 import type { LockFile } from '../cache/lockfile.js';
 import type { Digest } from '../cache/canonical.js';
-import { stageStoreOf } from '../cache/local-stage-store.js';
 import { CacheCorruption, CacheUnavailable, type StageRecord, type Store } from '../cache/store.js';
 import type { Pipeline, StageNode } from './analyze.js';
-import type { EventSink, StageReport } from './events.js';
-import { executeStage, jobFor, type StageRunner } from './execute-stage.js';
-import { explainChange, fingerprintOf, ownChanges } from './fingerprints.js';
+import type { StageReport } from './events.js';
+import { explainChange, ownChanges } from './fingerprints.js';
+import { RecordObtainer, type DoneRecords, type ObtainOptions, type Obtained, type Seat } from './obtain-record.js';
 import type { Plan } from './plan.js';
 import { stageFailure, type StageFailure } from './stage-failure.js';
 import { stageState } from './state.js';
 
-export interface ExecuteOptions {
+export interface ExecuteOptions extends ObtainOptions {
   jobs: number;
-  gpus?: string[];
-  dryRun: boolean;
   lock: LockFile | undefined;
-  onEvent: EventSink;
-  signal: AbortSignal;
-  /** How long to wait for a stage another live process is computing before failing it. */
-  leaseTimeoutMs: number;
-  /** Where a stage runs: in this process or a worker (default), or as a cluster job (--executor slurm). */
-  runStage?: StageRunner;
 }
 
 export interface Outcome {
   reports: StageReport[];
   /** Stages that have a record now, with the fingerprint it was found or made under. */
-  done: Map<string, { fingerprint: Fingerprint; record: StageRecord }>;
+  done: DoneRecords;
 }
 
-const LEASE_POLL_MS = 200;
-/** Corrupt inputs repaired per stage before giving up (each repair re-executes their producer). */
-const MAX_REPAIRS = 3;
-
-interface Obtained { fingerprint: Fingerprint; record: StageRecord; computed: boolean; restored: string[] }
 /** A stage that must run, waiting for a slot. */
 interface Runnable { node: StageNode; fingerprint: Fingerprint; reason: string }
-/** Where a running stage sits: its slot (and GPU) and its share of the cores. */
-interface Seat { slot: number; threads: number }
 
 export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts: ExecuteOptions): Promise<Outcome> {
   return new Walk(pipeline, plan, store, opts).run();
@@ -57,7 +41,7 @@ export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts
  */
 class Walk {
   private readonly selected: Set<string>;
-  private readonly done: Outcome['done'] = new Map();
+  private readonly done: DoneRecords = new Map();
   private readonly reports = new Map<string, StageReport>();
   /** Selected upstream stages not finished yet, per stage. */
   private readonly pendingUp = new Map<string, number>();
@@ -67,17 +51,17 @@ class Walk {
   private readonly freeSlots: number[];
   /** Failed stage → itself; skipped stage → the failed stage that caused it. */
   private readonly failedRoot = new Map<string, string>();
-  /** Producers being re-executed after a corrupt blob, so that stages meeting it together repair it once. */
-  private readonly repairing = new Map<string, Promise<StageFailure | undefined>>();
   /** A cache that cannot be written ends the run once running stages have stopped. */
   private fatal: CacheUnavailable | undefined;
   private readonly cores = availableParallelism();
+  private readonly obtainer: RecordObtainer;
 
   constructor(private readonly pipeline: Pipeline, private readonly plan: Plan, private readonly store: Store, private readonly opts: ExecuteOptions) {
     this.selected = new Set(plan.ids);
     for (const id of plan.ids) this.pendingUp.set(id, (pipeline.graph.predecessors(id) ?? []).filter((p) => this.selected.has(p)).length);
     this.ready = plan.ids.filter((id) => this.pendingUp.get(id) === 0);
     this.freeSlots = Array.from({ length: opts.jobs }, (_, i) => i);
+    this.obtainer = new RecordObtainer(pipeline, store, opts, this.done, this.upstream);
   }
 
   async run(): Promise<Outcome> {
@@ -149,7 +133,7 @@ class Walk {
     const state = stageState(this.pipeline, node, this.store, this.upstream, locked, this.plan.forced.has(node.id));
     if (state.staleInput) { this.decideWithoutKey(node, state.staleInput); return undefined; }
     const fingerprint = state.fingerprint!;
-    const restored = state.record && this.restoreOrDrop(node, state.record);
+    const restored = state.record && this.obtainer.restoreOrDrop(node, state.record);
     if (state.record && restored) { this.cached(node, { fingerprint, record: state.record, restored }, 'fresh', 0); return undefined; }
     // A record whose blob was corrupt was dropped: the stage runs again, as for any other miss.
     const reason = (state.record ? explainChange(fingerprint, node, locked) : state.reasons).join('; ');
@@ -196,7 +180,7 @@ class Walk {
     this.opts.onEvent({ type: 'stage-start', id: node.id, kind: node.kind.name, reason, slot: seat.slot });
     let got: Obtained | StageFailure;
     try {
-      got = await this.obtain(node, fingerprint, seat, this.plan.forced.has(node.id));
+      got = await this.obtainer.obtain(node, fingerprint, seat, this.plan.forced.has(node.id));
     } catch (e) {
       if (e instanceof CacheUnavailable) this.fatal ??= e;
       // The run ends with the cache's own one-line message; the stage just says it stopped.
@@ -210,146 +194,6 @@ class Walk {
       // Whatever a stage stopped by an interrupt says of it is noise beside the interrupt.
       const failure = this.opts.signal.aborted ? stageFailure('interrupted', 'interrupted') : got;
       this.failed(node, stageKey(fingerprint), failure, Date.now() - started);
-    }
-  }
-
-  /**
-   * The stage's record: computed under its lease, or the one another podium process committed
-   * while this one waited. An input blob found corrupt while the stage reads it is never used:
-   * the blob is removed, the stage that produced it is re-executed, and the stage tries again.
-   */
-  private async obtain(node: StageNode, fingerprint: Fingerprint, seat: Seat, forced: boolean): Promise<Obtained | StageFailure> {
-    for (let repairs = 0; ; repairs++) {
-      const key = stageKey(fingerprint);
-      const lease = await this.acquireLease(node, key, forced);
-      if (lease.got === 'failure') return lease.failure;
-      if (lease.got === 'record') return { fingerprint, record: lease.record, computed: false, restored: lease.restored };
-      try {
-        const gpu = this.opts.gpus?.length ? this.opts.gpus[seat.slot % this.opts.gpus.length] : undefined;
-        // --force and --from mean from scratch; saved progress is for a stage never finished.
-        const job = jobFor(this.pipeline, node, key, this.upstream, { resume: !forced, slot: seat.slot, gpu, threads: seat.threads });
-        const outcome = await (this.opts.runStage ?? executeStage)(job, this.store, this.opts.signal, {
-          log: (line) => this.opts.onEvent({ type: 'stage-log', id: node.id, line }),
-          note: (line) => this.opts.onEvent({ type: 'stage-note', id: node.id, line }),
-          progress: (update) => this.opts.onEvent({ type: 'stage-progress', id: node.id, update }),
-        }, this.inputBlobsOf(node));
-        if (!outcome.ok) return outcome.failure;
-        this.store.commitRecord(outcome.record);
-        return { fingerprint, record: outcome.record, computed: true, restored: [] };
-      } catch (e) {
-        if (!(e instanceof CacheCorruption) || repairs >= MAX_REPAIRS || this.opts.signal.aborted) throw e;
-        const failure = await this.repairInput(node, e, seat);
-        if (failure) return failure;
-        const fp = fingerprintOf(this.pipeline, node, this.store, this.upstream);
-        if (!fp.ok) throw e;
-        fingerprint = fp.fingerprint;
-      } finally {
-        this.releaseQuietly(key);
-      }
-    }
-  }
-
-  /**
-   * Takes the key's lease, waiting (interruptibly, up to the lease timeout) while another live
-   * process holds it; or the record that process committed meanwhile.
-   */
-  private async acquireLease(node: StageNode, key: Digest, forced: boolean): Promise<{ got: 'lease' } | { got: 'record'; record: StageRecord; restored: string[] } | { got: 'failure'; failure: StageFailure }> {
-    let waitingSince: number | undefined;
-    for (;;) {
-      if (this.opts.signal.aborted) return { got: 'failure', failure: stageFailure('interrupted', 'interrupted') };
-      const leased = this.store.tryLease(key, `stage ${node.id} of ${this.pipeline.file}`);
-      const theirs = forced ? undefined : this.store.getRecord(key);
-      if (theirs) {
-        if (leased) this.releaseQuietly(key);
-        const restored = this.restoreOrDrop(node, theirs);
-        if (restored) return { got: 'record', record: theirs, restored };
-      }
-      if (leased) return { got: 'lease' };
-      const holder = this.store.leaseHolder(key);
-      const who = holder ? `${holder.what ?? `stage ${node.id}`} held by pid ${holder.pid} since ${new Date(holder.since).toISOString()}` : `stage ${node.id}`;
-      if (waitingSince === undefined) {
-        waitingSince = Date.now();
-        this.opts.onEvent({ type: 'warning', message: `${node.id}: waiting for ${who} (another podium process is computing it)` });
-      } else if (Date.now() - waitingSince > this.opts.leaseTimeoutMs) {
-        return { got: 'failure', failure: stageFailure('stage', `gave up after ${Math.round(this.opts.leaseTimeoutMs / 1000)} s waiting for ${who}; stop that process, or wait longer with --lease-timeout SECONDS`) };
-      }
-      await this.pause(LEASE_POLL_MS);
-    }
-  }
-
-  /** A waiting or running stage sleeps in steps that an interrupt cuts short. */
-  private pause(ms: number): Promise<void> {
-    const { signal } = this.opts;
-    return new Promise((resolve) => {
-      const onAbort = (): void => { clearTimeout(t); resolve(); };
-      // Removed when the timer fires: a long lease wait polls many times on one signal.
-      const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, ms);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
-  /**
-   * Drops the corrupt blob and the records naming it, and re-executes the stages that made them.
-   * Returns the failure of a producer that could not be re-executed.
-   */
-  private async repairInput(node: StageNode, e: CacheCorruption, seat: Seat): Promise<StageFailure | undefined> {
-    const inputIds = [...new Set(Object.values(node.inputs).flatMap((i) => i.ids))];
-    // Another stage running beside this one may have met the same blob first.
-    const inFlight = inputIds.filter((id) => this.repairing.has(id));
-    if (inFlight.length) return (await Promise.all(inFlight.map((id) => this.repairing.get(id)))).find(Boolean);
-    if (this.blobIntact(e.digest as Digest)) return undefined;
-    this.store.deleteBlob(e.digest as Digest);
-    const producers = inputIds.filter((id) => {
-      const rec = this.upstream(id);
-      return !!rec && (Object.values(rec.outputs).includes(e.digest as Digest) || rec.refs.includes(e.digest as Digest));
-    });
-    this.opts.onEvent({ type: 'warning', message: `${node.id}: ${e.message}; removed it, ${producers.length ? `re-executing ${producers.join(', ')}` : `running ${node.id} again`}` });
-    for (const id of producers) {
-      const redo = async (): Promise<StageFailure | undefined> => {
-        this.store.deleteRecord(this.upstream(id)!.key);
-        this.done.delete(id);
-        const producer = this.pipeline.byId.get(id)!;
-        const fp = fingerprintOf(this.pipeline, producer, this.store, this.upstream);
-        if (!fp.ok) throw e;
-        const redone = await this.obtain(producer, fp.fingerprint, seat, true);
-        if (!('record' in redone)) return redone;
-        this.done.set(id, { fingerprint: redone.fingerprint, record: redone.record });
-        return undefined;
-      };
-      this.repairing.set(id, redo().finally(() => this.repairing.delete(id)));
-    }
-    return (await Promise.all(producers.map((id) => this.repairing.get(id)))).find(Boolean);
-  }
-
-  /** Every blob a stage's inputs are or refer to: a cluster job fetches these from the shared store. */
-  private inputBlobsOf(node: StageNode): Digest[] {
-    const ids = Object.values(node.inputs).flatMap((i) => i.ids);
-    return [...new Set(ids.flatMap((id) => { const rec = this.upstream(id)!; return [...Object.values(rec.outputs), ...rec.refs]; }))];
-  }
-
-  private blobIntact(digest: Digest): boolean {
-    try { return this.store.getBlob(digest) !== undefined; } catch (err) { if (err instanceof CacheCorruption) return false; throw err; }
-  }
-
-  /** A lease left behind by a failed write dies with this process anyway (leases are checked for liveness). */
-  private releaseQuietly(key: Digest): void {
-    try { this.store.releaseLease(key); } catch (e) { if (!(e instanceof CacheUnavailable)) throw e; }
-  }
-
-  /**
-   * A cached record's outs put back on disk; undefined when a blob they need is corrupt: then the
-   * blob and the record are dropped and the stage runs again, as for any other miss.
-   */
-  private restoreOrDrop(node: StageNode, record: StageRecord): string[] | undefined {
-    if (this.opts.dryRun) return [];
-    try {
-      return node.kind.restore?.({ projectDir: this.pipeline.projectDir, store: stageStoreOf(this.store) }, node.params, record) ?? [];
-    } catch (e) {
-      if (!(e instanceof CacheCorruption)) throw e;
-      this.store.deleteBlob(e.digest as Digest);
-      this.store.deleteRecord(record.key);
-      this.opts.onEvent({ type: 'warning', message: `${node.id}: ${e.message}; removed it, the stage runs again` });
-      return undefined;
     }
   }
 }
