@@ -14,12 +14,7 @@
 // for PNG encoding there; it is not on the augmentation path).
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import {
-  augmentBatch,
-  centerCrop,
-  contactSheet,
-  policyForLevel,
-} from '../dist/stages/data/augment/index.js';
+import { augmentBatch, centerCrop, contactSheet, policyForLevel } from '../dist/stages/data/augment/index.js';
 
 const FLOOR = 300; // img/s
 const BATCH = 32;
@@ -123,8 +118,14 @@ function benchEval(label, imgs, size) {
   console.log(`${label.padEnd(36)} ${' '.repeat(fmt(r).length)}   ${fmt(r)}`);
 }
 
-console.log(`augment bench: node ${process.version}, batch ${BATCH}, one thread, best of 3 trials, ${seconds}s per measurement`);
-console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (other processes inflate wall times, not CPU times)`);
+console.log(
+  `augment bench: node ${process.version}, batch ${BATCH}, one thread, best of 3 trials, ${seconds}s per measurement`,
+);
+console.log(
+  `load average at start: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')} (other processes inflate wall times, not CPU times)`,
+);
 console.log(`rates are wall / cpu-time img/s; the ratio is the cpu-time rate / ${FLOOR} img/s (the floor)`);
 console.log(`${''.padEnd(36)} ${'new Float32Array per batch'.padEnd(32)}   reused batch buffer`);
 for (const [src, crop] of [
@@ -161,6 +162,8 @@ if (previewIdx >= 0) {
     data.set(s.data, y * width * 3);
     y += s.height + gap;
   }
-  await sharp(Buffer.from(data.buffer), { raw: { width, height, channels: 3 } }).png().toFile(previewPath);
+  await sharp(Buffer.from(data.buffer), { raw: { width, height, channels: 3 } })
+    .png()
+    .toFile(previewPath);
   console.log(`preview: ${previewPath} (${width}×${height})`);
 }

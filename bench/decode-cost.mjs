@@ -20,7 +20,14 @@ import sharp from 'sharp';
 const { decodeJpegRgb } = await import(join(import.meta.dirname, '..', 'dist', 'stages', 'data', 'jpeg-turbo.js'));
 
 const ROOT = resolve(import.meta.dirname, '..', '..', 'shared', 'datasets', 'intel6', 'train');
-const files = readdirSync(ROOT).sort().flatMap((c) => readdirSync(join(ROOT, c)).sort().map((f) => join(ROOT, c, f))).slice(0, 640);
+const files = readdirSync(ROOT)
+  .sort()
+  .flatMap((c) =>
+    readdirSync(join(ROOT, c))
+      .sort()
+      .map((f) => join(ROOT, c, f)),
+  )
+  .slice(0, 640);
 const buffers = files.map((f) => readFileSync(f));
 sharp.cache(false);
 sharp.concurrency(1);
@@ -35,15 +42,23 @@ function cpuPerImage(decode) {
   const t = process.cpuUsage(t0);
   return ((t.user + t.system) / 1000 / buffers.length).toFixed(3);
 }
-console.log(`  libjpeg-turbo, TurboJPEG 3 via koffi (the stage's path, accurate IDCT)   ${cpuPerImage((b) => { if (!decodeJpegRgb(b, into)) throw new Error('refused'); })} ms CPU per image`);
+console.log(
+  `  libjpeg-turbo, TurboJPEG 3 via koffi (the stage's path, accurate IDCT)   ${cpuPerImage((b) => {
+    if (!decodeJpegRgb(b, into)) throw new Error('refused');
+  })} ms CPU per image`,
+);
 const jpg = createRequire(import.meta.url)('@julusian/jpeg-turbo');
-console.log(`  libjpeg-turbo, @julusian/jpeg-turbo binding (fast IDCT)   ${cpuPerImage((b) => jpg.decompressSync(b, into, { format: jpg.FORMAT_RGB }))} ms CPU per image`);
+console.log(
+  `  libjpeg-turbo, @julusian/jpeg-turbo binding (fast IDCT)   ${cpuPerImage((b) => jpg.decompressSync(b, into, { format: jpg.FORMAT_RGB }))} ms CPU per image`,
+);
 
 for (let i = 0; i < 20; i++) await sharp(buffers[i]).raw().toBuffer();
 const c0 = process.cpuUsage();
 for (const b of buffers) await sharp(b, { sequentialRead: true }).raw().toBuffer();
 const c = process.cpuUsage(c0);
-console.log(`  sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips})   ${((c.user + c.system) / 1000 / buffers.length).toFixed(3)} ms CPU per image`);
+console.log(
+  `  sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips})   ${((c.user + c.system) / 1000 / buffers.length).toFixed(3)} ms CPU per image`,
+);
 
 const PY = String.raw`
 import io, sys, time, json

@@ -32,14 +32,28 @@ async function cpuPer(n, fn, warm = 10) {
   return (c.user + c.system) / 1000 / n;
 }
 
-const files = readdirSync(INTEL6).sort().flatMap((c) => readdirSync(join(INTEL6, c)).sort().map((f) => join(INTEL6, c, f))).slice(0, 300);
+const files = readdirSync(INTEL6)
+  .sort()
+  .flatMap((c) =>
+    readdirSync(join(INTEL6, c))
+      .sort()
+      .map((f) => join(INTEL6, c, f)),
+  )
+  .slice(0, 300);
 const small = await Promise.all(files.map((f) => sharp(f).raw().toBuffer()));
-const large = await Promise.all(files.slice(0, 60).map((f) => sharp(f).resize(1024, 768, { fit: 'fill' }).raw().toBuffer()));
+const large = await Promise.all(
+  files.slice(0, 60).map((f) => sharp(f).resize(1024, 768, { fit: 'fill' }).raw().toBuffer()),
+);
 console.log(`load ${os.loadavg()[0].toFixed(2)}; CPU ms per image`);
 
 const up = await cpuPer(small.length, (i) => resizeU8(small[i % small.length], 150, 150, 256, 256));
 const down = await cpuPer(large.length, (i) => resizeU8(large[i % large.length], 1024, 768, 341, 256));
-const sharpDown = await cpuPer(large.length, (i) => sharp(large[i % large.length], { raw: { width: 1024, height: 768, channels: 3 } }).resize(341, 256, { kernel: 'linear' }).raw().toBuffer());
+const sharpDown = await cpuPer(large.length, (i) =>
+  sharp(large[i % large.length], { raw: { width: 1024, height: 768, channels: 3 } })
+    .resize(341, 256, { kernel: 'linear' })
+    .raw()
+    .toBuffer(),
+);
 
 const PY = String.raw`
 import time, numpy as np, cv2
@@ -55,13 +69,22 @@ print(per(300, lambda: cv2.resize(small, (256, 256), interpolation=cv2.INTER_LIN
 `;
 const r = spawnSync('/usr/bin/python3', ['-c', PY], { encoding: 'utf8' });
 const [cvUp, cvDown] = r.status === 0 ? r.stdout.trim().split(' ').map(Number) : [];
-const ref = (v, x) => (v === undefined ? '(OpenCV skipped: /usr/bin/python3 with cv2 not available)' : `OpenCV ${v.toFixed(3)} ms, time podium/OpenCV ${(x / v).toFixed(2)}×`);
+const ref = (v, x) =>
+  v === undefined
+    ? '(OpenCV skipped: /usr/bin/python3 with cv2 not available)'
+    : `OpenCV ${v.toFixed(3)} ms, time podium/OpenCV ${(x / v).toFixed(2)}×`;
 console.log(`  resize 150×150 → 256×256 (wasm bilinear)        ${up.toFixed(3)} ms   ${ref(cvUp, up)}`);
-console.log(`  resize 1024×768 → 341×256 (wasm box + bilinear) ${down.toFixed(3)} ms   ${ref(cvDown, down)}; sharp from raw ${sharpDown.toFixed(3)} ms`);
+console.log(
+  `  resize 1024×768 → 341×256 (wasm box + bilinear) ${down.toFixed(3)} ms   ${ref(cvDown, down)}; sharp from raw ${sharpDown.toFixed(3)} ms`,
+);
 
 const dir = mkdtempSync(join(os.tmpdir(), 'podium-bench-parts-'));
 try {
-  const blobs = Array.from({ length: 1000 }, (_, i) => { const b = Buffer.alloc(12 + 256 * 256 * 3, i & 255); b.writeUInt32LE(i, 0); return b; });
+  const blobs = Array.from({ length: 1000 }, (_, i) => {
+    const b = Buffer.alloc(12 + 256 * 256 * 3, i & 255);
+    b.writeUInt32LE(i, 0);
+    return b;
+  });
   const hashOnly = await cpuPer(blobs.length, (i) => sha256(blobs[i]), 0);
   const store = new LmdbStore(join(dir, 'cache'));
   const c0 = process.cpuUsage();
@@ -70,5 +93,9 @@ try {
   const c = process.cpuUsage(c0);
   await store.close();
   const stored = (c.user + c.system) / 1000 / blobs.length;
-  console.log(`  cache: hash one 196 kB blob ${hashOnly.toFixed(3)} ms; hash + store it durably in LMDB ${stored.toFixed(3)} ms (the write: ${(stored - hashOnly).toFixed(3)} ms)`);
-} finally { rmSync(dir, { recursive: true, force: true }); }
+  console.log(
+    `  cache: hash one 196 kB blob ${hashOnly.toFixed(3)} ms; hash + store it durably in LMDB ${stored.toFixed(3)} ms (the write: ${(stored - hashOnly).toFixed(3)} ms)`,
+  );
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -23,7 +23,10 @@ const ROOT = resolve(import.meta.dirname, '..');
 const CLI = join(ROOT, 'dist', 'runner', 'cli.js');
 const INTEL6 = resolve(ROOT, '..', 'shared', 'datasets', 'intel6');
 const args = process.argv.slice(2);
-const flag = (name) => { const at = args.indexOf(name); return at < 0 ? undefined : args.splice(at, name.startsWith('--repeat') ? 2 : 1)[1] ?? true; };
+const flag = (name) => {
+  const at = args.indexOf(name);
+  return at < 0 ? undefined : (args.splice(at, name.startsWith('--repeat') ? 2 : 1)[1] ?? true);
+};
 const REPEAT = Number(flag('--repeat') ?? 3);
 const INTEL6_ONLY = flag('--intel6-only') !== undefined;
 const SHORT_SIDE = Number(args[0] ?? 256);
@@ -51,44 +54,91 @@ function listImages(root) {
  */
 function podium(root, label, decoder) {
   const dir = mkdtempSync(join(tmpdir(), 'podium-bench-decode-'));
-  writeFileSync(join(dir, 'p.json'), JSON.stringify({
-    name: 'bench-decode',
-    stages: {
-      images: { uses: 'dataset', params: { format: 'imagefolder', root } },
-      decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: SHORT_SIDE, ...(decoder && { decoder }) } },
-    },
-  }));
+  writeFileSync(
+    join(dir, 'p.json'),
+    JSON.stringify({
+      name: 'bench-decode',
+      stages: {
+        images: { uses: 'dataset', params: { format: 'imagefolder', root } },
+        decoded: {
+          uses: 'decode',
+          inputs: { dataset: 'images' },
+          params: { shortSide: SHORT_SIDE, ...(decoder && { decoder }) },
+        },
+      },
+    }),
+  );
   execFileSync('node', [CLI, 'run', 'p.json', '--only', 'images'], { cwd: dir, stdio: 'ignore' });
   execFileSync('node', [CLI, 'run', 'p.json'], { cwd: dir, stdio: 'ignore' });
   const show = JSON.parse(execFileSync('node', [CLI, 'show', 'p.json', 'decoded', '--json'], { cwd: dir }).toString());
   const n = show.record.metrics.images;
   const line = show.record.logTail.find((l) => l.includes('img/s decoded')) ?? '';
-  return { label, dir, images: show.record.outputs.images, n, stageSeconds: show.record.durationMs / 1000, rate: n / (show.record.durationMs / 1000), inner: line };
+  return {
+    label,
+    dir,
+    images: show.record.outputs.images,
+    n,
+    stageSeconds: show.record.durationMs / 1000,
+    rate: n / (show.record.durationMs / 1000),
+    inner: line,
+  };
 }
 
 /** How many images two stage runs decoded to the same blob, and how far apart the others are. */
 async function samePixels(a, b) {
   const [sa, sb] = [a, b].map((r) => new LmdbStore(join(r.dir, '.podium', 'cache')));
   try {
-    const [ra, rb] = [[sa, a], [sb, b]].map(([s, r]) => Object.values(JSON.parse(s.getBlob(r.images).toString()).splits).flat());
-    let same = 0, sum = 0, n = 0, max = 0;
+    const [ra, rb] = [
+      [sa, a],
+      [sb, b],
+    ].map(([s, r]) => Object.values(JSON.parse(s.getBlob(r.images).toString()).splits).flat());
+    let same = 0,
+      sum = 0,
+      n = 0,
+      max = 0;
     ra.forEach((row, i) => {
-      if (row.blob === rb[i].blob) { same++; return; }
+      if (row.blob === rb[i].blob) {
+        same++;
+        return;
+      }
       const x = decodeDecoded(sa.getBlob(row.blob)).data;
       const y = decodeDecoded(sb.getBlob(rb[i].blob)).data;
-      for (let k = 0; k < x.length; k++) { const d = Math.abs(x[k] - y[k]); sum += d; n++; if (d > max) max = d; }
+      for (let k = 0; k < x.length; k++) {
+        const d = Math.abs(x[k] - y[k]);
+        sum += d;
+        n++;
+        if (d > max) max = d;
+      }
     });
     return `${same} of ${ra.length} blobs byte-identical${n ? `; the others ${(sum / n).toFixed(2)} grey levels apart on average, max ${max}` : ''}`;
-  } finally { await sa.close(); await sb.close(); }
+  } finally {
+    await sa.close();
+    await sb.close();
+  }
 }
 
 /** The stage's decode + resize alone: its worker pool (start-up included), no cache. */
 async function podiumDecodeOnly(files) {
   const tasks = files.map((path) => ({ path, sha256: sha256(readFileSync(path)) }));
-  const params = { shortSide: SHORT_SIDE, size: null, fit: 'cover', centerCrop: null, kernel: 'linear', maxPixels: 64e6, decoder: DEFAULT_DECODER };
+  const params = {
+    shortSide: SHORT_SIDE,
+    size: null,
+    fit: 'cover',
+    centerCrop: null,
+    kernel: 'linear',
+    maxPixels: 64e6,
+    decoder: DEFAULT_DECODER,
+  };
   const t = performance.now();
   let n = 0;
-  await decodeAll(tasks, params, (_, image) => { if (image) n++; }, { threads: 2 });
+  await decodeAll(
+    tasks,
+    params,
+    (_, image) => {
+      if (image) n++;
+    },
+    { threads: 2 },
+  );
   return n / ((performance.now() - t) / 1000);
 }
 
@@ -145,30 +195,45 @@ function reference(files, which) {
   writeFileSync(list, JSON.stringify(files));
   const r = spawnSync('/usr/bin/python3', ['-c', PY, list, which], { encoding: 'utf8' });
   rmSync(list, { force: true });
-  if (r.status !== 0) console.log(`    (${which} skipped: ${(r.stderr || 'python3 failed').trim().split('\n').at(-1)})`);
+  if (r.status !== 0)
+    console.log(`    (${which} skipped: ${(r.stderr || 'python3 failed').trim().split('\n').at(-1)})`);
   return r.status === 0 ? Number(r.stdout.trim()) : undefined;
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 
 async function makeLarge(files, dir) {
   for (const [i, f] of files.entries()) {
     const cls = f.split('/').at(-2);
     mkdirSync(join(dir, 'train', cls), { recursive: true });
-    await sharp(f).resize(1024, 768, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(join(dir, 'train', cls, `${i}.jpg`));
+    await sharp(f)
+      .resize(1024, 768, { fit: 'fill' })
+      .jpeg({ quality: 90 })
+      .toFile(join(dir, 'train', cls, `${i}.jpg`));
   }
   return listImages(dir);
 }
 
-if (!existsSync(INTEL6)) { console.log(`skipped: ${INTEL6} not found`); process.exit(0); }
+if (!existsSync(INTEL6)) {
+  console.log(`skipped: ${INTEL6} not found`);
+  process.exit(0);
+}
 const small = listImages(INTEL6);
 const largeDir = mkdtempSync(join(tmpdir(), 'podium-bench-large-'));
 const large = INTEL6_ONLY ? [] : await makeLarge(small.filter((_, i) => i % 10 === 0).slice(0, 300), largeDir);
 try {
-  const sets = [['(a) intel6 150×150', INTEL6, small, ['opencv', 'pil']], ['(b) 1024×768 q90', largeDir, large, ['pil-draft', 'opencv-reduced', 'opencv', 'pil']]];
+  const sets = [
+    ['(a) intel6 150×150', INTEL6, small, ['opencv', 'pil']],
+    ['(b) 1024×768 q90', largeDir, large, ['pil-draft', 'opencv-reduced', 'opencv', 'pil']],
+  ];
   for (const [name, root, files, refs] of INTEL6_ONLY ? sets.slice(0, 1) : sets) {
-    console.log(`${name}, short side ${SHORT_SIDE}: the decode stage with default settings against OpenCV doing the same work (decode + resize, sha256, one durable LMDB transaction), 2 cores each, alternately`);
+    console.log(
+      `${name}, short side ${SHORT_SIDE}: the decode stage with default settings against OpenCV doing the same work (decode + resize, sha256, one durable LMDB transaction), 2 cores each, alternately`,
+    );
     const ratios = [];
     const refRates = [];
     for (let round = 1; round <= REPEAT; round++) {
@@ -176,27 +241,45 @@ try {
       const p = podium(root, name, undefined);
       rmSync(p.dir, { recursive: true, force: true });
       const ref = reference(files, 'opencv-stored');
-      if (ref === undefined) { console.log(`    round ${round}: podium ${p.rate.toFixed(0)} img/s (${p.n} images in ${p.stageSeconds.toFixed(2)} s; stage log: ${p.inner})`); continue; }
+      if (ref === undefined) {
+        console.log(
+          `    round ${round}: podium ${p.rate.toFixed(0)} img/s (${p.n} images in ${p.stageSeconds.toFixed(2)} s; stage log: ${p.inner})`,
+        );
+        continue;
+      }
       ratios.push(p.rate / ref);
       refRates.push(ref);
-      console.log(`    round ${round}: podium ${p.rate.toFixed(0)} img/s, OpenCV same work ${ref.toFixed(0)} img/s: ${(p.rate / ref).toFixed(2)}×   (load before ${before}, after ${load()}; stage log: ${p.inner})`);
+      console.log(
+        `    round ${round}: podium ${p.rate.toFixed(0)} img/s, OpenCV same work ${ref.toFixed(0)} img/s: ${(p.rate / ref).toFixed(2)}×   (load before ${before}, after ${load()}; stage log: ${p.inner})`,
+      );
     }
-    if (ratios.length) console.log(`    median of ${ratios.length}: podium default / OpenCV same work = ${median(ratios).toFixed(2)}×`);
+    if (ratios.length)
+      console.log(`    median of ${ratios.length}: podium default / OpenCV same work = ${median(ratios).toFixed(2)}×`);
     const def = podium(root, name, undefined);
     const viaSharp = podium(root, name, 'sharp');
     const fast = podium(root, name, 'fast');
     // Against the median of the rounds' reference: measured a little earlier, so a rougher ratio.
-    const against = (rate) => (refRates.length ? ` (${(rate / median(refRates)).toFixed(2)}× the rounds' median OpenCV same work)` : '');
-    console.log(`    decoder "sharp" (everything through sharp) ${viaSharp.rate.toFixed(0)} img/s${against(viaSharp.rate)}; "fast" ${fast.rate.toFixed(0)} img/s${against(fast.rate)} (stage log: ${fast.inner})`);
+    const against = (rate) =>
+      refRates.length ? ` (${(rate / median(refRates)).toFixed(2)}× the rounds' median OpenCV same work)` : '';
+    console.log(
+      `    decoder "sharp" (everything through sharp) ${viaSharp.rate.toFixed(0)} img/s${against(viaSharp.rate)}; "fast" ${fast.rate.toFixed(0)} img/s${against(fast.rate)} (stage log: ${fast.inner})`,
+    );
     console.log(`    default against "sharp": ${await samePixels(def, viaSharp)}`);
     console.log(`    "fast" against "sharp": ${await samePixels(fast, viaSharp)}`);
     for (const r of [def, viaSharp, fast]) rmSync(r.dir, { recursive: true, force: true });
     const decodeOnly = await podiumDecodeOnly(files);
-    console.log(`    podium decode + resize only (default decoder, 2 worker threads, no cache) ${decodeOnly.toFixed(0)} img/s`);
+    console.log(
+      `    podium decode + resize only (default decoder, 2 worker threads, no cache) ${decodeOnly.toFixed(0)} img/s`,
+    );
     for (const r of refs) {
       const v = reference(files, r);
-      if (v !== undefined) console.log(`    ${r.padEnd(15)} decode + resize only ${v.toFixed(0)} img/s   podium decode-only / ${r} = ${(decodeOnly / v).toFixed(2)}×`);
+      if (v !== undefined)
+        console.log(
+          `    ${r.padEnd(15)} decode + resize only ${v.toFixed(0)} img/s   podium decode-only / ${r} = ${(decodeOnly / v).toFixed(2)}×`,
+        );
     }
     console.log(`    load ${load()}`);
   }
-} finally { rmSync(largeDir, { recursive: true, force: true }); }
+} finally {
+  rmSync(largeDir, { recursive: true, force: true });
+}

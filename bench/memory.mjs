@@ -43,7 +43,8 @@ async function main() {
   const tree = resolve(opt('tree', HERE));
   const work = resolve(opt('work', '/tmp/podium-membench'));
   const keep = args.includes('--keep');
-  if (!existsSync(join(tree, 'dist', 'stages', 'finetune.js'))) throw new Error(`${tree} has no dist/stages/finetune.js: run npm run build there`);
+  if (!existsSync(join(tree, 'dist', 'stages', 'finetune.js')))
+    throw new Error(`${tree} has no dist/stages/finetune.js: run npm run build there`);
   const rows = [];
   for (const n of sizes) {
     const project = join(work, `n${n}`);
@@ -51,16 +52,25 @@ async function main() {
     if (args.includes('--prepare')) continue;
     const r = await measure(tree, project, images, batches);
     rows.push({ n, ...r });
-    console.log(`N=${n}: peak RssAnon ${mb(r.anon)} MB, peak RSS ${mb(r.rss)} MB (VmHWM ${mb(r.hwm)} MB), first step after ${r.firstStep.toFixed(1)} s, ${r.imgPerSec.toFixed(2)} img/s over steps 3-${batches} (a step ${(32000 / r.imgPerSec).toFixed(0)} ms; preparing a batch ${r.prepMs.toFixed(0)} ms of it); load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(
+      `N=${n}: peak RssAnon ${mb(r.anon)} MB, peak RSS ${mb(r.rss)} MB (VmHWM ${mb(r.hwm)} MB), first step after ${r.firstStep.toFixed(1)} s, ${r.imgPerSec.toFixed(2)} img/s over steps 3-${batches} (a step ${(32000 / r.imgPerSec).toFixed(0)} ms; preparing a batch ${r.prepMs.toFixed(0)} ms of it); load ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
     if (!keep && !args.includes('--prepare')) rmSync(project, { recursive: true, force: true });
   }
   console.log(`\ntree ${tree}`);
   console.log('| images | peak RssAnon | peak RSS | first step after | img/s (steps 3…) | batch preparation |');
   console.log('|---|---|---|---|---|---|');
-  for (const r of rows) console.log(`| ${r.n} | ${mb(r.anon)} MB | ${mb(r.rss)} MB | ${r.firstStep.toFixed(1)} s | ${r.imgPerSec.toFixed(2)} | ${r.prepMs.toFixed(0)} ms |`);
+  for (const r of rows)
+    console.log(
+      `| ${r.n} | ${mb(r.anon)} MB | ${mb(r.rss)} MB | ${r.firstStep.toFixed(1)} s | ${r.imgPerSec.toFixed(2)} | ${r.prepMs.toFixed(0)} ms |`,
+    );
   if (rows.length > 1) {
     const [a, b] = [rows[0], rows.at(-1)];
-    console.log(`\nRssAnon ${b.n} / ${a.n}: ${(b.anon / a.anon).toFixed(3)}; RSS: ${(b.rss / a.rss).toFixed(3)} (target: RssAnon within 1.10)`);
+    console.log(
+      `\nRssAnon ${b.n} / ${a.n}: ${(b.anon / a.anon).toFixed(3)}; RSS: ${(b.rss / a.rss).toFixed(3)} (target: RssAnon within 1.10)`,
+    );
   }
 }
 
@@ -72,14 +82,25 @@ async function prepare(project, n) {
   if (!existsSync(lock)) {
     const t0 = Date.now();
     await writeJpegs(join(project, 'data'), n);
-    writeFileSync(join(project, 'p.json'), JSON.stringify({
-      name: `membench-${n}`, seed: 1,
-      stages: {
-        images: { uses: 'dataset', params: { format: 'imagefolder', root: 'data', splits: ['train'] } },
-        decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: 256, decoder: 'fast' } },
-      },
-    }, null, 2));
-    const r = spawnSync('node', [join(HERE, 'dist', 'runner', 'cli.js'), 'run', 'p.json', '--no-report', '-q'], { cwd: project, stdio: 'inherit' });
+    writeFileSync(
+      join(project, 'p.json'),
+      JSON.stringify(
+        {
+          name: `membench-${n}`,
+          seed: 1,
+          stages: {
+            images: { uses: 'dataset', params: { format: 'imagefolder', root: 'data', splits: ['train'] } },
+            decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: 256, decoder: 'fast' } },
+          },
+        },
+        null,
+        2,
+      ),
+    );
+    const r = spawnSync('node', [join(HERE, 'dist', 'runner', 'cli.js'), 'run', 'p.json', '--no-report', '-q'], {
+      cwd: project,
+      stdio: 'inherit',
+    });
     if (r.status !== 0) throw new Error(`preparing ${project} failed (exit ${r.status})`);
     console.log(`prepared ${n} images in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }
@@ -110,16 +131,27 @@ async function writeJpegs(root, n) {
         px[o + 2] = ((x + y) / 2 + (i % 53) * 3) & 255;
       }
     }
-    await sharp(px, { raw: { width: side, height: side, channels: 3 } }).jpeg({ quality: 85 }).toFile(join(dir, `${i}.jpg`));
+    await sharp(px, { raw: { width: side, height: side, channels: 3 } })
+      .jpeg({ quality: 85 })
+      .toFile(join(dir, `${i}.jpg`));
   };
-  await Promise.all(Array.from({ length: 4 }, async () => { while (next < n) await one(next++); }));
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < n) await one(next++);
+    }),
+  );
 }
 
 /** Runs the child and samples its memory until it exits. */
 async function measure(tree, project, images, batches) {
-  const proc = spawn('node', [fileURLToPath(import.meta.url), '--child', tree, project, String(batches)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PODIUM_MEMBENCH_IMAGES: images } });
+  const proc = spawn('node', [fileURLToPath(import.meta.url), '--child', tree, project, String(batches)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, PODIUM_MEMBENCH_IMAGES: images },
+  });
   let out = '';
-  proc.stdout.on('data', (d) => { out += d; });
+  proc.stdout.on('data', (d) => {
+    out += d;
+  });
   const peak = { anon: 0, rss: 0, hwm: 0 };
   const sample = () => {
     try {
@@ -128,7 +160,9 @@ async function measure(tree, project, images, batches) {
       peak.anon = Math.max(peak.anon, kb('RssAnon'));
       peak.rss = Math.max(peak.rss, kb('VmRSS'));
       peak.hwm = Math.max(peak.hwm, kb('VmHWM'));
-    } catch { /* exited between samples */ }
+    } catch {
+      /* exited between samples */
+    }
   };
   const timer = setInterval(sample, 100);
   const code = await new Promise((r) => proc.on('exit', r));
@@ -143,7 +177,12 @@ async function child(tree, project, batches) {
   const { LmdbStore } = await import(join(tree, 'dist', 'cache', 'lmdb-store.js'));
   const { finetune } = await import(join(tree, 'dist', 'stages', 'finetune.js'));
   const store = new LmdbStore(join(project, '.podium', 'cache'), { strictReads: true });
-  const prepMs = batchPreparation(tree, store, await import(join(tree, 'dist', 'stages', 'data', 'augment', 'index.js')), await import(join(tree, 'dist', 'stages', 'data', 'decoded.js')));
+  const prepMs = batchPreparation(
+    tree,
+    store,
+    await import(join(tree, 'dist', 'stages', 'data', 'augment', 'index.js')),
+    await import(join(tree, 'dist', 'stages', 'data', 'decoded.js')),
+  );
   const stamps = [];
   const report = () => {
     const steady = stamps.slice(2);
@@ -152,10 +191,19 @@ async function child(tree, project, batches) {
     process.exit(0);
   };
   const ctx = {
-    stageId: 'bench', key: 'b'.repeat(64), resume: false, projectDir: project, seed: 1, slot: 0, gpu: undefined, threads: 2,
+    stageId: 'bench',
+    key: 'b'.repeat(64),
+    resume: false,
+    projectDir: project,
+    seed: 1,
+    slot: 0,
+    gpu: undefined,
+    threads: 2,
     inputs: { images: { stageId: 'decoded', outputs: { images: process.env.PODIUM_MEMBENCH_IMAGES }, metrics: {} } },
-    store, signal: new AbortController().signal,
-    log: () => {}, note: () => {},
+    store,
+    signal: new AbortController().signal,
+    log: () => {},
+    note: () => {},
     // finetune reports after every step that ends ≥ 250 ms after the last report: every step here.
     progress: ({ done }) => {
       stamps.push(performance.now());
@@ -163,8 +211,23 @@ async function child(tree, project, batches) {
     },
   };
   const params = {
-    model: 'mobilenet_v2', cutAt: null, inputSize: 224, epochs: 1, batchSize: 32, lr: 0.01, lrSteps: [], lrFactor: 0.1, momentum: 0.9,
-    weightDecay: 0.0001, optimizer: 'sgd', trainable: 'all', labelSmoothing: 0, headDropout: 0, batchNormMomentum: 0.9, backend: 'wasm', evalSplit: 'val',
+    model: 'mobilenet_v2',
+    cutAt: null,
+    inputSize: 224,
+    epochs: 1,
+    batchSize: 32,
+    lr: 0.01,
+    lrSteps: [],
+    lrFactor: 0.1,
+    momentum: 0.9,
+    weightDecay: 0.0001,
+    optimizer: 'sgd',
+    trainable: 'all',
+    labelSmoothing: 0,
+    headDropout: 0,
+    batchNormMomentum: 0.9,
+    backend: 'wasm',
+    evalSplit: 'val',
   };
   await finetune.run(ctx, params);
   throw new Error('the epoch ended before the requested number of steps');

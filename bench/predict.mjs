@@ -17,12 +17,24 @@ import { foldedPredictor } from '../dist/stages/tf/inference.js';
 const REFERENCE = (() => {
   const threads = os.availableParallelism();
   try {
-    const out = execFileSync('/usr/bin/python3', [new URL('./torch_ref.py', import.meta.url).pathname, '--threads', String(threads), '--only', 'infer224'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(
+      '/usr/bin/python3',
+      [new URL('./torch_ref.py', import.meta.url).pathname, '--threads', String(threads), '--only', 'infer224'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     const r = JSON.parse(out.trim().split('\n').at(-1));
     const best = r.infer224.channels_last >= r.infer224.nchw ? 'channels_last' : 'nchw';
-    return { value: r.infer224[best], source: `PyTorch ${r.torch} ${best} inference at 224, ${threads} threads, this run (NCHW ${r.infer224.nchw}, channels_last ${r.infer224.channels_last})` };
+    return {
+      value: r.infer224[best],
+      source: `PyTorch ${r.torch} ${best} inference at 224, ${threads} threads, this run (NCHW ${r.infer224.nchw}, channels_last ${r.infer224.channels_last})`,
+    };
   } catch (e) {
-    console.log(`PyTorch reference skipped: ${String(e.stderr || e.message).trim().split('\n').at(-1)}`);
+    console.log(
+      `PyTorch reference skipped: ${String(e.stderr || e.message)
+        .trim()
+        .split('\n')
+        .at(-1)}`,
+    );
     return undefined;
   }
 })();
@@ -43,7 +55,11 @@ for (const crops of [1, 10]) {
   await predictCrops(tf, model, images, { size: 224, scales: [256], nested: crops, full: false, batchSize: 32 });
   const s = (performance.now() - t) / 1000;
   const rate = (n * crops) / s;
-  const vs = REFERENCE ? `; reference ${REFERENCE.value} img/s (${REFERENCE.source}): ${(rate / REFERENCE.value).toFixed(2)}×` : '';
-  console.log(`${crops} crop${crops > 1 ? 's' : ''} at scale 256: ${rate.toFixed(1)} crops/s (${(n / s).toFixed(2)} images/s)${vs}`);
+  const vs = REFERENCE
+    ? `; reference ${REFERENCE.value} img/s (${REFERENCE.source}): ${(rate / REFERENCE.value).toFixed(2)}×`
+    : '';
+  console.log(
+    `${crops} crop${crops > 1 ? 's' : ''} at scale 256: ${rate.toFixed(1)} crops/s (${(n / s).toFixed(2)} images/s)${vs}`,
+  );
 }
 console.log(`load after ${os.loadavg()[0].toFixed(2)}`);

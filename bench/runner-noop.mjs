@@ -26,12 +26,19 @@ function timeMs(cmd, args, cwd) {
   return times[Math.floor(times.length / 2)];
 }
 
-function has(cmd) { return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0; }
+function has(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
 
 function podium(n, dir) {
   const stages = {};
-  for (let i = 0; i < n; i++) stages[`s${i}`] = { uses: 'command', params: { run: `echo ${i} > out/${i}.txt`, outs: [`out/${i}.txt`] } };
-  stages.all = { uses: 'command', inputs: { parts: Object.keys(stages) }, params: { run: 'cat out/*.txt | wc -l > all.txt', outs: ['all.txt'] } };
+  for (let i = 0; i < n; i++)
+    stages[`s${i}`] = { uses: 'command', params: { run: `echo ${i} > out/${i}.txt`, outs: [`out/${i}.txt`] } };
+  stages.all = {
+    uses: 'command',
+    inputs: { parts: Object.keys(stages) },
+    params: { run: 'cat out/*.txt | wc -l > all.txt', outs: ['all.txt'] },
+  };
   writeFileSync(join(dir, 'p.json'), JSON.stringify({ name: `noop-${n}`, stages }));
   mkdirSync(join(dir, 'out'));
   execFileSync('node', [CLI, 'run', 'p.json'], { cwd: dir, stdio: 'ignore' });
@@ -42,7 +49,9 @@ function podium(n, dir) {
 }
 
 function make(n, dir) {
-  const lines = [`all.txt: ${Array.from({ length: n }, (_, i) => `out/${i}.txt`).join(' ')}\n\tcat out/*.txt | wc -l > all.txt`];
+  const lines = [
+    `all.txt: ${Array.from({ length: n }, (_, i) => `out/${i}.txt`).join(' ')}\n\tcat out/*.txt | wc -l > all.txt`,
+  ];
   for (let i = 0; i < n; i++) lines.push(`out/${i}.txt:\n\techo ${i} > out/${i}.txt`);
   writeFileSync(join(dir, 'Makefile'), `${lines.join('\n')}\n`);
   mkdirSync(join(dir, 'out'), { recursive: true });
@@ -51,12 +60,15 @@ function make(n, dir) {
 }
 
 function snakemake(n, dir) {
-  writeFileSync(join(dir, 'Snakefile'), [
-    `N = ${n}`,
-    'rule all:\n    input: "all.txt"',
-    'rule agg:\n    input: expand("out/{i}.txt", i=range(N))\n    output: "all.txt"\n    shell: "cat out/*.txt | wc -l > {output}"',
-    'rule part:\n    output: "out/{i}.txt"\n    shell: "echo {wildcards.i} > {output}"',
-  ].join('\n') + '\n');
+  writeFileSync(
+    join(dir, 'Snakefile'),
+    [
+      `N = ${n}`,
+      'rule all:\n    input: "all.txt"',
+      'rule agg:\n    input: expand("out/{i}.txt", i=range(N))\n    output: "all.txt"\n    shell: "cat out/*.txt | wc -l > {output}"',
+      'rule part:\n    output: "out/{i}.txt"\n    shell: "echo {wildcards.i} > {output}"',
+    ].join('\n') + '\n',
+  );
   execFileSync('snakemake', ['-c2', '-q'], { cwd: dir, stdio: 'ignore' });
   return timeMs('snakemake', ['-c2', '-q'], dir);
 }
@@ -69,12 +81,24 @@ for (const n of sizes.length ? sizes : [1000, 5000]) {
   const row = [];
   const measure = (name, fn) => {
     const dir = mkdtempSync(join(tmpdir(), `podium-bench-${name}-`));
-    try { return fn(n, dir); } finally { rmSync(dir, { recursive: true, force: true }); }
+    try {
+      return fn(n, dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   };
   const p = measure('podium', podium);
   const target = TARGET_MS[n];
-  row.push(`podium ${p.toFixed(0)} ms${target ? ` (target ${target} ms: ${(p / target).toFixed(2)}× of target)` : ''}, ${(p - nodeStart).toFixed(0)} ms above Node start-up`);
-  if (has('make')) { const m = measure('make', make); row.push(`make ${m.toFixed(0)} ms (podium/make ${(p / m).toFixed(1)}×)`); }
-  if (has('snakemake')) { const s = measure('snakemake', snakemake); row.push(`snakemake ${s.toFixed(0)} ms (podium/snakemake ${(p / s).toFixed(2)}×)`); }
+  row.push(
+    `podium ${p.toFixed(0)} ms${target ? ` (target ${target} ms: ${(p / target).toFixed(2)}× of target)` : ''}, ${(p - nodeStart).toFixed(0)} ms above Node start-up`,
+  );
+  if (has('make')) {
+    const m = measure('make', make);
+    row.push(`make ${m.toFixed(0)} ms (podium/make ${(p / m).toFixed(1)}×)`);
+  }
+  if (has('snakemake')) {
+    const s = measure('snakemake', snakemake);
+    row.push(`snakemake ${s.toFixed(0)} ms (podium/snakemake ${(p / s).toFixed(2)}×)`);
+  }
   console.log(`no-op rerun, N=${n} stages (median of ${REPEATS}): ${row.join('; ')}`);
 }

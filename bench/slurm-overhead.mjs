@@ -24,11 +24,19 @@ const env = { ...process.env, SLURM_CONF: join(cluster, 'etc', 'slurm.conf'), PO
 function project(name) {
   const dir = join(parent, name);
   const stages = {};
-  for (let i = 0; i < N; i++) stages[`s${i}`] = { uses: 'command', ...(i ? { inputs: { prev: `s${i - 1}` } } : {}), params: { run: `echo ${i} > out-${i}.txt`, outs: [`out-${i}.txt`] } };
+  for (let i = 0; i < N; i++)
+    stages[`s${i}`] = {
+      uses: 'command',
+      ...(i ? { inputs: { prev: `s${i - 1}` } } : {}),
+      params: { run: `echo ${i} > out-${i}.txt`, outs: [`out-${i}.txt`] },
+    };
   execFileSync('mkdir', ['-p', dir]);
   writeFileSync(join(dir, 'package.json'), '{"name":"bench"}');
   writeFileSync(join(dir, 'p.json'), JSON.stringify({ name: 'chain', seed: 1, stages }));
-  writeFileSync(join(dir, 'podium.config.json'), JSON.stringify({ remote: join(parent, 'store'), slurm: POLL_MS ? { pollMs: POLL_MS } : {} }));
+  writeFileSync(
+    join(dir, 'podium.config.json'),
+    JSON.stringify({ remote: join(parent, 'store'), slurm: POLL_MS ? { pollMs: POLL_MS } : {} }),
+  );
   return dir;
 }
 
@@ -44,22 +52,31 @@ function bareJobMs() {
   const t0 = process.hrtime.bigint();
   const id = execFileSync('sbatch', ['--parsable', '--output=/dev/null', '--wrap', 'true'], { env }).toString().trim();
   for (;;) {
-    const state = spawnSync('squeue', ['--noheader', '--states=all', `--jobs=${id}`, '--format=%T'], { env }).stdout.toString().trim();
+    const state = spawnSync('squeue', ['--noheader', '--states=all', `--jobs=${id}`, '--format=%T'], { env })
+      .stdout.toString()
+      .trim();
     if (state === 'COMPLETED') return Number(process.hrtime.bigint() - t0) / 1e6;
     spawnSync('sleep', ['0.05']);
   }
 }
 
 try {
-  execFileSync(join(ROOT, 'test', 'slurm', 'start-slurm.sh'), [cluster], { env: { ...process.env, SLURM_TEST_PORT: String(PORT) }, stdio: 'ignore' });
+  execFileSync(join(ROOT, 'test', 'slurm', 'start-slurm.sh'), [cluster], {
+    env: { ...process.env, SLURM_TEST_PORT: String(PORT) },
+    stdio: 'ignore',
+  });
   const bare = [bareJobMs(), bareJobMs(), bareJobMs()].sort((a, b) => a - b)[1];
   const local = timed(['run', 'p.json'], project('local'));
   const slurm = timed(['run', 'p.json', '--executor', 'slurm'], project('slurm'));
   const per = (ms) => (ms / N).toFixed(0);
-  console.log(`chain of ${N} command stages, poll ${POLL_MS ?? 500} ms, ${spawnSync('nproc').stdout.toString().trim()} cores`);
+  console.log(
+    `chain of ${N} command stages, poll ${POLL_MS ?? 500} ms, ${spawnSync('nproc').stdout.toString().trim()} cores`,
+  );
   console.log(`  local executor:  ${local.toFixed(0)} ms  (${per(local)} ms per stage)`);
   console.log(`  slurm executor:  ${slurm.toFixed(0)} ms  (${per(slurm)} ms per stage)`);
-  console.log(`  overhead:        ${per(slurm - local)} ms per stage (sbatch → record committed, beyond the local run)`);
+  console.log(
+    `  overhead:        ${per(slurm - local)} ms per stage (sbatch → record committed, beyond the local run)`,
+  );
   console.log(`  bare SLURM job:  ${bare.toFixed(0)} ms (sbatch --wrap true → COMPLETED, median of 3)`);
 } finally {
   spawnSync(join(ROOT, 'test', 'slurm', 'stop-slurm.sh'), [cluster], { stdio: 'ignore' });

@@ -33,7 +33,10 @@ import { train } from '../dist/stages/tf/train-loop.js';
 
 const quick = process.argv.includes('--quick');
 const profileOnly = process.argv.includes('--profile-only');
-const arg = (name) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : undefined; };
+const arg = (name) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
 const BATCH = Number(arg('--batch') ?? 32);
 const CLASSES = 6;
 const REFERENCE = profileOnly ? undefined : torchReference();
@@ -43,31 +46,54 @@ function torchReference() {
   const threads = Number(arg('--threads') ?? os.availableParallelism());
   const script = new URL('./torch_ref.py', import.meta.url).pathname;
   try {
-    const out = execFileSync('/usr/bin/python3', [script, '--threads', String(threads), '--batch', String(BATCH), ...(quick ? ['--quick'] : [])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(
+      '/usr/bin/python3',
+      [script, '--threads', String(threads), '--batch', String(BATCH), ...(quick ? ['--quick'] : [])],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     const r = JSON.parse(out.trim().split('\n').at(-1));
     const ref = (what) => {
       const best = r[what].channels_last >= r[what].nchw ? 'channels_last' : 'nchw';
-      return { value: r[what][best], source: `PyTorch ${r.torch} ${best}, ${threads} threads, this run (NCHW ${r[what].nchw}, channels_last ${r[what].channels_last})` };
+      return {
+        value: r[what][best],
+        source: `PyTorch ${r.torch} ${best}, ${threads} threads, this run (NCHW ${r[what].nchw}, channels_last ${r[what].channels_last})`,
+      };
     };
     console.log(`PyTorch reference measured first: ${out.trim()}`);
     return { train128: ref('train128'), train224: ref('train224'), infer224: ref('infer224') };
   } catch (e) {
-    console.log(`PyTorch reference skipped: ${String(e.stderr || e.message).trim().split('\n').at(-1)} (apt-get install -y python3-torch python3-torchvision)`);
+    console.log(
+      `PyTorch reference skipped: ${String(e.stderr || e.message)
+        .trim()
+        .split('\n')
+        .at(-1)} (apt-get install -y python3-torch python3-torchvision)`,
+    );
     return undefined;
   }
 }
 
 const threadsArg = arg('--threads');
-const { tf, detail, notes } = await selectBackend(arg('--backend') ?? 'wasm', threadsArg === undefined ? undefined : Number(threadsArg));
+const { tf, detail, notes } = await selectBackend(
+  arg('--backend') ?? 'wasm',
+  threadsArg === undefined ? undefined : Number(threadsArg),
+);
 for (const note of notes) console.log(note);
-const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = () =>
+  os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 const heapMB = () => {
   const heap = tf.backend().wasm?.HEAP8?.length;
-  return heap === undefined ? `${Math.round(tf.memory().numBytes / 2 ** 20)} MB of tensors` : `wasm heap ${Math.round(heap / 2 ** 20)} MB`;
+  return heap === undefined
+    ? `${Math.round(tf.memory().numBytes / 2 ** 20)} MB of tensors`
+    : `wasm heap ${Math.round(heap / 2 ** 20)} MB`;
 };
 
 console.log(`podium bench/train — ${new Date().toISOString()}`);
-console.log(`node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, backend ${detail}, tfjs-core ${tf.version_core}`);
+console.log(
+  `node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, backend ${detail}, tfjs-core ${tf.version_core}`,
+);
 console.log(`load average (1/5/15 min) at start: ${load()}`);
 console.log('');
 
@@ -117,7 +143,9 @@ async function benchTrain(size, warmup, steps) {
   console.log(`  train ${size} px: ${warmup} warm-up step(s) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const { history } = await train(model, trainOptions(steps, batch));
   const m = history[0];
-  console.log(`  train ${size} px: ${steps} timed steps in ${m.seconds.toFixed(1)} s (${(m.seconds / steps).toFixed(2)} s/step), ${heapMB()}`);
+  console.log(
+    `  train ${size} px: ${steps} timed steps in ${m.seconds.toFixed(1)} s (${(m.seconds / steps).toFixed(2)} s/step), ${heapMB()}`,
+  );
   return { model, imagesPerSecond: m.imagesPerSecond };
 }
 
@@ -128,15 +156,24 @@ async function benchInference(size, warmup, steps) {
   const { x } = makeBatch(size);
   const input = tf.tensor4d(x, [BATCH, size, size, 3]);
   const rates = {};
-  for (const [name, predict] of [['model.predict', (t) => model.predict(t)], ['folded', (t) => folded.predict(t)]]) {
+  for (const [name, predict] of [
+    ['model.predict', (t) => model.predict(t)],
+    ['folded', (t) => folded.predict(t)],
+  ]) {
     // data(), not dataSync(): a GPU backend reads back only asynchronously under Node; the read
     // also waits for the GPU, so the time covers the whole batch.
-    const once = async () => { const y = tf.tidy(() => predict(input)); await y.data(); y.dispose(); };
+    const once = async () => {
+      const y = tf.tidy(() => predict(input));
+      await y.data();
+      y.dispose();
+    };
     for (let i = 0; i < warmup; i++) await once();
     const t0 = performance.now();
     for (let i = 0; i < steps; i++) await once();
     const seconds = (performance.now() - t0) / 1000;
-    console.log(`  infer ${size} px (${name}): ${steps} timed batches in ${seconds.toFixed(1)} s (${(seconds / steps).toFixed(2)} s/batch), ${heapMB()}`);
+    console.log(
+      `  infer ${size} px (${name}): ${steps} timed batches in ${seconds.toFixed(1)} s (${(seconds / steps).toFixed(2)} s/batch), ${heapMB()}`,
+    );
     rates[name] = (steps * BATCH) / seconds;
   }
   input.dispose();
@@ -147,7 +184,12 @@ async function benchInference(size, warmup, steps) {
 
 // --- throughput ---------------------------------------------------------------
 const t128 = await benchTrain(128, 1, quick || profileOnly ? 1 : 4);
-report(`train 128 px, batch ${BATCH}`, t128.imagesPerSecond, REFERENCE?.train128, profileOnly ? ' (one step: --profile-only)' : '');
+report(
+  `train 128 px, batch ${BATCH}`,
+  t128.imagesPerSecond,
+  REFERENCE?.train128,
+  profileOnly ? ' (one step: --profile-only)' : '',
+);
 
 if (!profileOnly) await benchRest();
 async function benchRest() {
@@ -189,13 +231,17 @@ const isKernel = (name) => tf.getKernel(name, 'wasm') !== undefined;
 const kernels = [...byKernel].filter(([name]) => isKernel(name)).sort((a, b) => b[1].ms - a[1].ms);
 const scopes = [...byKernel].filter(([name]) => !isKernel(name));
 const total = kernels.reduce((s, [, e]) => s + e.ms, 0);
-console.log(`step wall time under the profiler ${(wall / 1000).toFixed(2)} s; kernel time ${(total / 1000).toFixed(2)} s`);
+console.log(
+  `step wall time under the profiler ${(wall / 1000).toFixed(2)} s; kernel time ${(total / 1000).toFixed(2)} s`,
+);
 // Each kernel's time is also given as a multiple of the forward Conv2D's in the same profile: on
 // a shared machine the load scales every kernel alike, so the ratios move much less than the ms.
 const conv2dMs = byKernel.get('Conv2D')?.ms ?? NaN;
 console.log('top 16 kernels by time (× = multiple of the forward Conv2D in this profile):');
 for (const [name, e] of kernels.slice(0, 16)) {
-  console.log(`  ${name.padEnd(38)} ${e.ms.toFixed(0).padStart(6)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)} %  ${(e.ms / conv2dMs).toFixed(2).padStart(6)}×  ${String(e.calls).padStart(5)} calls`);
+  console.log(
+    `  ${name.padEnd(38)} ${e.ms.toFixed(0).padStart(6)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)} %  ${(e.ms / conv2dMs).toFixed(2).padStart(6)}×  ${String(e.calls).padStart(5)} calls`,
+  );
 }
 // The filter gradients against the forward convolutions of the same layers, by filter size.
 const byGeometry = new Map();
@@ -208,8 +254,18 @@ for (const k of profile.kernels) {
   e.calls += 1;
   byGeometry.set(key ?? k.name, e);
 }
-console.log(`  Conv2DBackpropFilter ÷ Conv2D: ${((byKernel.get('Conv2DBackpropFilter')?.ms ?? NaN) / conv2dMs).toFixed(2)}× (forward Conv2D by filter size: ${[...byGeometry].filter(([k]) => k.includes('×')).map(([k, e]) => `${k} ${e.ms.toFixed(0)} ms/${e.calls}`).join(', ')})`);
-for (const [name, e] of scopes) console.log(`  (op scope '${name}': ${e.ms.toFixed(0)} ms over ${e.calls} custom-gradient ops, kernels included above)`);
+console.log(
+  `  Conv2DBackpropFilter ÷ Conv2D: ${((byKernel.get('Conv2DBackpropFilter')?.ms ?? NaN) / conv2dMs).toFixed(2)}× (forward Conv2D by filter size: ${[
+    ...byGeometry,
+  ]
+    .filter(([k]) => k.includes('×'))
+    .map(([k, e]) => `${k} ${e.ms.toFixed(0)} ms/${e.calls}`)
+    .join(', ')})`,
+);
+for (const [name, e] of scopes)
+  console.log(
+    `  (op scope '${name}': ${e.ms.toFixed(0)} ms over ${e.calls} custom-gradient ops, kernels included above)`,
+  );
 
 summary();
 

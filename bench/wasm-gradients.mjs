@@ -10,10 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers'; // registers the gradient functions (tf.grads)
 import '@tensorflow/tfjs-backend-wasm';
-import {
-  registerWasmGradientKernels,
-  unregisterWasmGradientKernels,
-} from '../dist/stages/tf/wasm-gradients.js';
+import { registerWasmGradientKernels, unregisterWasmGradientKernels } from '../dist/stages/tf/wasm-gradients.js';
 
 const repeats = Number(process.argv[2] ?? 5);
 
@@ -44,8 +41,12 @@ for (const s of [1, 2]) {
   const dy = tf.randomUniform(tf.conv2d(x, w, s, 'same').shape, -1, 1, 'float32', 3);
   const common = { strides: s, pad: 'same', dataFormat: 'NHWC' };
   time(`conv2d forward s=${s}`, () => tf.conv2d(x, w, s, 'same'));
-  time(`Conv2DBackpropFilter (ours) s=${s}`, () => run('Conv2DBackpropFilter', { x, dy }, { ...common, filterShape: w.shape }));
-  time(`Conv2DBackpropInput (ours) s=${s}`, () => run('Conv2DBackpropInput', { dy, filter: w }, { ...common, inputShape: x.shape }));
+  time(`Conv2DBackpropFilter (ours) s=${s}`, () =>
+    run('Conv2DBackpropFilter', { x, dy }, { ...common, filterShape: w.shape }),
+  );
+  time(`Conv2DBackpropInput (ours) s=${s}`, () =>
+    run('Conv2DBackpropInput', { dy, filter: w }, { ...common, inputShape: x.shape }),
+  );
   time(`grads conv2d x+filter (ours) s=${s}`, () => tf.grads((a, b) => tf.conv2d(a, b, s, 'same'))([x, w], dy));
   dy.dispose();
 }
@@ -58,8 +59,12 @@ for (const m of [1, 2]) {
     const dy = tf.randomUniform(tf.depthwiseConv2d(xd, wd, s, 'same').shape, -1, 1, 'float32', 6);
     const common = { strides: s, pad: 'same', dilations: 1 };
     time(`depthwise forward M=${m} s=${s}`, () => tf.depthwiseConv2d(xd, wd, s, 'same'));
-    time(`DepthwiseBackpropFilter M=${m} s=${s}`, () => run('DepthwiseConv2dNativeBackpropFilter', { x: xd, dy }, { ...common, filterShape: wd.shape }));
-    time(`DepthwiseBackpropInput M=${m} s=${s}`, () => run('DepthwiseConv2dNativeBackpropInput', { dy, filter: wd }, { ...common, inputShape: xd.shape }));
+    time(`DepthwiseBackpropFilter M=${m} s=${s}`, () =>
+      run('DepthwiseConv2dNativeBackpropFilter', { x: xd, dy }, { ...common, filterShape: wd.shape }),
+    );
+    time(`DepthwiseBackpropInput M=${m} s=${s}`, () =>
+      run('DepthwiseConv2dNativeBackpropInput', { dy, filter: wd }, { ...common, inputShape: xd.shape }),
+    );
     dy.dispose();
   }
   wd.dispose();
@@ -71,7 +76,11 @@ registerWasmGradientKernels({ replaceConv2DBackpropInput: false });
 for (const s of [1, 2]) {
   const dy = tf.randomUniform(tf.conv2d(x, w, s, 'same').shape, -1, 1, 'float32', 3);
   const common = { strides: s, pad: 'same', dataFormat: 'NHWC' };
-  time(`Conv2DBackpropInput (wasm native) s=${s}`, () => run('Conv2DBackpropInput', { dy, filter: w }, { ...common, inputShape: x.shape }));
-  time(`grads conv2d x+filter (wasm native dx) s=${s}`, () => tf.grads((a, b) => tf.conv2d(a, b, s, 'same'))([x, w], dy));
+  time(`Conv2DBackpropInput (wasm native) s=${s}`, () =>
+    run('Conv2DBackpropInput', { dy, filter: w }, { ...common, inputShape: x.shape }),
+  );
+  time(`grads conv2d x+filter (wasm native dx) s=${s}`, () =>
+    tf.grads((a, b) => tf.conv2d(a, b, s, 'same'))([x, w], dy),
+  );
   dy.dispose();
 }

@@ -15,7 +15,8 @@ export function hashFile(store: StatMemo, absPath: string, st: Stats = statSync(
   const memo = store.getStat(absPath);
   if (memo && memo.size === st.size && memo.mtimeMs === st.mtimeMs && memo.ino === st.ino) return memo.hash;
   const hash = sha256(readFileSync(absPath));
-  if (Date.now() - st.mtimeMs > RACY_MS) store.setStat(absPath, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, hash });
+  if (Date.now() - st.mtimeMs > RACY_MS)
+    store.setStat(absPath, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, hash });
   return hash;
 }
 
@@ -23,7 +24,8 @@ export function hashFile(store: StatMemo, absPath: string, st: Stats = statSync(
 export function statTree(absPath: string, out: StatSig[] = []): StatSig[] {
   const st = statSync(absPath);
   out.push([absPath, st.size, st.mtimeMs, st.ino]);
-  if (st.isDirectory()) for (const name of readdirSync(absPath).sort()) if (!SKIP_DIRS.has(name)) statTree(join(absPath, name), out);
+  if (st.isDirectory())
+    for (const name of readdirSync(absPath).sort()) if (!SKIP_DIRS.has(name)) statTree(join(absPath, name), out);
   return out;
 }
 
@@ -36,8 +38,9 @@ export function listFiles(absPath: string): string[] {
   const walk = (dir: string): void => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, entry.name);
-      if (entry.isDirectory()) { if (!SKIP_DIRS.has(entry.name)) walk(p); }
-      else if (entry.isFile()) out.push(p);
+      if (entry.isDirectory()) {
+        if (!SKIP_DIRS.has(entry.name)) walk(p);
+      } else if (entry.isFile()) out.push(p);
     }
   };
   walk(absPath);
@@ -50,7 +53,11 @@ export function listFiles(absPath: string): string[] {
  */
 export function hashPath(store: StatMemo, absPath: string): Digest | undefined {
   let st: Stats;
-  try { st = statSync(absPath); } catch { return undefined; }
+  try {
+    st = statSync(absPath);
+  } catch {
+    return undefined;
+  }
   if (!st.isDirectory()) return hashFile(store, absPath, st);
   return digestOf(listFiles(absPath).map((rel) => [rel, hashFile(store, join(absPath, rel))]));
 }

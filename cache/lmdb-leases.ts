@@ -14,7 +14,12 @@ const GC_KEY = 'gc';
 
 export class LmdbLeases {
   private readonly host = hostname();
-  private readonly me: Lease = { pid: process.pid, host: this.host, since: Date.now(), start: processStart(process.pid) };
+  private readonly me: Lease = {
+    pid: process.pid,
+    host: this.host,
+    since: Date.now(),
+    start: processStart(process.pid),
+  };
 
   /**
    * `txn` runs a synchronous write transaction; `folderIno` is the cache folder's inode when
@@ -51,8 +56,13 @@ export class LmdbLeases {
     // gc --compact swaps in a new folder: registering in the old one would write into a copy
     // nobody reads again.
     let ino: number | undefined;
-    try { ino = statSync(this.path).ino; } catch { /* gone: replaced, or removed */ }
-    if (ino !== this.folderIno) throw new CacheReplaced(`cache ${this.path} was replaced while this process had it open`);
+    try {
+      ino = statSync(this.path).ino;
+    } catch {
+      /* gone: replaced, or removed */
+    }
+    if (ino !== this.folderIno)
+      throw new CacheReplaced(`cache ${this.path} was replaced while this process had it open`);
     return this.txn(() => {
       const gc = this.db.get(GC_KEY);
       if (gc && gc.pid !== process.pid && this.isAlive(gc)) return gc;
@@ -61,18 +71,24 @@ export class LmdbLeases {
     });
   }
 
-  endRun(id: string): void { this.txn(() => this.db.removeSync(`${RUN_PREFIX}${id}`)); }
+  endRun(id: string): void {
+    this.txn(() => this.db.removeSync(`${RUN_PREFIX}${id}`));
+  }
 
   beginGc(): Lease[] {
     return this.txn(() => {
       // Runs first: "in use by podium run p.json" says more than one of its stages.
-      const busy = this.liveOthers().sort(([a], [b]) => Number(b.startsWith(RUN_PREFIX)) - Number(a.startsWith(RUN_PREFIX))).map(([, l]) => l);
+      const busy = this.liveOthers()
+        .sort(([a], [b]) => Number(b.startsWith(RUN_PREFIX)) - Number(a.startsWith(RUN_PREFIX)))
+        .map(([, l]) => l);
       if (!busy.length) void this.db.put(GC_KEY, { ...this.me, since: Date.now(), what: 'podium gc' });
       return busy;
     });
   }
 
-  endGc(): void { this.releaseLease(GC_KEY as Digest); }
+  endGc(): void {
+    this.releaseLease(GC_KEY as Digest);
+  }
 
   /** Leases held by live processes other than this one (a dead holder's lease counts as free). */
   private liveOthers(): Array<[string, Lease]> {

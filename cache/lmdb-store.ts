@@ -6,7 +6,17 @@ import { mkdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
 import { sha256, type Digest } from './canonical.js';
-import { CacheCorruption, isIndexEntry, type BlobInfo, type IndexEntry, type Lease, type RunEntry, type StageRecord, type StatEntry, type Store } from './store.js';
+import {
+  CacheCorruption,
+  isIndexEntry,
+  type BlobInfo,
+  type IndexEntry,
+  type Lease,
+  type RunEntry,
+  type StageRecord,
+  type StatEntry,
+  type Store,
+} from './store.js';
 import { LmdbLeases } from './lmdb-leases.js';
 import { hushLmdbCommitNoise, unavailable, writeError } from './lmdb-errors.js';
 import { checkRecord } from './record-schema.js';
@@ -15,7 +25,6 @@ import { clearNoopMemos } from './noop-memos.js';
 // lmdb's CommonJS build is one file; its ES module entry is many. Requiring it halves the load
 // time (~40 ms against ~95 ms here), which is a third of a no-op run.
 const { open } = createRequire(import.meta.url)('lmdb') as typeof import('lmdb');
-
 
 /** Whether lmdb-js returned a view of its memory map (it marks those ArrayBuffers `isSharedMap`). */
 const isMapped = (bytes: Uint8Array): boolean => (bytes.buffer as { isSharedMap?: boolean }).isSharedMap === true;
@@ -38,7 +47,10 @@ export class LmdbStore implements Store {
   /** Warnings about corrupt entries found while reading, each once, for the verb to print. */
   readonly warnings: string[] = [];
 
-  constructor(readonly path: string, private readonly options: { chunkBytes?: number; strictReads?: boolean } = {}) {
+  constructor(
+    readonly path: string,
+    private readonly options: { chunkBytes?: number; strictReads?: boolean } = {},
+  ) {
     hushLmdbCommitNoise();
     try {
       mkdirSync(path, { recursive: true });
@@ -73,7 +85,9 @@ export class LmdbStore implements Store {
     // lmdb-js batches queued writes into few transactions, in order: data before the meta that
     // marks a blob present, so a crash never leaves a meta without its data.
     if (chunks === 1) this.track(this.blobData.put(digest, buf));
-    else for (let i = 0; i < chunks; i++) this.track(this.blobData.put(`${digest}#${i}`, buf.subarray(i * chunkBytes, (i + 1) * chunkBytes)));
+    else
+      for (let i = 0; i < chunks; i++)
+        this.track(this.blobData.put(`${digest}#${i}`, buf.subarray(i * chunkBytes, (i + 1) * chunkBytes)));
     this.track(this.blobMeta.put(digest, { size: buf.length, chunks }));
     return digest;
   }
@@ -81,7 +95,8 @@ export class LmdbStore implements Store {
   getBlob(digest: Digest, opts: { verify?: boolean; optional?: boolean } = {}): Buffer | undefined {
     const info = this.blobMeta.get(digest);
     if (!info) {
-      if (this.options.strictReads && !opts.optional) throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} is missing from the cache`);
+      if (this.options.strictReads && !opts.optional)
+        throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} is missing from the cache`);
       return undefined;
     }
     let bytes: Buffer | undefined;
@@ -95,9 +110,13 @@ export class LmdbStore implements Store {
       }
       bytes = Buffer.concat(parts);
     }
-    if (!bytes || bytes.length !== info.size) throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} is truncated`);
+    if (!bytes || bytes.length !== info.size)
+      throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} is truncated`);
     if (opts.verify !== false && sha256(bytes) !== digest) {
-      throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} no longer hashes to its key (tampered or corrupt)`);
+      throw new CacheCorruption(
+        digest,
+        `blob ${digest.slice(0, 12)} no longer hashes to its key (tampered or corrupt)`,
+      );
     }
     return bytes;
   }
@@ -127,7 +146,8 @@ export class LmdbStore implements Store {
         // Chunked (over 64 MiB): reassembled and hash-checked by getBlob, so copied.
         if (found[i]!.chunks > 1) return this.getBlob(digest)!;
         const read = this.readFast(digest, transaction);
-        if (!read || read.length !== found[i]!.size) throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} is truncated`);
+        if (!read || read.length !== found[i]!.size)
+          throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} is truncated`);
         let view = read;
         if (!isMapped(read)) {
           // lmdb-js's reusable buffer overrides `length`; set() and hashing would see all of it.
@@ -135,7 +155,11 @@ export class LmdbStore implements Store {
           view.set(Uint8Array.prototype.subarray.call(read, 0, read.length));
           at += read.length;
         }
-        if (sha256(view) !== digest) throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} no longer hashes to its key (tampered or corrupt)`);
+        if (sha256(view) !== digest)
+          throw new CacheCorruption(
+            digest,
+            `blob ${digest.slice(0, 12)} no longer hashes to its key (tampered or corrupt)`,
+          );
         return view;
       });
       return fn(views);
@@ -150,10 +174,16 @@ export class LmdbStore implements Store {
   private blobDepth = 0;
   private readFast(digest: Digest, transaction: unknown): Uint8Array | undefined {
     // getBinaryFast takes the transaction option at run time; its typings omit it.
-    return (this.blobData.getBinaryFast as (id: string, options: { transaction: unknown }) => Buffer | undefined).call(this.blobData, digest, { transaction });
+    return (this.blobData.getBinaryFast as (id: string, options: { transaction: unknown }) => Buffer | undefined).call(
+      this.blobData,
+      digest,
+      { transaction },
+    );
   }
 
-  blobInfo(digest: Digest): BlobInfo | undefined { return this.blobMeta.get(digest); }
+  blobInfo(digest: Digest): BlobInfo | undefined {
+    return this.blobMeta.get(digest);
+  }
 
   getRecord(key: Digest): StageRecord | undefined {
     const raw: unknown = this.records.get(key);
@@ -166,7 +196,11 @@ export class LmdbStore implements Store {
       const warning = `cache record ${key.slice(0, 12)} is corrupt (${problem}); treated as missing: the next run recomputes it, podium gc removes it`;
       if (!this.warnings.includes(warning)) {
         this.warnings.push(warning);
-        try { clearNoopMemos(this.path); } catch { /* a read-only cache: no run can trust or write memos there either */ }
+        try {
+          clearNoopMemos(this.path);
+        } catch {
+          /* a read-only cache: no run can trust or write memos there either */
+        }
       }
       return undefined;
     }
@@ -174,7 +208,8 @@ export class LmdbStore implements Store {
   }
 
   private missingBlob(record: StageRecord): string | undefined {
-    for (const d of Object.values(record.outputs)) if (!this.blobMeta.doesExist(d)) return `output blob ${d.slice(0, 12)} missing`;
+    for (const d of Object.values(record.outputs))
+      if (!this.blobMeta.doesExist(d)) return `output blob ${d.slice(0, 12)} missing`;
     return undefined;
   }
 
@@ -183,7 +218,8 @@ export class LmdbStore implements Store {
     if (problem) throw new Error(`refusing to write an invalid record: ${problem}`);
     this.txn(() => {
       for (const d of [...Object.values(record.outputs), ...record.refs]) {
-        if (!this.blobMeta.doesExist(d)) throw new Error(`record ${record.key.slice(0, 12)} names blob ${d.slice(0, 12)} which is not stored`);
+        if (!this.blobMeta.doesExist(d))
+          throw new Error(`record ${record.key.slice(0, 12)} names blob ${d.slice(0, 12)} which is not stored`);
       }
       void this.records.put(record.key, record);
     });
@@ -193,46 +229,90 @@ export class LmdbStore implements Store {
     this.txn(() => this.records.removeSync(key));
     clearNoopMemos(this.path);
   }
-  hasRecord(key: Digest): boolean { return this.records.doesExist(key); }
-  getIndex(key: string): IndexEntry | undefined { return this.readIndex(key); }
+  hasRecord(key: Digest): boolean {
+    return this.records.doesExist(key);
+  }
+  getIndex(key: string): IndexEntry | undefined {
+    return this.readIndex(key);
+  }
   setIndex(key: string, entry: IndexEntry): void {
     if (!isIndexEntry(entry)) throw new Error(`refusing to write an invalid index entry under ${key}`);
     this.track(this.index.put(key, { blobs: entry.blobs, meta: entry.meta }));
   }
   // Keys only, then each value on its own: one undecodable value must not end the listing.
-  indexEntries(): Array<[string, IndexEntry | undefined]> { return [...this.index.getKeys()].map((k) => [k, this.readIndex(k)]); }
+  indexEntries(): Array<[string, IndexEntry | undefined]> {
+    return [...this.index.getKeys()].map((k) => [k, this.readIndex(k)]);
+  }
   /** An older podium stored strings here (not msgpack, so decoding them throws): a miss. */
   private readIndex(key: string): IndexEntry | undefined {
     let value: unknown;
-    try { value = this.index.get(key); } catch { return undefined; }
+    try {
+      value = this.index.get(key);
+    } catch {
+      return undefined;
+    }
     return isIndexEntry(value) ? value : undefined;
   }
-  deleteIndex(key: string): void { this.track(this.index.remove(key)); }
+  deleteIndex(key: string): void {
+    this.track(this.index.remove(key));
+  }
 
-  getStat(path: string): StatEntry | undefined { return this.stats.get(path); }
+  getStat(path: string): StatEntry | undefined {
+    return this.stats.get(path);
+  }
   // The stat memo is an optimisation, so its writes need not be awaited one by one.
-  setStat(path: string, entry: StatEntry): void { this.track(this.stats.put(path, entry)); }
-  deleteStat(path: string): void { this.track(this.stats.remove(path)); }
+  setStat(path: string, entry: StatEntry): void {
+    this.track(this.stats.put(path, entry));
+  }
+  deleteStat(path: string): void {
+    this.track(this.stats.remove(path));
+  }
 
-  tryLease(key: Digest, what?: string): boolean { return this.leaseTable.tryLease(key, what); }
-  releaseLease(key: Digest): void { this.leaseTable.releaseLease(key); }
-  leaseHolder(key: Digest): Lease | undefined { return this.leaseTable.leaseHolder(key); }
-  beginRun(id: string, what: string): Lease | undefined { return this.leaseTable.beginRun(id, what); }
-  endRun(id: string): void { this.leaseTable.endRun(id); }
-  beginGc(): Lease[] { return this.leaseTable.beginGc(); }
-  endGc(): void { this.leaseTable.endGc(); }
+  tryLease(key: Digest, what?: string): boolean {
+    return this.leaseTable.tryLease(key, what);
+  }
+  releaseLease(key: Digest): void {
+    this.leaseTable.releaseLease(key);
+  }
+  leaseHolder(key: Digest): Lease | undefined {
+    return this.leaseTable.leaseHolder(key);
+  }
+  beginRun(id: string, what: string): Lease | undefined {
+    return this.leaseTable.beginRun(id, what);
+  }
+  endRun(id: string): void {
+    this.leaseTable.endRun(id);
+  }
+  beginGc(): Lease[] {
+    return this.leaseTable.beginGc();
+  }
+  endGc(): void {
+    this.leaseTable.endGc();
+  }
 
   async compactInto(dir: string): Promise<void> {
     await this.env.flushed;
     await this.env.backup(dir, true);
   }
 
-  addRun(run: RunEntry): void { this.txn(() => this.runLog.putSync(run.id, run)); }
-  runs(): RunEntry[] { return [...this.runLog.getRange()].map((e) => e.value); }
-  deleteRun(id: string): void { this.txn(() => this.runLog.removeSync(id)); }
-  recordKeys(): Digest[] { return [...this.records.getKeys()] as Digest[]; }
-  blobDigests(): Digest[] { return [...this.blobMeta.getKeys()] as Digest[]; }
-  statPaths(): string[] { return [...this.stats.getKeys()]; }
+  addRun(run: RunEntry): void {
+    this.txn(() => this.runLog.putSync(run.id, run));
+  }
+  runs(): RunEntry[] {
+    return [...this.runLog.getRange()].map((e) => e.value);
+  }
+  deleteRun(id: string): void {
+    this.txn(() => this.runLog.removeSync(id));
+  }
+  recordKeys(): Digest[] {
+    return [...this.records.getKeys()] as Digest[];
+  }
+  blobDigests(): Digest[] {
+    return [...this.blobMeta.getKeys()] as Digest[];
+  }
+  statPaths(): string[] {
+    return [...this.stats.getKeys()];
+  }
 
   deleteBlob(digest: Digest): number {
     const info = this.blobMeta.get(digest);
@@ -249,7 +329,11 @@ export class LmdbStore implements Store {
     // Settle our own writes first: after a failed commit lmdb-js never resolves env.flushed.
     while (this.inflight.size) await Promise.allSettled([...this.inflight]);
     if (this.failure) throw this.failure;
-    try { await this.env.flushed; } catch (e) { this.failure ??= writeError(this.path, e); }
+    try {
+      await this.env.flushed;
+    } catch (e) {
+      this.failure ??= writeError(this.path, e);
+    }
     if (this.failure) throw this.failure;
     this.pendingBlobs.clear();
   }
@@ -264,7 +348,11 @@ export class LmdbStore implements Store {
       // process is about to exit and the OS closes the file.
       return;
     }
-    try { await this.env.flushed; } catch { /* reported by flush */ }
+    try {
+      await this.env.flushed;
+    } catch {
+      /* reported by flush */
+    }
     await this.env.close();
   }
 
@@ -276,16 +364,25 @@ export class LmdbStore implements Store {
   private failure: Error | undefined;
   private readonly inflight = new Set<Promise<unknown>>();
   private track(write: Promise<unknown>): void {
-    const settled = write.then(() => undefined, (e: unknown) => {
-      // lmdb-js rejects a second promise it hangs on the error; nobody else awaits it.
-      (e as { commitError?: Promise<unknown> }).commitError?.catch(() => {});
-      this.failure ??= writeError(this.path, e);
-    }).finally(() => this.inflight.delete(settled));
+    const settled = write
+      .then(
+        () => undefined,
+        (e: unknown) => {
+          // lmdb-js rejects a second promise it hangs on the error; nobody else awaits it.
+          (e as { commitError?: Promise<unknown> }).commitError?.catch(() => {});
+          this.failure ??= writeError(this.path, e);
+        },
+      )
+      .finally(() => this.inflight.delete(settled));
     this.inflight.add(settled);
   }
 
   /** A synchronous transaction whose I/O failure becomes a CacheUnavailable in words. */
   private txn<T>(fn: () => T): T {
-    try { return this.env.transactionSync(fn); } catch (e) { throw writeError(this.path, e); }
+    try {
+      return this.env.transactionSync(fn);
+    } catch (e) {
+      throw writeError(this.path, e);
+    }
   }
 }

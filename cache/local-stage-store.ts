@@ -23,7 +23,9 @@ const OPENER_MODULE = ((): string => {
 })();
 
 /** What the opener carries: where the cache is. */
-export interface LocalStoreArgs { path: string }
+export interface LocalStoreArgs {
+  path: string;
+}
 
 class LocalStageStore implements StageStore {
   readonly filesDir: string;
@@ -37,14 +39,19 @@ class LocalStageStore implements StageStore {
     this.opener = { module: OPENER_MODULE, args: { path: store.path } satisfies LocalStoreArgs };
   }
 
-  putBlob(bytes: Uint8Array): Promise<Digest> { return this.store.putBlob(bytes); }
-  queueBlob(bytes: Uint8Array, digest?: Digest): Digest { return this.store.queueBlob(bytes, digest); }
+  putBlob(bytes: Uint8Array): Promise<Digest> {
+    return this.store.putBlob(bytes);
+  }
+  queueBlob(bytes: Uint8Array, digest?: Digest): Digest {
+    return this.store.queueBlob(bytes, digest);
+  }
 
   getBlob(digest: Digest, opts: { optional?: boolean } = {}): Buffer | undefined {
     // Always strict, whatever the Store was opened with: an input blob that another process
     // removed as corrupt is a miss for the runner to repair, never "undefined" to a stage.
     const bytes = this.store.getBlob(digest, { optional: true });
-    if (!bytes && !opts.optional) throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} is missing from the cache`);
+    if (!bytes && !opts.optional)
+      throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} is missing from the cache`);
     return bytes;
   }
 
@@ -54,17 +61,31 @@ class LocalStageStore implements StageStore {
     return this.store.withBlobs(digests, fn);
   }
 
-  blobInfo(digest: Digest): BlobInfo | undefined { return this.store.blobInfo(digest); }
-  getIndex(key: string): IndexEntry | undefined { return this.store.getIndex(key); }
-  setIndex(key: string, entry: IndexEntry): void { this.store.setIndex(key, entry); }
-  hashPath(absPath: string): Digest | undefined { return hashPath(this.store, absPath); }
-  flush(): Promise<void> { return this.store.flush(); }
+  blobInfo(digest: Digest): BlobInfo | undefined {
+    return this.store.blobInfo(digest);
+  }
+  getIndex(key: string): IndexEntry | undefined {
+    return this.store.getIndex(key);
+  }
+  setIndex(key: string, entry: IndexEntry): void {
+    this.store.setIndex(key, entry);
+  }
+  hashPath(absPath: string): Digest | undefined {
+    return hashPath(this.store, absPath);
+  }
+  flush(): Promise<void> {
+    return this.store.flush();
+  }
 }
 
 /** A handle the opening thread owns: closing it closes its own LMDB environment handle. */
 class OwnLocalStageStore extends LocalStageStore implements OwnStageStore {
-  constructor(private readonly own: LmdbStore) { super(own); }
-  close(): Promise<void> { return this.own.close(); }
+  constructor(private readonly own: LmdbStore) {
+    super(own);
+  }
+  close(): Promise<void> {
+    return this.own.close();
+  }
 }
 
 const adapters = new WeakMap<Store, StageStore>();

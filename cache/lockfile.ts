@@ -18,13 +18,21 @@ export interface LockFile {
 
 export function readLock(path: string): LockFile | undefined {
   let text: string;
-  try { text = readFileSync(path, 'utf8'); } catch { return undefined; }
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
   return parseLock(text, path);
 }
 
 export function parseLock(text: string, where: string): LockFile {
   let value: unknown;
-  try { value = JSON.parse(text); } catch (e) { throw new Error(`${where}: not a valid lock file (${(e as Error).message})`); }
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${where}: not a valid lock file (${(e as Error).message})`);
+  }
   const v = value as Partial<LockFile> | null;
   if (!v || typeof v !== 'object' || typeof v.pipeline !== 'string' || !v.stages || typeof v.stages !== 'object') {
     throw new Error(`${where}: not a podium lock file (expected "pipeline" and "stages")`);

@@ -8,7 +8,11 @@ let bootId: string | undefined | null = null;
 
 function currentBootId(): string | undefined {
   if (bootId === null) {
-    try { bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(); } catch { bootId = undefined; }
+    try {
+      bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    } catch {
+      bootId = undefined;
+    }
   }
   return bootId;
 }
@@ -18,7 +22,11 @@ export function processStart(pid: number): string | undefined {
   const boot = currentBootId();
   if (boot === undefined) return undefined;
   let stat: string;
-  try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return undefined; }
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
   // The command name (field 2) is in parentheses and may contain spaces: count fields after it.
   // starttime is field 22, i.e. the 20th after the closing parenthesis.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -28,7 +36,11 @@ export function processStart(pid: number): string | undefined {
 
 /** Whether the process that took a lease as (pid, start) on this host still runs. */
 export function isSameProcessAlive(pid: number, start: string | undefined): boolean {
-  try { process.kill(pid, 0); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false; }
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
   if (start === undefined) return true;
   const now = processStart(pid);
   // /proc unreadable for a live PID: trust the PID rather than steal a lease that may be held.

@@ -9,7 +9,8 @@ export function checkRecord(value: unknown): string | undefined {
   if (!isDigest(r.key)) return 'key is not a digest';
   if (typeof r.kind !== 'string' || typeof r.stageId !== 'string') return 'kind/stageId missing';
   if (typeof r.version !== 'number' || typeof r.durationMs !== 'number') return 'version/durationMs missing';
-  if (!r.outputs || typeof r.outputs !== 'object' || !Object.values(r.outputs).every(isDigest)) return 'outputs malformed';
+  if (!r.outputs || typeof r.outputs !== 'object' || !Object.values(r.outputs).every(isDigest))
+    return 'outputs malformed';
   if (!Array.isArray(r.refs) || !r.refs.every(isDigest)) return 'refs malformed';
   if (!r.metrics || typeof r.metrics !== 'object') return 'metrics malformed';
   if (!Array.isArray(r.logTail)) return 'logTail malformed';

@@ -47,22 +47,40 @@ export interface RemoteStore {
 export class DirRemoteStore implements RemoteStore {
   constructor(readonly location: string) {}
 
-  private blobPath(digest: Digest): string { return join(this.location, 'blobs', digest.slice(0, 2), digest); }
-  private recordPath(key: Digest): string { return join(this.location, 'records', key.slice(0, 2), `${key}.json`); }
-  private progressPath(key: Digest): string { return join(this.location, 'progress', key.slice(0, 2), `${key}.json`); }
+  private blobPath(digest: Digest): string {
+    return join(this.location, 'blobs', digest.slice(0, 2), digest);
+  }
+  private recordPath(key: Digest): string {
+    return join(this.location, 'records', key.slice(0, 2), `${key}.json`);
+  }
+  private progressPath(key: Digest): string {
+    return join(this.location, 'progress', key.slice(0, 2), `${key}.json`);
+  }
 
   async has(digest: Digest): Promise<boolean> {
-    try { return (await stat(this.blobPath(digest))).isFile(); } catch { return false; }
+    try {
+      return (await stat(this.blobPath(digest))).isFile();
+    } catch {
+      return false;
+    }
   }
 
   async get(digest: Digest): Promise<Buffer | undefined> {
     checkDigest(digest);
     const path = this.blobPath(digest);
     let bytes: Buffer;
-    try { bytes = await readFile(path); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; throw e; }
+    try {
+      bytes = await readFile(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
     if (sha256(bytes) !== digest) {
       await this.quarantine(path);
-      throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} in the shared store ${this.location} no longer hashes to its name (tampered or damaged); moved aside`);
+      throw new CacheCorruption(
+        digest,
+        `blob ${digest.slice(0, 12)} in the shared store ${this.location} no longer hashes to its name (tampered or damaged); moved aside`,
+      );
     }
     return bytes;
   }
@@ -73,7 +91,11 @@ export class DirRemoteStore implements RemoteStore {
     const path = this.blobPath(digest);
     // A file of the right size is taken as present: readers check the hash, and one that fails
     // is moved aside, so a damaged file is rewritten by the next put.
-    try { if ((await stat(path)).size === bytes.byteLength) return digest; } catch { /* absent */ }
+    try {
+      if ((await stat(path)).size === bytes.byteLength) return digest;
+    } catch {
+      /* absent */
+    }
     await atomicWrite(path, bytes);
     return digest;
   }
@@ -81,10 +103,18 @@ export class DirRemoteStore implements RemoteStore {
   async *list(): AsyncIterable<Digest> {
     const root = join(this.location, 'blobs');
     let fans: string[];
-    try { fans = await readdir(root); } catch { return; }
+    try {
+      fans = await readdir(root);
+    } catch {
+      return;
+    }
     for (const fan of fans.sort()) {
       let names: string[];
-      try { names = await readdir(join(root, fan)); } catch { continue; }
+      try {
+        names = await readdir(join(root, fan));
+      } catch {
+        continue;
+      }
       // Temporary files of writers still at work (or killed) start with a dot.
       for (const name of names.sort()) if (isDigest(name)) yield name;
     }
@@ -94,13 +124,31 @@ export class DirRemoteStore implements RemoteStore {
     checkDigest(key);
     const path = this.recordPath(key);
     let text: string;
-    try { text = await readFile(path, 'utf8'); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; throw e; }
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
     let value: unknown;
-    try { value = JSON.parse(text); } catch { value = undefined; }
-    const problem = value === undefined ? 'not JSON' : checkRecord(value) ?? ((value as StageRecord).key !== key ? `it is filed under ${key.slice(0, 12)} but names ${(value as StageRecord).key.slice(0, 12)}` : undefined);
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = undefined;
+    }
+    const problem =
+      value === undefined
+        ? 'not JSON'
+        : (checkRecord(value) ??
+          ((value as StageRecord).key !== key
+            ? `it is filed under ${key.slice(0, 12)} but names ${(value as StageRecord).key.slice(0, 12)}`
+            : undefined));
     if (problem) {
       await this.quarantine(path);
-      throw new CacheCorruption(key, `record ${key.slice(0, 12)} in the shared store ${this.location} is damaged (${problem}); moved aside`);
+      throw new CacheCorruption(
+        key,
+        `record ${key.slice(0, 12)} in the shared store ${this.location} is damaged (${problem}); moved aside`,
+      );
     }
     return value as StageRecord;
   }
@@ -115,12 +163,27 @@ export class DirRemoteStore implements RemoteStore {
     checkDigest(key);
     const path = this.progressPath(key);
     let text: string;
-    try { text = await readFile(path, 'utf8'); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; throw e; }
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
     let value: unknown;
-    try { value = JSON.parse(text); } catch { value = undefined; }
-    if (!Array.isArray(value) || !value.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && isIndexEntry(e[1]))) {
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = undefined;
+    }
+    if (
+      !Array.isArray(value) ||
+      !value.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && isIndexEntry(e[1]))
+    ) {
       await this.quarantine(path);
-      throw new CacheCorruption(key, `saved progress ${key.slice(0, 12)} in the shared store ${this.location} is damaged; moved aside`);
+      throw new CacheCorruption(
+        key,
+        `saved progress ${key.slice(0, 12)} in the shared store ${this.location} is damaged; moved aside`,
+      );
     }
     return value as Array<[string, IndexEntry]>;
   }
@@ -138,8 +201,17 @@ export class DirRemoteStore implements RemoteStore {
   getSync(digest: Digest): Buffer | undefined {
     checkDigest(digest);
     let bytes: Buffer;
-    try { bytes = readFileSync(this.blobPath(digest)); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; throw e; }
-    if (sha256(bytes) !== digest) throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} in ${this.location} no longer hashes to its name (tampered or damaged)`);
+    try {
+      bytes = readFileSync(this.blobPath(digest));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    if (sha256(bytes) !== digest)
+      throw new CacheCorruption(
+        digest,
+        `blob ${digest.slice(0, 12)} in ${this.location} no longer hashes to its name (tampered or damaged)`,
+      );
     return bytes;
   }
 
@@ -156,7 +228,11 @@ export class DirRemoteStore implements RemoteStore {
   }
 
   sizeSync(digest: Digest): number | undefined {
-    try { return statSync(this.blobPath(digest)).size; } catch { return undefined; }
+    try {
+      return statSync(this.blobPath(digest)).size;
+    } catch {
+      return undefined;
+    }
   }
 
   /** A damaged file goes to `corrupt/`, for whoever investigates, and out of every reader's way. */
@@ -191,11 +267,18 @@ async function atomicWrite(path: string, bytes: Uint8Array): Promise<void> {
   await rename(tmp, path);
   // The rename itself is durable once the folder is synced (some filesystems do not allow it).
   const folder = await open(dir, 'r');
-  try { await folder.sync(); } catch { /* EINVAL on filesystems without directory fsync */ } finally { await folder.close(); }
+  try {
+    await folder.sync();
+  } catch {
+    /* EINVAL on filesystems without directory fsync */
+  } finally {
+    await folder.close();
+  }
 }
 
 /** `--remote DIR` as a store; the one place that knows which implementation a location means. */
 export function openRemote(location: string): RemoteStore {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location)) throw new Error(`shared store "${location}": only a folder is supported so far (s3:// and others are not)`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location))
+    throw new Error(`shared store "${location}": only a folder is supported so far (s3:// and others are not)`);
   return new DirRemoteStore(location);
 }

@@ -44,7 +44,12 @@ class SharedStageStore implements OwnStageStore {
   /** How far into the index file this handle has read (other handles append to it). */
   private indexRead = 0;
   private readonly stats = new Map<string, StatEntry>();
-  private readonly statMemo: StatMemo = { getStat: (p) => this.stats.get(p), setStat: (p, e) => { this.stats.set(p, e); } };
+  private readonly statMemo: StatMemo = {
+    getStat: (p) => this.stats.get(p),
+    setStat: (p, e) => {
+      this.stats.set(p, e);
+    },
+  };
 
   constructor(private readonly args: SharedStoreArgs) {
     this.filesDir = args.filesDir;
@@ -67,7 +72,11 @@ class SharedStageStore implements OwnStageStore {
 
   getBlob(digest: Digest, opts: { optional?: boolean } = {}): Buffer | undefined {
     const bytes = this.mirror.getSync(digest) ?? this.fetchSync(digest);
-    if (!bytes && !opts.optional) throw new CacheCorruption(digest, `blob ${digest.slice(0, 12)} is missing from the shared store ${this.remote.location}`);
+    if (!bytes && !opts.optional)
+      throw new CacheCorruption(
+        digest,
+        `blob ${digest.slice(0, 12)} is missing from the shared store ${this.remote.location}`,
+      );
     return bytes;
   }
 
@@ -76,7 +85,9 @@ class SharedStageStore implements OwnStageStore {
   }
 
   blobInfo(digest: Digest): BlobInfo | undefined {
-    const size = this.mirror.sizeSync(digest) ?? (this.remote instanceof DirRemoteStore ? this.remote.sizeSync(digest) : undefined);
+    const size =
+      this.mirror.sizeSync(digest) ??
+      (this.remote instanceof DirRemoteStore ? this.remote.sizeSync(digest) : undefined);
     return size === undefined ? undefined : { size, chunks: 1 };
   }
 
@@ -97,26 +108,32 @@ class SharedStageStore implements OwnStageStore {
     return [...this.index];
   }
 
-  hashPath(absPath: string): Digest | undefined { return hashPath(this.statMemo, absPath); }
+  hashPath(absPath: string): Digest | undefined {
+    return hashPath(this.statMemo, absPath);
+  }
 
   /** Pushes what was queued to the shared store; durable there once this resolves. */
   async flush(): Promise<void> {
     for (const d of [...this.unpushed]) {
       const bytes = this.mirror.getSync(d);
-      if (!bytes) throw new CacheCorruption(d, `blob ${d.slice(0, 12)} vanished from the job's mirror ${this.args.mirror}`);
+      if (!bytes)
+        throw new CacheCorruption(d, `blob ${d.slice(0, 12)} vanished from the job's mirror ${this.args.mirror}`);
       await this.remote.put(bytes, d);
       this.unpushed.delete(d);
     }
   }
 
-  async close(): Promise<void> { await this.flush(); }
+  async close(): Promise<void> {
+    await this.flush();
+  }
 
   /** Fetches blobs (hash-checked) into the mirror before the stage runs: its inputs, saved progress. */
   async prefetch(digests: Iterable<Digest>): Promise<void> {
     for (const d of new Set(digests)) {
       if (this.mirror.sizeSync(d) !== undefined) continue;
       const bytes = await this.remote.get(d);
-      if (!bytes) throw new CacheCorruption(d, `blob ${d.slice(0, 12)} is missing from the shared store ${this.remote.location}`);
+      if (!bytes)
+        throw new CacheCorruption(d, `blob ${d.slice(0, 12)} is missing from the shared store ${this.remote.location}`);
       this.mirror.putSync(bytes, d);
     }
   }
@@ -143,11 +160,19 @@ class SharedStageStore implements OwnStageStore {
   /** Takes in the lines other handles appended since the last look. */
   private readIndex(): void {
     let size: number;
-    try { size = statSync(this.args.index).size; } catch { return; }
+    try {
+      size = statSync(this.args.index).size;
+    } catch {
+      return;
+    }
     if (size <= this.indexRead) return;
     const buf = Buffer.alloc(size - this.indexRead);
     const fd = openSync(this.args.index, 'r');
-    try { readSync(fd, buf, 0, buf.length, this.indexRead); } finally { closeSync(fd); }
+    try {
+      readSync(fd, buf, 0, buf.length, this.indexRead);
+    } finally {
+      closeSync(fd);
+    }
     // Only whole lines: a writer may be half-way through its append.
     const end = buf.lastIndexOf(0x0a) + 1;
     for (const line of buf.subarray(0, end).toString('utf8').split('\n')) {
@@ -164,6 +189,7 @@ export type { SharedStageStore };
 /** The opener's entry point, and the job's own way to make its store. */
 export function openStageStore(args: unknown): SharedStageStore {
   const a = args as SharedStoreArgs;
-  for (const k of ['remote', 'mirror', 'index', 'filesDir'] as const) if (typeof a?.[k] !== 'string') throw new Error(`shared-stage-store: args.${k} is missing`);
+  for (const k of ['remote', 'mirror', 'index', 'filesDir'] as const)
+    if (typeof a?.[k] !== 'string') throw new Error(`shared-stage-store: args.${k} is missing`);
   return new SharedStageStore(a);
 }

@@ -23,7 +23,12 @@ export interface StageRecord {
 }
 
 /** Stat memo: a file whose (size, mtime, inode) are unchanged is not read again. */
-export interface StatEntry { size: number; mtimeMs: number; ino: number; hash: Digest }
+export interface StatEntry {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  hash: Digest;
+}
 
 export interface Lease {
   pid: number;
@@ -35,9 +40,17 @@ export interface Lease {
   what?: string;
 }
 
-export interface RunEntry { id: string; pipeline: string; at: string; keys: Digest[] }
+export interface RunEntry {
+  id: string;
+  pipeline: string;
+  at: string;
+  keys: Digest[];
+}
 
-export interface BlobInfo { size: number; chunks: number }
+export interface BlobInfo {
+  size: number;
+  chunks: number;
+}
 
 /**
  * One entry of the stage index, a small key → entry memo stages keep across runs (decode: image
@@ -45,19 +58,26 @@ export interface BlobInfo { size: number; chunks: number }
  * `blobs` are the blobs it points to: gc keeps the entry only while all of them survive, and a
  * reader must still find them (blobInfo) before trusting it. `meta` is the stage's own JSON.
  */
-export interface IndexEntry { blobs: Digest[]; meta: Record<string, unknown> }
+export interface IndexEntry {
+  blobs: Digest[];
+  meta: Record<string, unknown>;
+}
 
 /** Whether a value read from the index is an entry (an older podium stored strings there). */
 export function isIndexEntry(value: unknown): value is IndexEntry {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const { blobs, meta } = value as Record<string, unknown>;
-  return Array.isArray(blobs) && blobs.every((b) => typeof b === 'string' && /^[0-9a-f]{64}$/.test(b))
-    && typeof meta === 'object' && meta !== null && !Array.isArray(meta);
+  return (
+    Array.isArray(blobs) &&
+    blobs.every((b) => typeof b === 'string' && /^[0-9a-f]{64}$/.test(b)) &&
+    typeof meta === 'object' &&
+    meta !== null &&
+    !Array.isArray(meta)
+  );
 }
 
 /** (path, size, mtimeMs, inode) of a file or folder, as seen when a run finished. */
 export type StatSig = [string, number, number, number];
-
 
 export interface Store {
   readonly path: string;
@@ -144,7 +164,12 @@ export interface Store {
 
 /** A stored blob whose bytes are missing or no longer hash to its digest. */
 export class CacheCorruption extends Error {
-  constructor(readonly digest: string, message: string) { super(message); }
+  constructor(
+    readonly digest: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /**

@@ -39,28 +39,63 @@ export interface Pipeline {
   readonly source: JsonSource;
 }
 
-interface RawStage { uses: string; inputs?: Record<string, string | string[]>; params?: Record<string, unknown>; matrix?: Record<string, unknown[]> }
-interface RawPipeline { name: string; seed: number; backend: string; stages: Record<string, RawStage> }
+interface RawStage {
+  uses: string;
+  inputs?: Record<string, string | string[]>;
+  params?: Record<string, unknown>;
+  matrix?: Record<string, unknown[]>;
+}
+interface RawPipeline {
+  name: string;
+  seed: number;
+  backend: string;
+  stages: Record<string, RawStage>;
+}
 
 /**
  * `overrides` are `--set path=value` settings, applied to the file's value before validation so
  * they are checked like the file; an error they cause says which --set did it.
  */
-export function analyze(file: string, projectDir = process.cwd(), backendOverride?: string, overrides: readonly string[] = []): Result<Pipeline> {
+export function analyze(
+  file: string,
+  projectDir = process.cwd(),
+  backendOverride?: string,
+  overrides: readonly string[] = [],
+): Result<Pipeline> {
   const result = analyzeValue(file, projectDir, backendOverride, overrides);
-  return result.ok || !overrides.length ? result : { ok: false, errors: result.errors.map((d) => blameOverride(d, overrides)) };
+  return result.ok || !overrides.length
+    ? result
+    : { ok: false, errors: result.errors.map((d) => blameOverride(d, overrides)) };
 }
 
-function analyzeValue(file: string, projectDir: string, backendOverride: string | undefined, overrides: readonly string[]): Result<Pipeline> {
+function analyzeValue(
+  file: string,
+  projectDir: string,
+  backendOverride: string | undefined,
+  overrides: readonly string[],
+): Result<Pipeline> {
   const path = resolve(file);
   const { source, value, errors } = JsonSource.read(file);
   if (errors.length) return { ok: false, errors };
-  const err = (pointer: string, message: string, key = false): Diagnostic => source.diagnostic(pointer, message, { key });
+  const err = (pointer: string, message: string, key = false): Diagnostic =>
+    source.diagnostic(pointer, message, { key });
   const overrideErrors = overrides.flatMap((o) => applyOverride(value, o, err));
   if (overrideErrors.length) return { ok: false, errors: overrideErrors };
 
   if (backendOverride !== undefined && !(BACKEND_NAMES as readonly string[]).includes(backendOverride)) {
-    return { ok: false, errors: [{ file, pointer: '', line: 1, column: 1, length: 0, message: `--backend ${backendOverride}: expected one of ${BACKEND_NAMES.join(', ')}` }] };
+    return {
+      ok: false,
+      errors: [
+        {
+          file,
+          pointer: '',
+          line: 1,
+          column: 1,
+          length: 0,
+          message: `--backend ${backendOverride}: expected one of ${BACKEND_NAMES.join(', ')}`,
+        },
+      ],
+    };
   }
   const validatePipeline = validator('pipeline');
   if (!validatePipeline(value)) return { ok: false, errors: ajvErrors(validatePipeline.errors ?? [], '', source) };
@@ -73,11 +108,19 @@ function analyzeValue(file: string, projectDir: string, backendOverride: string 
     const sp = `/stages/${escapePointer(baseId)}`;
     const kind = stageKinds.get(stage.uses);
     if (!kind) {
-      diags.push(err(`${sp}/uses`, `unknown stage kind "${stage.uses}"${didYouMean(stage.uses, stageKinds.keys())} (expected one of: ${[...stageKinds.keys()].join(', ')})`));
+      diags.push(
+        err(
+          `${sp}/uses`,
+          `unknown stage kind "${stage.uses}"${didYouMean(stage.uses, stageKinds.keys())} (expected one of: ${[...stageKinds.keys()].join(', ')})`,
+        ),
+      );
       continue;
     }
     const points = expandMatrix(baseId, stage, kind, sp, err, diags);
-    pointsOf.set(baseId, points.map((p) => p.id));
+    pointsOf.set(
+      baseId,
+      points.map((p) => p.id),
+    );
     for (const [index, p] of points.entries()) {
       const params = structuredClone({ ...(stage.params ?? {}), ...p.values });
       const validate = validator(`kind:${kind.name}`);
@@ -86,15 +129,31 @@ function analyzeValue(file: string, projectDir: string, backendOverride: string 
         for (const d of ajvErrors(validate.errors ?? [], `${sp}/params`, source)) {
           const param = d.pointer.slice(`${sp}/params/`.length).split('/')[0] ?? '';
           const index = param in p.values ? stage.matrix![param]!.indexOf(p.values[param]) : -1;
-          diags.push(index >= 0 ? err(`${sp}/matrix/${escapePointer(param)}/${index}`, `matrix value ${JSON.stringify(p.values[param])}: ${d.message}`) : d);
+          diags.push(
+            index >= 0
+              ? err(
+                  `${sp}/matrix/${escapePointer(param)}/${index}`,
+                  `matrix value ${JSON.stringify(p.values[param])}: ${d.message}`,
+                )
+              : d,
+          );
         }
         break; // one report per stage, not one per matrix point
       }
       // A stage's backend: its own, else --backend, else the pipeline's. Resolved here so that
       // it is part of the key: another backend may give other bytes.
       if ('backend' in params && params.backend === null) params.backend = backendOverride ?? raw.backend;
-      nodes.push({ id: p.id, baseId, kind, params, inputs: {}, pointer: sp, ...(stage.matrix ? { point: index } : {}) });
-      for (const problem of kind.check?.(params, projectDir) ?? []) diags.push(err(`${sp}/params/${escapePointer(problem.param)}`, problem.message));
+      nodes.push({
+        id: p.id,
+        baseId,
+        kind,
+        params,
+        inputs: {},
+        pointer: sp,
+        ...(stage.matrix ? { point: index } : {}),
+      });
+      for (const problem of kind.check?.(params, projectDir) ?? [])
+        diags.push(err(`${sp}/params/${escapePointer(problem.param)}`, problem.message));
     }
   }
 
@@ -107,23 +166,46 @@ function analyzeValue(file: string, projectDir: string, backendOverride: string 
       const ip = `${sp}/inputs/${escapePointer(name)}`;
       const spec = declared === 'any' ? { many: true } : declared[name];
       if (!spec) {
-        diags.push(err(ip, `stage kind "${node.kind.name}" has no input "${name}" (expected one of: ${Object.keys(declared).join(', ') || 'none'})`, true));
+        diags.push(
+          err(
+            ip,
+            `stage kind "${node.kind.name}" has no input "${name}" (expected one of: ${Object.keys(declared).join(', ') || 'none'})`,
+            true,
+          ),
+        );
         continue;
       }
       const refs = Array.isArray(ref) ? ref : [ref];
       const ids: string[] = [];
       refs.forEach((r, i) => {
         const points = pointsOf.get(r);
-        if (!points) diags.push(err(Array.isArray(ref) ? `${ip}/${i}` : ip, `unknown input reference "${r}": no stage with that id${r === node.baseId ? ' (a stage cannot take its own output)' : didYouMean(r, [...pointsOf.keys()].filter((id) => id !== node.baseId))}`));
+        if (!points)
+          diags.push(
+            err(
+              Array.isArray(ref) ? `${ip}/${i}` : ip,
+              `unknown input reference "${r}": no stage with that id${
+                r === node.baseId
+                  ? ' (a stage cannot take its own output)'
+                  : didYouMean(
+                      r,
+                      [...pointsOf.keys()].filter((id) => id !== node.baseId),
+                    )
+              }`,
+            ),
+          );
         else ids.push(...points);
       });
       const many = Array.isArray(ref) || ids.length > 1;
-      if (many && !spec.many) diags.push(err(ip, `input "${name}" takes one stage, got ${ids.length}${ids.length > 1 ? ` (${ids.join(', ')})` : ''}`));
+      if (many && !spec.many)
+        diags.push(
+          err(ip, `input "${name}" takes one stage, got ${ids.length}${ids.length > 1 ? ` (${ids.join(', ')})` : ''}`),
+        );
       node.inputs[name] = { ids, many: spec.many };
     }
     if (declared !== 'any') {
       for (const [name, spec] of Object.entries(declared)) {
-        if (spec.required && !(stage.inputs && name in stage.inputs)) diags.push(err(sp, `stage "${node.baseId}" (${node.kind.name}) needs input "${name}": ${spec.description}`));
+        if (spec.required && !(stage.inputs && name in stage.inputs))
+          diags.push(err(sp, `stage "${node.baseId}" (${node.kind.name}) needs input "${name}": ${spec.description}`));
       }
     }
   }
@@ -136,37 +218,71 @@ function analyzeValue(file: string, projectDir: string, backendOverride: string 
 
   const cycles = alg.findCycles(graph);
   if (cycles.length) {
-    return { ok: false, errors: cycles.map((scc) => {
-      const path = cyclePath(graph, scc);
-      const first = byId.get(path[0]!)!;
-      return err(`${first.pointer}/inputs`, `cycle: ${path.join(' → ')}`);
-    }) };
+    return {
+      ok: false,
+      errors: cycles.map((scc) => {
+        const path = cyclePath(graph, scc);
+        const first = byId.get(path[0]!)!;
+        return err(`${first.pointer}/inputs`, `cycle: ${path.join(' → ')}`);
+      }),
+    };
   }
 
-  return { ok: true, value: { file: path, name: raw.name, seed: raw.seed, projectDir: resolve(projectDir), stages: topoOrder(graph, nodes), byId, graph, source } };
+  return {
+    ok: true,
+    value: {
+      file: path,
+      name: raw.name,
+      seed: raw.seed,
+      projectDir: resolve(projectDir),
+      stages: topoOrder(graph, nodes),
+      byId,
+      graph,
+      source,
+    },
+  };
 }
 
-interface MatrixPoint { id: string; values: Record<string, unknown> }
+interface MatrixPoint {
+  id: string;
+  values: Record<string, unknown>;
+}
 
-function expandMatrix(baseId: string, stage: RawStage, kind: StageKind<unknown>, sp: string, err: (p: string, m: string, key?: boolean) => Diagnostic, diags: Diagnostic[]): MatrixPoint[] {
+function expandMatrix(
+  baseId: string,
+  stage: RawStage,
+  kind: StageKind<unknown>,
+  sp: string,
+  err: (p: string, m: string, key?: boolean) => Diagnostic,
+  diags: Diagnostic[],
+): MatrixPoint[] {
   if (!stage.matrix) return [{ id: baseId, values: {} }];
   const known = Object.keys((kind.params.properties as object | undefined) ?? {});
   let points: MatrixPoint[] = [{ id: '', values: {} }];
   for (const [param, values] of Object.entries(stage.matrix)) {
     if (!known.includes(param)) {
-      diags.push(err(`${sp}/matrix/${escapePointer(param)}`, `matrix names "${param}", which is not a param of "${kind.name}"${didYouMean(param, known)} (expected one of: ${known.join(', ')})`, true));
+      diags.push(
+        err(
+          `${sp}/matrix/${escapePointer(param)}`,
+          `matrix names "${param}", which is not a param of "${kind.name}"${didYouMean(param, known)} (expected one of: ${known.join(', ')})`,
+          true,
+        ),
+      );
       continue;
     }
     const seen = new Set<string>();
     values.forEach((v, i) => {
       const label = typeof v === 'string' ? v : JSON.stringify(v);
-      if (seen.has(label)) diags.push(err(`${sp}/matrix/${escapePointer(param)}/${i}`, `duplicate matrix value ${label}`));
+      if (seen.has(label))
+        diags.push(err(`${sp}/matrix/${escapePointer(param)}/${i}`, `duplicate matrix value ${label}`));
       seen.add(label);
     });
-    points = points.flatMap((p) => values.map((v) => ({
-      id: `${p.id}${p.id ? ',' : ''}${param}=${typeof v === 'string' ? v : JSON.stringify(v)}`,
-      values: { ...p.values, [param]: v },
-    })));
+    points = points.flatMap((p) =>
+      values.map((v) => ({
+        id: `${p.id}${p.id ? ',' : ''}${param}=${typeof v === 'string' ? v : JSON.stringify(v)}`,
+        values: { ...p.values, [param]: v },
+      })),
+    );
   }
   return points.map((p) => ({ id: `${baseId}@${p.id}`, values: p.values }));
 }
@@ -174,26 +290,47 @@ function expandMatrix(baseId: string, stage: RawStage, kind: StageKind<unknown>,
 function ajvErrors(errors: ErrorObject[], prefix: string, source: JsonSource): Diagnostic[] {
   // oneOf failures repeat each branch's error; keep the oneOf summary only.
   const oneOfPaths = new Set(errors.filter((e) => e.keyword === 'oneOf').map((e) => e.instancePath));
-  return dedupe(errors.filter((e) => e.keyword === 'oneOf' || !oneOfPaths.has(e.instancePath)).map((e) => {
-    const pointer = prefix + e.instancePath;
-    const p = e.params as Record<string, unknown>;
-    switch (e.keyword) {
-      case 'additionalProperties':
-        return source.diagnostic(`${pointer}/${escapePointer(String(p.additionalProperty))}`, `unknown property "${String(p.additionalProperty)}"${didYouMean(String(p.additionalProperty), Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {}))}${allowed(e)}`, { key: true });
-      case 'required':
-        return source.diagnostic(pointer, `missing required property "${String(p.missingProperty)}"`);
-      case 'type':
-        return source.diagnostic(pointer, `expected ${String(p.type)}, got ${describe(e.data)}`);
-      case 'enum':
-        return source.diagnostic(pointer, `expected one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(e.data)}`);
-      case 'propertyNames':
-        return source.diagnostic(`${pointer}/${escapePointer(String(p.propertyName))}`, `invalid name "${String(p.propertyName)}": stage ids are letters, digits, _ . - and start with a letter or _`, { key: true });
-      case 'oneOf':
-        return source.diagnostic(pointer, `expected ${(e.schema as Array<{ type?: string }>).map((s) => s.type ?? 'value').join(' or ')}, got ${describe(e.data)}`);
-      default:
-        return source.diagnostic(pointer, `${e.message ?? 'invalid'}${e.data !== undefined && typeof e.data !== 'object' ? `, got ${JSON.stringify(e.data)}` : ''}`);
-    }
-  }));
+  return dedupe(
+    errors
+      .filter((e) => e.keyword === 'oneOf' || !oneOfPaths.has(e.instancePath))
+      .map((e) => {
+        const pointer = prefix + e.instancePath;
+        const p = e.params as Record<string, unknown>;
+        switch (e.keyword) {
+          case 'additionalProperties':
+            return source.diagnostic(
+              `${pointer}/${escapePointer(String(p.additionalProperty))}`,
+              `unknown property "${String(p.additionalProperty)}"${didYouMean(String(p.additionalProperty), Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {}))}${allowed(e)}`,
+              { key: true },
+            );
+          case 'required':
+            return source.diagnostic(pointer, `missing required property "${String(p.missingProperty)}"`);
+          case 'type':
+            return source.diagnostic(pointer, `expected ${String(p.type)}, got ${describe(e.data)}`);
+          case 'enum':
+            return source.diagnostic(
+              pointer,
+              `expected one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(e.data)}`,
+            );
+          case 'propertyNames':
+            return source.diagnostic(
+              `${pointer}/${escapePointer(String(p.propertyName))}`,
+              `invalid name "${String(p.propertyName)}": stage ids are letters, digits, _ . - and start with a letter or _`,
+              { key: true },
+            );
+          case 'oneOf':
+            return source.diagnostic(
+              pointer,
+              `expected ${(e.schema as Array<{ type?: string }>).map((s) => s.type ?? 'value').join(' or ')}, got ${describe(e.data)}`,
+            );
+          default:
+            return source.diagnostic(
+              pointer,
+              `${e.message ?? 'invalid'}${e.data !== undefined && typeof e.data !== 'object' ? `, got ${JSON.stringify(e.data)}` : ''}`,
+            );
+        }
+      }),
+  );
 }
 
 function allowed(e: ErrorObject): string {

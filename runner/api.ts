@@ -41,7 +41,10 @@ export function status(file: string, opts: CommonOptions = {}): Promise<StatusRe
 }
 
 /** `podium verify`: re-executes stages and compares their outputs with the lock file. */
-export function verify(file: string, opts: CommonOptions & { stages?: string[]; signal?: AbortSignal } = {}): Promise<VerifyReport> {
+export function verify(
+  file: string,
+  opts: CommonOptions & { stages?: string[]; signal?: AbortSignal } = {},
+): Promise<VerifyReport> {
   const { signal = new AbortController().signal, ...rest } = opts;
   return verifyPipeline(file, rest, signal);
 }

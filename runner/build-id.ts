@@ -4,5 +4,7 @@ import { createHash } from 'node:crypto';
 import { stageKinds } from '../stages/registry.js';
 
 export function computeBuildId(): string {
-  return createHash('sha256').update(JSON.stringify([...stageKinds.values()].map((k) => [k.name, k.version]))).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([...stageKinds.values()].map((k) => [k.name, k.version])))
+    .digest('hex');
 }

@@ -17,23 +17,55 @@ chmodSync(join(here, 'cli.js'), 0o755);
 
 /** AssemblyScript → WebAssembly. --runtime stub: no garbage collector; the kernels only touch memory the caller laid out. */
 async function compileKernel(source: string, out: string, flags: string[] = []): Promise<void> {
-  const { error, stderr } = await asc.main([source, '-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd', ...flags, '--outFile', out]);
+  const { error, stderr } = await asc.main([
+    source,
+    '-O3',
+    '--runtime',
+    'stub',
+    '--noAssert',
+    '--enable',
+    'simd',
+    ...flags,
+    '--outFile',
+    out,
+  ]);
   if (error) throw new Error(`compiling ${source}: ${error.message}\n${stderr.toString()}`);
   process.stdout.write(`wrote ${out}\n`);
 }
 
 const src = join(here, '..', '..');
 // The decode stage's resize loops, with a memory of their own.
-await compileKernel(join(src, 'stages', 'data', 'kernels', 'image.as.ts'), join(here, '..', 'stages', 'data', 'kernels', 'image.wasm'));
+await compileKernel(
+  join(src, 'stages', 'data', 'kernels', 'image.as.ts'),
+  join(here, '..', 'stages', 'data', 'kernels', 'image.wasm'),
+);
 // Training loops on the tfjs wasm backend's own heap (imported): one build for the threaded
 // backend, whose memory is shared (declared with the 4 GiB maximum it has), one for the
 // single-threaded fallback.
 const train = join(src, 'stages', 'tf', 'kernels', 'train.as.ts');
 const trainOut = join(here, '..', 'stages', 'tf', 'kernels');
-await compileKernel(train, join(trainOut, 'train-shared.wasm'), ['--enable', 'threads', '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '65536']);
+await compileKernel(train, join(trainOut, 'train-shared.wasm'), [
+  '--enable',
+  'threads',
+  '--importMemory',
+  '--sharedMemory',
+  '--initialMemory',
+  '1',
+  '--maximumMemory',
+  '65536',
+]);
 await compileKernel(train, join(trainOut, 'train.wasm'), ['--importMemory']);
 // The Conv2D filter gradient, on the same heap, also instantiated by the worker threads of
 // stages/tf/kernels/pool.ts.
 const filterGrad = join(src, 'stages', 'tf', 'kernels', 'filter-grad.as.ts');
-await compileKernel(filterGrad, join(trainOut, 'filter-grad-shared.wasm'), ['--enable', 'threads', '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '65536']);
+await compileKernel(filterGrad, join(trainOut, 'filter-grad-shared.wasm'), [
+  '--enable',
+  'threads',
+  '--importMemory',
+  '--sharedMemory',
+  '--initialMemory',
+  '1',
+  '--maximumMemory',
+  '65536',
+]);
 await compileKernel(filterGrad, join(trainOut, 'filter-grad.wasm'), ['--importMemory']);

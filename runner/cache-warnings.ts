@@ -4,7 +4,9 @@
 // CLI loads this on every call, the no-op run included.
 
 /** Anything with warnings: an open or closed Store. */
-interface Warns { readonly warnings: readonly string[] }
+interface Warns {
+  readonly warnings: readonly string[];
+}
 
 const watched: Warns[] = [];
 const taken = new Set<string>();
@@ -18,7 +20,11 @@ export function watchCacheWarnings(store: Warns): void {
 export function takeCacheWarnings(): string[] {
   const out: string[] = [];
   for (const store of watched) {
-    for (const w of store.warnings) if (!taken.has(w)) { taken.add(w); out.push(w); }
+    for (const w of store.warnings)
+      if (!taken.has(w)) {
+        taken.add(w);
+        out.push(w);
+      }
   }
   return out;
 }

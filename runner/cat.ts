@@ -8,9 +8,20 @@ import { UsageError } from './diagnostics.js';
 import { resolveIds } from './plan.js';
 import { pipelineState } from './state.js';
 
-export interface CatResult { id: string; output: string; digest: Digest; bytes: Buffer; source: 'current' | 'lock' }
+export interface CatResult {
+  id: string;
+  output: string;
+  digest: Digest;
+  bytes: Buffer;
+  source: 'current' | 'lock';
+}
 
-export async function cat(file: string | undefined, stage: string | undefined, output: string | undefined, opts: CommonOptions): Promise<CatResult> {
+export async function cat(
+  file: string | undefined,
+  stage: string | undefined,
+  output: string | undefined,
+  opts: CommonOptions,
+): Promise<CatResult> {
   const pipeline = loadPipeline(file, opts);
   if (!stage) throw new UsageError('missing the stage argument: podium cat <pipeline> <stage> [output] [--out FILE]');
   const ids = resolveIds(pipeline, [stage], 'cat');
@@ -22,7 +33,10 @@ export async function cat(file: string | undefined, stage: string | undefined, o
     const s = pipelineState(pipeline, store, lock).find((x) => x.node.id === id)!;
     const lockedKey = lock?.stages[id]?.key;
     const record = s.record ?? (lockedKey ? store.getRecord(lockedKey) : undefined);
-    if (!record) throw new UsageError(`${id} has no result in the cache (${s.reasons[0] ?? 'not run yet'}); run the pipeline first`);
+    if (!record)
+      throw new UsageError(
+        `${id} has no result in the cache (${s.reasons[0] ?? 'not run yet'}); run the pipeline first`,
+      );
     const names = Object.keys(record.outputs);
     let name = output;
     if (name === undefined) {
@@ -32,8 +46,15 @@ export async function cat(file: string | undefined, stage: string | undefined, o
     const digest = record.outputs[name];
     if (!digest) throw new UsageError(`${id} has no output "${name}" (outputs: ${names.join(', ') || 'none'})`);
     let bytes: Buffer | undefined;
-    try { bytes = store.getBlob(digest, { verify: true }); } catch (e) { throw new UsageError(`${id} ${name}: ${(e as Error).message}`); }
-    if (!bytes) throw new UsageError(`${id} ${name}: blob ${digest.slice(0, 12)} is no longer in the cache (gc?); rerun the stage`);
+    try {
+      bytes = store.getBlob(digest, { verify: true });
+    } catch (e) {
+      throw new UsageError(`${id} ${name}: ${(e as Error).message}`);
+    }
+    if (!bytes)
+      throw new UsageError(
+        `${id} ${name}: blob ${digest.slice(0, 12)} is no longer in the cache (gc?); rerun the stage`,
+      );
     // A copy: the store closes below, and its buffers may point into the memory map.
     return { id, output: name, digest, bytes: Buffer.from(bytes), source: s.record ? 'current' : 'lock' };
   } finally {

@@ -26,13 +26,21 @@ export interface CommonOptions extends CacheOptions {
  * so looking never creates a .podium folder. What reading it finds wrong is printed by the CLI
  * once the verb ends (cache-warnings.ts).
  */
-export function openStore(opts: CommonOptions, projectDir?: string, mode: 'write' | 'read' = 'write', storeOptions: { strictReads?: boolean } = {}): LmdbStore {
+export function openStore(
+  opts: CommonOptions,
+  projectDir?: string,
+  mode: 'write' | 'read' = 'write',
+  storeOptions: { strictReads?: boolean } = {},
+): LmdbStore {
   const dir = cacheDir(opts, projectDir);
   if (mode === 'read' && !existsSync(dir)) {
     const scratch = mkdtempSync(join(tmpdir(), 'podium-empty-cache-'));
     const store = new LmdbStore(scratch);
     const close = store.close.bind(store);
-    store.close = async () => { await close(); rmSync(scratch, { recursive: true, force: true }); };
+    store.close = async () => {
+      await close();
+      rmSync(scratch, { recursive: true, force: true });
+    };
     return store;
   }
   const store = new LmdbStore(dir, storeOptions);
@@ -45,7 +53,11 @@ export function loadPipeline(file: string | undefined, opts: CommonOptions = {})
   const path = pipelinePath(file);
   // Messages name the file as the user would type it from here.
   const result = analyze(relative(process.cwd(), path) || path, projectOfPipeline(path), opts.backend, opts.set);
-  if (!result.ok) throw new UsageError(`${file}: invalid pipeline (${result.errors.length} problem${result.errors.length > 1 ? 's' : ''})`, result.errors);
+  if (!result.ok)
+    throw new UsageError(
+      `${file}: invalid pipeline (${result.errors.length} problem${result.errors.length > 1 ? 's' : ''})`,
+      result.errors,
+    );
   return result.value;
 }
 
@@ -63,8 +75,13 @@ const DEFAULT_LEASE_TIMEOUT_S = 6 * 3600;
 
 /** --lease-timeout, else PODIUM_LEASE_TIMEOUT, in seconds. */
 export function leaseTimeoutMs(opts: { leaseTimeout?: number }): number {
-  const raw = opts.leaseTimeout ?? (process.env.PODIUM_LEASE_TIMEOUT ? Number(process.env.PODIUM_LEASE_TIMEOUT) : DEFAULT_LEASE_TIMEOUT_S);
-  if (!Number.isFinite(raw) || raw < 0) throw new UsageError(`--lease-timeout (or PODIUM_LEASE_TIMEOUT) must be a number of seconds, got ${opts.leaseTimeout ?? process.env.PODIUM_LEASE_TIMEOUT}`);
+  const raw =
+    opts.leaseTimeout ??
+    (process.env.PODIUM_LEASE_TIMEOUT ? Number(process.env.PODIUM_LEASE_TIMEOUT) : DEFAULT_LEASE_TIMEOUT_S);
+  if (!Number.isFinite(raw) || raw < 0)
+    throw new UsageError(
+      `--lease-timeout (or PODIUM_LEASE_TIMEOUT) must be a number of seconds, got ${opts.leaseTimeout ?? process.env.PODIUM_LEASE_TIMEOUT}`,
+    );
   return raw * 1000;
 }
 
@@ -73,7 +90,14 @@ export function leaseTimeoutMs(opts: { leaseTimeout?: number }): number {
  * while gc holds it (gc is short) and opening it again if `gc --compact` replaced the folder in
  * the meantime. Undefined when interrupted while waiting (nothing is left open then).
  */
-export async function openRegistered(opts: CommonOptions, projectDir: string, id: string, what: string, onEvent: EventSink, signal: AbortSignal): Promise<LmdbStore | undefined> {
+export async function openRegistered(
+  opts: CommonOptions,
+  projectDir: string,
+  id: string,
+  what: string,
+  onEvent: EventSink,
+  signal: AbortSignal,
+): Promise<LmdbStore | undefined> {
   for (;;) {
     const store = openStore(opts, projectDir, 'write', { strictReads: true });
     try {
@@ -88,7 +112,13 @@ export async function openRegistered(opts: CommonOptions, projectDir: string, id
 }
 
 /** Registers with an open store, waiting while gc holds it. False when interrupted while waiting. */
-export async function registerRun(store: Store, id: string, what: string, onEvent: EventSink, signal: AbortSignal): Promise<boolean> {
+export async function registerRun(
+  store: Store,
+  id: string,
+  what: string,
+  onEvent: EventSink,
+  signal: AbortSignal,
+): Promise<boolean> {
   let told = false;
   for (;;) {
     const gc = store.beginRun(id, what);

@@ -28,7 +28,11 @@ export type DagFormat = 'text' | 'mermaid' | 'dot';
 
 export function dag(file: string, opts: { backend?: string; set?: string[] } = {}): Dag {
   const result = analyze(file, process.cwd(), opts.backend, opts.set);
-  if (!result.ok) throw new UsageError(`${file}: invalid pipeline (${result.errors.length} problem${result.errors.length > 1 ? 's' : ''})`, result.errors);
+  if (!result.ok)
+    throw new UsageError(
+      `${file}: invalid pipeline (${result.errors.length} problem${result.errors.length > 1 ? 's' : ''})`,
+      result.errors,
+    );
   const p = result.value;
   const stages = new Map<string, DagStage>();
   const edges: Array<[string, string]> = [];
@@ -50,9 +54,12 @@ export function dag(file: string, opts: { backend?: string; set?: string[] } = {
 
 export function formatDag(d: Dag, format: DagFormat): string {
   switch (format) {
-    case 'text': return text(d);
-    case 'mermaid': return mermaid(d);
-    case 'dot': return dot(d);
+    case 'text':
+      return text(d);
+    case 'mermaid':
+      return mermaid(d);
+    case 'dot':
+      return dot(d);
   }
 }
 
@@ -60,10 +67,14 @@ const isMatrix = (s: DagStage): boolean => s.points.length > 1 || s.points[0] !=
 
 /** One line per stage, indented by depth, with what it reads; matrix points listed under it with their alias. */
 function text(d: Dag): string {
-  const lines = [`${d.pipeline}: ${d.stages.length} stages, ${d.stages.reduce((n, s) => n + s.points.length, 0)} with matrix points`];
+  const lines = [
+    `${d.pipeline}: ${d.stages.length} stages, ${d.stages.reduce((n, s) => n + s.points.length, 0)} with matrix points`,
+  ];
   for (const s of d.stages) {
     const pad = '  '.repeat(s.depth);
-    lines.push(`${pad}${s.id} (${s.kind}${isMatrix(s) ? `, ${s.points.length} points` : ''})${s.needs.length ? ` ← ${s.needs.join(', ')}` : ''}`);
+    lines.push(
+      `${pad}${s.id} (${s.kind}${isMatrix(s) ? `, ${s.points.length} points` : ''})${s.needs.length ? ` ← ${s.needs.join(', ')}` : ''}`,
+    );
     if (isMatrix(s)) s.points.forEach((id, i) => lines.push(`${pad}    ${s.id}@${i}  ${id}`));
   }
   return `${lines.join('\n')}\n`;
@@ -75,9 +86,14 @@ function mermaid(d: Dag): string {
   const label = (s: string): string => `"${s.replace(/"/g, '#quot;')}"`;
   const lines = ['flowchart TD'];
   for (const s of d.stages) {
-    if (!isMatrix(s)) { lines.push(`  ${name.get(s.id)}[${label(`${s.id} (${s.kind})`)}]`); continue; }
+    if (!isMatrix(s)) {
+      lines.push(`  ${name.get(s.id)}[${label(`${s.id} (${s.kind})`)}]`);
+      continue;
+    }
     lines.push(`  subgraph ${name.get(`group:${s.id}`)}[${label(`${s.id} (${s.kind})`)}]`);
-    s.points.forEach((id, i) => lines.push(`    ${name.get(id)}[${label(`${s.id}@${i}: ${id.slice(s.id.length + 1)}`)}]`));
+    s.points.forEach((id, i) =>
+      lines.push(`    ${name.get(id)}[${label(`${s.id}@${i}: ${id.slice(s.id.length + 1)}`)}]`),
+    );
     lines.push('  end');
   }
   for (const [a, b] of d.edges) lines.push(`  ${name.get(a)} --> ${name.get(b)}`);
@@ -90,7 +106,10 @@ function dot(d: Dag): string {
   const q = (s: string): string => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
   const lines = [`digraph ${q(d.pipeline)} {`, '  rankdir=TB;', '  node [shape=box, fontname="Helvetica"];'];
   for (const s of d.stages) {
-    if (!isMatrix(s)) { lines.push(`  ${q(s.id)} [label=${q(`${s.id}\n(${s.kind})`)}];`); continue; }
+    if (!isMatrix(s)) {
+      lines.push(`  ${q(s.id)} [label=${q(`${s.id}\n(${s.kind})`)}];`);
+      continue;
+    }
     lines.push(`  subgraph ${q(`cluster_${s.id}`)} {`, `    label=${q(`${s.id} (${s.kind})`)};`);
     s.points.forEach((id, i) => lines.push(`    ${q(id)} [label=${q(`${s.id}@${i}\n${id.slice(s.id.length + 1)}`)}];`));
     lines.push('  }');

@@ -25,7 +25,12 @@ export function formatDiagnostic(d: Diagnostic, withSource = true): string {
 
 /** Usage errors and invalid input: exit code 2, nothing executed or written. */
 export class UsageError extends Error {
-  constructor(message: string, readonly diagnostics: Diagnostic[] = []) { super(message); }
+  constructor(
+    message: string,
+    readonly diagnostics: Diagnostic[] = [],
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -43,7 +48,10 @@ export function closest(name: string, candidates: Iterable<string>): string | un
   let bestScore = Infinity;
   for (const c of candidates) {
     const score = likeness(name, c);
-    if (score < bestScore) { bestScore = score; best = c; }
+    if (score < bestScore) {
+      bestScore = score;
+      best = c;
+    }
   }
   return best;
 }
@@ -62,7 +70,12 @@ function likeness(name: string, c: string): number {
 
 /** "learningRate" → "lr", "weight_decay" → "wd": the first letter of each word. */
 function initials(name: string): string {
-  return name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').split(/[\s_.-]+/).filter(Boolean).map((w) => w[0]!.toLowerCase()).join('');
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .split(/[\s_.-]+/)
+    .filter(Boolean)
+    .map((w) => w[0]!.toLowerCase())
+    .join('');
 }
 
 /** Edit distance counting a swap of neighbours as one edit (--jbos → --jobs), as typos go. */

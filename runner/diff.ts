@@ -16,18 +16,34 @@ export interface StageDiff {
   outputs: Array<{ name: string; a: string | null; b: string | null }>;
   metrics: Array<{ name: string; a: unknown; b: unknown; delta: number | null }>;
 }
-export interface DiffReport { a: string; b: string; stages: StageDiff[] }
+export interface DiffReport {
+  a: string;
+  b: string;
+  stages: StageDiff[];
+}
 
-export async function diff(aArg: string | undefined, bArg: string | undefined, opts: CommonOptions): Promise<DiffReport> {
+export async function diff(
+  aArg: string | undefined,
+  bArg: string | undefined,
+  opts: CommonOptions,
+): Promise<DiffReport> {
   if (!aArg) throw new UsageError('missing the lock file argument: podium diff <lockA> [<lockB>|<git-rev>]');
   const a = readLockArg(aArg);
   let b: LockFile;
   let bName: string;
-  if (bArg === undefined) { b = await currentState(aArg, opts); bName = 'current cache state'; }
-  else if (existsSync(bArg)) { b = readLockArg(bArg); bName = bArg; }
-  else { b = await lockAtRevision(aArg, bArg); bName = `${aArg}@${bArg}`; }
+  if (bArg === undefined) {
+    b = await currentState(aArg, opts);
+    bName = 'current cache state';
+  } else if (existsSync(bArg)) {
+    b = readLockArg(bArg);
+    bName = bArg;
+  } else {
+    b = await lockAtRevision(aArg, bArg);
+    bName = `${aArg}@${bArg}`;
+  }
   // With a git revision, the older lock is usually the one on the left.
-  const [left, right, leftName, rightName] = bArg !== undefined && !existsSync(bArg) ? [b, a, bName, aArg] : [a, b, aArg, bName];
+  const [left, right, leftName, rightName] =
+    bArg !== undefined && !existsSync(bArg) ? [b, a, bName, aArg] : [a, b, aArg, bName];
   return { a: leftName, b: rightName, stages: diffLocks(left, right) };
 }
 
@@ -46,9 +62,15 @@ export function diffLocks(a: LockFile, b: LockFile): StageDiff[] {
       .filter((n) => JSON.stringify(x?.metrics[n]) !== JSON.stringify(y?.metrics[n]))
       .map((name) => {
         const [ma, mb] = [x?.metrics[name], y?.metrics[name]];
-        return { name, a: ma ?? null, b: mb ?? null, delta: typeof ma === 'number' && typeof mb === 'number' ? mb - ma : null };
+        return {
+          name,
+          a: ma ?? null,
+          b: mb ?? null,
+          delta: typeof ma === 'number' && typeof mb === 'number' ? mb - ma : null,
+        };
       });
-    if (change !== 'changed' || params.length || outputs.length || metrics.length || x?.key !== y?.key) out.push({ id, change, params, outputs, metrics });
+    if (change !== 'changed' || params.length || outputs.length || metrics.length || x?.key !== y?.key)
+      out.push({ id, change, params, outputs, metrics });
   }
   return out;
 }
@@ -58,26 +80,45 @@ export function readLockArg(path: string): LockFile {
     const lock = readLock(path);
     if (!lock) throw new Error(`${path}: no such lock file`);
     return lock;
-  } catch (e) { throw new UsageError((e as Error).message); }
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 export async function lockAtRevision(lockPath: string, rev: string): Promise<LockFile> {
   const dir = dirname(lockPath);
   const top = await execa('git', ['rev-parse', '--show-toplevel'], { cwd: dir, reject: false });
-  if (top.failed) throw new UsageError(`"${rev}" is neither a lock file nor usable as a git revision (${dir} is not in a git repository)`);
+  if (top.failed)
+    throw new UsageError(
+      `"${rev}" is neither a lock file nor usable as a git revision (${dir} is not in a git repository)`,
+    );
   const rel = relative(top.stdout.trim(), join(dir, basename(lockPath)));
   const shown = await execa('git', ['show', `${rev}:${rel}`], { cwd: dir, reject: false });
-  if (shown.failed) throw new UsageError(`"${rev}" is neither a lock file nor a git revision holding ${rel}: ${shown.stderr.split('\n')[0]}`);
-  try { return parseLock(shown.stdout, `${rel}@${rev}`); } catch (e) { throw new UsageError((e as Error).message); }
+  if (shown.failed)
+    throw new UsageError(
+      `"${rev}" is neither a lock file nor a git revision holding ${rel}: ${shown.stderr.split('\n')[0]}`,
+    );
+  try {
+    return parseLock(shown.stdout, `${rel}@${rev}`);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 async function currentState(lockPath: string, opts: CommonOptions): Promise<LockFile> {
   const pipelineFile = lockPath.replace(/\.lock\.json$/i, '.json');
-  if (pipelineFile === lockPath || !existsSync(pipelineFile)) throw new UsageError(`${lockPath}: no pipeline file ${pipelineFile} beside it to compare against; give a second lock file or a git revision`);
+  if (pipelineFile === lockPath || !existsSync(pipelineFile))
+    throw new UsageError(
+      `${lockPath}: no pipeline file ${pipelineFile} beside it to compare against; give a second lock file or a git revision`,
+    );
   const pipeline = loadPipeline(pipelineFile, opts);
   const { lock } = lockOf(pipeline);
   const store = openStore(opts, pipeline.projectDir, 'read');
-  try { return stateAsLock(pipeline, pipelineState(pipeline, store, lock)); } finally { await store.close(); }
+  try {
+    return stateAsLock(pipeline, pipelineState(pipeline, store, lock));
+  } finally {
+    await store.close();
+  }
 }
 
 export function formatDiff(r: DiffReport): string {
@@ -86,8 +127,12 @@ export function formatDiff(r: DiffReport): string {
   for (const s of r.stages) {
     lines.push(`${s.change === 'added' ? '+' : s.change === 'removed' ? '-' : '~'} ${s.id}`);
     for (const p of s.params) lines.push(`    ${p}`);
-    for (const o of s.outputs) lines.push(`    output ${o.name}: ${o.a?.slice(0, 12) ?? '(none)'} → ${o.b?.slice(0, 12) ?? '(none)'}`);
-    for (const m of s.metrics) lines.push(`    metric ${m.name}: ${JSON.stringify(m.a)} → ${JSON.stringify(m.b)}${m.delta !== null ? ` (${m.delta >= 0 ? '+' : ''}${Number(m.delta.toPrecision(6))})` : ''}`);
+    for (const o of s.outputs)
+      lines.push(`    output ${o.name}: ${o.a?.slice(0, 12) ?? '(none)'} → ${o.b?.slice(0, 12) ?? '(none)'}`);
+    for (const m of s.metrics)
+      lines.push(
+        `    metric ${m.name}: ${JSON.stringify(m.a)} → ${JSON.stringify(m.b)}${m.delta !== null ? ` (${m.delta >= 0 ? '+' : ''}${Number(m.delta.toPrecision(6))})` : ''}`,
+      );
   }
   return lines.join('\n');
 }

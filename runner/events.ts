@@ -32,7 +32,14 @@ export type EventSink = (e: RunEvent) => void;
 
 const STACK_FRAME = /^\s+at \S/;
 
-const MARK: Record<StageStatus, string> = { ran: '✓ ran', cached: '· cached', failed: '✗ failed', skipped: '- skipped', 'would-run': '> would run', 'may-run': '? may run' };
+const MARK: Record<StageStatus, string> = {
+  ran: '✓ ran',
+  cached: '· cached',
+  failed: '✗ failed',
+  skipped: '- skipped',
+  'would-run': '> would run',
+  'may-run': '? may run',
+};
 
 /**
  * Plain lines, no control characters: one per stage event and one per note (a finetune epoch).
@@ -42,16 +49,29 @@ export function humanLogger(out: NodeJS.WritableStream = process.stderr, verbose
   return (e) => {
     if (quiet && !(e.type === 'warning' || (e.type === 'stage-done' && e.report.status === 'failed'))) return;
     switch (e.type) {
-      case 'stage-start': out.write(`${'… start'.padEnd(11)} ${e.id}: ${e.reason}\n`); break;
-      case 'stage-log': if (verbose) out.write(`    ${e.id}| ${e.line}\n`); break;
-      case 'stage-note': if (!verbose) out.write(`    ${e.id}| ${e.line}\n`); break;
-      case 'stage-progress': break;
+      case 'stage-start':
+        out.write(`${'… start'.padEnd(11)} ${e.id}: ${e.reason}\n`);
+        break;
+      case 'stage-log':
+        if (verbose) out.write(`    ${e.id}| ${e.line}\n`);
+        break;
+      case 'stage-note':
+        if (!verbose) out.write(`    ${e.id}| ${e.line}\n`);
+        break;
+      case 'stage-progress':
+        break;
       case 'stage-done': {
         const r = e.report;
         if (r.status === 'cached' && !r.restored?.length) break; // a no-op run stays quiet
         const time = r.status === 'ran' || r.status === 'failed' ? ` (${(r.durationMs / 1000).toFixed(1)}s)` : '';
         // A ran stage's reason was printed when it started.
-        const extra = r.restored?.length ? ` — restored ${r.restored.join(', ')}` : r.status === 'ran' ? metricsSummary(r.metrics) : r.status === 'cached' ? '' : `: ${r.reason}`;
+        const extra = r.restored?.length
+          ? ` — restored ${r.restored.join(', ')}`
+          : r.status === 'ran'
+            ? metricsSummary(r.metrics)
+            : r.status === 'cached'
+              ? ''
+              : `: ${r.reason}`;
         out.write(`${MARK[r.status].padEnd(11)} ${r.id}${time}${extra}\n`);
         if (r.status === 'failed') {
           // An internal error's stack is for whoever debugs podium: shown with --verbose only.
@@ -62,13 +82,19 @@ export function humanLogger(out: NodeJS.WritableStream = process.stderr, verbose
         }
         break;
       }
-      case 'warning': out.write(`warning: ${e.message}\n`); break;
+      case 'warning':
+        out.write(`warning: ${e.message}\n`);
+        break;
     }
   };
 }
 
 /** " — valTop1 0.975, holdoutTop1 0.9667": a ran stage's numeric metrics, so a run shows its scores. */
 export function metricsSummary(metrics: Record<string, unknown> | undefined, max = 8): string {
-  const shown = Object.entries(metrics ?? {}).filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1])).slice(0, max);
-  return shown.length ? ` — ${shown.map(([k, v]) => `${k} ${Number.isInteger(v) ? v : Number(v.toPrecision(4))}`).join(', ')}` : '';
+  const shown = Object.entries(metrics ?? {})
+    .filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]))
+    .slice(0, max);
+  return shown.length
+    ? ` — ${shown.map(([k, v]) => `${k} ${Number.isInteger(v) ? v : Number(v.toPrecision(4))}`).join(', ')}`
+    : '';
 }

@@ -16,16 +16,39 @@ export type StageOutcome = { ok: true; record: StageRecord } | { ok: false; fail
  * Runs a stage and returns its outcome, the record uncommitted: executeStage here, or a cluster
  * job (runner/slurm), which also needs `inputBlobs`: every blob the inputs are or refer to.
  */
-export type StageRunner = (job: StageJob, store: Store, signal: AbortSignal, listener: StageListener, inputBlobs: Digest[]) => Promise<StageOutcome>;
+export type StageRunner = (
+  job: StageJob,
+  store: Store,
+  signal: AbortSignal,
+  listener: StageListener,
+  inputBlobs: Digest[],
+) => Promise<StageOutcome>;
 
 /** Where and how a job runs: the executor's slot, GPU and thread share; verify's one slot. */
-export interface Placement { resume: boolean; slot: number; gpu: string | undefined; threads: number }
+export interface Placement {
+  resume: boolean;
+  slot: number;
+  gpu: string | undefined;
+  threads: number;
+}
 
 /** The job for `node` under `key`, its inputs read from the upstream records `upstream` gives. */
-export function jobFor(pipeline: Pipeline, node: StageNode, key: Digest, upstream: (id: string) => StageRecord | undefined, placement: Placement): StageJob {
+export function jobFor(
+  pipeline: Pipeline,
+  node: StageNode,
+  key: Digest,
+  upstream: (id: string) => StageRecord | undefined,
+  placement: Placement,
+): StageJob {
   return {
-    kind: node.kind, stageId: node.id, key, params: node.params, inputs: inputValues(node, upstream),
-    seed: pipeline.seed, projectDir: pipeline.projectDir, ...placement,
+    kind: node.kind,
+    stageId: node.id,
+    key,
+    params: node.params,
+    inputs: inputValues(node, upstream),
+    seed: pipeline.seed,
+    projectDir: pipeline.projectDir,
+    ...placement,
   };
 }
 
@@ -33,7 +56,12 @@ export function jobFor(pipeline: Pipeline, node: StageNode, key: Digest, upstrea
  * Runs the stage and returns the record to commit, or why it failed. Throws only the cache's own
  * faults, which the executor acts on: a corrupt input is repaired, an unwritable cache ends the run.
  */
-export async function executeStage(job: StageJob, store: Store | StageStore, signal: AbortSignal, listener: StageListener): Promise<StageOutcome> {
+export async function executeStage(
+  job: StageJob,
+  store: Store | StageStore,
+  signal: AbortSignal,
+  listener: StageListener,
+): Promise<StageOutcome> {
   // A cluster job passes the StageStore it built over the shared store (runner/slurm); the runner its Store.
   const stageStore = 'opener' in store ? store : stageStoreOf(store);
   const tail: string[] = [];
@@ -42,13 +70,20 @@ export async function executeStage(job: StageJob, store: Store | StageStore, sig
     if (tail.length > LOG_TAIL) tail.shift();
     listener.log(line);
   };
-  const note = (line: string): void => { log(line); listener.note(line); };
+  const note = (line: string): void => {
+    log(line);
+    listener.note(line);
+  };
   const progress = throttledProgress(listener.progress);
   const startedAt = new Date();
   let result: StageResult;
   try {
     if (job.kind.isolate) {
-      const ran = await (await import('./worker-client.js')).runInWorker(job, stageStore.opener, signal, { log, note, progress });
+      const ran = await (await import('./worker-client.js')).runInWorker(job, stageStore.opener, signal, {
+        log,
+        note,
+        progress,
+      });
       if (!ran.ok) return { ok: false, failure: withLog(ran.failure, tail) };
       result = ran.result;
     } else {

@@ -28,7 +28,11 @@ export interface Outcome {
 }
 
 /** A stage that must run, waiting for a slot. */
-interface Runnable { node: StageNode; fingerprint: Fingerprint; reason: string }
+interface Runnable {
+  node: StageNode;
+  fingerprint: Fingerprint;
+  reason: string;
+}
 
 export async function execute(pipeline: Pipeline, plan: Plan, store: Store, opts: ExecuteOptions): Promise<Outcome> {
   return new Walk(pipeline, plan, store, opts).run();
@@ -56,9 +60,15 @@ class Walk {
   private readonly cores = availableParallelism();
   private readonly obtainer: RecordObtainer;
 
-  constructor(private readonly pipeline: Pipeline, private readonly plan: Plan, private readonly store: Store, private readonly opts: ExecuteOptions) {
+  constructor(
+    private readonly pipeline: Pipeline,
+    private readonly plan: Plan,
+    private readonly store: Store,
+    private readonly opts: ExecuteOptions,
+  ) {
     this.selected = new Set(plan.ids);
-    for (const id of plan.ids) this.pendingUp.set(id, (pipeline.graph.predecessors(id) ?? []).filter((p) => this.selected.has(p)).length);
+    for (const id of plan.ids)
+      this.pendingUp.set(id, (pipeline.graph.predecessors(id) ?? []).filter((p) => this.selected.has(p)).length);
     this.ready = plan.ids.filter((id) => this.pendingUp.get(id) === 0);
     this.freeSlots = Array.from({ length: opts.jobs }, (_, i) => i);
     this.obtainer = new RecordObtainer(pipeline, store, opts, this.done, this.upstream);
@@ -73,7 +83,8 @@ class Walk {
       }
       if (this.opts.signal.aborted || this.fatal) {
         // Interrupted, or the cache cannot be written: let running stages wind down, start nothing new.
-        for (const { node } of this.toStart.splice(0)) this.skipped(node, node.id, this.fatal ? 'the cache cannot be written' : 'interrupted');
+        for (const { node } of this.toStart.splice(0))
+          this.skipped(node, node.id, this.fatal ? 'the cache cannot be written' : 'interrupted');
       }
       while (this.toStart.length && this.running.size < this.opts.jobs) this.start(this.toStart.shift()!);
       if (this.running.size) await Promise.race(this.running.values());
@@ -98,18 +109,42 @@ class Walk {
   /** Its record was in the cache, or another podium process committed it while this one waited. */
   private cached(node: StageNode, got: Omit<Obtained, 'computed'>, reason: string, durationMs: number): void {
     this.done.set(node.id, { fingerprint: got.fingerprint, record: got.record });
-    this.finish({ id: node.id, kind: node.kind.name, status: 'cached', key: got.record.key, reason, durationMs, ...(got.restored.length ? { restored: got.restored } : {}) });
+    this.finish({
+      id: node.id,
+      kind: node.kind.name,
+      status: 'cached',
+      key: got.record.key,
+      reason,
+      durationMs,
+      ...(got.restored.length ? { restored: got.restored } : {}),
+    });
   }
 
   private ran(node: StageNode, got: Obtained, reason: string): void {
     this.done.set(node.id, { fingerprint: got.fingerprint, record: got.record });
-    this.finish({ id: node.id, kind: node.kind.name, status: 'ran', key: got.record.key, reason, durationMs: got.record.durationMs, metrics: got.record.metrics });
+    this.finish({
+      id: node.id,
+      kind: node.kind.name,
+      status: 'ran',
+      key: got.record.key,
+      reason,
+      durationMs: got.record.durationMs,
+      metrics: got.record.metrics,
+    });
   }
 
   /** The stages below it are skipped, naming it. */
   private failed(node: StageNode, key: Digest | null, failure: StageFailure, durationMs: number): void {
     this.failedRoot.set(node.id, node.id);
-    this.finish({ id: node.id, kind: node.kind.name, status: 'failed', key, reason: failure.message, durationMs, failure });
+    this.finish({
+      id: node.id,
+      kind: node.kind.name,
+      status: 'failed',
+      key,
+      reason: failure.message,
+      durationMs,
+      failure,
+    });
   }
 
   private skipped(node: StageNode, root: string, reason: string): void {
@@ -119,7 +154,8 @@ class Walk {
 
   // --- deciding and running ---
 
-  private upstream = (id: string): StageRecord | undefined => this.done.get(id)?.record ?? (this.selected.has(id) ? undefined : this.lockedRecord(id));
+  private upstream = (id: string): StageRecord | undefined =>
+    this.done.get(id)?.record ?? (this.selected.has(id) ? undefined : this.lockedRecord(id));
 
   /** A stage outside the selection (--only/--from) is read from the cache via the lock file. */
   private lockedRecord(id: string): StageRecord | undefined {
@@ -131,10 +167,16 @@ class Walk {
   private decide(node: StageNode): Runnable | undefined {
     const locked = this.opts.lock?.stages[node.id];
     const state = stageState(this.pipeline, node, this.store, this.upstream, locked, this.plan.forced.has(node.id));
-    if (state.staleInput) { this.decideWithoutKey(node, state.staleInput); return undefined; }
+    if (state.staleInput) {
+      this.decideWithoutKey(node, state.staleInput);
+      return undefined;
+    }
     const fingerprint = state.fingerprint!;
     const restored = state.record && this.obtainer.restoreOrDrop(node, state.record);
-    if (state.record && restored) { this.cached(node, { fingerprint, record: state.record, restored }, 'fresh', 0); return undefined; }
+    if (state.record && restored) {
+      this.cached(node, { fingerprint, record: state.record, restored }, 'fresh', 0);
+      return undefined;
+    }
     // A record whose blob was corrupt was dropped: the stage runs again, as for any other miss.
     const reason = (state.record ? explainChange(fingerprint, node, locked) : state.reasons).join('; ');
     if (!this.opts.dryRun) return { node, fingerprint, reason };
@@ -150,9 +192,24 @@ class Walk {
     else if (this.opts.dryRun) {
       // The upstream stage would run, but may well produce the same bytes (early cutoff): this
       // stage certainly runs only if something of its own changed.
-      const own = this.plan.forced.has(node.id) ? ['forced'] : ownChanges(this.pipeline, node, this.store, this.opts.lock?.stages[node.id]);
-      this.finish(own.length ? { ...base, status: 'would-run', reason: own.join('; ') } : { ...base, status: 'may-run', reason: `if the output of ${stale.upstream} changes` });
-    } else this.failed(node, null, stageFailure('stage', `input "${stale.input}": stage ${stale.upstream} has no cached result (run it first, or drop --only/--from)`), 0);
+      const own = this.plan.forced.has(node.id)
+        ? ['forced']
+        : ownChanges(this.pipeline, node, this.store, this.opts.lock?.stages[node.id]);
+      this.finish(
+        own.length
+          ? { ...base, status: 'would-run', reason: own.join('; ') }
+          : { ...base, status: 'may-run', reason: `if the output of ${stale.upstream} changes` },
+      );
+    } else
+      this.failed(
+        node,
+        null,
+        stageFailure(
+          'stage',
+          `input "${stale.input}": stage ${stale.upstream} has no cached result (run it first, or drop --only/--from)`,
+        ),
+        0,
+      );
   }
 
   private start(toRun: Runnable): void {
@@ -184,8 +241,10 @@ class Walk {
     } catch (e) {
       if (e instanceof CacheUnavailable) this.fatal ??= e;
       // The run ends with the cache's own one-line message; the stage just says it stopped.
-      got = e instanceof CacheUnavailable ? stageFailure('interrupted', 'stopped: the cache cannot be written')
-        : stageFailure(e instanceof CacheCorruption ? 'stage' : 'internal', (e as Error).message);
+      got =
+        e instanceof CacheUnavailable
+          ? stageFailure('interrupted', 'stopped: the cache cannot be written')
+          : stageFailure(e instanceof CacheCorruption ? 'stage' : 'internal', (e as Error).message);
     }
     if ('record' in got) {
       if (got.computed) this.ran(node, got, reason);

@@ -10,11 +10,14 @@ import type { Pipeline, StageNode } from './analyze.js';
 
 export type UpstreamLookup = (id: string) => StageRecord | undefined;
 
-export type FingerprintResult =
-  | { ok: true; fingerprint: Fingerprint }
-  | { ok: false; input: string; upstream: string };
+export type FingerprintResult = { ok: true; fingerprint: Fingerprint } | { ok: false; input: string; upstream: string };
 
-export function fingerprintOf(pipeline: Pipeline, node: StageNode, store: StatMemo, upstream: UpstreamLookup): FingerprintResult {
+export function fingerprintOf(
+  pipeline: Pipeline,
+  node: StageNode,
+  store: StatMemo,
+  upstream: UpstreamLookup,
+): FingerprintResult {
   const inputs: Record<string, Digest | Digest[]> = {};
   for (const [name, { ids, many }] of Object.entries(node.inputs)) {
     const digests: Digest[] = [];
@@ -26,7 +29,17 @@ export function fingerprintOf(pipeline: Pipeline, node: StageNode, store: StatMe
     inputs[name] = many ? digests : digests[0]!;
   }
   const deps = hashDeps(store, pipeline.projectDir, node.kind.deps?.(node.params) ?? []);
-  return { ok: true, fingerprint: { kind: node.kind.name, version: node.kind.version, params: node.params, inputs, deps, seed: pipeline.seed } };
+  return {
+    ok: true,
+    fingerprint: {
+      kind: node.kind.name,
+      version: node.kind.version,
+      params: node.params,
+      inputs,
+      deps,
+      seed: pipeline.seed,
+    },
+  };
 }
 
 /** The upstream outputs an input reads (InputSpec.reads), all when it names none. */
@@ -56,7 +69,14 @@ export function inputValues(node: StageNode, upstream: UpstreamLookup): Record<s
 export function ownChanges(pipeline: Pipeline, node: StageNode, store: Store, locked: LockStage | undefined): string[] {
   if (!locked) return ['new stage, not in cache'];
   const deps = hashDeps(store, pipeline.projectDir, node.kind.deps?.(node.params) ?? []);
-  const now: Fingerprint = { kind: node.kind.name, version: node.kind.version, params: node.params, inputs: locked.inputs ?? {}, deps, seed: pipeline.seed };
+  const now: Fingerprint = {
+    kind: node.kind.name,
+    version: node.kind.version,
+    params: node.params,
+    inputs: locked.inputs ?? {},
+    deps,
+    seed: pipeline.seed,
+  };
   const why = explainChange(now, node, locked);
   return why.length === 1 && why[0] === 'not in cache' ? [] : why;
 }
@@ -77,7 +97,15 @@ export function explainChange(now: Fingerprint, node: StageNode, locked: LockSta
   for (const p of new Set([...Object.keys(locked.deps ?? {}), ...Object.keys(now.deps)])) {
     const [a, b] = [locked.deps?.[p], now.deps[p]];
     if (a === b) continue;
-    why.push(b === undefined ? `deps entry ${p} removed` : b === null ? `deps file ${p} is missing` : a === undefined ? `deps entry ${p} added` : `deps file ${p} changed`);
+    why.push(
+      b === undefined
+        ? `deps entry ${p} removed`
+        : b === null
+          ? `deps file ${p} is missing`
+          : a === undefined
+            ? `deps entry ${p} added`
+            : `deps file ${p} changed`,
+    );
   }
   if (locked.seed !== now.seed) why.push(`seed changed ${locked.seed} → ${now.seed}`);
   return why.length ? why : ['not in cache'];
@@ -88,7 +116,9 @@ export function changedPaths(a: unknown, b: unknown, path: string): string[] {
   if (JSON.stringify(a) === JSON.stringify(b)) return [];
   const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
   if (isObj(a) && isObj(b)) {
-    return [...new Set([...Object.keys(a), ...Object.keys(b)])].sort().flatMap((k) => changedPaths(a[k], b[k], `${path}.${k}`));
+    return [...new Set([...Object.keys(a), ...Object.keys(b)])]
+      .sort()
+      .flatMap((k) => changedPaths(a[k], b[k], `${path}.${k}`));
   }
   if (a === undefined) return [`${path} added ${JSON.stringify(b)}`];
   if (b === undefined) return [`${path} removed (was ${JSON.stringify(a)})`];

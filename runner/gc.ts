@@ -46,9 +46,12 @@ export function findLockFiles(dir: string, depth = 4): string[] {
   return out;
 }
 
-export async function gc(opts: CommonOptions & { keepRuns?: number; dryRun?: boolean; compact?: boolean }): Promise<GcReport> {
+export async function gc(
+  opts: CommonOptions & { keepRuns?: number; dryRun?: boolean; compact?: boolean },
+): Promise<GcReport> {
   const keepRuns = opts.keepRuns ?? DEFAULT_KEEP_RUNS;
-  if (!Number.isInteger(keepRuns) || keepRuns < 0) throw new UsageError(`--keep-runs must be a non-negative integer, got ${opts.keepRuns}`);
+  if (!Number.isInteger(keepRuns) || keepRuns < 0)
+    throw new UsageError(`--keep-runs must be a non-negative integer, got ${opts.keepRuns}`);
   // gc works for the project the working directory is in, wherever in it podium is called.
   const root = projectRoot(process.cwd());
   const store = openStore(opts, root);
@@ -57,11 +60,15 @@ export async function gc(opts: CommonOptions & { keepRuns?: number; dryRun?: boo
     // gc and runs exclude each other: a run's records are in no lock file until it ends, and a
     // running stage's blobs in no record yet, so sweeping beside a run would lose its work.
     // One line per process: a run holds its own registration and a lease per running stage.
-    const busy = store.beginGc().filter((l, i, all) => all.findIndex((o) => o.host === l.host && o.pid === l.pid) === i);
+    const busy = store
+      .beginGc()
+      .filter((l, i, all) => all.findIndex((o) => o.host === l.host && o.pid === l.pid) === i);
     if (busy.length) {
       const first = busy[0]!;
       const who = `${first.what ?? 'a podium process'} (pid ${first.pid}, since ${new Date(first.since).toISOString()})`;
-      throw new CacheUnavailable(`the cache is in use by ${who}${busy.length > 1 ? ` and ${busy.length - 1} more` : ''}; nothing was removed, run gc when it has finished`);
+      throw new CacheUnavailable(
+        `the cache is in use by ${who}${busy.length > 1 ? ` and ${busy.length - 1} more` : ''}; nothing was removed, run gc when it has finished`,
+      );
     }
     let report: GcReport;
     try {
@@ -88,7 +95,13 @@ export async function gc(opts: CommonOptions & { keepRuns?: number; dryRun?: boo
  */
 async function compact(store: LmdbStore): Promise<{ before: number; after: number }> {
   const dir = store.path;
-  const size = (d: string): number => { try { return statSync(join(d, 'data.mdb')).size; } catch { return 0; } };
+  const size = (d: string): number => {
+    try {
+      return statSync(join(d, 'data.mdb')).size;
+    } catch {
+      return 0;
+    }
+  };
   const before = size(dir);
   const fresh = `${dir}-compact-${process.pid}`;
   const old = `${dir}-old-${process.pid}`;
@@ -116,11 +129,16 @@ function sweep(store: LmdbStore, keepRuns: number, root: string, dryRun: boolean
   const lockFiles = findLockFiles(root);
   const keep = new Map<Digest, string>();
   for (const f of lockFiles) {
-    try { for (const [id, s] of Object.entries(readLock(f)?.stages ?? {})) keep.set(s.key, id); } catch { /* not a podium lock: ignore */ }
+    try {
+      for (const [id, s] of Object.entries(readLock(f)?.stages ?? {})) keep.set(s.key, id);
+    } catch {
+      /* not a podium lock: ignore */
+    }
   }
   const runs = store.runs().sort((a, b) => a.id.localeCompare(b.id));
   const removedRuns = runs.slice(0, Math.max(0, runs.length - keepRuns));
-  for (const r of runs.slice(removedRuns.length)) for (const k of r.keys) if (!keep.has(k)) keep.set(k, `(a recent run of ${r.pipeline})`);
+  for (const r of runs.slice(removedRuns.length))
+    for (const k of r.keys) if (!keep.has(k)) keep.set(k, `(a recent run of ${r.pipeline})`);
   if (!dryRun) for (const r of removedRuns) store.deleteRun(r.id);
 
   const live = new Set<Digest>();
@@ -140,18 +158,34 @@ function sweep(store: LmdbStore, keepRuns: number, root: string, dryRun: boolean
   let removedBlobs = 0;
   for (const d of store.blobDigests()) {
     if (live.has(d)) continue;
-    bytesFreed += dryRun ? store.blobInfo(d)?.size ?? 0 : store.deleteBlob(d);
+    bytesFreed += dryRun ? (store.blobInfo(d)?.size ?? 0) : store.deleteBlob(d);
     removedBlobs++;
   }
   if (!dryRun) {
     for (const p of store.statPaths()) if (!existsSync(p)) store.deleteStat(p);
     // An entry lives while every blob it names does (finetune's names weights and optimizer
     // state); one that is not an entry (an older podium's string) is dropped.
-    for (const [key, entry] of store.indexEntries()) if (!entry || !entry.blobs.every((d) => live.has(d))) store.deleteIndex(key);
+    for (const [key, entry] of store.indexEntries())
+      if (!entry || !entry.blobs.every((d) => live.has(d))) store.deleteIndex(key);
   }
   let fileBytes = 0;
-  try { fileBytes = statSync(join(store.path, 'data.mdb')).size; } catch { /* a scratch or odd cache */ }
-  return { dryRun, lockFiles, keptRecords: kept.length, removedRecords: removed.length, removedBlobs, bytesFreed, removedRuns: removedRuns.length, fileBytes, kept: kept.sort(), removed: removed.sort() };
+  try {
+    fileBytes = statSync(join(store.path, 'data.mdb')).size;
+  } catch {
+    /* a scratch or odd cache */
+  }
+  return {
+    dryRun,
+    lockFiles,
+    keptRecords: kept.length,
+    removedRecords: removed.length,
+    removedBlobs,
+    bytesFreed,
+    removedRuns: removedRuns.length,
+    fileBytes,
+    kept: kept.sort(),
+    removed: removed.sort(),
+  };
 }
 
 const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`;
@@ -159,13 +193,21 @@ const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`;
 export function formatGc(r: GcReport): string {
   const lines: string[] = [];
   if (r.dryRun) {
-    lines.push(`gc --dry-run: would keep ${r.keptRecords} records (${r.lockFiles.length} lock files, recent runs) and remove ${r.removedRecords} records and ${r.removedBlobs} blobs (${mb(r.bytesFreed)})`);
+    lines.push(
+      `gc --dry-run: would keep ${r.keptRecords} records (${r.lockFiles.length} lock files, recent runs) and remove ${r.removedRecords} records and ${r.removedBlobs} blobs (${mb(r.bytesFreed)})`,
+    );
     for (const id of r.kept) lines.push(`  keep    ${id}`);
     for (const key of r.removed) lines.push(`  remove  record ${key.slice(0, 12)}`);
     return lines.join('\n');
   }
-  lines.push(`gc: kept ${r.keptRecords} records (${r.lockFiles.length} lock files, recent runs); removed ${r.removedRecords} records and ${r.removedBlobs} blobs`);
-  if (r.compacted) lines.push(`  compacted: the cache file went from ${mb(r.compacted.before)} to ${mb(r.compacted.after)} on disk`);
-  else lines.push(`  ${mb(r.bytesFreed)} freed inside the cache file, which LMDB reuses for later writes; the file stays ${mb(r.fileBytes)} on disk (podium gc --compact shrinks it)`);
+  lines.push(
+    `gc: kept ${r.keptRecords} records (${r.lockFiles.length} lock files, recent runs); removed ${r.removedRecords} records and ${r.removedBlobs} blobs`,
+  );
+  if (r.compacted)
+    lines.push(`  compacted: the cache file went from ${mb(r.compacted.before)} to ${mb(r.compacted.after)} on disk`);
+  else
+    lines.push(
+      `  ${mb(r.bytesFreed)} freed inside the cache file, which LMDB reuses for later writes; the file stays ${mb(r.fileBytes)} on disk (podium gc --compact shrinks it)`,
+    );
   return lines.join('\n');
 }

@@ -36,7 +36,9 @@ const BUILD_ID = join(dirname(fileURLToPath(import.meta.url)), 'build-id.txt');
 
 /** Written by `npm run build` (runner/build.ts); from source, computed from the registry. */
 async function buildId(): Promise<string> {
-  try { return readFileSync(BUILD_ID, 'utf8').trim(); } catch {
+  try {
+    return readFileSync(BUILD_ID, 'utf8').trim();
+  } catch {
     return (await import('./build-id.js')).computeBuildId();
   }
 }
@@ -45,31 +47,53 @@ function statSig(path: string): StatSig | undefined {
   try {
     const st = statSync(path);
     return [path, st.size, st.mtimeMs, st.ino];
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 const same = (a: StatSig | undefined, b: StatSig): boolean => !!a && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];
 const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
 
 /** The reports of a run with nothing to do, or undefined when the full path must decide. */
-export async function checkNoop(cacheDir: string, pipelinePath: string, lockPath: string, options: string): Promise<{ name: string; reports: StageReport[] } | undefined> {
+export async function checkNoop(
+  cacheDir: string,
+  pipelinePath: string,
+  lockPath: string,
+  options: string,
+): Promise<{ name: string; reports: StageReport[] } | undefined> {
   let memo: NoopMemo;
   let text: Buffer;
   try {
     memo = JSON.parse(readFileSync(noopMemoPath(cacheDir, pipelinePath), 'utf8')) as NoopMemo;
     text = readFileSync(pipelinePath);
-  } catch { return undefined; }
-  if (memo.build !== await buildId() || memo.options !== options || sha256(text) !== memo.pipeline) return undefined;
+  } catch {
+    return undefined;
+  }
+  if (memo.build !== (await buildId()) || memo.options !== options || sha256(text) !== memo.pipeline) return undefined;
   if (!same(statSig(lockPath), memo.lock)) return undefined;
   for (const sig of memo.files) if (!same(statSig(sig[0]), sig)) return undefined;
   return {
     name: memo.name,
-    reports: memo.stages.map(([id, kind, key]) => ({ id, kind, status: 'cached', key, reason: 'fresh', durationMs: 0 })),
+    reports: memo.stages.map(([id, kind, key]) => ({
+      id,
+      kind,
+      status: 'cached',
+      key,
+      reason: 'fresh',
+      durationMs: 0,
+    })),
   };
 }
 
 /** Remembers a complete successful run, or forgets the memo when it cannot be trusted. */
-export async function saveNoop(cacheDir: string, pipeline: Pipeline, outcome: Outcome, lockPath: string, options: string): Promise<void> {
+export async function saveNoop(
+  cacheDir: string,
+  pipeline: Pipeline,
+  outcome: Outcome,
+  lockPath: string,
+  options: string,
+): Promise<void> {
   const path = noopMemoPath(cacheDir, pipeline.file);
   const forget = (): void => forgetNoop(cacheDir, pipeline.file);
   const lock = statSig(lockPath);
@@ -82,7 +106,9 @@ export async function saveNoop(cacheDir: string, pipeline: Pipeline, outcome: Ou
       const paths = [...(node.kind.deps?.(node.params) ?? []), ...(node.kind.files?.(node.params, record) ?? [])];
       for (const p of paths) statTree(join(pipeline.projectDir, p), files);
     }
-  } catch { return forget(); } // a dep is missing: nothing to remember
+  } catch {
+    return forget();
+  } // a dep is missing: nothing to remember
   const now = Date.now();
   if (!lock || [lock, ...files].some((f) => now - f[2] < RACY_MS)) return forget();
   const memo: NoopMemo = {

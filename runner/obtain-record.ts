@@ -25,9 +25,17 @@ export interface ObtainOptions {
 }
 
 /** A stage's record: computed by this process, or found (with the outs that were restored for it). */
-export interface Obtained { fingerprint: Fingerprint; record: StageRecord; computed: boolean; restored: string[] }
+export interface Obtained {
+  fingerprint: Fingerprint;
+  record: StageRecord;
+  computed: boolean;
+  restored: string[];
+}
 /** Where a running stage sits: its slot (and GPU) and its share of the cores. */
-export interface Seat { slot: number; threads: number }
+export interface Seat {
+  slot: number;
+  threads: number;
+}
 /** The records of finished stages, shared with the executor: a repair replaces its producers' entries. */
 export type DoneRecords = Map<string, { fingerprint: Fingerprint; record: StageRecord }>;
 
@@ -53,21 +61,38 @@ export class RecordObtainer {
    * while this one waited. An input blob found corrupt while the stage reads it is never used:
    * the blob is removed, the stage that produced it is re-executed, and the stage tries again.
    */
-  async obtain(node: StageNode, fingerprint: Fingerprint, seat: Seat, forced: boolean): Promise<Obtained | StageFailure> {
+  async obtain(
+    node: StageNode,
+    fingerprint: Fingerprint,
+    seat: Seat,
+    forced: boolean,
+  ): Promise<Obtained | StageFailure> {
     for (let repairs = 0; ; repairs++) {
       const key = stageKey(fingerprint);
       const lease = await this.acquireLease(node, key, forced);
       if (lease.got === 'failure') return lease.failure;
-      if (lease.got === 'record') return { fingerprint, record: lease.record, computed: false, restored: lease.restored };
+      if (lease.got === 'record')
+        return { fingerprint, record: lease.record, computed: false, restored: lease.restored };
       try {
         const gpu = this.opts.gpus?.length ? this.opts.gpus[seat.slot % this.opts.gpus.length] : undefined;
         // --force and --from mean from scratch; saved progress is for a stage never finished.
-        const job = jobFor(this.pipeline, node, key, this.upstream, { resume: !forced, slot: seat.slot, gpu, threads: seat.threads });
-        const outcome = await (this.opts.runStage ?? executeStage)(job, this.store, this.opts.signal, {
-          log: (line) => this.opts.onEvent({ type: 'stage-log', id: node.id, line }),
-          note: (line) => this.opts.onEvent({ type: 'stage-note', id: node.id, line }),
-          progress: (update) => this.opts.onEvent({ type: 'stage-progress', id: node.id, update }),
-        }, this.inputBlobsOf(node));
+        const job = jobFor(this.pipeline, node, key, this.upstream, {
+          resume: !forced,
+          slot: seat.slot,
+          gpu,
+          threads: seat.threads,
+        });
+        const outcome = await (this.opts.runStage ?? executeStage)(
+          job,
+          this.store,
+          this.opts.signal,
+          {
+            log: (line) => this.opts.onEvent({ type: 'stage-log', id: node.id, line }),
+            note: (line) => this.opts.onEvent({ type: 'stage-note', id: node.id, line }),
+            progress: (update) => this.opts.onEvent({ type: 'stage-progress', id: node.id, update }),
+          },
+          this.inputBlobsOf(node),
+        );
         if (!outcome.ok) return outcome.failure;
         this.store.commitRecord(outcome.record);
         return { fingerprint, record: outcome.record, computed: true, restored: [] };
@@ -88,7 +113,15 @@ export class RecordObtainer {
    * Takes the key's lease, waiting (interruptibly, up to the lease timeout) while another live
    * process holds it; or the record that process committed meanwhile.
    */
-  private async acquireLease(node: StageNode, key: Digest, forced: boolean): Promise<{ got: 'lease' } | { got: 'record'; record: StageRecord; restored: string[] } | { got: 'failure'; failure: StageFailure }> {
+  private async acquireLease(
+    node: StageNode,
+    key: Digest,
+    forced: boolean,
+  ): Promise<
+    | { got: 'lease' }
+    | { got: 'record'; record: StageRecord; restored: string[] }
+    | { got: 'failure'; failure: StageFailure }
+  > {
     let waitingSince: number | undefined;
     for (;;) {
       if (this.opts.signal.aborted) return { got: 'failure', failure: stageFailure('interrupted', 'interrupted') };
@@ -101,12 +134,23 @@ export class RecordObtainer {
       }
       if (leased) return { got: 'lease' };
       const holder = this.store.leaseHolder(key);
-      const who = holder ? `${holder.what ?? `stage ${node.id}`} held by pid ${holder.pid} since ${new Date(holder.since).toISOString()}` : `stage ${node.id}`;
+      const who = holder
+        ? `${holder.what ?? `stage ${node.id}`} held by pid ${holder.pid} since ${new Date(holder.since).toISOString()}`
+        : `stage ${node.id}`;
       if (waitingSince === undefined) {
         waitingSince = Date.now();
-        this.opts.onEvent({ type: 'warning', message: `${node.id}: waiting for ${who} (another podium process is computing it)` });
+        this.opts.onEvent({
+          type: 'warning',
+          message: `${node.id}: waiting for ${who} (another podium process is computing it)`,
+        });
       } else if (Date.now() - waitingSince > this.opts.leaseTimeoutMs) {
-        return { got: 'failure', failure: stageFailure('stage', `gave up after ${Math.round(this.opts.leaseTimeoutMs / 1000)} s waiting for ${who}; stop that process, or wait longer with --lease-timeout SECONDS`) };
+        return {
+          got: 'failure',
+          failure: stageFailure(
+            'stage',
+            `gave up after ${Math.round(this.opts.leaseTimeoutMs / 1000)} s waiting for ${who}; stop that process, or wait longer with --lease-timeout SECONDS`,
+          ),
+        };
       }
       await this.pause(LEASE_POLL_MS);
     }
@@ -116,9 +160,15 @@ export class RecordObtainer {
   private pause(ms: number): Promise<void> {
     const { signal } = this.opts;
     return new Promise((resolve) => {
-      const onAbort = (): void => { clearTimeout(t); resolve(); };
+      const onAbort = (): void => {
+        clearTimeout(t);
+        resolve();
+      };
       // Removed when the timer fires: a long lease wait polls many times on one signal.
-      const t = setTimeout(() => { signal.removeEventListener('abort', onAbort); resolve(); }, ms);
+      const t = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
@@ -136,9 +186,14 @@ export class RecordObtainer {
     this.store.deleteBlob(e.digest as Digest);
     const producers = inputIds.filter((id) => {
       const rec = this.upstream(id);
-      return !!rec && (Object.values(rec.outputs).includes(e.digest as Digest) || rec.refs.includes(e.digest as Digest));
+      return (
+        !!rec && (Object.values(rec.outputs).includes(e.digest as Digest) || rec.refs.includes(e.digest as Digest))
+      );
     });
-    this.opts.onEvent({ type: 'warning', message: `${node.id}: ${e.message}; removed it, ${producers.length ? `re-executing ${producers.join(', ')}` : `running ${node.id} again`}` });
+    this.opts.onEvent({
+      type: 'warning',
+      message: `${node.id}: ${e.message}; removed it, ${producers.length ? `re-executing ${producers.join(', ')}` : `running ${node.id} again`}`,
+    });
     for (const id of producers) {
       const redo = async (): Promise<StageFailure | undefined> => {
         this.store.deleteRecord(this.upstream(id)!.key);
@@ -151,7 +206,10 @@ export class RecordObtainer {
         this.done.set(id, { fingerprint: redone.fingerprint, record: redone.record });
         return undefined;
       };
-      this.repairing.set(id, redo().finally(() => this.repairing.delete(id)));
+      this.repairing.set(
+        id,
+        redo().finally(() => this.repairing.delete(id)),
+      );
     }
     return (await Promise.all(producers.map((id) => this.repairing.get(id)))).find(Boolean);
   }
@@ -159,16 +217,32 @@ export class RecordObtainer {
   /** Every blob a stage's inputs are or refer to: a cluster job fetches these from the shared store. */
   private inputBlobsOf(node: StageNode): Digest[] {
     const ids = Object.values(node.inputs).flatMap((i) => i.ids);
-    return [...new Set(ids.flatMap((id) => { const rec = this.upstream(id)!; return [...Object.values(rec.outputs), ...rec.refs]; }))];
+    return [
+      ...new Set(
+        ids.flatMap((id) => {
+          const rec = this.upstream(id)!;
+          return [...Object.values(rec.outputs), ...rec.refs];
+        }),
+      ),
+    ];
   }
 
   private blobIntact(digest: Digest): boolean {
-    try { return this.store.getBlob(digest) !== undefined; } catch (err) { if (err instanceof CacheCorruption) return false; throw err; }
+    try {
+      return this.store.getBlob(digest) !== undefined;
+    } catch (err) {
+      if (err instanceof CacheCorruption) return false;
+      throw err;
+    }
   }
 
   /** A lease left behind by a failed write dies with this process anyway (leases are checked for liveness). */
   private releaseQuietly(key: Digest): void {
-    try { this.store.releaseLease(key); } catch (e) { if (!(e instanceof CacheUnavailable)) throw e; }
+    try {
+      this.store.releaseLease(key);
+    } catch (e) {
+      if (!(e instanceof CacheUnavailable)) throw e;
+    }
   }
 
   /**
@@ -178,7 +252,13 @@ export class RecordObtainer {
   restoreOrDrop(node: StageNode, record: StageRecord): string[] | undefined {
     if (this.opts.dryRun) return [];
     try {
-      return node.kind.restore?.({ projectDir: this.pipeline.projectDir, store: stageStoreOf(this.store) }, node.params, record) ?? [];
+      return (
+        node.kind.restore?.(
+          { projectDir: this.pipeline.projectDir, store: stageStoreOf(this.store) },
+          node.params,
+          record,
+        ) ?? []
+      );
     } catch (e) {
       if (!(e instanceof CacheCorruption)) throw e;
       this.store.deleteBlob(e.digest as Digest);

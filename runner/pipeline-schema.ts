@@ -38,8 +38,18 @@ export const baseSchema: JsonSchema = {
     $schema: { type: 'string' },
     name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' },
     description: { type: 'string' },
-    seed: { type: 'integer', minimum: 0, maximum: 4294967295, default: 0, description: 'Part of every stage key; stages derive their randomness from it.' },
-    backend: { enum: [...BACKEND_NAMES], default: 'auto', description: `TensorFlow.js backend for stages that do not set their own (auto: ${AUTO_ORDER}). --backend overrides it.` },
+    seed: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 4294967295,
+      default: 0,
+      description: 'Part of every stage key; stages derive their randomness from it.',
+    },
+    backend: {
+      enum: [...BACKEND_NAMES],
+      default: 'auto',
+      description: `TensorFlow.js backend for stages that do not set their own (auto: ${AUTO_ORDER}). --backend overrides it.`,
+    },
     stages: {
       type: 'object',
       minProperties: 1,
@@ -55,7 +65,10 @@ export function fullSchema(kinds: Iterable<StageKind<unknown>>): JsonSchema {
   const list = [...kinds];
   const stage: JsonSchema = {
     ...stageSchema,
-    properties: { ...(stageSchema.properties as object), uses: { enum: list.map((k) => k.name), description: 'The stage kind.' } },
+    properties: {
+      ...(stageSchema.properties as object),
+      uses: { enum: list.map((k) => k.name), description: 'The stage kind.' },
+    },
     allOf: list.map((k) => ({
       if: { properties: { uses: { const: k.name } } },
       then: { properties: { params: k.params } },

@@ -4,7 +4,11 @@ import { alg } from '@dagrejs/graphlib';
 import type { Pipeline } from './analyze.js';
 import { didYouMean, UsageError } from './diagnostics.js';
 
-export interface PlanOptions { only?: string[]; from?: string; force?: string[] }
+export interface PlanOptions {
+  only?: string[];
+  from?: string;
+  force?: string[];
+}
 
 export interface Plan {
   /** Stages to consider, in topological order. */
@@ -28,18 +32,32 @@ export function resolveIds(pipeline: Pipeline, names: string[], flag: string): s
       const matrix = pointsOf(pipeline, alias[1]!);
       const id = matrix[Number(alias[2])];
       if (id !== undefined) return [id];
-      if (matrix.length) throw new UsageError(`${flag} ${name}: ${alias[1]} has ${matrix.length} matrix points, ${alias[1]}@0 to ${alias[1]}@${matrix.length - 1}`);
-      if (pipeline.byId.has(alias[1]!)) throw new UsageError(`${flag} ${name}: ${alias[1]} has no matrix; name it ${alias[1]}`);
+      if (matrix.length)
+        throw new UsageError(
+          `${flag} ${name}: ${alias[1]} has ${matrix.length} matrix points, ${alias[1]}@0 to ${alias[1]}@${matrix.length - 1}`,
+        );
+      if (pipeline.byId.has(alias[1]!))
+        throw new UsageError(`${flag} ${name}: ${alias[1]} has no matrix; name it ${alias[1]}`);
     }
     const bases = [...new Set(pipeline.stages.map((s) => s.baseId))];
-    const hint = didYouMean(name.split('@')[0]!, bases) || didYouMean(name, pipeline.stages.map((s) => s.id));
-    throw new UsageError(`${flag} ${name}: no stage with that id in ${pipeline.name}${hint} (stages: ${bases.join(', ')})`);
+    const hint =
+      didYouMean(name.split('@')[0]!, bases) ||
+      didYouMean(
+        name,
+        pipeline.stages.map((s) => s.id),
+      );
+    throw new UsageError(
+      `${flag} ${name}: no stage with that id in ${pipeline.name}${hint} (stages: ${bases.join(', ')})`,
+    );
   });
 }
 
 /** A matrix stage's concrete ids in expansion order (index = the `@N` alias); [] for a plain stage. */
 export function pointsOf(pipeline: Pipeline, baseId: string): string[] {
-  return pipeline.stages.filter((s) => s.baseId === baseId && s.point !== undefined).sort((a, b) => a.point! - b.point!).map((s) => s.id);
+  return pipeline.stages
+    .filter((s) => s.baseId === baseId && s.point !== undefined)
+    .sort((a, b) => a.point! - b.point!)
+    .map((s) => s.id);
 }
 
 export function plan(pipeline: Pipeline, opts: PlanOptions): Plan {
@@ -69,7 +87,11 @@ function ancestors(pipeline: Pipeline, id: string): Set<string> {
   const seen = new Set<string>();
   const stack = [id];
   while (stack.length) {
-    for (const p of pipeline.graph.predecessors(stack.pop()!) ?? []) if (!seen.has(p)) { seen.add(p); stack.push(p); }
+    for (const p of pipeline.graph.predecessors(stack.pop()!) ?? [])
+      if (!seen.has(p)) {
+        seen.add(p);
+        stack.push(p);
+      }
   }
   return seen;
 }

@@ -19,12 +19,23 @@ interface Running {
   seriesStart?: { at: number; done: number; unit: string; total: number };
 }
 
-export function ttyLogger(out: NodeJS.WriteStream & { columns?: number } = process.stderr, verbose = false): EventSink & { stop(): void } {
+export function ttyLogger(
+  out: NodeJS.WriteStream & { columns?: number } = process.stderr,
+  verbose = false,
+): EventSink & { stop(): void } {
   const live = createLogUpdate(out, { showCursor: true });
   const running = new Map<string, Running>();
   // Lines that stay: written through a plain logger into a buffer, then above the live block.
   let pending = '';
-  const plain = humanLogger({ write: (s: string) => { pending += s; return true; } } as NodeJS.WritableStream, verbose);
+  const plain = humanLogger(
+    {
+      write: (s: string) => {
+        pending += s;
+        return true;
+      },
+    } as NodeJS.WritableStream,
+    verbose,
+  );
   let timer: NodeJS.Timeout | undefined;
 
   const render = (): void => {
@@ -39,7 +50,9 @@ export function ttyLogger(out: NodeJS.WriteStream & { columns?: number } = proce
     const rows = [...running.entries()].map(([id, r]) => row(id, r, now).slice(0, width));
     live(rows.join('\n'));
   };
-  const schedule = (): void => { timer ??= setTimeout(render, FRAME_MS); };
+  const schedule = (): void => {
+    timer ??= setTimeout(render, FRAME_MS);
+  };
 
   const sink = (e: RunEvent): void => {
     switch (e.type) {
@@ -51,7 +64,8 @@ export function ttyLogger(out: NodeJS.WriteStream & { columns?: number } = proce
         if (!r) return;
         const u = e.update;
         const s = r.seriesStart;
-        if (!s || s.unit !== u.unit || s.total !== u.total) r.seriesStart = { at: Date.now(), done: u.done, unit: u.unit, total: u.total };
+        if (!s || s.unit !== u.unit || s.total !== u.total)
+          r.seriesStart = { at: Date.now(), done: u.done, unit: u.unit, total: u.total };
         // A new epoch starts the count again: keep measuring the rate across it.
         else if (u.done < (r.update?.done ?? 0)) s.done -= u.total;
         r.update = u;
@@ -64,7 +78,8 @@ export function ttyLogger(out: NodeJS.WriteStream & { columns?: number } = proce
         break;
     }
     plain(e);
-    if (pending && e.type !== 'stage-progress') render(); else schedule();
+    if (pending && e.type !== 'stage-progress') render();
+    else schedule();
   };
   return Object.assign(sink, {
     stop(): void {
@@ -88,7 +103,12 @@ function row(id: string, r: Running, now: number): string {
   const secs = s ? (now - s.at) / 1000 : 0;
   const rate = s && secs > 0.2 && u.done > s.done ? (u.done - s.done) / secs : undefined;
   const eta = rate && rate > 0 ? clock((u.total - u.done) / rate) : '–';
-  const parts = [`${Math.floor(frac * 100)}%`.padStart(4), `${u.done}/${u.total} ${u.unit}`, rate === undefined ? '' : `${rate.toFixed(rate < 10 ? 1 : 0)}/s`, `ETA ${eta}`];
+  const parts = [
+    `${Math.floor(frac * 100)}%`.padStart(4),
+    `${u.done}/${u.total} ${u.unit}`,
+    rate === undefined ? '' : `${rate.toFixed(rate < 10 ? 1 : 0)}/s`,
+    `ETA ${eta}`,
+  ];
   return `${pc.cyan('…')} ${pc.bold(id)}  ${pc.green(bar)} ${parts.filter(Boolean).join('  ')}${u.detail ? `  ${pc.dim(u.detail)}` : ''}`;
 }
 

@@ -47,21 +47,35 @@ const SLURM_KEYS = [...SETTING_KEYS, 'maxJobs', 'requeueLimit', 'spool', 'pollMs
 export function readProjectConfig(projectDir: string): ProjectConfig {
   const file = join(projectDir, CONFIG_FILE);
   let text: string;
-  try { text = readFileSync(file, 'utf8'); } catch { return {}; }
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return {};
+  }
   let raw: unknown;
-  try { raw = JSON.parse(text); } catch (e) { throw new UsageError(`${file}: not valid JSON (${(e as Error).message})`); }
-  const bad = (what: string): never => { throw new UsageError(`${file}: ${what}`); };
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  const bad = (what: string): never => {
+    throw new UsageError(`${file}: ${what}`);
+  };
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) bad('expected an object');
   const cfg = raw as ProjectConfig & Record<string, unknown>;
-  for (const k of Object.keys(cfg)) if (k !== 'remote' && k !== 'slurm' && k !== '$schema') bad(`unknown field "${k}" (known: remote, slurm)`);
+  for (const k of Object.keys(cfg))
+    if (k !== 'remote' && k !== 'slurm' && k !== '$schema') bad(`unknown field "${k}" (known: remote, slurm)`);
   if (cfg.remote !== undefined && typeof cfg.remote !== 'string') bad('"remote" must be a folder path');
   if (cfg.slurm !== undefined) {
     checkSettings(cfg.slurm, 'slurm', SLURM_KEYS, bad);
-    for (const [id, s] of Object.entries(cfg.slurm.stages ?? {})) checkSettings(s, `slurm.stages.${id}`, SETTING_KEYS, bad);
+    for (const [id, s] of Object.entries(cfg.slurm.stages ?? {}))
+      checkSettings(s, `slurm.stages.${id}`, SETTING_KEYS, bad);
   }
   return {
     ...(cfg.remote ? { remote: resolve(projectDir, cfg.remote) } : {}),
-    ...(cfg.slurm ? { slurm: { ...cfg.slurm, ...(cfg.slurm.spool ? { spool: resolve(projectDir, cfg.slurm.spool) } : {}) } } : {}),
+    ...(cfg.slurm
+      ? { slurm: { ...cfg.slurm, ...(cfg.slurm.spool ? { spool: resolve(projectDir, cfg.slurm.spool) } : {}) } }
+      : {}),
   };
 }
 
@@ -70,10 +84,14 @@ function checkSettings(s: unknown, where: string, keys: string[], bad: (w: strin
   const o = s as Record<string, unknown>;
   for (const [k, v] of Object.entries(o)) {
     if (!keys.includes(k)) bad(`unknown field "${where}.${k}" (known: ${keys.join(', ')})`);
-    const ok = k === 'sbatchArgs' ? Array.isArray(v) && v.every((x) => typeof x === 'string')
-      : k === 'stages' ? typeof v === 'object' && v !== null
-        : ['cpusPerTask', 'maxJobs', 'requeueLimit', 'pollMs'].includes(k) ? Number.isInteger(v) && (v as number) >= (k === 'requeueLimit' ? 0 : 1)
-          : typeof v === 'string' && v !== '';
+    const ok =
+      k === 'sbatchArgs'
+        ? Array.isArray(v) && v.every((x) => typeof x === 'string')
+        : k === 'stages'
+          ? typeof v === 'object' && v !== null
+          : ['cpusPerTask', 'maxJobs', 'requeueLimit', 'pollMs'].includes(k)
+            ? Number.isInteger(v) && (v as number) >= (k === 'requeueLimit' ? 0 : 1)
+            : typeof v === 'string' && v !== '';
     if (!ok) bad(`"${where}.${k}" has the wrong type (${JSON.stringify(v)})`);
   }
 }
@@ -88,7 +106,11 @@ export function remoteLocation(flag: string | undefined, projectDir: string): st
 /** The sbatch settings of one stage: defaults, then its kind's, its matrix family's, its own. */
 export function settingsFor(cfg: SlurmConfig, stage: { id: string; baseId: string; kind: string }): SlurmSettings {
   const pick = ({ partition, time, account, gres, cpusPerTask, mem, sbatchArgs }: SlurmSettings): SlurmSettings =>
-    Object.fromEntries(Object.entries({ partition, time, account, gres, cpusPerTask, mem, sbatchArgs }).filter(([, v]) => v !== undefined));
+    Object.fromEntries(
+      Object.entries({ partition, time, account, gres, cpusPerTask, mem, sbatchArgs }).filter(
+        ([, v]) => v !== undefined,
+      ),
+    );
   let out = pick(cfg);
   for (const name of [stage.kind, stage.baseId, stage.id]) {
     const own = cfg.stages?.[name];

@@ -13,11 +13,21 @@ import { plan } from './plan.js';
 import type { Pipeline } from './analyze.js';
 import { keyOptions, type RunOptions, type RunSummary } from './run-options.js';
 
-export async function runFull(file: string | undefined, opts: RunOptions, plain: boolean, onEvent: EventSink, signal: AbortSignal): Promise<RunSummary> {
+export async function runFull(
+  file: string | undefined,
+  opts: RunOptions,
+  plain: boolean,
+  onEvent: EventSink,
+  signal: AbortSignal,
+): Promise<RunSummary> {
   const pipeline = loadPipeline(file, opts);
   const thePlan = plan(pipeline, opts);
-  if (opts.jobs !== undefined && (!Number.isInteger(opts.jobs) || opts.jobs < 1)) throw new UsageError(`--jobs must be a positive integer, got ${opts.jobs}`);
-  const cluster = opts.executor === 'slurm' && !opts.dryRun ? await (await import('./slurm/setup.js')).slurmSetup(pipeline, opts, onEvent) : undefined;
+  if (opts.jobs !== undefined && (!Number.isInteger(opts.jobs) || opts.jobs < 1))
+    throw new UsageError(`--jobs must be a positive integer, got ${opts.jobs}`);
+  const cluster =
+    opts.executor === 'slurm' && !opts.dryRun
+      ? await (await import('./slurm/setup.js')).slurmSetup(pipeline, opts, onEvent)
+      : undefined;
   const jobs = cluster?.maxJobs ?? opts.jobs ?? (opts.gpus?.length || availableParallelism());
   const { path: lockPath, lock } = lockOf(pipeline);
   const runId = `${new Date().toISOString()}-${process.pid}`;
@@ -28,7 +38,16 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
     : await openRegistered(opts, pipeline.projectDir, runId, `podium run ${pipeline.file}`, onEvent, signal);
   if (!store) return { pipeline: pipeline.name, stages: [], lockWritten: false, noop: false };
   try {
-    const outcome = await execute(pipeline, thePlan, store, { jobs, gpus: opts.gpus, dryRun: !!opts.dryRun, lock, onEvent, signal, leaseTimeoutMs: leaseTimeoutMs(opts), ...(cluster ? { runStage: cluster.backend.runStage } : {}) });
+    const outcome = await execute(pipeline, thePlan, store, {
+      jobs,
+      gpus: opts.gpus,
+      dryRun: !!opts.dryRun,
+      lock,
+      onEvent,
+      signal,
+      leaseTimeoutMs: leaseTimeoutMs(opts),
+      ...(cluster ? { runStage: cluster.backend.runStage } : {}),
+    });
     if (cluster && signal.aborted) await cluster.backend.afterInterrupt();
     // As events, for the log and for API callers; taken, so the CLI does not print them again.
     for (const w of takeCacheWarnings()) onEvent({ type: 'warning', message: w });
@@ -38,11 +57,19 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
       // A no-op run leaves the file (and its mtime) alone. A key determines its entry (the
       // fingerprint hashes to it, the record stored under it holds outputs and metrics), so
       // comparing keys is enough and much cheaper than serialising the whole lock.
-      if (!lock || lockIsOutdated(pipeline, lock, outcome)) { writeLock(lockPath, mergeLock(pipeline, lock, outcome)); lockWritten = true; }
+      if (!lock || lockIsOutdated(pipeline, lock, outcome)) {
+        writeLock(lockPath, mergeLock(pipeline, lock, outcome));
+        lockWritten = true;
+      }
     }
     // Runs are remembered so gc keeps recent results; a run that executed nothing adds nothing.
     if (!opts.dryRun && outcome.reports.some((r) => r.status === 'ran')) {
-      store.addRun({ id: runId, pipeline: pipeline.file, at: new Date().toISOString(), keys: [...outcome.done.values()].map((d) => d.record.key) });
+      store.addRun({
+        id: runId,
+        pipeline: pipeline.file,
+        at: new Date().toISOString(),
+        keys: [...outcome.done.values()].map((d) => d.record.key),
+      });
     }
     if (plain) {
       if (ok) await saveNoop(cacheDir(opts, pipeline.projectDir), pipeline, outcome, lockPath, keyOptions(opts));
@@ -50,7 +77,11 @@ export async function runFull(file: string | undefined, opts: RunOptions, plain:
     }
     return { pipeline: pipeline.name, stages: outcome.reports, lockWritten, noop: false };
   } finally {
-    try { store.endRun(runId); } catch { /* a dead run's registration is ignored by gc anyway */ }
+    try {
+      store.endRun(runId);
+    } catch {
+      /* a dead run's registration is ignored by gc anyway */
+    }
     await store.close();
   }
 }
@@ -67,7 +98,8 @@ function mergeLock(pipeline: Pipeline, old: LockFile | undefined, outcome: Outco
   const stages: Record<string, LockStage> = {};
   for (const node of pipeline.stages) {
     const d = outcome.done.get(node.id);
-    if (d) stages[node.id] = { ...d.fingerprint, key: d.record.key, outputs: d.record.outputs, metrics: d.record.metrics };
+    if (d)
+      stages[node.id] = { ...d.fingerprint, key: d.record.key, outputs: d.record.outputs, metrics: d.record.metrics };
     else if (old?.stages[node.id]) stages[node.id] = old.stages[node.id]!;
   }
   return { pipeline: pipeline.name, seed: pipeline.seed, stages };

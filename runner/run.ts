@@ -8,7 +8,12 @@ import { keyOptions, type RunOptions, type RunSummary } from './run-options.js';
 
 export type { RunOptions, RunSummary } from './run-options.js';
 
-export async function runPipeline(file: string | undefined, opts: RunOptions, onEvent: EventSink, signal: AbortSignal): Promise<RunSummary> {
+export async function runPipeline(
+  file: string | undefined,
+  opts: RunOptions,
+  onEvent: EventSink,
+  signal: AbortSignal,
+): Promise<RunSummary> {
   const plain = !opts.dryRun && !opts.only?.length && !opts.from && !opts.force?.length;
   if (plain && file) {
     const path = pipelinePath(file);

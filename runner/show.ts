@@ -20,7 +20,11 @@ export interface ShowReport {
   recordSource: 'current' | 'lock' | null;
 }
 
-export async function show(file: string | undefined, stage: string | undefined, opts: CommonOptions): Promise<ShowReport> {
+export async function show(
+  file: string | undefined,
+  stage: string | undefined,
+  opts: CommonOptions,
+): Promise<ShowReport> {
   const pipeline = loadPipeline(file, opts);
   if (!stage) throw new UsageError('missing the stage argument: podium show <pipeline> <stage>');
   const ids = resolveIds(pipeline, [stage], 'show');
@@ -40,7 +44,14 @@ export async function show(file: string | undefined, stage: string | undefined, 
       key: s.key ?? null,
       params: s.node.params,
       inputs: Object.fromEntries(Object.entries(s.node.inputs).map(([k, v]) => [k, v.ids])),
-      record: record ? { ...record, outputSizes: Object.fromEntries(Object.entries(record.outputs).map(([k, d]) => [k, store.blobInfo(d)?.size ?? null])) } : null,
+      record: record
+        ? {
+            ...record,
+            outputSizes: Object.fromEntries(
+              Object.entries(record.outputs).map(([k, d]) => [k, store.blobInfo(d)?.size ?? null]),
+            ),
+          }
+        : null,
       recordSource: s.record ? 'current' : record ? 'lock' : null,
     };
   } finally {
@@ -49,16 +60,32 @@ export async function show(file: string | undefined, stage: string | undefined, 
 }
 
 export function formatShow(r: ShowReport): string {
-  const lines = [`${r.id} (${r.kind}): ${r.status}${r.reasons.length ? ` — ${r.reasons.join('; ')}` : ''}`, `key     ${r.key ?? '(unknown: an input is stale)'}`];
+  const lines = [
+    `${r.id} (${r.kind}): ${r.status}${r.reasons.length ? ` — ${r.reasons.join('; ')}` : ''}`,
+    `key     ${r.key ?? '(unknown: an input is stale)'}`,
+  ];
   lines.push(`params  ${JSON.stringify(r.params)}`);
   for (const [k, v] of Object.entries(r.inputs)) lines.push(`input   ${k} ← ${v.join(', ')}`);
   const rec = r.record;
-  if (!rec) { lines.push('record  none in the cache'); return lines.join('\n'); }
-  if (r.recordSource === 'lock') lines.push(`record  (from the lock file; the current params have no result yet) ${rec.key}`);
-  lines.push(`ran     ${rec.startedAt} in ${(rec.durationMs / 1000).toFixed(2)}s${rec.backend ? ` on ${rec.backend}` : ''}`);
-  if (rec.timing) lines.push(`timing  ${Object.entries(rec.timing).map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`).join(', ')}`);
-  for (const [k, d] of Object.entries(rec.outputs)) lines.push(`output  ${k}  ${d.slice(0, 12)}  ${rec.outputSizes[k] ?? '?'} bytes`);
-  if (Object.keys(rec.outputs).length) lines.push(`        (take one out: podium cat ${quote(r.file)} ${quote(r.id)} <output> [--out FILE])`);
+  if (!rec) {
+    lines.push('record  none in the cache');
+    return lines.join('\n');
+  }
+  if (r.recordSource === 'lock')
+    lines.push(`record  (from the lock file; the current params have no result yet) ${rec.key}`);
+  lines.push(
+    `ran     ${rec.startedAt} in ${(rec.durationMs / 1000).toFixed(2)}s${rec.backend ? ` on ${rec.backend}` : ''}`,
+  );
+  if (rec.timing)
+    lines.push(
+      `timing  ${Object.entries(rec.timing)
+        .map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`)
+        .join(', ')}`,
+    );
+  for (const [k, d] of Object.entries(rec.outputs))
+    lines.push(`output  ${k}  ${d.slice(0, 12)}  ${rec.outputSizes[k] ?? '?'} bytes`);
+  if (Object.keys(rec.outputs).length)
+    lines.push(`        (take one out: podium cat ${quote(r.file)} ${quote(r.id)} <output> [--out FILE])`);
   for (const [k, m] of Object.entries(rec.metrics)) lines.push(`metric  ${k} = ${JSON.stringify(m)}`);
   if (rec.logTail.length) lines.push('log tail:', ...rec.logTail.map((l) => `  | ${l}`));
   return lines.join('\n');

@@ -33,7 +33,12 @@ export function stageFailure(reason: FailureReason, message: string, logTail: st
 export function failureOf(e: unknown): StageFailure {
   if (e instanceof StageError) {
     const reason = e instanceof InputError ? 'input' : 'stage';
-    return { reason, message: e.message, logTail: e.logTail, ...(e instanceof InputError && e.path !== undefined ? { path: e.path } : {}) };
+    return {
+      reason,
+      message: e.message,
+      logTail: e.logTail,
+      ...(e instanceof InputError && e.path !== undefined ? { path: e.path } : {}),
+    };
   }
   // Not a failure the stage anticipated: keep the stack for whoever debugs it.
   const err = e instanceof Error ? e : new Error(String(e));

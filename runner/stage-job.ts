@@ -28,7 +28,12 @@ export interface StageListener {
 }
 
 /** What a stage's run() gets: the job's fields, the store, the signal and where its lines go. */
-export function contextFor(job: Omit<StageJob, 'kind'>, store: StageStore, signal: AbortSignal, listener: StageListener): StageContext {
+export function contextFor(
+  job: Omit<StageJob, 'kind'>,
+  store: StageStore,
+  signal: AbortSignal,
+  listener: StageListener,
+): StageContext {
   const { stageId, key, resume, projectDir, seed, slot, gpu, threads, inputs } = job;
   const { log, note, progress } = listener;
   return { stageId, key, resume, projectDir, seed, slot, gpu, threads, inputs, store, signal, log, note, progress };
@@ -41,11 +46,17 @@ export function throttledProgress(send: (p: Progress) => void, intervalMs = 100)
   let timer: NodeJS.Timeout | undefined;
   const flush = (): void => {
     timer = undefined;
-    if (pending) { last = Date.now(); send(pending); pending = undefined; }
+    if (pending) {
+      last = Date.now();
+      send(pending);
+      pending = undefined;
+    }
   };
   return (p) => {
     pending = p;
-    if (p.done >= p.total || Date.now() - last >= intervalMs) { if (timer) clearTimeout(timer); flush(); }
-    else timer ??= setTimeout(flush, intervalMs - (Date.now() - last));
+    if (p.done >= p.total || Date.now() - last >= intervalMs) {
+      if (timer) clearTimeout(timer);
+      flush();
+    } else timer ??= setTimeout(flush, intervalMs - (Date.now() - last));
   };
 }

@@ -10,15 +10,20 @@ export function topoOrder<Node extends { id: string }>(graph: Graph, nodes: Node
   const heap: number[] = [];
   const push = (x: number): void => {
     let i = heap.push(x) - 1;
-    while (i > 0 && heap[(i - 1) >> 1]! > heap[i]!) { const p = (i - 1) >> 1; [heap[p], heap[i]] = [heap[i]!, heap[p]!]; i = p; }
+    while (i > 0 && heap[(i - 1) >> 1]! > heap[i]!) {
+      const p = (i - 1) >> 1;
+      [heap[p], heap[i]] = [heap[i]!, heap[p]!];
+      i = p;
+    }
   };
   const pop = (): number => {
     const top = heap[0]!;
     const last = heap.pop()!;
     if (heap.length) {
       heap[0] = last;
-      for (let i = 0; ;) {
-        const l = 2 * i + 1, r = l + 1;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1,
+          r = l + 1;
         let m = i;
         if (l < heap.length && heap[l]! < heap[m]!) m = l;
         if (r < heap.length && heap[r]! < heap[m]!) m = r;
@@ -29,7 +34,9 @@ export function topoOrder<Node extends { id: string }>(graph: Graph, nodes: Node
     }
     return top;
   };
-  nodes.forEach((n, i) => { if (indeg.get(n.id) === 0) push(i); });
+  nodes.forEach((n, i) => {
+    if (indeg.get(n.id) === 0) push(i);
+  });
   const order: Node[] = [];
   while (heap.length) {
     const node = nodes[pop()]!;

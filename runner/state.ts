@@ -32,13 +32,32 @@ export function pipelineState(pipeline: Pipeline, store: Store, lock: LockFile |
  * One stage's state, its inputs read from the upstream records `upstream` gives. forced (--force,
  * --from): its record does not count, the stage is stale whatever the cache holds.
  */
-export function stageState(pipeline: Pipeline, node: StageNode, store: Store, upstream: (id: string) => StageRecord | undefined, locked: LockStage | undefined, forced = false): StageState {
+export function stageState(
+  pipeline: Pipeline,
+  node: StageNode,
+  store: Store,
+  upstream: (id: string) => StageRecord | undefined,
+  locked: LockStage | undefined,
+  forced = false,
+): StageState {
   const fp = fingerprintOf(pipeline, node, store, upstream);
-  if (!fp.ok) return { node, fresh: false, staleInput: { input: fp.input, upstream: fp.upstream }, reasons: [`input "${fp.input}" is stale (stage ${fp.upstream})`] };
+  if (!fp.ok)
+    return {
+      node,
+      fresh: false,
+      staleInput: { input: fp.input, upstream: fp.upstream },
+      reasons: [`input "${fp.input}" is stale (stage ${fp.upstream})`],
+    };
   const key = stageKey(fp.fingerprint);
   const record = forced ? undefined : store.getRecord(key);
   if (record) return { node, fresh: true, fingerprint: fp.fingerprint, key, record, reasons: [] };
-  return { node, fresh: false, fingerprint: fp.fingerprint, key, reasons: forced ? ['forced'] : explainChange(fp.fingerprint, node, locked) };
+  return {
+    node,
+    fresh: false,
+    fingerprint: fp.fingerprint,
+    key,
+    reasons: forced ? ['forced'] : explainChange(fp.fingerprint, node, locked),
+  };
 }
 
 /** The state as a lock file would record it; stale stages keep what is known of them. */
@@ -46,7 +65,12 @@ export function stateAsLock(pipeline: Pipeline, states: StageState[]): LockFile 
   const stages: Record<string, LockStage> = {};
   for (const s of states) {
     if (!s.fingerprint || !s.key) continue;
-    stages[s.node.id] = { ...s.fingerprint, key: s.key, outputs: s.record?.outputs ?? {}, metrics: s.record?.metrics ?? {} };
+    stages[s.node.id] = {
+      ...s.fingerprint,
+      key: s.key,
+      outputs: s.record?.outputs ?? {},
+      metrics: s.record?.metrics ?? {},
+    };
   }
   return { pipeline: pipeline.name, seed: pipeline.seed, stages };
 }

@@ -11,7 +11,10 @@ import { digestOf } from '../cache/canonical.js';
 import { stageKinds } from '../stages/registry.js';
 import { baseSchema } from './pipeline-schema.js';
 
-export interface Validator { (data: unknown): boolean; errors?: ErrorObject[] | null }
+export interface Validator {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
+}
 
 // verbose: errors carry the offending data and schema, for messages like "expected array, got string".
 const AJV_OPTIONS = { allErrors: true, useDefaults: true, strict: false, verbose: true } as const;
@@ -35,9 +38,14 @@ function load(): { get(name: string): Validator } {
   const all = schemas();
   const digest = digestOf(all);
   try {
-    const mod = createRequire(import.meta.url)(`./${GENERATED}`) as { schemaDigest: string; validators: Record<string, Validator> };
+    const mod = createRequire(import.meta.url)(`./${GENERATED}`) as {
+      schemaDigest: string;
+      validators: Record<string, Validator>;
+    };
     if (mod.schemaDigest === digest) return { get: (name) => mod.validators[name]! };
-  } catch { /* not built: compile below */ }
+  } catch {
+    /* not built: compile below */
+  }
   const ajv = newAjv(false);
   const compiled = new Map<string, Validator>();
   return {
@@ -58,7 +66,9 @@ function newAjv(source: boolean) {
 /** Build step: write the standalone validators beside this module. */
 export function writeGenerated(): string {
   const require = createRequire(import.meta.url);
-  const standaloneCode = (require('ajv/dist/standalone') as { default: (ajv: unknown, refs: Record<string, string>) => string }).default;
+  const standaloneCode = (
+    require('ajv/dist/standalone') as { default: (ajv: unknown, refs: Record<string, string>) => string }
+  ).default;
   const all = schemas();
   const ajv = newAjv(true);
   const refs: Record<string, string> = {};
@@ -67,8 +77,13 @@ export function writeGenerated(): string {
     refs[`v${i}`] = `s${i}`;
   });
   const code = standaloneCode(ajv, refs);
-  const names = Object.keys(all).map((name, i) => `${JSON.stringify(name)}: module.exports.v${i}`).join(',\n  ');
+  const names = Object.keys(all)
+    .map((name, i) => `${JSON.stringify(name)}: module.exports.v${i}`)
+    .join(',\n  ');
   const path = join(dirname(fileURLToPath(import.meta.url)), GENERATED);
-  writeFileSync(path, `${code}\nmodule.exports.schemaDigest = ${JSON.stringify(digestOf(all))};\nmodule.exports.validators = {\n  ${names}\n};\n`);
+  writeFileSync(
+    path,
+    `${code}\nmodule.exports.schemaDigest = ${JSON.stringify(digestOf(all))};\nmodule.exports.validators = {\n  ${names}\n};\n`,
+  );
   return path;
 }

@@ -27,10 +27,24 @@ function workerScript(): string {
   return existsSync(compiled) ? compiled : join(here, '..', 'dist', 'runner', 'worker.js');
 }
 
-export async function runInWorker(job: StageJob, opener: StoreOpener, signal: AbortSignal, listener: StageListener): Promise<{ ok: true; result: StageResult } | { ok: false; failure: StageFailure }> {
+export async function runInWorker(
+  job: StageJob,
+  opener: StoreOpener,
+  signal: AbortSignal,
+  listener: StageListener,
+): Promise<{ ok: true; result: StageResult } | { ok: false; failure: StageFailure }> {
   const { log } = listener;
   const env = job.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: job.gpu } : {};
-  const child = execaNode(workerScript(), [], { ipc: true, serialization: 'advanced', reject: false, stdout: 'pipe', stderr: 'pipe', cancelSignal: signal, env, cwd: job.projectDir });
+  const child = execaNode(workerScript(), [], {
+    ipc: true,
+    serialization: 'advanced',
+    reject: false,
+    stdout: 'pipe',
+    stderr: 'pipe',
+    cancelSignal: signal,
+    env,
+    cwd: job.projectDir,
+  });
   const request: WorkerRequest = { ...job, kind: job.kind.name, opener };
   await child.sendMessage(request as never);
   let outcome: WorkerMessage | undefined;
@@ -39,15 +53,22 @@ export async function runInWorker(job: StageJob, opener: StoreOpener, signal: Ab
     if (m.type === 'log') log(m.line);
     else if (m.type === 'note') listener.note(m.line);
     else if (m.type === 'progress') listener.progress(m.update);
-    else { outcome = m; break; }
+    else {
+      outcome = m;
+      break;
+    }
   }
   const done = await child;
   for (const line of `${done.stderr ?? ''}`.split('\n').filter(Boolean)) log(line);
   switch (outcome?.type) {
-    case 'result': return { ok: true, result: outcome.result };
-    case 'failure': return { ok: false, failure: outcome.failure };
-    case 'cache-corrupt': throw new CacheCorruption(outcome.digest, outcome.message);
-    case 'cache-unavailable': throw new CacheUnavailable(outcome.message);
+    case 'result':
+      return { ok: true, result: outcome.result };
+    case 'failure':
+      return { ok: false, failure: outcome.failure };
+    case 'cache-corrupt':
+      throw new CacheCorruption(outcome.digest, outcome.message);
+    case 'cache-unavailable':
+      throw new CacheUnavailable(outcome.message);
   }
   if (done.isCanceled) return { ok: false, failure: stageFailure('interrupted', 'interrupted') };
   const how = done.signal ? `was killed by ${done.signal}` : `exited with code ${done.exitCode}`;

@@ -14,15 +14,17 @@ import { contextFor, throttledProgress } from './stage-job.js';
 import type { WorkerMessage, WorkerRequest } from './worker-client.js';
 
 /** Resolves once the message is handed to the channel, so the last one is not lost at exit. */
-const send = (m: WorkerMessage): Promise<void> => new Promise((resolve, reject) => {
-  process.send!(m, undefined, {}, (err: Error | null) => (err ? reject(err) : resolve()));
-});
+const send = (m: WorkerMessage): Promise<void> =>
+  new Promise((resolve, reject) => {
+    process.send!(m, undefined, {}, (err: Error | null) => (err ? reject(err) : resolve()));
+  });
 
 // A worker whose runner died (killed, crashed) has no one to report to: stop at once rather
 // than keep a core busy. Finished epochs are already in the cache; the next run resumes.
 process.on('disconnect', () => process.exit(1));
 
-if (!process.send) throw new Error('runner/worker.js runs as a stage worker process, started by the runner with an IPC channel');
+if (!process.send)
+  throw new Error('runner/worker.js runs as a stage worker process, started by the runner with an IPC channel');
 const [req] = (await once(process, 'message')) as [WorkerRequest];
 const kind = stageKinds.get(req.kind);
 let store: OwnStageStore | undefined;
@@ -31,13 +33,16 @@ try {
   store = await openStoreFrom(req.opener);
   // The runner keeps the log tail (every line comes over the channel) and stops a worker by
   // killing it (execa's cancelSignal), never by asking: the stage's signal here never fires.
-  const result = await kind.run(contextFor(req, store, AbortSignal.any([]), {
-    log: (line) => void send({ type: 'log', line }),
-    // One message: the runner's note() also puts the line in the stage's log.
-    note: (line) => void send({ type: 'note', line }),
-    // The runner throttles too; this keeps the IPC channel quiet when a stage reports every step.
-    progress: throttledProgress((update) => void send({ type: 'progress', update })),
-  }), req.params);
+  const result = await kind.run(
+    contextFor(req, store, AbortSignal.any([]), {
+      log: (line) => void send({ type: 'log', line }),
+      // One message: the runner's note() also puts the line in the stage's log.
+      note: (line) => void send({ type: 'note', line }),
+      // The runner throttles too; this keeps the IPC channel quiet when a stage reports every step.
+      progress: throttledProgress((update) => void send({ type: 'progress', update })),
+    }),
+    req.params,
+  );
   await store.flush();
   await send({ type: 'result', result });
 } catch (e) {

@@ -9,7 +9,12 @@ import { fullSchema } from './pipeline-schema.js';
 
 // Compiled this file sits in dist/runner/, under vitest in runner/: find the package root either way.
 const here = dirname(fileURLToPath(import.meta.url));
-export const SCHEMA_PATH = join(here, ...(here.split(/[\\/]/).at(-2) === 'dist' ? ['..', '..'] : ['..']), 'schema', 'pipeline.schema.json');
+export const SCHEMA_PATH = join(
+  here,
+  ...(here.split(/[\\/]/).at(-2) === 'dist' ? ['..', '..'] : ['..']),
+  'schema',
+  'pipeline.schema.json',
+);
 
 export function schemaText(): string {
   return `${stableStringify(fullSchema(stageKinds.values()))}\n`;

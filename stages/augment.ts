@@ -12,11 +12,27 @@ const params = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    level: { enum: [0, 1, 2, 3], default: 1, description: "MXNet's set_data_aug_level: 1 crop+mirror, 2 adds HSL jitter, 3 adds rotation/shear/aspect. Explicit params below override it." },
+    level: {
+      enum: [0, 1, 2, 3],
+      default: 1,
+      description:
+        "MXNet's set_data_aug_level: 1 crop+mirror, 2 adds HSL jitter, 3 adds rotation/shear/aspect. Explicit params below override it.",
+    },
     crop: { type: 'integer', minimum: 8, default: 224, description: 'Training input size (square).' },
     randomCrop: { type: 'boolean' },
     mirror: { type: 'boolean' },
-    randomResizedCrop: { oneOf: [{ type: 'null' }, { type: 'object', additionalProperties: false, required: ['area', 'ratio'], properties: { area: range, ratio: range } }], description: 'Inception/DPN style, e.g. {"area": [0.08, 1], "ratio": [0.75, 1.333]}.' },
+    randomResizedCrop: {
+      oneOf: [
+        { type: 'null' },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['area', 'ratio'],
+          properties: { area: range, ratio: range },
+        },
+      ],
+      description: 'Inception/DPN style, e.g. {"area": [0.08, 1], "ratio": [0.75, 1.333]}.',
+    },
     scaleJitter: { oneOf: [{ type: 'null' }, range] },
     hue: { type: 'number', minimum: 0, description: 'OpenCV hue units (1 = 2°); MXNet level 2: 36.' },
     saturation: { type: 'number', minimum: 0 },
@@ -38,7 +54,14 @@ export const augment = defineStage<AugmentParams>({
   version: 2, // 2: the preview's draws come from data/random.ts's PRNG (mulberry32), not augment/rng.ts's splitmix32
   description: 'A training-time augmentation policy (MXNet levels 0-3 as defaults) and a preview contact sheet.',
   params,
-  inputs: { images: { many: false, required: false, description: 'a decode stage; its first training images make the preview (else synthetic scenes)', reads: ['images'] } },
+  inputs: {
+    images: {
+      many: false,
+      required: false,
+      description: 'a decode stage; its first training images make the preview (else synthetic scenes)',
+      reads: ['images'],
+    },
+  },
   isolate: true,
 
   async run(ctx, p) {
@@ -47,11 +70,16 @@ export const augment = defineStage<AugmentParams>({
     // ajv has checked that every range has exactly two items (minItems = maxItems = 2), which
     // FromSchema types as number[]; the policy's [min, max] tuples say it.
     const policy = policyForLevel(level, crop, overrides as Partial<AugmentPolicy>);
-    const sources = previewSources(ctx.inputs.images as InputArtifact | undefined, ctx.store, previewImages)
-      ?? await syntheticSources(previewImages, Math.max(crop + (crop >> 3), 32), ctx.seed);
+    const sources =
+      previewSources(ctx.inputs.images as InputArtifact | undefined, ctx.store, previewImages) ??
+      (await syntheticSources(previewImages, Math.max(crop + (crop >> 3), 32), ctx.seed));
     const sheet = contactSheet(sources, policy, ctx.seed, previewAugmentations);
     const sharp = (await import('sharp')).default;
-    const png = await sharp(Buffer.from(sheet.data.buffer, sheet.data.byteOffset, sheet.data.byteLength), { raw: { width: sheet.width, height: sheet.height, channels: 3 } }).png().toBuffer();
+    const png = await sharp(Buffer.from(sheet.data.buffer, sheet.data.byteOffset, sheet.data.byteLength), {
+      raw: { width: sheet.width, height: sheet.height, channels: 3 },
+    })
+      .png()
+      .toBuffer();
     ctx.log(`policy ${JSON.stringify(policy)}; preview ${sheet.width}×${sheet.height} from ${sources.length} images`);
     return {
       outputs: {
@@ -71,5 +99,9 @@ function previewSources(input: InputArtifact | undefined, store: StageStore, n: 
 
 async function syntheticSources(n: number, size: number, seed: number): Promise<RawImage[]> {
   const { renderScene, SYNTHETIC_CLASS_NAMES } = await import('./data/synthetic/index.js');
-  return Array.from({ length: n }, (_, i) => ({ width: size, height: size, data: renderScene(i % SYNTHETIC_CLASS_NAMES.length, seed + i, size) }));
+  return Array.from({ length: n }, (_, i) => ({
+    width: size,
+    height: size,
+    data: renderScene(i % SYNTHETIC_CLASS_NAMES.length, seed + i, size),
+  }));
 }

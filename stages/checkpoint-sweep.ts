@@ -4,10 +4,24 @@
 // the selected checkpoints are refs of this stage, so gc keeps them as long as it is referenced.
 import type { FromSchema } from 'json-schema-to-ts';
 import { defineStage, InputError, type JsonSchema } from './contract.js';
-import { checkClasses, epochsOf, finetuneCheckpoints, scoreCheckpoint, type SelectionEntry } from './data/checkpoint-refs.js';
+import {
+  checkClasses,
+  epochsOf,
+  finetuneCheckpoints,
+  scoreCheckpoint,
+  type SelectionEntry,
+} from './data/checkpoint-refs.js';
 import { averageCrops, cropCount, type CropSet } from './data/crops.js';
 import type { BackendResolved } from './tf/backend-param.js';
-import { cropsPerImage, loadCheckpoint, openPrediction, predictCrops, predictionInputs, predictionParams, splitImages } from './tf/predict.js';
+import {
+  cropsPerImage,
+  loadCheckpoint,
+  openPrediction,
+  predictCrops,
+  predictionInputs,
+  predictionParams,
+  splitImages,
+} from './tf/predict.js';
 
 type Metric = 'top1' | 'top3' | 'loss';
 
@@ -18,15 +32,38 @@ const params = {
     epochs: {
       oneOf: [
         { const: 'all' },
-        { type: 'object', required: ['last'], additionalProperties: false, properties: { last: { type: 'integer', minimum: 1 } } },
-        { type: 'object', required: ['every'], additionalProperties: false, properties: { every: { type: 'integer', minimum: 1 } } },
+        {
+          type: 'object',
+          required: ['last'],
+          additionalProperties: false,
+          properties: { last: { type: 'integer', minimum: 1 } },
+        },
+        {
+          type: 'object',
+          required: ['every'],
+          additionalProperties: false,
+          properties: { every: { type: 'integer', minimum: 1 } },
+        },
       ],
       default: 'all',
       description: "'all', { last: k } (the last k epochs) or { every: k } (epochs k, 2k, …, and always the last).",
     },
-    crops: { enum: ['1', '5', '10', 'full', 1, 5, 10], default: '1', description: 'Crops each checkpoint is evaluated with (averaged as probabilities).' },
-    scale: { type: ['integer', 'null'], minimum: 8, default: null, description: 'Shorter-side size to test at (default: the model inputSize).' },
-    metric: { enum: ['top1', 'top3', 'loss'], default: 'top1', description: 'Selection metric (higher top-k is better, lower loss is better; ties: lower loss, then earlier).' },
+    crops: {
+      enum: ['1', '5', '10', 'full', 1, 5, 10],
+      default: '1',
+      description: 'Crops each checkpoint is evaluated with (averaged as probabilities).',
+    },
+    scale: {
+      type: ['integer', 'null'],
+      minimum: 8,
+      default: null,
+      description: 'Shorter-side size to test at (default: the model inputSize).',
+    },
+    metric: {
+      enum: ['top1', 'top3', 'loss'],
+      default: 'top1',
+      description: 'Selection metric (higher top-k is better, lower loss is better; ties: lower loss, then earlier).',
+    },
     select: { type: 'integer', minimum: 1, default: 3, description: 'How many checkpoints to select.' },
     split: { type: 'string', default: 'val' },
     ...predictionParams,
@@ -57,8 +94,13 @@ export const checkpointSweep = defineStage<SweepParams>({
     const evaluated: SelectionEntry[] = [];
     let count = 0;
     const t0 = Date.now();
-    const chosen = (Array.isArray(models) ? models : [models]).flatMap((a) => finetuneCheckpoints(ctx.store, a, chooseEpochs(epochsOf(a), p.epochs)));
-    const totalCrops = chosen.length * images.length * cropsPerImage({ scales: [0], nested: crops === 'full' ? 0 : cropCount(crops), full: crops === 'full' });
+    const chosen = (Array.isArray(models) ? models : [models]).flatMap((a) =>
+      finetuneCheckpoints(ctx.store, a, chooseEpochs(epochsOf(a), p.epochs)),
+    );
+    const totalCrops =
+      chosen.length *
+      images.length *
+      cropsPerImage({ scales: [0], nested: crops === 'full' ? 0 : cropCount(crops), full: crops === 'full' });
     for (const ref of chosen) {
       const scale = p.scale ?? ref.inputSize;
       checkClasses(ref, set);
@@ -67,26 +109,56 @@ export const checkpointSweep = defineStage<SweepParams>({
         const nested = crops === 'full' ? 0 : cropCount(crops);
         const before = count;
         const out = await predictCrops(tf, model, images, {
-          size: ref.inputSize, scales: [scale], nested, full: crops === 'full', batchSize: p.batchSize,
-          onProgress: (done) => ctx.progress({ unit: 'crops', done: before + done, total: totalCrops, detail: `${ref.stageId} ${ref.epoch}` }),
+          size: ref.inputSize,
+          scales: [scale],
+          nested,
+          full: crops === 'full',
+          batchSize: p.batchSize,
+          onProgress: (done) =>
+            ctx.progress({
+              unit: 'crops',
+              done: before + done,
+              total: totalCrops,
+              detail: `${ref.stageId} ${ref.epoch}`,
+            }),
         });
         count += out.crops;
-        const probs = averageCrops(out.full ? [{ logits: out.full, stride: 1, crops: 1 }] : [{ logits: out.perScale[0]!, stride: nested, crops: nested }], images.length, k, 'probs');
+        const probs = averageCrops(
+          out.full
+            ? [{ logits: out.full, stride: 1, crops: 1 }]
+            : [{ logits: out.perScale[0]!, stride: nested, crops: nested }],
+          images.length,
+          k,
+          'probs',
+        );
         const metrics = scoreCheckpoint(probs, labels, k)!;
         evaluated.push({ ...ref, metrics });
-        ctx.log(`${ref.stageId} ${ref.epoch}: top-1 ${metrics.top1.toFixed(4)}, top-3 ${metrics.top3.toFixed(4)}, loss ${metrics.loss.toFixed(4)}`);
+        ctx.log(
+          `${ref.stageId} ${ref.epoch}: top-1 ${metrics.top1.toFixed(4)}, top-3 ${metrics.top3.toFixed(4)}, loss ${metrics.loss.toFixed(4)}`,
+        );
       } finally {
         model.dispose();
       }
     }
     const seconds = (Date.now() - t0) / 1000;
-    ctx.log(`${evaluated.length} checkpoints, ${count} crops in ${seconds.toFixed(1)} s: ${(count / Math.max(seconds, 1e-3)).toFixed(1)} crops/s`);
+    ctx.log(
+      `${evaluated.length} checkpoints, ${count} crops in ${seconds.toFixed(1)} s: ${(count / Math.max(seconds, 1e-3)).toFixed(1)} crops/s`,
+    );
     if (!evaluated.length) throw new InputError('no checkpoint to evaluate');
 
     const selection = select(evaluated, p.metric, p.select);
     const table = {
-      split: p.split, crops, scale: p.scale ?? 'inputSize', metric: p.metric,
-      rows: evaluated.map((e) => ({ stageId: e.stageId, epoch: e.epoch, checkpoint: e.checkpoint, ...e.metrics, selected: selection.includes(e) })),
+      split: p.split,
+      crops,
+      scale: p.scale ?? 'inputSize',
+      metric: p.metric,
+      rows: evaluated.map((e) => ({
+        stageId: e.stageId,
+        epoch: e.epoch,
+        checkpoint: e.checkpoint,
+        ...e.metrics,
+        selected: selection.includes(e),
+      })),
     };
     const best = selection[0]!;
     return {
@@ -95,7 +167,13 @@ export const checkpointSweep = defineStage<SweepParams>({
         selection: await ctx.store.putBlob(Buffer.from(JSON.stringify(selection, null, 2))),
       },
       refs: [...new Set(selection.map((s) => s.checkpoint))],
-      metrics: { checkpoints: evaluated.length, best: `${best.stageId}:${best.epoch}`, valTop1: best.metrics.top1, valTop3: best.metrics.top3, valLoss: best.metrics.loss },
+      metrics: {
+        checkpoints: evaluated.length,
+        best: `${best.stageId}:${best.epoch}`,
+        valTop1: best.metrics.top1,
+        valTop3: best.metrics.top3,
+        valLoss: best.metrics.loss,
+      },
       backend: backend.detail,
     };
   },

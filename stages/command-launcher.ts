@@ -22,7 +22,13 @@ let stopping = false;
 function stopGroup(): void {
   if (stopping || child.pid === undefined) return;
   stopping = true;
-  const kill = (signal: NodeJS.Signals): void => { try { process.kill(-child.pid!, signal); } catch { /* already gone */ } };
+  const kill = (signal: NodeJS.Signals): void => {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      /* already gone */
+    }
+  };
   kill('SIGTERM');
   setTimeout(() => kill('SIGKILL'), GRACE_MS).unref();
 }
@@ -37,7 +43,11 @@ child.on('error', (e) => {
 });
 child.on('exit', (code, signal) => {
   // Whatever the program left running in its group goes with it.
-  try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* the group is empty */ }
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    /* the group is empty */
+  }
   process.disconnect?.();
   if (signal) {
     process.removeAllListeners(signal);

@@ -17,12 +17,36 @@ const params = {
   properties: {
     run: {
       description: 'A shell command line, or [program, ...args] run without a shell.',
-      oneOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string' }, minItems: 1 }],
+      oneOf: [
+        { type: 'string', minLength: 1 },
+        { type: 'array', items: { type: 'string' }, minItems: 1 },
+      ],
     },
-    deps: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Files/folders whose content is part of the key.' },
-    outs: { type: 'array', items: { type: 'string', minLength: 1 }, default: [], description: 'Files/folders the command writes; cached as blobs. ${NAME} is replaced from env, so matrix points can write different files.' },
-    env: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'Extra environment variables.' },
-    metrics: { type: ['string', 'null'], default: null, description: 'A JSON file the command writes (one of its outs; ${NAME} expands as in outs); its top-level numbers become the stage metrics that show and diff report.' },
+    deps: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      default: [],
+      description: 'Files/folders whose content is part of the key.',
+    },
+    outs: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      default: [],
+      description:
+        'Files/folders the command writes; cached as blobs. ${NAME} is replaced from env, so matrix points can write different files.',
+    },
+    env: {
+      type: 'object',
+      additionalProperties: { type: 'string' },
+      default: {},
+      description: 'Extra environment variables.',
+    },
+    metrics: {
+      type: ['string', 'null'],
+      default: null,
+      description:
+        'A JSON file the command writes (one of its outs; ${NAME} expands as in outs); its top-level numbers become the stage metrics that show and diff report.',
+    },
   },
 } as const satisfies JsonSchema;
 
@@ -46,14 +70,35 @@ export const command = defineStage<CommandParams>({
 
     // execa is imported here, not at the top: a no-op run never needs it.
     const { execaNode } = await import('execa');
-    const env = { ...p.env, PODIUM_STAGE: ctx.stageId, PODIUM_SEED: String(ctx.seed), ...(ctx.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: ctx.gpu } : {}) };
+    const env = {
+      ...p.env,
+      PODIUM_STAGE: ctx.stageId,
+      PODIUM_SEED: String(ctx.seed),
+      ...(ctx.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: ctx.gpu } : {}),
+    };
     // Through the launcher: the program leads its own process group, stopped as a whole when the
     // stage is cancelled or the runner dies (command-launcher.ts).
     const argv = typeof p.run === 'string' ? ['shell', p.run] : ['exec', ...p.run];
-    const result = await execaNode(launcherScript(), argv, { cwd: ctx.projectDir, env, all: true, reject: false, stdin: 'ignore', ipc: true, cancelSignal: ctx.signal });
+    const result = await execaNode(launcherScript(), argv, {
+      cwd: ctx.projectDir,
+      env,
+      all: true,
+      reject: false,
+      stdin: 'ignore',
+      ipc: true,
+      cancelSignal: ctx.signal,
+    });
     for (const line of (result.all ?? '').split('\n')) if (line) ctx.log(line);
     if (result.failed) {
-      const why = result.isCanceled ? 'was stopped (interrupted)' : result.signal ? `was killed by ${result.signal}` : result.exitCode === 127 ? `could not start (${(result.stderr ?? '').split('\n').filter(Boolean).at(-1) ?? 'command not found'})` : result.exitCode !== undefined ? `exited with code ${result.exitCode}` : `could not start (${result.shortMessage})`;
+      const why = result.isCanceled
+        ? 'was stopped (interrupted)'
+        : result.signal
+          ? `was killed by ${result.signal}`
+          : result.exitCode === 127
+            ? `could not start (${(result.stderr ?? '').split('\n').filter(Boolean).at(-1) ?? 'command not found'})`
+            : result.exitCode !== undefined
+              ? `exited with code ${result.exitCode}`
+              : `could not start (${result.shortMessage})`;
       const stderrTail = (result.stderr ?? '').split('\n').filter(Boolean).slice(-TAIL_LINES);
       throw new StageError(`command ${why}${stderrTail.length ? `: ${stderrTail.at(-1)}` : ''}`, stderrTail);
     }
@@ -61,7 +106,11 @@ export const command = defineStage<CommandParams>({
     const outputs: Record<string, Digest> = {};
     for (const [i, abs] of outs.entries()) {
       let isDir: boolean;
-      try { isDir = statSync(abs).isDirectory(); } catch { throw new StageError(`declared out "${expandedOuts(p)[i]}" was not produced`); }
+      try {
+        isDir = statSync(abs).isDirectory();
+      } catch {
+        throw new StageError(`declared out "${expandedOuts(p)[i]}" was not produced`);
+      }
       const files = isDir ? listFiles(abs).map((f) => join(abs, f)) : [abs];
       for (const f of files) outputs[relative(ctx.projectDir, f)] = await ctx.store.putBlob(readFileSync(f));
     }
@@ -105,10 +154,15 @@ function expandedOuts(p: CommandParams): string[] {
 
 function readMetrics(projectDir: string, path: string): Record<string, number> {
   let value: unknown;
-  try { value = JSON.parse(readFileSync(resolve(projectDir, path), 'utf8')); } catch (e) {
-    throw new StageError(`metrics file "${path}": ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not produced' : `not valid JSON (${(e as Error).message})`}`);
+  try {
+    value = JSON.parse(readFileSync(resolve(projectDir, path), 'utf8'));
+  } catch (e) {
+    throw new StageError(
+      `metrics file "${path}": ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not produced' : `not valid JSON (${(e as Error).message})`}`,
+    );
   }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new StageError(`metrics file "${path}" must hold a JSON object`);
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new StageError(`metrics file "${path}" must hold a JSON object`);
   return Object.fromEntries(Object.entries(value).filter((kv): kv is [string, number] => typeof kv[1] === 'number'));
 }
 
@@ -116,6 +170,7 @@ function readMetrics(projectDir: string, path: string): Record<string, number> {
 export function insideProject(projectDir: string, path: string, what: string): string {
   const abs = resolve(projectDir, path);
   const rel = relative(projectDir, abs);
-  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) throw new StageError(`${what} path "${path}" is outside the project directory`);
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel))
+    throw new StageError(`${what} path "${path}" is outside the project directory`);
   return abs;
 }

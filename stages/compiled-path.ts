@@ -15,9 +15,17 @@ export function compiledPath(moduleUrl: string, file: string): string {
 }
 
 /** Instantiates the compiled WebAssembly module `file` (beside the module at `moduleUrl`). */
-export function instantiateWasm(moduleUrl: string, file: string, imports: WebAssembly.Imports = {}): WebAssembly.Exports {
+export function instantiateWasm(
+  moduleUrl: string,
+  file: string,
+  imports: WebAssembly.Imports = {},
+): WebAssembly.Exports {
   const path = compiledPath(moduleUrl, file);
   let bytes: Buffer<ArrayBuffer>;
-  try { bytes = readFileSync(path); } catch { throw new Error(`WebAssembly kernel ${path} is missing (run npm run build)`); }
+  try {
+    bytes = readFileSync(path);
+  } catch {
+    throw new Error(`WebAssembly kernel ${path} is missing (run npm run build)`);
+  }
   return new WebAssembly.Instance(new WebAssembly.Module(bytes), imports).exports;
 }

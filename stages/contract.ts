@@ -36,13 +36,20 @@ export type { IndexEntry };
  * A store a worker thread can open for itself: `module` exports `openStageStore(args)`. Plain
  * data, so it crosses postMessage; the stage never names the implementation it loads.
  */
-export interface StoreOpener { module: string; args: unknown }
+export interface StoreOpener {
+  module: string;
+  args: unknown;
+}
 
 /** A handle a thread opened for itself through an opener: it closes it when done (flushing first). */
-export interface OwnStageStore extends StageStore { close(): Promise<void> }
+export interface OwnStageStore extends StageStore {
+  close(): Promise<void>;
+}
 
 /** What a StoreOpener's module exports. */
-export interface StoreOpenerModule { openStageStore(args: unknown): OwnStageStore }
+export interface StoreOpenerModule {
+  openStageStore(args: unknown): OwnStageStore;
+}
 
 /** Opens a handle of its own on the store `opener` describes (in a worker thread or process). */
 export async function openStoreFrom(opener: StoreOpener): Promise<OwnStageStore> {
@@ -170,7 +177,12 @@ export interface StageKind<P = Record<string, unknown>> {
 
 /** A stage failure the user can act on: reported as one line, without a stack trace. */
 export class StageError extends Error {
-  constructor(message: string, readonly logTail: string[] = []) { super(message); }
+  constructor(
+    message: string,
+    readonly logTail: string[] = [],
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -179,7 +191,13 @@ export class StageError extends Error {
  */
 export class InputError extends StageError {
   /** path: the project file at fault, when there is one (shown to tools as the failure's path). */
-  constructor(message: string, logTail: string[] = [], readonly path?: string) { super(message, logTail); }
+  constructor(
+    message: string,
+    logTail: string[] = [],
+    readonly path?: string,
+  ) {
+    super(message, logTail);
+  }
 }
 
 export function defineStage<P>(kind: StageKind<P>): StageKind<P> {

@@ -15,26 +15,66 @@ const params = {
   additionalProperties: false,
   properties: {
     format: { enum: ['imagefolder', 'ai-challenger', 'csv', 'synthetic'], default: 'imagefolder' },
-    root: { type: 'string', default: '', description: 'Dataset folder, relative to the project (unused by synthetic).' },
-    splits: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9_-]+$' }, minItems: 1, default: ['train', 'val', 'test'] },
+    root: {
+      type: 'string',
+      default: '',
+      description: 'Dataset folder, relative to the project (unused by synthetic).',
+    },
+    splits: {
+      type: 'array',
+      items: { type: 'string', pattern: '^[A-Za-z0-9_-]+$' },
+      minItems: 1,
+      default: ['train', 'val', 'test'],
+    },
     annotations: {
       type: 'object',
       default: {},
-      additionalProperties: { type: 'object', required: ['json', 'images'], additionalProperties: false, properties: { json: { type: 'string' }, images: { type: 'string' } } },
-      description: 'ai-challenger: split → { json: annotation file, images: image folder }, relative to root. A split without an annotation file is an unlabelled test split.',
+      additionalProperties: {
+        type: 'object',
+        required: ['json', 'images'],
+        additionalProperties: false,
+        properties: { json: { type: 'string' }, images: { type: 'string' } },
+      },
+      description:
+        'ai-challenger: split → { json: annotation file, images: image folder }, relative to root. A split without an annotation file is an unlabelled test split.',
     },
-    classNames: { type: ['string', 'null'], default: null, description: 'ai-challenger: CSV of id,chinese,english class names, relative to root.' },
-    lists: { type: 'object', additionalProperties: { type: 'string' }, default: {}, description: 'csv: split → CSV file of path,label rows (RFC 4180: a field with commas or quotes is quoted, its quotes doubled), relative to root.' },
-    classes: { type: 'integer', minimum: 2, maximum: 12, default: 6, description: 'synthetic: number of scene classes.' },
+    classNames: {
+      type: ['string', 'null'],
+      default: null,
+      description: 'ai-challenger: CSV of id,chinese,english class names, relative to root.',
+    },
+    lists: {
+      type: 'object',
+      additionalProperties: { type: 'string' },
+      default: {},
+      description:
+        'csv: split → CSV file of path,label rows (RFC 4180: a field with commas or quotes is quoted, its quotes doubled), relative to root.',
+    },
+    classes: {
+      type: 'integer',
+      minimum: 2,
+      maximum: 12,
+      default: 6,
+      description: 'synthetic: number of scene classes.',
+    },
     perClass: {
       type: 'object',
       additionalProperties: false,
       default: { train: 40, val: 10, test: 10 },
-      properties: { train: { type: 'integer', minimum: 0 }, val: { type: 'integer', minimum: 0 }, test: { type: 'integer', minimum: 0 } },
+      properties: {
+        train: { type: 'integer', minimum: 0 },
+        val: { type: 'integer', minimum: 0 },
+        test: { type: 'integer', minimum: 0 },
+      },
       required: ['train', 'val', 'test'],
     },
     size: { type: 'integer', minimum: 16, maximum: 2048, default: 96, description: 'synthetic: image side in pixels.' },
-    onUnknownLabel: { enum: ['warn', 'fail'], default: 'warn', description: 'A label that occurs in another split (val, test) but in no image of the train split becomes a class nothing trains. warn: keep it and log a warning naming the label, the split and the file; fail: the stage fails with that line.' },
+    onUnknownLabel: {
+      enum: ['warn', 'fail'],
+      default: 'warn',
+      description:
+        'A label that occurs in another split (val, test) but in no image of the train split becomes a class nothing trains. warn: keep it and log a warning naming the label, the split and the file; fail: the stage fails with that line.',
+    },
   },
 } as const satisfies JsonSchema;
 
@@ -56,7 +96,9 @@ export const dataset = defineStage<DatasetParams>({
     if (p.format === 'synthetic') return [];
     if (!p.root) return [{ param: 'format', message: `format "${p.format}" needs params.root, the dataset folder` }];
     const dir = resolve(projectDir, p.root);
-    return existsSync(dir) ? [] : [{ param: 'root', message: `dataset root "${p.root}" does not exist (resolved to ${dir})` }];
+    return existsSync(dir)
+      ? []
+      : [{ param: 'root', message: `dataset root "${p.root}" does not exist (resolved to ${dir})` }];
   },
 
   async run(ctx, p) {
@@ -69,24 +111,45 @@ export const dataset = defineStage<DatasetParams>({
       const dir = resolve(ctx.projectDir, p.root);
       if (!existsSync(dir)) throw new InputError(`dataset root ${p.root} does not exist (resolved to ${dir})`);
       const root: ManifestRoot = { in: 'project', path: p.root };
-      listed = p.format === 'imagefolder' ? imagefolder(ctx.store, ctx.projectDir, dir, root, p.splits, 'imagefolder')
-        : p.format === 'ai-challenger' ? aiChallenger(ctx.store, ctx.projectDir, dir, root, p)
-          : csvLists(ctx.store, ctx.projectDir, dir, root, p);
+      listed =
+        p.format === 'imagefolder'
+          ? imagefolder(ctx.store, ctx.projectDir, dir, root, p.splits, 'imagefolder')
+          : p.format === 'ai-challenger'
+            ? aiChallenger(ctx.store, ctx.projectDir, dir, root, p)
+            : csvLists(ctx.store, ctx.projectDir, dir, root, p);
     }
     const { manifest } = listed;
-    const unknown = labelsNotInTrain(listed).map((u) => `${listed.where(u.split, u.first)}: label "${manifest.classes[u.label]}" is in split ${u.split} but in no train image (${u.count} image${u.count > 1 ? 's' : ''} there)`);
+    const unknown = labelsNotInTrain(listed).map(
+      (u) =>
+        `${listed.where(u.split, u.first)}: label "${manifest.classes[u.label]}" is in split ${u.split} but in no train image (${u.count} image${u.count > 1 ? 's' : ''} there)`,
+    );
     if (unknown.length && p.onUnknownLabel === 'fail') {
-      throw new InputError(`${unknown[0]}${unknown.length > 1 ? `; … (${unknown.length - 1} more in the log)` : ''}`, unknown);
+      throw new InputError(
+        `${unknown[0]}${unknown.length > 1 ? `; … (${unknown.length - 1} more in the log)` : ''}`,
+        unknown,
+      );
     }
     for (const line of unknown) ctx.log(`warning: ${line}: a class nothing trains (onUnknownLabel: "fail" refuses it)`);
     const counts = Object.fromEntries(Object.entries(manifest.splits).map(([s, e]) => [`images.${s}`, e.length]));
-    ctx.log(`${manifest.classes.length} classes; ${Object.entries(counts).map(([k, v]) => `${k.slice(7)} ${v}`).join(', ')}`);
-    return { outputs: { manifest: await ctx.store.putBlob(Buffer.from(JSON.stringify(manifest))) }, metrics: { classes: manifest.classes.length, ...counts } };
+    ctx.log(
+      `${manifest.classes.length} classes; ${Object.entries(counts)
+        .map(([k, v]) => `${k.slice(7)} ${v}`)
+        .join(', ')}`,
+    );
+    return {
+      outputs: { manifest: await ctx.store.putBlob(Buffer.from(JSON.stringify(manifest))) },
+      metrics: { classes: manifest.classes.length, ...counts },
+    };
   },
 });
 
 /** Where synthetic images live: beside the cache, named by what determines them. */
-async function generate(store: StageStore, p: DatasetParams, seed: number, log: (l: string) => void): Promise<{ dir: string; root: ManifestRoot }> {
+async function generate(
+  store: StageStore,
+  p: DatasetParams,
+  seed: number,
+  log: (l: string) => void,
+): Promise<{ dir: string; root: ManifestRoot }> {
   const { generateSynthetic } = await import('./data/synthetic/index.js');
   const opts = { classes: p.classes, perClass: p.perClass, size: p.size, seed };
   const root: ManifestRoot = { in: 'cache', path: `datasets/synthetic-${digestOf(opts).slice(0, 16)}` };
@@ -112,9 +175,10 @@ function labelsNotInTrain({ manifest }: Listed): Array<{ label: number; split: s
     entries.forEach((e, i) => {
       if (e.label === null || trained.has(e.label)) return;
       const seen = found.get(e.label);
-      if (seen) { if (seen.split === split) seen.count++; } else found.set(e.label, { label: e.label, split, first: i, count: 1 });
+      if (seen) {
+        if (seen.split === split) seen.count++;
+      } else found.set(e.label, { label: e.label, split, first: i, count: 1 });
     });
   }
   return [...found.values()];
 }
-

@@ -31,14 +31,50 @@ const params = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    shortSide: { type: ['integer', 'null'], minimum: 8, default: 256, description: 'Resize so the shorter side has this many pixels (aspect kept).' },
-    size: { type: ['array', 'null'], items: { type: 'integer', minimum: 8 }, minItems: 2, maxItems: 2, default: null, description: '[width, height] instead of shortSide, with `fit`.' },
+    shortSide: {
+      type: ['integer', 'null'],
+      minimum: 8,
+      default: 256,
+      description: 'Resize so the shorter side has this many pixels (aspect kept).',
+    },
+    size: {
+      type: ['array', 'null'],
+      items: { type: 'integer', minimum: 8 },
+      minItems: 2,
+      maxItems: 2,
+      default: null,
+      description: '[width, height] instead of shortSide, with `fit`.',
+    },
     fit: { enum: ['cover', 'contain', 'fill'], default: 'cover' },
-    centerCrop: { type: ['integer', 'null'], minimum: 8, default: null, description: 'Cut a centred square of this size after resizing.' },
-    kernel: { enum: ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'], default: 'linear', description: 'Resampling kernel (linear is ~2× faster than lanczos3 for the upscales of small images).' },
-    maxPixels: { type: 'integer', minimum: 1, default: 64000000, description: 'Refuse images with more pixels than this (decompression bombs).' },
-    decoder: { enum: ['exact', 'sharp', 'fast'], default: 'exact', description: 'exact (default): plain JPEGs (no EXIF rotation or ICC profile) that need no shrink (shortSide at least their shorter side, the linear kernel; or no resize) are decoded by libjpeg-turbo (the accurate IDCT, as sharp) and resized by the same code as on the sharp path, which gives sharp\'s bytes exactly, for about a ninth of sharp\'s decode CPU on small JPEGs (bench/decode-cost.mjs); everything else through sharp. sharp: every image through sharp (libvips resizes the shrinks); the same bytes as exact, slower. fast: libjpeg-turbo and the wasm resize for the shrinks of plain JPEGs too (2x or more start inside the IDCT, smaller ones are plain bilinear), which differ slightly from sharp\'s.' },
-    onError: { enum: ['fail', 'skip'], default: 'fail', description: 'fail: the stage fails listing every bad file; skip: bad files are left out and listed in the report output.' },
+    centerCrop: {
+      type: ['integer', 'null'],
+      minimum: 8,
+      default: null,
+      description: 'Cut a centred square of this size after resizing.',
+    },
+    kernel: {
+      enum: ['nearest', 'linear', 'cubic', 'mitchell', 'lanczos2', 'lanczos3'],
+      default: 'linear',
+      description: 'Resampling kernel (linear is ~2× faster than lanczos3 for the upscales of small images).',
+    },
+    maxPixels: {
+      type: 'integer',
+      minimum: 1,
+      default: 64000000,
+      description: 'Refuse images with more pixels than this (decompression bombs).',
+    },
+    decoder: {
+      enum: ['exact', 'sharp', 'fast'],
+      default: 'exact',
+      description:
+        "exact (default): plain JPEGs (no EXIF rotation or ICC profile) that need no shrink (shortSide at least their shorter side, the linear kernel; or no resize) are decoded by libjpeg-turbo (the accurate IDCT, as sharp) and resized by the same code as on the sharp path, which gives sharp's bytes exactly, for about a ninth of sharp's decode CPU on small JPEGs (bench/decode-cost.mjs); everything else through sharp. sharp: every image through sharp (libvips resizes the shrinks); the same bytes as exact, slower. fast: libjpeg-turbo and the wasm resize for the shrinks of plain JPEGs too (2x or more start inside the IDCT, smaller ones are plain bilinear), which differ slightly from sharp's.",
+    },
+    onError: {
+      enum: ['fail', 'skip'],
+      default: 'fail',
+      description:
+        'fail: the stage fails listing every bad file; skip: bad files are left out and listed in the report output.',
+    },
   },
 } as const satisfies JsonSchema;
 
@@ -57,7 +93,10 @@ export type DecodeImageParams = Omit<DecodeParams, 'onError'>;
  * decoder "fast" decodes every image exactly as "sharp" does, and is keyed as "sharp": its blobs
  * must not pass for the fast decoder's, whose shrunk images differ.
  */
-export function decodeParamsKey(p: DecodeParams, fastDecoderLoads = p.decoder === 'fast' && turboJpeg() !== null): Digest {
+export function decodeParamsKey(
+  p: DecodeParams,
+  fastDecoderLoads = p.decoder === 'fast' && turboJpeg() !== null,
+): Digest {
   const { onError: _skipOrFail, ...decoding } = p;
   const decoder = p.decoder === 'fast' && !fastDecoderLoads ? 'sharp' : p.decoder;
   return digestOf({ ...decoding, decoder, version: VERSION, shortSide: p.size ? null : p.shortSide });
@@ -111,38 +150,75 @@ export const decode = defineStage<DecodeParams>({
     const t0 = Date.now();
     let decodedCount = 0;
     const decodeSome = async (which: number[], pool: PoolOptions): Promise<void> => {
-      await decodeAll(which.map((k) => ({ path: imageFile(manifest, todo[k]!.e, ctx.projectDir, ctx.store.filesDir), sha256: todo[k]!.e.sha256 })), p, (n, image, reason) => {
-        const k = which[n]!;
-        const { split, i, e } = todo[k]!;
-        // Bad images are decoded a second time, alone (below): count each image once.
-        decodedCount = Math.min(decodedCount + 1, todo.length);
-        ctx.progress({ unit: 'images', done: decodedCount, total: todo.length });
-        if (!image) { bad.push({ k, split, id: e.id, path: imageLabel(manifest, e), reason: reason! }); return; }
-        via[image.via]++;
-        decodedNow[image.via]++;
-        ctx.store.setIndex(indexKey(e), { blobs: [image.digest], meta: { width: image.width, height: image.height, via: image.via } });
-        rows.get(split)![i] = { id: e.id, label: e.label, blob: image.digest, width: image.width, height: image.height };
-      }, pool);
+      await decodeAll(
+        which.map((k) => ({
+          path: imageFile(manifest, todo[k]!.e, ctx.projectDir, ctx.store.filesDir),
+          sha256: todo[k]!.e.sha256,
+        })),
+        p,
+        (n, image, reason) => {
+          const k = which[n]!;
+          const { split, i, e } = todo[k]!;
+          // Bad images are decoded a second time, alone (below): count each image once.
+          decodedCount = Math.min(decodedCount + 1, todo.length);
+          ctx.progress({ unit: 'images', done: decodedCount, total: todo.length });
+          if (!image) {
+            bad.push({ k, split, id: e.id, path: imageLabel(manifest, e), reason: reason! });
+            return;
+          }
+          via[image.via]++;
+          decodedNow[image.via]++;
+          ctx.store.setIndex(indexKey(e), {
+            blobs: [image.digest],
+            meta: { width: image.width, height: image.height, via: image.via },
+          });
+          rows.get(split)![i] = {
+            id: e.id,
+            label: e.label,
+            blob: image.digest,
+            width: image.width,
+            height: image.height,
+          };
+        },
+        pool,
+      );
     };
-    await decodeSome(todo.map((_, k) => k), { threads: ctx.threads, store: ctx.store });
+    await decodeSome(
+      todo.map((_, k) => k),
+      { threads: ctx.threads, store: ctx.store },
+    );
     if (bad.length) {
       // libvips keeps one error buffer per process: when two images fail at once, either may
       // read the other's message, or "Unknown error". So that the report is reproducible, each
       // bad image is decoded once more, alone and in manifest order, for its own reason (one
       // that only failed in company would be kept). Bad images are few, so this costs little.
-      const again = bad.splice(0).map((b) => b.k).sort((a, b) => a - b);
+      const again = bad
+        .splice(0)
+        .map((b) => b.k)
+        .sort((a, b) => a - b);
       await decodeSome(again, { threads: 1, inFlight: 1, store: ctx.store });
       bad.sort((a, b) => a.k - b.k); // already in order, one at a time; the report must not depend on it
     }
     for (const [split, splitRows] of rows) result.splits[split] = splitRows.filter((r): r is Row => r !== undefined);
     const decoded = fromIndex + todo.length - bad.length;
     const seconds = (Date.now() - t0) / 1000;
-    ctx.log(`${decoded} images (${decoded - fromIndex} new, ${fromIndex} from the index) in ${seconds.toFixed(1)} s, ${((decoded - fromIndex) / Math.max(seconds, 1e-3)).toFixed(0)} img/s decoded (libjpeg-turbo ${decodedNow['libjpeg-turbo']}, sharp ${decodedNow.sharp}); ${bad.length} bad`);
+    ctx.log(
+      `${decoded} images (${decoded - fromIndex} new, ${fromIndex} from the index) in ${seconds.toFixed(1)} s, ${((decoded - fromIndex) / Math.max(seconds, 1e-3)).toFixed(0)} img/s decoded (libjpeg-turbo ${decodedNow['libjpeg-turbo']}, sharp ${decodedNow.sharp}); ${bad.length} bad`,
+    );
     if (bad.length && p.onError === 'fail') {
       const lines = bad.map((b) => `${b.path}: ${b.reason}`);
-      throw new InputError(`${bad.length} bad image${bad.length > 1 ? 's' : ''}: ${lines.slice(0, 3).join('; ')}${bad.length > 3 ? `; … (${bad.length - 3} more in the log)` : ''}`, lines);
+      throw new InputError(
+        `${bad.length} bad image${bad.length > 1 ? 's' : ''}: ${lines.slice(0, 3).join('; ')}${bad.length > 3 ? `; … (${bad.length - 3} more in the log)` : ''}`,
+        lines,
+      );
     }
-    const refs = [...new Set(Object.values(result.splits).flat().map((r) => r.blob))];
+    const refs = [
+      ...new Set(
+        Object.values(result.splits)
+          .flat()
+          .map((r) => r.blob),
+      ),
+    ];
     return {
       outputs: {
         images: await ctx.store.putBlob(Buffer.from(JSON.stringify(result))),
@@ -157,8 +233,16 @@ export const decode = defineStage<DecodeParams>({
 });
 
 /** An index entry as decode wrote it: one blob, its size and decoder; anything else is a miss. */
-function indexedImage(entry: IndexEntry | undefined): { blob: Digest; width: number; height: number; via: DecodedImage['via'] } | undefined {
+function indexedImage(
+  entry: IndexEntry | undefined,
+): { blob: Digest; width: number; height: number; via: DecodedImage['via'] } | undefined {
   const { width, height, via } = entry?.meta ?? {};
-  if (entry?.blobs.length !== 1 || !Number.isInteger(width) || !Number.isInteger(height) || (via !== 'sharp' && via !== 'libjpeg-turbo')) return undefined;
+  if (
+    entry?.blobs.length !== 1 ||
+    !Number.isInteger(width) ||
+    !Number.isInteger(height) ||
+    (via !== 'sharp' && via !== 'libjpeg-turbo')
+  )
+    return undefined;
   return { blob: entry.blobs[0]!, width: width as number, height: height as number, via };
 }

@@ -15,11 +15,24 @@ const params = {
   additionalProperties: false,
   required: ['path'],
   properties: {
-    format: { enum: ['ai-challenger', 'csv'], default: 'ai-challenger', description: 'ai-challenger: [{"image_id", "label_id": [top-K]}]; csv: path,label1,…,labelK, one column per rank, fields quoted as RFC 4180 says (a class name may hold spaces, commas or quotes).' },
+    format: {
+      enum: ['ai-challenger', 'csv'],
+      default: 'ai-challenger',
+      description:
+        'ai-challenger: [{"image_id", "label_id": [top-K]}]; csv: path,label1,…,labelK, one column per rank, fields quoted as RFC 4180 says (a class name may hold spaces, commas or quotes).',
+    },
     split: { type: 'string', minLength: 1, default: 'test', description: 'Which split of the predictions to write.' },
     topK: { type: 'integer', minimum: 1, default: 3, description: 'Classes per image, best first.' },
-    path: { type: 'string', minLength: 1, description: 'Where to write, relative to the project (must stay inside it).' },
-    classIds: { enum: ['index', 'name'], default: 'index', description: 'Write class indices (the contest label ids) or class names.' },
+    path: {
+      type: 'string',
+      minLength: 1,
+      description: 'Where to write, relative to the project (must stay inside it).',
+    },
+    classIds: {
+      enum: ['index', 'name'],
+      default: 'index',
+      description: 'Write class indices (the contest label ids) or class names.',
+    },
   },
 } as const satisfies JsonSchema;
 
@@ -33,7 +46,13 @@ export const exportStage = defineStage<ExportParams>({
   version: 2,
   description: 'Write a submission (AI Challenger JSON or CSV) of the top-K classes per image, inside the project.',
   params,
-  inputs: { predictions: { many: false, required: true, description: 'a stage with a predictions output (e.g. fuse or multicrop-predict)' } },
+  inputs: {
+    predictions: {
+      many: false,
+      required: true,
+      description: 'a stage with a predictions output (e.g. fuse or multicrop-predict)',
+    },
+  },
   isolate: false,
 
   async run(ctx, p) {
@@ -52,10 +71,14 @@ export const exportStage = defineStage<ExportParams>({
     const metrics: Record<string, number> = { images: sp.ids.length };
     if (sp.labels.some((y) => y !== null)) {
       const m = splitMetrics(sp, preds.classes, p.topK);
-      outputs.metrics = await ctx.store.putBlob(Buffer.from(`${JSON.stringify({ split: p.split, source: `${input.stageId}:${name}`, ...m }, null, 2)}\n`));
+      outputs.metrics = await ctx.store.putBlob(
+        Buffer.from(`${JSON.stringify({ split: p.split, source: `${input.stageId}:${name}`, ...m }, null, 2)}\n`),
+      );
       if (m.top1 !== null) metrics.top1 = m.top1;
       if (m.topK !== null) metrics[`top${p.topK}`] = m.topK;
-      ctx.log(`${p.split} top1 ${m.top1?.toFixed(4)} top${p.topK} ${m.topK?.toFixed(4)} (${m.labelled} labelled, ${m.misclassified.length} misclassified)`);
+      ctx.log(
+        `${p.split} top1 ${m.top1?.toFixed(4)} top${p.topK} ${m.topK?.toFixed(4)} (${m.labelled} labelled, ${m.misclassified.length} misclassified)`,
+      );
     }
     return { outputs, metrics };
   },
@@ -79,8 +102,13 @@ function pickPredictions(input: InputArtifact): string {
   if (input.outputs[PREDICTIONS_PREFIX]) return PREDICTIONS_PREFIX;
   const names = Object.keys(input.outputs).filter((n) => n.startsWith(PREDICTIONS_PREFIX));
   if (names.length === 1) return names[0]!;
-  if (!names.length) throw new InputError(`input stage "${input.stageId}" has no predictions output (outputs: ${Object.keys(input.outputs).join(', ') || 'none'})`);
-  throw new InputError(`input stage "${input.stageId}" has several predictions outputs (${names.join(', ')}): fuse them first`);
+  if (!names.length)
+    throw new InputError(
+      `input stage "${input.stageId}" has no predictions output (outputs: ${Object.keys(input.outputs).join(', ') || 'none'})`,
+    );
+  throw new InputError(
+    `input stage "${input.stageId}" has several predictions outputs (${names.join(', ')}): fuse them first`,
+  );
 }
 
 /**
@@ -89,16 +117,31 @@ function pickPredictions(input: InputArtifact): string {
  */
 export function submissionPath(projectDir: string, path: string): string {
   const abs = resolve(projectDir, path);
-  const outside = (root: string, p: string): boolean => { const rel = relative(root, p); return rel === '' || rel.startsWith('..') || isAbsolute(rel); };
+  const outside = (root: string, p: string): boolean => {
+    const rel = relative(root, p);
+    return rel === '' || rel.startsWith('..') || isAbsolute(rel);
+  };
   if (outside(projectDir, abs)) throw new InputError(`export path "${path}" is outside the project directory`);
   // Follow symlinks on the deepest existing ancestor of the file.
   let existing = dirname(abs);
   for (;;) {
-    try { existing = realpathSync(existing); break; } catch { const up = dirname(existing); if (up === existing) break; existing = up; }
+    try {
+      existing = realpathSync(existing);
+      break;
+    } catch {
+      const up = dirname(existing);
+      if (up === existing) break;
+      existing = up;
+    }
   }
   let realProject = projectDir;
-  try { realProject = realpathSync(projectDir); } catch { /* keep as given */ }
-  if (existing !== realProject && outside(realProject, join(existing, 'x'))) throw new InputError(`export path "${path}" leads outside the project directory (through a symlink)`);
+  try {
+    realProject = realpathSync(projectDir);
+  } catch {
+    /* keep as given */
+  }
+  if (existing !== realProject && outside(realProject, join(existing, 'x')))
+    throw new InputError(`export path "${path}" leads outside the project directory (through a symlink)`);
   return abs;
 }
 
@@ -115,9 +158,15 @@ function writeAtomic(abs: string, content: string | Buffer): void {
 }
 
 /** The submission text for one split: every image exactly once, top-K best first. */
-export function formatSubmission(preds: Predictions, p: Pick<ExportParams, 'format' | 'split' | 'topK' | 'classIds'>): string {
+export function formatSubmission(
+  preds: Predictions,
+  p: Pick<ExportParams, 'format' | 'split' | 'topK' | 'classIds'>,
+): string {
   const sp = preds.splits[p.split];
-  if (!sp) throw new InputError(`split "${p.split}" is not in the predictions (splits: ${Object.keys(preds.splits).join(', ') || 'none'})`);
+  if (!sp)
+    throw new InputError(
+      `split "${p.split}" is not in the predictions (splits: ${Object.keys(preds.splits).join(', ') || 'none'})`,
+    );
   const k = preds.classes.length;
   if (p.topK > k) throw new InputError(`topK ${p.topK} is more than the ${k} classes`);
   const seen = new Set<string>();

@@ -22,23 +22,46 @@ const params = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    model: { type: 'string', default: 'mobilenet_v2', description: 'mobilenet_v2 | inception_v3 (offline, from nsfwjs) | tiny | a path to a tfjs model.json' },
-    cutAt: { type: ['string', 'null'], default: null, description: 'Layer whose output feeds the new head (defaults per built-in model).' },
+    model: {
+      type: 'string',
+      default: 'mobilenet_v2',
+      description: 'mobilenet_v2 | inception_v3 (offline, from nsfwjs) | tiny | a path to a tfjs model.json',
+    },
+    cutAt: {
+      type: ['string', 'null'],
+      default: null,
+      description: 'Layer whose output feeds the new head (defaults per built-in model).',
+    },
     inputSize: { type: 'integer', minimum: 16, default: 224 },
     epochs: { type: 'integer', minimum: 1, default: 30 },
     batchSize: { type: 'integer', minimum: 1, default: 32 },
     lr: { type: 'number', exclusiveMinimum: 0, default: 0.01 },
-    lrSteps: { type: 'array', items: { type: 'integer', minimum: 0 }, default: [20], description: 'Epochs at which lr is multiplied by lrFactor (MXNet fine-tune.py).' },
+    lrSteps: {
+      type: 'array',
+      items: { type: 'integer', minimum: 0 },
+      default: [20],
+      description: 'Epochs at which lr is multiplied by lrFactor (MXNet fine-tune.py).',
+    },
     lrFactor: { type: 'number', exclusiveMinimum: 0, default: 0.1 },
     momentum: { type: 'number', minimum: 0, maximum: 1, default: 0 },
     weightDecay: { type: 'number', minimum: 0, default: 0 },
     optimizer: { enum: ['sgd', 'adam'], default: 'sgd' },
-    trainable: { oneOf: [{ enum: ['all', 'head'] }, { type: 'object', required: ['from'], additionalProperties: false, properties: { from: { type: 'string' } } }], default: 'all' },
+    trainable: {
+      oneOf: [
+        { enum: ['all', 'head'] },
+        { type: 'object', required: ['from'], additionalProperties: false, properties: { from: { type: 'string' } } },
+      ],
+      default: 'all',
+    },
     labelSmoothing: { type: 'number', minimum: 0, maximum: 1, default: 0 },
     headDropout: { type: 'number', minimum: 0, maximum: 1, default: 0 },
     batchNormMomentum: {
-      type: ['number', 'null'], minimum: 0, maximum: 1, default: 0.9,
-      description: "Moving-average momentum of every BatchNormalization layer (Keras/MXNet sense; MXNet's default 0.9). nsfwjs's MobileNetV2 ships 0.999, whose moving statistics barely follow a short fine-tune, so evaluation lags training. null keeps the model's own.",
+      type: ['number', 'null'],
+      minimum: 0,
+      maximum: 1,
+      default: 0.9,
+      description:
+        "Moving-average momentum of every BatchNormalization layer (Keras/MXNet sense; MXNet's default 0.9). nsfwjs's MobileNetV2 ships 0.999, whose moving statistics barely follow a short fine-tune, so evaluation lags training. null keeps the model's own.",
     },
     backend: backendSchema,
     evalSplit: { type: 'string', default: 'val', description: 'Split evaluated after every epoch (centre crop).' },
@@ -55,7 +78,12 @@ export const finetune = defineStage<FinetuneParams>({
   params,
   inputs: {
     images: { many: false, required: true, description: 'a decode stage', reads: ['images'] },
-    augment: { many: false, required: false, description: 'an augment stage (default: level 1 at inputSize)', reads: ['policy'] },
+    augment: {
+      many: false,
+      required: false,
+      description: 'an augment stage (default: level 1 at inputSize)',
+      reads: ['policy'],
+    },
   },
   isolate: true,
 
@@ -74,7 +102,8 @@ export const finetune = defineStage<FinetuneParams>({
     const policy = ctx.inputs.augment
       ? readJson<{ policy: AugmentPolicy }>(ctx.store, (ctx.inputs.augment as InputArtifact).outputs.policy!).policy
       : policyForLevel(1, p.inputSize);
-    if (policy.crop !== p.inputSize) throw new InputError(`the augment policy crops ${policy.crop} px but inputSize is ${p.inputSize}`);
+    if (policy.crop !== p.inputSize)
+      throw new InputError(`the augment policy crops ${policy.crop} px but inputSize is ${p.inputSize}`);
     // Only the rows are held; each batch reads its images from the cache (readBatch), so memory
     // does not grow with the dataset.
     const trainSet = labelledRows(set, 'train');
@@ -82,13 +111,28 @@ export const finetune = defineStage<FinetuneParams>({
     const evalSet = set.splits[p.evalSplit] ? labelledRows(set, p.evalSplit) : undefined;
     const numClasses = set.classes.length;
 
-    const model = await loadModel({ model: p.model, inputSize: p.inputSize, numClasses, seed: ctx.seed, ...(p.cutAt ? { cutAt: p.cutAt } : {}), ...(p.headDropout ? { headDropout: p.headDropout } : {}), ...(p.batchNormMomentum !== null ? { batchNormMomentum: p.batchNormMomentum } : {}) });
+    const model = await loadModel({
+      model: p.model,
+      inputSize: p.inputSize,
+      numClasses,
+      seed: ctx.seed,
+      ...(p.cutAt ? { cutAt: p.cutAt } : {}),
+      ...(p.headDropout ? { headDropout: p.headDropout } : {}),
+      ...(p.batchNormMomentum !== null ? { batchNormMomentum: p.batchNormMomentum } : {}),
+    });
 
     // Resume after the last epoch whose checkpoint and optimizer state are in the index: this
     // run's own, or (raising `epochs`) an earlier run's of the same recipe and rates so far.
     const { learningRateAt } = await import('./tf/train-loop.js');
     const lrs = Array.from({ length: p.epochs }, (_, e) => learningRateAt(e, p.lr, p.lrSteps, p.lrFactor));
-    const line = digestOf({ version: FINETUNE_VERSION, params: { ...p, epochs: null, lrSteps: null }, inputs: Object.fromEntries(Object.entries(ctx.inputs).map(([n, a]) => [n, digestOf((a as InputArtifact).outputs)])), seed: ctx.seed });
+    const line = digestOf({
+      version: FINETUNE_VERSION,
+      params: { ...p, epochs: null, lrSteps: null },
+      inputs: Object.fromEntries(
+        Object.entries(ctx.inputs).map(([n, a]) => [n, digestOf((a as InputArtifact).outputs)]),
+      ),
+      seed: ctx.seed,
+    });
     const saves = new TrainingProgress(ctx.store, ctx.key, line, lrs, ctx.stageId);
     const progress = (epoch: number) => saves.get(epoch);
     let startEpoch = 0;
@@ -104,7 +148,11 @@ export const finetune = defineStage<FinetuneParams>({
       resumed.dispose();
       optimizerState = decodeOptimizer(oBlob);
       startEpoch = e + 1;
-      ctx.log(saved.from ? `continuing from epoch ${e + 1} of stage ${saved.from} (the same recipe and learning rates so far), ${p.epochs} epochs in all` : `resuming after epoch ${e + 1} of ${p.epochs}`);
+      ctx.log(
+        saved.from
+          ? `continuing from epoch ${e + 1} of stage ${saved.from} (the same recipe and learning rates so far), ${p.epochs} epochs in all`
+          : `resuming after epoch ${e + 1} of ${p.epochs}`,
+      );
       break;
     }
 
@@ -112,7 +160,8 @@ export const finetune = defineStage<FinetuneParams>({
     const history: Array<Record<string, number>> = [];
     for (let e = 0; e < startEpoch; e++) {
       const saved = progress(e);
-      if (!saved || !ctx.store.blobInfo(saved.weights)) throw new Error(`progress of epoch ${e + 1} is missing; rerun with --force`);
+      if (!saved || !ctx.store.blobInfo(saved.weights))
+        throw new Error(`progress of epoch ${e + 1} is missing; rerun with --force`);
       checkpoints[epochName(e)] = saved.weights;
       history.push(saved.row);
     }
@@ -123,13 +172,28 @@ export const finetune = defineStage<FinetuneParams>({
     let shuffled = { epoch: -1, order: [] as number[] };
 
     await train(model, {
-      epochs: p.epochs, batchSize: p.batchSize, lr: p.lr, lrSteps: p.lrSteps, lrFactor: p.lrFactor, momentum: p.momentum,
-      weightDecay: p.weightDecay, optimizer: p.optimizer, labelSmoothing: p.labelSmoothing, trainable: p.trainable,
-      seed: ctx.seed, startEpoch, numTrain: trainSet.blobs.length, ...(optimizerState ? { optimizerState } : {}),
+      epochs: p.epochs,
+      batchSize: p.batchSize,
+      lr: p.lr,
+      lrSteps: p.lrSteps,
+      lrFactor: p.lrFactor,
+      momentum: p.momentum,
+      weightDecay: p.weightDecay,
+      optimizer: p.optimizer,
+      labelSmoothing: p.labelSmoothing,
+      trainable: p.trainable,
+      seed: ctx.seed,
+      startEpoch,
+      numTrain: trainSet.blobs.length,
+      ...(optimizerState ? { optimizerState } : {}),
       batchSource: (epoch, b) => {
         if (epoch !== shuffled.epoch) shuffled = { epoch, order: epochOrder(trainSet.blobs.length, ctx.seed, epoch) };
         const idx = shuffled.order.slice(b * p.batchSize, Math.min((b + 1) * p.batchSize, shuffled.order.length));
-        const x = readBatch(ctx.store, idx.map((i) => trainSet.blobs[i]!), (images) => augmentBatch(images, idx, policy, ctx.seed, epoch, buffers[b % 2]));
+        const x = readBatch(
+          ctx.store,
+          idx.map((i) => trainSet.blobs[i]!),
+          (images) => augmentBatch(images, idx, policy, ctx.seed, epoch, buffers[b % 2]),
+        );
         return { x, y: Int32Array.from(idx.map((i) => trainSet.labels[i]!)), n: idx.length };
       },
       onBatchEnd: async (epoch, done, total, running) => {
@@ -138,10 +202,17 @@ export const finetune = defineStage<FinetuneParams>({
         if (done < total && now - lastShown < PROGRESS_MS) return;
         lastShown = now;
         const { loss, acc } = await running();
-        ctx.progress({ unit: 'batches', done, total, detail: `epoch ${epoch + 1}/${p.epochs} · loss ${loss.toFixed(3)} · acc ${acc.toFixed(3)}` });
+        ctx.progress({
+          unit: 'batches',
+          done,
+          total,
+          detail: `epoch ${epoch + 1}/${p.epochs} · loss ${loss.toFixed(3)} · acc ${acc.toFixed(3)}`,
+        });
       },
       onEpochEnd: async (epoch, m, trained, context) => {
-        const evaluation = evalSet ? await evaluate(tf, trained, ctx.store, evalSet, p.inputSize, p.batchSize, centerCrop) : {};
+        const evaluation = evalSet
+          ? await evaluate(tf, trained, ctx.store, evalSet, p.inputSize, p.batchSize, centerCrop)
+          : {};
         // Timings go to the log only: the history artifact must be byte-identical across runs.
         const row = { epoch: epoch + 1, loss: m.loss, acc: m.acc, lr: m.lr, ...evaluation };
         const weights = await ctx.store.putBlob(await modelToBlob(tf, trained));
@@ -153,16 +224,28 @@ export const finetune = defineStage<FinetuneParams>({
         trainedSeconds += m.seconds;
         trainedImages += m.imagesPerSecond * m.seconds;
         trainedEpochs++;
-        ctx.note(`epoch ${epoch + 1}/${p.epochs}: ${Object.entries(row).slice(1).map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`).join(', ')}; ${batches} batches in ${m.seconds.toFixed(1)} s, ${m.imagesPerSecond.toFixed(1)} img/s`);
+        ctx.note(
+          `epoch ${epoch + 1}/${p.epochs}: ${Object.entries(row)
+            .slice(1)
+            .map(([k, v]) => `${k} ${Number(v.toPrecision(4))}`)
+            .join(', ')}; ${batches} batches in ${m.seconds.toFixed(1)} s, ${m.imagesPerSecond.toFixed(1)} img/s`,
+        );
       },
     });
     model.dispose();
 
     const last = history.at(-1) ?? {};
     return {
-      outputs: { ...checkpoints, history: await ctx.store.putBlob(Buffer.from(JSON.stringify({ classes: set.classes, inputSize: p.inputSize, epochs: history }, null, 2))) },
+      outputs: {
+        ...checkpoints,
+        history: await ctx.store.putBlob(
+          Buffer.from(JSON.stringify({ classes: set.classes, inputSize: p.inputSize, epochs: history }, null, 2)),
+        ),
+      },
       metrics: last,
-      ...(trainedEpochs ? { timing: { imagesPerSec: trainedImages / trainedSeconds, secondsPerEpoch: trainedSeconds / trainedEpochs } } : {}),
+      ...(trainedEpochs
+        ? { timing: { imagesPerSec: trainedImages / trainedSeconds, secondsPerEpoch: trainedSeconds / trainedEpochs } }
+        : {}),
       backend: backend.detail,
     };
   },
@@ -174,7 +257,10 @@ const PROGRESS_MS = 250;
 const epochName = (e: number): string => `epoch-${String(e + 1).padStart(3, '0')}`;
 
 /** A split's labelled images as blob digests and labels: what finetune keeps for the whole run. */
-interface LabelledRows { blobs: Digest[]; labels: number[] }
+interface LabelledRows {
+  blobs: Digest[];
+  labels: number[];
+}
 
 function labelledRows(set: DecodedSet, split: string): LabelledRows {
   const rows = (set.splits[split] ?? []).filter((r) => r.label !== null);
@@ -198,15 +284,30 @@ export function epochOrder(n: number, seed: number, epoch: number): number[] {
 }
 
 /** Top-1, top-3 and log-loss on a split (data/metrics.ts), from centre crops (the eval path of the augmentation module). */
-async function evaluate(tf: typeof import('@tensorflow/tfjs-core'), model: import('@tensorflow/tfjs-layers').LayersModel, store: StageStore, set: LabelledRows, size: number, batch: number, centerCrop: typeof import('./data/augment/index.js').centerCrop): Promise<Record<string, number>> {
+async function evaluate(
+  tf: typeof import('@tensorflow/tfjs-core'),
+  model: import('@tensorflow/tfjs-layers').LayersModel,
+  store: StageStore,
+  set: LabelledRows,
+  size: number,
+  batch: number,
+  centerCrop: typeof import('./data/augment/index.js').centerCrop,
+): Promise<Record<string, number>> {
   const x = new Float32Array(batch * size * size * 3);
   const total = set.blobs.length;
   let probs = new Float32Array(0);
   for (let start = 0; start < total; start += batch) {
     const n = Math.min(batch, total - start);
-    readBatch(store, set.blobs.slice(start, start + n), (images) => images.forEach((img, i) => centerCrop(img, size, x, i * size * size * 3)));
+    readBatch(store, set.blobs.slice(start, start + n), (images) =>
+      images.forEach((img, i) => centerCrop(img, size, x, i * size * size * 3)),
+    );
     // data(), not dataSync(): the webgpu backend reads back only asynchronously under Node.
-    const out = tf.tidy(() => model.predict(tf.tensor4d(x.subarray(0, n * size * size * 3), [n, size, size, 3])) as import('@tensorflow/tfjs-core').Tensor);
+    const out = tf.tidy(
+      () =>
+        model.predict(
+          tf.tensor4d(x.subarray(0, n * size * size * 3), [n, size, size, 3]),
+        ) as import('@tensorflow/tfjs-core').Tensor,
+    );
     const rows = await out.data();
     out.dispose();
     const k = rows.length / n;

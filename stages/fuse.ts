@@ -18,11 +18,37 @@ const params = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    method: { enum: ['mean', 'logit-mean', 'geometric', 'weighted', 'greedy'], default: 'greedy', description: 'mean of probabilities, mean of log-odds, normalised geometric mean, weighted mean fitted on the fit split, or greedy forward selection with replacement.' },
-    members: { enum: ['candidates', 'predictions'], default: 'candidates', description: "candidates: every candidate* output of a stage that has them (multicrop-predict's per crops and scale), else its predictions*; predictions: only predictions* outputs (one averaged prediction per checkpoint)." },
-    metric: { enum: ['top1', 'top3', 'logloss'], default: 'top1', description: 'What weighted and greedy optimise on the fit part.' },
-    fitSplit: { type: 'string', minLength: 1, default: 'val', description: 'The labelled split weights are fitted on and scores reported for.' },
-    holdout: { type: 'number', minimum: 0, exclusiveMaximum: 1, default: 0.5, description: 'Fraction of the fit split kept out of fitting (chosen by a hash of seed and image id); its score shows whether the fit generalises.' },
+    method: {
+      enum: ['mean', 'logit-mean', 'geometric', 'weighted', 'greedy'],
+      default: 'greedy',
+      description:
+        'mean of probabilities, mean of log-odds, normalised geometric mean, weighted mean fitted on the fit split, or greedy forward selection with replacement.',
+    },
+    members: {
+      enum: ['candidates', 'predictions'],
+      default: 'candidates',
+      description:
+        "candidates: every candidate* output of a stage that has them (multicrop-predict's per crops and scale), else its predictions*; predictions: only predictions* outputs (one averaged prediction per checkpoint).",
+    },
+    metric: {
+      enum: ['top1', 'top3', 'logloss'],
+      default: 'top1',
+      description: 'What weighted and greedy optimise on the fit part.',
+    },
+    fitSplit: {
+      type: 'string',
+      minLength: 1,
+      default: 'val',
+      description: 'The labelled split weights are fitted on and scores reported for.',
+    },
+    holdout: {
+      type: 'number',
+      minimum: 0,
+      exclusiveMaximum: 1,
+      default: 0.5,
+      description:
+        'Fraction of the fit split kept out of fitting (chosen by a hash of seed and image id); its score shows whether the fit generalises.',
+    },
     greedy: {
       type: 'object',
       additionalProperties: false,
@@ -31,10 +57,18 @@ const params = {
         init: { type: 'integer', minimum: 1, default: 1, description: 'Start from this many best members.' },
         maxRounds: { type: 'integer', minimum: 0, default: 20, description: 'At most this many additions.' },
         bagging: {
-          oneOf: [{ type: 'null' }, {
-            type: 'object', additionalProperties: false, required: ['bags', 'fraction'],
-            properties: { bags: { type: 'integer', minimum: 1 }, fraction: { type: 'number', exclusiveMinimum: 0, maximum: 1 } },
-          }],
+          oneOf: [
+            { type: 'null' },
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['bags', 'fraction'],
+              properties: {
+                bags: { type: 'integer', minimum: 1 },
+                fraction: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+              },
+            },
+          ],
           default: null,
           description: 'Repeat the selection on `bags` random subsets holding `fraction` of the members and average.',
         },
@@ -44,7 +78,9 @@ const params = {
       type: 'object',
       additionalProperties: false,
       default: {},
-      properties: { maxRounds: { type: 'integer', minimum: 0, default: 30, description: 'At most this many coordinate moves.' } },
+      properties: {
+        maxRounds: { type: 'integer', minimum: 0, default: 30, description: 'At most this many coordinate moves.' },
+      },
     },
   },
 } as const satisfies JsonSchema;
@@ -55,9 +91,12 @@ export type FuseParams = FromSchema<typeof params>;
 export const fuse = defineStage<FuseParams>({
   name: 'fuse',
   version: 3, // 2: bagging draws from the shared Rng; 3: members may be candidates, and a fitted fusion falls back to its best member
-  description: 'Fuse several prediction artifacts (mean, logit mean, geometric, fitted weights, or Caruana greedy selection), with a held-out check.',
+  description:
+    'Fuse several prediction artifacts (mean, logit mean, geometric, fitted weights, or Caruana greedy selection), with a held-out check.',
   params,
-  inputs: { predictions: { many: true, required: true, description: 'stages whose predictions* outputs are the members' } },
+  inputs: {
+    predictions: { many: true, required: true, description: 'stages whose predictions* outputs are the members' },
+  },
   isolate: false,
 
   async run(ctx, p) {
@@ -66,9 +105,18 @@ export const fuse = defineStage<FuseParams>({
     const members = loadMembers(arts, (d) => ctx.store.getBlob(d), p.members);
     const { predictions, report } = fuseMembers(members, p, ctx.seed);
     const f = report.fused;
-    ctx.log(`${p.method} over ${members.length} members: chose ${Object.entries(report.weights).map(([n, w]) => `${n}×${w.toFixed(3)}`).join(', ')}`);
-    if (report.fallback) ctx.log(`the fitted fusion scored ${fmt(report.fallback.fusedScore)} on ${p.fitSplit}, below ${report.fallback.member} alone (${fmt(report.fallback.memberScore)}): kept that member`);
-    ctx.log(`fused ${p.fitSplit} top1 ${fmt(f.val.top1)} (fit ${fmt(f.fit.top1)}, held out ${fmt(f.holdout.top1)}), top3 ${fmt(f.val.top3)}`);
+    ctx.log(
+      `${p.method} over ${members.length} members: chose ${Object.entries(report.weights)
+        .map(([n, w]) => `${n}×${w.toFixed(3)}`)
+        .join(', ')}`,
+    );
+    if (report.fallback)
+      ctx.log(
+        `the fitted fusion scored ${fmt(report.fallback.fusedScore)} on ${p.fitSplit}, below ${report.fallback.member} alone (${fmt(report.fallback.memberScore)}): kept that member`,
+      );
+    ctx.log(
+      `fused ${p.fitSplit} top1 ${fmt(f.val.top1)} (fit ${fmt(f.fit.top1)}, held out ${fmt(f.holdout.top1)}), top3 ${fmt(f.val.top3)}`,
+    );
     const metrics: Record<string, number> = {};
     if (f.val.top1 !== null) metrics.top1 = f.val.top1;
     if (f.val.top3 !== null) metrics.top3 = f.val.top3;
@@ -87,23 +135,38 @@ export const fuse = defineStage<FuseParams>({
   },
 });
 
-function fmt(x: number | null): string { return x === null ? '-' : x.toFixed(4); }
+function fmt(x: number | null): string {
+  return x === null ? '-' : x.toFixed(4);
+}
 
 /**
  * Every predictions* output of every input stage (outputs in name order) or, for `candidates`,
  * its candidate* outputs where it has any; checked for agreement.
  */
-export function loadMembers(arts: InputArtifact[], getBlob: (d: InputArtifact['outputs'][string]) => Buffer | undefined, use: FuseParams['members'] = 'predictions'): Member[] {
+export function loadMembers(
+  arts: InputArtifact[],
+  getBlob: (d: InputArtifact['outputs'][string]) => Buffer | undefined,
+  use: FuseParams['members'] = 'predictions',
+): Member[] {
   const members: Member[] = [];
   for (const a of arts) {
-    const named = (prefix: string): string[] => Object.keys(a.outputs).filter((n) => n.startsWith(prefix)).sort();
+    const named = (prefix: string): string[] =>
+      Object.keys(a.outputs)
+        .filter((n) => n.startsWith(prefix))
+        .sort();
     const candidates = use === 'candidates' ? named(CANDIDATE_PREFIX) : [];
     const names = candidates.length ? candidates : named(PREDICTIONS_PREFIX);
-    if (!names.length) throw new InputError(`input stage "${a.stageId}" has no predictions output (outputs: ${Object.keys(a.outputs).join(', ') || 'none'})`);
+    if (!names.length)
+      throw new InputError(
+        `input stage "${a.stageId}" has no predictions output (outputs: ${Object.keys(a.outputs).join(', ') || 'none'})`,
+      );
     for (const n of names) {
       const bytes = getBlob(a.outputs[n]!);
       if (!bytes) throw new InputError(`predictions "${a.stageId}:${n}" are missing from the cache`);
-      members.push({ name: `${a.stageId}:${n}`, predictions: decodePredictions(bytes, `predictions "${a.stageId}:${n}"`) });
+      members.push({
+        name: `${a.stageId}:${n}`,
+        predictions: decodePredictions(bytes, `predictions "${a.stageId}:${n}"`),
+      });
     }
   }
   checkAgreement(members);

@@ -20,18 +20,43 @@ import { checkClasses, checkpointsOf, scoreCheckpoint } from './data/checkpoint-
 import { averageCrops, cropCount, type CropSet } from './data/crops.js';
 import { CANDIDATE_PREFIX, encodePredictions, type Predictions } from './data/predictions.js';
 import type { BackendResolved } from './tf/backend-param.js';
-import { cropsPerImage, loadCheckpoint, openPrediction, predictCrops, predictionInputs, predictionParams, splitImages } from './tf/predict.js';
+import {
+  cropsPerImage,
+  loadCheckpoint,
+  openPrediction,
+  predictCrops,
+  predictionInputs,
+  predictionParams,
+  splitImages,
+} from './tf/predict.js';
 
 const cropEnum = ['1', '5', '10', 'full', 1, 5, 10] as const;
-export const cropsSchema = { oneOf: [{ enum: cropEnum }, { type: 'array', minItems: 1, items: { enum: cropEnum } }] } as const;
+export const cropsSchema = {
+  oneOf: [{ enum: cropEnum }, { type: 'array', minItems: 1, items: { enum: cropEnum } }],
+} as const;
 
 const params = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    crops: { ...cropsSchema, default: '10', description: "'1' centre | '5' corners + centre | '10' the 5 and their mirrors | 'full' whole image; or a list (all their crops are averaged)." },
-    scales: { type: ['array', 'null'], items: { type: 'integer', minimum: 8 }, minItems: 1, default: null, description: 'Shorter-side sizes to test at (default: the model inputSize and 8/7 of it, e.g. [224, 256]).' },
-    average: { enum: ['probs', 'logits'], default: 'probs', description: 'Average the crops as probabilities, or average logits then softmax.' },
+    crops: {
+      ...cropsSchema,
+      default: '10',
+      description:
+        "'1' centre | '5' corners + centre | '10' the 5 and their mirrors | 'full' whole image; or a list (all their crops are averaged).",
+    },
+    scales: {
+      type: ['array', 'null'],
+      items: { type: 'integer', minimum: 8 },
+      minItems: 1,
+      default: null,
+      description: 'Shorter-side sizes to test at (default: the model inputSize and 8/7 of it, e.g. [224, 256]).',
+    },
+    average: {
+      enum: ['probs', 'logits'],
+      default: 'probs',
+      description: 'Average the crops as probabilities, or average logits then softmax.',
+    },
     splits: { type: 'array', items: { type: 'string' }, minItems: 1, default: ['val', 'test'] },
     ...predictionParams,
   },
@@ -43,7 +68,8 @@ export type MulticropParams = BackendResolved<FromSchema<typeof params>>;
 export const multicropPredict = defineStage<MulticropParams>({
   name: 'multicrop-predict',
   version: 5, // 3: batch normalisation folded into the convolutions; 4: scores by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12); 5: every (crops, scale) row kept as a candidate output
-  description: 'Predict val/test with every chosen checkpoint over crops and scales, averaged; one Predictions per checkpoint.',
+  description:
+    'Predict val/test with every chosen checkpoint over crops and scales, averaged; one Predictions per checkpoint.',
   params,
   inputs: predictionInputs('finetune stages (their last epoch) or checkpoint-sweep stages (their selection)'),
   isolate: true,
@@ -53,7 +79,10 @@ export const multicropPredict = defineStage<MulticropParams>({
     const refs = checkpointsOf(ctx.store, ctx.inputs.models!);
     const splits = p.splits.filter((s) => set.splits[s]);
     for (const s of p.splits) if (!set.splits[s]) ctx.log(`split ${s} is not in the dataset: skipped`);
-    if (!splits.length) throw new InputError(`none of the splits ${p.splits.join(', ')} is in the dataset (it has ${Object.keys(set.splits).join(', ')})`);
+    if (!splits.length)
+      throw new InputError(
+        `none of the splits ${p.splits.join(', ')} is in the dataset (it has ${Object.keys(set.splits).join(', ')})`,
+      );
     const requested = [...new Set((Array.isArray(p.crops) ? p.crops : [p.crops]).map((c) => String(c) as CropSet))];
     const nested = Math.max(0, ...requested.filter((c) => c !== 'full').map(cropCount));
     const full = requested.includes('full');
@@ -63,7 +92,13 @@ export const multicropPredict = defineStage<MulticropParams>({
     let best: { name: string; top1: number; top3: number; loss: number } | undefined;
     let crops = 0;
     const t0 = Date.now();
-    const totalCrops = refs.reduce((sum, ref) => sum + splits.reduce((n, split) => n + set.splits[split]!.length, 0) * cropsPerImage({ scales: p.scales ?? defaultScales(ref.inputSize), nested, full }), 0);
+    const totalCrops = refs.reduce(
+      (sum, ref) =>
+        sum +
+        splits.reduce((n, split) => n + set.splits[split]!.length, 0) *
+          cropsPerImage({ scales: p.scales ?? defaultScales(ref.inputSize), nested, full }),
+      0,
+    );
     for (const ref of refs) {
       checkClasses(ref, set);
       const scales = p.scales ?? defaultScales(ref.inputSize);
@@ -78,12 +113,25 @@ export const multicropPredict = defineStage<MulticropParams>({
           const labels = rows.map((r) => r.label);
           const before = crops;
           const out = await predictCrops(tf, model, images, {
-            size: ref.inputSize, scales, nested, full, batchSize: p.batchSize,
-            onProgress: (done) => ctx.progress({ unit: 'crops', done: before + done, total: totalCrops, detail: `${ref.stageId} ${ref.epoch} · ${split}` }),
+            size: ref.inputSize,
+            scales,
+            nested,
+            full,
+            batchSize: p.batchSize,
+            onProgress: (done) =>
+              ctx.progress({
+                unit: 'crops',
+                done: before + done,
+                total: totalCrops,
+                detail: `${ref.stageId} ${ref.epoch} · ${split}`,
+              }),
           });
           crops += out.crops;
           const k = set.classes.length;
-          const views = [...scales.map((_, s) => ({ logits: out.perScale[s]!, stride: nested, crops: nested })), ...(out.full ? [{ logits: out.full, stride: 1, crops: 1 }] : [])];
+          const views = [
+            ...scales.map((_, s) => ({ logits: out.perScale[s]!, stride: nested, crops: nested })),
+            ...(out.full ? [{ logits: out.full, stride: 1, crops: 1 }] : []),
+          ];
           const probs = averageCrops(views, images.length, k, p.average);
           preds.splits[split] = { ids: rows.map((r) => r.id), labels, probs };
           // What each (crops, scale) bought, on the labelled splits; each is a fusion candidate.
@@ -96,8 +144,15 @@ export const multicropPredict = defineStage<MulticropParams>({
             if (score) table.push({ split, stageId: ref.stageId, epoch: ref.epoch, crops, scale, ...score });
           };
           for (const c of [1, 5, 10].filter((c) => c <= nested)) {
-            scales.forEach((scale, s) => row(String(c), scale, [{ logits: out.perScale[s]!, stride: nested, crops: c }]));
-            if (scales.length > 1) row(String(c), 'all', scales.map((_, s) => ({ logits: out.perScale[s]!, stride: nested, crops: c })));
+            scales.forEach((scale, s) =>
+              row(String(c), scale, [{ logits: out.perScale[s]!, stride: nested, crops: c }]),
+            );
+            if (scales.length > 1)
+              row(
+                String(c),
+                'all',
+                scales.map((_, s) => ({ logits: out.perScale[s]!, stride: nested, crops: c })),
+              );
           }
           if (out.full) row('full', null, [{ logits: out.full, stride: 1, crops: 1 }]);
           // Several crop sets averaged: that prediction is a candidate of its own (one crop set is one already).
@@ -107,10 +162,22 @@ export const multicropPredict = defineStage<MulticropParams>({
             candidates.get(candidate)!.splits[split] = preds.splits[split]!;
           }
           const score = scoreCheckpoint(probs, labels, k);
-          if (score) table.push({ split, stageId: ref.stageId, epoch: ref.epoch, crops: requested.join('+'), scale: 'all', averaged: true, ...score });
+          if (score)
+            table.push({
+              split,
+              stageId: ref.stageId,
+              epoch: ref.epoch,
+              crops: requested.join('+'),
+              scale: 'all',
+              averaged: true,
+              ...score,
+            });
           if (score && split === 'val') {
-            if (!best || score.top1 > best.top1 || (score.top1 === best.top1 && score.top3 > best.top3)) best = { name, ...score };
-            ctx.log(`${name}: val top-1 ${score.top1.toFixed(4)}, top-3 ${score.top3.toFixed(4)} (crops ${requested.join('+')}, scales ${scales.join(', ')}, ${p.average})`);
+            if (!best || score.top1 > best.top1 || (score.top1 === best.top1 && score.top3 > best.top3))
+              best = { name, ...score };
+            ctx.log(
+              `${name}: val top-1 ${score.top1.toFixed(4)}, top-3 ${score.top3.toFixed(4)} (crops ${requested.join('+')}, scales ${scales.join(', ')}, ${p.average})`,
+            );
           }
         }
       } finally {
@@ -121,10 +188,14 @@ export const multicropPredict = defineStage<MulticropParams>({
     }
     const seconds = (Date.now() - t0) / 1000;
     ctx.log(`${crops} crops in ${seconds.toFixed(1)} s: ${(crops / Math.max(seconds, 1e-3)).toFixed(1)} crops/s`);
-    outputs.table = await ctx.store.putBlob(Buffer.from(JSON.stringify({ average: p.average, crops: requested, rows: table }, null, 2)));
+    outputs.table = await ctx.store.putBlob(
+      Buffer.from(JSON.stringify({ average: p.average, crops: requested, rows: table }, null, 2)),
+    );
     return {
       outputs,
-      metrics: best ? { valTop1: best.top1, valTop3: best.top3, valLoss: best.loss, best: best.name, checkpoints: refs.length } : { checkpoints: refs.length },
+      metrics: best
+        ? { valTop1: best.top1, valTop3: best.top3, valLoss: best.loss, best: best.name, checkpoints: refs.length }
+        : { checkpoints: refs.length },
       backend: backend.detail,
     };
   },

@@ -4,7 +4,11 @@
 import { relative } from 'node:path';
 import type { ReportOptions } from './index.js';
 
-export async function reportAfterRun(file: string, opts: ReportOptions, write: (line: string) => void): Promise<string | undefined> {
+export async function reportAfterRun(
+  file: string,
+  opts: ReportOptions,
+  write: (line: string) => void,
+): Promise<string | undefined> {
   try {
     const { report } = await import('./index.js');
     const r = await report(file, opts);

@@ -24,26 +24,48 @@ export async function renderSvgs(specs: TopLevelSpec[]): Promise<string[]> {
   const out: string[] = [];
   for (const spec of specs) {
     const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
-    try { out.push(await view.toSVG()); } finally { view.finalize(); }
+    try {
+      out.push(await view.toSVG());
+    } finally {
+      view.finalize();
+    }
   }
   return out;
 }
 
-interface CurveDatum { run?: string; point: string; epoch: number; series: string; metric: string; value: number }
+interface CurveDatum {
+  run?: string;
+  point: string;
+  epoch: number;
+  series: string;
+  metric: string;
+  value: number;
+}
 
-function curveData(set: CurveSet, run?: string): { curves: CurveDatum[]; steps: Array<{ run?: string; point: string; at: number; metric: string }> } {
+function curveData(
+  set: CurveSet,
+  run?: string,
+): { curves: CurveDatum[]; steps: Array<{ run?: string; point: string; at: number; metric: string }> } {
   const curves: CurveDatum[] = [];
   const steps: Array<{ run?: string; point: string; at: number; metric: string }> = [];
-  const series: Array<[string, string, 'acc' | 'valTop1' | 'loss' | 'valLoss']> = [['accuracy (top-1)', 'train', 'acc'], ['accuracy (top-1)', 'val', 'valTop1'], ['loss', 'train', 'loss'], ['loss', 'val', 'valLoss']];
+  const series: Array<[string, string, 'acc' | 'valTop1' | 'loss' | 'valLoss']> = [
+    ['accuracy (top-1)', 'train', 'acc'],
+    ['accuracy (top-1)', 'val', 'valTop1'],
+    ['loss', 'train', 'loss'],
+    ['loss', 'val', 'valLoss'],
+  ];
   for (const p of set.points) {
     for (const r of p.rows) {
       for (const [metric, s, field] of series) {
         const v = r[field];
-        if (typeof v === 'number' && Number.isFinite(v)) curves.push({ ...(run ? { run } : {}), point: p.label, epoch: r.epoch, series: s, metric, value: v });
+        if (typeof v === 'number' && Number.isFinite(v))
+          curves.push({ ...(run ? { run } : {}), point: p.label, epoch: r.epoch, series: s, metric, value: v });
       }
     }
     // A rule half an epoch before the first epoch trained at the new rate.
-    for (const e of p.lrSteps) for (const metric of ['accuracy (top-1)', 'loss']) steps.push({ ...(run ? { run } : {}), point: p.label, at: e - 0.5, metric });
+    for (const e of p.lrSteps)
+      for (const metric of ['accuracy (top-1)', 'loss'])
+        steps.push({ ...(run ? { run } : {}), point: p.label, at: e - 0.5, metric });
   }
   return { curves, steps };
 }
@@ -58,7 +80,18 @@ function curveLayers(colorTitle: string): unknown[] {
         x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
         y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
         color: { field: 'point', type: 'nominal', title: colorTitle },
-        strokeDash: { field: 'series', type: 'nominal', title: 'split', sort: ['train', 'val'], legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 300, encode: { symbols: { update: { stroke: { value: '#333' } } } } } },
+        strokeDash: {
+          field: 'series',
+          type: 'nominal',
+          title: 'split',
+          sort: ['train', 'val'],
+          legend: {
+            symbolType: 'stroke',
+            symbolStrokeWidth: 2,
+            symbolSize: 300,
+            encode: { symbols: { update: { stroke: { value: '#333' } } } },
+          },
+        },
         tooltip: [{ field: 'point' }, { field: 'series' }, { field: 'epoch' }, { field: 'value', format: '.4f' }],
       },
     },
@@ -93,7 +126,10 @@ export function curvesCompareSpec(stage: string, runs: Array<{ run: string; set:
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     config: CONFIG,
     data: { values },
-    facet: { column: { field: 'run', type: 'nominal', title: null, sort: runs.map((r) => r.run) }, row: { field: 'metric', type: 'nominal', title: null } },
+    facet: {
+      column: { field: 'run', type: 'nominal', title: null, sort: runs.map((r) => r.run) },
+      row: { field: 'metric', type: 'nominal', title: null },
+    },
     resolve: { scale: { y: 'independent' } },
     spec: { width: 400, height: 200, layer: curveLayers(stage) },
   } as TopLevelSpec;
@@ -111,20 +147,62 @@ export function sweepSpec(t: SweepTable): TopLevelSpec {
     { config: r.stageId, epoch: epoch(r.epoch), metric: 'top-3', value: r.top3 },
   ]);
   // White text on the darker half of each metric's range.
-  const mid = (m: string): number => { const v = values.filter((x) => x.metric === m).map((x) => x.value); return (Math.min(...v) + Math.max(...v)) / 2; };
+  const mid = (m: string): number => {
+    const v = values.filter((x) => x.metric === m).map((x) => x.value);
+    return (Math.min(...v) + Math.max(...v)) / 2;
+  };
   const wide = new Set(t.rows.map((r) => r.epoch)).size > 12;
-  const enc = { x: { field: 'epoch', type: 'ordinal', title: 'epoch', axis: { labelAngle: 0 } }, y: { field: 'config', type: 'nominal', title: null } } as const;
+  const enc = {
+    x: { field: 'epoch', type: 'ordinal', title: 'epoch', axis: { labelAngle: 0 } },
+    y: { field: 'config', type: 'nominal', title: null },
+  } as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     config: CONFIG,
     data: { values },
-    facet: { column: { field: 'metric', type: 'nominal', title: `${t.split} accuracy (${t.crops} crop${t.crops === '1' ? '' : 's'})` } },
+    facet: {
+      column: {
+        field: 'metric',
+        type: 'nominal',
+        title: `${t.split} accuracy (${t.crops} crop${t.crops === '1' ? '' : 's'})`,
+      },
+    },
     resolve: { scale: { color: 'independent' } },
     spec: {
-      width: { step: wide ? 22 : 56 }, height: { step: wide ? 20 : 30 },
+      width: { step: wide ? 22 : 56 },
+      height: { step: wide ? 20 : 30 },
       layer: [
-        { mark: { type: 'rect', stroke: 'white' }, encoding: { ...enc, color: { field: 'value', type: 'quantitative', title: 'accuracy', scale: { scheme: 'blues' }, legend: { format: '.3f' } } } },
-        ...(wide ? [] : [{ mark: { type: 'text', fontSize: 11 }, encoding: { ...enc, text: { field: 'value', format: '.3f' }, color: { condition: { test: `datum.metric === 'top-1' ? datum.value > ${mid('top-1')} : datum.value > ${mid('top-3')}`, value: 'white' }, value: 'black' } } }]),
+        {
+          mark: { type: 'rect', stroke: 'white' },
+          encoding: {
+            ...enc,
+            color: {
+              field: 'value',
+              type: 'quantitative',
+              title: 'accuracy',
+              scale: { scheme: 'blues' },
+              legend: { format: '.3f' },
+            },
+          },
+        },
+        ...(wide
+          ? []
+          : [
+              {
+                mark: { type: 'text', fontSize: 11 },
+                encoding: {
+                  ...enc,
+                  text: { field: 'value', format: '.3f' },
+                  color: {
+                    condition: {
+                      test: `datum.metric === 'top-1' ? datum.value > ${mid('top-1')} : datum.value > ${mid('top-3')}`,
+                      value: 'white',
+                    },
+                    value: 'black',
+                  },
+                },
+              },
+            ]),
       ],
     },
   } as TopLevelSpec;
@@ -132,7 +210,16 @@ export function sweepSpec(t: SweepTable): TopLevelSpec {
 
 /** Top-1 per crop set, one bar per scale, per model (rows) and split (columns). */
 export function multicropSpec(t: MulticropTable): TopLevelSpec {
-  const values = t.rows.filter((r) => !r.averaged).map((r) => ({ model: `${r.stageId} ${r.epoch}`, split: r.split, crops: r.crops, scale: r.scale === null ? 'full image' : r.scale === 'all' ? 'all, averaged' : String(r.scale), top1: r.top1, top3: r.top3 }));
+  const values = t.rows
+    .filter((r) => !r.averaged)
+    .map((r) => ({
+      model: `${r.stageId} ${r.epoch}`,
+      split: r.split,
+      crops: r.crops,
+      scale: r.scale === null ? 'full image' : r.scale === 'all' ? 'all, averaged' : String(r.scale),
+      top1: r.top1,
+      top3: r.top3,
+    }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     config: CONFIG,
@@ -142,14 +229,22 @@ export function multicropSpec(t: MulticropTable): TopLevelSpec {
       column: { field: 'split', type: 'nominal', title: null, sort: ['val', 'test'] },
     },
     spec: {
-      width: 300, height: 90,
+      width: 300,
+      height: 90,
       mark: 'bar',
       encoding: {
         x: { field: 'crops', type: 'ordinal', sort: CROP_ORDER, title: 'crops', axis: { labelAngle: 0 } },
         xOffset: { field: 'scale', type: 'nominal' },
         y: { field: 'top1', type: 'quantitative', title: 'top-1', scale: { domain: [0, 1] } },
         color: { field: 'scale', type: 'nominal', title: 'scale (short side)' },
-        tooltip: [{ field: 'model' }, { field: 'split' }, { field: 'crops' }, { field: 'scale' }, { field: 'top1', format: '.4f' }, { field: 'top3', format: '.4f' }],
+        tooltip: [
+          { field: 'model' },
+          { field: 'split' },
+          { field: 'crops' },
+          { field: 'scale' },
+          { field: 'top1', format: '.4f' },
+          { field: 'top3', format: '.4f' },
+        ],
       },
     },
   } as TopLevelSpec;
@@ -157,8 +252,20 @@ export function multicropSpec(t: MulticropTable): TopLevelSpec {
 
 /** Each member's top-1 on the fit part and the held-out part, with the fused result as the last row. */
 export function fusionSpec(r: FuseReport): TopLevelSpec {
-  const rows = [...r.members.map((m) => ({ name: `${r.chosen.includes(m.name) ? '● ' : ''}${m.name}`, fit: m.fit.top1, holdout: m.holdout.top1 })), { name: 'FUSED', fit: r.fused.fit.top1, holdout: r.fused.holdout.top1 }];
-  const values = rows.flatMap((x) => [{ name: x.name, part: 'fit', top1: x.fit }, { name: x.name, part: 'held out', top1: x.holdout }]).filter((v) => v.top1 !== null);
+  const rows = [
+    ...r.members.map((m) => ({
+      name: `${r.chosen.includes(m.name) ? '● ' : ''}${m.name}`,
+      fit: m.fit.top1,
+      holdout: m.holdout.top1,
+    })),
+    { name: 'FUSED', fit: r.fused.fit.top1, holdout: r.fused.holdout.top1 },
+  ];
+  const values = rows
+    .flatMap((x) => [
+      { name: x.name, part: 'fit', top1: x.fit },
+      { name: x.name, part: 'held out', top1: x.holdout },
+    ])
+    .filter((v) => v.top1 !== null);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     config: CONFIG,
@@ -178,10 +285,28 @@ export function fusionSpec(r: FuseReport): TopLevelSpec {
 
 /** Confusion matrix as a heat map: true class down, predicted across, counts written in. */
 export function confusionSpec(g: Gallery): TopLevelSpec {
-  const values = g.confusion.flatMap((row, t) => row.map((count, p) => ({ truth: g.classes[t] ?? String(t), predicted: g.classes[p] ?? String(p), count, rate: count / Math.max(1, row.reduce((a, b) => a + b, 0)) })));
+  const values = g.confusion.flatMap((row, t) =>
+    row.map((count, p) => ({
+      truth: g.classes[t] ?? String(t),
+      predicted: g.classes[p] ?? String(p),
+      count,
+      rate:
+        count /
+        Math.max(
+          1,
+          row.reduce((a, b) => a + b, 0),
+        ),
+    })),
+  );
   const big = g.classes.length > 20;
   const enc = {
-    x: { field: 'predicted', type: 'nominal', sort: g.classes, title: 'predicted', axis: { labelAngle: -45, labels: !big } },
+    x: {
+      field: 'predicted',
+      type: 'nominal',
+      sort: g.classes,
+      title: 'predicted',
+      axis: { labelAngle: -45, labels: !big },
+    },
     y: { field: 'truth', type: 'nominal', sort: g.classes, title: 'true', axis: { labels: !big } },
   } as const;
   return {
@@ -191,8 +316,31 @@ export function confusionSpec(g: Gallery): TopLevelSpec {
     width: { step: big ? 8 : 40 },
     height: { step: big ? 8 : 40 },
     layer: [
-      { mark: { type: 'rect', stroke: big ? null : 'white' }, encoding: { ...enc, color: { field: 'rate', type: 'quantitative', title: 'row share', scale: { scheme: 'oranges', domain: [0, 1] } }, tooltip: [{ field: 'truth' }, { field: 'predicted' }, { field: 'count' }] } },
-      ...(big ? [] : [{ mark: { type: 'text', fontSize: 11 }, encoding: { ...enc, text: { field: 'count' }, color: { condition: { test: 'datum.rate > 0.5', value: 'white' }, value: 'black' } } }]),
+      {
+        mark: { type: 'rect', stroke: big ? null : 'white' },
+        encoding: {
+          ...enc,
+          color: {
+            field: 'rate',
+            type: 'quantitative',
+            title: 'row share',
+            scale: { scheme: 'oranges', domain: [0, 1] },
+          },
+          tooltip: [{ field: 'truth' }, { field: 'predicted' }, { field: 'count' }],
+        },
+      },
+      ...(big
+        ? []
+        : [
+            {
+              mark: { type: 'text', fontSize: 11 },
+              encoding: {
+                ...enc,
+                text: { field: 'count' },
+                color: { condition: { test: 'datum.rate > 0.5', value: 'white' }, value: 'black' },
+              },
+            },
+          ]),
     ],
   } as TopLevelSpec;
 }

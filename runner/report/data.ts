@@ -24,14 +24,53 @@ export interface StageEntry {
   lock: LockStage | undefined;
 }
 
-export interface HistoryRow { epoch: number; loss?: number; acc?: number; lr?: number; valTop1?: number; valTop3?: number; valLoss?: number }
-export interface CurveSet { stage: string; points: Array<{ id: string; label: string; rows: HistoryRow[]; lrSteps: number[] }> }
+export interface HistoryRow {
+  epoch: number;
+  loss?: number;
+  acc?: number;
+  lr?: number;
+  valTop1?: number;
+  valTop3?: number;
+  valLoss?: number;
+}
+export interface CurveSet {
+  stage: string;
+  points: Array<{ id: string; label: string; rows: HistoryRow[]; lrSteps: number[] }>;
+}
 
-export interface SweepRow { stageId: string; epoch: string; top1: number; top3: number; loss: number; selected: boolean }
-export interface SweepTable { stage: string; split: string; crops: string; scale: number | string; metric: string; rows: SweepRow[] }
+export interface SweepRow {
+  stageId: string;
+  epoch: string;
+  top1: number;
+  top3: number;
+  loss: number;
+  selected: boolean;
+}
+export interface SweepTable {
+  stage: string;
+  split: string;
+  crops: string;
+  scale: number | string;
+  metric: string;
+  rows: SweepRow[];
+}
 
-export interface MulticropRow { split: string; stageId: string; epoch: string; crops: string; scale: number | 'all' | null; top1: number; top3: number; loss: number; averaged?: boolean }
-export interface MulticropTable { stage: string; average: string; rows: MulticropRow[] }
+export interface MulticropRow {
+  split: string;
+  stageId: string;
+  epoch: string;
+  crops: string;
+  scale: number | 'all' | null;
+  top1: number;
+  top3: number;
+  loss: number;
+  averaged?: boolean;
+}
+export interface MulticropTable {
+  stage: string;
+  average: string;
+  rows: MulticropRow[];
+}
 
 export interface Gallery {
   title: string;
@@ -86,7 +125,9 @@ type BlobReader = (digest: Digest | undefined) => Buffer | undefined;
 function blobReader(store: Store, missing: string[]): BlobReader {
   return (digest) => {
     if (!digest) return undefined;
-    try { return store.getBlob(digest, { verify: true }); } catch (e) {
+    try {
+      return store.getBlob(digest, { verify: true });
+    } catch (e) {
       missing.push(`blob ${digest.slice(0, 12)}: ${(e as Error).message}`);
       return undefined;
     }
@@ -102,7 +143,14 @@ export function stageEntries(pipeline: Pipeline, store: Store, lock: LockFile | 
     const lockStage = lock?.stages[s.node.id];
     const fromLock = !s.record && lockStage ? store.getRecord(lockStage.key) : undefined;
     const record = s.record ?? fromLock;
-    return { node: s.node, fresh: s.fresh, reasons: s.reasons, record, source: s.record ? 'current' : fromLock ? 'lock' : null, lock: lockStage };
+    return {
+      node: s.node,
+      fresh: s.fresh,
+      reasons: s.reasons,
+      record,
+      source: s.record ? 'current' : fromLock ? 'lock' : null,
+      lock: lockStage,
+    };
   });
 }
 
@@ -113,16 +161,24 @@ export function gatherReport(pipeline: Pipeline, store: Store, lock: LockFile | 
   const byId = new Map(stages.map((s) => [s.node.id, s]));
   const need = (s: StageEntry, output: string, what: string): Buffer | undefined => {
     const d = s.record?.outputs[output];
-    if (!s.record) { missing.push(`${s.node.id}: no result in the cache (${s.reasons[0] ?? 'never run'}), so no ${what}`); return undefined; }
+    if (!s.record) {
+      missing.push(`${s.node.id}: no result in the cache (${s.reasons[0] ?? 'never run'}), so no ${what}`);
+      return undefined;
+    }
     const before = missing.length;
     const b = blob(d);
     // A corrupt blob has its own line already; name the stage and output in it.
-    if (!b && missing.length > before) missing[missing.length - 1] = `${s.node.id}: output "${output}" is corrupt in the cache (${missing.at(-1)}), so no ${what}`;
+    if (!b && missing.length > before)
+      missing[missing.length - 1] =
+        `${s.node.id}: output "${output}" is corrupt in the cache (${missing.at(-1)}), so no ${what}`;
     else if (!b) missing.push(`${s.node.id}: output "${output}" is not in the cache, so no ${what}`);
     return b;
   };
   const ofKind = (k: string): StageEntry[] => stages.filter((s) => s.node.kind.name === k);
-  const lastRun = store.runs().filter((r) => r.pipeline === pipeline.file).sort((a, b) => a.at.localeCompare(b.at));
+  const lastRun = store
+    .runs()
+    .filter((r) => r.pipeline === pipeline.file)
+    .sort((a, b) => a.at.localeCompare(b.at));
 
   // Training curves: one set per finetune stage as written in the file (its matrix points together).
   const curves: CurveSet[] = [];
@@ -131,7 +187,7 @@ export function gatherReport(pipeline: Pipeline, store: Store, lock: LockFile | 
     if (!h) continue;
     const rows = (JSON.parse(h.toString()) as { epochs: HistoryRow[] }).epochs;
     let set = curves.find((c) => c.stage === s.node.baseId);
-    if (!set) curves.push(set = { stage: s.node.baseId, points: [] });
+    if (!set) curves.push((set = { stage: s.node.baseId, points: [] }));
     set.points.push({ id: s.node.id, label: pointLabel(s.node), rows, lrSteps: lrStepEpochs(rows) });
   }
 
@@ -161,20 +217,61 @@ export function gatherReport(pipeline: Pipeline, store: Store, lock: LockFile | 
     const sp = preds.splits[report.fitSplit];
     if (!sp) continue;
     const m = splitMetrics(sp, preds.classes, 3);
-    galleries.push(withThumbs(blob, pipeline, byId, s.node, {
-      title: `fusion (${s.node.id}), ${report.fitSplit}`, stage: s.node.id, source: `${s.node.id}:predictions`, split: report.fitSplit, classes: preds.classes,
-      confusion: m.confusion, top1: m.top1, topK: m.topK, k: m.k, labelled: m.labelled, misclassified: m.misclassified.map((x) => ({ ...x, blob: null })),
-    }));
+    galleries.push(
+      withThumbs(blob, pipeline, byId, s.node, {
+        title: `fusion (${s.node.id}), ${report.fitSplit}`,
+        stage: s.node.id,
+        source: `${s.node.id}:predictions`,
+        split: report.fitSplit,
+        classes: preds.classes,
+        confusion: m.confusion,
+        top1: m.top1,
+        topK: m.topK,
+        k: m.k,
+        labelled: m.labelled,
+        misclassified: m.misclassified.map((x) => ({ ...x, blob: null })),
+      }),
+    );
   }
   for (const s of ofKind('export')) {
-    if (!s.record) { need(s, 'metrics', 'final confusion matrix'); continue; }
-    if (!s.record.outputs.metrics) { missing.push(`${s.node.id}: its split has no labels, so no confusion matrix of the final predictions`); continue; }
-    const m = json<{ split: string; source: string; confusion: number[][]; top1: number | null; topK: number | null; k: number; labelled: number; perClass: Array<{ class: string }>; misclassified: Misclassified[] }>(blob, s.record.outputs.metrics);
-    if (!m) { need(s, 'metrics', 'final confusion matrix'); continue; }
-    galleries.push(withThumbs(blob, pipeline, byId, s.node, {
-      title: `final predictions (${s.node.id}), ${m.split}`, stage: s.node.id, source: m.source, split: m.split, classes: m.perClass.map((c) => c.class),
-      confusion: m.confusion, top1: m.top1, topK: m.topK, k: m.k, labelled: m.labelled, misclassified: m.misclassified.map((x) => ({ ...x, blob: null })),
-    }));
+    if (!s.record) {
+      need(s, 'metrics', 'final confusion matrix');
+      continue;
+    }
+    if (!s.record.outputs.metrics) {
+      missing.push(`${s.node.id}: its split has no labels, so no confusion matrix of the final predictions`);
+      continue;
+    }
+    const m = json<{
+      split: string;
+      source: string;
+      confusion: number[][];
+      top1: number | null;
+      topK: number | null;
+      k: number;
+      labelled: number;
+      perClass: Array<{ class: string }>;
+      misclassified: Misclassified[];
+    }>(blob, s.record.outputs.metrics);
+    if (!m) {
+      need(s, 'metrics', 'final confusion matrix');
+      continue;
+    }
+    galleries.push(
+      withThumbs(blob, pipeline, byId, s.node, {
+        title: `final predictions (${s.node.id}), ${m.split}`,
+        stage: s.node.id,
+        source: m.source,
+        split: m.split,
+        classes: m.perClass.map((c) => c.class),
+        confusion: m.confusion,
+        top1: m.top1,
+        topK: m.topK,
+        k: m.k,
+        labelled: m.labelled,
+        misclassified: m.misclassified.map((x) => ({ ...x, blob: null })),
+      }),
+    );
   }
 
   const previews: ReportData['previews'] = [];
@@ -205,7 +302,15 @@ export function gatherReport(pipeline: Pipeline, store: Store, lock: LockFile | 
   return {
     pipeline: { name: pipeline.name, file: pipeline.file, seed: pipeline.seed, generatedAt: new Date().toISOString() },
     lastRunAt: last?.at ?? null,
-    stages, run, curves, sweeps, multicrop, fusions, galleries, previews, missing,
+    stages,
+    run,
+    curves,
+    sweeps,
+    multicrop,
+    fusions,
+    galleries,
+    previews,
+    missing,
   };
 }
 
@@ -220,7 +325,8 @@ export function lrStepEpochs(rows: HistoryRow[]): number[] {
   const out: number[] = [];
   for (let i = 1; i < rows.length; i++) {
     const [a, b] = [rows[i - 1]!.lr, rows[i]!.lr];
-    if (a !== undefined && b !== undefined && Math.abs(a - b) > 1e-12 * Math.max(Math.abs(a), Math.abs(b))) out.push(rows[i]!.epoch);
+    if (a !== undefined && b !== undefined && Math.abs(a - b) > 1e-12 * Math.max(Math.abs(a), Math.abs(b)))
+      out.push(rows[i]!.epoch);
   }
   return out;
 }
@@ -231,7 +337,8 @@ export function lrStepEpochs(rows: HistoryRow[]): number[] {
  */
 export function throughputOf(r: StageRecord): string | null {
   const m = r.timing?.imagesPerSec;
-  if (typeof m === 'number') return `${m.toFixed(1)} img/s${r.timing?.secondsPerEpoch ? `, ${r.timing.secondsPerEpoch.toFixed(1)} s/epoch` : ''}`;
+  if (typeof m === 'number')
+    return `${m.toFixed(1)} img/s${r.timing?.secondsPerEpoch ? `, ${r.timing.secondsPerEpoch.toFixed(1)} s/epoch` : ''}`;
   for (let i = r.logTail.length - 1; i >= 0; i--) {
     const hit = /([\d.]+) (img|crops|images)\/s/.exec(r.logTail[i]!);
     if (hit) return `${hit[1]} ${hit[2]}/s`;
@@ -243,7 +350,13 @@ export function throughputOf(r: StageRecord): string | null {
  * The decoded images of the predictions' split, found by walking the stage's inputs upstream to a
  * decode stage: the gallery shows the very pixels the models saw.
  */
-function withThumbs(blob: BlobReader, pipeline: Pipeline, byId: Map<string, StageEntry>, from: StageNode, g: Gallery): Gallery {
+function withThumbs(
+  blob: BlobReader,
+  pipeline: Pipeline,
+  byId: Map<string, StageEntry>,
+  from: StageNode,
+  g: Gallery,
+): Gallery {
   const seen = new Set<string>();
   const queue = [from.id];
   let decode: StageEntry | undefined;

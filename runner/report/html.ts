@@ -3,7 +3,10 @@
 // it opens offline, can be mailed or archived with a submission, and prints.
 
 export function esc(s: unknown): string {
-  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return String(s).replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 }
 
 /** 0.4166 → "41.7%"; null → "–". */
@@ -22,7 +25,11 @@ export function duration(ms: number | null): string {
   return s < 120 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
-export interface Cell { html: string; cls?: string; title?: string }
+export interface Cell {
+  html: string;
+  cls?: string;
+  title?: string;
+}
 type CellLike = Cell | string | number;
 
 /** An HTML table; strings are escaped, Cells carry HTML already made safe by the caller. */
@@ -34,7 +41,11 @@ export function table(headers: string[], rows: CellLike[][], cls = ''): string {
   return `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${headers.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => cell(c, 'td')).join('')}</tr>`).join('')}</tbody></table>`;
 }
 
-export interface Section { id: string; title: string; body: string }
+export interface Section {
+  id: string;
+  title: string;
+  body: string;
+}
 
 export function chart(svg: string, caption: string): string {
   return `<figure class="chart">${svg}<figcaption>${esc(caption)}</figcaption></figure>`;

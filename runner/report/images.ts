@@ -20,12 +20,23 @@ export async function thumbnails(store: Store, digests: Iterable<Digest>): Promi
   const sharp = (await import('sharp')).default;
   for (const d of todo) {
     let b: Buffer | undefined;
-    try { b = store.getBlob(d, { verify: true }); } catch { b = undefined; } // corrupt: no thumbnail rather than a wrong one
+    try {
+      b = store.getBlob(d, { verify: true });
+    } catch {
+      b = undefined;
+    } // corrupt: no thumbnail rather than a wrong one
     if (!b) continue;
     const img = decodeDecoded(b);
     // Small images are enlarged with nearest-neighbour, so the thumbnail shows the real pixels.
-    const jpeg = await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), { raw: { width: img.width, height: img.height, channels: 3 } })
-      .resize({ width: THUMB_SIDE, height: THUMB_SIDE, fit: 'inside', kernel: img.width < THUMB_SIDE && img.height < THUMB_SIDE ? 'nearest' : 'lanczos3' })
+    const jpeg = await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), {
+      raw: { width: img.width, height: img.height, channels: 3 },
+    })
+      .resize({
+        width: THUMB_SIDE,
+        height: THUMB_SIDE,
+        fit: 'inside',
+        kernel: img.width < THUMB_SIDE && img.height < THUMB_SIDE ? 'nearest' : 'lanczos3',
+      })
       .jpeg({ quality: 85 })
       .toBuffer();
     out.set(d, dataUrl('image/jpeg', jpeg));

@@ -13,14 +13,34 @@ import type { Digest } from '../../cache/canonical.js';
 import type { Pipeline } from '../analyze.js';
 import { lockOf, loadPipeline, openStore, type CommonOptions } from '../context.js';
 import { UsageError } from '../diagnostics.js';
-import { curvesCompareSpec, curvesSpec, confusionSpec, fusionSpec, multicropSpec, renderSvgs, sweepSpec } from './charts.js';
+import {
+  curvesCompareSpec,
+  curvesSpec,
+  confusionSpec,
+  fusionSpec,
+  multicropSpec,
+  renderSvgs,
+  sweepSpec,
+} from './charts.js';
 import { compareSection, gatherCompare, type CompareData } from './compare.js';
 import { gatherReport, type ReportData } from './data.js';
 import { esc, page, type Section } from './html.js';
 import { dataUrl, thumbnails } from './images.js';
-import { GALLERY_LIMIT, curvesSection, errorsSection, fusionSection, multicropSection, previewSection, runSection, sweepSection } from './sections.js';
+import {
+  GALLERY_LIMIT,
+  curvesSection,
+  errorsSection,
+  fusionSection,
+  multicropSection,
+  previewSection,
+  runSection,
+  sweepSection,
+} from './sections.js';
 
-export interface ReportOptions extends CommonOptions { out?: string; compare?: string }
+export interface ReportOptions extends CommonOptions {
+  out?: string;
+  compare?: string;
+}
 
 export interface ReportResult {
   path: string;
@@ -40,7 +60,8 @@ export function defaultReportPath(pipeline: Pipeline, compare?: string): string 
 export async function report(file: string | undefined, opts: ReportOptions): Promise<ReportResult> {
   const pipeline = loadPipeline(file, opts);
   const { path: lockPath, lock } = lockOf(pipeline);
-  if (opts.compare !== undefined && !lock) throw new UsageError(`${lockPath}: no lock file to compare with ${opts.compare}; run the pipeline first`);
+  if (opts.compare !== undefined && !lock)
+    throw new UsageError(`${lockPath}: no lock file to compare with ${opts.compare}; run the pipeline first`);
   const store = openStore(opts, pipeline.projectDir, 'read');
   let data: ReportData;
   let compare: CompareData | undefined;
@@ -48,7 +69,15 @@ export async function report(file: string | undefined, opts: ReportOptions): Pro
   try {
     data = gatherReport(pipeline, store, lock);
     if (opts.compare !== undefined) compare = await gatherCompare(store, lockPath, lock!, opts.compare);
-    thumbs = await thumbnails(store, data.galleries.flatMap((g) => g.misclassified.slice(0, GALLERY_LIMIT).map((m) => m.blob).filter((d): d is Digest => d !== null)));
+    thumbs = await thumbnails(
+      store,
+      data.galleries.flatMap((g) =>
+        g.misclassified
+          .slice(0, GALLERY_LIMIT)
+          .map((m) => m.blob)
+          .filter((d): d is Digest => d !== null),
+      ),
+    );
   } finally {
     await store.close();
   }
@@ -56,11 +85,20 @@ export async function report(file: string | undefined, opts: ReportOptions): Pro
   const specs = specsOf(data, compare);
   const svgList = await renderSvgs(specs.map((s) => s.spec));
   const svgs = new Map(specs.map((s, i) => [s.id, svgList[i]!]));
-  const rendered = { svgs, thumbs, previews: new Map(data.previews.map((p) => [p.stage, dataUrl('image/png', p.png)])) };
+  const rendered = {
+    svgs,
+    thumbs,
+    previews: new Map(data.previews.map((p) => [p.stage, dataUrl('image/png', p.png)])),
+  };
   const sections: Section[] = [
     ...(compare ? [compareSection(compare, svgs)] : []),
-    curvesSection(data, rendered), sweepSection(data, rendered), multicropSection(data, rendered), fusionSection(data, rendered),
-    errorsSection(data, rendered), previewSection(data, rendered), runSection(data, esc(gitRevision(pipeline.file, lockPath))),
+    curvesSection(data, rendered),
+    sweepSection(data, rendered),
+    multicropSection(data, rendered),
+    fusionSection(data, rendered),
+    errorsSection(data, rendered),
+    previewSection(data, rendered),
+    runSection(data, esc(gitRevision(pipeline.file, lockPath))),
   ];
   const header = `<h1>${esc(pipeline.name)}</h1><p class="meta">Pipeline <code>${esc(relative(process.cwd(), pipeline.file))}</code>, seed ${pipeline.seed}, lock <code>${esc(relative(process.cwd(), lockPath))}</code>${lock ? '' : ' (none yet)'}; report written ${esc(data.pipeline.generatedAt)} from the cache.</p>`;
   const html = page(`${pipeline.name}: podium report`, header, sections);
@@ -68,8 +106,21 @@ export async function report(file: string | undefined, opts: ReportOptions): Pro
   const out = resolve(opts.out ?? defaultReportPath(pipeline, opts.compare));
   mkdirSync(dirname(out), { recursive: true });
   const tmp = `${out}.tmp-${process.pid}`;
-  try { writeFileSync(tmp, html); renameSync(tmp, out); } catch (e) { rmSync(tmp, { force: true }); throw e; }
-  return { path: out, pipeline: pipeline.name, sections: sections.map((s) => s.id), charts: specs.map((s) => s.id), bytes: Buffer.byteLength(html), missing: [...data.missing, ...(compare?.missing ?? [])] };
+  try {
+    writeFileSync(tmp, html);
+    renameSync(tmp, out);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  return {
+    path: out,
+    pipeline: pipeline.name,
+    sections: sections.map((s) => s.id),
+    charts: specs.map((s) => s.id),
+    bytes: Buffer.byteLength(html),
+    missing: [...data.missing, ...(compare?.missing ?? [])],
+  };
 }
 
 /** Every chart of the report, with the id its section looks it up by. */
@@ -78,7 +129,9 @@ function specsOf(d: ReportData, c: CompareData | undefined): Array<{ id: string;
     ...(c?.curves.map((x) => ({ id: `compare:${x.stage}`, spec: curvesCompareSpec(x.stage, x.runs) })) ?? []),
     ...d.curves.map((s) => ({ id: `curves:${s.stage}`, spec: curvesSpec(s) })),
     ...d.sweeps.filter((t) => t.rows.length).map((t) => ({ id: `sweep:${t.stage}`, spec: sweepSpec(t) })),
-    ...d.multicrop.filter((t) => t.rows.some((r) => !r.averaged)).map((t) => ({ id: `multicrop:${t.stage}`, spec: multicropSpec(t) })),
+    ...d.multicrop
+      .filter((t) => t.rows.some((r) => !r.averaged))
+      .map((t) => ({ id: `multicrop:${t.stage}`, spec: multicropSpec(t) })),
     ...d.fusions.map((f) => ({ id: `fusion:${f.stage}`, spec: fusionSpec(f.report) })),
     ...d.galleries.map((g, i) => ({ id: `confusion:${i}`, spec: confusionSpec(g) })),
   ];
@@ -87,7 +140,15 @@ function specsOf(d: ReportData, c: CompareData | undefined): Array<{ id: string;
 /** The commit the pipeline file is at, and whether it or its lock differ from it; git is optional. */
 function gitRevision(file: string, lockPath: string): string {
   const git = (...args: string[]): string | undefined => {
-    try { return execFileSync('git', args, { cwd: dirname(file), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return undefined; }
+    try {
+      return execFileSync('git', args, {
+        cwd: dirname(file),
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
+    } catch {
+      return undefined;
+    }
   };
   const rev = git('rev-parse', '--short=12', 'HEAD');
   if (!rev) return 'not in a git repository (or no commit yet)';
@@ -96,7 +157,9 @@ function gitRevision(file: string, lockPath: string): string {
 }
 
 export function formatReport(r: ReportResult): string {
-  const lines = [`report of ${r.pipeline}: ${relative(process.cwd(), r.path) || r.path} (${(r.bytes / 1024).toFixed(0)} KiB, ${r.charts.length} charts)`];
+  const lines = [
+    `report of ${r.pipeline}: ${relative(process.cwd(), r.path) || r.path} (${(r.bytes / 1024).toFixed(0)} KiB, ${r.charts.length} charts)`,
+  ];
   for (const m of r.missing) lines.push(`  not shown: ${m}`);
   return lines.join('\n');
 }

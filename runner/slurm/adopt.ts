@@ -16,13 +16,24 @@ import { readJson, type JobTicket } from './spool.js';
  * A record another runner published for this key (Bazel's remote cache): its blobs fetched,
  * hash-checked, so this runner commits it without a job. A damaged entry is a miss.
  */
-export async function fromStore(o: SlurmBackendOptions, key: Digest, job: StageJob, store: Store): Promise<StageRecord | undefined> {
+export async function fromStore(
+  o: SlurmBackendOptions,
+  key: Digest,
+  job: StageJob,
+  store: Store,
+): Promise<StageRecord | undefined> {
   try {
     const record = await o.remote.getRecord(key);
-    if (record) { await pullBlobs(store, o.remote, blobsOf(record)); restoreOuts(job, store, record); }
+    if (record) {
+      await pullBlobs(store, o.remote, blobsOf(record));
+      restoreOuts(job, store, record);
+    }
     return record;
   } catch (e) {
-    if (e instanceof CacheCorruption) { o.onEvent({ type: 'warning', message: `${e.message}; the stage runs again` }); return undefined; }
+    if (e instanceof CacheCorruption) {
+      o.onEvent({ type: 'warning', message: `${e.message}; the stage runs again` });
+      return undefined;
+    }
     throw e;
   }
 }

@@ -27,7 +27,13 @@ import { submitJob } from './submit.js';
 const REQUEUE_STATES = new Set(['NODE_FAIL', 'PREEMPTED']);
 
 export interface SlurmBackend {
-  runStage(job: StageJob, store: Store, signal: AbortSignal, listener: StageListener, inputBlobs: Digest[]): Promise<StageOutcome>;
+  runStage(
+    job: StageJob,
+    store: Store,
+    signal: AbortSignal,
+    listener: StageListener,
+    inputBlobs: Digest[],
+  ): Promise<StageOutcome>;
   /** After the run: what became of the jobs still in flight when it was interrupted. */
   afterInterrupt(): Promise<void>;
 }
@@ -36,7 +42,13 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
   const poller = new QueuePoller(o.config.pollMs ?? 500);
   const inFlight = new Set<string>();
 
-  const runStage = async (job: StageJob, store: Store, signal: AbortSignal, listener: StageListener, inputBlobs: Digest[]): Promise<StageOutcome> => {
+  const runStage = async (
+    job: StageJob,
+    store: Store,
+    signal: AbortSignal,
+    listener: StageListener,
+    inputBlobs: Digest[],
+  ): Promise<StageOutcome> => {
     try {
       return { ok: true, record: await runJob(job, store, signal, listener, inputBlobs) };
     } catch (e) {
@@ -45,24 +57,42 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
     }
   };
 
-  const runJob = async (job: StageJob, store: Store, signal: AbortSignal, listener: StageListener, inputBlobs: Digest[]): Promise<StageRecord> => {
+  const runJob = async (
+    job: StageJob,
+    store: Store,
+    signal: AbortSignal,
+    listener: StageListener,
+    inputBlobs: Digest[],
+  ): Promise<StageRecord> => {
     const dir = join(o.spool, job.key);
     mkdirSync(dir, { recursive: true });
-    const settings = settingsFor(o.config, { id: job.stageId, baseId: job.stageId.split('@')[0]!, kind: job.kind.name });
+    const settings = settingsFor(o.config, {
+      id: job.stageId,
+      baseId: job.stageId.split('@')[0]!,
+      kind: job.kind.name,
+    });
     const published = job.resume ? await fromStore(o, job.key, job, store) : undefined;
-    if (published) { listener.note(`found in the shared store (computed by another runner): no job submitted`); return published; }
+    if (published) {
+      listener.note(`found in the shared store (computed by another runner): no job submitted`);
+      return published;
+    }
     const found = await adoptable(dir, job.key);
     // A finished job's result is reused unless this run recomputes from scratch (--force, --from).
     if (found === 'done' && job.resume) return collect(o, dir, job, store, listener);
     let ticket = found === 'done' ? undefined : found;
-    if (ticket) listener.note(`adopted slurm job ${ticket.jobId} (submitted ${ticket.submittedAt} by pid ${ticket.pid}), not submitting it again`);
+    if (ticket)
+      listener.note(
+        `adopted slurm job ${ticket.jobId} (submitted ${ticket.submittedAt} by pid ${ticket.pid}), not submitting it again`,
+      );
     for (let attempt = ticket?.attempt ?? 0; ; attempt++) {
       ticket ??= await submitJob(o, dir, job, store, settings, attempt, listener, inputBlobs);
       const end = await waitFor(ticket.jobId, signal, listener);
       inFlight.delete(ticket.jobId);
       const state = end?.state ?? (existsSync(join(dir, 'result.json')) ? 'COMPLETED' : 'VANISHED');
       if (REQUEUE_STATES.has(state) && attempt < (o.config.requeueLimit ?? 2)) {
-        listener.note(`slurm job ${ticket.jobId} ended ${state} on ${end?.node || '?'}: submitting it again (${attempt + 1} of ${o.config.requeueLimit ?? 2})`);
+        listener.note(
+          `slurm job ${ticket.jobId} ended ${state} on ${end?.node || '?'}: submitting it again (${attempt + 1} of ${o.config.requeueLimit ?? 2})`,
+        );
         ticket = undefined;
         continue;
       }
@@ -71,13 +101,26 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
     }
   };
 
-  const waitFor = async (jobId: string, signal: AbortSignal, listener: StageListener): Promise<QueueEntry | undefined> => {
+  const waitFor = async (
+    jobId: string,
+    signal: AbortSignal,
+    listener: StageListener,
+  ): Promise<QueueEntry | undefined> => {
     inFlight.add(jobId);
     const onAbort = (): void => poller.forget(jobId);
-    const ended = poller.wait(jobId, (e) => { if (e.state === 'RUNNING') listener.note(`slurm job ${jobId} running on ${e.node}`); });
+    const ended = poller.wait(jobId, (e) => {
+      if (e.state === 'RUNNING') listener.note(`slurm job ${jobId} running on ${e.node}`);
+    });
     const aborted = new Promise<'aborted'>((res) => {
       if (signal.aborted) res('aborted');
-      signal.addEventListener('abort', () => { onAbort(); res('aborted'); }, { once: true });
+      signal.addEventListener(
+        'abort',
+        () => {
+          onAbort();
+          res('aborted');
+        },
+        { once: true },
+      );
     });
     const first = await Promise.race([ended, aborted]);
     if (first === 'aborted') throw new JobFailed(stageFailure('interrupted', 'interrupted'));
@@ -90,9 +133,15 @@ export function slurmBackend(o: SlurmBackendOptions): SlurmBackend {
     const cancel = typeof o.onInterrupt === 'function' ? await o.onInterrupt(jobs) : o.onInterrupt;
     if (cancel) {
       await scancel(jobs);
-      o.onEvent({ type: 'warning', message: `cancelled ${jobs.length} slurm job${jobs.length === 1 ? '' : 's'}: ${jobs.join(' ')}` });
+      o.onEvent({
+        type: 'warning',
+        message: `cancelled ${jobs.length} slurm job${jobs.length === 1 ? '' : 's'}: ${jobs.join(' ')}`,
+      });
     } else {
-      o.onEvent({ type: 'warning', message: `left ${jobs.length} slurm job${jobs.length === 1 ? '' : 's'} queued or running: ${jobs.join(' ')}; \`podium run\` again adopts them (scancel ${jobs.join(' ')} cancels them)` });
+      o.onEvent({
+        type: 'warning',
+        message: `left ${jobs.length} slurm job${jobs.length === 1 ? '' : 's'} queued or running: ${jobs.join(' ')}; \`podium run\` again adopts them (scancel ${jobs.join(' ')} cancels them)`,
+      });
     }
   };
 

@@ -12,14 +12,33 @@ export interface QueueEntry {
 }
 
 /** States in which a job will not change any more. */
-export const FINISHED = new Set(['COMPLETED', 'FAILED', 'TIMEOUT', 'OUT_OF_MEMORY', 'NODE_FAIL', 'CANCELLED', 'PREEMPTED', 'BOOT_FAIL', 'DEADLINE', 'SPECIAL_EXIT', 'REVOKED']);
+export const FINISHED = new Set([
+  'COMPLETED',
+  'FAILED',
+  'TIMEOUT',
+  'OUT_OF_MEMORY',
+  'NODE_FAIL',
+  'CANCELLED',
+  'PREEMPTED',
+  'BOOT_FAIL',
+  'DEADLINE',
+  'SPECIAL_EXIT',
+  'REVOKED',
+]);
 
 /** The command's stdout; a failure says which command, and what it printed. */
 function run(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') { reject(new Error(`${cmd} not found: is SLURM installed here (the slurm-client package), and on PATH?`)); return; }
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
+      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
+        reject(new Error(`${cmd} not found: is SLURM installed here (the slurm-client package), and on PATH?`));
+        return;
+      }
+      resolve({
+        code: err ? (typeof err.code === 'number' ? err.code : 1) : 0,
+        stdout: String(stdout),
+        stderr: String(stderr),
+      });
     });
   });
 }
@@ -28,7 +47,8 @@ function run(cmd: string, args: string[]): Promise<{ code: number; stdout: strin
 export async function sbatch(args: string[], script: string): Promise<string> {
   const r = await run('sbatch', ['--parsable', ...args, script]);
   const id = r.stdout.trim().split(';')[0]!;
-  if (r.code !== 0 || !/^\d+(_\d+)?$/.test(id)) throw new Error(`sbatch refused the job: ${(r.stderr.trim() || r.stdout.trim()).split('\n')[0]}`);
+  if (r.code !== 0 || !/^\d+(_\d+)?$/.test(id))
+    throw new Error(`sbatch refused the job: ${(r.stderr.trim() || r.stdout.trim()).split('\n')[0]}`);
   return id;
 }
 
@@ -56,7 +76,8 @@ export async function squeue(ids: string[]): Promise<Map<string, QueueEntry> | u
 export async function scancel(ids: string[]): Promise<void> {
   if (!ids.length) return;
   const r = await run('scancel', ids);
-  if (r.code !== 0 && !/invalid job id|already completed/i.test(r.stderr)) throw new Error(`scancel ${ids.join(' ')} failed: ${r.stderr.trim().split('\n')[0]}`);
+  if (r.code !== 0 && !/invalid job id|already completed/i.test(r.stderr))
+    throw new Error(`scancel ${ids.join(' ')} failed: ${r.stderr.trim().split('\n')[0]}`);
 }
 
 /** Whether sbatch can be found: for a clear message before anything is submitted. */
@@ -64,5 +85,7 @@ export async function slurmAvailable(): Promise<string | undefined> {
   try {
     const r = await run('sbatch', ['--version']);
     return r.code === 0 ? undefined : `sbatch --version failed: ${r.stderr.trim().split('\n')[0]}`;
-  } catch (e) { return (e as Error).message; }
+  } catch (e) {
+    return (e as Error).message;
+  }
 }

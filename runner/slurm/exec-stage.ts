@@ -20,18 +20,42 @@ import { fingerprintOf } from '../fingerprints.js';
 import { blobsOf } from '../push-pull.js';
 import type { JobFacts, JobResult, JobSpec } from './job-spec.js';
 
-export interface ExecStageArgs { pipeline: string; stageId: string; key: string; spec: string; result: string; remote: string }
+export interface ExecStageArgs {
+  pipeline: string;
+  stageId: string;
+  key: string;
+  spec: string;
+  result: string;
+  remote: string;
+}
 
 /** Runs the job; returns the exit code (0 when the record was written). */
 export async function execStage(args: ExecStageArgs, signal: AbortSignal): Promise<number> {
   const spec = JSON.parse(readFileSync(args.spec, 'utf8')) as JobSpec;
-  if (spec.key !== args.key || spec.stageId !== args.stageId) throw new Error(`${args.spec} is for stage ${spec.stageId} key ${spec.key.slice(0, 12)}, not ${args.stageId} ${args.key.slice(0, 12)}`);
+  if (spec.key !== args.key || spec.stageId !== args.stageId)
+    throw new Error(
+      `${args.spec} is for stage ${spec.stageId} key ${spec.key.slice(0, 12)}, not ${args.stageId} ${args.key.slice(0, 12)}`,
+    );
   const scratch = mkdtempSync(join(process.env.TMPDIR ?? tmpdir(), 'podium-job-'));
   mkdirSync(spec.filesDir, { recursive: true });
-  const facts: JobFacts = { host: hostname(), cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null, slurmJobId: process.env.SLURM_JOB_ID ?? null, scratch };
-  const say = (line: string): void => { process.stdout.write(`${line}\n`); };
-  say(`podium exec-stage ${spec.stageId} key ${spec.key.slice(0, 12)} on ${facts.host}, CUDA_VISIBLE_DEVICES=${facts.cudaVisibleDevices ?? ''}, blobs mirrored in ${scratch}`);
-  const store = openStageStore({ remote: args.remote, mirror: join(scratch, 'blobs'), index: join(scratch, 'index.jsonl'), filesDir: spec.filesDir });
+  const facts: JobFacts = {
+    host: hostname(),
+    cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null,
+    slurmJobId: process.env.SLURM_JOB_ID ?? null,
+    scratch,
+  };
+  const say = (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
+  say(
+    `podium exec-stage ${spec.stageId} key ${spec.key.slice(0, 12)} on ${facts.host}, CUDA_VISIBLE_DEVICES=${facts.cudaVisibleDevices ?? ''}, blobs mirrored in ${scratch}`,
+  );
+  const store = openStageStore({
+    remote: args.remote,
+    mirror: join(scratch, 'blobs'),
+    index: join(scratch, 'index.jsonl'),
+    filesDir: spec.filesDir,
+  });
   let result: JobResult;
   /** A failure of the job itself (not of the stage): said in the log, and saved progress kept. */
   const failed = async (failure: StageFailure, corruptDigest?: string): Promise<JobResult> => {
@@ -49,24 +73,54 @@ export async function execStage(args: ExecStageArgs, signal: AbortSignal): Promi
     // would be filed under a key it was not computed for.
     const upstream = upstreamFromInputs(spec);
     const stats = new Map<string, StatEntry>();
-    const memo = { getStat: (p: string) => stats.get(p), setStat: (p: string, e: StatEntry) => { stats.set(p, e); } };
+    const memo = {
+      getStat: (p: string) => stats.get(p),
+      setStat: (p: string, e: StatEntry) => {
+        stats.set(p, e);
+      },
+    };
     const fp = node && fingerprintOf(pipeline, node, memo, (id) => upstream.get(id));
-    if (!node || !fp) result = await failed(stageFailure('stage', `stage ${spec.stageId} is not in ${args.pipeline} as the node sees it`));
+    if (!node || !fp)
+      result = await failed(
+        stageFailure('stage', `stage ${spec.stageId} is not in ${args.pipeline} as the node sees it`),
+      );
     else if (!fp.ok || stageKey(fp.fingerprint) !== spec.key) {
-      result = await failed(stageFailure('stage', `the node computes another key for ${spec.stageId} (${fp.ok ? stageKey(fp.fingerprint).slice(0, 12) : `input ${fp.input} missing`} against ${spec.key.slice(0, 12)}): is the project on shared storage, and the same podium installed?`));
+      result = await failed(
+        stageFailure(
+          'stage',
+          `the node computes another key for ${spec.stageId} (${fp.ok ? stageKey(fp.fingerprint).slice(0, 12) : `input ${fp.input} missing`} against ${spec.key.slice(0, 12)}): is the project on shared storage, and the same podium installed?`,
+        ),
+      );
     } else {
       if (spec.resume) await restoreProgress(store, remote, spec.key, say);
-      const outcome = await executeStage({
-        kind: node.kind, stageId: node.id, key: spec.key, resume: spec.resume, params: node.params, inputs: spec.inputs,
-        seed: pipeline.seed, projectDir: pipeline.projectDir, slot: 0, gpu: facts.cudaVisibleDevices ?? undefined, threads: spec.threads,
-      }, store, signal, { log: say, note: say, progress: () => {} });
+      const outcome = await executeStage(
+        {
+          kind: node.kind,
+          stageId: node.id,
+          key: spec.key,
+          resume: spec.resume,
+          params: node.params,
+          inputs: spec.inputs,
+          seed: pipeline.seed,
+          projectDir: pipeline.projectDir,
+          slot: 0,
+          gpu: facts.cudaVisibleDevices ?? undefined,
+          threads: spec.threads,
+        },
+        store,
+        signal,
+        { log: say, note: say, progress: () => {} },
+      );
       if (outcome.ok) {
         await store.publish(blobsOf(outcome.record));
         result = { ok: true, record: outcome.record, index: indexOfOwn(store, outcome.record), ...facts };
       } else result = await failed(outcome.failure);
     }
   } catch (e) {
-    result = e instanceof CacheCorruption ? await failed(stageFailure('stage', e.message), e.digest) : await failed(failureOf(e));
+    result =
+      e instanceof CacheCorruption
+        ? await failed(stageFailure('stage', e.message), e.digest)
+        : await failed(failureOf(e));
   } finally {
     await store.close().catch(() => {});
     rmSync(scratch, { recursive: true, force: true });
@@ -77,14 +131,30 @@ export async function execStage(args: ExecStageArgs, signal: AbortSignal): Promi
   return result.ok ? 0 : 1;
 }
 
-
 /** The saved progress of an earlier job of this key (finetune's finished epochs), blobs checked. */
-async function restoreProgress(store: SharedStageStore, remote: RemoteStore, key: Digest, say: (l: string) => void): Promise<void> {
+async function restoreProgress(
+  store: SharedStageStore,
+  remote: RemoteStore,
+  key: Digest,
+  say: (l: string) => void,
+): Promise<void> {
   let entries: Array<[string, IndexEntry]> | undefined;
-  try { entries = await remote.getProgress(key); } catch (e) { if (e instanceof CacheCorruption) { say(e.message); return; } throw e; }
+  try {
+    entries = await remote.getProgress(key);
+  } catch (e) {
+    if (e instanceof CacheCorruption) {
+      say(e.message);
+      return;
+    }
+    throw e;
+  }
   let kept = 0;
   for (const [k, v] of entries ?? []) {
-    try { await store.prefetch(v.blobs); } catch { continue; /* a blob gone or damaged: that entry is not used */ }
+    try {
+      await store.prefetch(v.blobs);
+    } catch {
+      continue; /* a blob gone or damaged: that entry is not used */
+    }
     store.setIndex(k, v);
     kept++;
   }
@@ -93,13 +163,20 @@ async function restoreProgress(store: SharedStageStore, remote: RemoteStore, key
 }
 
 /** Publishes the job's index (and the blobs it names) under the stage key; never fails the job further. */
-async function saveProgress(store: SharedStageStore, remote: RemoteStore, key: Digest, say: (l: string) => void): Promise<void> {
+async function saveProgress(
+  store: SharedStageStore,
+  remote: RemoteStore,
+  key: Digest,
+  say: (l: string) => void,
+): Promise<void> {
   try {
     const entries = store.indexEntries().filter(([, v]) => v.blobs.every((d) => store.blobInfo(d)));
     if (!entries.length) return;
     await store.publish(entries.flatMap(([, v]) => v.blobs));
     await remote.putProgress(key, entries);
-    say(`saved ${entries.length} progress entr${entries.length === 1 ? 'y' : 'ies'} to the store: the next job of this stage resumes from them`);
+    say(
+      `saved ${entries.length} progress entr${entries.length === 1 ? 'y' : 'ies'} to the store: the next job of this stage resumes from them`,
+    );
   } catch (e) {
     say(`could not save progress: ${(e as Error).message}`);
   }
@@ -112,7 +189,21 @@ function upstreamFromInputs(spec: JobSpec): Map<string, StageRecord> {
     for (const art of (Array.isArray(value) ? value : [value]) as InputArtifact[]) {
       const seen = out.get(art.stageId);
       // One upstream stage may feed two inputs that read different outputs: keep the union.
-      out.set(art.stageId, { ...(seen ?? { key: '' as Digest, kind: '', version: 0, stageId: art.stageId, refs: [], startedAt: '', durationMs: 0, backend: null, logTail: [] }), outputs: { ...seen?.outputs, ...art.outputs }, metrics: art.metrics });
+      out.set(art.stageId, {
+        ...(seen ?? {
+          key: '' as Digest,
+          kind: '',
+          version: 0,
+          stageId: art.stageId,
+          refs: [],
+          startedAt: '',
+          durationMs: 0,
+          backend: null,
+          logTail: [],
+        }),
+        outputs: { ...seen?.outputs, ...art.outputs },
+        metrics: art.metrics,
+      });
     }
   }
   return out;

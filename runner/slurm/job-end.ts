@@ -15,16 +15,39 @@ import { logLines, logTail, readJson } from './spool.js';
 
 /** A stage failure met while running a job, carried up to runStage as the outcome. */
 export class JobFailed extends Error {
-  constructor(readonly failure: StageFailure) { super(failure.message); }
+  constructor(readonly failure: StageFailure) {
+    super(failure.message);
+  }
 }
 
 /** The job's record: its blobs fetched (hash-checked) into the local cache, ready to commit. */
-export async function collect(o: SlurmBackendOptions, dir: string, job: StageJob, store: Store, listener: StageListener, jobId?: string, node?: string): Promise<StageRecord> {
+export async function collect(
+  o: SlurmBackendOptions,
+  dir: string,
+  job: StageJob,
+  store: Store,
+  listener: StageListener,
+  jobId?: string,
+  node?: string,
+): Promise<StageRecord> {
   const result = readJson<JobResult>(join(dir, 'result.json'));
-  if (!result) throw new JobFailed(stageFailure('stage', `slurm job ${jobId ?? '?'} completed but wrote no result (${join(dir, 'result.json')})`, logTail(dir, jobId)));
+  if (!result)
+    throw new JobFailed(
+      stageFailure(
+        'stage',
+        `slurm job ${jobId ?? '?'} completed but wrote no result (${join(dir, 'result.json')})`,
+        logTail(dir, jobId),
+      ),
+    );
   for (const line of logLines(dir, jobId ?? result.slurmJobId ?? undefined)) listener.log(line);
   if (!result.ok) throw resultFailure(result, jobId ?? result.slurmJobId ?? '?', 'COMPLETED');
-  if (result.record.key !== job.key) throw new JobFailed(stageFailure('internal', `slurm job ${jobId} returned a record for another key (${result.record.key.slice(0, 12)})`));
+  if (result.record.key !== job.key)
+    throw new JobFailed(
+      stageFailure(
+        'internal',
+        `slurm job ${jobId} returned a record for another key (${result.record.key.slice(0, 12)})`,
+      ),
+    );
   await pullBlobs(store, o.remote, blobsOf(result.record));
   for (const [k, v] of result.index) if (v.blobs.every((d) => store.blobInfo(d))) store.setIndex(k, v);
   const where = `slurm job ${result.slurmJobId ?? jobId} on ${node || result.host} (CUDA_VISIBLE_DEVICES=${result.cudaVisibleDevices ?? ''})`;
@@ -36,10 +59,18 @@ export async function collect(o: SlurmBackendOptions, dir: string, job: StageJob
 }
 
 /** Why a job that did not complete ended, as the error runJob throws. */
-export function endFailure(o: SlurmBackendOptions, dir: string, jobId: string, state: string, end: QueueEntry | undefined, settings: SlurmSettings): Error {
+export function endFailure(
+  o: SlurmBackendOptions,
+  dir: string,
+  jobId: string,
+  state: string,
+  end: QueueEntry | undefined,
+  settings: SlurmSettings,
+): Error {
   const result = readJson<JobResult>(join(dir, 'result.json'));
   // A stage that failed by itself says why; one SLURM stopped (time limit, scancel) only saw a signal.
-  if (state === 'FAILED' && result && !result.ok && result.slurmJobId === jobId) return resultFailure(result, jobId, state, end?.node);
+  if (state === 'FAILED' && result && !result.ok && result.slurmJobId === jobId)
+    return resultFailure(result, jobId, state, end?.node);
   const why: Record<string, string> = {
     TIMEOUT: `exceeded its time limit${settings.time ? ` (--time=${settings.time})` : ''}`,
     OUT_OF_MEMORY: `ran out of memory${settings.mem ? ` (--mem=${settings.mem})` : ''}`,
@@ -49,7 +80,13 @@ export function endFailure(o: SlurmBackendOptions, dir: string, jobId: string, s
     VANISHED: 'left the queue without writing a result',
     FAILED: 'exited with an error before the stage could report',
   };
-  return new JobFailed(stageFailure('stage', `slurm job ${jobId} ${state}${end?.node ? ` on ${end.node}` : ''}: ${why[state] ?? end?.reason ?? 'ended'}; log ${join(dir, `log-${jobId}.txt`)}`, logTail(dir, jobId)));
+  return new JobFailed(
+    stageFailure(
+      'stage',
+      `slurm job ${jobId} ${state}${end?.node ? ` on ${end.node}` : ''}: ${why[state] ?? end?.reason ?? 'ended'}; log ${join(dir, `log-${jobId}.txt`)}`,
+      logTail(dir, jobId),
+    ),
+  );
 }
 
 /**
@@ -62,5 +99,8 @@ export function restoreOuts(job: StageJob, store: Store, record: StageRecord): v
 
 function resultFailure(result: Extract<JobResult, { ok: false }>, jobId: string, state: string, node?: string): Error {
   if (result.corruptDigest) return new CacheCorruption(result.corruptDigest, result.failure.message);
-  return new JobFailed({ ...result.failure, message: `${result.failure.message} (slurm job ${jobId} ${state} on ${node || result.host})` });
+  return new JobFailed({
+    ...result.failure,
+    message: `${result.failure.message} (slurm job ${jobId} ${state} on ${node || result.host})`,
+  });
 }

@@ -34,5 +34,13 @@ export interface JobFacts {
 }
 
 export type JobResult =
-  | ({ ok: true; record: StageRecord; /** Stage index entries written by the stage: memos the runner may keep. */ index: Array<[string, IndexEntry]> } & JobFacts)
-  | ({ ok: false; failure: StageFailure; /** An input blob found damaged in the store. */ corruptDigest?: string } & JobFacts);
+  | ({
+      ok: true;
+      record: StageRecord /** Stage index entries written by the stage: memos the runner may keep. */;
+      index: Array<[string, IndexEntry]>;
+    } & JobFacts)
+  | ({
+      ok: false;
+      failure: StageFailure /** An input blob found damaged in the store. */;
+      corruptDigest?: string;
+    } & JobFacts);

@@ -30,10 +30,14 @@ export class QueuePoller {
   }
 
   /** Stops watching (the caller stopped waiting: interrupted). */
-  forget(id: string): void { this.watches.delete(id); }
+  forget(id: string): void {
+    this.watches.delete(id);
+  }
 
   /** Ids being watched. */
-  ids(): string[] { return [...this.watches.keys()]; }
+  ids(): string[] {
+    return [...this.watches.keys()];
+  }
 
   private async tick(): Promise<void> {
     const ids = this.ids();
@@ -45,12 +49,21 @@ export class QueuePoller {
         if (!w) continue;
         const e = seen.get(id);
         if (!e) {
-          if (++w.misses >= MISSES_BEFORE_GONE) { this.watches.delete(id); w.resolve(undefined); }
+          if (++w.misses >= MISSES_BEFORE_GONE) {
+            this.watches.delete(id);
+            w.resolve(undefined);
+          }
           continue;
         }
         w.misses = 0;
-        if (e.state !== w.last) { w.last = e.state; w.onChange(e); }
-        if (FINISHED.has(e.state)) { this.watches.delete(id); w.resolve(e); }
+        if (e.state !== w.last) {
+          w.last = e.state;
+          w.onChange(e);
+        }
+        if (FINISHED.has(e.state)) {
+          this.watches.delete(id);
+          w.resolve(e);
+        }
       }
     }
     this.timer = this.watches.size ? setTimeout(() => void this.tick(), this.intervalMs) : undefined;

@@ -21,17 +21,29 @@ export interface ClusterOptions {
 
 const DEFAULT_MAX_JOBS = 100;
 
-export async function slurmSetup(pipeline: Pipeline, opts: ClusterOptions, onEvent: EventSink): Promise<{ backend: SlurmBackend; maxJobs: number }> {
+export async function slurmSetup(
+  pipeline: Pipeline,
+  opts: ClusterOptions,
+  onEvent: EventSink,
+): Promise<{ backend: SlurmBackend; maxJobs: number }> {
   const config = readProjectConfig(pipeline.projectDir).slurm ?? {};
   const location = remoteLocation(opts.remote, pipeline.projectDir);
-  if (!location) throw new UsageError('--executor slurm needs a shared store every node can reach: pass --remote DIR, set PODIUM_REMOTE, or add "remote" to podium.config.json');
+  if (!location)
+    throw new UsageError(
+      '--executor slurm needs a shared store every node can reach: pass --remote DIR, set PODIUM_REMOTE, or add "remote" to podium.config.json',
+    );
   const missing = await slurmAvailable();
   if (missing) throw new UsageError(`--executor slurm: ${missing}`);
   return {
     maxJobs: opts.maxJobs ?? config.maxJobs ?? DEFAULT_MAX_JOBS,
     backend: slurmBackend({
-      pipeline, set: opts.set ?? [], backend: opts.backend, remote: openRemote(location), config,
-      spool: config.spool ?? join(pipeline.projectDir, '.podium', 'slurm'), onEvent,
+      pipeline,
+      set: opts.set ?? [],
+      backend: opts.backend,
+      remote: openRemote(location),
+      config,
+      spool: config.spool ?? join(pipeline.projectDir, '.podium', 'slurm'),
+      onEvent,
       onInterrupt: opts.cancelOnInterrupt ?? (process.stdin.isTTY && process.stderr.isTTY ? askToCancel : false),
     }),
   };
@@ -41,7 +53,11 @@ export async function slurmSetup(pipeline: Pipeline, opts: ClusterOptions, onEve
 async function askToCancel(jobs: string[]): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
-    const answer = await rl.question(`cancel the ${jobs.length} slurm job${jobs.length === 1 ? '' : 's'} still queued or running (${jobs.join(' ')})? [y/N] `);
+    const answer = await rl.question(
+      `cancel the ${jobs.length} slurm job${jobs.length === 1 ? '' : 's'} still queued or running (${jobs.join(' ')})? [y/N] `,
+    );
     return /^y(es)?$/i.test(answer.trim());
-  } finally { rl.close(); }
+  } finally {
+    rl.close();
+  }
 }

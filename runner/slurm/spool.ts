@@ -5,13 +5,25 @@ import { readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** What the spool remembers of a submitted job, beside its log: a rerun adopts it from here. */
-export interface JobTicket { jobId: string; key: string; stageId: string; submittedAt: string; host: string; pid: number; attempt: number }
+export interface JobTicket {
+  jobId: string;
+  key: string;
+  stageId: string;
+  submittedAt: string;
+  host: string;
+  pid: number;
+  attempt: number;
+}
 
 const LOG_TAIL = 30;
 
 /** Undefined when the file is missing or not JSON: callers treat both as "not there". */
 export function readJson<T>(path: string): T | undefined {
-  try { return JSON.parse(readFileSync(path, 'utf8')) as T; } catch { return undefined; }
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Renamed into place, so a reader never sees half a file. */
@@ -23,9 +35,18 @@ export function writeAtomic(path: string, text: string): void {
 
 /** The job's log (the newest one when its job id is unknown). */
 export function logLines(dir: string, jobId: string | undefined): string[] {
-  const name = jobId ? `log-${jobId}.txt` : readdirSync(dir).filter((f) => f.startsWith('log-')).sort().pop();
+  const name = jobId
+    ? `log-${jobId}.txt`
+    : readdirSync(dir)
+        .filter((f) => f.startsWith('log-'))
+        .sort()
+        .pop();
   if (!name) return [];
-  try { return readFileSync(join(dir, name), 'utf8').split('\n').filter(Boolean); } catch { return []; }
+  try {
+    return readFileSync(join(dir, name), 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
 }
 
 export function logTail(dir: string, jobId: string | undefined): string[] {

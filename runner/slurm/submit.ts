@@ -15,22 +15,58 @@ import type { JobSpec } from './job-spec.js';
 import type { SlurmBackendOptions } from './options.js';
 import { writeAtomic, type JobTicket } from './spool.js';
 
-export async function submitJob(o: SlurmBackendOptions, dir: string, job: StageJob, store: Store, settings: SlurmSettings, attempt: number, listener: StageListener, inputBlobs: Digest[]): Promise<JobTicket> {
+export async function submitJob(
+  o: SlurmBackendOptions,
+  dir: string,
+  job: StageJob,
+  store: Store,
+  settings: SlurmSettings,
+  attempt: number,
+  listener: StageListener,
+  inputBlobs: Digest[],
+): Promise<JobTicket> {
   // Inputs reach the node only through the store, hash-checked on both sides.
   await pushBlobs(store, o.remote, inputBlobs);
-  const spec: JobSpec = { pipeline: resolve(o.pipeline.file), stageId: job.stageId, key: job.key, resume: job.resume, set: o.set, backend: o.backend ?? null, inputs: job.inputs, inputBlobs, threads: settings.cpusPerTask ?? 1, filesDir: join(o.spool, 'files') };
+  const spec: JobSpec = {
+    pipeline: resolve(o.pipeline.file),
+    stageId: job.stageId,
+    key: job.key,
+    resume: job.resume,
+    set: o.set,
+    backend: o.backend ?? null,
+    inputs: job.inputs,
+    inputBlobs,
+    threads: settings.cpusPerTask ?? 1,
+    filesDir: join(o.spool, 'files'),
+  };
   writeAtomic(join(dir, 'spec.json'), JSON.stringify(spec));
   rmSync(join(dir, 'result.json'), { force: true });
   const script = join(dir, 'job.sh');
   writeFileSync(script, jobScript(cliScript(), o.pipeline.file, job, dir, o.remote.location), { mode: 0o755 });
-  const jobId = await sbatch([
-    `--job-name=podium:${job.stageId}`, `--output=${join(dir, 'log-%j.txt')}`, `--chdir=${o.pipeline.projectDir}`,
-    ...(settings.partition ? [`--partition=${settings.partition}`] : []), ...(settings.time ? [`--time=${settings.time}`] : []),
-    ...(settings.account ? [`--account=${settings.account}`] : []), ...(settings.gres ? [`--gres=${settings.gres}`] : []),
-    ...(settings.cpusPerTask ? [`--cpus-per-task=${settings.cpusPerTask}`] : []), ...(settings.mem ? [`--mem=${settings.mem}`] : []),
-    ...(settings.sbatchArgs ?? []),
-  ], script);
-  const ticket: JobTicket = { jobId, key: job.key, stageId: job.stageId, submittedAt: new Date().toISOString(), host: hostname(), pid: process.pid, attempt };
+  const jobId = await sbatch(
+    [
+      `--job-name=podium:${job.stageId}`,
+      `--output=${join(dir, 'log-%j.txt')}`,
+      `--chdir=${o.pipeline.projectDir}`,
+      ...(settings.partition ? [`--partition=${settings.partition}`] : []),
+      ...(settings.time ? [`--time=${settings.time}`] : []),
+      ...(settings.account ? [`--account=${settings.account}`] : []),
+      ...(settings.gres ? [`--gres=${settings.gres}`] : []),
+      ...(settings.cpusPerTask ? [`--cpus-per-task=${settings.cpusPerTask}`] : []),
+      ...(settings.mem ? [`--mem=${settings.mem}`] : []),
+      ...(settings.sbatchArgs ?? []),
+    ],
+    script,
+  );
+  const ticket: JobTicket = {
+    jobId,
+    key: job.key,
+    stageId: job.stageId,
+    submittedAt: new Date().toISOString(),
+    host: hostname(),
+    pid: process.pid,
+    attempt,
+  };
   writeAtomic(join(dir, 'job.json'), JSON.stringify(ticket));
   // The job id beside the stage's lease too (the lease is ours: this re-takes it with a longer
   // description), so a second podium on this cache says which job it is waiting for.

@@ -17,7 +17,11 @@ export interface CheckpointRef {
 }
 
 /** How a checkpoint scores on a labelled split, as sweep tables, selections and predict tables write it. */
-export interface CheckpointMetrics { top1: number; top3: number; loss: number }
+export interface CheckpointMetrics {
+  top1: number;
+  top3: number;
+  loss: number;
+}
 
 /** What checkpoint-sweep writes as its `selection` output (a JSON list). */
 export interface SelectionEntry extends CheckpointRef {
@@ -25,7 +29,11 @@ export interface SelectionEntry extends CheckpointRef {
 }
 
 /** data/metrics.ts's scores of probability rows, in the artifacts' field names; null when no row is labelled. */
-export function scoreCheckpoint(probs: Float32Array, labels: ReadonlyArray<number | null>, classes: number): CheckpointMetrics | null {
+export function scoreCheckpoint(
+  probs: Float32Array,
+  labels: ReadonlyArray<number | null>,
+  classes: number,
+): CheckpointMetrics | null {
   const s = scoreRows(probs, classes, labels);
   return s ? { top1: s.top1, top3: s.top3, loss: s.logLoss } : null;
 }
@@ -40,17 +48,29 @@ export function checkpointsOf(store: StageStore, value: InputValue): CheckpointR
   const seen = new Set<string>();
   const add = (r: CheckpointRef): void => {
     const id = `${r.stageId}:${r.epoch}`;
-    if (!seen.has(id)) { seen.add(id); out.push(r); }
+    if (!seen.has(id)) {
+      seen.add(id);
+      out.push(r);
+    }
   };
   for (const a of Array.isArray(value) ? value : [value]) {
     if (a.outputs.selection) {
-      for (const e of readJson<SelectionEntry[]>(store, a.outputs.selection)) add({ stageId: e.stageId, epoch: e.epoch, checkpoint: e.checkpoint, inputSize: e.inputSize, classes: e.classes });
+      for (const e of readJson<SelectionEntry[]>(store, a.outputs.selection))
+        add({
+          stageId: e.stageId,
+          epoch: e.epoch,
+          checkpoint: e.checkpoint,
+          inputSize: e.inputSize,
+          classes: e.classes,
+        });
     } else if (a.outputs.history) {
       const last = epochsOf(a).at(-1);
       if (!last) throw new InputError(`${a.stageId} has no checkpoints`);
       add(finetuneCheckpoints(store, a, [last])[0]!);
     } else {
-      throw new InputError(`${a.stageId} is neither a finetune stage (no history output) nor a checkpoint-sweep stage (no selection output)`);
+      throw new InputError(
+        `${a.stageId} is neither a finetune stage (no history output) nor a checkpoint-sweep stage (no selection output)`,
+      );
     }
   }
   return out;
@@ -60,16 +80,26 @@ export function checkpointsOf(store: StageStore, value: InputValue): CheckpointR
 export function finetuneCheckpoints(store: StageStore, a: InputArtifact, epochs: readonly string[]): CheckpointRef[] {
   if (!a.outputs.history) throw new InputError(`${a.stageId} is not a finetune stage (it has no history output)`);
   const h = readJson<{ classes: string[]; inputSize: number }>(store, a.outputs.history);
-  return epochs.map((epoch) => ({ stageId: a.stageId, epoch, checkpoint: a.outputs[epoch]!, inputSize: h.inputSize, classes: h.classes }));
+  return epochs.map((epoch) => ({
+    stageId: a.stageId,
+    epoch,
+    checkpoint: a.outputs[epoch]!,
+    inputSize: h.inputSize,
+    classes: h.classes,
+  }));
 }
 
 /** A finetune stage's checkpoint output names, in epoch order. */
 export function epochsOf(a: InputArtifact): string[] {
-  return Object.keys(a.outputs).filter((n) => /^epoch-\d+$/.test(n)).sort((x, y) => Number(x.slice(6)) - Number(y.slice(6)));
+  return Object.keys(a.outputs)
+    .filter((n) => /^epoch-\d+$/.test(n))
+    .sort((x, y) => Number(x.slice(6)) - Number(y.slice(6)));
 }
 
 export function checkClasses(ref: CheckpointRef, set: DecodedSet): void {
   if (ref.classes.length !== set.classes.length || ref.classes.some((c, i) => c !== set.classes[i])) {
-    throw new InputError(`${ref.stageId} ${ref.epoch} was trained on classes [${ref.classes.slice(0, 5).join(', ')}${ref.classes.length > 5 ? ', …' : ''}], the images have [${set.classes.slice(0, 5).join(', ')}${set.classes.length > 5 ? ', …' : ''}]`);
+    throw new InputError(
+      `${ref.stageId} ${ref.epoch} was trained on classes [${ref.classes.slice(0, 5).join(', ')}${ref.classes.length > 5 ? ', …' : ''}], the images have [${set.classes.slice(0, 5).join(', ')}${set.classes.length > 5 ? ', …' : ''}]`,
+    );
   }
 }

@@ -14,10 +14,14 @@ export type CropSet = '1' | '5' | '10' | 'full';
 
 export function cropCount(c: CropSet): number {
   switch (c) {
-    case '1': return 1;
-    case '5': return 5;
-    case '10': return 10;
-    case 'full': return 1;
+    case '1':
+      return 1;
+    case '5':
+      return 5;
+    case '10':
+      return 10;
+    case 'full':
+      return 1;
   }
 }
 
@@ -35,7 +39,8 @@ export interface FloatImage {
 export function resizeBilinear(img: RawImage, width: number, height: number): FloatImage {
   const { width: w, height: h, data: src } = img;
   if (img.data.length !== w * h * 3) throw new Error(`image data has ${img.data.length} bytes, expected ${w}×${h}×3`);
-  if (!(width >= 1 && height >= 1 && Number.isInteger(width) && Number.isInteger(height))) throw new Error(`bad resize target ${width}×${height}`);
+  if (!(width >= 1 && height >= 1 && Number.isInteger(width) && Number.isInteger(height)))
+    throw new Error(`bad resize target ${width}×${height}`);
   const out = new Float32Array(width * height * 3);
   const k = 1 / 255;
   if (width === w && height === h) {
@@ -87,15 +92,32 @@ export function resizeShorter(img: RawImage, scale: number): FloatImage {
 export function cropOrigins(width: number, height: number, size: number): Array<[number, number]> {
   const dx = width - size;
   const dy = height - size;
-  return [[dx >> 1, dy >> 1], [0, 0], [dx, 0], [0, dy], [dx, dy]];
+  return [
+    [dx >> 1, dy >> 1],
+    [0, 0],
+    [dx, 0],
+    [0, dy],
+    [dx, dy],
+  ];
 }
 
-function copyCrop(img: FloatImage, x0: number, y0: number, size: number, mirror: boolean, out: Float32Array, offset: number): void {
+function copyCrop(
+  img: FloatImage,
+  x0: number,
+  y0: number,
+  size: number,
+  mirror: boolean,
+  out: Float32Array,
+  offset: number,
+): void {
   const row = size * 3;
   for (let y = 0; y < size; y++) {
     const s = ((y0 + y) * img.width + x0) * 3;
     const o = offset + y * row;
-    if (!mirror) { out.set(img.data.subarray(s, s + row), o); continue; }
+    if (!mirror) {
+      out.set(img.data.subarray(s, s + row), o);
+      continue;
+    }
     for (let x = 0; x < size; x++) {
       const si = s + (size - 1 - x) * 3;
       out[o + x * 3] = img.data[si]!;
@@ -109,10 +131,21 @@ function copyCrop(img: FloatImage, x0: number, y0: number, size: number, mirror:
  * Writes the crops of `crops` (see the header for order) of size × size into out at offset, one
  * after another; returns how many. `resized` lets a caller reuse one resize for several crop sets.
  */
-export function writeCrops(img: RawImage, crops: CropSet, scale: number, size: number, out: Float32Array, offset = 0, resized?: FloatImage): number {
+export function writeCrops(
+  img: RawImage,
+  crops: CropSet,
+  scale: number,
+  size: number,
+  out: Float32Array,
+  offset = 0,
+  resized?: FloatImage,
+): number {
   const n = cropCount(crops);
   const per = size * size * 3;
-  if (offset < 0 || offset + n * per > out.length) throw new Error(`crop buffer too small: ${n} crops of ${size}² at offset ${offset} need ${offset + n * per} floats, it has ${out.length}`);
+  if (offset < 0 || offset + n * per > out.length)
+    throw new Error(
+      `crop buffer too small: ${n} crops of ${size}² at offset ${offset} need ${offset + n * per} floats, it has ${out.length}`,
+    );
   if (crops === 'full') {
     out.set(resizeBilinear(img, size, size).data, offset);
     return 1;
@@ -135,7 +168,13 @@ export function crops(img: RawImage, set: CropSet, scale: number, size: number):
 }
 
 /** Row-wise softmax of n × k logits into out (float64 arithmetic, so every backend agrees). */
-export function softmaxRows(logits: ArrayLike<number>, n: number, k: number, out = new Float32Array(n * k), outOffset = 0): Float32Array {
+export function softmaxRows(
+  logits: ArrayLike<number>,
+  n: number,
+  k: number,
+  out = new Float32Array(n * k),
+  outOffset = 0,
+): Float32Array {
   for (let i = 0; i < n; i++) {
     let max = -Infinity;
     for (let j = 0; j < k; j++) max = Math.max(max, logits[i * k + j]!);
@@ -153,7 +192,12 @@ export function softmaxRows(logits: ArrayLike<number>, n: number, k: number, out
  * all crops of all views count equally. 'probs': mean of the crops' softmax; 'logits': softmax of
  * the mean logit (= the normalised geometric mean of the crops' probabilities).
  */
-export function averageCrops(views: ReadonlyArray<{ logits: Float32Array; stride: number; crops: number }>, n: number, k: number, mode: 'probs' | 'logits'): Float32Array {
+export function averageCrops(
+  views: ReadonlyArray<{ logits: Float32Array; stride: number; crops: number }>,
+  n: number,
+  k: number,
+  mode: 'probs' | 'logits',
+): Float32Array {
   const out = new Float32Array(n * k);
   const acc = new Float64Array(k);
   const p = new Float32Array(k);
@@ -171,7 +215,14 @@ export function averageCrops(views: ReadonlyArray<{ logits: Float32Array; stride
         m++;
       }
     }
-    if (mode === 'logits') softmaxRows(acc.map((v) => v / m), 1, k, out, i * k);
+    if (mode === 'logits')
+      softmaxRows(
+        acc.map((v) => v / m),
+        1,
+        k,
+        out,
+        i * k,
+      );
     else for (let j = 0; j < k; j++) out[i * k + j] = acc[j]! / m;
   }
   return out;

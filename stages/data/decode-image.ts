@@ -11,7 +11,15 @@ import { readFileSync } from 'node:fs';
 import { sha256 } from '../../cache/canonical.js';
 import type { DecodeImageParams } from '../decode.js';
 import { encodeDecoded } from './decoded.js';
-import { dctScale, decodeJpegRgb, fastPathApplies, JpegWarning, jpegWarning, readJpegHeader, scaled } from './jpeg-turbo.js';
+import {
+  dctScale,
+  decodeJpegRgb,
+  fastPathApplies,
+  JpegWarning,
+  jpegWarning,
+  readJpegHeader,
+  scaled,
+} from './jpeg-turbo.js';
 import { resizeSource, resizeU8, sourceBuffer } from './resize.js';
 
 type Pixels = { data: Uint8Array; width: number; height: number };
@@ -39,10 +47,15 @@ async function loadSharp(): Promise<Sharp> {
 }
 
 /** The encoded blob (header + raw RGB), its size and which decoder ran. Throws BadImage. */
-export async function decodeImage(path: string, expectedSha256: string, p: DecodeImageParams): Promise<{ blob: Buffer; width: number; height: number; via: 'libjpeg-turbo' | 'sharp' }> {
+export async function decodeImage(
+  path: string,
+  expectedSha256: string,
+  p: DecodeImageParams,
+): Promise<{ blob: Buffer; width: number; height: number; via: 'libjpeg-turbo' | 'sharp' }> {
   const bytes = readImage(path);
   if (bytes.length === 0) throw new BadImage('empty file (0 bytes)');
-  if (sha256(bytes) !== expectedSha256) throw new BadImage('file changed since the dataset stage listed it (rerun the dataset stage)');
+  if (sha256(bytes) !== expectedSha256)
+    throw new BadImage('file changed since the dataset stage listed it (rerun the dataset stage)');
   const jpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
   const fast = p.decoder !== 'sharp' && jpeg ? decodeFast(bytes, p) : undefined;
   if (!fast && jpeg) {
@@ -51,7 +64,7 @@ export async function decodeImage(path: string, expectedSha256: string, p: Decod
     const warning = jpegWarning(bytes, p.maxPixels);
     if (warning) throw new BadImage(warning);
   }
-  let { data, width, height } = fast ?? await decodeWithSharp(bytes, p, jpeg);
+  let { data, width, height } = fast ?? (await decodeWithSharp(bytes, p, jpeg));
   if (p.centerCrop) ({ data, width, height } = centreCrop(data, width, height, p.centerCrop));
   return { blob: encodeDecoded({ data, width, height }), width, height, via: fast ? 'libjpeg-turbo' : 'sharp' };
 }
@@ -72,7 +85,7 @@ function decodeFast(bytes: Buffer, p: DecodeImageParams): Pixels | undefined {
   // shortSide leaves libvips as decoded, and the sharp path upscales it with resizeU8, the code
   // resizeSource runs here.
   if (p.decoder === 'exact' && p.shortSide && Math.min(header.width, header.height) > p.shortSide) return undefined;
-  const factor = p.shortSide ? dctScale(header.width, header.height, p.shortSide) : [1, 1] as [number, number];
+  const factor = p.shortSide ? dctScale(header.width, header.height, p.shortSide) : ([1, 1] as [number, number]);
   let img;
   try {
     img = decodeJpegRgb(bytes, sourceBuffer(scaled(header.width, factor) * scaled(header.height, factor) * 3), factor);
@@ -83,7 +96,9 @@ function decodeFast(bytes: Buffer, p: DecodeImageParams): Pixels | undefined {
   if (!img || !p.shortSide) return img;
   // The target size comes from the stored size, as on the sharp path, not from the scaled one.
   const [W, H] = shortSideSize(header.width, header.height, p.shortSide);
-  return W === img.width && H === img.height ? img : { data: resizeSource(img.width, img.height, W, H), width: W, height: H };
+  return W === img.width && H === img.height
+    ? img
+    : { data: resizeSource(img.width, img.height, W, H), width: W, height: H };
 }
 
 async function decodeWithSharp(bytes: Buffer, p: DecodeImageParams, jpeg: boolean): Promise<Pixels> {
@@ -92,18 +107,35 @@ async function decodeWithSharp(bytes: Buffer, p: DecodeImageParams, jpeg: boolea
   // library is missing, libvips still does). Other formats stop at truncation: their libraries'
   // warnings are mostly harmless metadata complaints (libpng's "iCCP: known incorrect sRGB
   // profile" is common in real datasets) and are not what this stage judges.
-  let pipeline = sharp(bytes, { failOn: jpeg ? 'warning' : 'truncated', limitInputPixels: p.maxPixels, sequentialRead: true }).autoOrient();
+  let pipeline = sharp(bytes, {
+    failOn: jpeg ? 'warning' : 'truncated',
+    limitInputPixels: p.maxPixels,
+    sequentialRead: true,
+  }).autoOrient();
   if (p.size) pipeline = pipeline.resize({ width: p.size[0], height: p.size[1], fit: p.fit, kernel: p.kernel });
   // With the linear kernel, libvips only shrinks (where shrink-on-load makes it fast) and
   // upscales are done by resizeU8 below: libvips' upscale was most of the cost on small images.
-  else if (p.shortSide) pipeline = pipeline.resize({ width: p.shortSide, height: p.shortSide, fit: 'outside', kernel: p.kernel, withoutEnlargement: p.kernel === 'linear' });
+  else if (p.shortSide)
+    pipeline = pipeline.resize({
+      width: p.shortSide,
+      height: p.shortSide,
+      fit: 'outside',
+      kernel: p.kernel,
+      withoutEnlargement: p.kernel === 'linear',
+    });
   let out;
   try {
-    out = await pipeline.toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    out = await pipeline
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
   } catch (err) {
     // The first line is this image's error; libvips appends the warnings its thread collected
     // before (other images' among them), so what follows depends on which worker ran what.
-    throw new BadImage(((err as Error).message.split('\n').find((line) => line.trim()) ?? 'sharp failed').replace(/\s+/g, ' ').trim());
+    throw new BadImage(
+      ((err as Error).message.split('\n').find((line) => line.trim()) ?? 'sharp failed').replace(/\s+/g, ' ').trim(),
+    );
   }
   const { width, height } = out.info;
   if (out.info.channels !== 3) throw new BadImage(`decoded to ${out.info.channels} channels, expected 3`);
@@ -125,16 +157,25 @@ function shortSideSize(width: number, height: number, short: number): [number, n
  * readFile costs several thread-pool round trips each, competing with sharp for those threads.
  */
 function readImage(path: string): Buffer {
-  try { return readFileSync(path); } catch (err) {
+  try {
+    return readFileSync(path);
+  } catch (err) {
     throw new BadImage((err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file is missing' : (err as Error).message);
   }
 }
 
-function centreCrop(data: Uint8Array, width: number, height: number, size: number): { data: Uint8Array; width: number; height: number } {
-  if (size > width || size > height) throw new BadImage(`centerCrop ${size} is larger than the resized image ${width}×${height}`);
+function centreCrop(
+  data: Uint8Array,
+  width: number,
+  height: number,
+  size: number,
+): { data: Uint8Array; width: number; height: number } {
+  if (size > width || size > height)
+    throw new BadImage(`centerCrop ${size} is larger than the resized image ${width}×${height}`);
   const x0 = (width - size) >> 1;
   const y0 = (height - size) >> 1;
   const out = new Uint8Array(size * size * 3);
-  for (let y = 0; y < size; y++) out.set(data.subarray(((y0 + y) * width + x0) * 3, ((y0 + y) * width + x0 + size) * 3), y * size * 3);
+  for (let y = 0; y < size; y++)
+    out.set(data.subarray(((y0 + y) * width + x0) * 3, ((y0 + y) * width + x0 + size) * 3), y * size * 3);
   return { data: out, width: size, height: size };
 }

@@ -22,15 +22,30 @@ import { openStoreFrom, type OwnStageStore, type StageStore, type StoreOpener } 
 import type { DecodeImageParams } from '../decode.js';
 import { BadImage, decodeImage } from './decode-image.js';
 
-export interface DecodeTask { path: string; sha256: string }
+export interface DecodeTask {
+  path: string;
+  sha256: string;
+}
 /**
  * A decoded image: its blob's digest, size and decoder. The blob's bytes come back only when the
  * pool has no cache to write them to (the benchmark of decoding alone).
  */
-export interface DecodedImage { digest: Digest; width: number; height: number; via: 'libjpeg-turbo' | 'sharp'; blob?: Uint8Array }
-type Reply = { id: number; ok: true; image: DecodedImage } | { id: number; ok: false; bad: boolean; reason: string } | { flushed: true; error?: string };
+export interface DecodedImage {
+  digest: Digest;
+  width: number;
+  height: number;
+  via: 'libjpeg-turbo' | 'sharp';
+  blob?: Uint8Array;
+}
+type Reply =
+  | { id: number; ok: true; image: DecodedImage }
+  | { id: number; ok: false; bad: boolean; reason: string }
+  | { flushed: true; error?: string };
 type Request = (DecodeTask & { id: number }) | { flush: true };
-interface WorkerSetup { params: DecodeImageParams; opener: StoreOpener | undefined }
+interface WorkerSetup {
+  params: DecodeImageParams;
+  opener: StoreOpener | undefined;
+}
 
 const IN_FLIGHT = 2;
 
@@ -48,7 +63,8 @@ export interface PoolOptions {
  * rejects.
  */
 export async function decodeAll(
-  tasks: DecodeTask[], params: DecodeImageParams,
+  tasks: DecodeTask[],
+  params: DecodeImageParams,
   onResult: (i: number, image: DecodedImage | undefined, badReason?: string) => void,
   { threads, store, inFlight = IN_FLIGHT }: PoolOptions,
 ): Promise<void> {
@@ -56,7 +72,10 @@ export async function decodeAll(
   const script = compiledPath(import.meta.url, 'decode-workers.js');
   if (!existsSync(script)) throw new Error(`decode worker script ${script} is missing (run npm run build)`);
   const setup: WorkerSetup = { params, opener: store?.opener };
-  const workers = Array.from({ length: Math.max(1, Math.min(threads, Math.ceil(tasks.length / inFlight))) }, () => new Worker(script, { workerData: setup }));
+  const workers = Array.from(
+    { length: Math.max(1, Math.min(threads, Math.ceil(tasks.length / inFlight))) },
+    () => new Worker(script, { workerData: setup }),
+  );
   let next = 0;
   let done = 0;
   let flushed = 0;
@@ -64,7 +83,10 @@ export async function decodeAll(
     await new Promise<void>((resolve, reject) => {
       const send = (w: Worker, request: Request): void => w.postMessage(request);
       const feed = (w: Worker): void => {
-        if (next < tasks.length) { const id = next++; send(w, { id, ...tasks[id]! }); }
+        if (next < tasks.length) {
+          const id = next++;
+          send(w, { id, ...tasks[id]! });
+        }
       };
       for (const w of workers) {
         w.on('message', (r: Reply) => {
@@ -77,13 +99,19 @@ export async function decodeAll(
             if (r.ok) onResult(r.id, r.image);
             else if (r.bad) onResult(r.id, undefined, r.reason);
             else throw new Error(`decoding ${tasks[r.id]!.path}: ${r.reason}`);
-          } catch (err) { reject(err); return; }
+          } catch (err) {
+            reject(err);
+            return;
+          }
           // Last image: every worker commits what it queued before the stage may name the blobs.
           if (++done === tasks.length) for (const each of workers) send(each, { flush: true });
           else feed(w);
         });
         w.on('error', reject);
-        w.on('exit', (code) => { if (flushed < workers.length) reject(new Error(`a decode worker exited (code ${code}) before the stage finished`)); });
+        w.on('exit', (code) => {
+          if (flushed < workers.length)
+            reject(new Error(`a decode worker exited (code ${code}) before the stage finished`));
+        });
         for (let k = 0; k < inFlight; k++) feed(w);
       }
     });
@@ -104,10 +132,12 @@ if (!isMainThread && parentPort) {
   const openCache = (): Promise<OwnStageStore> => (cache ??= openStoreFrom(opener!));
   port.on('message', (request: Request) => {
     if ('flush' in request) {
-      (cache ?? Promise.resolve(undefined)).then((s) => s?.close()).then(
-        () => reply({ flushed: true }),
-        (err: unknown) => reply({ flushed: true, error: (err as Error).message }),
-      );
+      (cache ?? Promise.resolve(undefined))
+        .then((s) => s?.close())
+        .then(
+          () => reply({ flushed: true }),
+          (err: unknown) => reply({ flushed: true, error: (err as Error).message }),
+        );
       return;
     }
     decodeImage(request.path, request.sha256, params).then(
@@ -120,9 +150,12 @@ if (!isMainThread && parentPort) {
         }
         // Transfer the memory rather than copy it, unless the Buffer is a slice of a shared pool.
         const own = blob.byteOffset === 0 && blob.byteLength === blob.buffer.byteLength ? blob : new Uint8Array(blob);
-        reply({ id: request.id, ok: true, image: { blob: own, digest, width, height, via } }, [own.buffer as ArrayBuffer]);
+        reply({ id: request.id, ok: true, image: { blob: own, digest, width, height, via } }, [
+          own.buffer as ArrayBuffer,
+        ]);
       },
-      (err: unknown) => reply({ id: request.id, ok: false, bad: err instanceof BadImage, reason: (err as Error).message }),
+      (err: unknown) =>
+        reply({ id: request.id, ok: false, bad: err instanceof BadImage, reason: (err as Error).message }),
     );
   });
 }

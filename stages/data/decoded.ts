@@ -21,7 +21,8 @@ export function decodeDecoded(blob: Uint8Array): RawImage {
   if (blob.byteLength < HEADER || view.getUint32(0, true) !== MAGIC) throw new Error('not a decoded-image blob');
   const width = view.getUint32(4, true);
   const height = view.getUint32(8, true);
-  if (blob.byteLength !== HEADER + width * height * 3) throw new Error(`decoded-image blob has ${blob.byteLength - HEADER} bytes, expected ${width}×${height}×3`);
+  if (blob.byteLength !== HEADER + width * height * 3)
+    throw new Error(`decoded-image blob has ${blob.byteLength - HEADER} bytes, expected ${width}×${height}×3`);
   return { width, height, data: blob.subarray(HEADER) };
 }
 

@@ -6,18 +6,30 @@ import { scoreRows } from './metrics.js';
 
 type FuseMetric = FuseParams['metric'];
 
-export interface Scores { n: number; top1: number | null; top3: number | null; logloss: number | null }
+export interface Scores {
+  n: number;
+  top1: number | null;
+  top3: number | null;
+  logloss: number | null;
+}
 
 /** data/metrics.ts's scores of rows `rows` (indices into labels) of an n × k matrix, in the report's shape (nulls when no row is labelled). */
-export function fusionScores(probs: ArrayLike<number>, k: number, labels: Array<number | null>, rows: number[]): Scores {
+export function fusionScores(
+  probs: ArrayLike<number>,
+  k: number,
+  labels: Array<number | null>,
+  rows: number[],
+): Scores {
   const s = scoreRows(probs, k, labels, rows);
-  return s ? { n: s.n, top1: s.top1, top3: s.top3, logloss: s.logLoss } : { n: 0, top1: null, top3: null, logloss: null };
+  return s
+    ? { n: s.n, top1: s.top1, top3: s.top3, logloss: s.logLoss }
+    : { n: 0, top1: null, top3: null, logloss: null };
 }
 
 /** Bigger is better: [the metric, minus log-loss as the tie-break]. */
 export function objective(s: Scores, metric: FuseMetric): [number, number] {
   const ll = -(s.logloss ?? Infinity);
-  return metric === 'logloss' ? [ll, 0] : [metric === 'top1' ? s.top1 ?? 0 : s.top3 ?? 0, ll];
+  return metric === 'logloss' ? [ll, 0] : [metric === 'top1' ? (s.top1 ?? 0) : (s.top3 ?? 0), ll];
 }
 
 export const TOL = 1e-12;
@@ -25,17 +37,30 @@ export function better(a: [number, number], b: [number, number]): boolean {
   return a[0] > b[0] + TOL || (Math.abs(a[0] - b[0]) <= TOL && a[1] > b[1] + TOL);
 }
 
-export interface FitData { k: number; labels: Array<number | null>; rows: number[]; mats: Float32Array[] }
+export interface FitData {
+  k: number;
+  labels: Array<number | null>;
+  rows: number[];
+  mats: Float32Array[];
+}
 
 /** Caruana forward selection with replacement over the allowed members; returns counts per member. */
-export function greedySelect(d: FitData, allowed: number[], init: number, maxRounds: number, metric: FuseMetric): { counts: number[]; order: number[] } {
+export function greedySelect(
+  d: FitData,
+  allowed: number[],
+  init: number,
+  maxRounds: number,
+  metric: FuseMetric,
+): { counts: number[]; order: number[] } {
   const counts = new Array<number>(d.mats.length).fill(0);
   const order: number[] = [];
   const len = d.mats[0]!.length;
   const sum = new Float64Array(len);
   const scratch = new Float64Array(len);
   const obj = (mat: ArrayLike<number>): [number, number] => objective(fusionScores(mat, d.k, d.labels, d.rows), metric);
-  const ranked = allowed.map((i) => ({ i, o: obj(d.mats[i]!) })).sort((a, b) => (better(a.o, b.o) ? -1 : better(b.o, a.o) ? 1 : a.i - b.i));
+  const ranked = allowed
+    .map((i) => ({ i, o: obj(d.mats[i]!) }))
+    .sort((a, b) => (better(a.o, b.o) ? -1 : better(b.o, a.o) ? 1 : a.i - b.i));
   let total = 0;
   for (const { i } of ranked.slice(0, Math.min(init, ranked.length))) {
     counts[i]!++;
@@ -45,7 +70,11 @@ export function greedySelect(d: FitData, allowed: number[], init: number, maxRou
     for (const r of d.rows) for (let c = 0; c < d.k; c++) sum[r * d.k + c]! += m[r * d.k + c]!;
   }
   const meanOf = (extra: Float32Array | undefined, n: number): Float64Array => {
-    for (const r of d.rows) for (let c = 0; c < d.k; c++) { const j = r * d.k + c; scratch[j] = (sum[j]! + (extra ? extra[j]! : 0)) / n; }
+    for (const r of d.rows)
+      for (let c = 0; c < d.k; c++) {
+        const j = r * d.k + c;
+        scratch[j] = (sum[j]! + (extra ? extra[j]! : 0)) / n;
+      }
     return scratch;
   };
   let current = obj(meanOf(undefined, total));
@@ -78,10 +107,22 @@ export function fitWeights(d: FitData, maxRounds: number, metric: FuseMetric): n
   const scratch = new Float64Array(len);
   const trial = (i: number, delta: number): [number, number] => {
     const m = d.mats[i]!;
-    for (const r of d.rows) for (let c = 0; c < d.k; c++) { const j = r * d.k + c; scratch[j] = (u[j]! + delta * m[j]!) / (s + delta); }
+    for (const r of d.rows)
+      for (let c = 0; c < d.k; c++) {
+        const j = r * d.k + c;
+        scratch[j] = (u[j]! + delta * m[j]!) / (s + delta);
+      }
     return objective(fusionScores(scratch, d.k, d.labels, d.rows), metric);
   };
-  let current = objective(fusionScores(u.map((v) => v / s), d.k, d.labels, d.rows), metric);
+  let current = objective(
+    fusionScores(
+      u.map((v) => v / s),
+      d.k,
+      d.labels,
+      d.rows,
+    ),
+    metric,
+  );
   for (let round = 0; round < maxRounds; round++) {
     let best: { i: number; delta: number; o: [number, number] } | undefined;
     for (let i = 0; i < n; i++) {

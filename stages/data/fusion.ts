@@ -30,7 +30,10 @@ import { Rng } from './random.js';
 export type FuseMethod = FuseParams['method'];
 export type FuseMetric = FuseParams['metric'];
 
-export interface Member { name: string; predictions: Predictions }
+export interface Member {
+  name: string;
+  predictions: Predictions;
+}
 
 export type { Scores };
 
@@ -63,18 +66,32 @@ export function checkAgreement(members: Member[]): void {
   for (const m of members.slice(1)) {
     const mp = m.predictions;
     if (JSON.stringify(mp.classes) !== JSON.stringify(first.predictions.classes)) {
-      throw new InputError(`members disagree on classes: "${first.name}" has ${first.predictions.classes.length} (${first.predictions.classes.slice(0, 5).join(', ')}…), "${m.name}" has ${mp.classes.length} (${mp.classes.slice(0, 5).join(', ')}…)`);
+      throw new InputError(
+        `members disagree on classes: "${first.name}" has ${first.predictions.classes.length} (${first.predictions.classes.slice(0, 5).join(', ')}…), "${m.name}" has ${mp.classes.length} (${mp.classes.slice(0, 5).join(', ')}…)`,
+      );
     }
     const ms = Object.keys(mp.splits).sort();
-    if (JSON.stringify(ms) !== JSON.stringify(splits)) throw new InputError(`members disagree on splits: "${first.name}" has [${splits.join(', ')}], "${m.name}" has [${ms.join(', ')}]`);
+    if (JSON.stringify(ms) !== JSON.stringify(splits))
+      throw new InputError(
+        `members disagree on splits: "${first.name}" has [${splits.join(', ')}], "${m.name}" has [${ms.join(', ')}]`,
+      );
     for (const s of splits) {
       const a = first.predictions.splits[s]!;
       const b = mp.splits[s]!;
-      if (a.ids.length !== b.ids.length) throw new InputError(`members disagree on split "${s}": "${first.name}" has ${a.ids.length} images, "${m.name}" has ${b.ids.length}`);
+      if (a.ids.length !== b.ids.length)
+        throw new InputError(
+          `members disagree on split "${s}": "${first.name}" has ${a.ids.length} images, "${m.name}" has ${b.ids.length}`,
+        );
       const i = a.ids.findIndex((id, j) => id !== b.ids[j]);
-      if (i >= 0) throw new InputError(`members disagree on split "${s}" at row ${i}: "${first.name}" has id "${a.ids[i]}", "${m.name}" has "${b.ids[i]}"`);
+      if (i >= 0)
+        throw new InputError(
+          `members disagree on split "${s}" at row ${i}: "${first.name}" has id "${a.ids[i]}", "${m.name}" has "${b.ids[i]}"`,
+        );
       const l = a.labels.findIndex((y, j) => y !== b.labels[j]);
-      if (l >= 0) throw new InputError(`members disagree on the label of "${a.ids[l]}" in split "${s}": ${a.labels[l]} in "${first.name}", ${b.labels[l]} in "${m.name}"`);
+      if (l >= 0)
+        throw new InputError(
+          `members disagree on the label of "${a.ids[l]}" in split "${s}": ${a.labels[l]} in "${first.name}", ${b.labels[l]} in "${m.name}"`,
+        );
     }
   }
 }
@@ -103,7 +120,10 @@ export function combine(method: FuseMethod, mats: Float32Array[], weights: numbe
     }
   });
   const out = new Float32Array(len);
-  if (kind === 'prob') { out.set(acc); return out; }
+  if (kind === 'prob') {
+    out.set(acc);
+    return out;
+  }
   for (let r = 0; r * k < len; r++) {
     const base = r * k;
     let max = -Infinity;
@@ -121,7 +141,11 @@ export function combine(method: FuseMethod, mats: Float32Array[], weights: numbe
 }
 
 /** The whole fusion, pure: members (already checked to agree), params, seed → fused predictions and report. */
-export function fuseMembers(members: Member[], p: FuseParams, seed: number): { predictions: Predictions; report: FuseReport } {
+export function fuseMembers(
+  members: Member[],
+  p: FuseParams,
+  seed: number,
+): { predictions: Predictions; report: FuseReport } {
   checkAgreement(members);
   const first = members[0]!.predictions;
   const k = first.classes.length;
@@ -130,15 +154,24 @@ export function fuseMembers(members: Member[], p: FuseParams, seed: number): { p
   const labels = fit?.labels ?? [];
   const labelled = labels.flatMap((y, r) => (y === null ? [] : [r]));
   if (fitting && !labelled.length) {
-    throw new InputError(fit ? `fit split "${p.fitSplit}" has no labels: ${p.method} fusion needs a labelled split` : `fit split "${p.fitSplit}" is not in the predictions (splits: ${Object.keys(first.splits).join(', ')})`);
+    throw new InputError(
+      fit
+        ? `fit split "${p.fitSplit}" has no labels: ${p.method} fusion needs a labelled split`
+        : `fit split "${p.fitSplit}" is not in the predictions (splits: ${Object.keys(first.splits).join(', ')})`,
+    );
   }
   const fitRows = labelled.filter((r) => !isHeldOut(seed, fit!.ids[r]!, p.holdout));
   const holdRows = labelled.filter((r) => isHeldOut(seed, fit!.ids[r]!, p.holdout));
-  if (fitting && !fitRows.length) throw new InputError(`no image of split "${p.fitSplit}" is left for fitting after holding out ${p.holdout} (${labelled.length} labelled); lower holdout`);
+  if (fitting && !fitRows.length)
+    throw new InputError(
+      `no image of split "${p.fitSplit}" is left for fitting after holding out ${p.holdout} (${labelled.length} labelled); lower holdout`,
+    );
 
   const fitMats = fit ? members.map((m) => m.predictions.splits[p.fitSplit]!.probs) : [];
   const score3 = (mat: ArrayLike<number>): { fit: Scores; holdout: Scores; val: Scores } => ({
-    fit: fusionScores(mat, k, labels, fitRows), holdout: fusionScores(mat, k, labels, holdRows), val: fusionScores(mat, k, labels, labelled),
+    fit: fusionScores(mat, k, labels, fitRows),
+    holdout: fusionScores(mat, k, labels, holdRows),
+    val: fusionScores(mat, k, labels, labelled),
   });
   const empty: Scores = { n: 0, top1: null, top3: null, logloss: null };
 
@@ -147,7 +180,9 @@ export function fuseMembers(members: Member[], p: FuseParams, seed: number): { p
   let selection: string[][] | undefined;
   const d: FitData = { k, labels, rows: fitRows, mats: fitMats };
   switch (p.method) {
-    case 'mean': case 'logit-mean': case 'geometric':
+    case 'mean':
+    case 'logit-mean':
+    case 'geometric':
       weights = members.map(() => 1 / members.length);
       break;
     case 'weighted':
@@ -172,11 +207,17 @@ export function fuseMembers(members: Member[], p: FuseParams, seed: number): { p
         for (let b = 0; b < g.bagging.bags; b++) {
           // Partial Fisher-Yates: the first `size` of a seeded shuffle, kept in member order.
           const idx = [...all];
-          for (let i = 0; i < size; i++) { const j = i + Math.floor(random() * (idx.length - i)); [idx[i], idx[j]] = [idx[j]!, idx[i]!]; }
+          for (let i = 0; i < size; i++) {
+            const j = i + Math.floor(random() * (idx.length - i));
+            [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+          }
           const subset = idx.slice(0, size).sort((a, c) => a - c);
           const r = greedySelect(d, subset, g.init, g.maxRounds, p.metric);
           const total = r.counts.reduce((a, c) => a + c, 0);
-          r.counts.forEach((c, i) => { counts![i]! += c; acc[i]! += c / total / g.bagging!.bags; });
+          r.counts.forEach((c, i) => {
+            counts![i]! += c;
+            acc[i]! += c / total / g.bagging!.bags;
+          });
           selection.push(r.order.map((i) => members[i]!.name));
         }
         weights = acc;
@@ -194,8 +235,11 @@ export function fuseMembers(members: Member[], p: FuseParams, seed: number): { p
   // alone is the answer. Judged on the whole fit split, the only labels selection may use.
   let fallback: FuseReport['fallback'];
   if (fitting) {
-    const whole = (mat: ArrayLike<number>): [number, number] => objective(fusionScores(mat, k, labels, labelled), p.metric);
-    const ranked = fitMats.map((m, i) => ({ i, o: whole(m) })).sort((a, b) => (better(a.o, b.o) ? -1 : better(b.o, a.o) ? 1 : a.i - b.i));
+    const whole = (mat: ArrayLike<number>): [number, number] =>
+      objective(fusionScores(mat, k, labels, labelled), p.metric);
+    const ranked = fitMats
+      .map((m, i) => ({ i, o: whole(m) }))
+      .sort((a, b) => (better(a.o, b.o) ? -1 : better(b.o, a.o) ? 1 : a.i - b.i));
     const top = ranked[0]!;
     const fusedObj = whole(combine(p.method, fitMats, weights, k));
     if (better(top.o, fusedObj)) {
@@ -207,7 +251,16 @@ export function fuseMembers(members: Member[], p: FuseParams, seed: number): { p
 
   const splits: Predictions['splits'] = {};
   for (const [name, sp] of Object.entries(first.splits)) {
-    splits[name] = { ids: sp.ids, labels: sp.labels, probs: combine(p.method, members.map((m) => m.predictions.splits[name]!.probs), weights, k) };
+    splits[name] = {
+      ids: sp.ids,
+      labels: sp.labels,
+      probs: combine(
+        p.method,
+        members.map((m) => m.predictions.splits[name]!.probs),
+        weights,
+        k,
+      ),
+    };
   }
   const fused = splits[p.fitSplit];
   const report: FuseReport = {
@@ -216,11 +269,16 @@ export function fuseMembers(members: Member[], p: FuseParams, seed: number): { p
     fitSplit: p.fitSplit,
     holdout: p.holdout,
     seed,
-    members: members.map((m, i) => ({ name: m.name, ...(fit ? score3(fitMats[i]!) : { fit: empty, holdout: empty, val: empty }) })),
+    members: members.map((m, i) => ({
+      name: m.name,
+      ...(fit ? score3(fitMats[i]!) : { fit: empty, holdout: empty, val: empty }),
+    })),
     chosen: members.filter((_, i) => weights[i]! > 0).map((m) => m.name),
     weights: Object.fromEntries(members.flatMap((m, i) => (weights[i]! > 0 ? [[m.name, weights[i]!]] : []))),
     ...(fallback ? { fallback } : {}),
-    ...(counts ? { counts: Object.fromEntries(members.flatMap((m, i) => (counts![i]! > 0 ? [[m.name, counts![i]!]] : []))) } : {}),
+    ...(counts
+      ? { counts: Object.fromEntries(members.flatMap((m, i) => (counts![i]! > 0 ? [[m.name, counts![i]!]] : []))) }
+      : {}),
     ...(selection ? { selection } : {}),
     fused: fused ? score3(fused.probs) : { fit: empty, holdout: empty, val: empty },
   };

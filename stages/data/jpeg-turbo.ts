@@ -65,7 +65,11 @@ let turbo: TurboJpeg | null | undefined;
 /** libturbojpeg.so.0 inside @julusian/jpeg-turbo for this platform, if it ships one. */
 function libraryPath(): string | undefined {
   let root: string;
-  try { root = dirname(createRequire(import.meta.url).resolve('@julusian/jpeg-turbo/package.json')); } catch { return undefined; }
+  try {
+    root = dirname(createRequire(import.meta.url).resolve('@julusian/jpeg-turbo/package.json'));
+  } catch {
+    return undefined;
+  }
   return [`${process.platform}-${process.arch}`, `${process.platform}-${process.arch}-musl`]
     .map((platform) => join(root, 'prebuilds', `jpeg-turbo-${platform}`, 'libturbojpeg.so.0'))
     .find((path) => existsSync(path));
@@ -102,7 +106,11 @@ export function turboJpeg(): TurboJpeg | null {
     };
     const t: TurboJpeg = {
       handle: null,
-      renew() { const old = t.handle; t.handle = open(); destroy(old); },
+      renew() {
+        const old = t.handle;
+        t.handle = open();
+        destroy(old);
+      },
       set: lib.func('int tj3Set(void *, int, int)'),
       get: lib.func('int tj3Get(void *, int)'),
       header: lib.func('int tj3DecompressHeader(void *, const uint8_t *, size_t)'),
@@ -113,7 +121,9 @@ export function turboJpeg(): TurboJpeg | null {
     };
     t.handle = open();
     turbo = t;
-  } catch { turbo = null; }
+  } catch {
+    turbo = null;
+  }
   return turbo;
 }
 
@@ -139,13 +149,20 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader | undefined {
   while (i + 4 <= bytes.length) {
     if (bytes[i] !== 0xff) return undefined;
     const marker = bytes[i + 1]!;
-    if (marker === 0xff) { i++; continue; } // fill byte
-    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { i += 2; continue; } // no length
+    if (marker === 0xff) {
+      i++;
+      continue;
+    } // fill byte
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      i += 2;
+      continue;
+    } // no length
     if (marker === 0xda) return frame && { ...frame, orientation, hasIccProfile }; // first scan
     const length = be16(i + 2);
     const body = i + 4;
     if (length < 2 || body + length - 2 > bytes.length) return undefined;
-    if (marker === 0xe1 && ascii(bytes, body, 6) === 'Exif\0\0') orientation = exifOrientation(bytes, body + 6, body + length - 2) ?? orientation;
+    if (marker === 0xe1 && ascii(bytes, body, 6) === 'Exif\0\0')
+      orientation = exifOrientation(bytes, body + 6, body + length - 2) ?? orientation;
     if (marker === 0xe2 && ascii(bytes, body, 12) === 'ICC_PROFILE\0') hasIccProfile = true;
     // Frame headers are C0–CF except DHT (C4), JPG (C8) and DAC (CC).
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc && length >= 8) {
@@ -158,10 +175,15 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader | undefined {
 
 /** Whether libjpeg-turbo alone gives what decode's sharp pipeline would (up to the IDCT). */
 export function fastPathApplies(h: JpegHeader, maxPixels: number): boolean {
-  return (h.frame === 0xc0 || h.frame === 0xc1 || h.frame === 0xc2)
-    && (h.components === 1 || h.components === 3)
-    && h.orientation === 1 && !h.hasIccProfile
-    && h.width > 0 && h.height > 0 && h.width * h.height <= maxPixels;
+  return (
+    (h.frame === 0xc0 || h.frame === 0xc1 || h.frame === 0xc2) &&
+    (h.components === 1 || h.components === 3) &&
+    h.orientation === 1 &&
+    !h.hasIccProfile &&
+    h.width > 0 &&
+    h.height > 0 &&
+    h.width * h.height <= maxPixels
+  );
 }
 
 /**
@@ -181,7 +203,11 @@ export const scaled = (size: number, [num, denom]: [number, number]): number => 
  * `factor` inside the IDCT; undefined when the library is missing or libjpeg-turbo refuses the
  * data (an error: sharp then names it). Throws JpegWarning when libjpeg warns about the data.
  */
-export function decodeJpegRgb(bytes: Uint8Array, into: Uint8Array, factor: [number, number] = [1, 1]): { data: Uint8Array; width: number; height: number } | undefined {
+export function decodeJpegRgb(
+  bytes: Uint8Array,
+  into: Uint8Array,
+  factor: [number, number] = [1, 1],
+): { data: Uint8Array; width: number; height: number } | undefined {
   const t = turboJpeg();
   if (!t) return undefined;
   if (!call(t, t.header(t.handle, bytes, bytes.length))) return undefined;
@@ -211,10 +237,22 @@ export function jpegWarning(bytes: Uint8Array, maxPixels: number): string | unde
     const h = t.get(t.handle, TJPARAM_JPEGHEIGHT);
     // tj3Decompress8 reads 8-bit lossy JPEGs only; lossless ones cannot be scaled. sharp's own
     // failOn: 'warning' stays the check for those.
-    if (w <= 0 || h <= 0 || w * h > maxPixels || t.get(t.handle, TJPARAM_PRECISION) !== 8 || t.get(t.handle, TJPARAM_LOSSLESS) === 1) return undefined;
+    if (
+      w <= 0 ||
+      h <= 0 ||
+      w * h > maxPixels ||
+      t.get(t.handle, TJPARAM_PRECISION) !== 8 ||
+      t.get(t.handle, TJPARAM_LOSSLESS) === 1
+    )
+      return undefined;
     const colourspace = t.get(t.handle, TJPARAM_COLORSPACE);
     // libjpeg converts neither CMYK nor YCCK to RGB: those decode as CMYK, greyscale as grey.
-    const [format, channels] = colourspace === TJCS_GRAY ? [TJPF_GRAY, 1] : colourspace === TJCS_CMYK || colourspace === TJCS_YCCK ? [TJPF_CMYK, 4] : [TJPF_RGB, 3];
+    const [format, channels] =
+      colourspace === TJCS_GRAY
+        ? [TJPF_GRAY, 1]
+        : colourspace === TJCS_CMYK || colourspace === TJCS_YCCK
+          ? [TJPF_CMYK, 4]
+          : [TJPF_RGB, 3];
     const size = scaled(w, [1, 8]) * scaled(h, [1, 8]) * channels;
     if (scratch.length < size) scratch = new Uint8Array(size);
     if (!call(t, t.scale(t.handle, { num: 1, denom: 8 }))) return undefined;

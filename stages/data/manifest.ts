@@ -19,7 +19,10 @@ export interface ManifestEntry {
 }
 
 /** Where entry paths start: the project (`path` as the pipeline gives it) or the cache's folder. */
-export interface ManifestRoot { in: 'project' | 'cache'; path: string }
+export interface ManifestRoot {
+  in: 'project' | 'cache';
+  path: string;
+}
 
 export interface Manifest {
   format: string;

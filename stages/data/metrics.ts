@@ -85,7 +85,12 @@ export interface RowScores {
  * n × classes probability matrix, with rankOf's tie rule; null when none of them is labelled.
  * Rows are summed in the order given, so a caller that passes the same rows gets the same bits.
  */
-export function scoreRows(probs: ArrayLike<number>, classes: number, labels: ReadonlyArray<number | null>, rows?: readonly number[]): RowScores | null {
+export function scoreRows(
+  probs: ArrayLike<number>,
+  classes: number,
+  labels: ReadonlyArray<number | null>,
+  rows?: readonly number[],
+): RowScores | null {
   let n = 0;
   let top1 = 0;
   let top3 = 0;
@@ -115,7 +120,12 @@ export function confusionMatrix(sp: SplitPredictions, classes: number): number[]
   return m;
 }
 
-export interface ClassAccuracy { class: string; n: number; correct: number; accuracy: number | null }
+export interface ClassAccuracy {
+  class: string;
+  n: number;
+  correct: number;
+  accuracy: number | null;
+}
 
 /** Top-1 accuracy per true class (accuracy null for a class with no labelled rows). */
 export function perClassAccuracy(sp: SplitPredictions, classNames: string[]): ClassAccuracy[] {

@@ -10,7 +10,21 @@ import { instantiateWasm } from '../compiled-path.js';
 
 interface Kernels {
   memory: WebAssembly.Memory;
-  bilinear(src: number, w: number, h: number, dst: number, W: number, H: number, xi: number, xw: number, xb: number, xm: number, yi: number, yw: number, tmp: number): void;
+  bilinear(
+    src: number,
+    w: number,
+    h: number,
+    dst: number,
+    W: number,
+    H: number,
+    xi: number,
+    xw: number,
+    xb: number,
+    xm: number,
+    yi: number,
+    yw: number,
+    tmp: number,
+  ): void;
   boxShrink(src: number, w: number, h: number, k: number, dst: number, acc: number): void;
 }
 
@@ -32,7 +46,10 @@ function taps(src: number, dst: number, stride: number): { i0: Int32Array; w1: I
     let f = (d + 0.5) * scale - 0.5;
     if (f < 0) f = 0;
     let i = Math.floor(f);
-    if (i >= src - 1) { i = Math.max(src - 2, 0); f = src - 1; }
+    if (i >= src - 1) {
+      i = Math.max(src - 2, 0);
+      f = src - 1;
+    }
     i0[d] = i * stride;
     w1[d] = src === 1 ? 0 : Math.round((f - i) * 256);
   }
@@ -40,7 +57,15 @@ function taps(src: number, dst: number, stride: number): { i0: Int32Array; w1: I
 }
 
 /** The tables `bilinear` (kernels/image.as.ts, which describes them) reads to resize w × h to W × H. */
-interface Tables { key: string; xi: Int32Array; xw: Uint16Array; xb: Int32Array; xm: Uint8Array; yi: Int32Array; yw: Int32Array }
+interface Tables {
+  key: string;
+  xi: Int32Array;
+  xw: Uint16Array;
+  xb: Int32Array;
+  xm: Uint8Array;
+  yi: Int32Array;
+  yw: Int32Array;
+}
 /** The decode stage resizes image after image between the same sizes: the last tables are kept. */
 let lastTables: Tables | undefined;
 
@@ -98,7 +123,11 @@ function tables(w: number, h: number, W: number, H: number): Tables {
 /** Bump allocation in the kernel's memory for one call, growing it when needed. */
 function layout(k: Kernels, sizes: number[]): number[] {
   let end = BASE;
-  const offsets = sizes.map((n) => { const at = end; end += (n + 15) & ~15; return at; });
+  const offsets = sizes.map((n) => {
+    const at = end;
+    end += (n + 15) & ~15;
+    return at;
+  });
   const missing = end - k.memory.buffer.byteLength;
   if (missing > 0) k.memory.grow(Math.ceil(missing / 65536));
   return offsets;
@@ -128,8 +157,17 @@ export function resizeSource(w: number, h: number, W: number, H: number): Uint8A
   const t = tables(sw, sh, W, H);
   // The kernel's 16-byte windows may read up to 15 bytes past the source image: padded.
   const [pSrc, pShrunk, pAcc, pDst, pTmp, pXi, pXw, pXb, pXm, pYi, pYw] = layout(k, [
-    w * h * 3 + 16, factor > 1 ? sw * sh * 3 + 16 : 0, factor > 1 ? sw * factor * 3 * 4 : 0, W * H * 3, sh * W * 3 * 2,
-    t.xi.byteLength, t.xw.byteLength, t.xb.byteLength, t.xm.byteLength, t.yi.byteLength, t.yw.byteLength,
+    w * h * 3 + 16,
+    factor > 1 ? sw * sh * 3 + 16 : 0,
+    factor > 1 ? sw * factor * 3 * 4 : 0,
+    W * H * 3,
+    sh * W * 3 * 2,
+    t.xi.byteLength,
+    t.xw.byteLength,
+    t.xb.byteLength,
+    t.xm.byteLength,
+    t.yi.byteLength,
+    t.yw.byteLength,
   ]) as [number, number, number, number, number, number, number, number, number, number, number];
   const mem = k.memory.buffer;
   let from = pSrc;

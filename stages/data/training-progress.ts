@@ -25,7 +25,13 @@ export class TrainingProgress {
    * @param line digest of the recipe without its length and schedule (see above)
    * @param lrs the learning rate of every epoch of this run
    */
-  constructor(private readonly store: StageStore, private readonly key: Digest, private readonly line: Digest, private readonly lrs: readonly number[], private readonly stageId: string) {}
+  constructor(
+    private readonly store: StageStore,
+    private readonly key: Digest,
+    private readonly line: Digest,
+    private readonly lrs: readonly number[],
+    private readonly stageId: string,
+  ) {}
 
   /** Epoch e (0-based) as this run saved it, else as a run of its line with the same rates did. */
   get(e: number): SavedEpoch | undefined {
@@ -41,8 +47,12 @@ export class TrainingProgress {
     this.store.setIndex(this.lineKey(e), { blobs: [weights, opt], meta: { row, from: this.stageId } });
   }
 
-  private ownKey(e: number): string { return `finetune:${this.key}:${e}`; }
-  private lineKey(e: number): string { return `finetune-line:${digestOf({ line: this.line, lrs: this.lrs.slice(0, e + 1) })}`; }
+  private ownKey(e: number): string {
+    return `finetune:${this.key}:${e}`;
+  }
+  private lineKey(e: number): string {
+    return `finetune-line:${digestOf({ line: this.line, lrs: this.lrs.slice(0, e + 1) })}`;
+  }
 }
 
 /** An entry as put() wrote it; anything else (an older podium's string, damage) is a miss. */
@@ -50,5 +60,10 @@ function savedEpoch(entry: IndexEntry | undefined): SavedEpoch | undefined {
   if (entry?.blobs.length !== 2) return undefined;
   const { row, from } = entry.meta;
   if (typeof row !== 'object' || row === null || Array.isArray(row)) return undefined;
-  return { weights: entry.blobs[0]!, opt: entry.blobs[1]!, row: row as Record<string, number>, ...(typeof from === 'string' ? { from } : {}) };
+  return {
+    weights: entry.blobs[0]!,
+    opt: entry.blobs[1]!,
+    row: row as Record<string, number>,
+    ...(typeof from === 'string' ? { from } : {}),
+  };
 }

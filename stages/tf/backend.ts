@@ -116,7 +116,7 @@ async function tryWasm(threads: number): Promise<SelectedBackend | string> {
     registerWasmSlice();
     registerWasmTrainOps();
     registerWasmSharingIdentity();
-    if (!(await tf.setBackend('wasm'))) return "wasm: the backend failed to initialise";
+    if (!(await tf.setBackend('wasm'))) return 'wasm: the backend failed to initialise';
     await tf.ready();
     const n = wasm.getThreadsCount();
     const failure = threadedWasmFailure();
@@ -158,7 +158,10 @@ async function useCpu(): Promise<SelectedBackend> {
 /** `auto`'s choice, with every backend it passed over and why (so the log explains the pick). */
 async function selectAuto(threads: number): Promise<SelectedBackend> {
   const passed: string[] = [];
-  const chose = (b: SelectedBackend): SelectedBackend => ({ ...b, notes: [...passed.map((p) => `auto passed over ${p}`), `auto chose ${b.detail}`] });
+  const chose = (b: SelectedBackend): SelectedBackend => ({
+    ...b,
+    notes: [...passed.map((p) => `auto passed over ${p}`), `auto chose ${b.detail}`],
+  });
   const gpu = await tryTensorflow([NODE_PACKAGES[0]]);
   if (!Array.isArray(gpu)) return chose(gpu);
   passed.push(...gpu);
@@ -183,7 +186,10 @@ async function selectAuto(threads: number): Promise<SelectedBackend> {
  * - `webgpu`: Dawn's adapter, a software one included (with a warning in `notes`), else an error.
  * - `wasm` / `cpu`: exactly that backend, else an error.
  */
-export async function selectBackend(pref: BackendPreference, threads = availableParallelism()): Promise<SelectedBackend> {
+export async function selectBackend(
+  pref: BackendPreference,
+  threads = availableParallelism(),
+): Promise<SelectedBackend> {
   switch (pref) {
     case 'auto':
       return selectAuto(threads);
@@ -200,7 +206,11 @@ export async function selectBackend(pref: BackendPreference, threads = available
     case 'webgpu': {
       const adapter = await tryWebgpu(tf, true);
       if (typeof adapter === 'string') throw new Error(`backend 'webgpu' is not available: ${adapter} (docs/gpu.md)`);
-      const notes = adapter.fallback ? [`warning: ${adapter.detail} is a software adapter: correct but slow (a CPU runs the shaders), for tests, not training (docs/gpu.md)`] : [];
+      const notes = adapter.fallback
+        ? [
+            `warning: ${adapter.detail} is a software adapter: correct but slow (a CPU runs the shaders), for tests, not training (docs/gpu.md)`,
+          ]
+        : [];
       return { name: 'webgpu', tf, detail: adapter.detail, notes };
     }
     case 'wasm': {
@@ -223,7 +233,10 @@ function unreachable(value: never): never {
  * The backend a TensorFlow stage runs on: its `backend` param, with the share of the cores the
  * runner gave the stage, logged so the stage's log and record say what ran.
  */
-export async function stageBackend(ctx: Pick<StageContext, 'threads' | 'log'>, pref: BackendPreference): Promise<SelectedBackend> {
+export async function stageBackend(
+  ctx: Pick<StageContext, 'threads' | 'log'>,
+  pref: BackendPreference,
+): Promise<SelectedBackend> {
   const backend = await selectBackend(pref, ctx.threads);
   for (const note of backend.notes) ctx.log(note);
   ctx.log(`backend ${backend.detail}`);

@@ -10,13 +10,17 @@ const MAGIC = 'PODIUM-TFJS1\n';
 
 export async function modelToBlob(tf: Tf, model: tfl.LayersModel): Promise<Buffer> {
   let artifacts: tfc.io.ModelArtifacts | undefined;
-  await model.save(tf.io.withSaveHandler(async (a) => {
-    artifacts = a;
-    return { modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON' } };
-  }));
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      artifacts = a;
+      return { modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON' } };
+    }),
+  );
   if (!artifacts?.weightData || !artifacts.weightSpecs) throw new Error('model has no weights to save');
   const weights = Buffer.from(artifacts.weightData as ArrayBuffer);
-  const header = Buffer.from(JSON.stringify({ modelTopology: artifacts.modelTopology, weightSpecs: artifacts.weightSpecs }));
+  const header = Buffer.from(
+    JSON.stringify({ modelTopology: artifacts.modelTopology, weightSpecs: artifacts.weightSpecs }),
+  );
   const len = Buffer.alloc(4);
   len.writeUInt32LE(header.length);
   return Buffer.concat([Buffer.from(MAGIC), len, header, weights]);
@@ -27,7 +31,9 @@ export async function modelFromBlob(tf: Tf, tfLayers: typeof tfl, blob: Uint8Arr
   if (buf.subarray(0, MAGIC.length).toString() !== MAGIC) throw new Error('not a podium model checkpoint');
   const len = buf.readUInt32LE(MAGIC.length);
   const start = MAGIC.length + 4;
-  const { modelTopology, weightSpecs } = JSON.parse(buf.subarray(start, start + len).toString()) as tfc.io.ModelArtifacts;
+  const { modelTopology, weightSpecs } = JSON.parse(
+    buf.subarray(start, start + len).toString(),
+  ) as tfc.io.ModelArtifacts;
   const weights = buf.subarray(start + len);
   const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer;
   return tfLayers.loadLayersModel(tf.io.fromMemory({ modelTopology, weightSpecs, weightData }));

@@ -35,7 +35,8 @@ export interface TrainingGraph {
 export function trainingGraph(model: tfl.LayersModel): TrainingGraph {
   const out = model.outputs[0];
   const input = model.inputs[0];
-  if (model.outputs.length !== 1 || out === undefined || out.shape.length !== 2) throw new Error('train: the model needs one output [N, numClasses]');
+  if (model.outputs.length !== 1 || out === undefined || out.shape.length !== 2)
+    throw new Error('train: the model needs one output [N, numClasses]');
   if (input === undefined) throw new Error('train: the model has no input');
   const numClasses = out.shape[1];
   if (typeof numClasses !== 'number') throw new Error('train: the model output needs a fixed number of classes');

@@ -20,8 +20,14 @@ type Tf = typeof import('@tensorflow/tfjs-core');
 type Layer = LayersModel['layers'][number];
 type Activation = 'linear' | 'relu' | 'relu6';
 
-interface LayerNode { inboundLayers: Layer[]; tensorIndices: number[]; outboundLayer: Layer }
-interface Variable { read(): tfc.Tensor }
+interface LayerNode {
+  inboundLayers: Layer[];
+  tensorIndices: number[];
+  outboundLayer: Layer;
+}
+interface Variable {
+  read(): tfc.Tensor;
+}
 interface ConvLayer {
   kernel?: Variable | null;
   depthwiseKernel?: Variable | null;
@@ -31,9 +37,24 @@ interface ConvLayer {
   padding: string;
   dilationRate: number | number[];
 }
-interface BatchNormLayer { gamma: Variable | null; beta: Variable | null; movingMean: Variable; movingVariance: Variable; epsilon: number; axis: number }
+interface BatchNormLayer {
+  gamma: Variable | null;
+  beta: Variable | null;
+  movingMean: Variable;
+  movingVariance: Variable;
+  epsilon: number;
+  axis: number;
+}
 
-interface Folded { filter: tfc.Tensor4D; bias: tfc.Tensor1D; activation: Activation; depthwise: boolean; strides: [number, number]; pad: 'same' | 'valid'; absorbed: Layer[] }
+interface Folded {
+  filter: tfc.Tensor4D;
+  bias: tfc.Tensor1D;
+  activation: Activation;
+  depthwise: boolean;
+  strides: [number, number];
+  pad: 'same' | 'valid';
+  absorbed: Layer[];
+}
 
 const nodesOf = (layer: Layer): LayerNode[] => (layer as unknown as { inboundNodes: LayerNode[] }).inboundNodes;
 const consumersOf = (layer: Layer): LayerNode[] => (layer as unknown as { outboundNodes: LayerNode[] }).outboundNodes;
@@ -68,39 +89,72 @@ export function foldedPredictor(tf: Tf, model: LayersModel): Predictor {
 
   const key = (layer: Layer, index: number): string => `${layer.name}\u0000${index}`;
   return {
-    predict: (x) => tf.tidy(() => {
-      const values = new Map<string, tfc.Tensor>();
-      for (const layer of layers) {
-        if (absorbed.has(layer)) continue;
-        const node = nodesOf(layer)[0]!;
-        if (layer.getClassName() === 'InputLayer') { values.set(key(layer, 0), x); continue; }
-        const inputs = node.inboundLayers.map((l, i) => values.get(key(l, node.tensorIndices[i]!))!);
-        const f = folded.get(layer);
-        if (f) {
-          const y = f.depthwise
-            ? tf.fused.depthwiseConv2d({ x: inputs[0] as tfc.Tensor4D, filter: f.filter, strides: f.strides, pad: f.pad, bias: f.bias, activation: f.activation })
-            : tf.fused.conv2d({ x: inputs[0] as tfc.Tensor4D, filter: f.filter, strides: f.strides, pad: f.pad, bias: f.bias, activation: f.activation });
-          // The chain's last layer is the one its consumers name.
-          values.set(key(f.absorbed.at(-1) ?? layer, 0), y);
-          continue;
+    predict: (x) =>
+      tf.tidy(() => {
+        const values = new Map<string, tfc.Tensor>();
+        for (const layer of layers) {
+          if (absorbed.has(layer)) continue;
+          const node = nodesOf(layer)[0]!;
+          if (layer.getClassName() === 'InputLayer') {
+            values.set(key(layer, 0), x);
+            continue;
+          }
+          const inputs = node.inboundLayers.map((l, i) => values.get(key(l, node.tensorIndices[i]!))!);
+          const f = folded.get(layer);
+          if (f) {
+            const y = f.depthwise
+              ? tf.fused.depthwiseConv2d({
+                  x: inputs[0] as tfc.Tensor4D,
+                  filter: f.filter,
+                  strides: f.strides,
+                  pad: f.pad,
+                  bias: f.bias,
+                  activation: f.activation,
+                })
+              : tf.fused.conv2d({
+                  x: inputs[0] as tfc.Tensor4D,
+                  filter: f.filter,
+                  strides: f.strides,
+                  pad: f.pad,
+                  bias: f.bias,
+                  activation: f.activation,
+                });
+            // The chain's last layer is the one its consumers name.
+            values.set(key(f.absorbed.at(-1) ?? layer, 0), y);
+            continue;
+          }
+          const out = layer.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: false }) as
+            | tfc.Tensor
+            | tfc.Tensor[];
+          (Array.isArray(out) ? out : [out]).forEach((t, i) => values.set(key(layer, i), t));
         }
-        const out = layer.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: false }) as tfc.Tensor | tfc.Tensor[];
-        (Array.isArray(out) ? out : [out]).forEach((t, i) => values.set(key(layer, i), t));
-      }
-      return values.get(key(outputLayer, 0))!;
-    }),
-    dispose: () => { for (const f of folded.values()) tf.dispose([f.filter, f.bias]); },
+        return values.get(key(outputLayer, 0))!;
+      }),
+    dispose: () => {
+      for (const f of folded.values()) tf.dispose([f.filter, f.bias]);
+    },
   };
 }
 
 /** Folds `conv` with the BatchNormalization (and ReLU) that alone consume it, if they do. */
-function foldChain(tf: Tf, conv: Layer, next: Layer | undefined, onlyConsumer: (l: Layer) => Layer | undefined): Folded | undefined {
+function foldChain(
+  tf: Tf,
+  conv: Layer,
+  next: Layer | undefined,
+  onlyConsumer: (l: Layer) => Layer | undefined,
+): Folded | undefined {
   const cls = conv.getClassName();
-  if ((cls !== 'Conv2D' && cls !== 'DepthwiseConv2D') || next?.getClassName() !== 'BatchNormalization') return undefined;
+  if ((cls !== 'Conv2D' && cls !== 'DepthwiseConv2D') || next?.getClassName() !== 'BatchNormalization')
+    return undefined;
   const c = conv as unknown as ConvLayer;
   const config = conv.getConfig() as { activation?: unknown; dataFormat?: unknown };
   const dilations = Array.isArray(c.dilationRate) ? c.dilationRate : [c.dilationRate, c.dilationRate];
-  if (config.activation !== 'linear' || (config.dataFormat ?? 'channelsLast') !== 'channelsLast' || dilations.some((d) => d !== 1)) return undefined;
+  if (
+    config.activation !== 'linear' ||
+    (config.dataFormat ?? 'channelsLast') !== 'channelsLast' ||
+    dilations.some((d) => d !== 1)
+  )
+    return undefined;
   if (c.padding !== 'same' && c.padding !== 'valid') return undefined;
   const bn = next as unknown as BatchNormLayer;
   if (bn.axis !== -1 && bn.axis !== 3) return undefined;
@@ -120,7 +174,10 @@ function foldChain(tf: Tf, conv: Layer, next: Layer | undefined, onlyConsumer: (
   }
   const [filter, bias] = tf.tidy(() => {
     const kernel = kernelVar.read() as tfc.Tensor4D;
-    const scale = tf.mul(bn.gamma ? bn.gamma.read() : tf.onesLike(bn.movingMean.read()), tf.rsqrt(tf.add(bn.movingVariance.read(), bn.epsilon)));
+    const scale = tf.mul(
+      bn.gamma ? bn.gamma.read() : tf.onesLike(bn.movingMean.read()),
+      tf.rsqrt(tf.add(bn.movingVariance.read(), bn.epsilon)),
+    );
     const [kh, kw, cin, m] = kernel.shape;
     // Conv2D: one scale per output channel (last axis). Depthwise: output channel c·m + j.
     const w = tf.mul(kernel, depthwise ? tf.reshape(scale, [1, 1, cin, m]) : scale) as tfc.Tensor4D;
@@ -128,5 +185,13 @@ function foldChain(tf: Tf, conv: Layer, next: Layer | undefined, onlyConsumer: (
     const b = tf.add(tf.mul(tf.sub(b0, bn.movingMean.read()), scale), bn.beta ? bn.beta.read() : 0) as tfc.Tensor1D;
     return [tf.reshape(w, [kh, kw, cin, m]) as tfc.Tensor4D, b];
   });
-  return { filter, bias, activation, depthwise, strides: [c.strides[0] ?? 1, c.strides[1] ?? c.strides[0] ?? 1], pad: c.padding as 'same' | 'valid', absorbed };
+  return {
+    filter,
+    bias,
+    activation,
+    depthwise,
+    strides: [c.strides[0] ?? 1, c.strides[1] ?? c.strides[0] ?? 1],
+    pad: c.padding as 'same' | 'valid',
+    absorbed,
+  };
 }

@@ -42,7 +42,12 @@ export function freezeBatchNorm(frozen: readonly Layer[]): () => void {
   return () => undo.forEach((f) => f());
 }
 
-export function seedDropouts(layers: readonly Layer[], seed: number, epoch: number, batch: number): { restore(): void } {
+export function seedDropouts(
+  layers: readonly Layer[],
+  seed: number,
+  epoch: number,
+  batch: number,
+): { restore(): void } {
   const targets = layers as unknown as Array<{ seed?: number }>;
   const saved = targets.map((l) => l.seed);
   targets.forEach((l, i) => {

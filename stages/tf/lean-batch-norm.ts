@@ -34,13 +34,22 @@ export interface BatchNormInternals {
 }
 
 /** The fast call of a BatchNormalization layer; other axes and missing weights keep its own call. */
-export function batchNormCall(layer: tfl.layers.Layer, original: CallFn): (x: tf.Tensor, training: boolean) => tf.Tensor | tf.Tensor[] {
+export function batchNormCall(
+  layer: tfl.layers.Layer,
+  original: CallFn,
+): (x: tf.Tensor, training: boolean) => tf.Tensor | tf.Tensor[] {
   const bn = layer as unknown as BatchNormInternals;
   addMissingBatchNormConstants(bn, layer);
   return (x, training) => {
     const axis = bn.axis < 0 ? bn.axis + x.rank : bn.axis;
     const { gamma, beta, movingMean, movingVariance } = bn;
-    if (axis !== x.rank - 1 || gamma == null || beta == null || movingMean === undefined || movingVariance === undefined) {
+    if (
+      axis !== x.rank - 1 ||
+      gamma == null ||
+      beta == null ||
+      movingMean === undefined ||
+      movingVariance === undefined
+    ) {
       return original(x, { training });
     }
     if (training) return batchNormTraining(bn, x, gamma.read(), beta.read());
@@ -96,7 +105,10 @@ function affinePerChannel(x: tf.Tensor, a: tf.Tensor1D, b: tf.Tensor1D | null): 
     }
     const x4 = (x.rank === 4 ? x : tf.reshape(x, [1, 1, x.size / c, c])) as tf.Tensor4D;
     const filter = tf.reshape(a, [1, 1, c, 1]) as tf.Tensor4D;
-    const y = b === null ? tf.depthwiseConv2d(x4, filter, 1, 'valid') : tf.fused.depthwiseConv2d({ x: x4, filter, strides: 1, pad: 'valid', bias: b });
+    const y =
+      b === null
+        ? tf.depthwiseConv2d(x4, filter, 1, 'valid')
+        : tf.fused.depthwiseConv2d({ x: x4, filter, strides: 1, pad: 'valid', bias: b });
     return x.rank === 4 ? y : tf.reshape(y, x.shape);
   });
 }
@@ -131,13 +143,17 @@ function batchNormTraining(bn: BatchNormInternals, x: tf.Tensor, gamma: tf.Tenso
       // Two-pass variance (exact even when |mean| ≫ std, unlike E[x²] − E[x]²); on wasm both
       // statistics come from one kernel (wasm-train-ops.ts).
       const [mean, variance] = hasWasmTrainOp(BN_STATS)
-        ? tf.engine().runKernel(BN_STATS, { x: x0 }, {}) as [tf.Tensor1D, tf.Tensor1D]
+        ? (tf.engine().runKernel(BN_STATS, { x: x0 }, {}) as [tf.Tensor1D, tf.Tensor1D])
         : meanAndVariance(x0);
       const inv = tf.rsqrt(tf.add(variance, bn.epsilon)) as tf.Tensor1D;
       const a = tf.mul(g as tf.Tensor1D, inv) as tf.Tensor1D;
       const shift = tf.sub(b as tf.Tensor1D, tf.mul(mean, a)) as tf.Tensor1D;
       updateMovingAverage(bn.movingMean as LayerVariableLike, mean, bn.momentum);
-      updateMovingAverage(bn.movingVariance as LayerVariableLike, m > 1 ? tf.mul(variance, m / (m - 1)) : variance, bn.momentum);
+      updateMovingAverage(
+        bn.movingVariance as LayerVariableLike,
+        m > 1 ? tf.mul(variance, m / (m - 1)) : variance,
+        bn.momentum,
+      );
       save([x0, mean, inv, a]);
       return affinePerChannel(x0, a, shift);
     },
@@ -148,7 +164,7 @@ function batchNormTraining(bn: BatchNormInternals, x: tf.Tensor, gamma: tf.Tenso
       const a = sA as tf.Tensor1D;
       // dβ / M and E[dy·x]; on wasm from one kernel (wasm-train-ops.ts).
       const [meanDy, meanDyX] = hasWasmTrainOp(BN_GRAD_STATS)
-        ? tf.engine().runKernel(BN_GRAD_STATS, { dy, x: x0 }, {}) as [tf.Tensor1D, tf.Tensor1D]
+        ? (tf.engine().runKernel(BN_GRAD_STATS, { dy, x: x0 }, {}) as [tf.Tensor1D, tf.Tensor1D])
         : [meanPerChannel(dy), meanPerChannel(tf.mul(dy, x0))];
       const cov = tf.sub(meanDyX, tf.mul(mean, meanDy)); // E[dy·(x − mean)]
       // dγ = Σ dy·x̂ = M·inv·cov;  dx = a·dy + k·x + c with k = −a·inv²·cov, c = −a·E[dy] − k·mean.

@@ -77,7 +77,10 @@ export function accelerateLayers(model: LayersModel): void {
 }
 
 /** The fast call for one layer, or undefined when its settings are not supported. */
-function fastCall(layer: Layer, original: CallFn): ((x: tf.Tensor, training: boolean) => tf.Tensor | tf.Tensor[]) | undefined {
+function fastCall(
+  layer: Layer,
+  original: CallFn,
+): ((x: tf.Tensor, training: boolean) => tf.Tensor | tf.Tensor[]) | undefined {
   const config = layer.getConfig() as { activation?: unknown; dataFormat?: unknown; data_format?: unknown };
   const channelsLast = (config.dataFormat ?? config.data_format ?? 'channelsLast') !== 'channelsFirst';
   switch (layer.getClassName()) {
@@ -93,7 +96,10 @@ function fastCall(layer: Layer, original: CallFn): ((x: tf.Tensor, training: boo
       const conv = layer as unknown as ConvInternals;
       const dilations = Array.isArray(conv.dilationRate) ? conv.dilationRate : [conv.dilationRate, conv.dilationRate];
       const supported =
-        channelsLast && config.activation === 'linear' && dilations.every((d) => d === 1) && (conv.padding === 'same' || conv.padding === 'valid');
+        channelsLast &&
+        config.activation === 'linear' &&
+        dilations.every((d) => d === 1) &&
+        (conv.padding === 'same' || conv.padding === 'valid');
       if (!supported) return undefined;
       const depthwise = layer.getClassName() === 'DepthwiseConv2D';
       return (x, training) => {
@@ -116,7 +122,13 @@ function fastCall(layer: Layer, original: CallFn): ((x: tf.Tensor, training: boo
   }
 }
 
-function convTraining(x: tf.Tensor4D, kernel: tf.Tensor4D, bias: tf.Tensor | null, conv: ConvInternals, depthwise: boolean): tf.Tensor {
+function convTraining(
+  x: tf.Tensor4D,
+  kernel: tf.Tensor4D,
+  bias: tf.Tensor | null,
+  conv: ConvInternals,
+  depthwise: boolean,
+): tf.Tensor {
   const strides: [number, number] = [conv.strides[0] ?? 1, conv.strides[1] ?? 1];
   const pad = conv.padding as 'same' | 'valid';
   const inputs = bias === null ? [x, kernel] : [x, kernel, bias];
@@ -139,11 +151,23 @@ function convTraining(x: tf.Tensor4D, kernel: tf.Tensor4D, bias: tf.Tensor | nul
       let df: tf.Tensor;
       if (depthwise) {
         const attrs = { strides, pad, dilations: [1, 1] };
-        dx = engine.runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter: f4 }, { ...attrs, inputShape: x4.shape }) as tf.Tensor;
-        df = engine.runKernel('DepthwiseConv2dNativeBackpropFilter', { x: x4, dy }, { ...attrs, filterShape: f4.shape }) as tf.Tensor;
+        dx = engine.runKernel(
+          'DepthwiseConv2dNativeBackpropInput',
+          { dy, filter: f4 },
+          { ...attrs, inputShape: x4.shape },
+        ) as tf.Tensor;
+        df = engine.runKernel(
+          'DepthwiseConv2dNativeBackpropFilter',
+          { x: x4, dy },
+          { ...attrs, filterShape: f4.shape },
+        ) as tf.Tensor;
       } else {
         const attrs = { strides, pad, dataFormat: 'NHWC' };
-        dx = engine.runKernel('Conv2DBackpropInput', { dy, filter: f4 }, { ...attrs, inputShape: x4.shape }) as tf.Tensor;
+        dx = engine.runKernel(
+          'Conv2DBackpropInput',
+          { dy, filter: f4 },
+          { ...attrs, inputShape: x4.shape },
+        ) as tf.Tensor;
         df = engine.runKernel('Conv2DBackpropFilter', { x: x4, dy }, { ...attrs, filterShape: f4.shape }) as tf.Tensor;
       }
       if (bias === null) return [dx, df];
@@ -158,7 +182,13 @@ function zeroPadTraining(x: tf.Tensor4D, padding: [[number, number], [number, nu
   const shape = x.shape;
   return leanOp(
     [x],
-    ([input]) => tf.pad(input as tf.Tensor4D, [[0, 0], [top, bottom], [left, right], [0, 0]]),
+    ([input]) =>
+      tf.pad(input as tf.Tensor4D, [
+        [0, 0],
+        [top, bottom],
+        [left, right],
+        [0, 0],
+      ]),
     (dy) => [tf.slice(dy, [0, top, left, 0], shape)],
   );
 }
@@ -173,8 +203,10 @@ function clippedRelu(x: tf.Tensor, maxValue: number): tf.Tensor {
     },
     // 0 < y < max ⇔ y·(max − y) > 0: the gradient passes exactly there (as TF's Relu6Grad).
     // On wasm one pass of podium's kernel, bit-identical to the four ops (wasm-train-ops.ts).
-    (dy, [y]) => [hasWasmTrainOp(RELU6_GRAD)
-      ? tf.engine().runKernel(RELU6_GRAD, { dy, y: y as tf.Tensor }, { maxValue }) as tf.Tensor
-      : tf.mul(dy, tf.step(tf.mul(y as tf.Tensor, tf.sub(maxValue, y as tf.Tensor))))],
+    (dy, [y]) => [
+      hasWasmTrainOp(RELU6_GRAD)
+        ? (tf.engine().runKernel(RELU6_GRAD, { dy, y: y as tf.Tensor }, { maxValue }) as tf.Tensor)
+        : tf.mul(dy, tf.step(tf.mul(y as tf.Tensor, tf.sub(maxValue, y as tf.Tensor)))),
+    ],
   );
 }

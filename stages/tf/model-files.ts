@@ -53,7 +53,10 @@ function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
 }
 
 /** model.json + a shard reader → ModelArtifacts (weight data as one ArrayBuffer per shard). */
-async function artifactsFromJson(json: tf.io.ModelJSON, readShard: (path: string) => Promise<ArrayBuffer>): Promise<tf.io.ModelArtifacts> {
+async function artifactsFromJson(
+  json: tf.io.ModelJSON,
+  readShard: (path: string) => Promise<ArrayBuffer>,
+): Promise<tf.io.ModelArtifacts> {
   const weightSpecs: tf.io.WeightsManifestEntry[] = [];
   const weightData: ArrayBuffer[] = [];
   for (const group of json.weightsManifest ?? []) {
@@ -97,14 +100,17 @@ export function fileSystemHandler(path: string): FileSystemHandler {
       } catch (err) {
         throw new Error(`cannot read model ${modelJsonPath}: ${err instanceof Error ? err.message : String(err)}`);
       }
-      if (json.modelTopology === undefined) throw new Error(`${modelJsonPath}: not a tfjs model.json (no modelTopology)`);
+      if (json.modelTopology === undefined)
+        throw new Error(`${modelJsonPath}: not a tfjs model.json (no modelTopology)`);
       return artifactsFromJson(json, async (shard) => toArrayBuffer(await readFile(join(dir, shard))));
     },
     async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
-      if (artifacts.modelTopology instanceof ArrayBuffer) throw new Error('fileSystemHandler saves LayersModels (JSON topology) only');
+      if (artifacts.modelTopology instanceof ArrayBuffer)
+        throw new Error('fileSystemHandler saves LayersModels (JSON topology) only');
       await mkdir(dir, { recursive: true });
       const weightsFile = 'weights.bin';
-      const data = artifacts.weightData === undefined ? new ArrayBuffer(0) : tf.io.concatenateArrayBuffers(artifacts.weightData);
+      const data =
+        artifacts.weightData === undefined ? new ArrayBuffer(0) : tf.io.concatenateArrayBuffers(artifacts.weightData);
       const json: tf.io.ModelJSON = {
         modelTopology: artifacts.modelTopology ?? {},
         weightsManifest: [{ paths: [weightsFile], weights: artifacts.weightSpecs ?? [] }],

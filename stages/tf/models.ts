@@ -127,8 +127,10 @@ function isPretrained(name: string): name is keyof typeof PRETRAINED {
 }
 
 function checkSpec(spec: ModelSpec): void {
-  if (!Number.isInteger(spec.inputSize) || spec.inputSize < 8) throw new Error(`inputSize must be an integer ≥ 8, got ${spec.inputSize}`);
-  if (!Number.isInteger(spec.numClasses) || spec.numClasses < 2) throw new Error(`numClasses must be an integer ≥ 2, got ${spec.numClasses}`);
+  if (!Number.isInteger(spec.inputSize) || spec.inputSize < 8)
+    throw new Error(`inputSize must be an integer ≥ 8, got ${spec.inputSize}`);
+  if (!Number.isInteger(spec.numClasses) || spec.numClasses < 2)
+    throw new Error(`numClasses must be an integer ≥ 2, got ${spec.numClasses}`);
   if (!Number.isInteger(spec.seed)) throw new Error(`seed must be an integer, got ${spec.seed}`);
   const d = spec.headDropout ?? 0;
   if (!(d >= 0 && d < 1)) throw new Error(`headDropout must be in [0, 1), got ${d}`);
@@ -146,9 +148,11 @@ function checkSpec(spec: ModelSpec): void {
  */
 function addHead(base: LayersModel, spec: ModelSpec): LayersModel {
   const features = base.outputs[0];
-  if (base.outputs.length !== 1 || features === undefined) throw new Error('the cut model must have exactly one output');
+  if (base.outputs.length !== 1 || features === undefined)
+    throw new Error('the cut model must have exactly one output');
   for (const l of base.layers) {
-    if (l.name.startsWith(HEAD_PREFIX)) throw new Error(`layer '${l.name}' clashes with podium's head layer names (prefix '${HEAD_PREFIX}')`);
+    if (l.name.startsWith(HEAD_PREFIX))
+      throw new Error(`layer '${l.name}' clashes with podium's head layer names (prefix '${HEAD_PREFIX}')`);
   }
   let x: tfl.SymbolicTensor = features;
   if (x.shape.length === 4) {
@@ -158,7 +162,8 @@ function addHead(base: LayersModel, spec: ModelSpec): LayersModel {
   }
   const rate = spec.headDropout ?? 0;
   // The seed here is a placeholder: the training loop sets a fresh seed per step (seedDropouts in layer-patches.ts).
-  if (rate > 0) x = tfl.layers.dropout({ rate, seed: spec.seed, name: `${HEAD_PREFIX}dropout` }).apply(x) as tfl.SymbolicTensor;
+  if (rate > 0)
+    x = tfl.layers.dropout({ rate, seed: spec.seed, name: `${HEAD_PREFIX}dropout` }).apply(x) as tfl.SymbolicTensor;
   x = tfl.layers
     .dense({
       units: spec.numClasses,
@@ -167,7 +172,9 @@ function addHead(base: LayersModel, spec: ModelSpec): LayersModel {
       biasInitializer: 'zeros',
     })
     .apply(x) as tfl.SymbolicTensor;
-  const probs = tfl.layers.activation({ activation: 'softmax', name: `${HEAD_PREFIX}softmax` }).apply(x) as tfl.SymbolicTensor;
+  const probs = tfl.layers
+    .activation({ activation: 'softmax', name: `${HEAD_PREFIX}softmax` })
+    .apply(x) as tfl.SymbolicTensor;
   return tfl.model({ inputs: base.inputs, outputs: probs, name: base.name });
 }
 
@@ -182,12 +189,21 @@ function addHead(base: LayersModel, spec: ModelSpec): LayersModel {
  */
 function buildTinyBackbone(spec: ModelSpec): LayersModel {
   let k = 0;
-  const seeded = (): ReturnType<typeof tfl.initializers.heNormal> => tfl.initializers.heNormal({ seed: spec.seed * 7919 + ++k });
+  const seeded = (): ReturnType<typeof tfl.initializers.heNormal> =>
+    tfl.initializers.heNormal({ seed: spec.seed * 7919 + ++k });
   const bn = (name: string): Layer => tfl.layers.batchNormalization({ name, momentum: 0.9, epsilon: 1e-3 });
   const relu6 = (name: string): Layer => tfl.layers.reLU({ maxValue: 6, name });
   const input = tfl.input({ shape: [spec.inputSize, spec.inputSize, 3], name: 'input_1' });
   let x = tfl.layers
-    .conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', useBias: false, kernelInitializer: seeded(), name: 'conv1' })
+    .conv2d({
+      filters: 8,
+      kernelSize: 3,
+      strides: 2,
+      padding: 'same',
+      useBias: false,
+      kernelInitializer: seeded(),
+      name: 'conv1',
+    })
     .apply(input) as tfl.SymbolicTensor;
   x = relu6('conv1_relu').apply(bn('conv1_bn').apply(x)) as tfl.SymbolicTensor;
   x = tfl.layers

@@ -73,8 +73,15 @@ export class Optimizer {
       seen.add(w.originalName);
       const leaf = w.originalName.split('/').pop() ?? '';
       // tidy frees the zeros tensor the variable was initialised from (tidy never frees variables).
-      const slots = new Map(this.slotNames.map((s) => [s, tf.tidy(() => tf.variable(tf.zeros(w.shape as number[]), false))]));
-      return { name: w.originalName, variable: w.read() as tf.Variable, decay: opts.weightDecay > 0 && (decayAll || leaf.endsWith('kernel')), slots };
+      const slots = new Map(
+        this.slotNames.map((s) => [s, tf.tidy(() => tf.variable(tf.zeros(w.shape as number[]), false))]),
+      );
+      return {
+        name: w.originalName,
+        variable: w.read() as tf.Variable,
+        decay: opts.weightDecay > 0 && (decayAll || leaf.endsWith('kernel')),
+        slots,
+      };
     });
   }
 
@@ -95,7 +102,13 @@ export class Optimizer {
         const w = p.variable;
         if (fused) {
           const buf = p.slots.get('momentum') as tf.Variable;
-          const [w1, b1] = tf.engine().runKernel(SGD_MOMENTUM, { w, g: raw, buf }, { lr, momentum, decay: p.decay ? weightDecay : 0 }) as tf.Tensor[];
+          const [w1, b1] = tf
+            .engine()
+            .runKernel(
+              SGD_MOMENTUM,
+              { w, g: raw, buf },
+              { lr, momentum, decay: p.decay ? weightDecay : 0 },
+            ) as tf.Tensor[];
           buf.assign(b1!);
           w.assign(w1!);
           continue;
@@ -127,14 +140,16 @@ export class Optimizer {
   async getState(): Promise<OptimizerState> {
     const slots: OptimizerState['slots'] = {};
     for (const p of this.params) {
-      for (const [s, v] of p.slots) slots[`${p.name}/${s}`] = { shape: [...v.shape], values: (await v.data()) as Float32Array };
+      for (const [s, v] of p.slots)
+        slots[`${p.name}/${s}`] = { shape: [...v.shape], values: (await v.data()) as Float32Array };
     }
     return { optimizer: this.kind, step: this.step, slots };
   }
 
   /** Restores a state exactly; it must hold a buffer for every trained weight, and nothing else. */
   setState(state: OptimizerState): void {
-    if (state.optimizer !== this.kind) throw new Error(`train: optimizerState is for '${state.optimizer}', this run uses '${this.kind}'`);
+    if (state.optimizer !== this.kind)
+      throw new Error(`train: optimizerState is for '${state.optimizer}', this run uses '${this.kind}'`);
     const expected = new Set<string>();
     for (const p of this.params) {
       for (const [s, v] of p.slots) {
@@ -143,7 +158,9 @@ export class Optimizer {
         const saved = state.slots[key];
         if (saved === undefined) throw new Error(`train: optimizerState has no '${key}'`);
         if (!tf.util.arraysEqual(saved.shape, v.shape) || saved.values.length !== v.size) {
-          throw new Error(`train: optimizerState '${key}' has shape [${saved.shape.join(',')}], expected [${v.shape.join(',')}]`);
+          throw new Error(
+            `train: optimizerState '${key}' has shape [${saved.shape.join(',')}], expected [${v.shape.join(',')}]`,
+          );
         }
         const t = tf.tensor(saved.values, v.shape, 'float32');
         v.assign(t);
@@ -151,7 +168,10 @@ export class Optimizer {
       }
     }
     const extra = Object.keys(state.slots).filter((k) => !expected.has(k));
-    if (extra.length > 0) throw new Error(`train: optimizerState has buffers for weights this run does not train: ${extra.slice(0, 5).join(', ')}`);
+    if (extra.length > 0)
+      throw new Error(
+        `train: optimizerState has buffers for weights this run does not train: ${extra.slice(0, 5).join(', ')}`,
+      );
     this.step = state.step;
   }
 
@@ -166,18 +186,29 @@ export function encodeOptimizer(state: OptimizerState): Buffer {
   const header = Buffer.from(JSON.stringify({ optimizer: state.optimizer, step: state.step, slots }));
   const len = Buffer.alloc(4);
   len.writeUInt32LE(header.length);
-  return Buffer.concat([len, header, ...Object.values(state.slots).map((s) => Buffer.from(s.values.buffer, s.values.byteOffset, s.values.byteLength))]);
+  return Buffer.concat([
+    len,
+    header,
+    ...Object.values(state.slots).map((s) => Buffer.from(s.values.buffer, s.values.byteOffset, s.values.byteLength)),
+  ]);
 }
 
 /** The inverse of encodeOptimizer, bit for bit. */
 export function decodeOptimizer(buf: Buffer): OptimizerState {
   const len = buf.readUInt32LE(0);
-  const header = JSON.parse(buf.subarray(4, 4 + len).toString()) as { optimizer: 'sgd' | 'adam'; step: number; slots: Array<{ name: string; shape: number[]; length: number }> };
+  const header = JSON.parse(buf.subarray(4, 4 + len).toString()) as {
+    optimizer: 'sgd' | 'adam';
+    step: number;
+    slots: Array<{ name: string; shape: number[]; length: number }>;
+  };
   let offset = 4 + len;
   const slots: OptimizerState['slots'] = {};
   for (const s of header.slots) {
     const bytes = buf.subarray(offset, offset + s.length * 4);
-    slots[s.name] = { shape: s.shape, values: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) };
+    slots[s.name] = {
+      shape: s.shape,
+      values: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)),
+    };
     offset += s.length * 4;
   }
   return { optimizer: header.optimizer, step: header.step, slots };

@@ -33,7 +33,10 @@ export function predictionInputs(models: string): Record<'models' | 'images', In
 }
 
 /** How both prediction stages start: the stage's backend, and the decoded set of its `images` input. */
-export async function openPrediction(ctx: StageContext, pref: BackendPreference): Promise<{ backend: SelectedBackend; tf: Tf; set: DecodedSet }> {
+export async function openPrediction(
+  ctx: StageContext,
+  pref: BackendPreference,
+): Promise<{ backend: SelectedBackend; tf: Tf; set: DecodedSet }> {
   const backend = await (await import('./backend.js')).stageBackend(ctx, pref);
   const set = readJson<DecodedSet>(ctx.store, (ctx.inputs.images as InputArtifact).outputs.images!);
   return { backend, tf: backend.tf, set };
@@ -58,9 +61,15 @@ export async function loadCheckpoint(tf: Tf, store: StageStore, ref: CheckpointR
   const { foldedPredictor } = await import('./inference.js');
   const model: LayersModel = await modelFromBlob(tf, tfl, blobOf(store, ref.checkpoint));
   const layer = model.layers.find((l) => l.name === HEAD_LOGITS);
-  const dispose = (p: { dispose(): void }) => () => { p.dispose(); model.dispose(); };
+  const dispose = (p: { dispose(): void }) => () => {
+    p.dispose();
+    model.dispose();
+  };
   if (layer) {
-    const logits = foldedPredictor(tf, tfl.model({ inputs: model.inputs, outputs: layer.output as import('@tensorflow/tfjs-layers').SymbolicTensor }));
+    const logits = foldedPredictor(
+      tf,
+      tfl.model({ inputs: model.inputs, outputs: layer.output as import('@tensorflow/tfjs-layers').SymbolicTensor }),
+    );
     return { predict: (x) => logits.predict(x), dispose: dispose(logits) };
   }
   const probs = foldedPredictor(tf, model);
@@ -98,9 +107,15 @@ export function cropsPerImage(plan: Pick<CropPlan, 'scales' | 'nested' | 'full'>
  * composition depends only on the inputs, so results are bit-identical across runs. Async
  * because the webgpu backend reads results back only asynchronously under Node.
  */
-export async function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, images: ImageSource, plan: CropPlan): Promise<{ perScale: Float32Array[]; full?: Float32Array; crops: number }> {
+export async function predictCrops(
+  tf: Tf,
+  model: Pick<Predictor, 'predict'>,
+  images: ImageSource,
+  plan: CropPlan,
+): Promise<{ perScale: Float32Array[]; full?: Float32Array; crops: number }> {
   const { size, scales, nested, batchSize } = plan;
-  for (const s of scales) if (nested && s < size) throw new InputError(`scale ${s} is smaller than the model's input size ${size}`);
+  for (const s of scales)
+    if (nested && s < size) throw new InputError(`scale ${s} is smaller than the model's input size ${size}`);
   const per = size * size * 3;
   const batch = new Float32Array(batchSize * per);
   const dest: Array<{ out: Float32Array; row: number }> = [];
@@ -121,7 +136,9 @@ export async function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, im
     out.dispose();
     if (!k) {
       k = logits.length / n;
-      scales.forEach((_, s) => { perScale[s] = new Float32Array(images.length * nested * k); });
+      scales.forEach((_, s) => {
+        perScale[s] = new Float32Array(images.length * nested * k);
+      });
       if (plan.full) full = new Float32Array(images.length * k);
       for (const f of pending) f();
       pending = [];
@@ -133,7 +150,11 @@ export async function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, im
   const push = async (crop: Float32Array, target: () => Float32Array, row: number): Promise<void> => {
     batch.set(crop, dest.length * per);
     const d: { out: Float32Array; row: number } = { out: new Float32Array(0), row };
-    if (k) d.out = target(); else pending.push(() => { d.out = target(); });
+    if (k) d.out = target();
+    else
+      pending.push(() => {
+        d.out = target();
+      });
     dest.push(d);
     total++;
     if (dest.length === batchSize) await flush();
@@ -151,11 +172,18 @@ export async function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, im
     if (plan.full) writeCrops(img, 'full', size, size, tmp, scales.length * nested * per);
   };
   for (let i = 0; i < images.length; i++) {
-    if ('read' in images) images.read(i, cut); else cut(images[i]!);
+    if ('read' in images) images.read(i, cut);
+    else cut(images[i]!);
     for (let s = 0; s < scales.length && nested; s++) {
-      for (let c = 0; c < nested; c++) await push(tmp.subarray((s * nested + c) * per, (s * nested + c + 1) * per), () => perScale[s]!, i * nested + c);
+      for (let c = 0; c < nested; c++)
+        await push(
+          tmp.subarray((s * nested + c) * per, (s * nested + c + 1) * per),
+          () => perScale[s]!,
+          i * nested + c,
+        );
     }
-    if (plan.full) await push(tmp.subarray(scales.length * nested * per, (scales.length * nested + 1) * per), () => full!, i);
+    if (plan.full)
+      await push(tmp.subarray(scales.length * nested * per, (scales.length * nested + 1) * per), () => full!, i);
     if (plan.onProgress && flushed) {
       flushed = 0;
       plan.onProgress(total - dest.length);
@@ -168,6 +196,12 @@ export async function predictCrops(tf: Tf, model: Pick<Predictor, 'predict'>, im
 }
 
 /** A split's decoded images, lent one at a time from the cache without a copy (no JPEG is decoded). */
-export function splitImages(store: StageStore, rows: DecodedSet['splits'][string]): Exclude<ImageSource, ReadonlyArray<RawImage>> {
-  return { length: rows.length, read: (i, fn) => store.withBlobs([rows[i]!.blob], ([view]) => fn(decodeDecoded(view!))) };
+export function splitImages(
+  store: StageStore,
+  rows: DecodedSet['splits'][string],
+): Exclude<ImageSource, ReadonlyArray<RawImage>> {
+  return {
+    length: rows.length,
+    read: (i, fn) => store.withBlobs([rows[i]!.blob], ([view]) => fn(decodeDecoded(view!))),
+  };
 }

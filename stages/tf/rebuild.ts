@@ -37,7 +37,8 @@ function inboundNames(layer: LayerJson, source: string): string[] {
   if (!Array.isArray(nodes)) throw new Error(`${source}: layer '${layerName(layer)}' has malformed inbound_nodes`);
   const names: string[] = [];
   for (const node of nodes) {
-    if (!Array.isArray(node)) throw new Error(`${source}: layer '${layerName(layer)}' uses an inbound_nodes format tfjs-layers cannot read`);
+    if (!Array.isArray(node))
+      throw new Error(`${source}: layer '${layerName(layer)}' uses an inbound_nodes format tfjs-layers cannot read`);
     for (const entry of node) {
       if (!Array.isArray(entry) || typeof entry[0] !== 'string') {
         throw new Error(`${source}: layer '${layerName(layer)}' uses an inbound_nodes format tfjs-layers cannot read`);
@@ -68,19 +69,25 @@ function rewriteTopology(topology: Json, cutAt: string | undefined, inputSize: n
     const typed = layers as LayerJson[];
     if (cutAt !== undefined) {
       const at = typed.findIndex((l) => layerName(l) === cutAt);
-      if (at < 0) throw new Error(`${source}: no layer named '${cutAt}' (cutAt); layers: ${typed.map(layerName).join(', ')}`);
+      if (at < 0)
+        throw new Error(`${source}: no layer named '${cutAt}' (cutAt); layers: ${typed.map(layerName).join(', ')}`);
       holder['layers'] = typed.slice(0, at + 1);
     }
     const first = typed[0];
     if (first !== undefined) resizeInput(first.config, inputSize, source);
     return copy;
   }
-  if (className !== 'Model' && className !== 'Functional') throw new Error(`${source}: unsupported model class '${String(className)}'`);
-  if (!isObject(rawConfig) || !Array.isArray(rawConfig['layers'])) throw new Error(`${source}: functional model without layers`);
+  if (className !== 'Model' && className !== 'Functional')
+    throw new Error(`${source}: unsupported model class '${String(className)}'`);
+  if (!isObject(rawConfig) || !Array.isArray(rawConfig['layers']))
+    throw new Error(`${source}: functional model without layers`);
   let layers = rawConfig['layers'] as LayerJson[];
   if (cutAt !== undefined) {
     const byName = new Map(layers.map((l) => [layerName(l), l]));
-    if (!byName.has(cutAt)) throw new Error(`${source}: no layer named '${cutAt}' (cutAt); the last layers are ${layers.slice(-8).map(layerName).join(', ')}`);
+    if (!byName.has(cutAt))
+      throw new Error(
+        `${source}: no layer named '${cutAt}' (cutAt); the last layers are ${layers.slice(-8).map(layerName).join(', ')}`,
+      );
     const keep = new Set<string>();
     const stack = [cutAt];
     while (stack.length > 0) {
@@ -95,7 +102,8 @@ function rewriteTopology(topology: Json, cutAt: string | undefined, inputSize: n
     rawConfig['layers'] = layers;
     rawConfig['output_layers'] = [[cutAt, 0, 0]];
     const inputs = rawConfig['input_layers'];
-    if (Array.isArray(inputs)) rawConfig['input_layers'] = inputs.filter((e) => Array.isArray(e) && keep.has(String(e[0])));
+    if (Array.isArray(inputs))
+      rawConfig['input_layers'] = inputs.filter((e) => Array.isArray(e) && keep.has(String(e[0])));
   }
   let resized = 0;
   for (const l of layers) if (l.class_name === 'InputLayer' && resizeInput(l.config, inputSize, source)) resized++;
@@ -121,11 +129,19 @@ function resizeInput(config: Json, size: number, source: string): boolean {
  * Builds the (cut, resized) model and assigns its weights by name. Every weight of the built
  * model must come from the artifacts with the same shape; weights of cut-off layers are ignored.
  */
-export async function buildFromArtifacts(artifacts: tf.io.ModelArtifacts, cutAt: string | undefined, inputSize: number, source: string): Promise<LayersModel> {
+export async function buildFromArtifacts(
+  artifacts: tf.io.ModelArtifacts,
+  cutAt: string | undefined,
+  inputSize: number,
+  source: string,
+): Promise<LayersModel> {
   const topology = artifacts.modelTopology;
-  if (!isObject(topology)) throw new Error(`${source}: the topology is not a LayersModel JSON (a GraphModel cannot be fine-tuned)`);
+  if (!isObject(topology))
+    throw new Error(`${source}: the topology is not a LayersModel JSON (a GraphModel cannot be fine-tuned)`);
   const model = await tfl.models.modelFromJSON({
-    modelTopology: rewriteTopology(topology, cutAt, inputSize, source) as Parameters<typeof tfl.models.modelFromJSON>[0]['modelTopology'],
+    modelTopology: rewriteTopology(topology, cutAt, inputSize, source) as Parameters<
+      typeof tfl.models.modelFromJSON
+    >[0]['modelTopology'],
   });
   if (artifacts.weightSpecs === undefined || artifacts.weightData === undefined) {
     model.dispose();
@@ -138,7 +154,9 @@ export async function buildFromArtifacts(artifacts: tf.io.ModelArtifacts, cutAt:
       const value = named[w.originalName];
       if (value === undefined) throw new Error(`${source}: no weights for '${w.originalName}'`);
       if (!tf.util.arraysEqual(value.shape, w.shape as number[])) {
-        throw new Error(`${source}: weight '${w.originalName}' has shape [${value.shape.join(',')}], the model needs [${w.shape.join(',')}]`);
+        throw new Error(
+          `${source}: weight '${w.originalName}' has shape [${value.shape.join(',')}], the model needs [${w.shape.join(',')}]`,
+        );
       }
       w.write(value);
     }
@@ -160,7 +178,8 @@ export async function buildFromArtifacts(artifacts: tf.io.ModelArtifacts, cutAt:
  */
 export function cutModel(model: LayersModel, cutAt: string): LayersModel {
   const layer = model.layers.find((l) => l.name === cutAt);
-  if (layer === undefined) throw new Error(`no layer named '${cutAt}' (cutAt); layers: ${model.layers.map((l) => l.name).join(', ')}`);
+  if (layer === undefined)
+    throw new Error(`no layer named '${cutAt}' (cutAt); layers: ${model.layers.map((l) => l.name).join(', ')}`);
   const cut = tfl.model({ inputs: model.inputs, outputs: layer.output as tfl.SymbolicTensor, name: model.name });
   const kept = new Set(cut.layers);
   for (const l of model.layers) if (!kept.has(l)) l.dispose();

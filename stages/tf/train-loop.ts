@@ -93,12 +93,22 @@ export interface TrainOptions extends OptimizerConfig {
    * at once, so a source may recycle buffers in a ring of two.
    */
   batchSource: (epoch: number, batchIndex: number) => Batch | Promise<Batch>;
-  onEpochEnd?: (epoch: number, metrics: EpochMetrics, model: tfl.LayersModel, context: TrainContext) => void | Promise<void>;
+  onEpochEnd?: (
+    epoch: number,
+    metrics: EpochMetrics,
+    model: tfl.LayersModel,
+    context: TrainContext,
+  ) => void | Promise<void>;
   /**
    * After each step, for progress display. `running()` reads the epoch's mean loss and accuracy
    * so far back from the backend: call it sparingly (the display throttles), it syncs.
    */
-  onBatchEnd?: (epoch: number, batchesDone: number, batchesPerEpoch: number, running: () => Promise<{ loss: number; acc: number }>) => void | Promise<void>;
+  onBatchEnd?: (
+    epoch: number,
+    batchesDone: number,
+    batchesPerEpoch: number,
+    running: () => Promise<{ loss: number; acc: number }>,
+  ) => void | Promise<void>;
   /** Restores the optimizer (from getOptimizerState at the end of epoch startEpoch−1). */
   optimizerState?: OptimizerState;
 }
@@ -190,12 +200,17 @@ export async function train(model: tfl.LayersModel, opts: TrainOptions): Promise
           let correct: tf.Scalar | undefined;
           let grads: tf.NamedTensorMap;
           try {
-            ({ value: loss, grads } = tf.variableGrads(() => {
-              const out = runForward(graph, x, true) as tf.Tensor2D;
-              correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), y), 'float32')));
-              const logProbs = graph.outputIsProbabilities ? tf.log(tf.clipByValue(out, 1e-7, 1)) : tf.logSoftmax(out);
-              return crossEntropyFromLogProbs(logProbs, y, opts.labelSmoothing);
-            }, params.map((p) => p.read() as tf.Variable)));
+            ({ value: loss, grads } = tf.variableGrads(
+              () => {
+                const out = runForward(graph, x, true) as tf.Tensor2D;
+                correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), y), 'float32')));
+                const logProbs = graph.outputIsProbabilities
+                  ? tf.log(tf.clipByValue(out, 1e-7, 1))
+                  : tf.logSoftmax(out);
+                return crossEntropyFromLogProbs(logProbs, y, opts.labelSmoothing);
+              },
+              params.map((p) => p.read() as tf.Variable),
+            ));
           } finally {
             seeds.restore();
             tf.dispose([x, y]);
@@ -204,7 +219,13 @@ export async function train(model: tfl.LayersModel, opts: TrainOptions): Promise
           const [prevLoss, prevCorrect] = [lossSum, correctSum];
           lossSum = tf.tidy(() => tf.add(prevLoss, tf.mul(loss, batch.n)));
           correctSum = tf.tidy(() => tf.add(prevCorrect, correct ?? 0));
-          tf.dispose([prevLoss, prevCorrect, loss, ...(correct === undefined ? [] : [correct]), ...Object.values(grads)]);
+          tf.dispose([
+            prevLoss,
+            prevCorrect,
+            loss,
+            ...(correct === undefined ? [] : [correct]),
+            ...Object.values(grads),
+          ]);
           images += batch.n;
           const seen = images;
           if (opts.onBatchEnd) {
@@ -218,13 +239,20 @@ export async function train(model: tfl.LayersModel, opts: TrainOptions): Promise
         }
         const [loss, correct] = [(await lossSum.data())[0] ?? NaN, (await correctSum.data())[0] ?? NaN];
         const seconds = (performance.now() - started) / 1000;
-        const metrics: EpochMetrics = { loss: loss / images, acc: correct / images, lr, seconds, imagesPerSecond: images / seconds };
+        const metrics: EpochMetrics = {
+          loss: loss / images,
+          acc: correct / images,
+          lr,
+          seconds,
+          imagesPerSecond: images / seconds,
+        };
         history.push(metrics);
       } finally {
         tf.dispose([lossSum, correctSum]);
       }
       const metrics = history[history.length - 1] as EpochMetrics;
-      if (opts.onEpochEnd !== undefined) await opts.onEpochEnd(epoch, metrics, model, { getOptimizerState: () => optimizer.getState() });
+      if (opts.onEpochEnd !== undefined)
+        await opts.onEpochEnd(epoch, metrics, model, { getOptimizerState: () => optimizer.getState() });
     }
     return { history, optimizerState: await optimizer.getState() };
   } finally {
@@ -245,22 +273,28 @@ function checkOptions(o: TrainOptions): void {
   positiveInt('batchSize', o.batchSize);
   positiveInt('numTrain', o.numTrain);
   const start = o.startEpoch ?? 0;
-  if (!Number.isInteger(start) || start < 0 || start > o.epochs) throw new Error(`train: startEpoch must be in [0, epochs], got ${start}`);
+  if (!Number.isInteger(start) || start < 0 || start > o.epochs)
+    throw new Error(`train: startEpoch must be in [0, epochs], got ${start}`);
   if (!(o.lr > 0)) throw new Error(`train: lr must be > 0, got ${o.lr}`);
   if (!(o.momentum >= 0 && o.momentum < 1)) throw new Error(`train: momentum must be in [0, 1), got ${o.momentum}`);
   if (!(o.weightDecay >= 0)) throw new Error(`train: weightDecay must be ≥ 0, got ${o.weightDecay}`);
-  if (!(o.labelSmoothing >= 0 && o.labelSmoothing < 1)) throw new Error(`train: labelSmoothing must be in [0, 1), got ${o.labelSmoothing}`);
+  if (!(o.labelSmoothing >= 0 && o.labelSmoothing < 1))
+    throw new Error(`train: labelSmoothing must be in [0, 1), got ${o.labelSmoothing}`);
   if (!Number.isInteger(o.seed)) throw new Error(`train: seed must be an integer, got ${o.seed}`);
   if (start > 0 && o.optimizerState === undefined && (o.momentum > 0 || o.optimizer === 'adam')) {
-    throw new Error('train: resuming (startEpoch > 0) needs optimizerState, or the run would not match an uninterrupted one');
+    throw new Error(
+      'train: resuming (startEpoch > 0) needs optimizerState, or the run would not match an uninterrupted one',
+    );
   }
 }
 
 function inputShape(model: tfl.LayersModel): [number, number, number, number] {
   const shape = model.inputs[0]?.shape;
-  if (model.inputs.length !== 1 || shape === undefined || shape.length !== 4) throw new Error('train: the model needs one image input [N, H, W, C]');
+  if (model.inputs.length !== 1 || shape === undefined || shape.length !== 4)
+    throw new Error('train: the model needs one image input [N, H, W, C]');
   const [, h, w, c] = shape;
-  if (typeof h !== 'number' || typeof w !== 'number' || typeof c !== 'number') throw new Error('train: the model input needs a fixed size');
+  if (typeof h !== 'number' || typeof w !== 'number' || typeof c !== 'number')
+    throw new Error('train: the model input needs a fixed size');
   return [-1, h, w, c];
 }
 
@@ -272,7 +306,8 @@ function splitLayers(model: tfl.LayersModel, trainable: Trainable): { trained: L
     trained = layers;
   } else if (trainable === 'head') {
     trained = layers.filter((l) => l.name.startsWith(HEAD_PREFIX));
-    if (trained.length === 0) throw new Error(`train: trainable 'head' but the model has no '${HEAD_PREFIX}*' layers; use { from: <layer> }`);
+    if (trained.length === 0)
+      throw new Error(`train: trainable 'head' but the model has no '${HEAD_PREFIX}*' layers; use { from: <layer> }`);
   } else {
     const at = layers.findIndex((l) => l.name === trainable.from);
     if (at < 0) throw new Error(`train: trainable.from: no layer named '${trainable.from}'`);
@@ -288,11 +323,20 @@ function prefetch(source: TrainOptions['batchSource'], epoch: number, b: number)
   return p;
 }
 
-function checkBatch(batch: Batch, batchSize: number, pixels: number, numClasses: number, epoch: number, b: number): Batch {
+function checkBatch(
+  batch: Batch,
+  batchSize: number,
+  pixels: number,
+  numClasses: number,
+  epoch: number,
+  b: number,
+): Batch {
   const where = `batchSource(${epoch}, ${b})`;
   const { x, y, n } = batch;
-  if (!Number.isInteger(n) || n < 1 || n > batchSize) throw new Error(`${where}: n must be in [1, ${batchSize}], got ${n}`);
-  if (!(x instanceof Float32Array) || x.length < n * pixels) throw new Error(`${where}: x must be a Float32Array of ≥ ${n * pixels} values`);
+  if (!Number.isInteger(n) || n < 1 || n > batchSize)
+    throw new Error(`${where}: n must be in [1, ${batchSize}], got ${n}`);
+  if (!(x instanceof Float32Array) || x.length < n * pixels)
+    throw new Error(`${where}: x must be a Float32Array of ≥ ${n * pixels} values`);
   if (!(y instanceof Int32Array) || y.length < n) throw new Error(`${where}: y must be an Int32Array of ≥ ${n} labels`);
   for (let i = 0; i < n; i++) {
     const label = y[i] as number;

@@ -61,7 +61,14 @@ function ceilDiv(a: number, b: number): number {
  * Forward-pass geometry exactly as tfjs computes it (pads for 'same' follow
  * TF: total = max((out-1)*stride + k - in, 0), top = floor(total / 2)).
  */
-function geometry(kernel: string, xShape: Shape4, filterShape: Shape4, dyShape: Shape4, g: GradGeometry, depthwise: boolean) {
+function geometry(
+  kernel: string,
+  xShape: Shape4,
+  filterShape: Shape4,
+  dyShape: Shape4,
+  g: GradGeometry,
+  depthwise: boolean,
+) {
   const info = backend_util.computeConv2DInfo(
     xShape,
     filterShape,
@@ -72,7 +79,12 @@ function geometry(kernel: string, xShape: Shape4, filterShape: Shape4, dyShape: 
     depthwise,
     'channelsLast',
   );
-  if (info.outHeight !== dyShape[1] || info.outWidth !== dyShape[2] || info.outChannels !== dyShape[3] || info.batchSize !== dyShape[0]) {
+  if (
+    info.outHeight !== dyShape[1] ||
+    info.outWidth !== dyShape[2] ||
+    info.outChannels !== dyShape[3] ||
+    info.batchSize !== dyShape[0]
+  ) {
     fail(
       kernel,
       `dy shape [${dyShape.join(',')}] does not match the forward output [${info.outShape.join(',')}] ` +
@@ -93,35 +105,85 @@ function geometry(kernel: string, xShape: Shape4, filterShape: Shape4, dyShape: 
  * the gradient is all zeros).
  */
 interface GradientDims {
-  N: number; H: number; W: number; C: number;
-  kh: number; kw: number; out: number;
-  OH: number; OW: number; dyC: number;
-  sh: number; sw: number; padTop: number; padLeft: number;
+  N: number;
+  H: number;
+  W: number;
+  C: number;
+  kh: number;
+  kw: number;
+  out: number;
+  OH: number;
+  OW: number;
+  dyC: number;
+  sh: number;
+  sw: number;
+  padTop: number;
+  padLeft: number;
   empty: boolean;
 }
 
-function gradientDims(kernel: string, xShape: Shape4, filterShape: Shape4, dyShape: Shape4, g: GradGeometry, depthwise: boolean, empty: boolean): GradientDims {
+function gradientDims(
+  kernel: string,
+  xShape: Shape4,
+  filterShape: Shape4,
+  dyShape: Shape4,
+  g: GradGeometry,
+  depthwise: boolean,
+  empty: boolean,
+): GradientDims {
   const [N, H, W, C] = xShape;
   const [kh, kw, , out] = filterShape;
   const [, OH, OW, dyC] = dyShape;
-  return { N, H, W, C, kh, kw, out, OH, OW, dyC, ...geometry(kernel, xShape, filterShape, dyShape, g, depthwise), empty };
+  return {
+    N,
+    H,
+    W,
+    C,
+    kh,
+    kw,
+    out,
+    OH,
+    OW,
+    dyC,
+    ...geometry(kernel, xShape, filterShape, dyShape, g, depthwise),
+    empty,
+  };
 }
 
 /** For a filter gradient: x and dy are given, the filter's shape is asked for. */
-function filterGradientDims(kernel: string, x: TensorInfo, dy: TensorInfo, filterShape: Shape4, g: GradGeometry, depthwise: boolean): GradientDims {
+function filterGradientDims(
+  kernel: string,
+  x: TensorInfo,
+  dy: TensorInfo,
+  filterShape: Shape4,
+  g: GradGeometry,
+  depthwise: boolean,
+): GradientDims {
   const xShape = as4D(kernel, 'x', x.shape);
-  if (filterShape[2] !== xShape[3]) fail(kernel, `filterShape in-channels ${filterShape[2]} != x channels ${xShape[3]}`);
+  if (filterShape[2] !== xShape[3])
+    fail(kernel, `filterShape in-channels ${filterShape[2]} != x channels ${xShape[3]}`);
   const dyShape = as4D(kernel, 'dy', dy.shape);
   const empty = util.sizeFromShape(x.shape) === 0 || util.sizeFromShape(dy.shape) === 0;
   return gradientDims(kernel, xShape, filterShape, dyShape, g, depthwise, empty);
 }
 
 /** For an input gradient: dy and the filter are given, the input's shape is asked for. */
-function inputGradientDims(kernel: string, dy: TensorInfo, filter: TensorInfo, inputShape: Shape4, g: GradGeometry, depthwise: boolean): GradientDims {
+function inputGradientDims(
+  kernel: string,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  inputShape: Shape4,
+  g: GradGeometry,
+  depthwise: boolean,
+): GradientDims {
   const filterShape = as4D(kernel, 'filter', filter.shape);
-  if (filterShape[2] !== inputShape[3]) fail(kernel, `filter in-channels ${filterShape[2]} != inputShape channels ${inputShape[3]}`);
+  if (filterShape[2] !== inputShape[3])
+    fail(kernel, `filter in-channels ${filterShape[2]} != inputShape channels ${inputShape[3]}`);
   const dyShape = as4D(kernel, 'dy', dy.shape);
-  const empty = util.sizeFromShape(inputShape) === 0 || util.sizeFromShape(dy.shape) === 0 || util.sizeFromShape(filter.shape) === 0;
+  const empty =
+    util.sizeFromShape(inputShape) === 0 ||
+    util.sizeFromShape(dy.shape) === 0 ||
+    util.sizeFromShape(filter.shape) === 0;
   return gradientDims(kernel, inputShape, filterShape, dyShape, g, depthwise, empty);
 }
 
@@ -149,8 +211,30 @@ function evenGroups(total: number, most: number, multiple: number): number {
  * Threads take units of (chunk of positions, tap, input-channel group, output band); the result
  * depends on FILTER_GRAD_CHUNK only, not on the thread count.
  */
-export function conv2DBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: TensorInfo, filterShape: Shape4, g: GradGeometry, pool: () => UnitPool): TensorInfo {
-  const { N, H, W, C, kh, kw, OH, OW, dyC: Co, sh, sw, padTop, padLeft, empty } = filterGradientDims(Conv2DBackpropFilter, x, dy, filterShape, g, false);
+export function conv2DBackpropFilterImpl(
+  ops: WasmOps,
+  x: TensorInfo,
+  dy: TensorInfo,
+  filterShape: Shape4,
+  g: GradGeometry,
+  pool: () => UnitPool,
+): TensorInfo {
+  const {
+    N,
+    H,
+    W,
+    C,
+    kh,
+    kw,
+    OH,
+    OW,
+    dyC: Co,
+    sh,
+    sw,
+    padTop,
+    padLeft,
+    empty,
+  } = filterGradientDims(Conv2DBackpropFilter, x, dy, filterShape, g, false);
   if (empty) return ops.zeros(filterShape);
   const P = N * OH * OW;
   // A 1×1 stride-1 convolution that reads every pixel is one run of P rows: no row boundaries.
@@ -168,13 +252,40 @@ export function conv2DBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: Tensor
   // Each thread packs a block of x and of dy into its own scratch (kernels/filter-grad.as.ts).
   const scratchFloats = FILTER_GRAD_BLOCK * (Math.ceil(cGroup / 4) * 4 + Math.ceil(oBand / 8) * 8);
   const scratch = ops.empty([threads.threads * scratchFloats]);
-  threads.run('filterGradJob', [
-    ops.offset(x), ops.offset(dy), ops.offset(parts), ops.offset(scratch), scratchFloats,
-    h, w, C, oh, ow, Co, kh, kw, sh, sw, padTop, padLeft, P, FILTER_GRAD_CHUNK, cGroup, oBand,
-  ], units);
+  threads.run(
+    'filterGradJob',
+    [
+      ops.offset(x),
+      ops.offset(dy),
+      ops.offset(parts),
+      ops.offset(scratch),
+      scratchFloats,
+      h,
+      w,
+      C,
+      oh,
+      ow,
+      Co,
+      kh,
+      kw,
+      sh,
+      sw,
+      padTop,
+      padLeft,
+      P,
+      FILTER_GRAD_CHUNK,
+      cGroup,
+      oBand,
+    ],
+    units,
+  );
   if (chunks > 1) {
     const perUnit = 4096;
-    threads.run('sumChunksJob', [ops.offset(parts), ops.offset(out), K * Co, chunks, perUnit], Math.ceil((K * Co) / perUnit));
+    threads.run(
+      'sumChunksJob',
+      [ops.offset(parts), ops.offset(out), K * Co, chunks, perUnit],
+      Math.ceil((K * Co) / perUnit),
+    );
   }
   return out;
 }
@@ -189,8 +300,29 @@ export function conv2DBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: Tensor
  * are then interleaved with a rank-4 transpose (DepthToSpace is slow on wasm)
  * and the forward padding is cropped off. No zeros are inserted into dy.
  */
-export function conv2DBackpropInputImpl(ops: WasmOps, dy: TensorInfo, filter: TensorInfo, inputShape: Shape4, g: GradGeometry): TensorInfo {
-  const { N, H, W, C: Ci, kh, kw, out: Co, OH, OW, sh, sw, padTop, padLeft, empty } = inputGradientDims(Conv2DBackpropInput, dy, filter, inputShape, g, false);
+export function conv2DBackpropInputImpl(
+  ops: WasmOps,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  inputShape: Shape4,
+  g: GradGeometry,
+): TensorInfo {
+  const {
+    N,
+    H,
+    W,
+    C: Ci,
+    kh,
+    kw,
+    out: Co,
+    OH,
+    OW,
+    sh,
+    sw,
+    padTop,
+    padLeft,
+    empty,
+  } = inputGradientDims(Conv2DBackpropInput, dy, filter, inputShape, g, false);
   if (empty) return ops.zeros(inputShape);
 
   const A = ceilDiv(kh, sh);
@@ -237,15 +369,48 @@ export function conv2DBackpropInputImpl(ops: WasmOps, dy: TensorInfo, filter: Te
  * per element), so the s² zero-stuffing overhead is acceptable here and
  * keeps the channel-multiplier bookkeeping to a single innermost Sum.
  */
-export function depthwiseBackpropInputImpl(ops: WasmOps, dy: TensorInfo, filter: TensorInfo, inputShape: Shape4, g: GradGeometry): TensorInfo {
-  const { N, H, W, C, kh, kw, out: M, OH, OW, dyC: CM, sh, sw, padTop, padLeft, empty } = inputGradientDims(DepthwiseConv2dNativeBackpropInput, dy, filter, inputShape, g, true);
+export function depthwiseBackpropInputImpl(
+  ops: WasmOps,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  inputShape: Shape4,
+  g: GradGeometry,
+): TensorInfo {
+  const {
+    N,
+    H,
+    W,
+    C,
+    kh,
+    kw,
+    out: M,
+    OH,
+    OW,
+    dyC: CM,
+    sh,
+    sw,
+    padTop,
+    padLeft,
+    empty,
+  } = inputGradientDims(DepthwiseConv2dNativeBackpropInput, dy, filter, inputShape, g, true);
   if (empty) return ops.zeros(inputShape);
 
   // Zero-stuffing with two cheap rank-3/4 pads instead of a rank-6 pad:
   // [N·OH, OW, 1, CM] → [N·OH, OW, sw, CM], then [N·OH, 1, OW·sw·CM] → [N·OH, sh, …].
   let stuffed = dy;
-  if (sw > 1) stuffed = ops.padOrCrop(ops.reshape(stuffed, [N * OH, OW, 1, CM]), [[0, 0], [0, 0], [0, sw - 1], [0, 0]]);
-  if (sh > 1) stuffed = ops.padOrCrop(ops.reshape(stuffed, [N * OH, 1, OW * sw * CM]), [[0, 0], [0, sh - 1], [0, 0]]);
+  if (sw > 1)
+    stuffed = ops.padOrCrop(ops.reshape(stuffed, [N * OH, OW, 1, CM]), [
+      [0, 0],
+      [0, 0],
+      [0, sw - 1],
+      [0, 0],
+    ]);
+  if (sh > 1)
+    stuffed = ops.padOrCrop(ops.reshape(stuffed, [N * OH, 1, OW * sw * CM]), [
+      [0, 0],
+      [0, sh - 1],
+      [0, 0],
+    ]);
   const Hz = OH * sh; // includes sh-1 trailing zero rows, harmless
   const Wz = OW * sw;
   stuffed = ops.reshape(stuffed, [N, Hz, Wz, CM]);
@@ -275,8 +440,29 @@ export function depthwiseBackpropInputImpl(ops: WasmOps, dy: TensorInfo, filter:
  * The whole gradient was ~1.7× faster than a per-tap slice/multiply/reduce
  * loop (with the package's Slice, a JS loop; wasm-slice.ts has replaced it since).
  */
-export function depthwiseBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: TensorInfo, filterShape: Shape4, g: GradGeometry): TensorInfo {
-  const { N, H, W, C, kh, kw, out: M, OH, OW, sh, sw, padTop, padLeft, empty } = filterGradientDims(DepthwiseConv2dNativeBackpropFilter, x, dy, filterShape, g, true);
+export function depthwiseBackpropFilterImpl(
+  ops: WasmOps,
+  x: TensorInfo,
+  dy: TensorInfo,
+  filterShape: Shape4,
+  g: GradGeometry,
+): TensorInfo {
+  const {
+    N,
+    H,
+    W,
+    C,
+    kh,
+    kw,
+    out: M,
+    OH,
+    OW,
+    sh,
+    sw,
+    padTop,
+    padLeft,
+    empty,
+  } = filterGradientDims(DepthwiseConv2dNativeBackpropFilter, x, dy, filterShape, g, true);
   if (empty) return ops.zeros(filterShape);
 
   if (M === 1) {
@@ -284,7 +470,24 @@ export function depthwiseBackpropFilterImpl(ops: WasmOps, x: TensorInfo, dy: Ten
     // where the composition below packs and shuffles them (30% of a MobileNetV2 step).
     const out = ops.empty(filterShape);
     const scratch = ops.empty([kh * kw * C]);
-    ops.kernels.depthwiseFilterGrad(ops.offset(x), ops.offset(dy), ops.offset(out), ops.offset(scratch), N, H, W, C, OH, OW, kh, kw, sh, sw, padTop, padLeft);
+    ops.kernels.depthwiseFilterGrad(
+      ops.offset(x),
+      ops.offset(dy),
+      ops.offset(out),
+      ops.offset(scratch),
+      N,
+      H,
+      W,
+      C,
+      OH,
+      OW,
+      kh,
+      kw,
+      sh,
+      sw,
+      padTop,
+      padLeft,
+    );
     return out;
   }
 

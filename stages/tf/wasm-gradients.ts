@@ -91,7 +91,9 @@ function gradientKernel<A extends GradGeometry>(
     const first = requireInput(kernel, inputs, inputNames[0]);
     const second = requireInput(kernel, inputs, inputNames[1]);
     const shape = as4D(kernel, shapeAttr, a[shapeAttr]);
-    return withOps(backend, kernel, (ops) => impl(ops, first, second, shape, a, () => kernelPool(backend as KernelBackend)));
+    return withOps(backend, kernel, (ops) =>
+      impl(ops, first, second, shape, a, () => kernelPool(backend as KernelBackend)),
+    );
   };
 }
 
@@ -100,27 +102,44 @@ function gradientKernel<A extends GradGeometry>(
 // ---------------------------------------------------------------------------
 
 export const conv2DBackpropFilterKernel = gradientKernel<Conv2DBackpropFilterAttrs>(
-  Conv2DBackpropFilter, ['x', 'dy'], 'filterShape', (a) => requireNHWC(Conv2DBackpropFilter, a.dataFormat), conv2DBackpropFilterImpl,
+  Conv2DBackpropFilter,
+  ['x', 'dy'],
+  'filterShape',
+  (a) => requireNHWC(Conv2DBackpropFilter, a.dataFormat),
+  conv2DBackpropFilterImpl,
 );
 
 export const depthwiseConv2dNativeBackpropFilterKernel = gradientKernel<DepthwiseConv2dNativeBackpropFilterAttrs>(
-  DepthwiseConv2dNativeBackpropFilter, ['x', 'dy'], 'filterShape', (a) => requireUnitDilations(DepthwiseConv2dNativeBackpropFilter, a.dilations), depthwiseBackpropFilterImpl,
+  DepthwiseConv2dNativeBackpropFilter,
+  ['x', 'dy'],
+  'filterShape',
+  (a) => requireUnitDilations(DepthwiseConv2dNativeBackpropFilter, a.dilations),
+  depthwiseBackpropFilterImpl,
 );
 
 export const depthwiseConv2dNativeBackpropInputKernel = gradientKernel<DepthwiseConv2dNativeBackpropInputAttrs>(
-  DepthwiseConv2dNativeBackpropInput, ['dy', 'filter'], 'inputShape', (a) => requireUnitDilations(DepthwiseConv2dNativeBackpropInput, a.dilations), depthwiseBackpropInputImpl,
+  DepthwiseConv2dNativeBackpropInput,
+  ['dy', 'filter'],
+  'inputShape',
+  (a) => requireUnitDilations(DepthwiseConv2dNativeBackpropInput, a.dilations),
+  depthwiseBackpropInputImpl,
 );
 
 /** wasm's own Conv2DBackpropInput, kept for NCHW (which our version does not do). */
 let nativeConv2DBackpropInput: KernelConfig | undefined;
 
 const composedConv2DBackpropInput = gradientKernel<Conv2DBackpropInputAttrs>(
-  Conv2DBackpropInput, ['dy', 'filter'], 'inputShape', (a) => requireNHWC(Conv2DBackpropInput, a.dataFormat), conv2DBackpropInputImpl,
+  Conv2DBackpropInput,
+  ['dy', 'filter'],
+  'inputShape',
+  (a) => requireNHWC(Conv2DBackpropInput, a.dataFormat),
+  conv2DBackpropInputImpl,
 );
 
 export const conv2DBackpropInputKernel: KernelFunc = (args) => {
   const a = args.attrs as unknown as Conv2DBackpropInputAttrs;
-  if (a.dataFormat === 'NCHW' && nativeConv2DBackpropInput !== undefined) return nativeConv2DBackpropInput.kernelFunc(args);
+  if (a.dataFormat === 'NCHW' && nativeConv2DBackpropInput !== undefined)
+    return nativeConv2DBackpropInput.kernelFunc(args);
   return composedConv2DBackpropInput(args);
 };
 
@@ -159,7 +178,11 @@ export function registerWasmGradientKernels(options: RegisterWasmGradientOptions
     if (existing?.kernelFunc === conv2DBackpropInputKernel) return;
     nativeConv2DBackpropInput = existing;
     if (existing !== undefined) unregisterKernel(Conv2DBackpropInput, WASM);
-    const config: KernelConfig = { kernelName: Conv2DBackpropInput, backendName: WASM, kernelFunc: conv2DBackpropInputKernel };
+    const config: KernelConfig = {
+      kernelName: Conv2DBackpropInput,
+      backendName: WASM,
+      kernelFunc: conv2DBackpropInputKernel,
+    };
     // The native kernel cwraps its wasm export in setupFunc; keep that hook so
     // the NCHW fallback works even if we register before the backend starts.
     if (existing?.setupFunc !== undefined) config.setupFunc = existing.setupFunc;
@@ -181,4 +204,3 @@ export function unregisterWasmGradientKernels(): void {
     nativeConv2DBackpropInput = undefined;
   }
 }
-

@@ -11,19 +11,64 @@ import { UnitPool } from './kernels/pool.js';
 
 export interface TrainKernels {
   depthwiseFilterGrad(
-    x: number, dy: number, out: number, scratch: number,
-    N: number, H: number, W: number, C: number, OH: number, OW: number,
-    kh: number, kw: number, sh: number, sw: number, padTop: number, padLeft: number,
+    x: number,
+    dy: number,
+    out: number,
+    scratch: number,
+    N: number,
+    H: number,
+    W: number,
+    C: number,
+    OH: number,
+    OW: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    padTop: number,
+    padLeft: number,
   ): void;
-  sgdMomentum(w: number, g: number, buf: number, wOut: number, bufOut: number, n: number, lr: number, momentum: number, decay: number, useDecay: number): void;
+  sgdMomentum(
+    w: number,
+    g: number,
+    buf: number,
+    wOut: number,
+    bufOut: number,
+    n: number,
+    lr: number,
+    momentum: number,
+    decay: number,
+    useDecay: number,
+  ): void;
   relu6Grad(dy: number, y: number, out: number, n: number, maxValue: number): void;
-  channelMeanVariance(x: number, mean: number, variance: number, scratch: number, N: number, rows: number, C: number): void;
-  channelMeansDyDyX(dy: number, x: number, meanDy: number, meanDyX: number, scratch: number, N: number, rows: number, C: number): void;
+  channelMeanVariance(
+    x: number,
+    mean: number,
+    variance: number,
+    scratch: number,
+    N: number,
+    rows: number,
+    C: number,
+  ): void;
+  channelMeansDyDyX(
+    dy: number,
+    x: number,
+    meanDy: number,
+    meanDyX: number,
+    scratch: number,
+    N: number,
+    rows: number,
+    C: number,
+  ): void;
 }
 
 /** What podium needs of tfjs-backend-wasm's BackendWasm (not exported as a type we can import). */
 interface WasmBackendInternals {
-  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory }; tfjs?: { getThreadsCount?: () => number } };
+  wasm: {
+    wasmMemory?: WebAssembly.Memory;
+    asm?: { memory?: WebAssembly.Memory };
+    tfjs?: { getThreadsCount?: () => number };
+  };
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: DataType): TensorInfo;
 }
@@ -34,7 +79,8 @@ const instances = new WeakMap<WebAssembly.Memory, TrainKernels>();
 export function heap(backend: KernelBackend): WebAssembly.Memory {
   const wasm = (backend as unknown as WasmBackendInternals).wasm;
   const memory = wasm?.wasmMemory ?? wasm?.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory)) throw new Error('podium wasm kernels: the wasm backend exposes no WebAssembly.Memory');
+  if (!(memory instanceof WebAssembly.Memory))
+    throw new Error('podium wasm kernels: the wasm backend exposes no WebAssembly.Memory');
   return memory;
 }
 
@@ -43,7 +89,9 @@ export function trainKernels(backend: KernelBackend): TrainKernels {
   const memory = heap(backend);
   let kernels = instances.get(memory);
   if (!kernels) {
-    kernels = instantiateWasm(import.meta.url, isShared(memory) ? 'kernels/train-shared.wasm' : 'kernels/train.wasm', { env: { memory } }) as unknown as TrainKernels;
+    kernels = instantiateWasm(import.meta.url, isShared(memory) ? 'kernels/train-shared.wasm' : 'kernels/train.wasm', {
+      env: { memory },
+    }) as unknown as TrainKernels;
     instances.set(memory, kernels);
   }
   return kernels;
@@ -71,7 +119,11 @@ export function kernelPool(backend: KernelBackend): UnitPool {
     const shared = isShared(memory);
     const path = compiledPath(import.meta.url, shared ? 'kernels/filter-grad-shared.wasm' : 'kernels/filter-grad.wasm');
     let bytes: Buffer<ArrayBuffer>;
-    try { bytes = readFileSync(path); } catch { throw new Error(`WebAssembly kernel ${path} is missing (run npm run build)`); }
+    try {
+      bytes = readFileSync(path);
+    } catch {
+      throw new Error(`WebAssembly kernel ${path} is missing (run npm run build)`);
+    }
     const module = new WebAssembly.Module(bytes);
     const instance = new WebAssembly.Instance(module, { env: { memory } });
     const threads = (backend as unknown as WasmBackendInternals).wasm.tfjs?.getThreadsCount?.() ?? 1;

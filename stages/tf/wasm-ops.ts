@@ -13,7 +13,19 @@
  * `transpose()` merges adjacent axes and, if the permutation still needs rank > 4, splits it
  * into a minimal sequence of rank ≤ 4 transposes.
  */
-import { BatchMatMul, Conv2D, DepthwiseConv2dNative, Fill, getKernel, PadV2, Reshape, Reverse, Slice, Sum, Transpose } from '@tensorflow/tfjs-core';
+import {
+  BatchMatMul,
+  Conv2D,
+  DepthwiseConv2dNative,
+  Fill,
+  getKernel,
+  PadV2,
+  Reshape,
+  Reverse,
+  Slice,
+  Sum,
+  Transpose,
+} from '@tensorflow/tfjs-core';
 import type { KernelBackend, KernelConfig, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 
 import { heapOffset, heapOutput, trainKernels, type TrainKernels } from './wasm-kernels.js';
@@ -57,7 +69,11 @@ function collapsePermutation(shape: readonly number[], perm: readonly number[]):
     else groups.push([axis]);
   }
   // Order groups by their position in the input to get the reduced input shape.
-  const byInput = groups.map((g, outPos) => ({ first: at(g, 0), outPos, size: g.reduce((p, a) => p * at(shape, a), 1) }));
+  const byInput = groups.map((g, outPos) => ({
+    first: at(g, 0),
+    outPos,
+    size: g.reduce((p, a) => p * at(shape, a), 1),
+  }));
   const inputOrder = [...byInput].sort((a, b) => a.first - b.first);
   const reducedShape = inputOrder.map((g) => g.size);
   const reducedPerm = byInput.map((g) => inputOrder.indexOf(g));
@@ -230,7 +246,11 @@ export class WasmOps {
       return cur;
     }
     const padded = needsPad ? this.run(PadV2, { x }, { paddings: padding, constantValue: 0 }) : x;
-    return this.slice(padded, spec.map(([b]) => Math.max(-b, 0)), target);
+    return this.slice(
+      padded,
+      spec.map(([b]) => Math.max(-b, 0)),
+      target,
+    );
   }
 
   slice(x: TensorInfo, begin: readonly number[], size: readonly number[]): TensorInfo {
@@ -256,7 +276,11 @@ export class WasmOps {
    */
   matMul(a: TensorInfo, b: TensorInfo): TensorInfo {
     const [m, k] = [at(a.shape, 0), at(a.shape, 1)];
-    const out = this.run(BatchMatMul, { a: this.reshape(a, [1, m, k]), b: this.reshape(b, [1, k, at(b.shape, 1)]) }, { transposeA: false, transposeB: false });
+    const out = this.run(
+      BatchMatMul,
+      { a: this.reshape(a, [1, m, k]), b: this.reshape(b, [1, k, at(b.shape, 1)]) },
+      { transposeA: false, transposeB: false },
+    );
     return this.reshape(out, [m, at(b.shape, 1)]);
   }
 

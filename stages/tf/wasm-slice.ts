@@ -4,7 +4,14 @@
 // 131k small copies, 144 ms for 4 calls, 5% of a training step. Here the slice is copied inside
 // the heap in the longest contiguous runs the geometry allows (whole 64×96 rows there).
 import { getKernel, registerKernel, Slice, slice_util, unregisterKernel, util } from '@tensorflow/tfjs-core';
-import type { KernelBackend, KernelConfig, KernelFunc, SliceAttrs, SliceInputs, TensorInfo } from '@tensorflow/tfjs-core';
+import type {
+  KernelBackend,
+  KernelConfig,
+  KernelFunc,
+  SliceAttrs,
+  SliceInputs,
+  TensorInfo,
+} from '@tensorflow/tfjs-core';
 
 import { heap, heapOffset, heapOutput } from './wasm-kernels.js';
 
@@ -39,7 +46,10 @@ export const sliceKernel: KernelFunc = (args) => {
   // After makeOutput: growing the heap replaces the buffer.
   const u8 = new Uint8Array(heap(backend).buffer);
   const runBytes = run * bytes;
-  if (axis < 0) { u8.copyWithin(dst, src, src + runBytes); return out; }
+  if (axis < 0) {
+    u8.copyWithin(dst, src, src + runBytes);
+    return out;
+  }
   let base = 0;
   for (let d = 0; d <= axis; d++) base += b[d]! * strides[d]!;
   // Odometer over the outer axes 0 … axis−1.

@@ -55,7 +55,9 @@ function workerScriptFile(outDir: string): string {
   const version = (JSON.parse(readFileSync(join(outDir, '..', 'package.json'), 'utf8')) as { version: string }).version;
   const dir = join(os.tmpdir(), 'podium-tfjs-wasm');
   const file = join(dir, `pthread-worker-${version}.cjs`);
-  const { wasmWorkerContents } = require(join(outDir, 'tfjs-backend-wasm-threaded-simd.worker.js')) as { wasmWorkerContents: string };
+  const { wasmWorkerContents } = require(join(outDir, 'tfjs-backend-wasm-threaded-simd.worker.js')) as {
+    wasmWorkerContents: string;
+  };
   mkdirSync(dir, { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   // The exported text holds "\n" escapes inside string literals that must stay escapes
@@ -70,7 +72,11 @@ function workerScriptFile(outDir: string): string {
  * replacing the package's registration (kernels are registered per backend name, so every wasm
  * kernel, ours included, applies unchanged). Call before `tf.setBackend('wasm')`.
  */
-export function registerThreadedWasm(tf: typeof tfCore, wasmPackage: typeof import('@tensorflow/tfjs-backend-wasm'), threads: number): void {
+export function registerThreadedWasm(
+  tf: typeof tfCore,
+  wasmPackage: typeof import('@tensorflow/tfjs-backend-wasm'),
+  threads: number,
+): void {
   const wanted = Math.max(1, Math.min(MAX_WASM_THREADS, Math.floor(threads)));
   const outDir = wasmOutDir();
   const factory = require(join(outDir, 'tfjs-backend-wasm-threaded-simd.js')) as Factory;
@@ -78,15 +84,19 @@ export function registerThreadedWasm(tf: typeof tfCore, wasmPackage: typeof impo
   // threads, never impossible.
   const packaged = tf.findBackendFactory('wasm');
   tf.removeBackend('wasm');
-  tf.registerBackend('wasm', async () => {
-    try {
-      return await threadedBackend(wasmPackage, factory, outDir, wanted);
-    } catch (err) {
-      if (!packaged) throw err;
-      threadedFailure = (err as Error).message ?? String(err);
-      return packaged();
-    }
-  }, 2);
+  tf.registerBackend(
+    'wasm',
+    async () => {
+      try {
+        return await threadedBackend(wasmPackage, factory, outDir, wanted);
+      } catch (err) {
+        if (!packaged) throw err;
+        threadedFailure = (err as Error).message ?? String(err);
+        return packaged();
+      }
+    },
+    2,
+  );
 }
 
 let threadedFailure: string | undefined;
@@ -96,11 +106,19 @@ export function threadedWasmFailure(): string | undefined {
   return threadedFailure;
 }
 
-async function threadedBackend(wasmPackage: typeof import('@tensorflow/tfjs-backend-wasm'), factory: Factory, outDir: string, wanted: number): Promise<tfCore.KernelBackend> {
+async function threadedBackend(
+  wasmPackage: typeof import('@tensorflow/tfjs-backend-wasm'),
+  factory: Factory,
+  outDir: string,
+  wanted: number,
+): Promise<tfCore.KernelBackend> {
   const workerFile = workerScriptFile(outDir);
   const realCpus = os.cpus;
   os.cpus = () => Array.from({ length: 2 * wanted }, () => realCpus()[0]!);
-  const listenersBefore = { uncaught: process.listeners('uncaughtException'), unhandled: process.listeners('unhandledRejection') };
+  const listenersBefore = {
+    uncaught: process.listeners('uncaughtException'),
+    unhandled: process.listeners('unhandledRejection'),
+  };
   let module: EmscriptenModule;
   try {
     module = await factory({
@@ -115,8 +133,10 @@ async function threadedBackend(wasmPackage: typeof import('@tensorflow/tfjs-back
     os.cpus = realCpus;
     // Emscripten adds process handlers that only rethrow; Node then reports the rethrow's
     // location, one 300 kB line of minified emscripten code, instead of the real error.
-    for (const l of process.listeners('uncaughtException')) if (!listenersBefore.uncaught.includes(l)) process.removeListener('uncaughtException', l);
-    for (const l of process.listeners('unhandledRejection')) if (!listenersBefore.unhandled.includes(l)) process.removeListener('unhandledRejection', l);
+    for (const l of process.listeners('uncaughtException'))
+      if (!listenersBefore.uncaught.includes(l)) process.removeListener('uncaughtException', l);
+    for (const l of process.listeners('unhandledRejection'))
+      if (!listenersBefore.unhandled.includes(l)) process.removeListener('unhandledRejection', l);
   }
   // The same bridge tfjs's own loader attaches (backend_wasm.ts, init()).
   module.tfjs = {

@@ -28,7 +28,9 @@ const WASM = 'wasm';
 function requireSame(kernel: string, like: TensorInfo, tensors: TensorInfo[]): void {
   for (const t of tensors) {
     if (t.dtype !== 'float32' || !util.arraysEqual(t.shape, like.shape)) {
-      throw new Error(`${kernel}: inputs must be float32 of one shape, got ${t.dtype} [${t.shape.join(',')}] beside [${like.shape.join(',')}]`);
+      throw new Error(
+        `${kernel}: inputs must be float32 of one shape, got ${t.dtype} [${t.shape.join(',')}] beside [${like.shape.join(',')}]`,
+      );
     }
   }
 }
@@ -41,8 +43,16 @@ const sgdMomentum: KernelFunc = ({ inputs, backend, attrs }) => {
   const wOut = heapOutput(b, w.shape);
   const bufOut = heapOutput(b, w.shape);
   trainKernels(b).sgdMomentum(
-    heapOffset(b, w), heapOffset(b, g), heapOffset(b, buf), heapOffset(b, wOut), heapOffset(b, bufOut),
-    util.sizeFromShape(w.shape), lr, momentum, decay, decay === 0 ? 0 : 1,
+    heapOffset(b, w),
+    heapOffset(b, g),
+    heapOffset(b, buf),
+    heapOffset(b, wOut),
+    heapOffset(b, bufOut),
+    util.sizeFromShape(w.shape),
+    lr,
+    momentum,
+    decay,
+    decay === 0 ? 0 : 1,
   );
   return [wOut, bufOut];
 };
@@ -53,7 +63,13 @@ const relu6Grad: KernelFunc = ({ inputs, backend, attrs }) => {
   requireSame(RELU6_GRAD, y, [dy, y]);
   const b = backend as KernelBackend;
   const out = heapOutput(b, y.shape);
-  trainKernels(b).relu6Grad(heapOffset(b, dy), heapOffset(b, y), heapOffset(b, out), util.sizeFromShape(y.shape), maxValue);
+  trainKernels(b).relu6Grad(
+    heapOffset(b, dy),
+    heapOffset(b, y),
+    heapOffset(b, out),
+    util.sizeFromShape(y.shape),
+    maxValue,
+  );
   return out;
 };
 
@@ -67,7 +83,11 @@ function imagesRowsChannels(t: TensorInfo): [number, number, number] {
 /** Per-image scratch space for the sums, released before returning. */
 function withScratch<T>(b: KernelBackend, floats: number, body: (at: number) => T): T {
   const scratch = heapOutput(b, [floats]);
-  try { return body(heapOffset(b, scratch)); } finally { b.disposeData(scratch.dataId); }
+  try {
+    return body(heapOffset(b, scratch));
+  } finally {
+    b.disposeData(scratch.dataId);
+  }
 }
 
 const batchNormStats: KernelFunc = ({ inputs, backend }) => {
@@ -77,7 +97,17 @@ const batchNormStats: KernelFunc = ({ inputs, backend }) => {
   const [n, rows, c] = imagesRowsChannels(x);
   const mean = heapOutput(b, [c]);
   const variance = heapOutput(b, [c]);
-  withScratch(b, c, (scratch) => trainKernels(b).channelMeanVariance(heapOffset(b, x), heapOffset(b, mean), heapOffset(b, variance), scratch, n, rows, c));
+  withScratch(b, c, (scratch) =>
+    trainKernels(b).channelMeanVariance(
+      heapOffset(b, x),
+      heapOffset(b, mean),
+      heapOffset(b, variance),
+      scratch,
+      n,
+      rows,
+      c,
+    ),
+  );
   return [mean, variance];
 };
 
@@ -88,7 +118,18 @@ const batchNormGradStats: KernelFunc = ({ inputs, backend }) => {
   const [n, rows, c] = imagesRowsChannels(x);
   const meanDy = heapOutput(b, [c]);
   const meanDyX = heapOutput(b, [c]);
-  withScratch(b, 2 * c, (scratch) => trainKernels(b).channelMeansDyDyX(heapOffset(b, dy), heapOffset(b, x), heapOffset(b, meanDy), heapOffset(b, meanDyX), scratch, n, rows, c));
+  withScratch(b, 2 * c, (scratch) =>
+    trainKernels(b).channelMeansDyDyX(
+      heapOffset(b, dy),
+      heapOffset(b, x),
+      heapOffset(b, meanDy),
+      heapOffset(b, meanDyX),
+      scratch,
+      n,
+      rows,
+      c,
+    ),
+  );
   return [meanDy, meanDyX];
 };
 

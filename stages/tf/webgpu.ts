@@ -34,10 +34,24 @@ export interface WebgpuAdapter {
 }
 
 /** Minimal views of the WebGPU objects we touch (the full types come from @webgpu/types). */
-interface AdapterInfoLike { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean }
-interface AdapterLike { info?: AdapterInfoLike; isFallbackAdapter?: boolean }
-interface GpuLike { requestAdapter(options?: object): Promise<AdapterLike | null> }
-interface DawnModule { create(options: string[]): GpuLike; globals: Record<string, unknown> }
+interface AdapterInfoLike {
+  vendor?: string;
+  architecture?: string;
+  device?: string;
+  description?: string;
+  isFallbackAdapter?: boolean;
+}
+interface AdapterLike {
+  info?: AdapterInfoLike;
+  isFallbackAdapter?: boolean;
+}
+interface GpuLike {
+  requestAdapter(options?: object): Promise<AdapterLike | null>;
+}
+interface DawnModule {
+  create(options: string[]): GpuLike;
+  globals: Record<string, unknown>;
+}
 
 async function importOptional(name: string): Promise<unknown> {
   return import(name);
@@ -57,7 +71,14 @@ export function describeAdapter(adapter: AdapterLike): WebgpuAdapter {
   const architecture = info.architecture || 'unknown architecture';
   const device = info.device || info.description || 'unknown device';
   const kind = fallback ? 'fallback adapter' : 'hardware adapter';
-  return { vendor, architecture, device, description: info.description ?? '', fallback, detail: `webgpu (${vendor} ${architecture} ${device}, ${kind})` };
+  return {
+    vendor,
+    architecture,
+    device,
+    description: info.description ?? '',
+    fallback,
+    detail: `webgpu (${vendor} ${architecture} ${device}, ${kind})`,
+  };
 }
 
 /** One Dawn instance and adapter per process: tfjs keeps the device for the process's life. */
@@ -97,7 +118,8 @@ async function load(tf: Tf): Promise<{ adapter: WebgpuAdapter } | string> {
   // `instance` rides along so that navigator.gpu (a global) keeps the Dawn instance reachable.
   const shim: GpuLike & { instance: GpuLike | undefined } = { requestAdapter: async () => chosen, instance };
   const nav = (globalThis as { navigator?: object }).navigator;
-  if (nav === undefined) Object.defineProperty(globalThis, 'navigator', { value: { gpu: shim }, configurable: true, writable: true });
+  if (nav === undefined)
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu: shim }, configurable: true, writable: true });
   else Object.defineProperty(nav, 'gpu', { value: shim, configurable: true });
   try {
     await importOptional('@tensorflow/tfjs-backend-webgpu');
@@ -161,7 +183,9 @@ interface GuardedBackend {
 function guardErrors(tf: Tf): void {
   const backend = tf.findBackend('webgpu') as unknown as GuardedBackend | null;
   if (backend === null || backend.podiumGuarded) return;
-  backend.device.onuncapturederror = (event) => { gpuError ??= event.error.message.split('\n')[0]; };
+  backend.device.onuncapturederror = (event) => {
+    gpuError ??= event.error.message.split('\n')[0];
+  };
   const read = backend.read.bind(backend);
   backend.read = async (dataId) => {
     const values = await read(dataId);

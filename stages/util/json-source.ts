@@ -12,7 +12,9 @@ import type { JSONPath, Node, ParseError } from 'jsonc-parser';
 import type { Diagnostic } from '../../runner/diagnostics.js';
 
 // Required, not imported: jsonc-parser is CommonJS (see cache/canonical.ts).
-const { findNodeAtLocation, parseTree, printParseErrorCode, visit } = createRequire(import.meta.url)('jsonc-parser') as typeof import('jsonc-parser');
+const { findNodeAtLocation, parseTree, printParseErrorCode, visit } = createRequire(import.meta.url)(
+  'jsonc-parser',
+) as typeof import('jsonc-parser');
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const PARSE_OPTIONS = { disallowComments: true, allowTrailingComma: false } as const;
@@ -21,24 +23,44 @@ export class JsonSource {
   private lineStarts: number[] | undefined;
   private treeCache: Node | undefined | null = null;
 
-  private constructor(readonly file: string, readonly text: string) {}
+  private constructor(
+    readonly file: string,
+    readonly text: string,
+  ) {}
 
   /** Parses a file; syntax errors, duplicate keys and prototype keys come back as diagnostics. */
   static read(file: string): { source: JsonSource; value: unknown; errors: Diagnostic[] } {
     let text: string;
-    try { text = readFileSync(file, 'utf8'); } catch (e) {
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory, expected a JSON file' : (e as Error).message;
-      return { source: new JsonSource(file, ''), value: undefined, errors: [{ file, pointer: '', line: 1, column: 1, length: 0, message: why }] };
+      const why =
+        code === 'ENOENT'
+          ? 'file not found'
+          : code === 'EISDIR'
+            ? 'is a directory, expected a JSON file'
+            : (e as Error).message;
+      return {
+        source: new JsonSource(file, ''),
+        value: undefined,
+        errors: [{ file, pointer: '', line: 1, column: 1, length: 0, message: why }],
+      };
     }
     const source = new JsonSource(file, text);
     let value: unknown;
-    try { value = JSON.parse(text); } catch {
+    try {
+      value = JSON.parse(text);
+    } catch {
       const parseErrors: ParseError[] = [];
       parseTree(text, parseErrors, PARSE_OPTIONS);
       // The first error only: the parser's later ones are mostly its confusion after the first.
       const first = parseErrors[0];
-      return { source, value: undefined, errors: [first ? source.syntaxError(first) : source.at(0, 0, '', 'invalid JSON')] };
+      return {
+        source,
+        value: undefined,
+        errors: [first ? source.syntaxError(first) : source.at(0, 0, '', 'invalid JSON')],
+      };
     }
     const errors = source.checkKeys();
     return { source, value: errors.length ? undefined : value, errors };
@@ -56,24 +78,47 @@ export class JsonSource {
     const lineStart = text.lastIndexOf('\n', end - 1) + 1;
     const before = text.slice(lineStart, end).trim();
     const previous = before.length > 40 ? `…${before.slice(-40)}` : before;
-    const at = (message: string, offset = e.offset, length = Math.max(e.length, 1)): Diagnostic => this.at(offset, length, '', `invalid JSON: ${message}`);
+    const at = (message: string, offset = e.offset, length = Math.max(e.length, 1)): Diagnostic =>
+      this.at(offset, length, '', `invalid JSON: ${message}`);
     const trailingComma = text[end - 1] === ',';
-    const found = text[e.offset] === undefined ? 'the end of the file' : JSON.stringify(text.slice(e.offset, e.offset + Math.max(1, Math.min(e.length, 20))));
+    const found =
+      text[e.offset] === undefined
+        ? 'the end of the file'
+        : JSON.stringify(text.slice(e.offset, e.offset + Math.max(1, Math.min(e.length, 20))));
     switch (printParseErrorCode(e.error)) {
-      case 'CommaExpected': return at(`missing comma after ${previous}`, end - 1, 1);
-      case 'ColonExpected': return at(`missing colon after the key ${previous}`, end - 1, 1);
-      case 'CloseBraceExpected': return at(`missing "}" after ${previous || 'this'}`, Math.max(end - 1, 0), 1);
-      case 'CloseBracketExpected': return at(`missing "]" after ${previous || 'this'}`, Math.max(end - 1, 0), 1);
+      case 'CommaExpected':
+        return at(`missing comma after ${previous}`, end - 1, 1);
+      case 'ColonExpected':
+        return at(`missing colon after the key ${previous}`, end - 1, 1);
+      case 'CloseBraceExpected':
+        return at(`missing "}" after ${previous || 'this'}`, Math.max(end - 1, 0), 1);
+      case 'CloseBracketExpected':
+        return at(`missing "]" after ${previous || 'this'}`, Math.max(end - 1, 0), 1);
       case 'PropertyNameExpected':
       case 'ValueExpected':
-        if (trailingComma) return at('a comma before a closing bracket or brace (JSON allows no trailing comma)', end - 1, 1);
-        return at(`expected ${printParseErrorCode(e.error) === 'ValueExpected' ? 'a value' : 'a property name in double quotes'}, found ${found}`);
-      case 'InvalidSymbol': return at(text[e.offset] === "'" ? 'strings and keys need double quotes, not single quotes' : `unexpected ${found}`);
-      case 'InvalidCommentToken': return at('comments are not allowed in JSON');
-      case 'UnexpectedEndOfString': return at('a string is not closed (missing ")');
-      case 'UnexpectedEndOfComment': return at('a comment is not closed (and JSON allows none)');
-      case 'EndOfFileExpected': return at(`unexpected ${found} after the end of the JSON value`);
-      default: return at(printParseErrorCode(e.error).replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase());
+        if (trailingComma)
+          return at('a comma before a closing bracket or brace (JSON allows no trailing comma)', end - 1, 1);
+        return at(
+          `expected ${printParseErrorCode(e.error) === 'ValueExpected' ? 'a value' : 'a property name in double quotes'}, found ${found}`,
+        );
+      case 'InvalidSymbol':
+        return at(
+          text[e.offset] === "'" ? 'strings and keys need double quotes, not single quotes' : `unexpected ${found}`,
+        );
+      case 'InvalidCommentToken':
+        return at('comments are not allowed in JSON');
+      case 'UnexpectedEndOfString':
+        return at('a string is not closed (missing ")');
+      case 'UnexpectedEndOfComment':
+        return at('a comment is not closed (and JSON allows none)');
+      case 'EndOfFileExpected':
+        return at(`unexpected ${found} after the end of the JSON value`);
+      default:
+        return at(
+          printParseErrorCode(e.error)
+            .replace(/([a-z])([A-Z])/g, '$1 $2')
+            .toLowerCase(),
+        );
     }
   }
 
@@ -81,16 +126,41 @@ export class JsonSource {
   private checkKeys(): Diagnostic[] {
     const errors: Diagnostic[] = [];
     const open: Array<Set<string>> = [];
-    visit(this.text, {
-      onObjectBegin: () => { open.push(new Set()); },
-      onObjectEnd: () => { open.pop(); },
-      onObjectProperty: (key: string, offset: number, length: number, _l: number, _c: number, path: () => JSONPath) => {
-        const seen = open[open.length - 1]!;
-        if (!FORBIDDEN_KEYS.has(key) && !seen.has(key)) { seen.add(key); return; }
-        const pointer = [...path(), key].map((s) => `/${escapePointer(String(s))}`).join('');
-        errors.push(this.at(offset, length, pointer, FORBIDDEN_KEYS.has(key) ? `key "${key}" is not allowed` : `duplicate key "${key}"`));
+    visit(
+      this.text,
+      {
+        onObjectBegin: () => {
+          open.push(new Set());
+        },
+        onObjectEnd: () => {
+          open.pop();
+        },
+        onObjectProperty: (
+          key: string,
+          offset: number,
+          length: number,
+          _l: number,
+          _c: number,
+          path: () => JSONPath,
+        ) => {
+          const seen = open[open.length - 1]!;
+          if (!FORBIDDEN_KEYS.has(key) && !seen.has(key)) {
+            seen.add(key);
+            return;
+          }
+          const pointer = [...path(), key].map((s) => `/${escapePointer(String(s))}`).join('');
+          errors.push(
+            this.at(
+              offset,
+              length,
+              pointer,
+              FORBIDDEN_KEYS.has(key) ? `key "${key}" is not allowed` : `duplicate key "${key}"`,
+            ),
+          );
+        },
       },
-    }, PARSE_OPTIONS);
+      PARSE_OPTIONS,
+    );
     return errors;
   }
 
@@ -101,7 +171,11 @@ export class JsonSource {
 
   /** A diagnostic at the value a JSON pointer names, or at its nearest existing parent. */
   diagnostic(pointer: string, message: string, { key = false } = {}): Diagnostic {
-    const path = pointer.split('/').slice(1).map(unescapePointer).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+    const path = pointer
+      .split('/')
+      .slice(1)
+      .map(unescapePointer)
+      .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
     let node: Node | undefined;
     for (let n = path.length; n >= 0 && !node; n--) node = this.tree && findNodeAtLocation(this.tree, path.slice(0, n));
     // For errors about a key (unknown/duplicate property), point at the key rather than its value.
@@ -119,15 +193,28 @@ export class JsonSource {
     let hi = starts.length - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (starts[mid]! <= offset) lo = mid; else hi = mid - 1;
+      if (starts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
     }
     const start = starts[lo]!;
     const end = starts[lo + 1] ?? this.text.length + 1;
     const sourceLine = this.text.slice(start, end - 1).replace(/\r$/, '');
     // Long values (a whole stage object) squiggle only to the end of their first line.
-    return { file: this.file, pointer, line: lo + 1, column: offset - start + 1, length: Math.min(length, sourceLine.length), message, sourceLine };
+    return {
+      file: this.file,
+      pointer,
+      line: lo + 1,
+      column: offset - start + 1,
+      length: Math.min(length, sourceLine.length),
+      message,
+      sourceLine,
+    };
   }
 }
 
-export function escapePointer(s: string): string { return s.replace(/~/g, '~0').replace(/\//g, '~1'); }
-function unescapePointer(s: string): string { return s.replace(/~1/g, '/').replace(/~0/g, '~'); }
+export function escapePointer(s: string): string {
+  return s.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+function unescapePointer(s: string): string {
+  return s.replace(/~1/g, '/').replace(/~0/g, '~');
+}

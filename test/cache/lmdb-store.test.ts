@@ -9,7 +9,11 @@ import { CacheCorruption, CacheReplaced, type StageRecord } from '../../cache/st
 
 let dir: string;
 let store: LmdbStore | undefined;
-afterEach(async () => { await store?.close(); store = undefined; rmSync(dir, { recursive: true, force: true }); });
+afterEach(async () => {
+  await store?.close();
+  store = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function fresh(chunkBytes?: number): LmdbStore {
   dir = mkdtempSync(join(tmpdir(), 'podium-store-'));
@@ -17,7 +21,17 @@ function fresh(chunkBytes?: number): LmdbStore {
 }
 
 const record = (key: Digest, outputs: Record<string, Digest>): StageRecord => ({
-  key, kind: 'command', version: 1, stageId: 's', outputs, refs: [], metrics: { acc: 0.5 }, startedAt: new Date(0).toISOString(), durationMs: 3, backend: null, logTail: ['hi'],
+  key,
+  kind: 'command',
+  version: 1,
+  stageId: 's',
+  outputs,
+  refs: [],
+  metrics: { acc: 0.5 },
+  startedAt: new Date(0).toISOString(),
+  durationMs: 3,
+  backend: null,
+  logTail: ['hi'],
 });
 
 describe('LmdbStore', () => {
@@ -104,7 +118,9 @@ describe('LmdbStore', () => {
     expect(s.getRecord(key)).toBeUndefined();
     expect(s.getRecord(key)).toBeUndefined();
     expect(s.warnings).toHaveLength(1);
-    expect(s.warnings[0]).toMatch(/^cache record [0-9a-f]{12} is corrupt \(.*\); treated as missing: the next run recomputes it, podium gc removes it$/);
+    expect(s.warnings[0]).toMatch(
+      /^cache record [0-9a-f]{12} is corrupt \(.*\); treated as missing: the next run recomputes it, podium gc removes it$/,
+    );
     expect(s.recordKeys()).toEqual([key]);
     // The writer that recomputes it replaces it.
     const d = await s.putBlob(Buffer.from('out'));
@@ -126,7 +142,13 @@ describe('LmdbStore', () => {
     expect(s.getIndex('old')).toBeUndefined();
     expect(s.getIndex('shapeless')).toBeUndefined();
     expect(s.getIndex('absent')).toBeUndefined();
-    expect(new Map(s.indexEntries())).toEqual(new Map([['old', undefined], ['shapeless', undefined], ['two', { blobs: [a, b], meta: { row: { epoch: 1 }, from: 'x y' } }]]));
+    expect(new Map(s.indexEntries())).toEqual(
+      new Map([
+        ['old', undefined],
+        ['shapeless', undefined],
+        ['two', { blobs: [a, b], meta: { row: { epoch: 1 }, from: 'x y' } }],
+      ]),
+    );
     await raw.close();
   });
 

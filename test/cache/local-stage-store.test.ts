@@ -12,7 +12,11 @@ import { CacheCorruption } from '../../cache/store.js';
 
 let dir: string;
 let store: LmdbStore | undefined;
-afterEach(async () => { await store?.close(); store = undefined; rmSync(dir, { recursive: true, force: true }); });
+afterEach(async () => {
+  await store?.close();
+  store = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function fresh(): LmdbStore {
   dir = mkdtempSync(join(tmpdir(), 'podium-stage-store-'));
@@ -42,7 +46,9 @@ describe('the local StageStore', () => {
       expect(() => s.getBlob(tampered)).toThrow(/no longer hashes to its key/);
       expect(() => s.getBlob(tampered, { optional: true })).toThrow(CacheCorruption);
       expect(() => s.withBlobs([d, tampered], () => 0)).toThrow(CacheCorruption);
-    } finally { await raw.close(); }
+    } finally {
+      await raw.close();
+    }
   });
 
   it('hands withBlobs the bytes of each digest, in order', async () => {
@@ -50,7 +56,11 @@ describe('the local StageStore', () => {
     const a = s.queueBlob(Buffer.from('first'));
     const b = s.queueBlob(Buffer.from('second'));
     await s.flush();
-    expect(s.withBlobs([b, a, b], (views) => views.map((v) => Buffer.from(v).toString()))).toEqual(['second', 'first', 'second']);
+    expect(s.withBlobs([b, a, b], (views) => views.map((v) => Buffer.from(v).toString()))).toEqual([
+      'second',
+      'first',
+      'second',
+    ]);
   });
 
   it('hashes files through the stat memo, and says undefined for a path that is not there', () => {

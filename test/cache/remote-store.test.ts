@@ -12,11 +12,27 @@ import { CacheCorruption, type IndexEntry, type StageRecord } from '../../cache/
 
 const DIST_STORE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cache', 'remote-store.js');
 const dirs: string[] = [];
-const fresh = (): string => { const d = mkdtempSync(join(tmpdir(), 'podium-remote-')); dirs.push(d); return d; };
-afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }); });
+const fresh = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'podium-remote-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 const record = (key: Digest, outputs: Record<string, Digest>): StageRecord => ({
-  key, kind: 'command', version: 1, stageId: 's', outputs, refs: [], metrics: { n: 1 }, startedAt: '2026-01-01T00:00:00.000Z', durationMs: 5, backend: null, logTail: [],
+  key,
+  kind: 'command',
+  version: 1,
+  stageId: 's',
+  outputs,
+  refs: [],
+  metrics: { n: 1 },
+  startedAt: '2026-01-01T00:00:00.000Z',
+  durationMs: 5,
+  backend: null,
+  logTail: [],
 });
 
 describe('DirRemoteStore', () => {
@@ -60,7 +76,10 @@ describe('DirRemoteStore', () => {
     expect(await store.getRecord(key)).toEqual(record(key, { out }));
     const other = sha256('other key');
     mkdirSync(join(dir, 'records', other.slice(0, 2)), { recursive: true });
-    writeFileSync(join(dir, 'records', other.slice(0, 2), `${other}.json`), readFileSync(join(dir, 'records', key.slice(0, 2), `${key}.json`)));
+    writeFileSync(
+      join(dir, 'records', other.slice(0, 2), `${other}.json`),
+      readFileSync(join(dir, 'records', key.slice(0, 2), `${key}.json`)),
+    );
     await expect(store.getRecord(other)).rejects.toThrow(/filed under/);
     writeFileSync(join(dir, 'records', key.slice(0, 2), `${key}.json`), '{"key": 1');
     await expect(store.getRecord(key)).rejects.toThrow(CacheCorruption);
@@ -72,7 +91,9 @@ describe('DirRemoteStore', () => {
     const store = new DirRemoteStore(dir);
     const key = sha256('stage');
     expect(await store.getProgress(key)).toBeUndefined();
-    const entries: Array<[string, IndexEntry]> = [[`finetune:${key}:0`, { blobs: [sha256('w'), sha256('o')], meta: { loss: 1 } }]];
+    const entries: Array<[string, IndexEntry]> = [
+      [`finetune:${key}:0`, { blobs: [sha256('w'), sha256('o')], meta: { loss: 1 } }],
+    ];
     await store.putProgress(key, entries);
     expect(await store.getProgress(key)).toEqual(entries);
     writeFileSync(join(dir, 'progress', key.slice(0, 2), `${key}.json`), '[["a"]]');
@@ -98,7 +119,9 @@ describe('DirRemoteStore', () => {
       for (let i = 0; i < 20; i++) jobs.push(store.put(blob('shared', i)), store.put(blob('own' + me, i)));
       await Promise.all(jobs);
     `;
-    const writers = Array.from({ length: 8 }, (_, i) => execa('node', ['--input-type=module', '-e', script, dir, String(i)]));
+    const writers = Array.from({ length: 8 }, (_, i) =>
+      execa('node', ['--input-type=module', '-e', script, dir, String(i)]),
+    );
     for (const w of await Promise.all(writers)) expect(w.exitCode).toBe(0);
     const store = new DirRemoteStore(dir);
     const listed: Digest[] = [];
@@ -106,6 +129,7 @@ describe('DirRemoteStore', () => {
     expect(listed).toHaveLength(20 + 8 * 20);
     for (const d of listed) expect(sha256((await store.get(d))!)).toBe(d);
     // Temporary files all renamed: none left in any fan-out folder.
-    for (const fan of readdirSync(join(dir, 'blobs'))) expect(readdirSync(join(dir, 'blobs', fan)).filter((n) => n.startsWith('.'))).toEqual([]);
+    for (const fan of readdirSync(join(dir, 'blobs')))
+      expect(readdirSync(join(dir, 'blobs', fan)).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 });

@@ -10,13 +10,27 @@ import { openStageStore } from '../../cache/shared-stage-store.js';
 import { CacheCorruption } from '../../cache/store.js';
 
 const dirs: string[] = [];
-const fresh = (): string => { const d = mkdtempSync(join(tmpdir(), 'podium-shared-stage-')); dirs.push(d); return d; };
-afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }); });
+const fresh = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'podium-shared-stage-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 function job(): { remote: DirRemoteStore; args: { remote: string; mirror: string; index: string; filesDir: string } } {
   const remoteDir = fresh();
   const scratch = fresh();
-  return { remote: new DirRemoteStore(remoteDir), args: { remote: remoteDir, mirror: join(scratch, 'blobs'), index: join(scratch, 'index.jsonl'), filesDir: join(remoteDir, 'files') } };
+  return {
+    remote: new DirRemoteStore(remoteDir),
+    args: {
+      remote: remoteDir,
+      mirror: join(scratch, 'blobs'),
+      index: join(scratch, 'index.jsonl'),
+      filesDir: join(remoteDir, 'files'),
+    },
+  };
 }
 
 describe('the shared StageStore', () => {
@@ -56,7 +70,12 @@ describe('the shared StageStore', () => {
     worker.setIndex('finetune:k:2', entry);
     expect(main.getIndex('finetune:k:2')).toEqual(entry);
     main.setIndex('other', { blobs: [], meta: {} });
-    expect(worker.indexEntries().map(([k]) => k).sort()).toEqual(['finetune:k:2', 'other']);
+    expect(
+      worker
+        .indexEntries()
+        .map(([k]) => k)
+        .sort(),
+    ).toEqual(['finetune:k:2', 'other']);
     expect(main.getIndex('nothing')).toBeUndefined();
   });
 

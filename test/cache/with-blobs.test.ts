@@ -12,7 +12,11 @@ import { CacheCorruption } from '../../cache/store.js';
 
 let dir: string;
 let store: LmdbStore | undefined;
-afterEach(async () => { await store?.close(); store = undefined; rmSync(dir, { recursive: true, force: true }); });
+afterEach(async () => {
+  await store?.close();
+  store = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
 
 function fresh(chunkBytes?: number): LmdbStore {
   dir = mkdtempSync(join(tmpdir(), 'podium-views-'));
@@ -29,7 +33,10 @@ function pattern(n: number, salt: number): Buffer {
 /** This process's line of LMDB's reader table: its snapshot's txn id, or '-' when it holds none. */
 function ourReaderTxn(s: LmdbStore): string | undefined {
   const env = (s as unknown as { env: { readerList(): string } }).env;
-  const line = env.readerList().split('\n').find((l) => l.trim().split(/\s+/)[0] === String(process.pid));
+  const line = env
+    .readerList()
+    .split('\n')
+    .find((l) => l.trim().split(/\s+/)[0] === String(process.pid));
   return line?.trim().split(/\s+/)[2];
 }
 

@@ -32,11 +32,16 @@ const gradient = (w: number, h: number): RawImage =>
 
 /** Colourful, structured, deterministic "photo" for colour tests. */
 const colourful = (w: number, h: number): RawImage =>
-  makeImage(w, h, (x, y) => [
-    (x * 255) / (w - 1),
-    (y * 255) / (h - 1),
-    128 + 100 * Math.sin((x + 2 * y) / 9),
-  ].map((v) => Math.round(v)) as [number, number, number]);
+  makeImage(
+    w,
+    h,
+    (x, y) =>
+      [(x * 255) / (w - 1), (y * 255) / (h - 1), 128 + 100 * Math.sin((x + 2 * y) / 9)].map((v) => Math.round(v)) as [
+        number,
+        number,
+        number,
+      ],
+  );
 
 const grey = (w: number, h: number): RawImage =>
   makeImage(w, h, (x, y) => {
@@ -86,10 +91,39 @@ const angleDiff = (a: number, b: number): number => ((a - b + 540) % 360) - 180;
 describe('policyForLevel', () => {
   it('reproduces MXNet set_data_aug_level defaults', () => {
     const l0 = policyForLevel(0, 224);
-    expect(l0).toMatchObject({ crop: 224, randomCrop: false, mirror: false, hue: 0, saturation: 0, lightness: 0, rotate: 0, shear: 0, aspect: 0, fill: 127 });
+    expect(l0).toMatchObject({
+      crop: 224,
+      randomCrop: false,
+      mirror: false,
+      hue: 0,
+      saturation: 0,
+      lightness: 0,
+      rotate: 0,
+      shear: 0,
+      aspect: 0,
+      fill: 127,
+    });
     expect(policyForLevel(1, 224)).toMatchObject({ randomCrop: true, mirror: true, hue: 0, rotate: 0 });
-    expect(policyForLevel(2, 224)).toMatchObject({ randomCrop: true, mirror: true, hue: 36, saturation: 50, lightness: 50, rotate: 0, shear: 0, aspect: 0 });
-    expect(policyForLevel(3, 128)).toMatchObject({ crop: 128, hue: 36, saturation: 50, lightness: 50, rotate: 10, shear: 0.1, aspect: 0.25, fill: 127 });
+    expect(policyForLevel(2, 224)).toMatchObject({
+      randomCrop: true,
+      mirror: true,
+      hue: 36,
+      saturation: 50,
+      lightness: 50,
+      rotate: 0,
+      shear: 0,
+      aspect: 0,
+    });
+    expect(policyForLevel(3, 128)).toMatchObject({
+      crop: 128,
+      hue: 36,
+      saturation: 50,
+      lightness: 50,
+      rotate: 10,
+      shear: 0.1,
+      aspect: 0.25,
+      fill: 127,
+    });
     expect(l0.randomResizedCrop ?? null).toBeNull();
     expect(l0.scaleJitter ?? null).toBeNull();
   });
@@ -107,12 +141,16 @@ describe('policyForLevel', () => {
   });
 
   it('rejects unknown keys and invalid values', () => {
-    expect(() => policyForLevel(1, 224, { rotaet: 5 } as unknown as Partial<AugmentPolicy>)).toThrow(/unknown augmentation policy key "rotaet"/);
+    expect(() => policyForLevel(1, 224, { rotaet: 5 } as unknown as Partial<AugmentPolicy>)).toThrow(
+      /unknown augmentation policy key "rotaet"/,
+    );
     expect(() => policyForLevel(4 as 3, 224)).toThrow(/level/);
     expect(() => policyForLevel(1, 0)).toThrow(/crop/);
     expect(() => policyForLevel(1, 224, { aspect: 1 })).toThrow(/aspect/);
     expect(() => policyForLevel(1, 224, { hue: -1 })).toThrow(/hue/);
-    expect(() => policyForLevel(1, 224, { randomResizedCrop: { area: [0.5, 0.2], ratio: [0.75, 1.33] } })).toThrow(/area/);
+    expect(() => policyForLevel(1, 224, { randomResizedCrop: { area: [0.5, 0.2], ratio: [0.75, 1.33] } })).toThrow(
+      /area/,
+    );
     expect(() => policyForLevel(1, 224, { scaleJitter: [0, 1] })).toThrow(/scaleJitter/);
   });
 });
@@ -125,7 +163,11 @@ describe('determinism', () => {
     const a = sample(img, policy, 42, 3, 17);
     const b = sample(img, policy, 42, 3, 17);
     expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
-    for (const [seed, epoch, index] of [[42, 4, 17], [42, 3, 18], [43, 3, 17]] as const) {
+    for (const [seed, epoch, index] of [
+      [42, 4, 17],
+      [42, 3, 18],
+      [43, 3, 17],
+    ] as const) {
       const c = sample(img, policy, seed, epoch, index);
       expect(Buffer.from(a.buffer).equals(Buffer.from(c.buffer))).toBe(false);
     }
@@ -157,7 +199,8 @@ describe('determinism', () => {
     const g = grey(90, 90);
     const geo = policyForLevel(3, 64, { hue: 0, saturation: 0, lightness: 0 });
     const withSat = { ...geo, saturation: 50 };
-    for (let i = 0; i < 5; i++) expect(Array.from(sample(g, withSat, 1, 0, i))).toEqual(Array.from(sample(g, geo, 1, 0, i)));
+    for (let i = 0; i < 5; i++)
+      expect(Array.from(sample(g, withSat, 1, 0, i))).toEqual(Array.from(sample(g, geo, 1, 0, i)));
   });
 });
 
@@ -216,7 +259,11 @@ describe('level 0/1 geometry is an exact copy', () => {
     for (let v = 0; v < 4; v++) {
       for (let u = 0; u < 4; u++) {
         const [sx, sy] = [3 + u, 2 + v]; // floor((11−4)/2) = 3, (8−4)/2 = 2
-        expect(Array.from(bytes.subarray((v * 4 + u) * 3, (v * 4 + u) * 3 + 3))).toEqual([sx, sy, (sx * 7 + sy * 13) & 255]);
+        expect(Array.from(bytes.subarray((v * 4 + u) * 3, (v * 4 + u) * 3 + 3))).toEqual([
+          sx,
+          sy,
+          (sx * 7 + sy * 13) & 255,
+        ]);
       }
     }
     // Level 0 is the same centre crop, for any seed/epoch/index.
@@ -300,7 +347,8 @@ describe('resampling', () => {
       for (let i = 0; i < out.length; i += 3) {
         const p = [out[i], out[i + 1], out[i + 2]];
         const isFill = p.every((c) => c === Math.fround(127 / 255));
-        const isSrc = p[0] === Math.fround(10 / 255) && p[1] === Math.fround(200 / 255) && p[2] === Math.fround(30 / 255);
+        const isSrc =
+          p[0] === Math.fround(10 / 255) && p[1] === Math.fround(200 / 255) && p[2] === Math.fround(30 / 255);
         if (!isFill && !isSrc) other++;
       }
       expect(other).toBe(0);
@@ -344,7 +392,10 @@ describe('resampling', () => {
           // Exclude the fill and the half-pixel edge band (which clamps to 0 or 255).
           return b !== fill && r > 0.5 / 255 && r < 254.5 / 255 && g > 0.5 / 255 && g < 254.5 / 255;
         };
-        for (const [du, dv] of [[1, 0], [0, 1]] as const) {
+        for (const [du, dv] of [
+          [1, 0],
+          [0, 1],
+        ] as const) {
           let lo = Infinity;
           let hi = -Infinity;
           let n = 0;
@@ -532,7 +583,12 @@ describe('robustness', () => {
 
   it('a 1×1 source becomes a flat crop of its colour', () => {
     const out = new Float32Array(5 * 5 * 3);
-    centerCrop(makeImage(1, 1, () => [9, 99, 199]), 5, out, 0);
+    centerCrop(
+      makeImage(1, 1, () => [9, 99, 199]),
+      5,
+      out,
+      0,
+    );
     const expected = [9, 99, 199].map((v) => Math.fround(v / 255));
     expect(Array.from(out)).toEqual(Array.from({ length: 75 }, (_, i) => expected[i % 3]));
   });
@@ -554,7 +610,9 @@ describe('batches, validation and the contact sheet', () => {
     const policy = policyForLevel(1, 16);
     const img = gradient(20, 20);
     expect(() => augmentBatch([img], [1, 2], policy, 1, 0)).toThrow(/1 images but 2 indices/);
-    expect(() => augmentSample({ data: new Uint8Array(10), width: 20, height: 20 }, policy, 1, 0, 0, new Float32Array(768), 0)).toThrow(/RGB HWC/);
+    expect(() =>
+      augmentSample({ data: new Uint8Array(10), width: 20, height: 20 }, policy, 1, 0, 0, new Float32Array(768), 0),
+    ).toThrow(/RGB HWC/);
     expect(() => augmentSample(img, policy, 1, 0, 0, new Float32Array(100), 0)).toThrow(/cannot hold/);
     expect(() => augmentSample(img, policy, 1.5, 0, 0, new Float32Array(768), 0)).toThrow(/seed/);
   });
@@ -572,7 +630,9 @@ describe('batches, validation and the contact sheet', () => {
       for (let u = 0; u < 32; u += 5) {
         const o = ((34 + v) * sheet.width + 68 + u) * 3;
         const [r, g, b] = px(cell, 32, u, v);
-        expect([sheet.data[o], sheet.data[o + 1], sheet.data[o + 2]]).toEqual([r, g, b].map((c) => Math.round(c * 255)));
+        expect([sheet.data[o], sheet.data[o + 1], sheet.data[o + 2]]).toEqual(
+          [r, g, b].map((c) => Math.round(c * 255)),
+        );
       }
     }
   });

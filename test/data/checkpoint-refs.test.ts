@@ -15,12 +15,16 @@ describe('checkpoint refs', () => {
     expect(scoreCheckpoint(probs, [null, null, null], 3)).toBeNull();
   });
 
-  it('lists a finetune stage\'s epochs in number order and refuses a checkpoint trained on other classes', () => {
+  it("lists a finetune stage's epochs in number order and refuses a checkpoint trained on other classes", () => {
     const d = 'd' as Digest;
-    expect(epochsOf({ stageId: 't', outputs: { 'epoch-010': d, history: d, 'epoch-002': d, 'epoch-001': d } } as never)).toEqual(['epoch-001', 'epoch-002', 'epoch-010']);
+    expect(
+      epochsOf({ stageId: 't', outputs: { 'epoch-010': d, history: d, 'epoch-002': d, 'epoch-001': d } } as never),
+    ).toEqual(['epoch-001', 'epoch-002', 'epoch-010']);
     const set = { classes: ['a', 'b'], splits: {} } as unknown as DecodedSet;
     const ref = { stageId: 't', epoch: 'epoch-001', checkpoint: d, inputSize: 32, classes: ['a', 'c'] };
-    expect(() => checkClasses(ref, set)).toThrow(/t epoch-001 was trained on classes \[a, c\], the images have \[a, b\]/);
+    expect(() => checkClasses(ref, set)).toThrow(
+      /t epoch-001 was trained on classes \[a, c\], the images have \[a, b\]/,
+    );
     expect(() => checkClasses({ ...ref, classes: ['a', 'b'] }, set)).not.toThrow();
   });
 });

@@ -21,7 +21,10 @@ function where(buf: Float32Array, c: number, s: number): Array<[number, number]>
 }
 
 const grid = (x0: number, y0: number, s: number, mirror = false): Array<[number, number]> =>
-  Array.from({ length: s * s }, (_, i) => [x0 + (mirror ? s - 1 - (i % s) : i % s), y0 + Math.floor(i / s)] as [number, number]);
+  Array.from(
+    { length: s * s },
+    (_, i) => [x0 + (mirror ? s - 1 - (i % s) : i % s), y0 + Math.floor(i / s)] as [number, number],
+  );
 
 describe('test-time crops', () => {
   const img = known(7, 5);
@@ -30,7 +33,13 @@ describe('test-time crops', () => {
     // scale 5 = the shorter side: no resampling, crops are exact copies.
     const buf = crops(img, '10', 5, 3);
     expect(buf.length).toBe(10 * 3 * 3 * 3);
-    const origins: Array<[number, number]> = [[2, 1], [0, 0], [4, 0], [0, 2], [4, 2]];
+    const origins: Array<[number, number]> = [
+      [2, 1],
+      [0, 0],
+      [4, 0],
+      [0, 2],
+      [4, 2],
+    ];
     expect(cropOrigins(7, 5, 3)).toEqual(origins);
     for (let c = 0; c < 10; c++) {
       const [x0, y0] = origins[c % 5]!;
@@ -57,13 +66,20 @@ describe('test-time crops', () => {
     // A crop after an upscale: the centre of a 2× image samples the centre of the source.
     const up = crops(img, '1', 10, 2);
     const centre = where(up, 0, 2);
-    for (const [x, y] of centre) { expect(x).toBeGreaterThanOrEqual(3); expect(x).toBeLessThanOrEqual(4); expect(y).toBeGreaterThanOrEqual(2); expect(y).toBeLessThanOrEqual(3); }
+    for (const [x, y] of centre) {
+      expect(x).toBeGreaterThanOrEqual(3);
+      expect(x).toBeLessThanOrEqual(4);
+      expect(y).toBeGreaterThanOrEqual(2);
+      expect(y).toBeLessThanOrEqual(3);
+    }
   });
 
   it('full: the whole image squeezed to size × size', () => {
     const full = crops(known(4, 2), 'full', 999, 2);
     // 4 → 2 wide: src x = 2·(x + 0.5) − 0.5 = 0.5, 2.5; 2 → 2 high: exact rows.
-    expect(Array.from(full).map((v) => Math.round(v * 255 * 100) / 100)).toEqual([5, 0, 7, 25, 0, 7, 5, 10, 7, 25, 10, 7]);
+    expect(Array.from(full).map((v) => Math.round(v * 255 * 100) / 100)).toEqual([
+      5, 0, 7, 25, 0, 7, 5, 10, 7, 25, 10, 7,
+    ]);
   });
 
   it('refuses a scale below the crop size and a short buffer', () => {
@@ -84,7 +100,15 @@ describe('crop averaging', () => {
     expect(viaLogits[0]).toBeCloseTo(1 / (1 + Math.exp(-2)), 6);
     // Only the first `crops` of each image's `stride` rows count; views add up crop by crop.
     expect(Array.from(averageCrops([{ logits, stride: 2, crops: 1 }], 1, 2, 'probs'))).toEqual([0.5, 0.5]);
-    const two = averageCrops([{ logits, stride: 2, crops: 1 }, { logits: Float32Array.from([4, 0]), stride: 1, crops: 1 }], 1, 2, 'probs');
+    const two = averageCrops(
+      [
+        { logits, stride: 2, crops: 1 },
+        { logits: Float32Array.from([4, 0]), stride: 1, crops: 1 },
+      ],
+      1,
+      2,
+      'probs',
+    );
     expect(Array.from(two)).toEqual(Array.from(probs));
     expect(Array.from(softmaxRows([0, Math.log(3)], 1, 2))).toEqual([0.25, 0.75]);
   });

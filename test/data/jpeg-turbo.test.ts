@@ -1,19 +1,36 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { resizeU8 } from '../../stages/data/resize.js';
-import { dctScale, decodeJpegRgb, fastPathApplies, JpegWarning, jpegWarning, readJpegHeader, scaled, turboJpeg } from '../../stages/data/jpeg-turbo.js';
+import {
+  dctScale,
+  decodeJpegRgb,
+  fastPathApplies,
+  JpegWarning,
+  jpegWarning,
+  readJpegHeader,
+  scaled,
+  turboJpeg,
+} from '../../stages/data/jpeg-turbo.js';
 
 /** A 48×32 image with a gradient and a few edges, so the IDCT has something to do. */
 function scene(w = 48, h = 32): sharp.Sharp {
   const px = Buffer.alloc(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) px.set([(x * 5) & 255, y < h / 2 ? 200 : 30, (x + y) * 3 & 255], (y * w + x) * 3);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) px.set([(x * 5) & 255, y < h / 2 ? 200 : 30, ((x + y) * 3) & 255], (y * w + x) * 3);
   return sharp(px, { raw: { width: w, height: h, channels: 3 } });
 }
 
 describe('readJpegHeader / fastPathApplies', () => {
   it('reads size, channels and frame type of baseline, progressive and greyscale JPEGs, which take the fast path', async () => {
     const baseline = readJpegHeader(await scene().jpeg().toBuffer())!;
-    expect(baseline).toEqual({ width: 48, height: 32, components: 3, frame: 0xc0, orientation: 1, hasIccProfile: false });
+    expect(baseline).toEqual({
+      width: 48,
+      height: 32,
+      components: 3,
+      frame: 0xc0,
+      orientation: 1,
+      hasIccProfile: false,
+    });
     const progressive = readJpegHeader(await scene().jpeg({ progressive: true }).toBuffer())!;
     expect(progressive.frame).toBe(0xc2);
     const grey = readJpegHeader(await scene().toColourspace('b-w').jpeg().toBuffer())!;
@@ -32,7 +49,12 @@ describe('readJpegHeader / fastPathApplies', () => {
     const plain = readJpegHeader(await scene().jpeg().toBuffer())!;
     expect(fastPathApplies(plain, 48 * 32 - 1)).toBe(false);
     // An EXIF block without a rotation keeps the fast path.
-    const exif = readJpegHeader(await scene().jpeg().withExif({ IFD0: { Copyright: 'podium' } }).toBuffer())!;
+    const exif = readJpegHeader(
+      await scene()
+        .jpeg()
+        .withExif({ IFD0: { Copyright: 'podium' } })
+        .toBuffer(),
+    )!;
     expect(exif).toMatchObject({ orientation: 1, hasIccProfile: false });
     expect(fastPathApplies(exif, 1e6)).toBe(true);
   });
@@ -50,8 +72,13 @@ describe('decodeJpegRgb (libjpeg-turbo through its TurboJPEG 3 API)', () => {
     expect(turboJpeg()).not.toBeNull();
   });
 
-  it('decodes to exactly sharp\'s pixels (the accurate IDCT), greyscale to RGB', async () => {
-    for (const img of [scene().jpeg({ quality: 90 }), scene().jpeg({ quality: 75, progressive: true }), scene().toColourspace('b-w').jpeg(), scene(301, 203).jpeg({ chromaSubsampling: '4:4:4' })]) {
+  it("decodes to exactly sharp's pixels (the accurate IDCT), greyscale to RGB", async () => {
+    for (const img of [
+      scene().jpeg({ quality: 90 }),
+      scene().jpeg({ quality: 75, progressive: true }),
+      scene().toColourspace('b-w').jpeg(),
+      scene(301, 203).jpeg({ chromaSubsampling: '4:4:4' }),
+    ]) {
       const jpeg = await img.toBuffer();
       const reference = await sharp(jpeg).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
       const out = decodeJpegRgb(jpeg, Buffer.alloc(reference.data.length))!;
@@ -81,7 +108,7 @@ describe('decodeJpegRgb (libjpeg-turbo through its TurboJPEG 3 API)', () => {
     expect(sum / box.length).toBeLessThan(3);
   });
 
-  it('refuses what it cannot read, and throws libjpeg\'s warning for damaged data, the handle staying usable', async () => {
+  it("refuses what it cannot read, and throws libjpeg's warning for damaged data, the handle staying usable", async () => {
     const jpeg = await scene().jpeg().toBuffer();
     const out = Buffer.alloc(48 * 32 * 3);
     const reference = Buffer.from(decodeJpegRgb(jpeg, out)!.data);

@@ -1,5 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { confusionMatrix, labelledCount, LOG_EPS, logLoss, misclassified, perClassAccuracy, rankOf, scoreRows, splitMetrics, top1Accuracy, topClasses, topKAccuracy } from '../../stages/data/metrics.js';
+import {
+  confusionMatrix,
+  labelledCount,
+  LOG_EPS,
+  logLoss,
+  misclassified,
+  perClassAccuracy,
+  rankOf,
+  scoreRows,
+  splitMetrics,
+  top1Accuracy,
+  topClasses,
+  topKAccuracy,
+} from '../../stages/data/metrics.js';
 import type { SplitPredictions } from '../../stages/data/predictions.js';
 
 const classes = ['cat', 'dog', 'fox', 'owl'];
@@ -8,12 +21,8 @@ const sp: SplitPredictions = {
   ids: ['a', 'b', 'c', 'd', 'e', 'f'],
   labels: [0, 1, 2, 3, null, 1],
   probs: new Float32Array([
-    0.7, 0.1, 0.1, 0.1,
-    0.5, 0.4, 0.05, 0.05,
-    0.1, 0.1, 0.6, 0.2,
-    0.5, 0.05, 0.3, 0.15,
-    0.25, 0.25, 0.25, 0.25,
-    0.3, 0.1, 0.3, 0.3,
+    0.7, 0.1, 0.1, 0.1, 0.5, 0.4, 0.05, 0.05, 0.1, 0.1, 0.6, 0.2, 0.5, 0.05, 0.3, 0.15, 0.25, 0.25, 0.25, 0.25, 0.3,
+    0.1, 0.3, 0.3,
   ]),
 };
 
@@ -58,7 +67,11 @@ describe('metrics', () => {
     const m = misclassified(sp, classes);
     expect(m.map((x) => x.id)).toEqual(['b', 'd', 'f']);
     expect(m[0]).toMatchObject({ id: 'b', label: 1, labelName: 'dog' });
-    expect(m[0]!.predicted.map((p) => [p.label, p.name])).toEqual([[0, 'cat'], [1, 'dog'], [2, 'fox']]);
+    expect(m[0]!.predicted.map((p) => [p.label, p.name])).toEqual([
+      [0, 'cat'],
+      [1, 'dog'],
+      [2, 'fox'],
+    ]);
     expect(m[0]!.predicted[0]!.prob).toBeCloseTo(0.5);
     expect(m[1]!.predicted.map((p) => p.label)).toEqual([0, 2, 3]);
   });

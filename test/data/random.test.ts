@@ -21,7 +21,7 @@ describe('the one hash and PRNG', () => {
     expect(() => hashInts(STREAM.shuffle, 2 ** 53)).toThrow(/safe integer/);
   });
 
-  it('a sample\'s augmentation draws come from an Rng keyed by (seed, epoch, index) alone', () => {
+  it("a sample's augmentation draws come from an Rng keyed by (seed, epoch, index) alone", () => {
     const draws = (r: () => number): number[] => Array.from({ length: 10 }, r);
     const a = draws(sampleRng(3, 4, 5));
     expect(draws(sampleRng(3, 4, 5))).toEqual(a);

@@ -38,7 +38,7 @@ describe('resizeU8 downscales (box shrink by the integer factor, then bilinear)'
   it('does not alias: a one-pixel checkerboard shrunk 3.3× is flat grey', () => {
     const w = 200;
     const h = 100;
-    const src = rgb(Array.from({ length: w * h }, (_, i) => ((i % w) + Math.floor(i / w)) % 2 ? 255 : 0));
+    const src = rgb(Array.from({ length: w * h }, (_, i) => (((i % w) + Math.floor(i / w)) % 2 ? 255 : 0)));
     const out = channel(resizeU8(src, w, h, 60, 30));
     expect(Math.min(...out)).toBeGreaterThanOrEqual(112);
     expect(Math.max(...out)).toBeLessThanOrEqual(143);
@@ -56,7 +56,10 @@ function referenceTaps(src: number, dst: number): { i0: number[]; w1: number[] }
     let f = (d + 0.5) * scale - 0.5;
     if (f < 0) f = 0;
     let i = Math.floor(f);
-    if (i >= src - 1) { i = Math.max(src - 2, 0); f = src - 1; }
+    if (i >= src - 1) {
+      i = Math.max(src - 2, 0);
+      f = src - 1;
+    }
     i0.push(i);
     w1.push(src === 1 ? 0 : Math.round((f - i) * 256));
   }
@@ -113,7 +116,9 @@ function noise(w: number, h: number, seed: number): Uint8Array {
   let s = seed | 1;
   const out = new Uint8Array(w * h * 3);
   for (let i = 0; i < out.length; i++) {
-    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
     out[i] = s & 255;
   }
   return out;
@@ -126,17 +131,40 @@ describe('resizeU8 matches a plain-JS reference of its arithmetic byte for byte'
     const want = referenceResize(src, w, h, W, H);
     // Locate the first difference instead of dumping whole images.
     const at = got.findIndex((v, i) => v !== want[i]);
-    expect({ size: `${w}×${h} → ${W}×${H}`, length: got.length, at }).toEqual({ size: `${w}×${h} → ${W}×${H}`, length: want.length, at: -1 });
+    expect({ size: `${w}×${h} → ${W}×${H}`, length: got.length, at }).toEqual({
+      size: `${w}×${h} → ${W}×${H}`,
+      length: want.length,
+      at: -1,
+    });
   };
 
   // Upscales gather each block of 8 output bytes from one 16-byte window, the bilinear step of
   // downscales (300 → 171, 200 → 101) mostly from two, large horizontal factors (300 → 20,
   // 400 → 13) byte by byte.
   it.each([
-    [150, 150, 256, 256], [1024, 768, 341, 256], [300, 200, 171, 114], [150, 150, 100, 100], [200, 100, 101, 51],
-    [1, 1, 1, 1], [1, 1, 5, 3], [1, 7, 9, 4], [7, 1, 13, 1], [1, 9, 1, 17], [9, 1, 1, 1], [2, 2, 1, 1],
-    [3, 5, 7, 9], [17, 13, 33, 29], [255, 3, 257, 5], [300, 10, 20, 10], [400, 9, 13, 20], [64, 64, 64, 64],
-    [31, 40, 256, 7], [256, 256, 255, 255], [250, 150, 249, 299], [5, 5, 3, 3], [19, 23, 5, 7],
+    [150, 150, 256, 256],
+    [1024, 768, 341, 256],
+    [300, 200, 171, 114],
+    [150, 150, 100, 100],
+    [200, 100, 101, 51],
+    [1, 1, 1, 1],
+    [1, 1, 5, 3],
+    [1, 7, 9, 4],
+    [7, 1, 13, 1],
+    [1, 9, 1, 17],
+    [9, 1, 1, 1],
+    [2, 2, 1, 1],
+    [3, 5, 7, 9],
+    [17, 13, 33, 29],
+    [255, 3, 257, 5],
+    [300, 10, 20, 10],
+    [400, 9, 13, 20],
+    [64, 64, 64, 64],
+    [31, 40, 256, 7],
+    [256, 256, 255, 255],
+    [250, 150, 249, 299],
+    [5, 5, 3, 3],
+    [19, 23, 5, 7],
   ])('%i×%i → %i×%i', (w, h, W, H) => check(w, h, W, H));
 
   it('image after image of the same sizes (tables kept between calls)', () => {
@@ -145,7 +173,8 @@ describe('resizeU8 matches a plain-JS reference of its arithmetic byte for byte'
 
   it('over widths around SIMD block boundaries', () => {
     for (const w of [1, 2, 3, 4, 5, 6, 7, 8, 11, 15, 16, 17, 31, 33, 40]) {
-      for (const W of [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 21, 31, 32, 33, 47, 48, 49, 63, 64, 65]) check(w, 3, W, 4);
+      for (const W of [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 21, 31, 32, 33, 47, 48, 49, 63, 64, 65])
+        check(w, 3, W, 4);
     }
   });
 });

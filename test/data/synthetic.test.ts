@@ -28,7 +28,12 @@ async function hashTree(dir: string): Promise<Map<string, string>> {
     if (!e.isFile()) continue;
     const abs = path.join(e.parentPath, e.name);
     const rel = path.relative(dir, abs).split(path.sep).join('/');
-    out.set(rel, createHash('sha256').update(await readFile(abs)).digest('hex'));
+    out.set(
+      rel,
+      createHash('sha256')
+        .update(await readFile(abs))
+        .digest('hex'),
+    );
   }
   return out;
 }
@@ -100,7 +105,8 @@ describe('renderScene', () => {
           for (let c = 0; c < 3; c++) o[((y >> 1) * h + (x >> 1)) * 3 + c]! += (b[(y * S + x) * 3 + c] ?? 0) / 4;
       return o;
     };
-    const mad = (a: Float64Array, b: Buffer): number => a.reduce((s, v, i) => s + Math.abs(v - (b[i] ?? 0)), 0) / a.length;
+    const mad = (a: Float64Array, b: Buffer): number =>
+      a.reduce((s, v, i) => s + Math.abs(v - (b[i] ?? 0)), 0) / a.length;
     for (let c = 0; c < SYNTHETIC_CLASS_NAMES.length; c++) {
       const big = down(renderScene(c, 77, 128), 128);
       const same = mad(big, renderScene(c, 77, 64));
@@ -144,14 +150,22 @@ describe('generateSynthetic', () => {
 
   it('validates options with clear errors', async () => {
     const dir = path.join(root, 'invalid');
-    await expect(generateSynthetic(dir, { ...base, classes: 1 })).rejects.toThrow(/classes must be an integer between 2 and/);
-    await expect(generateSynthetic(dir, { ...base, classes: SYNTHETIC_CLASS_NAMES.length + 1 })).rejects.toThrow(/classes/);
+    await expect(generateSynthetic(dir, { ...base, classes: 1 })).rejects.toThrow(
+      /classes must be an integer between 2 and/,
+    );
+    await expect(generateSynthetic(dir, { ...base, classes: SYNTHETIC_CLASS_NAMES.length + 1 })).rejects.toThrow(
+      /classes/,
+    );
     await expect(generateSynthetic(dir, { ...base, size: 15 })).rejects.toThrow(/size must be an integer between 16/);
     await expect(generateSynthetic(dir, { ...base, size: 32.5 })).rejects.toThrow(/size/);
     await expect(generateSynthetic(dir, { ...base, seed: 1.5 })).rejects.toThrow(/seed/);
     await expect(generateSynthetic(dir, { ...base, quality: 0 })).rejects.toThrow(/quality/);
-    await expect(generateSynthetic(dir, { ...base, perClass: { train: -1, val: 0, test: 0 } })).rejects.toThrow(/perClass.train/);
-    await expect(generateSynthetic(dir, { ...base, perClass: { train: 0, val: 0, test: 0 } })).rejects.toThrow(/at least one/);
+    await expect(generateSynthetic(dir, { ...base, perClass: { train: -1, val: 0, test: 0 } })).rejects.toThrow(
+      /perClass.train/,
+    );
+    await expect(generateSynthetic(dir, { ...base, perClass: { train: 0, val: 0, test: 0 } })).rejects.toThrow(
+      /at least one/,
+    );
     await expect(generateSynthetic('', base)).rejects.toThrow(/outDir/);
     // Nothing may be written when the options are invalid.
     await expect(readdir(dir)).rejects.toThrow();
@@ -188,7 +202,9 @@ describe('generateSynthetic', () => {
     expect(c.size).toBe(4 * (5 + 3 + 2));
     for (const [file, hash] of a) expect(c.get(file), file).toBe(hash);
 
-    const otherSeed = await hashTree((await generateSynthetic(path.join(root, 'd'), { ...base, seed: 43 }), path.join(root, 'd')));
+    const otherSeed = await hashTree(
+      (await generateSynthetic(path.join(root, 'd'), { ...base, seed: 43 }), path.join(root, 'd')),
+    );
     const same = [...a].filter(([f, h]) => otherSeed.get(f) === h).length;
     expect(same).toBe(0);
   });
@@ -198,7 +214,12 @@ describe('generateSynthetic', () => {
     // block means (and on the 1×1×3 mean colour) must beat chance by a wide margin, yet stay
     // far from perfect: otherwise the CNN stages would be tested on a toy problem.
     const dir = path.join(root, 'learn');
-    const { classes } = await generateSynthetic(dir, { classes: 6, perClass: { train: 30, val: 30, test: 0 }, size: 64, seed: 1 });
+    const { classes } = await generateSynthetic(dir, {
+      classes: 6,
+      perClass: { train: 30, val: 30, test: 0 },
+      size: 64,
+      seed: 1,
+    });
     const load = (split: string, g: number): Promise<Float64Array[][]> =>
       Promise.all(
         classes.map(async (name) => {
@@ -209,7 +230,9 @@ describe('generateSynthetic', () => {
       );
     const acc8 = centroidAccuracy(await load('train', 8), await load('val', 8));
     const acc1 = centroidAccuracy(await load('train', 1), await load('val', 1));
-    console.log(`[synthetic] nearest-centroid val accuracy, 6 classes: 8x8x3=${acc8.toFixed(3)} mean-colour=${acc1.toFixed(3)} (chance 0.167)`);
+    console.log(
+      `[synthetic] nearest-centroid val accuracy, 6 classes: 8x8x3=${acc8.toFixed(3)} mean-colour=${acc1.toFixed(3)} (chance 0.167)`,
+    );
     expect(acc8).toBeGreaterThan(0.35);
     expect(acc8).toBeLessThan(0.95);
     expect(acc1).toBeLessThan(0.95);
@@ -218,26 +241,39 @@ describe('generateSynthetic', () => {
   // Manual helpers, skipped by default:
   //   SYNTHETIC_PREVIEW=/tmp/synthetic-preview.png npx vitest run test/data/synthetic.test.ts
   //   SYNTHETIC_BENCH=1 npx vitest run test/data/synthetic.test.ts
-  it.runIf(Boolean(process.env.SYNTHETIC_PREVIEW))('renders a contact sheet (one row per class, 8 samples)', async () => {
-    const out = process.env.SYNTHETIC_PREVIEW ?? '/tmp/synthetic-preview.png';
-    const size = 96;
-    const cols = 8;
-    const rows = SYNTHETIC_CLASS_NAMES.length;
-    const sheet = Buffer.alloc(cols * size * rows * size * 3, 255);
-    for (let r = 0; r < rows; r++) {
-      for (let k = 0; k < cols; k++) {
-        const img = renderScene(r, deriveSampleSeed(Number(process.env.SYNTHETIC_SEED ?? 0), 'train', r, k), size);
-        for (let y = 0; y < size; y++) img.copy(sheet, ((r * size + y) * cols * size + k * size) * 3, y * size * 3, (y + 1) * size * 3);
+  it.runIf(Boolean(process.env.SYNTHETIC_PREVIEW))(
+    'renders a contact sheet (one row per class, 8 samples)',
+    async () => {
+      const out = process.env.SYNTHETIC_PREVIEW ?? '/tmp/synthetic-preview.png';
+      const size = 96;
+      const cols = 8;
+      const rows = SYNTHETIC_CLASS_NAMES.length;
+      const sheet = Buffer.alloc(cols * size * rows * size * 3, 255);
+      for (let r = 0; r < rows; r++) {
+        for (let k = 0; k < cols; k++) {
+          const img = renderScene(r, deriveSampleSeed(Number(process.env.SYNTHETIC_SEED ?? 0), 'train', r, k), size);
+          for (let y = 0; y < size; y++)
+            img.copy(sheet, ((r * size + y) * cols * size + k * size) * 3, y * size * 3, (y + 1) * size * 3);
+        }
       }
-    }
-    await sharp(sheet, { raw: { width: cols * size, height: rows * size, channels: 3 } }).png().toFile(out);
-    console.log(`[synthetic] rows: ${SYNTHETIC_CLASS_NAMES.join(', ')} -> ${out}`);
-  });
+      await sharp(sheet, { raw: { width: cols * size, height: rows * size, channels: 3 } })
+        .png()
+        .toFile(out);
+      console.log(`[synthetic] rows: ${SYNTHETIC_CLASS_NAMES.join(', ')} -> ${out}`);
+    },
+  );
 
   it.runIf(Boolean(process.env.SYNTHETIC_BENCH))('generates 6 classes × 400 images at 128 px quickly', async () => {
     const t0 = performance.now();
-    const res = await generateSynthetic(path.join(root, 'bench'), { classes: 6, perClass: { train: 400, val: 0, test: 0 }, size: 128, seed: 3 });
+    const res = await generateSynthetic(path.join(root, 'bench'), {
+      classes: 6,
+      perClass: { train: 400, val: 0, test: 0 },
+      size: 128,
+      seed: 3,
+    });
     const ms = performance.now() - t0;
-    console.log(`[synthetic] ${res.files} images at 128px in ${(ms / 1000).toFixed(2)} s (${((ms / res.files) * 1000).toFixed(0)} µs/image)`);
+    console.log(
+      `[synthetic] ${res.files} images at 128px in ${(ms / 1000).toFixed(2)} s (${((ms / res.files) * 1000).toFixed(0)} µs/image)`,
+    );
   });
 });

@@ -9,10 +9,14 @@ import { TrainingProgress } from '../../stages/data/training-progress.js';
 
 let dir: string;
 let store: LmdbStore | undefined;
-afterEach(async () => { await store?.close(); store = undefined; rmSync(dir, { recursive: true, force: true }); });
+afterEach(async () => {
+  await store?.close();
+  store = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe('TrainingProgress in the typed index', () => {
-  it('keeps weights and optimizer state as the entry\'s two blobs; a run of the same line finds them, a malformed entry is a miss', async () => {
+  it("keeps weights and optimizer state as the entry's two blobs; a run of the same line finds them, a malformed entry is a miss", async () => {
     dir = mkdtempSync(join(tmpdir(), 'podium-progress-'));
     store = new LmdbStore(join(dir, 'cache'));
     const s = stageStoreOf(store);
@@ -25,7 +29,12 @@ describe('TrainingProgress in the typed index', () => {
 
     expect(new TrainingProgress(s, key, line, [0.1, 0.1], 'tiny@lr=0.1 x').get(0)).toEqual({ weights, opt, row });
     // Another run of the line (more epochs: another key, the same rates so far) continues from it.
-    expect(new TrainingProgress(s, otherKey, line, [0.1, 0.1, 0.01], 'longer').get(0)).toEqual({ weights, opt, row, from: 'tiny@lr=0.1 x' });
+    expect(new TrainingProgress(s, otherKey, line, [0.1, 0.1, 0.01], 'longer').get(0)).toEqual({
+      weights,
+      opt,
+      row,
+      from: 'tiny@lr=0.1 x',
+    });
     // Other rates: another line entry, so nothing to take.
     expect(new TrainingProgress(s, otherKey, line, [0.2], 'other').get(0)).toBeUndefined();
 

@@ -19,7 +19,11 @@ export default function setup(project: TestProject): void {
   let found: { vendor: string; architecture: string; device: string; fallback: boolean } | null = null;
   let why = 'Dawn found no adapter';
   try {
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', PROBE], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60_000 });
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', PROBE], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 60_000,
+    });
     const parsed = JSON.parse(out.trim().split('\n').at(-1) ?? 'null') as typeof found | { error: string };
     if (parsed && 'error' in parsed) why = `Dawn (npm webgpu) did not load: ${parsed.error}`;
     else found = parsed;
@@ -27,9 +31,13 @@ export default function setup(project: TestProject): void {
     why = `the adapter probe failed: ${(err as Error).message.split('\n')[0]}`;
   }
   if (found === null) {
-    console.warn(`\n[test:gpu] SKIPPING every webgpu test: ${why}. On a CPU machine: eval "$(.ci/setup-vulkan.sh)" (software Vulkan); see docs/gpu.md.\n`);
+    console.warn(
+      `\n[test:gpu] SKIPPING every webgpu test: ${why}. On a CPU machine: eval "$(.ci/setup-vulkan.sh)" (software Vulkan); see docs/gpu.md.\n`,
+    );
   } else {
-    console.warn(`\n[test:gpu] adapter: ${found.vendor} ${found.architecture} ${found.device}${found.fallback ? ' (software/fallback)' : ''}\n`);
+    console.warn(
+      `\n[test:gpu] adapter: ${found.vendor} ${found.architecture} ${found.device}${found.fallback ? ' (software/fallback)' : ''}\n`,
+    );
   }
   project.provide('webgpuAdapter', found === null ? '' : `${found.vendor} ${found.architecture} ${found.device}`);
 }

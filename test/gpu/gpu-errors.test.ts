@@ -9,14 +9,17 @@ import { describeGpu } from './gpu.js';
 describeGpu('GPU errors', () => {
   it('a buffer over maxStorageBufferBindingSize fails the read-back instead of returning zeros', async (ctx) => {
     const { tf } = await selectBackend('webgpu');
-    const limit = (tf.backend() as unknown as { device: { limits: { maxStorageBufferBindingSize: number } } }).device.limits.maxStorageBufferBindingSize;
+    const limit = (tf.backend() as unknown as { device: { limits: { maxStorageBufferBindingSize: number } } }).device
+      .limits.maxStorageBufferBindingSize;
     // Only where such a tensor is cheap (lavapipe: 128 MiB); a real GPU's limit is gigabytes.
     if (limit > 2 ** 30) ctx.skip();
     const fine = tf.add(tf.ones([1024]), 1);
     expect((await fine.data())[0]).toBe(2);
     const big = tf.ones([Math.floor(limit / 4) + 1024]);
     const y: tfc.Tensor = tf.add(big, 1);
-    await expect(y.data()).rejects.toThrow(/webgpu: the GPU rejected work, so results are invalid: .*maximum storage buffer binding size/);
+    await expect(y.data()).rejects.toThrow(
+      /webgpu: the GPU rejected work, so results are invalid: .*maximum storage buffer binding size/,
+    );
     tf.dispose([fine, big, y]);
   });
 });

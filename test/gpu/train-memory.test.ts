@@ -7,18 +7,25 @@ import { loadModel } from '../../stages/tf/models.js';
 import { train, type Batch } from '../../stages/tf/train-loop.js';
 import { describeGpu } from './gpu.js';
 
-const SIZE = 16, CLASSES = 3, SAMPLES = 24, BATCH = 8;
+const SIZE = 16,
+  CLASSES = 3,
+  SAMPLES = 24,
+  BATCH = 8;
 
 /** Images whose class is the brighter colour channel, over noise (a fixed LCG: deterministic). */
 function toy(): { x: Float32Array; y: Int32Array } {
   let s = 7;
-  const u = (): number => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s / 2 ** 32; };
+  const u = (): number => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
   const px = SIZE * SIZE * 3;
   const x = new Float32Array(SAMPLES * px);
   const y = new Int32Array(SAMPLES);
   for (let i = 0; i < SAMPLES; i++) {
     y[i] = i % CLASSES;
-    for (let p = 0; p < SIZE * SIZE; p++) for (let c = 0; c < 3; c++) x[i * px + p * 3 + c] = 0.6 * u() + (c === y[i] ? 0.3 : 0);
+    for (let p = 0; p < SIZE * SIZE; p++)
+      for (let c = 0; c < 3; c++) x[i * px + p * 3 + c] = 0.6 * u() + (c === y[i] ? 0.3 : 0);
   }
   return { x, y };
 }
@@ -36,9 +43,21 @@ describeGpu('training on webgpu', () => {
     const model = await loadModel({ model: 'tiny', inputSize: SIZE, numClasses: CLASSES, seed: 3 });
     const memory: tfc.MemoryInfo[] = [];
     const { history } = await train(model, {
-      epochs: 4, batchSize: BATCH, lr: 0.05, lrSteps: [], momentum: 0.9, weightDecay: 1e-4, optimizer: 'sgd',
-      labelSmoothing: 0, trainable: 'all', seed: 1, numTrain: SAMPLES, batchSource,
-      onEpochEnd: () => { memory.push(tf.memory()); },
+      epochs: 4,
+      batchSize: BATCH,
+      lr: 0.05,
+      lrSteps: [],
+      momentum: 0.9,
+      weightDecay: 1e-4,
+      optimizer: 'sgd',
+      labelSmoothing: 0,
+      trainable: 'all',
+      seed: 1,
+      numTrain: SAMPLES,
+      batchSource,
+      onEpochEnd: () => {
+        memory.push(tf.memory());
+      },
     });
     model.dispose();
     expect(history).toHaveLength(4);

@@ -12,18 +12,30 @@ afterEach(() => project?.cleanup());
 /** dataset → decode → augment → a one-epoch tiny finetune, all on a few synthetic images. */
 function trainPipeline(previewImages: number, epochs = 2): object {
   return {
-    name: 'train', seed: 5,
+    name: 'train',
+    seed: 5,
     stages: {
-      images: { uses: 'dataset', params: { format: 'synthetic', classes: 2, perClass: { train: 4, val: 2, test: 0 }, size: 40 } },
+      images: {
+        uses: 'dataset',
+        params: { format: 'synthetic', classes: 2, perClass: { train: 4, val: 2, test: 0 }, size: 40 },
+      },
       decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: 36 } },
-      aug: { uses: 'augment', inputs: { images: 'decoded' }, params: { level: 1, crop: 32, previewImages, previewAugmentations: 2 } },
-      tiny: { uses: 'finetune', inputs: { images: 'decoded', augment: 'aug' }, params: { model: 'tiny', inputSize: 32, epochs, batchSize: 4, lr: 0.05, backend: 'wasm' } },
+      aug: {
+        uses: 'augment',
+        inputs: { images: 'decoded' },
+        params: { level: 1, crop: 32, previewImages, previewAugmentations: 2 },
+      },
+      tiny: {
+        uses: 'finetune',
+        inputs: { images: 'decoded', augment: 'aug' },
+        params: { model: 'tiny', inputSize: 32, epochs, batchSize: 4, lr: 0.05, backend: 'wasm' },
+      },
     },
   };
 }
 
 describe('keys and flags', () => {
-  it('a change to an output the consumer does not read (augment\'s preview) does not retrain', async () => {
+  it("a change to an output the consumer does not read (augment's preview) does not retrain", async () => {
     project = new Project();
     project.write('p.json', trainPipeline(4));
     expect((await project.run()).exitCode).toBe(0);
@@ -45,11 +57,14 @@ describe('keys and flags', () => {
 
   it('--dry-run says "would run" for what certainly runs and "may run" for what depends on an early cutoff', async () => {
     project = new Project();
-    project.write('p.json', commandPipeline({
-      a: { run: 'echo a > a.txt', outs: ['a.txt'] },
-      b: { run: 'cat a.txt > b.txt', inputs: { x: 'a' }, outs: ['b.txt'] },
-      c: { run: 'cat b.txt > c.txt', inputs: { x: 'b' }, outs: ['c.txt'] },
-    }));
+    project.write(
+      'p.json',
+      commandPipeline({
+        a: { run: 'echo a > a.txt', outs: ['a.txt'] },
+        b: { run: 'cat a.txt > b.txt', inputs: { x: 'a' }, outs: ['b.txt'] },
+        c: { run: 'cat b.txt > c.txt', inputs: { x: 'b' }, outs: ['c.txt'] },
+      }),
+    );
     expect((await project.run()).exitCode).toBe(0);
     const dry = await project.run('p.json', '--force', 'a', '--dry-run');
     expect(dry.status).toEqual({ a: 'would-run', b: 'may-run', c: 'may-run' });
@@ -64,7 +79,11 @@ describe('keys and flags', () => {
 describe('the project root', () => {
   /** The CLI run from a subfolder of the project. */
   const from = async (sub: string, ...args: string[]) => {
-    const r = await execa('node', [CLI, ...args], { cwd: join(project.dir, sub), reject: false, env: { PODIUM_NO_REPORT: '1' } });
+    const r = await execa('node', [CLI, ...args], {
+      cwd: join(project.dir, sub),
+      reject: false,
+      env: { PODIUM_NO_REPORT: '1' },
+    });
     return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
   };
 

@@ -15,25 +15,42 @@ const STACK = /\n\s+at /;
 describe('help and version', () => {
   it('--version prints the package version', async () => {
     project = new Project();
-    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as {
+      version: string;
+    };
     const r = await project.cli('--version');
     expect(r.exitCode).toBe(0);
     expect(r.stdout.trim()).toBe(pkg.version);
   });
 
-  it('run --help prints run\'s own options, one line each, and exits 0', async () => {
+  it("run --help prints run's own options, one line each, and exits 0", async () => {
     project = new Project();
     const r = await project.cli('run', '--help');
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(/^usage: podium run <pipeline> \[options\]/);
-    for (const flag of ['--dry-run', '--only ID', '--from ID', '--force ID', '--jobs N', '--gpus 0,1', '--lease-timeout SECONDS', '--no-report', '--set STAGE.FIELD=VALUE', '--cache DIR', '--backend auto|tensorflow|webgpu|wasm|cpu', '--quiet', '--json', '--verbose']) {
+    for (const flag of [
+      '--dry-run',
+      '--only ID',
+      '--from ID',
+      '--force ID',
+      '--jobs N',
+      '--gpus 0,1',
+      '--lease-timeout SECONDS',
+      '--no-report',
+      '--set STAGE.FIELD=VALUE',
+      '--cache DIR',
+      '--backend auto|tensorflow|webgpu|wasm|cpu',
+      '--quiet',
+      '--json',
+      '--verbose',
+    ]) {
       expect(r.stdout).toMatch(new RegExp(`^ +(-\\w, )?${flag.replace(/[|.]/g, '\\$&')} +\\S`, 'm'));
     }
     expect(r.stdout).not.toContain('--keep-runs'); // gc's, not run's
     expect((await project.cli('help', 'gc')).stdout).toMatch(/--keep-runs N +keep the results/);
   });
 
-  it('a verb without its file prints that verb\'s usage and exits 2; no verb prints the verbs', async () => {
+  it("a verb without its file prints that verb's usage and exits 2; no verb prints the verbs", async () => {
     project = new Project();
     const r = await project.cli('run');
     expect(r.exitCode).toBe(2);
@@ -47,7 +64,7 @@ describe('help and version', () => {
 });
 
 describe('bash completion', () => {
-  it('completes verbs, the verb\'s own flags, fixed values and file names', async () => {
+  it("completes verbs, the verb's own flags, fixed values and file names", async () => {
     project = new Project();
     project.write('pipe.json', '{}');
     const complete = async (...words: string[]): Promise<string> => {
@@ -72,10 +89,19 @@ describe('usage errors: the flag, the accepted values, exit 2, no stack', () => 
     [['run', 'p.json', '--jobs', 'abc'], 'podium: --jobs must be a positive integer, got "abc"'],
     [['run', 'p.json', '--jobs', '0'], 'podium: --jobs must be a positive integer, got "0"'],
     [['run', 'p.json', '--jobs'], 'podium: --jobs needs a value'],
-    [['run', 'p.json', '--backend', 'gpu'], 'podium: --backend must be one of auto, tensorflow, webgpu, wasm, cpu, got "gpu" (did you mean "cpu"?)'],
-    [['run', 'p.json', '--lease-timeout', 'soon'], 'podium: --lease-timeout must be a number of seconds (0 or more), got "soon"'],
+    [
+      ['run', 'p.json', '--backend', 'gpu'],
+      'podium: --backend must be one of auto, tensorflow, webgpu, wasm, cpu, got "gpu" (did you mean "cpu"?)',
+    ],
+    [
+      ['run', 'p.json', '--lease-timeout', 'soon'],
+      'podium: --lease-timeout must be a number of seconds (0 or more), got "soon"',
+    ],
     [['gc', '--keep-runs=-1'], 'podium: --keep-runs must be a whole number (0 or more), got "-1"'],
-    [['gc', '--keep-runs', '-1'], 'podium: --keep-runs needs a value (one that starts with "-" is written --keep-runs=VALUE)'],
+    [
+      ['gc', '--keep-runs', '-1'],
+      'podium: --keep-runs needs a value (one that starts with "-" is written --keep-runs=VALUE)',
+    ],
     [['status', 'p.json', '--json=yes'], 'podium: --json takes no value'],
     [['dag', 'p.json', '--format', 'svg'], 'podium: --format must be one of text, mermaid, dot, got "svg"'],
     [['run', 'p.json', 'extra'], 'podium: unexpected argument "extra"'],
@@ -93,7 +119,9 @@ describe('usage errors: the flag, the accepted values, exit 2, no stack', () => 
     project.write('p.json', commandPipeline({ build: { run: 'true' }, test: { run: 'true', inputs: { b: 'build' } } }));
     const r = await project.cli('run', 'p.json', '--only', 'biuld');
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toContain('podium: --only biuld: no stage with that id in test (did you mean "build"?) (stages: build, test)');
+    expect(r.stderr).toContain(
+      'podium: --only biuld: no stage with that id in test (did you mean "build"?) (stages: build, test)',
+    );
   });
 });
 
@@ -104,7 +132,9 @@ describe('environment errors', () => {
     // tfjs-node is not a dependency (it downloads libtensorflow at install), so 'tensorflow' is absent here.
     const r = await project.cli('run', 'p.json', '--only', 'tiny@0', '--set', 'tiny.params.backend=tensorflow');
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toMatch(/✗ failed +tiny@lr=0\.05 \([\d.]+s\): backend 'tensorflow' is not available \(@tensorflow\/tfjs-node-gpu: not installed; .*or use backend 'auto' or 'wasm'\.\n/);
+    expect(r.stderr).toMatch(
+      /✗ failed +tiny@lr=0\.05 \([\d.]+s\): backend 'tensorflow' is not available \(@tensorflow\/tfjs-node-gpu: not installed; .*or use backend 'auto' or 'wasm'\.\n/,
+    );
     expect(r.stderr).not.toMatch(/internal error|\n\s+\|?\s*at /);
   });
 });
@@ -126,33 +156,69 @@ describe('internal errors', () => {
     const { humanLogger } = await import('../../runner/events.js');
     const render = (verbose: boolean): string => {
       let out = '';
-      humanLogger({ write: (t: string) => { out += t; return true; } } as NodeJS.WritableStream, verbose)({
+      humanLogger(
+        {
+          write: (t: string) => {
+            out += t;
+            return true;
+          },
+        } as NodeJS.WritableStream,
+        verbose,
+      )({
         type: 'stage-done',
-        report: { id: 'x', kind: 'export', status: 'failed', key: null, reason: 'internal error: boom', durationMs: 5, failure: { reason: 'internal', message: 'internal error: boom', logTail: ['reading predictions', 'TypeError: boom', '    at decode (file:///p/x.js:1:2)', '    at run (file:///p/y.js:3:4)'] } },
+        report: {
+          id: 'x',
+          kind: 'export',
+          status: 'failed',
+          key: null,
+          reason: 'internal error: boom',
+          durationMs: 5,
+          failure: {
+            reason: 'internal',
+            message: 'internal error: boom',
+            logTail: [
+              'reading predictions',
+              'TypeError: boom',
+              '    at decode (file:///p/x.js:1:2)',
+              '    at run (file:///p/y.js:3:4)',
+            ],
+          },
+        },
       });
       return out;
     };
-    expect(render(false)).toBe('✗ failed    x (0.0s): internal error: boom\n    | reading predictions\n    | TypeError: boom\n    | (rerun with --verbose for the stack)\n');
+    expect(render(false)).toBe(
+      '✗ failed    x (0.0s): internal error: boom\n    | reading predictions\n    | TypeError: boom\n    | (rerun with --verbose for the stack)\n',
+    );
     expect(render(true)).toContain('    |     at decode (file:///p/x.js:1:2)\n');
   });
 
   it('a stage given bytes that are not predictions says so in one line (input error, exit 2)', async () => {
     project = new Project();
-    project.write('p.json', { name: 'ie', seed: 1, stages: {
-      a: { uses: 'command', params: { run: 'echo garbage > predictions', outs: ['predictions'] } },
-      x: { uses: 'export', inputs: { predictions: 'a' }, params: { format: 'csv', path: 'out/x.csv' } },
-    } });
+    project.write('p.json', {
+      name: 'ie',
+      seed: 1,
+      stages: {
+        a: { uses: 'command', params: { run: 'echo garbage > predictions', outs: ['predictions'] } },
+        x: { uses: 'export', inputs: { predictions: 'a' }, params: { format: 'csv', path: 'out/x.csv' } },
+      },
+    });
     const r = await project.run();
     expect(r.exitCode).toBe(2);
     expect(r.out.stages[1].failure).toEqual({ reason: 'input' });
-    expect(r.stderr).toMatch(/✗ failed +x \([\d.]+s\): predictions "a:predictions" are not a predictions artifact \(no header\); the input must be a multicrop-predict or fuse stage$/m);
+    expect(r.stderr).toMatch(
+      /✗ failed +x \([\d.]+s\): predictions "a:predictions" are not a predictions artifact \(no header\); the input must be a multicrop-predict or fuse stage$/m,
+    );
   });
 });
 
 describe('--set', () => {
   it('overrides a param for this run: the lock records it, the no-op memo does not skip a changed override', async () => {
     project = new Project();
-    project.write('p.json', commandPipeline({ a: { run: 'echo "$GREETING" > a.txt', outs: ['a.txt'], env: { GREETING: 'hello' } } }));
+    project.write(
+      'p.json',
+      commandPipeline({ a: { run: 'echo "$GREETING" > a.txt', outs: ['a.txt'], env: { GREETING: 'hello' } } }),
+    );
     expect((await project.run()).status).toEqual({ a: 'ran' });
     expect(project.read('a.txt')).toBe('hello\n');
     await new Promise((r) => setTimeout(r, 2100)); // past the memo's racy-mtime window
@@ -161,7 +227,8 @@ describe('--set', () => {
     expect(set.status).toEqual({ a: 'ran' });
     expect(project.read('a.txt')).toBe('bonjour\n');
     expect(project.json('p.lock.json').stages.a.params.env).toEqual({ GREETING: 'bonjour' });
-    const keyOf = async (...args: string[]): Promise<string> => JSON.parse((await project.cli('status', 'p.json', '--json', ...args)).stdout).stages[0].key;
+    const keyOf = async (...args: string[]): Promise<string> =>
+      JSON.parse((await project.cli('status', 'p.json', '--json', ...args)).stdout).stages[0].key;
     expect(await keyOf('--set', 'a.params.env.GREETING=bonjour')).toBe(project.json('p.lock.json').stages.a.key);
     expect(await keyOf()).not.toBe(project.json('p.lock.json').stages.a.key);
     // Without the override the file's value is back: the memo (made with it) must not vouch for
@@ -179,19 +246,33 @@ describe('--set', () => {
     project.write('p.json', commandPipeline({ a: { run: 'true' } }));
     const r = await project.cli('run', 'p.json', '--set', 'a.params.outs=3');
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/p\.json:\d+:\d+ \/stages\/a\/params\/outs: expected array, got number 3 \(set by --set a\.params\.outs=3\)/);
+    expect(r.stderr).toMatch(
+      /p\.json:\d+:\d+ \/stages\/a\/params\/outs: expected array, got number 3 \(set by --set a\.params\.outs=3\)/,
+    );
   });
 });
 
 describe('matrix points by index', () => {
   it('fit@N names a point wherever an id is taken: --only, --force, --from, show, cat', async () => {
     project = new Project();
-    project.write('p.json', commandPipeline({ fit: { run: 'echo "$LR" > "fit-$LR.txt"', outs: ['fit-${LR}.txt'], matrix: { env: [{ LR: '0.1' }, { LR: '0.2' }] } } }));
+    project.write(
+      'p.json',
+      commandPipeline({
+        fit: {
+          run: 'echo "$LR" > "fit-$LR.txt"',
+          outs: ['fit-${LR}.txt'],
+          matrix: { env: [{ LR: '0.1' }, { LR: '0.2' }] },
+        },
+      }),
+    );
     const only = await project.run('p.json', '--only', 'fit@1');
     expect(only.status).toEqual({ 'fit@env={"LR":"0.2"}': 'ran' });
     const all = await project.run();
     expect(all.status).toEqual({ 'fit@env={"LR":"0.1"}': 'ran', 'fit@env={"LR":"0.2"}': 'cached' });
-    expect((await project.run('p.json', '--force', 'fit@0')).status).toEqual({ 'fit@env={"LR":"0.1"}': 'ran', 'fit@env={"LR":"0.2"}': 'cached' });
+    expect((await project.run('p.json', '--force', 'fit@0')).status).toEqual({
+      'fit@env={"LR":"0.1"}': 'ran',
+      'fit@env={"LR":"0.2"}': 'cached',
+    });
     expect((await project.run('p.json', '--from', 'fit@1')).status).toEqual({ 'fit@env={"LR":"0.2"}': 'ran' });
     expect((await project.cli('show', 'p.json', 'fit@1')).stdout).toMatch(/^fit@env=\{"LR":"0.2"\} \(command\): fresh/);
     expect((await project.cli('cat', 'p.json', 'fit@0')).stdout).toBe('0.1');
@@ -199,6 +280,8 @@ describe('matrix points by index', () => {
     expect(out.exitCode).toBe(2);
     expect(out.stderr).toContain('podium: --only fit@2: fit has 2 matrix points, fit@0 to fit@1');
     project.write('q.json', commandPipeline({ one: { run: 'true' } }));
-    expect((await project.cli('run', 'q.json', '--force', 'one@0')).stderr).toContain('podium: --force one@0: one has no matrix; name it one');
+    expect((await project.cli('run', 'q.json', '--force', 'one@0')).stderr).toContain(
+      'podium: --force one@0: one has no matrix; name it one',
+    );
   });
 });

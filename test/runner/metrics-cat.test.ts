@@ -19,12 +19,19 @@ const METRICS: Record<string, { acc: number; loss: number; epochs: number }> = {
 };
 
 function pipeline(): object {
-  const script = Object.entries(METRICS).map(([lr, m]) => `if [ "$LR" = "${lr}" ]; then echo '{"acc": ${m.acc}, "valLoss": ${m.loss}, "epochs": ${m.epochs}}' > metrics.json; fi`).join('; ');
+  const script = Object.entries(METRICS)
+    .map(
+      ([lr, m]) =>
+        `if [ "$LR" = "${lr}" ]; then echo '{"acc": ${m.acc}, "valLoss": ${m.loss}, "epochs": ${m.epochs}}' > metrics.json; fi`,
+    )
+    .join('; ');
   return commandPipeline({
     prep: { run: 'printf "a,b\\n1,2\\n" > table.csv', outs: ['table.csv'] },
     train: {
       run: `${script}; printf "weights $LR" > model.bin`,
-      inputs: { data: 'prep' }, outs: ['model.bin', 'metrics.json'], metrics: 'metrics.json',
+      inputs: { data: 'prep' },
+      outs: ['model.bin', 'metrics.json'],
+      metrics: 'metrics.json',
       matrix: { env: Object.keys(METRICS).map((LR) => ({ LR })) },
     },
   });
@@ -37,7 +44,11 @@ async function setUp(): Promise<Record<string, string>> {
   const run = await project.run('p.json', '--jobs', '1');
   expect(run.exitCode).toBe(0);
   // Matrix ids, by LR value.
-  return Object.fromEntries(Object.keys(run.status).filter((id) => id.startsWith('train@')).map((id) => [/"LR":"([^"]+)"/.exec(id)![1]!, id]));
+  return Object.fromEntries(
+    Object.keys(run.status)
+      .filter((id) => id.startsWith('train@'))
+      .map((id) => [/"LR":"([^"]+)"/.exec(id)![1]!, id]),
+  );
 }
 
 describe('podium metrics', () => {
@@ -64,7 +75,11 @@ describe('podium metrics', () => {
     expect(train.params).toEqual(['env']);
     expect(train.directions).toEqual({ acc: 'max', valLoss: 'min' });
     const byId = Object.fromEntries(train.rows.map((x: { id: string }) => [x.id, x]));
-    expect(byId[ids['0.1']!]).toMatchObject({ metrics: { acc: 0.9, valLoss: 0.5, epochs: 3 }, best: ['acc'], params: { env: { LR: '0.1' } } });
+    expect(byId[ids['0.1']!]).toMatchObject({
+      metrics: { acc: 0.9, valLoss: 0.5, epochs: 3 },
+      best: ['acc'],
+      params: { env: { LR: '0.1' } },
+    });
     expect(byId[ids['0.01']!].best).toEqual(['valLoss']);
     expect(byId[ids['0.05']!].best).toEqual([]);
 
@@ -92,12 +107,18 @@ describe('podium cat', () => {
     const digest = lock.stages[id].outputs['model.bin'] as Digest;
     const store = new LmdbStore(join(project.dir, '.podium', 'cache'));
     const blob = Buffer.from(store.getBlob(digest, { verify: true })!);
-    const metricsBlob = Buffer.from(store.getBlob(lock.stages[id].outputs['metrics.json'] as Digest, { verify: true })!);
+    const metricsBlob = Buffer.from(
+      store.getBlob(lock.stages[id].outputs['metrics.json'] as Digest, { verify: true })!,
+    );
     await store.close();
     expect(blob.toString()).toBe('weights 0.05');
 
     // Raw stdout, as bytes: the rig's helpers decode text and strip the final newline.
-    const out = await execa('node', [CLI, 'cat', 'p.json', id, 'model.bin'], { cwd: project.dir, encoding: 'buffer', stripFinalNewline: false });
+    const out = await execa('node', [CLI, 'cat', 'p.json', id, 'model.bin'], {
+      cwd: project.dir,
+      encoding: 'buffer',
+      stripFinalNewline: false,
+    });
     expect(Buffer.from(out.stdout)).toEqual(blob);
 
     const r = await project.cli('cat', 'p.json', id, 'metrics.json', '--out', 'm.json');
@@ -113,7 +134,9 @@ describe('podium cat', () => {
     expect(many.exitCode).toBe(2);
     expect(many.stderr).toMatch(/has 2 outputs; name one: model\.bin, metrics\.json/);
     expect((await project.cli('cat', 'p.json', 'train', 'model.bin')).stderr).toMatch(/is a matrix; name one point/);
-    expect((await project.cli('cat', 'p.json', id, 'nope')).stderr).toMatch(/has no output "nope" \(outputs: model\.bin, metrics\.json\)/);
+    expect((await project.cli('cat', 'p.json', id, 'nope')).stderr).toMatch(
+      /has no output "nope" \(outputs: model\.bin, metrics\.json\)/,
+    );
   });
 
   it('show names each output and how to take it out', async () => {

@@ -12,10 +12,11 @@ function age(...rels: string[]): void {
   for (const rel of rels) utimesSync(join(project.dir, rel), past, past);
 }
 
-const pipeline = (n = '1'): object => commandPipeline({
-  prep: { run: `cat data/in.txt > prep.txt; echo ${n} >> prep.txt`, deps: ['data'], outs: ['prep.txt'] },
-  use: { run: 'cat prep.txt > use.txt', inputs: { x: 'prep' }, outs: ['use.txt'] },
-});
+const pipeline = (n = '1'): object =>
+  commandPipeline({
+    prep: { run: `cat data/in.txt > prep.txt; echo ${n} >> prep.txt`, deps: ['data'], outs: ['prep.txt'] },
+    use: { run: 'cat prep.txt > use.txt', inputs: { x: 'prep' }, outs: ['use.txt'] },
+  });
 
 describe('the no-op memo', () => {
   it('skips analysis only while nothing changed, and never hides a change', async () => {

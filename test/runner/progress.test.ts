@@ -9,16 +9,31 @@ import { CLI, Project } from '../rig.js';
 let project: Project;
 afterEach(() => project?.cleanup());
 
-const hasScript = ((): boolean => { try { execFileSync('script', ['--version'], { stdio: 'ignore' }); return true; } catch { return false; } })();
+const hasScript = ((): boolean => {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 /** Enough training (a few hundred small batches) for the live view to draw several frames. */
 function pipeline(): object {
   return {
-    name: 'progress', seed: 3,
+    name: 'progress',
+    seed: 3,
     stages: {
-      images: { uses: 'dataset', params: { format: 'synthetic', classes: 3, perClass: { train: 80, val: 4, test: 0 }, size: 40 } },
+      images: {
+        uses: 'dataset',
+        params: { format: 'synthetic', classes: 3, perClass: { train: 80, val: 4, test: 0 }, size: 40 },
+      },
       decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: 36 } },
-      tiny: { uses: 'finetune', inputs: { images: 'decoded' }, params: { model: 'tiny', inputSize: 32, epochs: 4, batchSize: 2, lr: 0.01, backend: 'wasm' } },
+      tiny: {
+        uses: 'finetune',
+        inputs: { images: 'decoded' },
+        params: { model: 'tiny', inputSize: 32, epochs: 4, batchSize: 2, lr: 0.01, backend: 'wasm' },
+      },
     },
   };
 }
@@ -31,9 +46,15 @@ describe('progress', () => {
     // A pseudo-terminal of a real size (script's own reports 0 rows); CI unset, colour forced off.
     const env: Record<string, string | undefined> = { ...process.env, NO_COLOR: '1', PODIUM_NO_REPORT: '1' };
     delete env.CI;
-    execFileSync('script', ['-qec', `stty rows 40 cols 160; node ${CLI} run p.json`, log], { cwd: project.dir, env, stdio: 'ignore' });
+    execFileSync('script', ['-qec', `stty rows 40 cols 160; node ${CLI} run p.json`, log], {
+      cwd: project.dir,
+      env,
+      stdio: 'ignore',
+    });
     const out = readFileSync(log, 'utf8');
-    expect(out).toMatch(/… tiny +▕█*░*▏ +\d+% +\d+\/120 batches +[\d.]+\/s +ETA \d+:\d\d +epoch \d\/4 · loss [\d.]+ · acc [\d.]+/);
+    expect(out).toMatch(
+      /… tiny +▕█*░*▏ +\d+% +\d+\/120 batches +[\d.]+\/s +ETA \d+:\d\d +epoch \d\/4 · loss [\d.]+ · acc [\d.]+/,
+    );
     expect(out).toMatch(/tiny\| epoch 4\/4: loss /);
     expect(out).toContain('progress: 3 ran');
     expect(out).toContain('\x1b['); // it did draw
@@ -48,7 +69,9 @@ describe('progress', () => {
     expect(r.stderr.split('\n').filter((l) => /^ {4}tiny\| epoch \d\/4: /.test(l))).toHaveLength(4);
     expect(r.stderr).toMatch(/^✓ ran {7}tiny \(/m);
     // The train loop's speed is in the record (show, report), not in the lock: timings vary.
-    expect((await project.cli('show', 'p.json', 'tiny')).stdout).toMatch(/^timing {2}imagesPerSec [\d.]+, secondsPerEpoch [\d.]+$/m);
+    expect((await project.cli('show', 'p.json', 'tiny')).stdout).toMatch(
+      /^timing {2}imagesPerSec [\d.]+, secondsPerEpoch [\d.]+$/m,
+    );
     expect(project.read('p.lock.json')).not.toMatch(/imagesPerSec|secondsPerEpoch/);
     // With --verbose the epoch lines come once each, as log lines (the note is not logged twice).
     const verbose = await project.cli('run', 'p.json', '--force', 'tiny', '--verbose');

@@ -15,7 +15,13 @@ afterEach(() => {
 
 const pipeline = commandPipeline({
   gen: { run: 'mkdir -p data && for i in 1 2 3; do echo "row $i" > data/$i.txt; done', outs: ['data'] },
-  fit: { run: 'cat data/*.txt | wc -l > model.txt && echo \'{"rows": 3}\' > m.json', inputs: { data: 'gen' }, outs: ['model.txt', 'm.json'], metrics: 'm.json', matrix: { env: [{ LR: '0.1' }, { LR: '0.2' }] } },
+  fit: {
+    run: 'cat data/*.txt | wc -l > model.txt && echo \'{"rows": 3}\' > m.json',
+    inputs: { data: 'gen' },
+    outs: ['model.txt', 'm.json'],
+    metrics: 'm.json',
+    matrix: { env: [{ LR: '0.1' }, { LR: '0.2' }] },
+  },
   report: { run: 'cat model.txt > report.txt', inputs: { fits: ['fit'] }, outs: ['report.txt'] },
 });
 

@@ -38,10 +38,13 @@ const cache = (): string => join(project.dir, '.podium/cache');
 describe('gc beside a run', () => {
   it('never removes what a live run committed: gc is refused while the run holds the cache', async () => {
     project = new Project();
-    project.write('p.json', commandPipeline({
-      first: { run: 'echo one > one.txt', outs: ['one.txt'] },
-      second: { run: heldUntilGo('cat one.txt > two.txt'), inputs: { after: 'first' }, outs: ['two.txt'] },
-    }));
+    project.write(
+      'p.json',
+      commandPipeline({
+        first: { run: 'echo one > one.txt', outs: ['one.txt'] },
+        second: { run: heldUntilGo('cat one.txt > two.txt'), inputs: { after: 'first' }, outs: ['two.txt'] },
+      }),
+    );
     const run = project.spawn(['run', 'p.json', '--json']);
     await waitUntil(() => existsSync(join(project.dir, 'started')), 20_000, 'second stage to start');
     // first's record is committed but in no lock file or run log yet: the old gc swept it.
@@ -77,14 +80,21 @@ describe('tampered blobs are never used', () => {
     project = new Project();
     for (let i = 0; i < 3; i++) {
       mkdirSync(join(project.dir, 'data/train/c'), { recursive: true });
-      await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: 60 * i, g: 90, b: 30 } } }).jpeg().toFile(join(project.dir, `data/train/c/${i}.jpg`));
+      await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: 60 * i, g: 90, b: 30 } } })
+        .jpeg()
+        .toFile(join(project.dir, `data/train/c/${i}.jpg`));
     }
     project.write('p.json', {
-      name: 'read', seed: 3,
+      name: 'read',
+      seed: 3,
       stages: {
         images: { uses: 'dataset', params: { root: 'data' } },
         decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: 40 } },
-        aug: { uses: 'augment', inputs: { images: 'decoded' }, params: { level: 1, crop: 32, previewImages: 3, previewAugmentations: 2 } },
+        aug: {
+          uses: 'augment',
+          inputs: { images: 'decoded' },
+          params: { level: 1, crop: 32, previewImages: 3, previewAugmentations: 2 },
+        },
       },
     });
     expect((await project.run()).exitCode).toBe(0);
@@ -110,16 +120,32 @@ describe('tampered blobs are never used', () => {
 });
 
 describe('signals', () => {
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     it(`${signal} stops within a second, kills the stage's process tree, keeps finished stages, exits ${code}`, async () => {
       project = new Project();
-      project.write('p.json', commandPipeline({
-        first: { run: 'echo one > one.txt', outs: ['one.txt'] },
-        // The first attempt blocks in an inner shell (a grandchild of the runner); the rerun is quick.
-        slow: { run: '[ -f once ] || { touch once; sh -c \'echo $$ > inner.pid; sleep 30\'; }; echo late > late.txt', inputs: { after: 'first' }, outs: ['late.txt'] },
-      }));
+      project.write(
+        'p.json',
+        commandPipeline({
+          first: { run: 'echo one > one.txt', outs: ['one.txt'] },
+          // The first attempt blocks in an inner shell (a grandchild of the runner); the rerun is quick.
+          slow: {
+            run: "[ -f once ] || { touch once; sh -c 'echo $$ > inner.pid; sleep 30'; }; echo late > late.txt",
+            inputs: { after: 'first' },
+            outs: ['late.txt'],
+          },
+        }),
+      );
       const run = project.spawn(['run', 'p.json', '--json']);
-      await waitUntil(() => existsSync(join(project.dir, 'inner.pid')) && readFileSync(join(project.dir, 'inner.pid'), 'utf8').endsWith('\n'), 20_000, 'slow stage to start');
+      await waitUntil(
+        () =>
+          existsSync(join(project.dir, 'inner.pid')) &&
+          readFileSync(join(project.dir, 'inner.pid'), 'utf8').endsWith('\n'),
+        20_000,
+        'slow stage to start',
+      );
       const inner = Number(readFileSync(join(project.dir, 'inner.pid'), 'utf8'));
       const sent = Date.now();
       run.kill(signal);
@@ -128,7 +154,9 @@ describe('signals', () => {
       expect(r.exitCode).toBe(code);
       expect(String(r.stderr)).toContain('interrupted: kept 1 finished stage');
       expect(String(r.stderr)).not.toMatch(/internal error|\n\s+at /);
-      expect(JSON.parse(String(r.stdout)).stages.find((s: { id: string }) => s.id === 'slow').failure).toEqual({ reason: 'interrupted' });
+      expect(JSON.parse(String(r.stdout)).stages.find((s: { id: string }) => s.id === 'slow').failure).toEqual({
+        reason: 'interrupted',
+      });
       await waitUntil(() => !alive(inner), 2000, `the stage's inner shell ${inner} outlived the interrupt`);
       expect(existsSync(join(project.dir, 'late.txt'))).toBe(false);
       const rerun = await project.run();
@@ -143,7 +171,9 @@ describe('signals', () => {
     await waitUntil(() => existsSync(join(project.dir, 'started')), 20_000, 'holder to start');
     const waiter = project.spawn(['run', 'p.json']);
     let said = '';
-    waiter.stderr!.on('data', (d: Buffer) => { said += d.toString(); });
+    waiter.stderr!.on('data', (d: Buffer) => {
+      said += d.toString();
+    });
     await waitUntil(() => said.includes('waiting for'), 20_000, 'the second run to wait');
     expect(said).toMatch(/warning: slow: waiting for stage slow of .*p\.json held by pid \d+ since \d{4}-/);
     const sent = Date.now();
@@ -163,7 +193,13 @@ describe('leases', () => {
     const key = dry.out.stages[0].key as string;
     // PID 1 is alive, but it is not the process that took this lease (another start time).
     const env = open({ path: cache(), maxDbs: 16 });
-    await env.openDB({ name: 'leases' }).put(key, { pid: 1, host: (await import('node:os')).hostname(), since: Date.now() - 60_000, start: 'another-boot:1', what: 'stage s of p.json' });
+    await env.openDB({ name: 'leases' }).put(key, {
+      pid: 1,
+      host: (await import('node:os')).hostname(),
+      since: Date.now() - 60_000,
+      start: 'another-boot:1',
+      what: 'stage s of p.json',
+    });
     await env.close();
     const started = Date.now();
     const r = await project.run('p.json', '--lease-timeout', '30');
@@ -180,7 +216,9 @@ describe('leases', () => {
     const r = await project.run('p.json', '--lease-timeout', '1');
     expect(r.exitCode).toBe(1);
     expect(r.out.stages[0].failure).toEqual({ reason: 'stage' });
-    expect(r.out.stages[0].reason).toMatch(/^gave up after 1 s waiting for stage slow of .*p\.json held by pid \d+ since .*; stop that process, or wait longer with --lease-timeout SECONDS$/);
+    expect(r.out.stages[0].reason).toMatch(
+      /^gave up after 1 s waiting for stage slow of .*p\.json held by pid \d+ since .*; stop that process, or wait longer with --lease-timeout SECONDS$/,
+    );
     writeFileSync(join(project.dir, 'go'), '');
     expect((await holder).exitCode).toBe(0);
   });
@@ -193,7 +231,9 @@ describe('caches that cannot be used', () => {
     project.write('not-a-dir', 'x');
     const r = await project.cli('run', 'p.json', '--cache', 'not-a-dir');
     expect(r.exitCode).toBe(1);
-    expect(r.stderr.trim()).toBe(`podium: cache ${join(project.dir, 'not-a-dir')} is not a folder (a file is in the way); remove it or choose another with --cache DIR`);
+    expect(r.stderr.trim()).toBe(
+      `podium: cache ${join(project.dir, 'not-a-dir')} is not a folder (a file is in the way); remove it or choose another with --cache DIR`,
+    );
   });
 
   it.skipIf(!isRoot)('a read-only cache: one line naming it, exit 1', async () => {
@@ -207,35 +247,50 @@ describe('caches that cannot be used', () => {
       project.write('p.json', commandPipeline({ s: { run: 'echo t > s.txt', outs: ['s.txt'] } }));
       const r = await project.cli('run', 'p.json');
       expect(r.exitCode).toBe(1);
-      expect(r.stderr.trim()).toBe(`podium: cache ${dir} is not writable (read-only file system); fix its permissions or choose another with --cache DIR`);
+      expect(r.stderr.trim()).toBe(
+        `podium: cache ${dir} is not writable (read-only file system); fix its permissions or choose another with --cache DIR`,
+      );
     } finally {
       execFileSync('umount', [dir]);
     }
   });
 
-  it.skipIf(!isRoot)('disk full: one line, finished stages kept, no lease left behind, a rerun with space succeeds', async () => {
-    project = new Project();
-    const mnt = join(project.dir, 'small');
-    mkdirSync(mnt);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt]);
-    try {
-      project.write('p.json', commandPipeline({
-        a: { run: 'head -c 1000000 /dev/zero | tr "\\0" a > a.bin', outs: ['a.bin'] },
-        b: { run: 'head -c 2500000 /dev/urandom > b.bin', inputs: { after: 'a' }, outs: ['b.bin'] },
-      }));
-      const full = await project.cli('run', 'p.json', '--cache', 'small/cache');
-      expect(full.exitCode).toBe(1);
-      const lines = full.stderr.trim().split('\n').filter((l) => l.startsWith('podium:'));
-      expect(lines).toEqual([expect.stringMatching(/^podium: writing to the cache .*small\/cache failed \(no space left on its disk: \d+ KiB free\); free disk space and run again \(finished stages are kept\)$/)]);
-      expect(full.stderr).not.toMatch(/\n\s+at |Commit failed|Input\/output error/);
-      execFileSync('mount', ['-o', 'remount,size=16m', mnt]);
-      const rerun = await project.run('p.json', '--cache', 'small/cache', '--lease-timeout', '5');
-      expect(rerun.exitCode).toBe(0);
-      expect(rerun.status).toEqual({ a: 'cached', b: 'ran' });
-    } finally {
-      execFileSync('umount', [mnt]);
-    }
-  });
+  it.skipIf(!isRoot)(
+    'disk full: one line, finished stages kept, no lease left behind, a rerun with space succeeds',
+    async () => {
+      project = new Project();
+      const mnt = join(project.dir, 'small');
+      mkdirSync(mnt);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt]);
+      try {
+        project.write(
+          'p.json',
+          commandPipeline({
+            a: { run: 'head -c 1000000 /dev/zero | tr "\\0" a > a.bin', outs: ['a.bin'] },
+            b: { run: 'head -c 2500000 /dev/urandom > b.bin', inputs: { after: 'a' }, outs: ['b.bin'] },
+          }),
+        );
+        const full = await project.cli('run', 'p.json', '--cache', 'small/cache');
+        expect(full.exitCode).toBe(1);
+        const lines = full.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('podium:'));
+        expect(lines).toEqual([
+          expect.stringMatching(
+            /^podium: writing to the cache .*small\/cache failed \(no space left on its disk: \d+ KiB free\); free disk space and run again \(finished stages are kept\)$/,
+          ),
+        ]);
+        expect(full.stderr).not.toMatch(/\n\s+at |Commit failed|Input\/output error/);
+        execFileSync('mount', ['-o', 'remount,size=16m', mnt]);
+        const rerun = await project.run('p.json', '--cache', 'small/cache', '--lease-timeout', '5');
+        expect(rerun.exitCode).toBe(0);
+        expect(rerun.status).toEqual({ a: 'cached', b: 'ran' });
+      } finally {
+        execFileSync('umount', [mnt]);
+      }
+    },
+  );
 });
 
 describe('verify', () => {
@@ -249,18 +304,29 @@ describe('verify', () => {
     utimesSync(path, before.atime, before.mtime);
     expect(statSync(path).ino).toBe(before.ino);
     const r = await project.cli('verify', 'p.json');
-    expect(r.stdout).toContain('repaired   s.txt (stage s): its content on disk differed from the lock; restored from the cache');
+    expect(r.stdout).toContain(
+      'repaired   s.txt (stage s): its content on disk differed from the lock; restored from the cache',
+    );
     expect(r.exitCode).toBe(0);
     expect(project.read('s.txt')).toBe('genuine\n');
   });
 
-  it('decodes every image again instead of trusting decode\'s per-image index', async () => {
+  it("decodes every image again instead of trusting decode's per-image index", async () => {
     project = new Project();
     for (let i = 0; i < 2; i++) {
       mkdirSync(join(project.dir, 'data/train/c'), { recursive: true });
-      await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: 100 * i, g: 90, b: 30 } } }).jpeg().toFile(join(project.dir, `data/train/c/${i}.jpg`));
+      await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: 100 * i, g: 90, b: 30 } } })
+        .jpeg()
+        .toFile(join(project.dir, `data/train/c/${i}.jpg`));
     }
-    project.write('p.json', { name: 'idx', seed: 3, stages: { images: { uses: 'dataset', params: { root: 'data' } }, decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: 40 } } } });
+    project.write('p.json', {
+      name: 'idx',
+      seed: 3,
+      stages: {
+        images: { uses: 'dataset', params: { root: 'data' } },
+        decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: 40 } },
+      },
+    });
     expect((await project.run()).exitCode).toBe(0);
     // Swap the two images' index entries: a stage trusting them would produce other bytes.
     const env = open({ path: cache(), maxDbs: 16 });
@@ -277,7 +343,16 @@ describe('verify', () => {
 
   it('compares metrics too: a metric that is not reproducible fails verify', async () => {
     project = new Project();
-    project.write('p.json', commandPipeline({ s: { run: 'echo same > s.txt; echo "{\\"score\\": $(od -An -N2 -tu2 /dev/urandom)}" > m.json', outs: ['s.txt'], metrics: 'm.json' } }));
+    project.write(
+      'p.json',
+      commandPipeline({
+        s: {
+          run: 'echo same > s.txt; echo "{\\"score\\": $(od -An -N2 -tu2 /dev/urandom)}" > m.json',
+          outs: ['s.txt'],
+          metrics: 'm.json',
+        },
+      }),
+    );
     await project.run();
     const r = await project.cli('verify', 'p.json', '--json');
     const report = JSON.parse(r.stdout);

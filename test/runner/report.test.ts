@@ -30,7 +30,8 @@ beforeAll(async () => {
   const pipeline = JSON.parse(readFileSync(join(REPO, PIPE), 'utf8')) as Record<string, any>;
   delete pipeline.$schema;
   project.write(PIPE, pipeline);
-  const git = (...a: string[]) => execa('git', ['-c', 'user.email=t@t', '-c', 'user.name=t', ...a], { cwd: project.dir });
+  const git = (...a: string[]) =>
+    execa('git', ['-c', 'user.email=t@t', '-c', 'user.name=t', ...a], { cwd: project.dir });
   await git('init', '-q');
   const run = await project.run(PIPE);
   expect(run.exitCode, run.stderr).toBe(0);
@@ -58,7 +59,9 @@ function has(haystack: string, needle: string): void {
 
 /** Every URL-like string of the page, less the SVG namespace names (identifiers, never fetched). */
 function urlsIn(html: string): string[] {
-  return (html.match(/\b(?:https?|ftp|file|wss?):\/\/[^\s"'<>)]+/g) ?? []).filter((u) => !/^http:\/\/www\.w3\.org\/(2000\/svg|1999\/xlink)$/.test(u));
+  return (html.match(/\b(?:https?|ftp|file|wss?):\/\/[^\s"'<>)]+/g) ?? []).filter(
+    (u) => !/^http:\/\/www\.w3\.org\/(2000\/svg|1999\/xlink)$/.test(u),
+  );
 }
 
 describe('podium report', () => {
@@ -80,7 +83,9 @@ describe('podium report', () => {
     const html = readFileSync(reportPath, 'utf8');
     // That report is of the first run, whose lock file is the committed one (the compare run
     // has replaced the lock on disk since).
-    const lock = JSON.parse((await execa('git', ['show', `HEAD:${PIPE.replace('.json', '.lock.json')}`], { cwd: project.dir })).stdout);
+    const lock = JSON.parse(
+      (await execa('git', ['show', `HEAD:${PIPE.replace('.json', '.lock.json')}`], { cwd: project.dir })).stdout,
+    );
     const table = await blobJson<{ rows: Array<{ top1: number }> }>(lock.stages.sweep.outputs.table);
     const best = Math.max(...table.rows.map((x) => x.top1));
     const sweepHtml = html.slice(html.indexOf('<section id="sweep"'), html.indexOf('<section id="multicrop"'));
@@ -90,7 +95,9 @@ describe('podium report', () => {
     const errors = html.slice(html.indexOf('<section id="errors"'), html.indexOf('<section id="augment"'));
     const final = errors.slice(errors.indexOf('final predictions (submit)'));
     expect(exported.misclassified.length).toBeGreaterThan(0);
-    expect(final.match(/<figure><img src="data:image\/jpeg;base64,/g)).toHaveLength(Math.min(60, exported.misclassified.length));
+    expect(final.match(/<figure><img src="data:image\/jpeg;base64,/g)).toHaveLength(
+      Math.min(60, exported.misclassified.length),
+    );
     for (const m of exported.misclassified.slice(0, 60)) has(final, `<code>${m.id}</code>`);
     const fused = lock.stages.fused.metrics as { top1: number };
     const fusedRow = /<tr class="fused">.*?<\/tr>/.exec(html)?.[0] ?? '';
@@ -105,14 +112,23 @@ describe('podium report', () => {
     const section = html.slice(html.indexOf('<section id="compare"'), html.indexOf('<section id="curves"'));
     has(section, '<h2>Compared with HEAD</h2>');
     // The epoch metric of each finetune point went from 3 to 4.
-    has(section, '<td>tiny@lr=0.05</td><td>epoch</td><td class="n">3</td><td class="n">4</td><td class="n"><span class="">+1</span></td>');
+    has(
+      section,
+      '<td>tiny@lr=0.05</td><td>epoch</td><td class="n">3</td><td class="n">4</td><td class="n"><span class="">+1</span></td>',
+    );
     has(section, 'params.epochs');
     // Deltas coloured by direction: lower loss and higher accuracy are better.
-    const deltas = [...section.matchAll(/<td>([^<]+)<\/td><td>([^<]+)<\/td><td class="n">[^<]*<\/td><td class="n">[^<]*<\/td><td class="n"><span class="([^"]*)">([-+][\d.e-]+)<\/span>/g)]
-      .map(([, stage, metric, cls, delta]) => ({ stage, metric: metric!, cls, delta: Number(delta) }));
+    const deltas = [
+      ...section.matchAll(
+        /<td>([^<]+)<\/td><td>([^<]+)<\/td><td class="n">[^<]*<\/td><td class="n">[^<]*<\/td><td class="n"><span class="([^"]*)">([-+][\d.e-]+)<\/span>/g,
+      ),
+    ].map(([, stage, metric, cls, delta]) => ({ stage, metric: metric!, cls, delta: Number(delta) }));
     const scored = deltas.filter((d) => /loss|top\d|acc/i.test(d.metric) && d.delta !== 0);
     expect(scored.length).toBeGreaterThan(3);
-    for (const d of scored) expect(d.cls, `${d.stage} ${d.metric} ${d.delta}`).toBe((d.delta > 0) !== /loss/i.test(d.metric) ? 'delta-up' : 'delta-down');
+    for (const d of scored)
+      expect(d.cls, `${d.stage} ${d.metric} ${d.delta}`).toBe(
+        d.delta > 0 !== /loss/i.test(d.metric) ? 'delta-up' : 'delta-down',
+      );
 
     const out = await project.cli('report', PIPE, '--out', 'elsewhere/r.html');
     expect(out.exitCode).toBe(0);
@@ -126,7 +142,11 @@ describe('reportAfterRun', () => {
     const { reportAfterRun } = await import('../../runner/report/after-run.js');
     const lines: string[] = [];
     const out = join(project.dir, 'after-run.html');
-    const path = await reportAfterRun(join(project.dir, PIPE), { cache: join(project.dir, '.podium', 'cache'), out }, (l) => lines.push(l));
+    const path = await reportAfterRun(
+      join(project.dir, PIPE),
+      { cache: join(project.dir, '.podium', 'cache'), out },
+      (l) => lines.push(l),
+    );
     expect(path).toBe(out);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^report: .*after-run\.html$/);
@@ -141,7 +161,11 @@ describe('reportAfterRun', () => {
     expect(String(noReport.stderr)).not.toContain('report:');
 
     lines.length = 0;
-    expect(await reportAfterRun(join(project.dir, 'nope.json'), { cache: join(project.dir, '.podium', 'cache') }, (l) => lines.push(l))).toBeUndefined();
+    expect(
+      await reportAfterRun(join(project.dir, 'nope.json'), { cache: join(project.dir, '.podium', 'cache') }, (l) =>
+        lines.push(l),
+      ),
+    ).toBeUndefined();
     expect(lines).toEqual([expect.stringMatching(/^report not written: .*nope\.json/)]);
   });
 });
@@ -149,81 +173,135 @@ describe('reportAfterRun', () => {
 /** A JSON blob straight from the test project's cache, verified. */
 async function blobJson<T>(digest: Digest): Promise<T> {
   const store = new LmdbStore(join(project.dir, '.podium', 'cache'));
-  try { return JSON.parse(store.getBlob(digest, { verify: true })!.toString()) as T; } finally { await store.close(); }
+  try {
+    return JSON.parse(store.getBlob(digest, { verify: true })!.toString()) as T;
+  } finally {
+    await store.close();
+  }
 }
 
-describe.skipIf(!HAS_CHROMIUM)(`in Chromium${HAS_CHROMIUM ? '' : ` (skipped: no ${CHROMIUM}; apt-get install -y chromium)`}`, () => {
-  it('renders every chart and section, with no console error and no network request', async () => {
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-    try {
-      for (const [file, shot] of [[reportPath, 'report-ci-small.png'], [compareReport.path, 'report-ci-small-compare.png']] as const) {
-        const url = pathToFileURL(file).href;
-        const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-        const problems: string[] = [];
-        const requests: string[] = [];
-        page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`); });
-        page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-        await page.route('**/*', (route) => {
-          const u = route.request().url();
-          if (u === url || u.startsWith('data:')) return route.continue();
-          requests.push(u);
-          return route.abort();
-        });
-        page.on('requestfailed', (r) => { if (!r.url().startsWith('data:')) problems.push(`request failed: ${r.url()}`); });
-        await page.goto(url, { waitUntil: 'load' });
+describe.skipIf(!HAS_CHROMIUM)(
+  `in Chromium${HAS_CHROMIUM ? '' : ` (skipped: no ${CHROMIUM}; apt-get install -y chromium)`}`,
+  () => {
+    it('renders every chart and section, with no console error and no network request', async () => {
+      const { chromium } = await import('playwright-core');
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
+      });
+      try {
+        for (const [file, shot] of [
+          [reportPath, 'report-ci-small.png'],
+          [compareReport.path, 'report-ci-small-compare.png'],
+        ] as const) {
+          const url = pathToFileURL(file).href;
+          const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+          const problems: string[] = [];
+          const requests: string[] = [];
+          page.on('console', (m) => {
+            if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
+          });
+          page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+          await page.route('**/*', (route) => {
+            const u = route.request().url();
+            if (u === url || u.startsWith('data:')) return route.continue();
+            requests.push(u);
+            return route.abort();
+          });
+          page.on('requestfailed', (r) => {
+            if (!r.url().startsWith('data:')) problems.push(`request failed: ${r.url()}`);
+          });
+          await page.goto(url, { waitUntil: 'load' });
 
-        const sections = await page.$$eval('main > section', (els) => els.map((e) => ({ id: e.id, title: e.querySelector('h2')?.textContent ?? '', height: e.getBoundingClientRect().height })));
-        expect(sections.map((s) => s.id)).toEqual(file === reportPath ? SECTIONS : ['compare', ...SECTIONS]);
-        for (const s of sections) { expect(s.title).not.toBe(''); expect(s.height).toBeGreaterThan(60); }
+          const sections = await page.$$eval('main > section', (els) =>
+            els.map((e) => ({
+              id: e.id,
+              title: e.querySelector('h2')?.textContent ?? '',
+              height: e.getBoundingClientRect().height,
+            })),
+          );
+          expect(sections.map((s) => s.id)).toEqual(file === reportPath ? SECTIONS : ['compare', ...SECTIONS]);
+          for (const s of sections) {
+            expect(s.title).not.toBe('');
+            expect(s.height).toBeGreaterThan(60);
+          }
 
-        const charts = await page.$$eval('figure.chart svg', (svgs) => svgs.map((svg) => {
-          const box = svg.getBoundingClientRect();
-          const count = (sel: string): number => svg.querySelectorAll(sel).length;
-          return {
-            section: svg.closest('section')?.id, width: box.width, height: box.height,
-            marks: count('g.role-mark > path, g.role-mark > line, g.role-mark > text, g.role-mark > rect, g.role-mark > circle'),
-            lines: count('g.mark-line.role-mark > path'), rules: count('g.mark-rule.role-mark > line'), rects: count('g.mark-rect.role-mark > path'),
-          };
-        }));
-        expect(charts).toHaveLength(file === reportPath ? 6 : 7);
-        for (const c of charts) {
-          expect(c.width, `${c.section} chart`).toBeGreaterThan(150);
-          expect(c.height).toBeGreaterThan(80);
-          expect(c.marks, `${c.section} chart has data marks`).toBeGreaterThan(0);
+          const charts = await page.$$eval('figure.chart svg', (svgs) =>
+            svgs.map((svg) => {
+              const box = svg.getBoundingClientRect();
+              const count = (sel: string): number => svg.querySelectorAll(sel).length;
+              return {
+                section: svg.closest('section')?.id,
+                width: box.width,
+                height: box.height,
+                marks: count(
+                  'g.role-mark > path, g.role-mark > line, g.role-mark > text, g.role-mark > rect, g.role-mark > circle',
+                ),
+                lines: count('g.mark-line.role-mark > path'),
+                rules: count('g.mark-rule.role-mark > line'),
+                rects: count('g.mark-rect.role-mark > path'),
+              };
+            }),
+          );
+          expect(charts).toHaveLength(file === reportPath ? 6 : 7);
+          for (const c of charts) {
+            expect(c.width, `${c.section} chart`).toBeGreaterThan(150);
+            expect(c.height).toBeGreaterThan(80);
+            expect(c.marks, `${c.section} chart has data marks`).toBeGreaterThan(0);
+          }
+          const curves = charts.find((c) => c.section === 'curves')!;
+          // 2 learning rates × train/val × accuracy/loss; the lr step after epoch 2 in both panels.
+          expect(curves.lines).toBe(8);
+          expect(curves.rules).toBeGreaterThanOrEqual(2);
+          // 4 synthetic classes: 16 cells in each confusion matrix.
+          expect(charts.filter((c) => c.section === 'errors').map((c) => c.rects)).toEqual([16, 16]);
+
+          const images = await page.$$eval('img', (imgs) =>
+            imgs.map((i) => ({ ok: i.complete && i.naturalWidth > 0, src: i.getAttribute('src')!.slice(0, 22) })),
+          );
+          expect(images.length).toBeGreaterThan(1);
+          for (const i of images) {
+            expect(i.ok).toBe(true);
+            expect(i.src).toMatch(/^data:image\/(png|jpeg);base64/);
+          }
+
+          expect(requests).toEqual([]);
+          expect(problems).toEqual([]);
+          mkdirSync(OUT_DIR, { recursive: true });
+          await page.screenshot({ path: join(OUT_DIR, shot), fullPage: true });
+          if (file === reportPath && process.env.PODIUM_REPORT_SCREENSHOT) {
+            // For the docs: a palette PNG, a quarter of the size, for the repository.
+            const sharp = (await import('sharp')).default;
+            await sharp(await page.screenshot({ fullPage: true }))
+              .png({ palette: true, quality: 90, compressionLevel: 9 })
+              .toFile(resolve(REPO, process.env.PODIUM_REPORT_SCREENSHOT));
+          }
+          // Printable: print media keeps every section, and a PDF comes out.
+          await page.emulateMedia({ media: 'print' });
+          expect(
+            await page.$$eval(
+              'main > section',
+              (els) => els.filter((e) => e.getBoundingClientRect().height > 0).length,
+            ),
+          ).toBe(sections.length);
+          const pdf = await page.pdf({ format: 'A4' });
+          expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
+          await page.close();
         }
-        const curves = charts.find((c) => c.section === 'curves')!;
-        // 2 learning rates × train/val × accuracy/loss; the lr step after epoch 2 in both panels.
-        expect(curves.lines).toBe(8);
-        expect(curves.rules).toBeGreaterThanOrEqual(2);
-        // 4 synthetic classes: 16 cells in each confusion matrix.
-        expect(charts.filter((c) => c.section === 'errors').map((c) => c.rects)).toEqual([16, 16]);
-
-        const images = await page.$$eval('img', (imgs) => imgs.map((i) => ({ ok: i.complete && i.naturalWidth > 0, src: i.getAttribute('src')!.slice(0, 22) })));
-        expect(images.length).toBeGreaterThan(1);
-        for (const i of images) { expect(i.ok).toBe(true); expect(i.src).toMatch(/^data:image\/(png|jpeg);base64/); }
-
-        expect(requests).toEqual([]);
-        expect(problems).toEqual([]);
-        mkdirSync(OUT_DIR, { recursive: true });
-        await page.screenshot({ path: join(OUT_DIR, shot), fullPage: true });
-        if (file === reportPath && process.env.PODIUM_REPORT_SCREENSHOT) {
-          // For the docs: a palette PNG, a quarter of the size, for the repository.
-          const sharp = (await import('sharp')).default;
-          await sharp(await page.screenshot({ fullPage: true })).png({ palette: true, quality: 90, compressionLevel: 9 }).toFile(resolve(REPO, process.env.PODIUM_REPORT_SCREENSHOT));
-        }
-        // Printable: print media keeps every section, and a PDF comes out.
-        await page.emulateMedia({ media: 'print' });
-        expect(await page.$$eval('main > section', (els) => els.filter((e) => e.getBoundingClientRect().height > 0).length)).toBe(sections.length);
-        const pdf = await page.pdf({ format: 'A4' });
-        expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
-        await page.close();
+      } finally {
+        await browser.close();
       }
-    } finally {
-      await browser.close();
-    }
-  });
-});
+    });
+  },
+);
 
 describe('a corrupt blob', () => {
   // Last in the file: it damages the project's cache.
@@ -234,7 +312,9 @@ describe('a corrupt blob', () => {
     await env.close();
     const r = await project.cli('report', PIPE, '--out', 'corrupt.html');
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stdout).toContain(`not shown: aug: output "preview" is corrupt in the cache (blob ${digest.slice(0, 12)}:`);
+    expect(r.stdout).toContain(
+      `not shown: aug: output "preview" is corrupt in the cache (blob ${digest.slice(0, 12)}:`,
+    );
     const html = project.read('corrupt.html');
     has(html, 'No augment stage with a preview in the cache.');
     has(html, `<li>aug: output &quot;preview&quot; is corrupt in the cache`);

@@ -12,13 +12,18 @@ function diamond(overrides: { aRun?: string; cParam?: string } = {}): object {
   return commandPipeline({
     a: { run: overrides.aRun ?? `${log('a')}; echo A > a.txt`, outs: ['a.txt'] },
     b: { run: `${log('b')}; cat a.txt > b.txt; echo B >> b.txt`, inputs: { x: 'a' }, outs: ['b.txt'] },
-    c: { run: `${log('c')}; cat a.txt > c.txt; echo ${overrides.cParam ?? 'C'} >> c.txt`, inputs: { x: 'a' }, outs: ['c.txt'] },
+    c: {
+      run: `${log('c')}; cat a.txt > c.txt; echo ${overrides.cParam ?? 'C'} >> c.txt`,
+      inputs: { x: 'a' },
+      outs: ['c.txt'],
+    },
     d: { run: `${log('d')}; cat b.txt c.txt > d.txt`, inputs: { x: ['b', 'c'] }, outs: ['d.txt'] },
     e: { run: `${log('e')}; echo E > e.txt`, outs: ['e.txt'] },
   });
 }
 
-const executed = (): string[] => (existsSync(join(project.dir, 'runs.log')) ? project.read('runs.log').trim().split('\n').filter(Boolean) : []);
+const executed = (): string[] =>
+  existsSync(join(project.dir, 'runs.log')) ? project.read('runs.log').trim().split('\n').filter(Boolean) : [];
 const clearLog = (): void => rmSync(join(project.dir, 'runs.log'), { force: true });
 
 describe('podium run', () => {
@@ -30,7 +35,8 @@ describe('podium run', () => {
     expect(first.status).toEqual({ a: 'ran', b: 'ran', c: 'ran', e: 'ran', d: 'ran' });
     expect(executed().sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
     expect(project.read('d.txt')).toBe('A\nB\nA\nC\n');
-    for (const s of first.out.stages) expect(Object.keys(s).sort()).toEqual(['durationMs', 'id', 'key', 'kind', 'reason', 'status']);
+    for (const s of first.out.stages)
+      expect(Object.keys(s).sort()).toEqual(['durationMs', 'id', 'key', 'kind', 'reason', 'status']);
     expect(first.out.pipeline).toBe('test');
 
     clearLog();
@@ -101,7 +107,12 @@ describe('podium run', () => {
   it('hashes deps by content: touching a dep without changing it reruns nothing', async () => {
     project = new Project();
     project.write('data/x.csv', 'a,b\n1,2\n');
-    project.write('p.json', commandPipeline({ prep: { run: 'echo prep >> runs.log; wc -l < data/x.csv > n.txt', deps: ['data'], outs: ['n.txt'] } }));
+    project.write(
+      'p.json',
+      commandPipeline({
+        prep: { run: 'echo prep >> runs.log; wc -l < data/x.csv > n.txt', deps: ['data'], outs: ['n.txt'] },
+      }),
+    );
     await project.run();
     clearLog();
     project.write('data/x.csv', 'a,b\n1,2\n');
@@ -144,10 +155,18 @@ describe('podium run', () => {
 
   it('a matrix stage runs once per point and its consumer receives all of them', async () => {
     project = new Project();
-    project.write('p.json', commandPipeline({
-      train: { run: 'echo "$LR" > "model-$LR.txt"', env: { LR: '0' }, outs: [], matrix: { env: [{ LR: '0.1' }, { LR: '0.01' }] } },
-      fuse: { run: 'cat model-*.txt | sort > fused.txt', inputs: { models: 'train' }, outs: ['fused.txt'] },
-    }));
+    project.write(
+      'p.json',
+      commandPipeline({
+        train: {
+          run: 'echo "$LR" > "model-$LR.txt"',
+          env: { LR: '0' },
+          outs: [],
+          matrix: { env: [{ LR: '0.1' }, { LR: '0.01' }] },
+        },
+        fuse: { run: 'cat model-*.txt | sort > fused.txt', inputs: { models: 'train' }, outs: ['fused.txt'] },
+      }),
+    );
     const r = await project.run();
     expect(r.status).toEqual({ 'train@env={"LR":"0.1"}': 'ran', 'train@env={"LR":"0.01"}': 'ran', fuse: 'ran' });
     expect(project.read('fused.txt')).toBe('0.01\n0.1\n');
@@ -157,10 +176,13 @@ describe('podium run', () => {
 
   it('--gpus gives each slot its own CUDA_VISIBLE_DEVICES', async () => {
     project = new Project();
-    project.write('p.json', commandPipeline({
-      s1: { run: 'sleep 0.3; echo "$CUDA_VISIBLE_DEVICES" > g1.txt', outs: ['g1.txt'] },
-      s2: { run: 'sleep 0.3; echo "$CUDA_VISIBLE_DEVICES" > g2.txt', outs: ['g2.txt'] },
-    }));
+    project.write(
+      'p.json',
+      commandPipeline({
+        s1: { run: 'sleep 0.3; echo "$CUDA_VISIBLE_DEVICES" > g1.txt', outs: ['g1.txt'] },
+        s2: { run: 'sleep 0.3; echo "$CUDA_VISIBLE_DEVICES" > g2.txt', outs: ['g2.txt'] },
+      }),
+    );
     expect((await project.run('p.json', '--gpus', '2,3')).exitCode).toBe(0);
     expect([project.read('g1.txt').trim(), project.read('g2.txt').trim()].sort()).toEqual(['2', '3']);
   });

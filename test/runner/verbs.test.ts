@@ -10,10 +10,16 @@ import { commandPipeline, Project } from '../rig.js';
 let project: Project;
 afterEach(() => project?.cleanup());
 
-const twoStage = (lr: string, extra: Record<string, string> = {}): object => commandPipeline({
-  prep: { run: 'cp data/raw.csv prep.csv', deps: ['data/raw.csv'], outs: ['prep.csv'] },
-  train: { run: `echo "lr=${lr}" > model.txt; cat prep.csv >> model.txt; echo '{"acc": ${extra.acc ?? '0.5'}}' > metrics.json`, inputs: { data: 'prep' }, outs: ['model.txt', 'metrics.json'], metrics: 'metrics.json' },
-});
+const twoStage = (lr: string, extra: Record<string, string> = {}): object =>
+  commandPipeline({
+    prep: { run: 'cp data/raw.csv prep.csv', deps: ['data/raw.csv'], outs: ['prep.csv'] },
+    train: {
+      run: `echo "lr=${lr}" > model.txt; cat prep.csv >> model.txt; echo '{"acc": ${extra.acc ?? '0.5'}}' > metrics.json`,
+      inputs: { data: 'prep' },
+      outs: ['model.txt', 'metrics.json'],
+      metrics: 'metrics.json',
+    },
+  });
 
 describe('status', () => {
   it('says so on stderr when it finds a corrupt record, and leaves it for the next run to repair', async () => {
@@ -32,7 +38,11 @@ describe('status', () => {
     expect(r.stdout).not.toContain('warning');
     expect(r.stdout).toMatch(/test: 0 fresh, 1 stale/);
     // Every verb that reads the record says so, once; none of them removes it.
-    for (const verb of [['show', 'p.json', 's'], ['gc', '--dry-run'], ['status', 'p.json', '--json']]) {
+    for (const verb of [
+      ['show', 'p.json', 's'],
+      ['gc', '--dry-run'],
+      ['status', 'p.json', '--json'],
+    ]) {
       const v = await project.cli(...verb);
       expect(count(v.stderr), `podium ${verb.join(' ')}: ${v.stderr}`).toBe(1);
     }
@@ -54,7 +64,10 @@ describe('status', () => {
     project.write('data/raw.csv', 'x\n1\n');
     project.write('p.json', twoStage('0.01'));
     let s = JSON.parse((await project.cli('status', 'p.json', '--json')).stdout);
-    expect(s.stages.map((x: { reasons: string[] }) => x.reasons)).toEqual([['new stage, not in cache'], ['input "data" is stale (stage prep)']]);
+    expect(s.stages.map((x: { reasons: string[] }) => x.reasons)).toEqual([
+      ['new stage, not in cache'],
+      ['input "data" is stale (stage prep)'],
+    ]);
     await project.run();
 
     project.write('p.json', twoStage('0.005'));
@@ -123,16 +136,22 @@ describe('verify', () => {
 
   it('catches a nondeterministic command', async () => {
     project = new Project();
-    project.write('p.json', commandPipeline({
-      fixed: { run: 'echo same > same.txt', outs: ['same.txt'] },
-      clock: { run: 'date +%s%N > out.txt', outs: ['out.txt'] },
-    }));
+    project.write(
+      'p.json',
+      commandPipeline({
+        fixed: { run: 'echo same > same.txt', outs: ['same.txt'] },
+        clock: { run: 'date +%s%N > out.txt', outs: ['out.txt'] },
+      }),
+    );
     await project.run();
     const locked = project.read('out.txt');
     const r = await project.cli('verify', 'p.json', '--json');
     expect(r.exitCode).toBe(1);
     const report = JSON.parse(r.stdout);
-    expect(report.stages.map((s: { id: string; result: string }) => `${s.id}:${s.result}`)).toEqual(['fixed:identical', 'clock:different']);
+    expect(report.stages.map((s: { id: string; result: string }) => `${s.id}:${s.result}`)).toEqual([
+      'fixed:identical',
+      'clock:different',
+    ]);
     expect(report.stages[1].differing[0].name).toBe('out.txt');
     expect(project.read('out.txt')).toBe(locked);
     expect((await project.cli('verify', 'p.json', '--stages', 'fixed')).exitCode).toBe(0);
@@ -178,9 +197,16 @@ describe('gc and show', () => {
     const after = new LmdbStore(join(project.dir, '.podium/cache'));
     try {
       expect(after.blobInfo(doomed)).toBeUndefined();
-      expect(after.indexEntries().map(([k]) => k).sort()).toEqual(['both-live', 'none']);
+      expect(
+        after
+          .indexEntries()
+          .map(([k]) => k)
+          .sort(),
+      ).toEqual(['both-live', 'none']);
       expect(after.getIndex('both-live')).toEqual({ blobs: [live, live], meta: { row: { epoch: 1 } } });
-    } finally { await after.close(); }
+    } finally {
+      await after.close();
+    }
   });
 
   it('gc keeps what lock files reference and frees the rest', async () => {
@@ -194,10 +220,14 @@ describe('gc and show', () => {
     expect(keepRecent.removedRecords).toBe(0);
     // --dry-run lists what it would do and does nothing.
     const dry = await project.cli('gc', '--keep-runs', '0', '--dry-run');
-    expect(dry.stdout).toMatch(/^gc --dry-run: would keep 2 records \(1 lock files, recent runs\) and remove 1 records and 1 blobs/);
+    expect(dry.stdout).toMatch(
+      /^gc --dry-run: would keep 2 records \(1 lock files, recent runs\) and remove 1 records and 1 blobs/,
+    );
     expect(dry.stdout).toContain('  keep    prep');
     expect(dry.stdout).toMatch(/ {2}remove {2}record [0-9a-f]{12}/);
-    expect(JSON.parse((await project.cli('gc', '--keep-runs', '0', '--dry-run', '--json')).stdout).removedRecords).toBe(1);
+    expect(JSON.parse((await project.cli('gc', '--keep-runs', '0', '--dry-run', '--json')).stdout).removedRecords).toBe(
+      1,
+    );
     const r = JSON.parse((await project.cli('gc', '--keep-runs', '0', '--json')).stdout);
     expect(r.removedRecords).toBe(1);
     expect(r.removedBlobs).toBe(1); // the old model.txt; metrics.json and prep.csv are shared
@@ -205,12 +235,16 @@ describe('gc and show', () => {
     expect(r.fileBytes).toBeGreaterThan(0);
     // In words, freed space is not confused with the file's size on disk.
     const human = await project.cli('gc', '--keep-runs', '0');
-    expect(human.stdout).toMatch(/0\.0 MB freed inside the cache file, which LMDB reuses for later writes; the file stays \d+\.\d MB on disk/);
+    expect(human.stdout).toMatch(
+      /0\.0 MB freed inside the cache file, which LMDB reuses for later writes; the file stays \d+\.\d MB on disk/,
+    );
     // --compact gives the space back: a smaller file, the same results.
     const compacted = JSON.parse((await project.cli('gc', '--compact', '--json')).stdout);
     expect(compacted.compacted.after).toBeGreaterThan(0);
     expect(compacted.compacted.after).toBeLessThanOrEqual(compacted.compacted.before);
-    expect((await project.cli('gc', '--compact')).stdout).toMatch(/compacted: the cache file went from \d+\.\d MB to \d+\.\d MB on disk/);
+    expect((await project.cli('gc', '--compact')).stdout).toMatch(
+      /compacted: the cache file went from \d+\.\d MB to \d+\.\d MB on disk/,
+    );
     expect((await project.cli('verify', 'p.json')).exitCode).toBe(0);
     expect((await project.run()).status).toEqual({ prep: 'cached', train: 'cached' });
     project.write('p.json', twoStage('0.01'));
@@ -219,13 +253,18 @@ describe('gc and show', () => {
 
   it('gc refuses to sweep while a run is computing a stage', async () => {
     project = new Project();
-    project.write('p.json', commandPipeline({ slow: { run: 'touch started; sleep 5; echo x > x.txt', outs: ['x.txt'] } }));
+    project.write(
+      'p.json',
+      commandPipeline({ slow: { run: 'touch started; sleep 5; echo x > x.txt', outs: ['x.txt'] } }),
+    );
     const run = project.spawn(['run', 'p.json']);
     const { existsSync } = await import('node:fs');
     while (!existsSync(join(project.dir, 'started'))) await new Promise((r) => setTimeout(r, 50));
     const gc = await project.cli('gc');
     expect(gc.exitCode).toBe(1);
-    expect(gc.stderr).toMatch(/^podium: the cache is in use by podium run .*p\.json \(pid \d+, since .*\); nothing was removed/);
+    expect(gc.stderr).toMatch(
+      /^podium: the cache is in use by podium run .*p\.json \(pid \d+, since .*\); nothing was removed/,
+    );
     expect((await run).exitCode).toBe(0);
     expect((await project.cli('gc')).exitCode).toBe(0);
   });

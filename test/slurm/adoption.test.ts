@@ -14,7 +14,12 @@ if (missing) console.log(missing);
 
 const pipeline = commandPipeline({
   prep: { run: 'echo 42 > seed.txt', outs: ['seed.txt'] },
-  fit: { run: 'sleep 6; cat seed.txt > "fit-$P.txt"; echo "$P" >> "fit-$P.txt"', inputs: { s: 'prep' }, outs: ['fit-${P}.txt'], matrix: { env: [{ P: 'a' }, { P: 'b' }, { P: 'c' }] } },
+  fit: {
+    run: 'sleep 6; cat seed.txt > "fit-$P.txt"; echo "$P" >> "fit-$P.txt"',
+    inputs: { s: 'prep' },
+    outs: ['fit-${P}.txt'],
+    matrix: { env: [{ P: 'a' }, { P: 'b' }, { P: 'c' }] },
+  },
   pick: { run: 'cat fit-*.txt > pick.txt', inputs: { fits: ['fit'] }, outs: ['pick.txt'] },
 });
 
@@ -26,7 +31,11 @@ describe.skipIf(!!missing)('adopting jobs after an interrupted run', () => {
     cluster = new Cluster(7341, { cpus: 8 });
     store = mkdtempSync(join(tmpdir(), 'podium-store-'));
   });
-  afterAll(() => { cluster?.stop(); for (const p of projects) p.cleanup(); rmSync(store, { recursive: true, force: true }); });
+  afterAll(() => {
+    cluster?.stop();
+    for (const p of projects) p.cleanup();
+    rmSync(store, { recursive: true, force: true });
+  });
 
   const project = (): Project => {
     const p = new Project();
@@ -36,7 +45,8 @@ describe.skipIf(!!missing)('adopting jobs after an interrupted run', () => {
     p.write('p.json', pipeline);
     return p;
   };
-  const running = (name: RegExp, n: number) => (): boolean => cluster.jobs().filter((j) => name.test(j.name) && j.state === 'RUNNING').length === n;
+  const running = (name: RegExp, n: number) => (): boolean =>
+    cluster.jobs().filter((j) => name.test(j.name) && j.state === 'RUNNING').length === n;
 
   it('kill -9 mid-way, run again: running jobs adopted, none submitted twice, the same lock', async () => {
     const local = project();
@@ -50,8 +60,15 @@ describe.skipIf(!!missing)('adopting jobs after an interrupted run', () => {
     // once the first is killed.
     const secondRun = p.spawn(['run', 'p.json', '--executor', 'slurm'], cluster.env);
     let waiting = '';
-    secondRun.stderr!.on('data', (b: Buffer) => { waiting += b.toString(); });
-    await waitUntil(() => (waiting.match(/waiting for stage fit@\S+ of \S*p\.json \(slurm job \d+\) held by pid/g)?.length ?? 0) === 3, 30_000, 'the second runner to wait for the three jobs');
+    secondRun.stderr!.on('data', (b: Buffer) => {
+      waiting += b.toString();
+    });
+    await waitUntil(
+      () =>
+        (waiting.match(/waiting for stage fit@\S+ of \S*p\.json \(slurm job \d+\) held by pid/g)?.length ?? 0) === 3,
+      30_000,
+      'the second runner to wait for the three jobs',
+    );
     process.kill(first.pid!, 'SIGKILL');
     await first;
     const second = await secondRun;
@@ -60,7 +77,13 @@ describe.skipIf(!!missing)('adopting jobs after an interrupted run', () => {
     // Only `pick` was submitted after the kill; every stage ran as exactly one job.
     const jobs = cluster.jobs().slice(-5);
     expect(cluster.jobs()).toHaveLength(before + 1);
-    expect(jobs.map((j) => j.name.replace(/"/g, '')).sort()).toEqual(['podium:fit@env={P:a}', 'podium:fit@env={P:b}', 'podium:fit@env={P:c}', 'podium:pick', 'podium:prep']);
+    expect(jobs.map((j) => j.name.replace(/"/g, '')).sort()).toEqual([
+      'podium:fit@env={P:a}',
+      'podium:fit@env={P:b}',
+      'podium:fit@env={P:c}',
+      'podium:pick',
+      'podium:prep',
+    ]);
     expect(p.read('p.lock.json')).toBe(local.read('p.lock.json'));
   });
 
@@ -72,7 +95,9 @@ describe.skipIf(!!missing)('adopting jobs after an interrupted run', () => {
     first.kill('SIGINT');
     const r1 = await first;
     expect(r1.exitCode).toBe(130);
-    expect(String(r1.stderr)).toMatch(/left 3 slurm jobs queued or running: \d+ \d+ \d+; `podium run` again adopts them/);
+    expect(String(r1.stderr)).toMatch(
+      /left 3 slurm jobs queued or running: \d+ \d+ \d+; `podium run` again adopts them/,
+    );
     expect(cluster.jobs().filter((j) => j.name.startsWith('podium:fit@') && j.state === 'RUNNING')).toHaveLength(3);
 
     const second = p.spawn(['run', 'p.json', '--executor', 'slurm', '--cancel-on-interrupt'], cluster.env);
@@ -84,6 +109,10 @@ describe.skipIf(!!missing)('adopting jobs after an interrupted run', () => {
     expect(r2.exitCode).toBe(130);
     expect(String(r2.stderr)).toMatch(/adopted slurm job/);
     expect(String(r2.stderr)).toMatch(/cancelled 3 slurm jobs/);
-    await waitUntil(() => cluster.jobs().filter((j) => j.name.startsWith('podium:fit@') && j.state === 'CANCELLED').length === 3, 30_000, 'the jobs to be cancelled');
+    await waitUntil(
+      () => cluster.jobs().filter((j) => j.name.startsWith('podium:fit@') && j.state === 'CANCELLED').length === 3,
+      30_000,
+      'the jobs to be cancelled',
+    );
   });
 });

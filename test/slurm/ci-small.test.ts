@@ -26,7 +26,12 @@ describe.skipIf(!!missing)('ci-small on a one-node SLURM', () => {
     local = new Project();
     store = mkdtempSync(join(tmpdir(), 'podium-store-'));
   });
-  afterAll(() => { cluster?.stop(); project?.cleanup(); local?.cleanup(); rmSync(store, { recursive: true, force: true }); });
+  afterAll(() => {
+    cluster?.stop();
+    project?.cleanup();
+    local?.cleanup();
+    rmSync(store, { recursive: true, force: true });
+  });
 
   it('runs every stage as a job and writes the same lock as the local executor', async () => {
     for (const p of [project, local]) {
@@ -36,7 +41,10 @@ describe.skipIf(!!missing)('ci-small on a one-node SLURM', () => {
     const here = await local.spawn(['run', 'pipelines/ci-small.json']);
     expect(here.exitCode, String(here.stderr)).toBe(0);
     const runnerCache = join(project.dir, 'runner-cache');
-    const r = await project.spawn(['run', 'pipelines/ci-small.json', '--executor', 'slurm', '--remote', store, '--cache', runnerCache, '--json'], cluster.env);
+    const r = await project.spawn(
+      ['run', 'pipelines/ci-small.json', '--executor', 'slurm', '--remote', store, '--cache', runnerCache, '--json'],
+      cluster.env,
+    );
     expect(r.exitCode, `${r.stderr}\n${cluster.log()}`).toBe(0);
     const stages = JSON.parse(String(r.stdout)).stages as Array<{ id: string; status: string }>;
     expect(stages.map((s) => s.status)).toEqual(stages.map(() => 'ran'));
@@ -59,7 +67,8 @@ describe.skipIf(!!missing)('ci-small on a one-node SLURM', () => {
       expect(jobs.map((j) => j.id)).toContain(res.slurmJobId);
     }
     for (const key of readdirSync(spool).filter((k) => /^[0-9a-f]{64}$/.test(k))) {
-      for (const f of ['job.sh', 'spec.json']) expect(readFileSync(join(spool, key, f), 'utf8')).not.toContain(runnerCache);
+      for (const f of ['job.sh', 'spec.json'])
+        expect(readFileSync(join(spool, key, f), 'utf8')).not.toContain(runnerCache);
       expect(readFileSync(join(spool, key, 'job.sh'), 'utf8')).toContain('PODIUM_CACHE=/dev/null/');
     }
     // The scratch caches are gone; the default cache of the project was never made.
@@ -68,15 +77,21 @@ describe.skipIf(!!missing)('ci-small on a one-node SLURM', () => {
 
     // Every output reached the runner through the store, whole.
     const remote = new DirRemoteStore(store);
-    const lock = project.json('pipelines/ci-small.lock.json') as { stages: Record<string, { outputs: Record<string, Digest> }> };
-    for (const st of Object.values(lock.stages)) for (const d of Object.values(st.outputs)) expect((await remote.get(d))?.length).toBeGreaterThan(0);
+    const lock = project.json('pipelines/ci-small.lock.json') as {
+      stages: Record<string, { outputs: Record<string, Digest> }>;
+    };
+    for (const st of Object.values(lock.stages))
+      for (const d of Object.values(st.outputs)) expect((await remote.get(d))?.length).toBeGreaterThan(0);
 
     // show names the job and node.
     const show = await project.cli('show', 'pipelines/ci-small.json', 'fused', '--cache', runnerCache);
     expect(show.stdout).toMatch(/slurm job \d+ on \S+/);
 
     // Everything cached now: a second run submits nothing.
-    const again = await project.spawn(['run', 'pipelines/ci-small.json', '--executor', 'slurm', '--remote', store, '--cache', runnerCache], cluster.env);
+    const again = await project.spawn(
+      ['run', 'pipelines/ci-small.json', '--executor', 'slurm', '--remote', store, '--cache', runnerCache],
+      cluster.env,
+    );
     expect(again.exitCode).toBe(0);
     expect(cluster.jobs()).toHaveLength(jobs.length);
   });

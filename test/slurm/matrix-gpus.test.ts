@@ -20,14 +20,25 @@ describe.skipIf(!!missing)('GPUs through --gres', () => {
     project = new Project();
     store = mkdtempSync(join(tmpdir(), 'podium-store-'));
   });
-  afterAll(() => { cluster?.stop(); project?.cleanup(); rmSync(store, { recursive: true, force: true }); });
+  afterAll(() => {
+    cluster?.stop();
+    project?.cleanup();
+    rmSync(store, { recursive: true, force: true });
+  });
 
   it('12 points, each job one GPU, all 4 GPUs used', async () => {
     project.write('package.json', '{"name":"t"}');
     project.write('podium.config.json', { remote: store, slurm: { pollMs: 300, stages: { fit: { gres: 'gpu:1' } } } });
-    project.write('p.json', commandPipeline({
-      fit: { run: 'echo "$CUDA_VISIBLE_DEVICES" > "gpu-$P.txt"; sleep 3', outs: ['gpu-${P}.txt'], matrix: { env: Array.from({ length: 12 }, (_, i) => ({ P: String(i) })) } },
-    }));
+    project.write(
+      'p.json',
+      commandPipeline({
+        fit: {
+          run: 'echo "$CUDA_VISIBLE_DEVICES" > "gpu-$P.txt"; sleep 3',
+          outs: ['gpu-${P}.txt'],
+          matrix: { env: Array.from({ length: 12 }, (_, i) => ({ P: String(i) })) },
+        },
+      }),
+    );
     const r = await project.spawn(['run', 'p.json', '--executor', 'slurm', '--json'], cluster.env);
     expect(r.exitCode, `${r.stderr}\n${cluster.log()}`).toBe(0);
     const stages = JSON.parse(String(r.stdout)).stages as Array<{ id: string; status: string }>;

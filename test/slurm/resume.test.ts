@@ -21,7 +21,11 @@ describe.skipIf(!!missing)('a finetune stopped mid-way resumes in its next job',
     cluster = new Cluster(7361);
     store = mkdtempSync(join(tmpdir(), 'podium-store-'));
   });
-  afterAll(() => { cluster?.stop(); for (const p of projects) p.cleanup(); rmSync(store, { recursive: true, force: true }); });
+  afterAll(() => {
+    cluster?.stop();
+    for (const p of projects) p.cleanup();
+    rmSync(store, { recursive: true, force: true });
+  });
 
   const project = (): Project => {
     const p = new Project();
@@ -29,7 +33,16 @@ describe.skipIf(!!missing)('a finetune stopped mid-way resumes in its next job',
     const ci = JSON.parse(readFileSync(join(REPO, 'pipelines', 'ci-small.json'), 'utf8'));
     const { images, decoded, aug, tiny } = ci.stages;
     p.write('package.json', '{"name":"t"}');
-    p.write('p.json', { name: 'resume', seed: 7, stages: { images, decoded, aug, tiny: { ...tiny, matrix: undefined, params: { ...tiny.params, epochs: 10, lrSteps: [6] } } } });
+    p.write('p.json', {
+      name: 'resume',
+      seed: 7,
+      stages: {
+        images,
+        decoded,
+        aug,
+        tiny: { ...tiny, matrix: undefined, params: { ...tiny.params, epochs: 10, lrSteps: [6] } },
+      },
+    });
     return p;
   };
 
@@ -42,13 +55,23 @@ describe.skipIf(!!missing)('a finetune stopped mid-way resumes in its next job',
     const first = p.spawn(['run', 'p.json', '--executor', 'slurm', '--remote', store], cluster.env);
     let job: string | undefined;
     const log = (id: string): string => {
-      for (const k of readdirSync(spool)) { try { return readFileSync(join(spool, k, `log-${id}.txt`), 'utf8'); } catch { /* not here */ } }
+      for (const k of readdirSync(spool)) {
+        try {
+          return readFileSync(join(spool, k, `log-${id}.txt`), 'utf8');
+        } catch {
+          /* not here */
+        }
+      }
       return '';
     };
-    await waitUntil(() => {
-      job = cluster.jobs().find((j) => j.name === 'podium:tiny' && j.state === 'RUNNING')?.id;
-      return !!job && /epoch 3\/10/.test(log(job));
-    }, 180_000, 'the finetune job to finish epoch 3');
+    await waitUntil(
+      () => {
+        job = cluster.jobs().find((j) => j.name === 'podium:tiny' && j.state === 'RUNNING')?.id;
+        return !!job && /epoch 3\/10/.test(log(job));
+      },
+      180_000,
+      'the finetune job to finish epoch 3',
+    );
     cluster.scancel(job!);
     const r1 = await first;
     expect(r1.exitCode).toBe(1);
@@ -57,7 +80,10 @@ describe.skipIf(!!missing)('a finetune stopped mid-way resumes in its next job',
 
     const r2 = await p.spawn(['run', 'p.json', '--executor', 'slurm', '--remote', store, '--verbose'], cluster.env);
     expect(r2.exitCode, String(r2.stderr)).toBe(0);
-    const second = cluster.jobs().filter((j) => j.name === 'podium:tiny').at(-1)!.id;
+    const second = cluster
+      .jobs()
+      .filter((j) => j.name === 'podium:tiny')
+      .at(-1)!.id;
     expect(second).not.toBe(job);
     const resumed = /resuming after epoch (\d+) of 10/.exec(log(second));
     expect(resumed, log(second)).not.toBeNull();

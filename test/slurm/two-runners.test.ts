@@ -15,7 +15,12 @@ if (missing) console.log(missing);
 
 const pipeline = commandPipeline({
   data: { run: 'mkdir -p d && for i in $(seq 1 50); do yes "row $i" | head -c 20000 > d/$i.bin; done', outs: ['d'] },
-  fit: { run: 'cat d/*.bin | wc -c > "fit-$P.txt"; echo "$P" >> "fit-$P.txt"', inputs: { d: 'data' }, outs: ['fit-${P}.txt'], matrix: { env: [{ P: '1' }, { P: '2' }, { P: '3' }, { P: '4' }] } },
+  fit: {
+    run: 'cat d/*.bin | wc -c > "fit-$P.txt"; echo "$P" >> "fit-$P.txt"',
+    inputs: { d: 'data' },
+    outs: ['fit-${P}.txt'],
+    matrix: { env: [{ P: '1' }, { P: '2' }, { P: '3' }, { P: '4' }] },
+  },
   best: { run: 'cat fit-*.txt > best.txt', inputs: { fits: ['fit'] }, outs: ['best.txt'] },
 });
 
@@ -27,7 +32,11 @@ describe.skipIf(!!missing)('runners sharing one store', () => {
     cluster = new Cluster(7351, { cpus: 8 });
     store = mkdtempSync(join(tmpdir(), 'podium-store-'));
   });
-  afterAll(() => { cluster?.stop(); for (const p of projects) p.cleanup(); rmSync(store, { recursive: true, force: true }); });
+  afterAll(() => {
+    cluster?.stop();
+    for (const p of projects) p.cleanup();
+    rmSync(store, { recursive: true, force: true });
+  });
 
   const project = (): Project => {
     const p = new Project();
@@ -40,7 +49,9 @@ describe.skipIf(!!missing)('runners sharing one store', () => {
 
   it('two at once never corrupt the store and agree; a third reuses their blobs and records', async () => {
     const [a, b] = [project(), project()];
-    const [ra, rb] = await Promise.all([a, b].map((p) => p.spawn(['run', 'p.json', '--executor', 'slurm'], cluster.env)));
+    const [ra, rb] = await Promise.all(
+      [a, b].map((p) => p.spawn(['run', 'p.json', '--executor', 'slurm'], cluster.env)),
+    );
     expect(ra!.exitCode, String(ra!.stderr)).toBe(0);
     expect(rb!.exitCode, String(rb!.stderr)).toBe(0);
     expect(a.read('p.lock.json')).toBe(b.read('p.lock.json'));
@@ -48,9 +59,13 @@ describe.skipIf(!!missing)('runners sharing one store', () => {
     // Every file in the store is whole, and no temporary file is left.
     const remote = new DirRemoteStore(store);
     let blobs = 0;
-    for await (const d of remote.list()) { expect(sha256((await remote.get(d))!)).toBe(d); blobs++; }
+    for await (const d of remote.list()) {
+      expect(sha256((await remote.get(d))!)).toBe(d);
+      blobs++;
+    }
     expect(blobs).toBeGreaterThan(50);
-    for (const fan of readdirSync(join(store, 'blobs'))) expect(readdirSync(join(store, 'blobs', fan)).filter((n) => n.startsWith('.'))).toEqual([]);
+    for (const fan of readdirSync(join(store, 'blobs')))
+      expect(readdirSync(join(store, 'blobs', fan)).filter((n) => n.startsWith('.'))).toEqual([]);
     const lock = a.json('p.lock.json') as { stages: Record<string, { key: Digest }> };
     for (const { key } of Object.values(lock.stages)) expect((await remote.getRecord(key))?.key).toBe(key);
 

@@ -11,7 +11,11 @@ afterEach(() => project?.cleanup());
 async function outputs(stage: string): Promise<{ policy: any; preview: Buffer }> {
   const o = project.json('p.lock.json').stages[stage].outputs;
   const store = new LmdbStore(join(project.dir, '.podium/cache'));
-  try { return { policy: JSON.parse(store.getBlob(o.policy)!.toString()), preview: store.getBlob(o.preview)! }; } finally { await store.close(); }
+  try {
+    return { policy: JSON.parse(store.getBlob(o.policy)!.toString()), preview: store.getBlob(o.preview)! };
+  } finally {
+    await store.close();
+  }
 }
 
 describe('augment stage', () => {
@@ -19,10 +23,13 @@ describe('augment stage', () => {
     project = new Project();
     for (let i = 0; i < 3; i++) {
       mkdirSync(join(project.dir, 'data/train/c'), { recursive: true });
-      await sharp({ create: { width: 48, height: 40, channels: 3, background: { r: 40 * i, g: 120, b: 200 } } }).jpeg().toFile(join(project.dir, `data/train/c/${i}.jpg`));
+      await sharp({ create: { width: 48, height: 40, channels: 3, background: { r: 40 * i, g: 120, b: 200 } } })
+        .jpeg()
+        .toFile(join(project.dir, `data/train/c/${i}.jpg`));
     }
     const pipeline = (aug: object, seed = 1): object => ({
-      name: 'aug', seed,
+      name: 'aug',
+      seed,
       stages: {
         images: { uses: 'dataset', params: { root: 'data' } },
         decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: 40 } },
@@ -32,7 +39,15 @@ describe('augment stage', () => {
     project.write('p.json', pipeline({ level: 3, crop: 32, rotate: 5, previewAugmentations: 4 }));
     expect((await project.run()).exitCode).toBe(0);
     const first = await outputs('aug');
-    expect(first.policy.policy).toMatchObject({ crop: 32, randomCrop: true, mirror: true, hue: 36, rotate: 5, shear: 0.1, fill: 127 });
+    expect(first.policy.policy).toMatchObject({
+      crop: 32,
+      randomCrop: true,
+      mirror: true,
+      hue: 36,
+      rotate: 5,
+      shear: 0.1,
+      fill: 127,
+    });
     const meta = await sharp(first.preview).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(['png', 4 * 32 + 3 * 2, 3 * 32 + 2 * 2]);
 

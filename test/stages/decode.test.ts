@@ -13,7 +13,8 @@ afterEach(() => project?.cleanup());
 /** A w×h image, left half red and right half blue, so orientation is visible. */
 function halves(w: number, h: number): Buffer {
   const px = Buffer.alloc(w * h * 3);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) px.set(x < w / 2 ? [255, 0, 0] : [0, 0, 255], (y * w + x) * 3);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) px.set(x < w / 2 ? [255, 0, 0] : [0, 0, 255], (y * w + x) * 3);
   return px;
 }
 
@@ -41,22 +42,30 @@ async function decodedImages(): Promise<Record<string, { width: number; height: 
   try {
     const set = JSON.parse(store.getBlob(lock.stages.decoded.outputs.images)!.toString()) as DecodedSet;
     const out: Record<string, { width: number; height: number; data: Uint8Array }> = {};
-    for (const rows of Object.values(set.splits)) for (const r of rows) {
-      const img = decodeDecoded(store.getBlob(r.blob as Digest)!);
-      out[r.id] = { width: img.width, height: img.height, data: Uint8Array.from(img.data) };
-    }
+    for (const rows of Object.values(set.splits))
+      for (const r of rows) {
+        const img = decodeDecoded(store.getBlob(r.blob as Digest)!);
+        out[r.id] = { width: img.width, height: img.height, data: Uint8Array.from(img.data) };
+      }
     return out;
-  } finally { await store.close(); }
+  } finally {
+    await store.close();
+  }
 }
 
-const pixel = (img: { width: number; data: Uint8Array }, x: number, y: number): number[] => [...img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3)];
+const pixel = (img: { width: number; data: Uint8Array }, x: number, y: number): number[] => [
+  ...img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3),
+];
 
 /** A 64×48 baseline JPEG (quality 90) of a blurred pattern: enough entropy-coded data to damage. */
 async function corruptibleJpeg(): Promise<Buffer> {
   const [w, h] = [64, 48];
   const px = Buffer.alloc(w * h * 3);
   for (let i = 0; i < px.length; i++) px[i] = ((i * 7) % 251) ^ (i / (w * 3) < h / 2 ? 0 : 128);
-  return sharp(px, { raw: { width: w, height: h, channels: 3 } }).blur(1.2).jpeg({ quality: 90 }).toBuffer();
+  return sharp(px, { raw: { width: w, height: h, channels: 3 } })
+    .blur(1.2)
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
 /** `jpeg` with the EXIF segment (APP1) of `donor` inserted after its SOI: the scan data stays as it is. */
@@ -84,7 +93,10 @@ describe('decode stage', () => {
     await write('data/train/a/rotated.jpg', raw(40, 20).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }));
     await write('data/train/a/grey.jpg', raw(20, 20).greyscale().jpeg());
     await write('data/train/b/cmyk.jpg', raw(20, 20).toColourspace('cmyk').jpeg());
-    await write('data/train/b/alpha.png', sharp({ create: { width: 20, height: 20, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 0.5 } } }).png());
+    await write(
+      'data/train/b/alpha.png',
+      sharp({ create: { width: 20, height: 20, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 0.5 } } }).png(),
+    );
     project.write('p.json', pipeline({ shortSide: null }));
     const r = await project.run();
     expect(r.exitCode).toBe(0);
@@ -131,7 +143,13 @@ describe('decode stage', () => {
     // Plain JPEGs (libjpeg-turbo with the fast decoder), EXIF-rotated ones and PNGs (sharp).
     const files: Array<[string, sharp.Sharp]> = [];
     for (let i = 0; i < 4; i++) files.push([`data/train/a/plain${i}.jpg`, raw(40 + i, 30).jpeg()]);
-    for (let i = 0; i < 2; i++) files.push([`data/train/b/rotated${i}.jpg`, raw(40 + i, 30).jpeg().withMetadata({ orientation: 6 })]);
+    for (let i = 0; i < 2; i++)
+      files.push([
+        `data/train/b/rotated${i}.jpg`,
+        raw(40 + i, 30)
+          .jpeg()
+          .withMetadata({ orientation: 6 }),
+      ]);
     for (let i = 0; i < 2; i++) files.push([`data/val/b/png${i}.png`, raw(40 + i, 30).png()]);
     const params = { shortSide: 16, decoder: 'fast' };
     const metrics = async (...extra: string[]): Promise<Record<string, unknown>> => {
@@ -176,7 +194,10 @@ describe('decode stage', () => {
     project.write('p.json', pipeline({ shortSide: 64, decoder: 'sharp' }));
     expect((await project.run()).exitCode).toBe(0);
     const reference = await decodedImages();
-    expect(JSON.parse((await project.cli('show', 'p.json', 'decoded', '--json')).stdout).record.metrics).toMatchObject({ byLibjpegTurbo: 0, bySharp: 5 });
+    expect(JSON.parse((await project.cli('show', 'p.json', 'decoded', '--json')).stdout).record.metrics).toMatchObject({
+      byLibjpegTurbo: 0,
+      bySharp: 5,
+    });
     for (const [id, ref] of Object.entries(reference)) {
       const img = fast[id]!;
       expect([img.width, img.height], id).toEqual([ref.width, ref.height]);
@@ -193,7 +214,7 @@ describe('decode stage', () => {
     }
   });
 
-  it('by default decodes with libjpeg-turbo exactly the JPEGs whose bytes then equal sharp\'s, and the shrinks with sharp', async () => {
+  it("by default decodes with libjpeg-turbo exactly the JPEGs whose bytes then equal sharp's, and the shrinks with sharp", async () => {
     project = new Project();
     const scene = (w: number, h: number, seed: number): sharp.Sharp => {
       const px = Buffer.alloc(w * h * 3);
@@ -233,11 +254,22 @@ describe('decode stage', () => {
     await write('data/train/a/good.jpg', raw(32, 32).jpeg());
     const noise = Buffer.alloc(64 * 64 * 3);
     for (let i = 0; i < noise.length; i++) noise[i] = (i * 2654435761) >>> 24;
-    const big = await sharp(noise, { raw: { width: 64, height: 64, channels: 3 } }).jpeg({ quality: 95 }).toBuffer();
+    const big = await sharp(noise, { raw: { width: 64, height: 64, channels: 3 } })
+      .jpeg({ quality: 95 })
+      .toBuffer();
     writeFileSync(join(project.dir, 'data/train/a/truncated.jpg'), big.subarray(0, big.length >> 1));
-    writeFileSync(join(project.dir, 'data/train/a/corrupt.jpg'), Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(200, 7)]));
-    await write('data/train/a/huge.png', sharp({ create: { width: 400, height: 400, channels: 3, background: '#888' } }).png());
-    await write('data/train/a/huge.jpg', sharp({ create: { width: 400, height: 400, channels: 3, background: '#888' } }).jpeg());
+    writeFileSync(
+      join(project.dir, 'data/train/a/corrupt.jpg'),
+      Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(200, 7)]),
+    );
+    await write(
+      'data/train/a/huge.png',
+      sharp({ create: { width: 400, height: 400, channels: 3, background: '#888' } }).png(),
+    );
+    await write(
+      'data/train/a/huge.jpg',
+      sharp({ create: { width: 400, height: 400, channels: 3, background: '#888' } }).jpeg(),
+    );
     project.write('p.json', pipeline({ shortSide: 16, maxPixels: 100000 }));
     const r = await project.run();
     expect(r.exitCode).toBe(2);
@@ -255,7 +287,12 @@ describe('decode stage', () => {
     const store = new LmdbStore(join(project.dir, '.podium/cache'));
     const report = JSON.parse(store.getBlob(project.json('p.lock.json').stages.decoded.outputs.report)!.toString());
     await store.close();
-    expect(report.bad.map((b: { id: string }) => b.id).sort()).toEqual(['a/corrupt.jpg', 'a/huge.jpg', 'a/huge.png', 'a/truncated.jpg']);
+    expect(report.bad.map((b: { id: string }) => b.id).sort()).toEqual([
+      'a/corrupt.jpg',
+      'a/huge.jpg',
+      'a/huge.png',
+      'a/truncated.jpg',
+    ]);
     expect(report.bad.find((b: { id: string }) => b.id === 'a/huge.png').reason).toMatch(/pixel limit/);
     expect(readFileSync(join(project.dir, 'data/train/a/good.jpg')).length).toBeGreaterThan(0);
 
@@ -265,7 +302,9 @@ describe('decode stage', () => {
     expect((await project.run()).exitCode).toBe(0);
     expect(Object.keys(await decodedImages())).toEqual(['a/good.jpg']);
     const store2 = new LmdbStore(join(project.dir, '.podium/cache'));
-    const sharpReport = JSON.parse(store2.getBlob(project.json('p.lock.json').stages.decoded.outputs.report)!.toString());
+    const sharpReport = JSON.parse(
+      store2.getBlob(project.json('p.lock.json').stages.decoded.outputs.report)!.toString(),
+    );
     await store2.close();
     expect(sharpReport).toEqual(report);
   });
@@ -279,8 +318,11 @@ describe('decode stage', () => {
     const jpeg = await corruptibleJpeg();
     const huffman = overwriteScan(jpeg, 0.15);
     const trailing = overwriteScan(jpeg, 0.95);
-    for (const bytes of [huffman, trailing]) expect((await sharp(bytes, { failOn: 'none' }).raw().toBuffer()).length).toBe(64 * 48 * 3);
-    await expect(sharp(huffman, { failOn: 'warning' }).raw().toBuffer()).rejects.toThrow(/Corrupt JPEG data: bad Huffman code/);
+    for (const bytes of [huffman, trailing])
+      expect((await sharp(bytes, { failOn: 'none' }).raw().toBuffer()).length).toBe(64 * 48 * 3);
+    await expect(sharp(huffman, { failOn: 'warning' }).raw().toBuffer()).rejects.toThrow(
+      /Corrupt JPEG data: bad Huffman code/,
+    );
     // libvips alone accepts this one: the stage must not rely on it.
     expect((await sharp(trailing, { failOn: 'warning' }).raw().toBuffer()).length).toBe(64 * 48 * 3);
     mkdirSync(join(project.dir, 'data/train/a'), { recursive: true });
@@ -295,18 +337,25 @@ describe('decode stage', () => {
 
     const reports: unknown[] = [];
     // The default decoder at short side 64 takes the libjpeg-turbo path (no shrink), at 16 sharp's.
-    for (const [decoder, shortSide] of [['sharp', 16], ['fast', 16], ['exact', 64]] as const) {
+    for (const [decoder, shortSide] of [
+      ['sharp', 16],
+      ['fast', 16],
+      ['exact', 64],
+    ] as const) {
       project.write('p.json', pipeline({ shortSide, ...(decoder !== 'exact' && { decoder }) }));
       const failed = await project.run();
       expect(failed.exitCode, decoder).toBe(2);
       const reason: string = failed.out.stages[1].reason;
       expect(reason, decoder).toMatch(/^3 bad images: /);
-      for (const name of ['huffman', 'trailing', 'rotated']) expect(reason, decoder).toContain(`data/train/a/${name}.jpg: Corrupt JPEG data`);
+      for (const name of ['huffman', 'trailing', 'rotated'])
+        expect(reason, decoder).toContain(`data/train/a/${name}.jpg: Corrupt JPEG data`);
 
       project.write('p.json', pipeline({ shortSide, ...(decoder !== 'exact' && { decoder }), onError: 'skip' }));
       expect((await project.run()).exitCode, decoder).toBe(0);
       expect(Object.keys(await decodedImages()), decoder).toEqual(['a/good.jpg']);
-      expect(project.json('p.lock.json').stages.decoded.metrics.byLibjpegTurbo, decoder).toBe(decoder === 'sharp' ? 0 : 1);
+      expect(project.json('p.lock.json').stages.decoded.metrics.byLibjpegTurbo, decoder).toBe(
+        decoder === 'sharp' ? 0 : 1,
+      );
       const store = new LmdbStore(join(project.dir, '.podium/cache'));
       reports.push(JSON.parse(store.getBlob(project.json('p.lock.json').stages.decoded.outputs.report)!.toString()));
       await store.close();
@@ -327,14 +376,21 @@ describe('decode stage', () => {
     // other's message. Twelve bad images among good ones make that likely on two threads.
     const noise = Buffer.alloc(48 * 48 * 3);
     for (let i = 0; i < noise.length; i++) noise[i] = (i * 2654435761) >>> 24;
-    const jpeg = await sharp(noise, { raw: { width: 48, height: 48, channels: 3 } }).jpeg({ quality: 95 }).toBuffer();
-    const png = await sharp(noise, { raw: { width: 48, height: 48, channels: 3 } }).png().toBuffer();
+    const jpeg = await sharp(noise, { raw: { width: 48, height: 48, channels: 3 } })
+      .jpeg({ quality: 95 })
+      .toBuffer();
+    const png = await sharp(noise, { raw: { width: 48, height: 48, channels: 3 } })
+      .png()
+      .toBuffer();
     const files: Record<string, Buffer> = {};
     const truncatedPngs = new Set<string>();
     for (let k = 0; k < 12; k++) {
       if (k % 2 && k % 3) truncatedPngs.add(`a/bad${k}.png`);
       files[`a/good${k}.jpg`] = jpeg;
-      files[`a/bad${k}.${k % 2 ? 'png' : 'jpg'}`] = k % 3 === 0 ? Buffer.concat([jpeg.subarray(0, 4), Buffer.alloc(100 + k, k)]) : (k % 2 ? png : jpeg).subarray(0, 100 + 40 * k);
+      files[`a/bad${k}.${k % 2 ? 'png' : 'jpg'}`] =
+        k % 3 === 0
+          ? Buffer.concat([jpeg.subarray(0, 4), Buffer.alloc(100 + k, k)])
+          : (k % 2 ? png : jpeg).subarray(0, 100 + 40 * k);
     }
     const reports: unknown[] = [];
     const projects = [new Project(), new Project()];
@@ -351,9 +407,13 @@ describe('decode stage', () => {
         reports.push(JSON.parse(store.getBlob(project.json('p.lock.json').stages.decoded.outputs.report)!.toString()));
         await store.close();
       }
-    } finally { projects[0]!.cleanup(); }
+    } finally {
+      projects[0]!.cleanup();
+    }
     const bad = (reports[0] as { bad: Array<{ id: string; reason: string }> }).bad;
-    expect(bad.map((b) => b.id)).toEqual(Array.from({ length: 12 }, (_, k) => `a/bad${k}.${k % 2 ? 'png' : 'jpg'}`).sort());
+    expect(bad.map((b) => b.id)).toEqual(
+      Array.from({ length: 12 }, (_, k) => `a/bad${k}.${k % 2 ? 'png' : 'jpg'}`).sort(),
+    );
     expect(reports[1]).toEqual(reports[0]);
     for (const b of bad) {
       expect(b.reason).not.toMatch(/unknown error/i);

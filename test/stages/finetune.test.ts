@@ -11,10 +11,31 @@ function pipeline(epochs: number, lrSteps: number[] = []): object {
     name: 'ft',
     seed: 3,
     stages: {
-      images: { uses: 'dataset', params: { format: 'synthetic', classes: 3, perClass: { train: 8, val: 4, test: 2 }, size: 40 } },
+      images: {
+        uses: 'dataset',
+        params: { format: 'synthetic', classes: 3, perClass: { train: 8, val: 4, test: 2 }, size: 40 },
+      },
       decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: 36 } },
-      aug: { uses: 'augment', inputs: { images: 'decoded' }, params: { level: 1, crop: 32, previewImages: 2, previewAugmentations: 2 } },
-      train: { uses: 'finetune', inputs: { images: 'decoded', augment: 'aug' }, params: { model: 'tiny', inputSize: 32, epochs, lrSteps, batchSize: 8, lr: 0.05, momentum: 0.9, weightDecay: 0.0001, backend: 'wasm' } },
+      aug: {
+        uses: 'augment',
+        inputs: { images: 'decoded' },
+        params: { level: 1, crop: 32, previewImages: 2, previewAugmentations: 2 },
+      },
+      train: {
+        uses: 'finetune',
+        inputs: { images: 'decoded', augment: 'aug' },
+        params: {
+          model: 'tiny',
+          inputSize: 32,
+          epochs,
+          lrSteps,
+          batchSize: 8,
+          lr: 0.05,
+          momentum: 0.9,
+          weightDecay: 0.0001,
+          backend: 'wasm',
+        },
+      },
     },
   };
 }
@@ -34,7 +55,9 @@ describe('finetune stage', () => {
       project.write('p.json', pipeline(3, [2]));
       const longer = await project.cli('run', 'p.json', '--verbose');
       expect(longer.exitCode).toBe(0);
-      expect(longer.stderr).toContain('train| continuing from epoch 2 of stage train (the same recipe and learning rates so far), 3 epochs in all');
+      expect(longer.stderr).toContain(
+        'train| continuing from epoch 2 of stage train (the same recipe and learning rates so far), 3 epochs in all',
+      );
       expect(longer.stderr).not.toContain('train| epoch 1/3');
       expect(project.json('p.lock.json').stages.train.outputs).toEqual(reference);
 
@@ -80,7 +103,11 @@ describe('finetune stage', () => {
         killed = true;
         // The runner and its worker process: a kill of everything, as a power cut would.
         child.kill('SIGKILL');
-        try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* not a group leader */ }
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          /* not a group leader */
+        }
       }
     });
     await child;
@@ -96,6 +123,8 @@ describe('finetune stage', () => {
       fresh.write('p.json', pipeline(3));
       expect((await fresh.cli('run', 'p.json')).exitCode).toBe(0);
       expect(fresh.json('p.lock.json').stages.train.outputs).toEqual(lockA);
-    } finally { fresh.cleanup(); }
+    } finally {
+      fresh.cleanup();
+    }
   });
 });

@@ -36,22 +36,48 @@ function parseCsv(text: string): string[][] {
   while (i < text.length) {
     const c = text[i]!;
     if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { field += '"'; i += 2; continue; }
-      if (c === '"') { quoted = false; i++; continue; }
-      field += c; i++; continue;
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i += 2;
+        continue;
+      }
+      if (c === '"') {
+        quoted = false;
+        i++;
+        continue;
+      }
+      field += c;
+      i++;
+      continue;
     }
     if (c === '"') {
       if (field !== '') throw new Error(`quote inside an unquoted field at ${i}`);
-      quoted = true; i++; continue;
+      quoted = true;
+      i++;
+      continue;
     }
-    if (c === ',') { row.push(field); field = ''; i++; continue; }
+    if (c === ',') {
+      row.push(field);
+      field = '';
+      i++;
+      continue;
+    }
     if (c === '\n' || (c === '\r' && text[i + 1] === '\n')) {
-      row.push(field); rows.push(row); row = []; field = ''; i += c === '\r' ? 2 : 1; continue;
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+      i += c === '\r' ? 2 : 1;
+      continue;
     }
-    field += c; i++;
+    field += c;
+    i++;
   }
   if (quoted) throw new Error('unterminated quoted field');
-  if (field !== '' || row.length) { row.push(field); rows.push(row); }
+  if (field !== '' || row.length) {
+    row.push(field);
+    rows.push(row);
+  }
   return rows;
 }
 
@@ -59,28 +85,58 @@ const K = 3;
 const CLASSES = ['a', 'b', 'c'];
 
 /** One split of n rows; row(i) gives that row's probabilities. */
-function member(name: string, n: number, row: (i: number, y: number) => number[], extra: Record<string, (i: number) => number[]> = {}): Member {
+function member(
+  name: string,
+  n: number,
+  row: (i: number, y: number) => number[],
+  extra: Record<string, (i: number) => number[]> = {},
+): Member {
   const labels = Array.from({ length: n }, (_, i) => i % K);
   const splits: Predictions['splits'] = {
-    val: { ids: labels.map((_, i) => `v${i}.jpg`), labels, probs: new Float32Array(labels.flatMap((y, i) => row(i, y))) },
+    val: {
+      ids: labels.map((_, i) => `v${i}.jpg`),
+      labels,
+      probs: new Float32Array(labels.flatMap((y, i) => row(i, y))),
+    },
   };
-  for (const [s, f] of Object.entries(extra)) splits[s] = { ids: labels.map((_, i) => `${s}${i}.jpg`), labels: labels.map(() => null), probs: new Float32Array(labels.flatMap((_, i) => f(i))) };
+  for (const [s, f] of Object.entries(extra))
+    splits[s] = {
+      ids: labels.map((_, i) => `${s}${i}.jpg`),
+      labels: labels.map(() => null),
+      probs: new Float32Array(labels.flatMap((_, i) => f(i))),
+    };
   return { name, predictions: { classes: CLASSES, splits } };
 }
 
 /** Probabilities with `p` on class c, `q` on the next class, the rest on the third. */
-const put = (c: number, p: number, q: number): number[] => { const r = [0, 0, 0]; r[c] = p; r[(c + 1) % K] = q; r[(c + 2) % K] = 1 - p - q; return r; };
+const put = (c: number, p: number, q: number): number[] => {
+  const r = [0, 0, 0];
+  r[c] = p;
+  r[(c + 1) % K] = q;
+  r[(c + 2) % K] = 1 - p - q;
+  return r;
+};
 
 const N = 60;
 // A is right on the first half and narrowly wrong on the second; B the reverse.
 const A = member('A', N, (i, y) => (i < N / 2 ? put(y, 0.8, 0.1) : put(y, 0.35, 0.45)));
 const B = member('B', N, (i, y) => (i >= N / 2 ? put(y, 0.8, 0.1) : put(y, 0.35, 0.45)));
 // C: a noisy copy of A, a little worse on its good half and confidently wrong on the other.
-const C = member('C', N, (i, y) => (i < N / 2 ? (i % 10 === 3 ? put(y, 0.3, 0.6) : put(y, 0.7 + (i % 3) * 0.05, 0.1)) : put(y, 0.05, 0.9)));
+const C = member('C', N, (i, y) =>
+  i < N / 2 ? (i % 10 === 3 ? put(y, 0.3, 0.6) : put(y, 0.7 + (i % 3) * 0.05, 0.1)) : put(y, 0.05, 0.9),
+);
 
 describe('fuse methods', () => {
-  it("takes its defaults from the schema alone (ajv fills them, nested ones too), as the hand-kept copy had them", () => {
-    expect(fuseParams({})).toEqual({ method: 'greedy', members: 'candidates', metric: 'top1', fitSplit: 'val', holdout: 0.5, greedy: { init: 1, maxRounds: 20, bagging: null }, weighted: { maxRounds: 30 } });
+  it('takes its defaults from the schema alone (ajv fills them, nested ones too), as the hand-kept copy had them', () => {
+    expect(fuseParams({})).toEqual({
+      method: 'greedy',
+      members: 'candidates',
+      metric: 'top1',
+      fitSplit: 'val',
+      holdout: 0.5,
+      greedy: { init: 1, maxRounds: 20, bagging: null },
+      weighted: { maxRounds: 30 },
+    });
     expect(fuseParams({ greedy: { init: 2 } })).toMatchObject({ greedy: { init: 2, maxRounds: 20, bagging: null } });
   });
 
@@ -92,7 +148,11 @@ describe('fuse methods', () => {
     expect(report.fused.val.top1).toBe(1);
     expect(report.fused.fit.top1).toBe(1);
     expect(report.fused.holdout.top1).toBe(1);
-    expect(report.members.map((m) => [m.name, m.val.top1])).toEqual([['A', 0.5], ['C', expect.any(Number)], ['B', 0.5]]);
+    expect(report.members.map((m) => [m.name, m.val.top1])).toEqual([
+      ['A', 0.5],
+      ['C', expect.any(Number)],
+      ['B', 0.5],
+    ]);
     expect(predictions.splits.val!.probs[0]).toBeCloseTo((0.8 + 0.35) / 2, 6);
     // The plain mean of all three is dragged down by the confident copy.
     expect(fuseMembers([A, C, B], fuseParams({ method: 'mean' }), 7).report.fused.val.top1!).toBeLessThan(0.75);
@@ -110,7 +170,9 @@ describe('fuse methods', () => {
       return held || fitting.length % 2 === 0 ? put(y, 0.5, 0.3) : put(y, 0.3, 0.5);
     });
     let f = 0;
-    const B2 = member('B', N, (i, y) => (isHeldOut(seed, `v${i}.jpg`, 0.5) ? put(y, 0.05, 0.9) : f++ % 5 < 3 ? put(y, 0.9, 0.05) : put(y, 0.05, 0.9)));
+    const B2 = member('B', N, (i, y) =>
+      isHeldOut(seed, `v${i}.jpg`, 0.5) ? put(y, 0.05, 0.9) : f++ % 5 < 3 ? put(y, 0.9, 0.05) : put(y, 0.05, 0.9),
+    );
     for (const method of ['greedy', 'weighted'] as const) {
       const { report, predictions } = fuseMembers([A2, B2], fuseParams({ method }), seed);
       const [a, b] = report.members;
@@ -128,12 +190,17 @@ describe('fuse methods', () => {
 
   it('never ends below its best member on the fit split, whatever the members', () => {
     let state = 12345;
-    const rand = (): number => { state = (state * 1103515245 + 12345) % 2 ** 31; return state / 2 ** 31; };
+    const rand = (): number => {
+      state = (state * 1103515245 + 12345) % 2 ** 31;
+      return state / 2 ** 31;
+    };
     for (let trial = 0; trial < 20; trial++) {
-      const members = Array.from({ length: 4 }, (_, m) => member(`m${m}`, 30, (_i, y) => {
-        const p = rand();
-        return rand() < 0.5 ? put(y, p, (1 - p) * rand()) : put((y + 1) % K, p, (1 - p) * rand());
-      }));
+      const members = Array.from({ length: 4 }, (_, m) =>
+        member(`m${m}`, 30, (_i, y) => {
+          const p = rand();
+          return rand() < 0.5 ? put(y, p, (1 - p) * rand()) : put((y + 1) % K, p, (1 - p) * rand());
+        }),
+      );
       for (const method of ['greedy', 'weighted'] as const) {
         const r = fuseMembers(members, fuseParams({ method, holdout: 0.5 }), trial).report;
         expect(r.fused.val.top1!).toBeGreaterThanOrEqual(Math.max(...r.members.map((x) => x.val.top1!)));
@@ -142,9 +209,16 @@ describe('fuse methods', () => {
   });
 
   it('greedy with init 2 starts from the two best and bagging stays deterministic', () => {
-    const two = fuseMembers([A, C, B], fuseParams({ method: 'greedy', greedy: { init: 2, maxRounds: 20, bagging: null } }), 7).report;
+    const two = fuseMembers(
+      [A, C, B],
+      fuseParams({ method: 'greedy', greedy: { init: 2, maxRounds: 20, bagging: null } }),
+      7,
+    ).report;
     expect(Object.keys(two.counts!).sort()).toEqual(['A', 'B']);
-    const p: Partial<FuseParams> = { method: 'greedy', greedy: { init: 1, maxRounds: 20, bagging: { bags: 5, fraction: 0.7 } } };
+    const p: Partial<FuseParams> = {
+      method: 'greedy',
+      greedy: { init: 1, maxRounds: 20, bagging: { bags: 5, fraction: 0.7 } },
+    };
     const r1 = fuseMembers([A, C, B], fuseParams(p), 3);
     const r2 = fuseMembers([A, C, B], fuseParams(p), 3);
     expect(JSON.stringify(r1.report)).toBe(JSON.stringify(r2.report));
@@ -192,7 +266,9 @@ describe('fuse methods', () => {
     const held = A.predictions.splits.val!.ids.filter((id) => isHeldOut(11, id, 0.5)).length;
     expect(r.fused.holdout.n).toBe(held);
     // Another seed holds out other images; holdout 0 holds out none.
-    expect(A.predictions.splits.val!.ids.filter((id) => isHeldOut(12, id, 0.5))).not.toEqual(A.predictions.splits.val!.ids.filter((id) => isHeldOut(11, id, 0.5)));
+    expect(A.predictions.splits.val!.ids.filter((id) => isHeldOut(12, id, 0.5))).not.toEqual(
+      A.predictions.splits.val!.ids.filter((id) => isHeldOut(11, id, 0.5)),
+    );
     const none = fuseMembers([A, B], fuseParams({ method: 'greedy', holdout: 0 }), 11).report;
     expect(none.fused.holdout).toEqual({ n: 0, top1: null, top3: null, logloss: null });
     expect(none.fused.fit.n).toBe(N);
@@ -202,9 +278,22 @@ describe('fuse methods', () => {
     const other = { name: 'X', predictions: { ...A.predictions, classes: ['a', 'b', 'z'] } };
     expect(() => fuseMembers([A, other], fuseParams({}), 1)).toThrow(InputError);
     expect(() => fuseMembers([A, other], fuseParams({}), 1)).toThrow(/disagree on classes/);
-    const ids = { name: 'Y', predictions: { classes: CLASSES, splits: { val: { ...A.predictions.splits.val!, ids: A.predictions.splits.val!.ids.map((id, i) => (i === 5 ? 'zz.jpg' : id)) } } } };
+    const ids = {
+      name: 'Y',
+      predictions: {
+        classes: CLASSES,
+        splits: {
+          val: {
+            ...A.predictions.splits.val!,
+            ids: A.predictions.splits.val!.ids.map((id, i) => (i === 5 ? 'zz.jpg' : id)),
+          },
+        },
+      },
+    };
     expect(() => fuseMembers([A, ids], fuseParams({}), 1)).toThrow(/split "val" at row 5/);
-    expect(() => fuseMembers([A, B], fuseParams({ fitSplit: 'test' }), 1)).toThrow(/fit split "test" is not in the predictions/);
+    expect(() => fuseMembers([A, B], fuseParams({ fitSplit: 'test' }), 1)).toThrow(
+      /fit split "test" is not in the predictions/,
+    );
     expect(fuseMembers([A, B], fuseParams({ method: 'mean', fitSplit: 'test' }), 1).report.fused.val.top1).toBeNull();
   });
 });
@@ -230,24 +319,57 @@ function setup(): { store: LmdbStore; projectDir: string } {
 
 function context(s: LmdbStore, projectDir: string, inputs: StageContext['inputs'], log: string[] = []): StageContext {
   return {
-    stageId: 'under-test', key: 'k'.repeat(64) as Digest, resume: true, projectDir, seed: 5, slot: 0, gpu: undefined, threads: 1,
-    inputs, store: stageStoreOf(s), signal: new AbortController().signal, log: (l) => log.push(l),
+    stageId: 'under-test',
+    key: 'k'.repeat(64) as Digest,
+    resume: true,
+    projectDir,
+    seed: 5,
+    slot: 0,
+    gpu: undefined,
+    threads: 1,
+    inputs,
+    store: stageStoreOf(s),
+    signal: new AbortController().signal,
+    log: (l) => log.push(l),
   };
 }
 
-async function artifact(s: LmdbStore, stageId: string, outputs: Record<string, Member | string>): Promise<InputArtifact> {
+async function artifact(
+  s: LmdbStore,
+  stageId: string,
+  outputs: Record<string, Member | string>,
+): Promise<InputArtifact> {
   const out: Record<string, Digest> = {};
-  for (const [name, m] of Object.entries(outputs)) out[name] = await s.putBlob(typeof m === 'string' ? Buffer.from(m) : encodePredictions(m.predictions));
+  for (const [name, m] of Object.entries(outputs))
+    out[name] = await s.putBlob(typeof m === 'string' ? Buffer.from(m) : encodePredictions(m.predictions));
   return { stageId, outputs: out, metrics: {} };
 }
 
 const withTest = (m: Member): Member => {
   const val = m.predictions.splits.val!;
-  return { name: m.name, predictions: { classes: CLASSES, splits: { val, test: { ids: ['t1.jpg', 't2.jpg'], labels: [null, null], probs: val.probs.slice(0, 2 * K) } } } };
+  return {
+    name: m.name,
+    predictions: {
+      classes: CLASSES,
+      splits: { val, test: { ids: ['t1.jpg', 't2.jpg'], labels: [null, null], probs: val.probs.slice(0, 2 * K) } },
+    },
+  };
 };
 
 function record(outputs: Record<string, Digest>): StageRecord {
-  return { key: 'k'.repeat(64) as Digest, kind: 'export', version: 1, stageId: 's', outputs, refs: [], metrics: {}, startedAt: new Date(0).toISOString(), durationMs: 1, backend: null, logTail: [] };
+  return {
+    key: 'k'.repeat(64) as Digest,
+    kind: 'export',
+    version: 1,
+    stageId: 's',
+    outputs,
+    refs: [],
+    metrics: {},
+    startedAt: new Date(0).toISOString(),
+    durationMs: 1,
+    backend: null,
+    logTail: [],
+  };
 }
 
 describe('fuse stage run()', () => {
@@ -264,7 +386,11 @@ describe('fuse stage run()', () => {
     const r2 = await fuse.run(context(s, projectDir, inputs), params);
     expect(r1.outputs).toEqual(r2.outputs);
     const report = JSON.parse(s.getBlob(r1.outputs.report!)!.toString());
-    expect(report.members.map((m: { name: string }) => m.name)).toEqual(['tta@lr=0.01:predictions', 'tta@lr=0.01:predictions-noisy', 'tta@lr=0.1:predictions']);
+    expect(report.members.map((m: { name: string }) => m.name)).toEqual([
+      'tta@lr=0.01:predictions',
+      'tta@lr=0.01:predictions-noisy',
+      'tta@lr=0.1:predictions',
+    ]);
     expect(report.chosen).toEqual(['tta@lr=0.01:predictions', 'tta@lr=0.1:predictions']);
     const fused = decodePredictions(s.getBlob(r1.outputs.predictions!)!);
     expect(Object.keys(fused.splits)).toEqual(['val', 'test']);
@@ -275,7 +401,9 @@ describe('fuse stage run()', () => {
   it('refuses an input stage without predictions', async () => {
     const { store: s, projectDir } = setup();
     const inputs = { predictions: [await artifact(s, 'train', { model: 'weights' })] };
-    await expect(fuse.run(context(s, projectDir, inputs), fuseParams({}))).rejects.toThrow(/"train" has no predictions output/);
+    await expect(fuse.run(context(s, projectDir, inputs), fuseParams({}))).rejects.toThrow(
+      /"train" has no predictions output/,
+    );
   });
 });
 
@@ -283,11 +411,25 @@ describe('export', () => {
   const preds = (): Predictions => ({
     classes: ['beach', 'forest', 'city', 'desert'],
     splits: {
-      test: { ids: ['x1.jpg', 'x2.jpg', 'x,3.jpg'], labels: [null, null, null], probs: new Float32Array([0.1, 0.2, 0.3, 0.4, 0.7, 0.1, 0.15, 0.05, 0.25, 0.25, 0.4, 0.1]) },
-      val: { ids: ['v1.jpg', 'v2.jpg'], labels: [0, 1], probs: new Float32Array([0.6, 0.2, 0.1, 0.1, 0.5, 0.3, 0.1, 0.1]) },
+      test: {
+        ids: ['x1.jpg', 'x2.jpg', 'x,3.jpg'],
+        labels: [null, null, null],
+        probs: new Float32Array([0.1, 0.2, 0.3, 0.4, 0.7, 0.1, 0.15, 0.05, 0.25, 0.25, 0.4, 0.1]),
+      },
+      val: {
+        ids: ['v1.jpg', 'v2.jpg'],
+        labels: [0, 1],
+        probs: new Float32Array([0.6, 0.2, 0.1, 0.1, 0.5, 0.3, 0.1, 0.1]),
+      },
     },
   });
-  const base: ExportParams = { format: 'ai-challenger', split: 'test', topK: 3, path: 'out/submission.json', classIds: 'index' };
+  const base: ExportParams = {
+    format: 'ai-challenger',
+    split: 'test',
+    topK: 3,
+    path: 'out/submission.json',
+    classIds: 'index',
+  };
 
   it('ai-challenger: top-K label ids best first, every image once', () => {
     const sub = JSON.parse(formatSubmission(preds(), base));
@@ -296,12 +438,19 @@ describe('export', () => {
       { image_id: 'x2.jpg', label_id: [0, 2, 1] },
       { image_id: 'x,3.jpg', label_id: [2, 0, 1] },
     ]);
-    expect(JSON.parse(formatSubmission(preds(), { ...base, classIds: 'name', topK: 1 }))[0]).toEqual({ image_id: 'x1.jpg', label_id: ['desert'] });
+    expect(JSON.parse(formatSubmission(preds(), { ...base, classIds: 'name', topK: 1 }))[0]).toEqual({
+      image_id: 'x1.jpg',
+      label_id: ['desert'],
+    });
   });
 
   it('csv: path,label1..labelK, one column per rank, RFC 4180 quoting', () => {
-    expect(formatSubmission(preds(), { ...base, format: 'csv', topK: 1 })).toBe('path,label1\nx1.jpg,3\nx2.jpg,0\n"x,3.jpg",2\n');
-    expect(formatSubmission(preds(), { ...base, format: 'csv', classIds: 'name' })).toBe('path,label1,label2,label3\nx1.jpg,desert,city,forest\nx2.jpg,beach,city,forest\n"x,3.jpg",city,beach,forest\n');
+    expect(formatSubmission(preds(), { ...base, format: 'csv', topK: 1 })).toBe(
+      'path,label1\nx1.jpg,3\nx2.jpg,0\n"x,3.jpg",2\n',
+    );
+    expect(formatSubmission(preds(), { ...base, format: 'csv', classIds: 'name' })).toBe(
+      'path,label1,label2,label3\nx1.jpg,desert,city,forest\nx2.jpg,beach,city,forest\n"x,3.jpg",city,beach,forest\n',
+    );
   });
 
   it('csv: class names with spaces, commas, quotes, newlines and non-ASCII split back exactly', () => {
@@ -327,7 +476,9 @@ describe('export', () => {
   });
 
   it('refuses a missing split, too large a topK and duplicate ids', () => {
-    expect(() => formatSubmission(preds(), { ...base, split: 'nope' })).toThrow(/split "nope" is not in the predictions/);
+    expect(() => formatSubmission(preds(), { ...base, split: 'nope' })).toThrow(
+      /split "nope" is not in the predictions/,
+    );
     expect(() => formatSubmission(preds(), { ...base, topK: 5 })).toThrow(InputError);
     const dup = preds();
     dup.splits.test!.ids[2] = 'x1.jpg';
@@ -359,10 +510,27 @@ describe('export', () => {
   it('run() on a labelled split also outputs metrics', async () => {
     const { store: s, projectDir } = setup();
     const inputs = { predictions: await artifact(s, 'fused', { predictions: { name: 'f', predictions: preds() } }) };
-    const r = await exportStage.run(context(s, projectDir, inputs), { ...base, split: 'val', format: 'csv', path: 'val.csv', topK: 2 });
+    const r = await exportStage.run(context(s, projectDir, inputs), {
+      ...base,
+      split: 'val',
+      format: 'csv',
+      path: 'val.csv',
+      topK: 2,
+    });
     expect(r.metrics).toEqual({ images: 2, top1: 0.5, top2: 1 });
     const m = JSON.parse(s.getBlob(r.outputs.metrics!)!.toString());
-    expect(m).toMatchObject({ split: 'val', source: 'fused:predictions', top1: 0.5, topK: 1, confusion: [[1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]] });
+    expect(m).toMatchObject({
+      split: 'val',
+      source: 'fused:predictions',
+      top1: 0.5,
+      topK: 1,
+      confusion: [
+        [1, 0, 0, 0],
+        [1, 0, 0, 0],
+        [0, 0, 0, 0],
+        [0, 0, 0, 0],
+      ],
+    });
     expect(m.misclassified.map((x: { id: string }) => x.id)).toEqual(['v2.jpg']);
   });
 
@@ -375,7 +543,9 @@ describe('export', () => {
       for (const path of ['../escape.json', 'out/../../escape.json', join(outside, 'sub.json'), '.']) {
         await expect(exportStage.run(ctx, { ...base, path })).rejects.toThrow(InputError);
       }
-      await expect(exportStage.run(ctx, { ...base, path: '../escape.json' })).rejects.toThrow(/outside the project directory/);
+      await expect(exportStage.run(ctx, { ...base, path: '../escape.json' })).rejects.toThrow(
+        /outside the project directory/,
+      );
       symlinkSync(outside, join(projectDir, 'link'));
       await expect(exportStage.run(ctx, { ...base, path: 'link/sub.json' })).rejects.toThrow(/symlink/);
       expect(existsSync(join(outside, 'sub.json'))).toBe(false);
@@ -393,7 +563,8 @@ describe('fuse and export through the CLI', () => {
   it('validates params with defaults and fails with exit 2 when an input has no predictions', async () => {
     project = new Project();
     project.write('p.json', {
-      name: 't', seed: 1,
+      name: 't',
+      seed: 1,
       stages: {
         make: { uses: 'command', params: { run: 'echo hi > a.txt', outs: ['a.txt'] } },
         fused: { uses: 'fuse', inputs: { predictions: ['make'] }, params: { method: 'greedy', greedy: { init: 2 } } },
@@ -403,8 +574,13 @@ describe('fuse and export through the CLI', () => {
     const r = await project.run();
     expect(r.exitCode).toBe(2);
     expect(r.status.fused).toBe('failed');
-    expect(r.out.stages.find((x: { id: string }) => x.id === 'fused').reason).toMatch(/"make" has no predictions output/);
-    project.write('bad.json', { name: 't', stages: { submit: { uses: 'export', params: { format: 'xml', path: 'a' } } } });
+    expect(r.out.stages.find((x: { id: string }) => x.id === 'fused').reason).toMatch(
+      /"make" has no predictions output/,
+    );
+    project.write('bad.json', {
+      name: 't',
+      stages: { submit: { uses: 'export', params: { format: 'xml', path: 'a' } } },
+    });
     const bad = await project.cli('run', 'bad.json', '--json');
     expect(bad.exitCode).not.toBe(0);
   });

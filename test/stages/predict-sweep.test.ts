@@ -11,14 +11,38 @@ const pipeline = {
   name: 'tta',
   seed: 5,
   stages: {
-    images: { uses: 'dataset', params: { format: 'synthetic', classes: 3, perClass: { train: 8, val: 4, test: 2 }, size: 40 } },
+    images: {
+      uses: 'dataset',
+      params: { format: 'synthetic', classes: 3, perClass: { train: 8, val: 4, test: 2 }, size: 40 },
+    },
     decoded: { uses: 'decode', inputs: { dataset: 'images' }, params: { shortSide: 36 } },
-    aug: { uses: 'augment', inputs: { images: 'decoded' }, params: { level: 1, crop: 32, previewImages: 1, previewAugmentations: 1 } },
-    train: { uses: 'finetune', inputs: { images: 'decoded', augment: 'aug' }, params: { model: 'tiny', inputSize: 32, epochs: 2, batchSize: 8, lr: 0.05, momentum: 0.9, backend: 'wasm' }, matrix: { lr: [0.05, 0.02] } },
-    sweep: { uses: 'checkpoint-sweep', inputs: { models: 'train', images: 'decoded' }, params: { select: 2, backend: 'wasm' } },
-    tta: { uses: 'multicrop-predict', inputs: { models: ['sweep', 'train'], images: 'decoded' }, params: { crops: '10', scales: [32, 40], batchSize: 16, backend: 'wasm' } },
+    aug: {
+      uses: 'augment',
+      inputs: { images: 'decoded' },
+      params: { level: 1, crop: 32, previewImages: 1, previewAugmentations: 1 },
+    },
+    train: {
+      uses: 'finetune',
+      inputs: { images: 'decoded', augment: 'aug' },
+      params: { model: 'tiny', inputSize: 32, epochs: 2, batchSize: 8, lr: 0.05, momentum: 0.9, backend: 'wasm' },
+      matrix: { lr: [0.05, 0.02] },
+    },
+    sweep: {
+      uses: 'checkpoint-sweep',
+      inputs: { models: 'train', images: 'decoded' },
+      params: { select: 2, backend: 'wasm' },
+    },
+    tta: {
+      uses: 'multicrop-predict',
+      inputs: { models: ['sweep', 'train'], images: 'decoded' },
+      params: { crops: '10', scales: [32, 40], batchSize: 16, backend: 'wasm' },
+    },
     // Defaults for scales (inputSize and 8/7 of it), a list of crop sets, logit averaging.
-    tta2: { uses: 'multicrop-predict', inputs: { models: 'train', images: 'decoded' }, params: { crops: [1, 'full'], average: 'logits', splits: ['val', 'test', 'nope'], backend: 'wasm' } },
+    tta2: {
+      uses: 'multicrop-predict',
+      inputs: { models: 'train', images: 'decoded' },
+      params: { crops: [1, 'full'], average: 'logits', splits: ['val', 'test', 'nope'], backend: 'wasm' },
+    },
     fused: { uses: 'fuse', inputs: { predictions: ['tta', 'tta2'] }, params: { method: 'greedy' } },
     submit: { uses: 'export', inputs: { predictions: 'fused' }, params: { format: 'csv', path: 'out/submission.csv' } },
   },
@@ -37,7 +61,11 @@ afterAll(() => project?.cleanup());
 
 async function blobs<T>(read: (get: (d: string) => Buffer) => T): Promise<T> {
   const store = new LmdbStore(join(project.dir, '.podium/cache'));
-  try { return read((d) => store.getBlob(d as never)!); } finally { await store.close(); }
+  try {
+    return read((d) => store.getBlob(d as never)!);
+  } finally {
+    await store.close();
+  }
 }
 
 describe('checkpoint-sweep and multicrop-predict', () => {
@@ -46,7 +74,14 @@ describe('checkpoint-sweep and multicrop-predict', () => {
     expect(chooseEpochs(all, 'all')).toEqual(all);
     expect(chooseEpochs(all, { last: 2 })).toEqual(['epoch-004', 'epoch-005']);
     expect(chooseEpochs(all, { every: 2 })).toEqual(['epoch-002', 'epoch-004', 'epoch-005']);
-    const e = (epoch: string, top1: number, top3: number, loss: number): any => ({ stageId: 'a', epoch, checkpoint: epoch, inputSize: 8, classes: [], metrics: { top1, top3, loss } });
+    const e = (epoch: string, top1: number, top3: number, loss: number): any => ({
+      stageId: 'a',
+      epoch,
+      checkpoint: epoch,
+      inputSize: 8,
+      classes: [],
+      metrics: { top1, top3, loss },
+    });
     const entries = [e('1', 0.5, 0.9, 1), e('2', 0.7, 0.8, 0.9), e('3', 0.7, 0.95, 0.8), e('4', 0.6, 0.95, 0.5)];
     expect(select(entries, 'top1', 2).map((x) => x.epoch)).toEqual(['3', '2']);
     expect(select(entries, 'top3', 2).map((x) => x.epoch)).toEqual(['4', '3']);
@@ -54,10 +89,17 @@ describe('checkpoint-sweep and multicrop-predict', () => {
   });
 
   it('sweeps every epoch of every matrix point and selects the best', async () => {
-    const trainIds = Object.keys(lock).filter((id) => id.startsWith('train@')).sort();
+    const trainIds = Object.keys(lock)
+      .filter((id) => id.startsWith('train@'))
+      .sort();
     expect(trainIds).toHaveLength(2);
-    const { table, selection } = await blobs((get) => ({ table: JSON.parse(get(lock.sweep.outputs.table).toString()), selection: JSON.parse(get(lock.sweep.outputs.selection).toString()) }));
-    expect(table.rows.map((r: any) => `${r.stageId} ${r.epoch}`).sort()).toEqual(trainIds.flatMap((id) => [`${id} epoch-001`, `${id} epoch-002`]));
+    const { table, selection } = await blobs((get) => ({
+      table: JSON.parse(get(lock.sweep.outputs.table).toString()),
+      selection: JSON.parse(get(lock.sweep.outputs.selection).toString()),
+    }));
+    expect(table.rows.map((r: any) => `${r.stageId} ${r.epoch}`).sort()).toEqual(
+      trainIds.flatMap((id) => [`${id} epoch-001`, `${id} epoch-002`]),
+    );
     for (const r of table.rows) {
       expect(r.checkpoint).toBe(lock[r.stageId].outputs[r.epoch]);
       expect(r.top3).toBe(1); // 3 classes
@@ -72,9 +114,17 @@ describe('checkpoint-sweep and multicrop-predict', () => {
   });
 
   it('predicts every selected and last checkpoint with 10 crops at two scales', async () => {
-    const { selection, decoded } = await blobs((get) => ({ selection: JSON.parse(get(lock.sweep.outputs.selection).toString()), decoded: JSON.parse(get(lock.decoded.outputs.images).toString()) }));
+    const { selection, decoded } = await blobs((get) => ({
+      selection: JSON.parse(get(lock.sweep.outputs.selection).toString()),
+      decoded: JSON.parse(get(lock.decoded.outputs.images).toString()),
+    }));
     const names = Object.keys(lock.tta.outputs).filter((n) => n.startsWith('predictions'));
-    const expected = new Set([...selection.map((s: any) => `predictions:${s.stageId}:${s.epoch}`), ...Object.keys(lock).filter((id) => id.startsWith('train@')).map((id) => `predictions:${id}:epoch-002`)]);
+    const expected = new Set([
+      ...selection.map((s: any) => `predictions:${s.stageId}:${s.epoch}`),
+      ...Object.keys(lock)
+        .filter((id) => id.startsWith('train@'))
+        .map((id) => `predictions:${id}:epoch-002`),
+    ]);
     expect(new Set(names)).toEqual(expected);
     const { table, preds } = await blobs((get) => ({
       table: JSON.parse(get(lock.tta.outputs.table).toString()),
@@ -99,19 +149,39 @@ describe('checkpoint-sweep and multicrop-predict', () => {
       // Every labelled split gets its rows (the synthetic test split has labels).
       for (const split of ['val', 'test']) {
         const own = rows.filter((r: any) => r.split === split);
-        expect(own.map((r: any) => `${r.crops}@${r.scale}`).sort()).toEqual(['1@32', '1@40', '1@all', '10@32', '10@40', '10@all', '10@all', '5@32', '5@40', '5@all'].sort());
+        expect(own.map((r: any) => `${r.crops}@${r.scale}`).sort()).toEqual(
+          ['1@32', '1@40', '1@all', '10@32', '10@40', '10@all', '10@all', '5@32', '5@40', '5@all'].sort(),
+        );
       }
-      for (const r of rows) { expect(r.top1).toBeGreaterThanOrEqual(0); expect(r.top3).toBe(1); }
+      for (const r of rows) {
+        expect(r.top1).toBeGreaterThanOrEqual(0);
+        expect(r.top3).toBe(1);
+      }
     }
     expect(lock.tta.metrics.valTop3).toBe(1);
     expect(names).toContain(lock.tta.metrics.best);
   });
 
-  it("keeps every (crops, scale) row as a fusion candidate, and fuse selects among them", async () => {
+  it('keeps every (crops, scale) row as a fusion candidate, and fuse selects among them', async () => {
     const names = Object.keys(lock.tta.outputs).filter((n) => n.startsWith('predictions'));
-    const candidates = Object.keys(lock.tta.outputs).filter((n) => n.startsWith('candidate')).sort();
-    expect(candidates).toEqual(names.flatMap((n) => ['1@32', '1@40', '1@all', '5@32', '5@40', '5@all', '10@32', '10@40', '10@all'].map((c) => `candidate:${n.slice('predictions:'.length)}:${c}`)).sort());
-    expect(Object.keys(lock.tta2.outputs).filter((n) => n.startsWith('candidate')).map((n) => n.split(':').pop()).sort()).toEqual(['1@32', '1@37', '1@all', 'full', '1+full@all'].flatMap((c) => [c, c]).sort());
+    const candidates = Object.keys(lock.tta.outputs)
+      .filter((n) => n.startsWith('candidate'))
+      .sort();
+    expect(candidates).toEqual(
+      names
+        .flatMap((n) =>
+          ['1@32', '1@40', '1@all', '5@32', '5@40', '5@all', '10@32', '10@40', '10@all'].map(
+            (c) => `candidate:${n.slice('predictions:'.length)}:${c}`,
+          ),
+        )
+        .sort(),
+    );
+    expect(
+      Object.keys(lock.tta2.outputs)
+        .filter((n) => n.startsWith('candidate'))
+        .map((n) => n.split(':').pop())
+        .sort(),
+    ).toEqual(['1@32', '1@37', '1@all', 'full', '1+full@all'].flatMap((c) => [c, c]).sort());
     const { table, candidate, report } = await blobs((get) => ({
       table: JSON.parse(get(lock.tta.outputs.table).toString()),
       candidate: decodePredictions(get(lock.tta.outputs[candidates[0]!])),
@@ -121,22 +191,54 @@ describe('checkpoint-sweep and multicrop-predict', () => {
     expect(Object.keys(candidate.splits)).toEqual(['val', 'test']);
     const [, stageId, epoch, which] = candidates[0]!.split(':');
     const [crops, scale] = which!.split('@');
-    const row = table.rows.find((r: any) => r.split === 'val' && r.stageId === stageId && r.epoch === epoch && r.crops === crops && String(r.scale) === scale);
+    const row = table.rows.find(
+      (r: any) =>
+        r.split === 'val' &&
+        r.stageId === stageId &&
+        r.epoch === epoch &&
+        r.crops === crops &&
+        String(r.scale) === scale,
+    );
     const val = candidate.splits.val!;
-    const top1 = val.labels.filter((y, i) => { const p = Array.from(val.probs.subarray(i * 3, i * 3 + 3)); return p.every((q, c) => c === y || q < p[y!]!); }).length / val.labels.length;
+    const top1 =
+      val.labels.filter((y, i) => {
+        const p = Array.from(val.probs.subarray(i * 3, i * 3 + 3));
+        return p.every((q, c) => c === y || q < p[y!]!);
+      }).length / val.labels.length;
     expect(row.top1).toBeCloseTo(top1, 9);
     // fuse's members are the candidates of both prediction stages, and it is no worse than the best on val.
-    expect(report.members.map((m: any) => m.name).sort()).toEqual([...candidates.map((c) => `tta:${c}`), ...Object.keys(lock.tta2.outputs).filter((n) => n.startsWith('candidate')).map((c) => `tta2:${c}`)].sort());
+    expect(report.members.map((m: any) => m.name).sort()).toEqual(
+      [
+        ...candidates.map((c) => `tta:${c}`),
+        ...Object.keys(lock.tta2.outputs)
+          .filter((n) => n.startsWith('candidate'))
+          .map((c) => `tta2:${c}`),
+      ].sort(),
+    );
     expect(report.fused.val.top1).toBeGreaterThanOrEqual(Math.max(...report.members.map((m: any) => m.val.top1)));
   });
 
   it('takes default scales, several crop sets and logit averaging', async () => {
-    const names = Object.keys(lock.tta2.outputs).filter((n) => n.startsWith('predictions')).sort();
-    expect(names).toEqual(Object.keys(lock).filter((id) => id.startsWith('train@')).sort().map((id) => `predictions:${id}:epoch-002`));
-    const { table, pred } = await blobs((get) => ({ table: JSON.parse(get(lock.tta2.outputs.table).toString()), pred: decodePredictions(get(lock.tta2.outputs[names[0]!])) }));
+    const names = Object.keys(lock.tta2.outputs)
+      .filter((n) => n.startsWith('predictions'))
+      .sort();
+    expect(names).toEqual(
+      Object.keys(lock)
+        .filter((id) => id.startsWith('train@'))
+        .sort()
+        .map((id) => `predictions:${id}:epoch-002`),
+    );
+    const { table, pred } = await blobs((get) => ({
+      table: JSON.parse(get(lock.tta2.outputs.table).toString()),
+      pred: decodePredictions(get(lock.tta2.outputs[names[0]!])),
+    }));
     expect(table.average).toBe('logits');
     const [, stageId] = names[0]!.split(':');
-    expect(table.rows.filter((r: any) => r.stageId === stageId && r.split === 'val').map((r: any) => `${r.crops}@${r.scale}`)).toEqual(['1@32', '1@37', '1@all', 'full@null', '1+full@all']);
+    expect(
+      table.rows
+        .filter((r: any) => r.stageId === stageId && r.split === 'val')
+        .map((r: any) => `${r.crops}@${r.scale}`),
+    ).toEqual(['1@32', '1@37', '1@all', 'full@null', '1+full@all']);
     expect(Object.keys(pred.splits)).toEqual(['val', 'test']);
     const row = Array.from(pred.splits.test!.probs.subarray(0, 3));
     expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
@@ -153,7 +255,10 @@ describe('checkpoint-sweep and multicrop-predict', () => {
 describe('changing only the fuse method', () => {
   it('reruns fuse and export and nothing else', async () => {
     const before = project.json('p.lock.json').stages;
-    project.write('p.json', { ...pipeline, stages: { ...pipeline.stages, fused: { ...pipeline.stages.fused, params: { method: 'mean' } } } });
+    project.write('p.json', {
+      ...pipeline,
+      stages: { ...pipeline.stages, fused: { ...pipeline.stages.fused, params: { method: 'mean' } } },
+    });
     // As a user sees it: only the ran stages are listed, fuse with its val scores.
     const r = await project.cli('run', 'p.json');
     expect(r.exitCode, r.stderr).toBe(0);

@@ -14,11 +14,14 @@ export function forbiddenImports(file: string, source: string): string[] {
   const found: string[] = [];
   const check = (spec: string, typeOnly: boolean, what: string): void => {
     if (!spec.startsWith('.')) return;
-    const target = relative(ROOT, resolve(ROOT, dirname(file), spec)).split(sep).join('/');
+    const target = relative(ROOT, resolve(ROOT, dirname(file), spec))
+      .split(sep)
+      .join('/');
     if (!typeOnly && FORBIDDEN.some((f) => f.test(target))) found.push(`${file}: ${what} '${spec}'`);
   };
   // import … from '…', export … from '…' (over several lines), and bare import '…'.
-  for (const m of source.matchAll(/^\s*(import|export)\s+(type\s+)?[^'";]*?\bfrom\s+['"]([^'"]+)['"]/gm)) check(m[3]!, !!m[2], m[1]!);
+  for (const m of source.matchAll(/^\s*(import|export)\s+(type\s+)?[^'";]*?\bfrom\s+['"]([^'"]+)['"]/gm))
+    check(m[3]!, !!m[2], m[1]!);
   for (const m of source.matchAll(/^\s*import\s+['"]([^'"]+)['"]/gm)) check(m[1]!, false, 'import');
   // import('…'), awaited or not: always a load at run time.
   for (const m of source.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)) check(m[1]!, false, 'import()');
@@ -59,6 +62,8 @@ describe('stage imports', () => {
       "stages/example.ts: import '../runner/cli.js'",
       "stages/example.ts: import() '../cache/lmdb-store.js'",
     ]);
-    expect(forbiddenImports('stages/data/deep.ts', "import { LmdbStore } from '../../cache/lmdb-store.js';")).toHaveLength(1);
+    expect(
+      forbiddenImports('stages/data/deep.ts', "import { LmdbStore } from '../../cache/lmdb-store.js';"),
+    ).toHaveLength(1);
   });
 });

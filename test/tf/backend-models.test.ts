@@ -54,7 +54,9 @@ beforeAll(async () => {
 
 describe('selectBackend', () => {
   it("'tensorflow' fails clearly when neither tfjs-node package is installed, leaving the backend alone", async () => {
-    await expect(selectBackend('tensorflow')).rejects.toThrow(/@tensorflow\/tfjs-node-gpu: not installed.*install @tensorflow\/tfjs-node-gpu where libtensorflow can be downloaded/is);
+    await expect(selectBackend('tensorflow')).rejects.toThrow(
+      /@tensorflow\/tfjs-node-gpu: not installed.*install @tensorflow\/tfjs-node-gpu where libtensorflow can be downloaded/is,
+    );
     expect(tf.getBackend()).toBe('wasm');
   });
 
@@ -71,7 +73,9 @@ describe('selectBackend', () => {
       tf.tidy(() => {
         const x = tf.tensor4d(seeded(2 * 9 * 9 * 3, 1), [2, 9, 9, 3]);
         const f = tf.tensor4d(seeded(3 * 3 * 3 * 4, 2, -1, 1), [3, 3, 3, 4]);
-        return tf.grad((a: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, f, 2, 'same'))))(x).dataSync() as Float32Array;
+        return tf
+          .grad((a: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, f, 2, 'same'))))(x)
+          .dataSync() as Float32Array;
       });
     expect(run()).toEqual(run());
   });
@@ -86,7 +90,12 @@ describe('mobilenet_v2 (nsfwjs, offline)', () => {
 
   it('is rebuilt at 96 px, cut at out_relu, with a 6-class softmax head', () => {
     expect(model.inputs[0]?.shape).toEqual([null, 96, 96, 3]);
-    expect(model.layers.map((l) => l.name).slice(-4)).toEqual(['out_relu', `${HEAD_PREFIX}pool`, HEAD_LOGITS, `${HEAD_PREFIX}softmax`]);
+    expect(model.layers.map((l) => l.name).slice(-4)).toEqual([
+      'out_relu',
+      `${HEAD_PREFIX}pool`,
+      HEAD_LOGITS,
+      `${HEAD_PREFIX}softmax`,
+    ]);
     expect(model.layers.every((l) => l.trainable)).toBe(true);
     const probs = tf.tidy(() => model.predict(tf.tensor4d(seeded(3 * 96 * 96 * 3, 3), [3, 96, 96, 3])) as tf.Tensor);
     expect(probs.shape).toEqual([3, 6]);
@@ -130,7 +139,16 @@ describe('the tiny model', () => {
     const c = await loadModel({ model: 'tiny', inputSize: 16, numClasses: 3, seed: 2, headDropout: 0.25 });
     expect(a.outputs[0]?.shape).toEqual([null, 3]);
     expect(a.layers.map((l) => l.getClassName())).toEqual(
-      expect.arrayContaining(['Conv2D', 'DepthwiseConv2D', 'BatchNormalization', 'ReLU', 'GlobalAveragePooling2D', 'Dropout', 'Dense', 'Activation']),
+      expect.arrayContaining([
+        'Conv2D',
+        'DepthwiseConv2D',
+        'BatchNormalization',
+        'ReLU',
+        'GlobalAveragePooling2D',
+        'Dropout',
+        'Dense',
+        'Activation',
+      ]),
     );
     expect(weightsByName(b)).toEqual(weightsByName(a));
     expect(weightsByName(c).get('conv1/kernel')).not.toEqual(weightsByName(a).get('conv1/kernel'));
@@ -139,8 +157,12 @@ describe('the tiny model', () => {
 
   it('rejects bad specs with clear errors', async () => {
     await expect(loadModel({ model: 'tiny', inputSize: 16, numClasses: 1, seed: 1 })).rejects.toThrow(/numClasses/);
-    await expect(loadModel({ model: 'tiny', inputSize: 16, numClasses: 3, seed: 1, cutAt: 'nope' })).rejects.toThrow(/no layer named 'nope'/);
-    await expect(loadModel({ model: join(tmp, 'missing'), inputSize: 16, numClasses: 3, seed: 1 })).rejects.toThrow(/cannot read model/);
+    await expect(loadModel({ model: 'tiny', inputSize: 16, numClasses: 3, seed: 1, cutAt: 'nope' })).rejects.toThrow(
+      /no layer named 'nope'/,
+    );
+    await expect(loadModel({ model: join(tmp, 'missing'), inputSize: 16, numClasses: 3, seed: 1 })).rejects.toThrow(
+      /cannot read model/,
+    );
   });
 });
 
@@ -149,13 +171,18 @@ describe('model.json on disk', () => {
     const original = await loadModel({ model: 'tiny', inputSize: 16, numClasses: 3, seed: 5 });
     const dir = join(tmp, 'tiny');
     await original.save(fileSystemHandler(dir));
-    const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as { weightsManifest: Array<{ paths: string[] }> };
+    const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as {
+      weightsManifest: Array<{ paths: string[] }>;
+    };
     expect(json.weightsManifest[0]?.paths).toEqual(['weights.bin']);
 
     const x = tf.tensor4d(seeded(2 * 16 * 16 * 3, 9), [2, 16, 16, 3]);
     // As is (a checkpoint): same predictions; from a file:// URL to model.json.
     const same = await loadModel({ model: `file://${join(dir, 'model.json')}`, inputSize: 16, numClasses: 3, seed: 0 });
-    const [p1, p2] = tf.tidy(() => [(original.predict(x) as tf.Tensor).dataSync(), (same.predict(x) as tf.Tensor).dataSync()]);
+    const [p1, p2] = tf.tidy(() => [
+      (original.predict(x) as tf.Tensor).dataSync(),
+      (same.predict(x) as tf.Tensor).dataSync(),
+    ]);
     expect(relError(p1 as Float32Array, p2 as Float32Array)).toBeLessThan(1e-6);
     await expect(loadModel({ model: dir, inputSize: 16, numClasses: 4, seed: 0 })).rejects.toThrow(/give cutAt/);
 
@@ -178,16 +205,46 @@ describe('model.json on disk', () => {
 describe('fast layers (accelerateLayers) match tfjs-layers', () => {
   /** conv(stride 2, bias) → BN → ReLU6 → pad → depthwise(stride 2, ×2) → BN → ReLU6 → 1×1 conv (bias). */
   function buildNet(): tfl.LayersModel {
-    const init = (seed: number): ReturnType<typeof tfl.initializers.glorotUniform> => tfl.initializers.glorotUniform({ seed });
+    const init = (seed: number): ReturnType<typeof tfl.initializers.glorotUniform> =>
+      tfl.initializers.glorotUniform({ seed });
     const input = tfl.input({ shape: [12, 12, 3] });
-    let x = tfl.layers.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: init(1), biasInitializer: init(2) }).apply(input) as tfl.SymbolicTensor;
-    x = tfl.layers.batchNormalization({ momentum: 0.9, betaInitializer: init(3), gammaInitializer: init(4) }).apply(x) as tfl.SymbolicTensor;
+    let x = tfl.layers
+      .conv2d({
+        filters: 6,
+        kernelSize: 3,
+        strides: 2,
+        padding: 'same',
+        kernelInitializer: init(1),
+        biasInitializer: init(2),
+      })
+      .apply(input) as tfl.SymbolicTensor;
+    x = tfl.layers
+      .batchNormalization({ momentum: 0.9, betaInitializer: init(3), gammaInitializer: init(4) })
+      .apply(x) as tfl.SymbolicTensor;
     x = tfl.layers.reLU({ maxValue: 6 }).apply(x) as tfl.SymbolicTensor;
-    x = tfl.layers.zeroPadding2d({ padding: [[0, 1], [0, 1]] }).apply(x) as tfl.SymbolicTensor;
-    x = tfl.layers.depthwiseConv2d({ kernelSize: 3, strides: 2, depthMultiplier: 2, padding: 'valid', useBias: false, depthwiseInitializer: init(5) }).apply(x) as tfl.SymbolicTensor;
+    x = tfl.layers
+      .zeroPadding2d({
+        padding: [
+          [0, 1],
+          [0, 1],
+        ],
+      })
+      .apply(x) as tfl.SymbolicTensor;
+    x = tfl.layers
+      .depthwiseConv2d({
+        kernelSize: 3,
+        strides: 2,
+        depthMultiplier: 2,
+        padding: 'valid',
+        useBias: false,
+        depthwiseInitializer: init(5),
+      })
+      .apply(x) as tfl.SymbolicTensor;
     x = tfl.layers.batchNormalization({ momentum: 0.5 }).apply(x) as tfl.SymbolicTensor;
     x = tfl.layers.reLU({ maxValue: 6 }).apply(x) as tfl.SymbolicTensor;
-    x = tfl.layers.conv2d({ filters: 4, kernelSize: 1, kernelInitializer: init(6), biasInitializer: init(7) }).apply(x) as tfl.SymbolicTensor;
+    x = tfl.layers
+      .conv2d({ filters: 4, kernelSize: 1, kernelInitializer: init(6), biasInitializer: init(7) })
+      .apply(x) as tfl.SymbolicTensor;
     return tfl.model({ inputs: input, outputs: x });
   }
 
@@ -216,8 +273,17 @@ describe('fast layers (accelerateLayers) match tfjs-layers', () => {
       out = y.dataSync() as Float32Array;
       return tf.sum(tf.mul(y, dyWeights));
     }, params);
-    const named = new Map(model.trainableWeights.map((w) => [w.originalName, (grads[(w.read() as tf.Variable).name] as tf.Tensor).dataSync() as Float32Array]));
-    const moving = new Map(model.weights.filter((w) => w.originalName.includes('moving')).map((w) => [w.originalName, w.read().dataSync() as Float32Array]));
+    const named = new Map(
+      model.trainableWeights.map((w) => [
+        w.originalName,
+        (grads[(w.read() as tf.Variable).name] as tf.Tensor).dataSync() as Float32Array,
+      ]),
+    );
+    const moving = new Map(
+      model.weights
+        .filter((w) => w.originalName.includes('moving'))
+        .map((w) => [w.originalName, w.read().dataSync() as Float32Array]),
+    );
     tf.dispose([x, dyWeights, value, ...Object.values(grads)]);
     return { out, grads: named, moving, inference };
   }
@@ -263,7 +329,10 @@ describe('fast layers (accelerateLayers) match tfjs-layers', () => {
       const m = isSecond ? 4 * 3 * 3 : 4 * 6 * 6;
       const init = initial.get(name) as Float32Array;
       // stock = init·μ + b·(1−μ) with biased b; ours = init·μ + b·M/(M−1)·(1−μ).
-      const expected = Array.from(v, (s, i) => (init[i] ?? 0) * momentum + (s - (init[i] ?? 0) * momentum) * (m / (m - 1)));
+      const expected = Array.from(
+        v,
+        (s, i) => (init[i] ?? 0) * momentum + (s - (init[i] ?? 0) * momentum) * (m / (m - 1)),
+      );
       expect(relError(expected, f), name).toBeLessThan(1e-5);
     }
     model.dispose();
@@ -279,7 +348,10 @@ describe('fast layers (accelerateLayers) match tfjs-layers', () => {
     const dir = join(tmp, 'bn');
     await stock.save(fileSystemHandler(dir));
     const loaded = await loadModel({ model: dir, cutAt: bn.name, inputSize: 8, numClasses: 2, seed: 0 });
-    const features = tfl.model({ inputs: loaded.inputs, outputs: loaded.getLayer(bn.name).output as tfl.SymbolicTensor });
+    const features = tfl.model({
+      inputs: loaded.inputs,
+      outputs: loaded.getLayer(bn.name).output as tfl.SymbolicTensor,
+    });
     const got = tf.tidy(() => (features.apply(x, { training: true }) as tf.Tensor).dataSync());
     const want = tf.tidy(() => {
       const { mean, variance } = tf.moments(x, [0, 1, 2]);

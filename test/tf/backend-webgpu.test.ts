@@ -20,8 +20,10 @@ describe('the backend list', () => {
       project.write('p.json', { name: 'b', stages: { a: { uses: 'command', params: { run: 'true' } } } });
       const bad = await project.cli('run', 'p.json', '--backend', 'vulkan');
       expect(bad.exitCode).toBe(2);
-      expect(bad.stderr + bad.stdout).toContain(`--backend must be one of ${BACKEND_NAMES.join(", ")}`);
-    } finally { project.cleanup(); }
+      expect(bad.stderr + bad.stdout).toContain(`--backend must be one of ${BACKEND_NAMES.join(', ')}`);
+    } finally {
+      project.cleanup();
+    }
     const schema = JSON.parse(readFileSync(new URL('../../schema/pipeline.schema.json', import.meta.url), 'utf8'));
     expect(schema.properties.backend.enum).toEqual([...BACKEND_NAMES]);
     const stageEnums = JSON.stringify(schema).match(/"enum":\["auto"[^\]]*\]/g) ?? [];
@@ -38,7 +40,11 @@ describe('selectBackend and webgpu', () => {
     if (selected.name === 'webgpu') expect(selected.detail).toMatch(/, hardware adapter\)$/);
     else {
       expect(selected.name).toBe('wasm');
-      expect(selected.notes).toContainEqual(expect.stringMatching(/^auto passed over webgpu: (Dawn found no adapter|only a software adapter|Dawn \(npm webgpu\): not installed)/));
+      expect(selected.notes).toContainEqual(
+        expect.stringMatching(
+          /^auto passed over webgpu: (Dawn found no adapter|only a software adapter|Dawn \(npm webgpu\): not installed)/,
+        ),
+      );
     }
     expect(selected.notes.at(-1)).toBe(`auto chose ${selected.detail}`);
   });
@@ -50,7 +56,9 @@ describe('selectBackend and webgpu', () => {
       expect(selected.detail).toMatch(/^webgpu \(.+, (fallback|hardware) adapter\)$/);
       if (selected.detail.includes('fallback')) expect(selected.notes[0]).toMatch(/^warning: .* software adapter/);
     } catch (err) {
-      expect((err as Error).message).toMatch(/^backend 'webgpu' is not available: webgpu: (Dawn found no adapter|Dawn \(npm webgpu\): not installed)/);
+      expect((err as Error).message).toMatch(
+        /^backend 'webgpu' is not available: webgpu: (Dawn found no adapter|Dawn \(npm webgpu\): not installed)/,
+      );
     } finally {
       await selectBackend('wasm');
     }

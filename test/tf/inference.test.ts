@@ -15,7 +15,13 @@ beforeAll(async () => {
 afterAll(() => tf.disposeVariables());
 
 function kernelCount(run: () => tf.Tensor): Promise<number> {
-  return tf.profile(() => { const y = run(); y.dataSync(); y.dispose(); }).then((p) => p.kernels.length);
+  return tf
+    .profile(() => {
+      const y = run();
+      y.dataSync();
+      y.dispose();
+    })
+    .then((p) => p.kernels.length);
 }
 
 describe('foldedPredictor', () => {

@@ -19,7 +19,10 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'podium-predict-src-'));
   store = new LmdbStore(dir);
 });
-afterAll(async () => { await store.close(); rmSync(dir, { recursive: true, force: true }); });
+afterAll(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 /** An image whose every pixel differs from its neighbours and from the other images'. */
 function image(width: number, height: number, salt: number): RawImage {
@@ -30,22 +33,50 @@ function image(width: number, height: number, salt: number): RawImage {
 
 /** A small real model: per-channel means and a cross term, so every crop's pixels count. */
 const model = {
-  predict: (x: tf.Tensor4D): tf.Tensor => tf.tidy(() => {
-    const means = tf.mean(x, [1, 2]) as tf.Tensor2D;
-    const corner = tf.reshape(tf.slice(x, [0, 0, 0, 0], [-1, 1, 1, 3]), [-1, 3]);
-    return tf.concat([means, tf.mul(corner, means)], 1);
-  }),
+  predict: (x: tf.Tensor4D): tf.Tensor =>
+    tf.tidy(() => {
+      const means = tf.mean(x, [1, 2]) as tf.Tensor2D;
+      const corner = tf.reshape(tf.slice(x, [0, 0, 0, 0], [-1, 1, 1, 3]), [-1, 3]);
+      return tf.concat([means, tf.mul(corner, means)], 1);
+    }),
 };
 
 describe('predictCrops from the cache', () => {
   it('lends each image for its crops only, and predicts exactly what the in-memory images give', async () => {
     const images = [image(20, 16, 1), image(16, 24, 2), image(18, 18, 3), image(30, 16, 4), image(16, 16, 5)];
-    const rows = await Promise.all(images.map(async (img, i) => ({ id: `i${i}`, label: i % 2, blob: await store.putBlob(encodeDecoded(img)), width: img.width, height: img.height })));
+    const rows = await Promise.all(
+      images.map(async (img, i) => ({
+        id: `i${i}`,
+        label: i % 2,
+        blob: await store.putBlob(encodeDecoded(img)),
+        width: img.width,
+        height: img.height,
+      })),
+    );
     const plan = { size: 12, scales: [12, 16], nested: 10, full: true, batchSize: 7 };
     const lent = splitImages(store, rows);
     let lending = 0;
-    const counted = { length: lent.length, read: <T>(i: number, fn: (img: RawImage) => T): T => lent.read(i, (img) => { lending++; const r = fn(img); lending--; return r; }) };
-    const fromCache = await predictCrops(tf, { predict: (x) => { expect(lending).toBe(0); return model.predict(x); } }, counted, plan);
+    const counted = {
+      length: lent.length,
+      read: <T>(i: number, fn: (img: RawImage) => T): T =>
+        lent.read(i, (img) => {
+          lending++;
+          const r = fn(img);
+          lending--;
+          return r;
+        }),
+    };
+    const fromCache = await predictCrops(
+      tf,
+      {
+        predict: (x) => {
+          expect(lending).toBe(0);
+          return model.predict(x);
+        },
+      },
+      counted,
+      plan,
+    );
     const inMemory = await predictCrops(tf, model, images, plan);
     expect(fromCache.crops).toBe(images.length * 21);
     expect(fromCache.perScale.map((a) => Array.from(a))).toEqual(inMemory.perScale.map((a) => Array.from(a)));

@@ -99,14 +99,18 @@ function options(overrides: Partial<TrainOptions> = {}): TrainOptions {
   };
 }
 
-const tiny = (): Promise<tfl.LayersModel> => loadModel({ model: 'tiny', inputSize: SIZE, numClasses: CLASSES, seed: 1, headDropout: 0.25 });
+const tiny = (): Promise<tfl.LayersModel> =>
+  loadModel({ model: 'tiny', inputSize: SIZE, numClasses: CLASSES, seed: 1, headDropout: 0.25 });
 
 /** Bit-exact equality of two weight snapshots. */
 function expectSameBits(a: Map<string, Float32Array>, b: Map<string, Float32Array>): void {
   expect([...b.keys()]).toEqual([...a.keys()]);
   for (const [name, va] of a) {
     const vb = b.get(name) as Float32Array;
-    expect(Buffer.from(vb.buffer, vb.byteOffset, vb.byteLength).equals(Buffer.from(va.buffer, va.byteOffset, va.byteLength)), name).toBe(true);
+    expect(
+      Buffer.from(vb.buffer, vb.byteOffset, vb.byteLength).equals(Buffer.from(va.buffer, va.byteOffset, va.byteLength)),
+      name,
+    ).toBe(true);
   }
 }
 
@@ -146,7 +150,9 @@ describe('pieces', () => {
         return sum + (1 - eps) * ce + eps * uniform;
       }, 0) / logits.length;
     for (const eps of [0, 0.1, 0.3]) {
-      const got = tf.tidy(() => smoothedCrossEntropy(tf.tensor2d(logits), tf.tensor1d(labels, 'int32'), eps).dataSync()[0]);
+      const got = tf.tidy(
+        () => smoothedCrossEntropy(tf.tensor2d(logits), tf.tensor1d(labels, 'int32'), eps).dataSync()[0],
+      );
       expect(got).toBeCloseTo(expected(eps), 5);
     }
     // Confident and right: smoothing raises the loss; confident and wrong: it lowers it.
@@ -169,7 +175,9 @@ describe('train', () => {
     expect(history.map((h) => h.lr)).toEqual([0.1, 0.1, 0.1, 0.1, 0.1, learningRateAt(5, 0.1, [5])]);
     expect(last.imagesPerSecond).toBeGreaterThan(0);
     // Also in inference mode (moving BN statistics), on the training images.
-    const probs = tf.tidy(() => tf.argMax(model.predict(tf.tensor4d(data.x, [SAMPLES, SIZE, SIZE, 3])) as tf.Tensor, 1).dataSync());
+    const probs = tf.tidy(() =>
+      tf.argMax(model.predict(tf.tensor4d(data.x, [SAMPLES, SIZE, SIZE, 3])) as tf.Tensor, 1).dataSync(),
+    );
     const correct = Array.from(probs).filter((p, i) => p === data.y[i]).length;
     expect(correct / SAMPLES).toBeGreaterThanOrEqual(0.9);
     model.dispose();
@@ -184,7 +192,9 @@ describe('train', () => {
     // A different training seed draws other dropout masks.
     const c = await tiny();
     await train(c, options({ seed: 4 }));
-    expect(snapshotWeights(c).get(`${HEAD_PREFIX}logits/kernel`)).not.toEqual(snapshotWeights(a).get(`${HEAD_PREFIX}logits/kernel`));
+    expect(snapshotWeights(c).get(`${HEAD_PREFIX}logits/kernel`)).not.toEqual(
+      snapshotWeights(a).get(`${HEAD_PREFIX}logits/kernel`),
+    );
     for (const m of [a, b, c]) m.dispose();
   });
 
@@ -211,7 +221,13 @@ describe('train', () => {
       const overrides: Partial<TrainOptions> = optimizer === 'adam' ? { optimizer, lr: 0.01 } : {};
       const straight = await tiny();
       const stateAt: OptimizerState[] = [];
-      const full = await train(straight, options({ ...overrides, onEpochEnd: async (_e, _m, _model, ctx) => void stateAt.push(await ctx.getOptimizerState()) }));
+      const full = await train(
+        straight,
+        options({
+          ...overrides,
+          onEpochEnd: async (_e, _m, _model, ctx) => void stateAt.push(await ctx.getOptimizerState()),
+        }),
+      );
 
       const first = await tiny();
       const part = await train(first, options({ ...overrides, epochs: 2 }));
@@ -220,14 +236,22 @@ describe('train', () => {
       first.dispose();
 
       // A fresh process would rebuild the model from its spec, then restore the checkpoint.
-      const resumed = await loadModel({ model: 'tiny', inputSize: SIZE, numClasses: CLASSES, seed: 99, headDropout: 0.25 });
+      const resumed = await loadModel({
+        model: 'tiny',
+        inputSize: SIZE,
+        numClasses: CLASSES,
+        seed: 99,
+        headDropout: 0.25,
+      });
       restoreWeights(resumed, saved);
       // Through the blob finetune checkpoints the state in, as a resumed stage reads it back.
       const reread = decodeOptimizer(encodeOptimizer(part.optimizerState));
       expect(reread).toEqual(part.optimizerState);
       const rest = await train(resumed, options({ ...overrides, startEpoch: 2, optimizerState: reread }));
       expectSameBits(snapshotWeights(straight), snapshotWeights(resumed));
-      expect(rest.history.map((h) => [h.loss, h.acc, h.lr])).toEqual(full.history.slice(2).map((h) => [h.loss, h.acc, h.lr]));
+      expect(rest.history.map((h) => [h.loss, h.acc, h.lr])).toEqual(
+        full.history.slice(2).map((h) => [h.loss, h.acc, h.lr]),
+      );
       expect(rest.optimizerState).toEqual(full.optimizerState);
       straight.dispose();
       resumed.dispose();
@@ -238,15 +262,24 @@ describe('train', () => {
     const model = await tiny();
     await expect(train(model, options({ startEpoch: 2 }))).rejects.toThrow(/needs optimizerState/);
     const { optimizerState } = await train(model, options({ epochs: 1 }));
-    await expect(train(model, options({ startEpoch: 1, optimizer: 'adam', optimizerState }))).rejects.toThrow(/is for 'sgd'/);
-    await expect(train(model, options({ startEpoch: 1, trainable: 'head', optimizerState }))).rejects.toThrow(/does not train/);
+    await expect(train(model, options({ startEpoch: 1, optimizer: 'adam', optimizerState }))).rejects.toThrow(
+      /is for 'sgd'/,
+    );
+    await expect(train(model, options({ startEpoch: 1, trainable: 'head', optimizerState }))).rejects.toThrow(
+      /does not train/,
+    );
     model.dispose();
   });
 
   it('rejects bad batches with the batch named', async () => {
     const model = await tiny();
-    const bad = (epoch: number, b: number): Batch => ({ ...batchSource(epoch, b), y: new Int32Array(BATCH).fill(CLASSES) });
-    await expect(train(model, options({ batchSource: bad }))).rejects.toThrow(/batchSource\(0, 0\): label 3 outside \[0, 3\)/);
+    const bad = (epoch: number, b: number): Batch => ({
+      ...batchSource(epoch, b),
+      y: new Int32Array(BATCH).fill(CLASSES),
+    });
+    await expect(train(model, options({ batchSource: bad }))).rejects.toThrow(
+      /batchSource\(0, 0\): label 3 outside \[0, 3\)/,
+    );
     model.dispose();
   });
 
@@ -262,7 +295,13 @@ describe('train', () => {
     }
     await train(model, options({ epochs: 1, trainable: { from: 'pw' } }));
     const afterFrom = snapshotWeights(model);
-    for (const name of ['conv1/kernel', 'conv1_bn/gamma', 'conv1_bn/moving_mean', 'dw/depthwise_kernel', 'dw_bn/moving_variance']) {
+    for (const name of [
+      'conv1/kernel',
+      'conv1_bn/gamma',
+      'conv1_bn/moving_mean',
+      'dw/depthwise_kernel',
+      'dw_bn/moving_variance',
+    ]) {
       expect(afterFrom.get(name), name).toEqual(afterHead.get(name));
     }
     for (const name of ['pw/kernel', 'pw_bn/gamma', 'pw_bn/moving_mean', `${HEAD_PREFIX}logits/bias`]) {
@@ -279,7 +318,13 @@ describe('train', () => {
     const before = tf.memory().numTensors;
     const buffers = tf.engine().backend.numDataIds(); // wasm buffers, shared ones counted once
     const perEpoch: Array<[number, number]> = [];
-    await train(model, options({ optimizer: 'adam', onEpochEnd: () => void perEpoch.push([tf.memory().numTensors, tf.engine().backend.numDataIds()]) }));
+    await train(
+      model,
+      options({
+        optimizer: 'adam',
+        onEpochEnd: () => void perEpoch.push([tf.memory().numTensors, tf.engine().backend.numDataIds()]),
+      }),
+    );
     expect(new Set(perEpoch.map(([t]) => t)).size).toBe(1);
     expect(new Set(perEpoch.map(([, b]) => b)).size).toBe(1);
     expect(tf.memory().numTensors).toBe(before);
@@ -297,10 +342,18 @@ describe('the nsfwjs MobileNetV2', () => {
     const y = Int32Array.from({ length: n }, (_, i) => i % 6);
     const before = snapshotWeights(model);
     const tensors = tf.memory().numTensors;
-    const { history } = await train(model, options({ epochs: 1, batchSize: n, numTrain: n, lr: 0.01, batchSource: () => ({ x, y, n }) }));
+    const { history } = await train(
+      model,
+      options({ epochs: 1, batchSize: n, numTrain: n, lr: 0.01, batchSource: () => ({ x, y, n }) }),
+    );
     expect(Number.isFinite(history[0]?.loss)).toBe(true);
     const after = snapshotWeights(model);
-    for (const name of ['Conv1/kernel', 'block_16_project/kernel', 'bn_Conv1/moving_mean', `${HEAD_PREFIX}logits/kernel`]) {
+    for (const name of [
+      'Conv1/kernel',
+      'block_16_project/kernel',
+      'bn_Conv1/moving_mean',
+      `${HEAD_PREFIX}logits/kernel`,
+    ]) {
       expect(after.get(name), name).not.toEqual(before.get(name));
     }
     expect(tf.memory().numTensors).toBe(tensors);

@@ -11,10 +11,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 
-import {
-  conv2DBackpropInputKernel,
-  registerWasmGradientKernels,
-} from '../../stages/tf/wasm-gradients.js';
+import { conv2DBackpropInputKernel, registerWasmGradientKernels } from '../../stages/tf/wasm-gradients.js';
 
 type Backend = 'cpu' | 'wasm';
 type Shape4 = [number, number, number, number];
@@ -80,7 +77,9 @@ async function convGrads(backend: Backend, c: GradCase, seed: number): Promise<[
     const f = tf.tensor4d(seeded(sizeOf(fShape), seed + 1), fShape);
     const outShape = forward(x, f).shape;
     const w = tf.tensor(seeded(sizeOf(outShape), seed + 2), outShape);
-    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(forward(a as tf.Tensor4D, b as tf.Tensor4D), w)))([x, f]);
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(forward(a as tf.Tensor4D, b as tf.Tensor4D), w)),
+    )([x, f]);
     if (grads.length !== 2) throw new Error('missing gradient');
     return grads;
   });
@@ -118,7 +117,11 @@ beforeAll(async () => {
 
 describe('registration', () => {
   it('registers the missing kernels and our Conv2DBackpropInput for wasm only', () => {
-    for (const name of ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput']) {
+    for (const name of [
+      'Conv2DBackpropFilter',
+      'DepthwiseConv2dNativeBackpropFilter',
+      'DepthwiseConv2dNativeBackpropInput',
+    ]) {
       expect(tf.getKernel(name, 'wasm')).toBeDefined();
     }
     expect(tf.getKernel('Conv2DBackpropInput', 'wasm')?.kernelFunc).toBe(conv2DBackpropInputKernel);
@@ -154,25 +157,57 @@ gradCases.push({ kind: 'conv', stride: 1, pad: 'same', k: 1, h: 9, mult: 1, chan
 gradCases.push({ kind: 'conv', stride: 1, pad: 'valid', k: 1, h: 8, mult: 1, channels: [5, 5] });
 
 describe('tf.grads on wasm matches cpu', () => {
-  it.each(gradCases.map((c, i) => [`${c.kind} s=${c.stride} ${c.pad} k=${c.k} H=${c.h} M=${c.mult}${c.channels ? ` C=${c.channels.join('→')}` : ''}`, c, i] as const))(
-    '%s',
-    async (_label, c, i) => {
-      const seed = 1000 * (i + 1);
-      const [cpuX, cpuF] = await convGrads('cpu', c, seed);
-      const [wasmX, wasmF] = await convGrads('wasm', c, seed);
-      expect(relError(cpuX, wasmX)).toBeLessThan(REL_TOL);
-      expect(relError(cpuF, wasmF)).toBeLessThan(REL_TOL);
-    },
-  );
+  it.each(
+    gradCases.map(
+      (c, i) =>
+        [
+          `${c.kind} s=${c.stride} ${c.pad} k=${c.k} H=${c.h} M=${c.mult}${c.channels ? ` C=${c.channels.join('→')}` : ''}`,
+          c,
+          i,
+        ] as const,
+    ),
+  )('%s', async (_label, c, i) => {
+    const seed = 1000 * (i + 1);
+    const [cpuX, cpuF] = await convGrads('cpu', c, seed);
+    const [wasmX, wasmF] = await convGrads('wasm', c, seed);
+    expect(relError(cpuX, wasmX)).toBeLessThan(REL_TOL);
+    expect(relError(cpuF, wasmF)).toBeLessThan(REL_TOL);
+  });
 });
 
 describe('gradient kernels called directly (explicit/numeric pads, asymmetric geometry)', () => {
   // Forward Conv2D on wasm mishandles numeric/explicit pads (wrong values and
   // heap corruption in tfjs-backend-wasm 4.22), so these cases feed dy
   // directly to the kernels instead of differentiating a wasm forward pass.
-  const cases: Array<{ stride: number | [number, number]; pad: Pad; k: [number, number]; h: number; round?: 'ceil' | 'floor' | 'round' }> = [
-    { stride: 1, pad: [[0, 0], [2, 1], [0, 3], [0, 0]], k: [3, 3], h: 7 },
-    { stride: 2, pad: [[0, 0], [1, 0], [2, 2], [0, 0]], k: [3, 2], h: 8 },
+  const cases: Array<{
+    stride: number | [number, number];
+    pad: Pad;
+    k: [number, number];
+    h: number;
+    round?: 'ceil' | 'floor' | 'round';
+  }> = [
+    {
+      stride: 1,
+      pad: [
+        [0, 0],
+        [2, 1],
+        [0, 3],
+        [0, 0],
+      ],
+      k: [3, 3],
+      h: 7,
+    },
+    {
+      stride: 2,
+      pad: [
+        [0, 0],
+        [1, 0],
+        [2, 2],
+        [0, 0],
+      ],
+      k: [3, 2],
+      h: 8,
+    },
     { stride: 2, pad: 1, k: [3, 3], h: 8, round: 'ceil' },
     { stride: 3, pad: 2, k: [5, 5], h: 11, round: 'floor' },
     { stride: [2, 1], pad: 'same', k: [4, 3], h: 9 },
@@ -182,7 +217,11 @@ describe('gradient kernels called directly (explicit/numeric pads, asymmetric ge
   it.each(cases.map((c, i) => [JSON.stringify(c), c, i] as const))('%s', async (_label, c, i) => {
     // Depthwise with multiplier 1 takes podium's own SIMD kernel, multiplier 2 the composition;
     // 5 channels also cover the kernel's scalar tail after its 4-wide vectors.
-    for (const [kind, channels, last] of [['conv', 3, 2], ['depthwise', 3, 2], ['depthwise', 5, 1]] as const) {
+    for (const [kind, channels, last] of [
+      ['conv', 3, 2],
+      ['depthwise', 3, 2],
+      ['depthwise', 5, 1],
+    ] as const) {
       const xShape: Shape4 = [2, c.h, c.h + 2, channels];
       const fShape: Shape4 = [c.k[0], c.k[1], channels, last];
       const info = tf.backend_util.computeConv2DInfo(xShape, fShape, c.stride, 1, c.pad, c.round, kind === 'depthwise');
@@ -200,27 +239,55 @@ describe('gradient kernels called directly (explicit/numeric pads, asymmetric ge
           : ['DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'];
       const filterAttrs = { ...common, filterShape: fShape };
       const inputAttrs = { ...common, inputShape: xShape };
-      expect(relError(await runKernel('cpu', filterKernel, { x, dy }, filterAttrs), await runKernel('wasm', filterKernel, { x, dy }, filterAttrs))).toBeLessThan(REL_TOL);
-      expect(relError(await runKernel('cpu', inputKernel, { dy, filter }, inputAttrs), await runKernel('wasm', inputKernel, { dy, filter }, inputAttrs))).toBeLessThan(REL_TOL);
+      expect(
+        relError(
+          await runKernel('cpu', filterKernel, { x, dy }, filterAttrs),
+          await runKernel('wasm', filterKernel, { x, dy }, filterAttrs),
+        ),
+      ).toBeLessThan(REL_TOL);
+      expect(
+        relError(
+          await runKernel('cpu', inputKernel, { dy, filter }, inputAttrs),
+          await runKernel('wasm', inputKernel, { dy, filter }, inputAttrs),
+        ),
+      ).toBeLessThan(REL_TOL);
     }
   });
 
   it('delegates NCHW Conv2DBackpropInput to the wasm native kernel', async () => {
-    const inputs = { dy: { shape: [2, 4, 4, 4], data: seeded(128, 5) }, filter: { shape: [3, 3, 3, 4], data: seeded(108, 6) } };
+    const inputs = {
+      dy: { shape: [2, 4, 4, 4], data: seeded(128, 5) },
+      filter: { shape: [3, 3, 3, 4], data: seeded(108, 6) },
+    };
     const attrs = { strides: 2, pad: 'same', dataFormat: 'NCHW', inputShape: [2, 3, 7, 8] };
-    expect(relError(await runKernel('cpu', 'Conv2DBackpropInput', inputs, attrs), await runKernel('wasm', 'Conv2DBackpropInput', inputs, attrs))).toBeLessThan(REL_TOL);
+    expect(
+      relError(
+        await runKernel('cpu', 'Conv2DBackpropInput', inputs, attrs),
+        await runKernel('wasm', 'Conv2DBackpropInput', inputs, attrs),
+      ),
+    ).toBeLessThan(REL_TOL);
   });
 
   it('throws clear errors for unsupported attributes', async () => {
     const x = { shape: [1, 3, 5, 5], data: seeded(75, 1) };
     const dy = { shape: [1, 4, 5, 5], data: seeded(100, 2) };
     await expect(
-      runKernel('wasm', 'Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 3, 4] }),
+      runKernel(
+        'wasm',
+        'Conv2DBackpropFilter',
+        { x, dy },
+        { strides: 1, pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 3, 4] },
+      ),
     ).rejects.toThrow(/dataFormat 'NHWC'/);
     const xd = { shape: [1, 9, 9, 2], data: seeded(162, 3) };
     const dyd = { shape: [1, 5, 5, 2], data: seeded(50, 4) };
     await expect(
-      runKernel('wasm', 'DepthwiseConv2dNativeBackpropFilter', { x: xd, dy: dyd }, { strides: 1, pad: 'valid', dilations: 2, filterShape: [3, 3, 2, 1] }),
+      runKernel(
+        'wasm',
+        'DepthwiseConv2dNativeBackpropFilter',
+        { x: xd, dy: dyd },
+        { strides: 1, pad: 'valid', dilations: 2, filterShape: [3, 3, 2, 1] },
+      ),
     ).rejects.toThrow(/dilations must be 1/);
   });
 });
@@ -235,8 +302,13 @@ describe('memory', () => {
     const before = [tf.memory().numTensors, backend.numDataIds()];
     for (const s of [1, 2]) {
       tf.tidy(() => {
-        tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, 'same')))([x, f]);
-        tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, 'valid')))([x, fd]);
+        tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, 'same')))([
+          x,
+          f,
+        ]);
+        tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, s, 'valid')),
+        )([x, fd]);
       });
     }
     expect([tf.memory().numTensors, backend.numDataIds()]).toEqual(before);
@@ -249,10 +321,28 @@ describe('tfjs-layers convnet', () => {
   function buildModel(): tfl.Sequential {
     const model = tfl.sequential({
       layers: [
-        tfl.layers.conv2d({ inputShape: [16, 16, 3], filters: 8, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }),
-        tfl.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, padding: 'same', activation: 'relu', depthwiseInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
+        tfl.layers.conv2d({
+          inputShape: [16, 16, 3],
+          filters: 8,
+          kernelSize: 3,
+          strides: 2,
+          padding: 'same',
+          activation: 'relu',
+          kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }),
+        }),
+        tfl.layers.depthwiseConv2d({
+          kernelSize: 3,
+          depthMultiplier: 2,
+          padding: 'same',
+          activation: 'relu',
+          depthwiseInitializer: tfl.initializers.glorotUniform({ seed: 2 }),
+        }),
         tfl.layers.globalAveragePooling2d({}),
-        tfl.layers.dense({ units: 4, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }) }),
+        tfl.layers.dense({
+          units: 4,
+          activation: 'softmax',
+          kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }),
+        }),
       ],
     });
     model.compile({ optimizer: tf.train.sgd(0.5), loss: 'categoricalCrossentropy' });

@@ -11,10 +11,16 @@ beforeAll(async () => {
 });
 
 /** tf.slice of a tensor with distinct values, on a backend, as a plain array. */
-async function sliceOn(backend: string, shape: number[], dtype: 'float32' | 'int32' | 'bool', begin: number[], size: number[]): Promise<number[]> {
+async function sliceOn(
+  backend: string,
+  shape: number[],
+  dtype: 'float32' | 'int32' | 'bool',
+  begin: number[],
+  size: number[],
+): Promise<number[]> {
   await tf.setBackend(backend);
   const n = shape.reduce((a, b) => a * b, 1);
-  const values = Array.from({ length: n }, (_, i) => (dtype === 'bool' ? i % 3 === 0 ? 1 : 0 : i * 1.5 - 7));
+  const values = Array.from({ length: n }, (_, i) => (dtype === 'bool' ? (i % 3 === 0 ? 1 : 0) : i * 1.5 - 7));
   const x = tf.tensor(values, shape, dtype);
   const out = tf.slice(x, begin, size);
   const data = Array.from(await out.data());

@@ -12,7 +12,10 @@ import { describe, expect, it } from 'vitest';
 
 const script = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'train-digest.mjs');
 
-async function trainWith(threads: number, env: Record<string, string> = {}): Promise<{ detail: string; digest: string }> {
+async function trainWith(
+  threads: number,
+  env: Record<string, string> = {},
+): Promise<{ detail: string; digest: string }> {
   // A hard timeout: a pthread worker that kept Node alive would hang here rather than pass.
   const { stdout } = await execaNode(script, [String(threads)], { timeout: 120_000, env });
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as { detail: string; digest: string };

@@ -38,7 +38,9 @@ describe("podium's wasm training ops equal the tfjs ops bit for bit", () => {
       const g = tf.tensor(probe(1031, 4, 0.05));
       const buf = tf.tensor(probe(1031, 5, 0.01));
       for (const decay of [1e-4, 0]) {
-        const [w1, b1] = tf.engine().runKernel(SGD_MOMENTUM, { w, g, buf }, { lr: 0.01, momentum: 0.9, decay }) as tf.Tensor[];
+        const [w1, b1] = tf
+          .engine()
+          .runKernel(SGD_MOMENTUM, { w, g, buf }, { lr: 0.01, momentum: 0.9, decay }) as tf.Tensor[];
         const gd = decay ? tf.add(g, tf.mul(w, decay)) : g;
         const b2 = tf.add(tf.mul(buf, 0.9), gd);
         const w2 = tf.sub(w, tf.mul(b2, 0.01));

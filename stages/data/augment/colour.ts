@@ -33,12 +33,42 @@ export function jitterHsl(out: Float32Array, off: number, n: number, dHue: numbe
     let base: number;
     let num: number;
     if (r >= g) {
-      if (g >= b) { max = r; min = b; base = 0; num = g - b; } // r ≥ g ≥ b
-      else if (r >= b) { max = r; min = g; base = 6; num = g - b; } // r ≥ b > g (num < 0: hue in (5, 6))
-      else { max = b; min = g; base = 4; num = r - g; } // b > r ≥ g
-    } else if (r >= b) { max = g; min = b; base = 2; num = b - r; } // g > r ≥ b
-    else if (g >= b) { max = g; min = r; base = 2; num = b - r; } // g ≥ b > r
-    else { max = b; min = r; base = 4; num = r - g; } // b > g > r
+      if (g >= b) {
+        max = r;
+        min = b;
+        base = 0;
+        num = g - b;
+      } // r ≥ g ≥ b
+      else if (r >= b) {
+        max = r;
+        min = g;
+        base = 6;
+        num = g - b;
+      } // r ≥ b > g (num < 0: hue in (5, 6))
+      else {
+        max = b;
+        min = g;
+        base = 4;
+        num = r - g;
+      } // b > r ≥ g
+    } else if (r >= b) {
+      max = g;
+      min = b;
+      base = 2;
+      num = b - r;
+    } // g > r ≥ b
+    else if (g >= b) {
+      max = g;
+      min = r;
+      base = 2;
+      num = b - r;
+    } // g ≥ b > r
+    else {
+      max = b;
+      min = r;
+      base = 4;
+      num = r - g;
+    } // b > g > r
     const sum = max + min;
     let l = sum * 0.5 + dLight;
     if (l < 0) l = 0;
@@ -69,12 +99,36 @@ export function jitterHsl(out: Float32Array, off: number, n: number, dHue: numbe
     const up = cc * frac + m;
     const down = cc * (1 - frac) + m;
     switch (sector) {
-      case 0: out[o] = hi; out[o + 1] = up; out[o + 2] = m; break;
-      case 1: out[o] = down; out[o + 1] = hi; out[o + 2] = m; break;
-      case 2: out[o] = m; out[o + 1] = hi; out[o + 2] = up; break;
-      case 3: out[o] = m; out[o + 1] = down; out[o + 2] = hi; break;
-      case 4: out[o] = up; out[o + 1] = m; out[o + 2] = hi; break;
-      default: out[o] = hi; out[o + 1] = m; out[o + 2] = down; break;
+      case 0:
+        out[o] = hi;
+        out[o + 1] = up;
+        out[o + 2] = m;
+        break;
+      case 1:
+        out[o] = down;
+        out[o + 1] = hi;
+        out[o + 2] = m;
+        break;
+      case 2:
+        out[o] = m;
+        out[o + 1] = hi;
+        out[o + 2] = up;
+        break;
+      case 3:
+        out[o] = m;
+        out[o + 1] = down;
+        out[o + 2] = hi;
+        break;
+      case 4:
+        out[o] = up;
+        out[o + 1] = m;
+        out[o + 2] = hi;
+        break;
+      default:
+        out[o] = hi;
+        out[o + 1] = m;
+        out[o + 2] = down;
+        break;
     }
   }
 }

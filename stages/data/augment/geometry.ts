@@ -9,8 +9,12 @@ import type { AugmentPolicy } from './policy.js';
 // Affine maps: x' = a·x + b·y + c, y' = d·x + e·y + f
 
 export interface Affine {
-  a: number; b: number; c: number;
-  d: number; e: number; f: number;
+  a: number;
+  b: number;
+  c: number;
+  d: number;
+  e: number;
+  f: number;
 }
 
 const IDENTITY: Affine = { a: 1, b: 0, c: 0, d: 0, e: 1, f: 0 };
@@ -18,8 +22,12 @@ const IDENTITY: Affine = { a: 1, b: 0, c: 0, d: 0, e: 1, f: 0 };
 /** p ∘ q: apply q first, then p. */
 function mul(p: Affine, q: Affine): Affine {
   return {
-    a: p.a * q.a + p.b * q.d, b: p.a * q.b + p.b * q.e, c: p.a * q.c + p.b * q.f + p.c,
-    d: p.d * q.a + p.e * q.d, e: p.d * q.b + p.e * q.e, f: p.d * q.c + p.e * q.f + p.f,
+    a: p.a * q.a + p.b * q.d,
+    b: p.a * q.b + p.b * q.e,
+    c: p.a * q.c + p.b * q.f + p.c,
+    d: p.d * q.a + p.e * q.d,
+    e: p.d * q.b + p.e * q.e,
+    f: p.d * q.c + p.e * q.f + p.f,
   };
 }
 
@@ -91,9 +99,7 @@ export function planSample(img: RawImage, p: AugmentPolicy, rng: () => number): 
   const unwarp = invertLinear(warp);
 
   // Output pixel index → output area coordinates (pixel u covers [u, u+1)), mirrored if drawn.
-  const toArea = flip
-    ? { a: -1, b: 0, c: crop - 0.5, d: 0, e: 1, f: 0.5 }
-    : translate(0.5, 0.5);
+  const toArea = flip ? { a: -1, b: 0, c: crop - 0.5, d: 0, e: 1, f: 0.5 } : translate(0.5, 0.5);
 
   let map: Affine;
   const rrc = p.randomResizedCrop;

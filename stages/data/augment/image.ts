@@ -19,6 +19,8 @@ export function validateImage(img: RawImage): void {
 
 export function validateOut(out: Float32Array, outOffset: number, crop: number): void {
   if (!Number.isInteger(outOffset) || outOffset < 0 || outOffset + crop * crop * 3 > out.length) {
-    throw new RangeError(`output buffer of ${out.length} floats cannot hold a ${crop}×${crop}×3 sample at offset ${outOffset}`);
+    throw new RangeError(
+      `output buffer of ${out.length} floats cannot hold a ${crop}×${crop}×3 sample at offset ${outOffset}`,
+    );
   }
 }

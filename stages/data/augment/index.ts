@@ -72,7 +72,11 @@ export { policyForLevel, validatePolicy };
  * on batch composition or order.
  */
 export function sampleRng(seed: number, epoch: number, index: number): () => number {
-  for (const [name, n] of [['seed', seed], ['epoch', epoch], ['index', index]] as const) {
+  for (const [name, n] of [
+    ['seed', seed],
+    ['epoch', epoch],
+    ['index', index],
+  ] as const) {
     if (!Number.isSafeInteger(n)) throw new RangeError(`${name} must be a safe integer, got ${n}`);
   }
   const rng = new Rng(hashInts(STREAM.augment, seed, epoch, index));
@@ -96,9 +100,10 @@ export function augmentSample(
   validateImage(img);
   validateOut(out, outOffset, policy.crop);
   const plan = planSample(img, policy, sampleRng(seed, epoch, index));
-  const colour = plan.dHue !== 0 || plan.dSat !== 0 || plan.dLight !== 0
-    ? { dHue: plan.dHue, dSat: plan.dSat, dLight: plan.dLight }
-    : null;
+  const colour =
+    plan.dHue !== 0 || plan.dSat !== 0 || plan.dLight !== 0
+      ? { dHue: plan.dHue, dSat: plan.dSat, dLight: plan.dLight }
+      : null;
   render(img, plan.map, policy.crop, policy.fill, out, outOffset, colour);
 }
 
@@ -161,7 +166,8 @@ export function contactSheet(
   gap = 2,
 ): RawImage {
   validatePolicy(policy);
-  if (!Number.isInteger(perImage) || perImage < 1) throw new RangeError(`perImage must be a positive integer, got ${perImage}`);
+  if (!Number.isInteger(perImage) || perImage < 1)
+    throw new RangeError(`perImage must be a positive integer, got ${perImage}`);
   if (!Number.isInteger(gap) || gap < 0) throw new RangeError(`gap must be a non-negative integer, got ${gap}`);
   const crop = policy.crop;
   const rows = Math.max(1, imgs.length);

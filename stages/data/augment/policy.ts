@@ -36,8 +36,18 @@ export interface AugmentPolicy {
 export type AugmentLevel = 0 | 1 | 2 | 3;
 
 const POLICY_KEYS: ReadonlySet<string> = new Set<keyof AugmentPolicy>([
-  'crop', 'randomCrop', 'mirror', 'randomResizedCrop', 'scaleJitter', 'hue', 'saturation',
-  'lightness', 'rotate', 'shear', 'aspect', 'fill',
+  'crop',
+  'randomCrop',
+  'mirror',
+  'randomResizedCrop',
+  'scaleJitter',
+  'hue',
+  'saturation',
+  'lightness',
+  'rotate',
+  'shear',
+  'aspect',
+  'fill',
 ]);
 
 /**
@@ -92,13 +102,15 @@ export function validatePolicy(p: AugmentPolicy): void {
   if (!Number.isFinite(p.fill)) bad(`fill must be finite, got ${p.fill}`);
   const sj = p.scaleJitter;
   if (sj != null) {
-    if (!(sj[0] > 0 && sj[1] >= sj[0] && Number.isFinite(sj[1]))) bad(`scaleJitter must be 0 < lo ≤ hi, got [${sj.join(', ')}]`);
+    if (!(sj[0] > 0 && sj[1] >= sj[0] && Number.isFinite(sj[1])))
+      bad(`scaleJitter must be 0 < lo ≤ hi, got [${sj.join(', ')}]`);
   }
   const rrc = p.randomResizedCrop;
   if (rrc != null) {
     const [a0, a1] = rrc.area;
     const [r0, r1] = rrc.ratio;
     if (!(a0 > 0 && a1 >= a0 && a1 <= 1)) bad(`randomResizedCrop.area must be 0 < lo ≤ hi ≤ 1, got [${a0}, ${a1}]`);
-    if (!(r0 > 0 && r1 >= r0 && Number.isFinite(r1))) bad(`randomResizedCrop.ratio must be 0 < lo ≤ hi, got [${r0}, ${r1}]`);
+    if (!(r0 > 0 && r1 >= r0 && Number.isFinite(r1)))
+      bad(`randomResizedCrop.ratio must be 0 < lo ≤ hi, got [${r0}, ${r1}]`);
   }
 }

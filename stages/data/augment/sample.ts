@@ -11,7 +11,13 @@ const EPS = 1e-9;
 
 /** Renders a sample: the exact copy path when the map allows it, else the bilinear warp. */
 export function render(
-  img: RawImage, map: Affine, crop: number, fill: number, out: Float32Array, off: number, colour: RowColour | null,
+  img: RawImage,
+  map: Affine,
+  crop: number,
+  fill: number,
+  out: Float32Array,
+  off: number,
+  colour: RowColour | null,
 ): void {
   const origin = integerCopyOrigin(map, img.width, img.height, crop);
   if (origin !== null) copyCrop(img, origin.x, origin.y, origin.flip, crop, out, off, colour);
@@ -23,7 +29,12 @@ export function render(
  * the source's top-left column/row of the crop; otherwise null. Tolerance absorbs composition
  * rounding (e.g. 0.5 − 0.5) without accepting genuine sub-pixel shifts.
  */
-function integerCopyOrigin(m: Affine, w: number, h: number, crop: number): { x: number; y: number; flip: boolean } | null {
+function integerCopyOrigin(
+  m: Affine,
+  w: number,
+  h: number,
+  crop: number,
+): { x: number; y: number; flip: boolean } | null {
   if (Math.abs(m.b) > EPS || Math.abs(m.d) > EPS || Math.abs(m.e - 1) > EPS) return null;
   if (Math.abs(Math.abs(m.a) - 1) > EPS) return null;
   const cx = Math.round(m.c);
@@ -41,7 +52,13 @@ function integerCopyOrigin(m: Affine, w: number, h: number, crop: number): { x: 
  * all 256 byte values (checked in the tests), so this is an exact copy of source values / 255.
  */
 function copyCrop(
-  img: RawImage, x: number, y: number, flip: boolean, crop: number, out: Float32Array, off: number,
+  img: RawImage,
+  x: number,
+  y: number,
+  flip: boolean,
+  crop: number,
+  out: Float32Array,
+  off: number,
   colour: RowColour | null,
 ): void {
   const src = img.data;
@@ -87,7 +104,14 @@ function clipSpan(g0: number, k: number, lo: number, hi: number, first: number, 
  * Only border pixels come here, so its branches do not matter for speed.
  */
 function sampleEdge(
-  src: Uint8Array, w: number, h: number, sx: number, sy: number, fillUnit: number, out: Float32Array, o: number,
+  src: Uint8Array,
+  w: number,
+  h: number,
+  sx: number,
+  sy: number,
+  fillUnit: number,
+  out: Float32Array,
+  o: number,
 ): void {
   if (!(sx >= -0.5 && sx <= w - 0.5 && sy >= -0.5 && sy <= h - 0.5)) {
     out[o] = fillUnit;
@@ -134,7 +158,13 @@ function sampleEdge(
  *   16-bit little-endian DataView load instead of six byte loads.
  */
 function warpBilinear(
-  img: RawImage, m: Affine, crop: number, fill: number, out: Float32Array, off: number, colour: RowColour | null,
+  img: RawImage,
+  m: Affine,
+  crop: number,
+  fill: number,
+  out: Float32Array,
+  off: number,
+  colour: RowColour | null,
 ): void {
   const src = img.data;
   const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
@@ -170,7 +200,8 @@ function warpBilinear(
       out.fill(fillUnit, rowStart, rowStart + touchFirst * 3);
       out.fill(fillUnit, rowStart + (touchEnd + 1) * 3, rowStart + crop * 3);
       const edgeUntil = hasInterior ? first : touchEnd + 1;
-      for (let u = touchFirst; u < edgeUntil; u++) sampleEdge(src, w, h, sx0 + a * u, sy0 + d * u, fillUnit, out, rowStart + u * 3);
+      for (let u = touchFirst; u < edgeUntil; u++)
+        sampleEdge(src, w, h, sx0 + a * u, sy0 + d * u, fillUnit, out, rowStart + u * 3);
     }
     if (!hasInterior) {
       if (colour !== null) jitterHsl(out, rowStart, crop, colour.dHue, colour.dSat, colour.dLight);
@@ -201,11 +232,14 @@ function warpBilinear(
         const w01 = (fx << 8) - w11;
         const w00 = 65536 - (fx << 8) - (fy << 8) + w11;
         out[o] = ((top4 & 255) * w00 + (top4 >>> 24) * w01 + (bot4 & 255) * w10 + (bot4 >>> 24) * w11) * K;
-        out[o + 1] = (((top4 >>> 8) & 255) * w00 + (top2 & 255) * w01 + ((bot4 >>> 8) & 255) * w10 + (bot2 & 255) * w11) * K;
-        out[o + 2] = (((top4 >>> 16) & 255) * w00 + (top2 >>> 8) * w01 + ((bot4 >>> 16) & 255) * w10 + (bot2 >>> 8) * w11) * K;
+        out[o + 1] =
+          (((top4 >>> 8) & 255) * w00 + (top2 & 255) * w01 + ((bot4 >>> 8) & 255) * w10 + (bot2 & 255) * w11) * K;
+        out[o + 2] =
+          (((top4 >>> 16) & 255) * w00 + (top2 >>> 8) * w01 + ((bot4 >>> 16) & 255) * w10 + (bot2 >>> 8) * w11) * K;
       }
     }
-    for (let u = end + 1; u <= touchEnd; u++) sampleEdge(src, w, h, sx0 + a * u, sy0 + d * u, fillUnit, out, rowStart + u * 3);
+    for (let u = end + 1; u <= touchEnd; u++)
+      sampleEdge(src, w, h, sx0 + a * u, sy0 + d * u, fillUnit, out, rowStart + u * 3);
     if (colour !== null) jitterHsl(out, rowStart, crop, colour.dHue, colour.dSat, colour.dLight);
   }
 }

@@ -22,13 +22,19 @@ export interface Facade {
 export function randomFacade(rng: Rng, S: number, sky: Sky): Facade {
   const kind = rng.pick(['concrete', 'brick', 'beige', 'glass', 'dark'] as const);
   const col: RGB =
-    kind === 'concrete' ? between(rng, [135, 135, 135], [195, 192, 188])
-    : kind === 'brick' ? between(rng, [125, 60, 45], [175, 95, 70])
-    : kind === 'beige' ? between(rng, [190, 175, 145], [230, 215, 185])
-    : kind === 'glass' ? mixRGB(between(rng, [60, 90, 110], [110, 140, 170]), sky.horizon, 0.3)
-    : between(rng, [55, 55, 60], [95, 90, 90]);
+    kind === 'concrete'
+      ? between(rng, [135, 135, 135], [195, 192, 188])
+      : kind === 'brick'
+        ? between(rng, [125, 60, 45], [175, 95, 70])
+        : kind === 'beige'
+          ? between(rng, [190, 175, 145], [230, 215, 185])
+          : kind === 'glass'
+            ? mixRGB(between(rng, [60, 90, 110], [110, 140, 170]), sky.horizon, 0.3)
+            : between(rng, [55, 55, 60], [95, 90, 90]);
   const glassy = kind === 'glass';
-  const win: RGB = glassy ? mixRGB(sky.top, sky.horizon, rng.next()) : mixRGB(between(rng, [25, 30, 40], [70, 80, 95]), sky.horizon, rng.range(0, 0.35));
+  const win: RGB = glassy
+    ? mixRGB(sky.top, sky.horizon, rng.next())
+    : mixRGB(between(rng, [25, 30, 40], [70, 80, 95]), sky.horizon, rng.range(0, 0.35));
   return {
     col,
     win,
@@ -46,13 +52,17 @@ export function randomFacade(rng: Rng, S: number, sky: Sky): Facade {
  * a window grid with per-window variation (hashed, so independent of image size).
  */
 export function facadeColour(f: Facade, u: number, v: number, texV: number): void {
-  const cu = u / f.sx, cv = v / f.sy;
-  const inWin = fract(cu) > (1 - f.fx) / 2 && fract(cu) < (1 + f.fx) / 2 && fract(cv) > 0.3 && fract(cv) < 0.3 + f.fy && cv > 0.8;
+  const cu = u / f.sx,
+    cv = v / f.sy;
+  const inWin =
+    fract(cu) > (1 - f.fx) / 2 && fract(cu) < (1 + f.fx) / 2 && fract(cv) > 0.3 && fract(cv) < 0.3 + f.fy && cv > 0.8;
   const k = 0.88 + 0.24 * texV;
   if (inWin) {
     const h = hash01(Math.floor(cu), Math.floor(cv), f.seed);
     if (h < f.lit) {
-      P[0] = 250; P[1] = 215; P[2] = 140;
+      P[0] = 250;
+      P[1] = 215;
+      P[2] = 140;
     } else {
       setP(f.win, k * (0.8 + 0.4 * h));
     }
@@ -65,16 +75,31 @@ export function facadeColour(f: Facade, u: number, v: number, texV: number): voi
  * Front-facing building spanning [x0,x1) from `top` down to `bottom` (or, per column, down to
  * `clip[x]` when something nearer will cover the rest), tinted by `shade` and `haze`.
  */
-export function drawBuilding(c: Canvas, x0: number, x1: number, top: number, bottom: number, f: Facade, tex: Float32Array, shade: number, haze: RGB, hazeAmt: number, clip?: Float32Array): void {
+export function drawBuilding(
+  c: Canvas,
+  x0: number,
+  x1: number,
+  top: number,
+  bottom: number,
+  f: Facade,
+  tex: Float32Array,
+  shade: number,
+  haze: RGB,
+  hazeAmt: number,
+  clip?: Float32Array,
+): void {
   const S = c.size;
-  const xa = clamp(Math.round(x0), 0, S), xb = clamp(Math.round(x1), 0, S);
-  const ya = clamp(Math.round(top), 0, S), yb = clamp(Math.round(bottom), 0, S);
+  const xa = clamp(Math.round(x0), 0, S),
+    xb = clamp(Math.round(x1), 0, S);
+  const ya = clamp(Math.round(top), 0, S),
+    yb = clamp(Math.round(bottom), 0, S);
   for (let x = xa; x < xb; x++) {
     const ye = clip === undefined ? yb : Math.min(yb, Math.ceil(clip[x]!));
     for (let y = ya; y < ye; y++) {
       facadeColour(f, x - x0, y - top, tex[y * S + x]!);
       c.put(
-        x, y,
+        x,
+        y,
         lerp(P[0]! * shade, haze[0], hazeAmt),
         lerp(P[1]! * shade, haze[1], hazeAmt),
         lerp(P[2]! * shade, haze[2], hazeAmt),

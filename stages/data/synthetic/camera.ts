@@ -25,7 +25,9 @@ export function finish(c: Canvas, rng: Rng, grain: Rng): Buffer {
   const S = c.size;
   const d = c.d;
   const exposure = rng.range(0.7, 1.25);
-  const g0 = 1 + rng.range(-0.1, 0.1), g1 = 1 + rng.range(-0.06, 0.06), g2 = 1 + rng.range(-0.1, 0.1);
+  const g0 = 1 + rng.range(-0.1, 0.1),
+    g1 = 1 + rng.range(-0.06, 0.06),
+    g2 = 1 + rng.range(-0.1, 0.1);
   const sat = rng.range(0.6, 1.3);
   const contrast = rng.range(0.8, 1.2);
   const fog = rng.chance(0.25) ? rng.range(0.05, 0.35) : 0;
@@ -34,10 +36,14 @@ export function finish(c: Canvas, rng: Rng, grain: Rng): Buffer {
   const sigma = rng.range(1.5, 6.5);
   // out = ((mix(px, fog) -> saturation) * exposure * vignette * gain - 128) * contrast + 128 + grain,
   // with everything constant folded out of the pixel loop.
-  const keep = 1 - fog, fogAdd = fogC * fog;
-  const k0 = exposure * g0 * contrast, k1 = exposure * g1 * contrast, k2 = exposure * g2 * contrast;
+  const keep = 1 - fog,
+    fogAdd = fogC * fog;
+  const k0 = exposure * g0 * contrast,
+    k1 = exposure * g1 * contrast,
+    k2 = exposure * g2 * contrast;
   const offset = 128 * (1 - contrast);
-  const lumaGrain = (sigma * 1.7) / 255, chromaGrain = (sigma * 0.6) / 255;
+  const lumaGrain = (sigma * 1.7) / 255,
+    chromaGrain = (sigma * 0.6) / 255;
   const table = grainTable();
   let gi = grain.u32() % table.length;
   // Uint8ClampedArray rounds (half to even) and clamps natively: 3x faster than Math.round + clamp.
@@ -47,9 +53,13 @@ export function finish(c: Canvas, rng: Rng, grain: Rng): Buffer {
     for (let x = 0; x < S; x++) {
       const dx = (x + 0.5) / S - 0.5;
       const i = (y * S + x) * 3;
-      let r = d[i]! * keep + fogAdd, g = d[i + 1]! * keep + fogAdd, b = d[i + 2]! * keep + fogAdd;
+      let r = d[i]! * keep + fogAdd,
+        g = d[i + 1]! * keep + fogAdd,
+        b = d[i + 2]! * keep + fogAdd;
       const l = (0.299 * r + 0.587 * g + 0.114 * b) * (1 - sat);
-      r = l + r * sat; g = l + g * sat; b = l + b * sat;
+      r = l + r * sat;
+      g = l + g * sat;
+      b = l + b * sat;
       const v = 1 - vig * (dx * dx + dy * dy) * 2;
       // One 32-bit word per pixel: two bytes make triangular luminance grain, two make chroma grain.
       const h = table[gi]!;

@@ -4,7 +4,19 @@
  */
 import type { Rng } from '../random.js';
 import {
-  between, type Canvas, clamp, fillBelow, lerp, maxOf, minOf, mixP, mixRGB, noise1D, noise2D, type RGB, setP,
+  between,
+  type Canvas,
+  clamp,
+  fillBelow,
+  lerp,
+  maxOf,
+  minOf,
+  mixP,
+  mixRGB,
+  noise1D,
+  noise2D,
+  type RGB,
+  setP,
   smoothstep,
 } from './paint.js';
 
@@ -19,7 +31,13 @@ export interface Sky {
 }
 
 /** Vertical gradient sky with value-noise clouds and an optional sun, over the whole canvas. */
-export function drawSky(c: Canvas, rng: Rng, horizon: number, moods: Readonly<Record<Mood, number>> = DEFAULT_MOODS, coverBoost = 0): Sky {
+export function drawSky(
+  c: Canvas,
+  rng: Rng,
+  horizon: number,
+  moods: Readonly<Record<Mood, number>> = DEFAULT_MOODS,
+  coverBoost = 0,
+): Sky {
   const S = c.size;
   const mood = rng.weighted(moods);
   let top: RGB, hor: RGB, cloud: RGB, cover: number;
@@ -68,14 +86,17 @@ export function drawSky(c: Canvas, rng: Rng, horizon: number, moods: Readonly<Re
   // where it is still visible (exp(-0.12 (d2-1)) * 0.55 > 1% needs d2 < ~34, i.e. 5.8 radii).
   for (let y = 0; y < S; y++) {
     const t = Math.pow(clamp(y / hy, 0, 1), gamma);
-    const br = lerp(top[0], hor[0], t), bg = lerp(top[1], hor[1], t), bb = lerp(top[2], hor[2], t);
+    const br = lerp(top[0], hor[0], t),
+      bg = lerp(top[1], hor[1], t),
+      bb = lerp(top[2], hor[2], t);
     for (let x = 0; x < S; x++) c.put(x, y, br, bg, bb);
   }
   if (sunOn) {
     const reach = sr * 5.8;
     for (let y = Math.max(0, Math.floor(sy - reach)); y < Math.min(S, Math.ceil(sy + reach)); y++) {
       for (let x = Math.max(0, Math.floor(sx - reach)); x < Math.min(S, Math.ceil(sx + reach)); x++) {
-        const dx = x - sx, dy = y - sy;
+        const dx = x - sx,
+          dy = y - sy;
         const d2 = (dx * dx + dy * dy) / (sr * sr);
         c.blend(x, y, sun[0], sun[1], sun[2], d2 < 1 ? 1 : Math.exp(-(d2 - 1) * 0.12) * 0.55);
       }
@@ -102,20 +123,38 @@ export interface Peaks {
 }
 
 /** Mountain silhouette: the lower envelope of a few triangular peaks, roughened with noise. */
-export function peaksLine(S: number, rng: Rng, base: number, minY: number, maxY: number, n: number, jag: number): Peaks {
-  const pxs: number[] = [], pys: number[] = [], slopes: number[] = [];
+export function peaksLine(
+  S: number,
+  rng: Rng,
+  base: number,
+  minY: number,
+  maxY: number,
+  n: number,
+  jag: number,
+): Peaks {
+  const pxs: number[] = [],
+    pys: number[] = [],
+    slopes: number[] = [];
   for (let k = 0; k < n; k++) {
     pxs.push(rng.range(-0.15, 1.15) * S);
     pys.push(rng.range(minY, maxY));
     slopes.push(rng.range(0.45, 1.5));
   }
   const rough = noise1D(S, rng, rng.range(5, 9), 4, 0.55);
-  const line = new Float32Array(S), px = new Float32Array(S), py = new Float32Array(S);
+  const line = new Float32Array(S),
+    px = new Float32Array(S),
+    py = new Float32Array(S);
   for (let x = 0; x < S; x++) {
-    let best = base + S, bx = x, by = base;
+    let best = base + S,
+      bx = x,
+      by = base;
     for (let k = 0; k < n; k++) {
       const y = pys[k]! + slopes[k]! * Math.abs(x - pxs[k]!);
-      if (y < best) { best = y; bx = pxs[k]!; by = pys[k]!; }
+      if (y < best) {
+        best = y;
+        bx = pxs[k]!;
+        by = pys[k]!;
+      }
     }
     line[x] = Math.min(base, best + (rough[x]! - 0.5) * jag * S);
     px[x] = bx;
@@ -136,7 +175,14 @@ export interface MountainStyle {
 }
 
 /** `bottom` is the foot of the range (for the vegetation gradient); `clip`, if given, the nearer ridge hiding it. */
-export function drawMountains(c: Canvas, rng: Rng, pk: Peaks, bottom: number, st: MountainStyle, clip?: Float32Array): void {
+export function drawMountains(
+  c: Canvas,
+  rng: Rng,
+  pk: Peaks,
+  bottom: number,
+  st: MountainStyle,
+  clip?: Float32Array,
+): void {
   const S = c.size;
   // Noise is only needed between this ridge and whatever hides the layer.
   const y0 = minOf(pk.line);
@@ -144,14 +190,16 @@ export function drawMountains(c: Canvas, rng: Rng, pk: Peaks, bottom: number, st
   const tex = noise2D(S, rng, 6, 4, 4, 0.6, y0, y1);
   const streak = noise2D(S, rng, 14, 3, 2, 0.5, y0, y1);
   const skew = rng.range(-0.35, 0.35);
-  const lit = rng.range(1.0, 1.2), shadow = rng.range(0.6, 0.8);
+  const lit = rng.range(1.0, 1.2),
+    shadow = rng.range(0.6, 0.8);
   const rock = mixRGB(st.rock, st.haze, st.hazeAmt);
   const foot = st.foot === null ? null : mixRGB(st.foot, st.haze, st.hazeAmt);
   const snowCol = mixRGB(st.snowCol, st.haze, st.hazeAmt * 0.6);
   fillBelow(c, pk.line, clip ?? bottom, (x, y) => {
     const i = y * S + x;
     const t = tex[i]!;
-    const peakX = pk.px[x]!, peakY = pk.py[x]!;
+    const peakX = pk.px[x]!,
+      peakY = pk.py[x]!;
     const sunny = x - peakX < (y - peakY) * skew;
     const k = (sunny ? lit : shadow) * (0.78 + 0.45 * t) * (0.9 + 0.2 * streak[i]!);
     if (st.snow !== null && y < st.snow + (t - 0.5) * S * 0.3) {
@@ -196,18 +244,24 @@ export function drawWater(c: Canvas, rng: Rng, top: number, st: WaterStyle): voi
       const rp = ripple[i]!;
       // Phase noise bends the bands; the horizontally stretched ripple noise breaks them into swells.
       const w = Math.sin(wz + phase[i]! * 7 + (rp - 0.5) * 3);
-      let r = base[0], g = base[1], b = base[2];
+      let r = base[0],
+        g = base[1],
+        b = base[2];
       if (st.mirror > 0) {
         const ys = Math.floor(2 * top - y - 1 + (rp - 0.5) * 6 * (0.3 + dz));
         const xs = clamp(Math.round(x + (rp - 0.5) * S * 0.02), 0, S - 1);
         if (ys >= 0 && ys < y0) {
           const j = (ys * S + xs) * 3;
           const m = st.mirror * (1 - 0.5 * dz);
-          r = lerp(r, d[j]! * 0.85, m); g = lerp(g, d[j + 1]! * 0.88, m); b = lerp(b, d[j + 2]! * 0.92, m);
+          r = lerp(r, d[j]! * 0.85, m);
+          g = lerp(g, d[j + 1]! * 0.88, m);
+          b = lerp(b, d[j + 2]! * 0.92, m);
         }
       }
       const k = 1 + w * 0.12 * amp;
-      r *= k; g *= k; b *= k;
+      r *= k;
+      g *= k;
+      b *= k;
       const crest = smoothstep(0.88, 1, w) * amp * 0.7 * smoothstep(0.45, 0.65, rp);
       c.put(x, y, lerp(r, foam[0], crest), lerp(g, foam[1], crest), lerp(b, foam[2], crest));
     }
@@ -215,10 +269,20 @@ export function drawWater(c: Canvas, rng: Rng, top: number, st: WaterStyle): voi
 }
 
 /** Textured ground from `top` to the bottom edge, a little darker and more saturated near the camera. */
-export function drawGround(c: Canvas, rng: Rng, top: Float32Array, far: RGB, near: RGB, texAmt: number, cells = 8): void {
+export function drawGround(
+  c: Canvas,
+  rng: Rng,
+  top: Float32Array,
+  far: RGB,
+  near: RGB,
+  texAmt: number,
+  cells = 8,
+): void {
   const S = c.size;
   const minTop = minOf(top);
   const tex = noise2D(S, rng, cells, cells * 1.5, 4, 0.6, minTop, S);
   const span = Math.max(1, S - minTop);
-  fillBelow(c, top, S, (x, y) => mixP(far, near, clamp((y - minTop) / span, 0, 1), 1 + (tex[y * S + x]! - 0.5) * texAmt));
+  fillBelow(c, top, S, (x, y) =>
+    mixP(far, near, clamp((y - minTop) / span, 0, 1), 1 + (tex[y * S + x]! - 0.5) * texAmt),
+  );
 }

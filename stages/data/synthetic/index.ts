@@ -86,7 +86,9 @@ export function deriveSampleSeed(seed: number, split: SyntheticSplit, classIndex
 export function renderScene(classIndex: number, sampleSeed: number, size: number): Buffer {
   const scene = SCENES[classIndex];
   if (!Number.isInteger(classIndex) || scene === undefined) {
-    throw new RangeError(`renderScene: classIndex must be an integer in [0, ${SCENES.length - 1}], got ${String(classIndex)}`);
+    throw new RangeError(
+      `renderScene: classIndex must be an integer in [0, ${SCENES.length - 1}], got ${String(classIndex)}`,
+    );
   }
   if (!Number.isInteger(sampleSeed)) {
     throw new TypeError(`renderScene: sampleSeed must be an integer, got ${String(sampleSeed)}`);
@@ -180,7 +182,9 @@ export function sampleFileName(className: string, split: SyntheticSplit, index: 
 
 function checkSize(what: string, size: unknown): asserts size is number {
   if (typeof size !== 'number' || !Number.isInteger(size) || size < SYNTHETIC_MIN_SIZE || size > SYNTHETIC_MAX_SIZE) {
-    throw new RangeError(`${what} must be an integer between ${SYNTHETIC_MIN_SIZE} and ${SYNTHETIC_MAX_SIZE}, got ${String(size)}`);
+    throw new RangeError(
+      `${what} must be an integer between ${SYNTHETIC_MIN_SIZE} and ${SYNTHETIC_MAX_SIZE}, got ${String(size)}`,
+    );
   }
 }
 

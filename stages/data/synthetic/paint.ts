@@ -15,7 +15,11 @@ export const lerp = (a: number, b: number, t: number): number => a + (b - a) * t
 const smooth = (t: number): number => t * t * (3 - 2 * t);
 export const smoothstep = (e0: number, e1: number, v: number): number => smooth(clamp((v - e0) / (e1 - e0), 0, 1));
 export const fract = (v: number): number => v - Math.floor(v);
-export const mixRGB = (a: RGB, b: RGB, t: number): RGB => [lerp(a[0], b[0], t), lerp(a[1], b[1], t), lerp(a[2], b[2], t)];
+export const mixRGB = (a: RGB, b: RGB, t: number): RGB => [
+  lerp(a[0], b[0], t),
+  lerp(a[1], b[1], t),
+  lerp(a[2], b[2], t),
+];
 export const scaleRGB = (a: RGB, k: number): RGB => [a[0] * k, a[1] * k, a[2] * k];
 export const minOf = (a: Float32Array): number => a.reduce((m, v) => (v < m ? v : m), Infinity);
 export const maxOf = (a: Float32Array): number => a.reduce((m, v) => (v > m ? v : m), -Infinity);
@@ -69,8 +73,10 @@ export class Canvas {
   /** Filled axis-aligned rectangle in float pixel coordinates, clipped; edges are not anti-aliased. */
   rect(x0: number, y0: number, x1: number, y1: number, c: RGB, a = 1): void {
     const S = this.size;
-    const xa = clamp(Math.round(x0), 0, S), xb = clamp(Math.round(x1), 0, S);
-    const ya = clamp(Math.round(y0), 0, S), yb = clamp(Math.round(y1), 0, S);
+    const xa = clamp(Math.round(x0), 0, S),
+      xb = clamp(Math.round(x1), 0, S);
+    const ya = clamp(Math.round(y0), 0, S),
+      yb = clamp(Math.round(y1), 0, S);
     for (let y = ya; y < yb; y++) for (let x = xa; x < xb; x++) this.blend(x, y, c[0], c[1], c[2], a);
   }
 }
@@ -82,8 +88,18 @@ export class Canvas {
  * Only rows [y0, y1) are evaluated (the rest stay 0): noise is the hottest code here and most
  * fields are only needed above or below the horizon.
  */
-export function noise2D(size: number, rng: Rng, cellsX: number, cellsY: number, octaves: number, persistence = 0.5, y0 = 0, y1 = size): Float32Array {
-  const ya = clamp(Math.floor(y0), 0, size), yb = clamp(Math.ceil(y1), 0, size);
+export function noise2D(
+  size: number,
+  rng: Rng,
+  cellsX: number,
+  cellsY: number,
+  octaves: number,
+  persistence = 0.5,
+  y0 = 0,
+  y1 = size,
+): Float32Array {
+  const ya = clamp(Math.floor(y0), 0, size),
+    yb = clamp(Math.ceil(y1), 0, size);
   const out = new Float32Array(size * size);
   let total = 0;
   for (let o = 0, amp = 1; o < octaves; o++, amp *= persistence) total += amp;
@@ -150,7 +166,14 @@ export function noise1D(size: number, rng: Rng, cells: number, octaves: number, 
 }
 
 /** Horizontal line at `base` displaced by noise of amplitude `amp` (pixels). */
-export function wavyLine(size: number, rng: Rng, base: number, amp: number, cells: number, octaves: number): Float32Array {
+export function wavyLine(
+  size: number,
+  rng: Rng,
+  base: number,
+  amp: number,
+  cells: number,
+  octaves: number,
+): Float32Array {
   const n = noise1D(size, rng, cells, octaves);
   for (let x = 0; x < size; x++) n[x] = base + (n[x]! - 0.5) * 2 * amp;
   return n;

@@ -16,12 +16,24 @@ export function sceneBuildings(c: Canvas, rng: Rng): void {
   const tex = noise2D(S, rng, 10, 10, 3);
   // Foreground towers tiling the width, some with a darker side face for depth. Planned
   // first so the far skyline is only painted where it will stay visible.
-  interface Tower { x: number; w: number; top: number; side: number; f: Facade }
+  interface Tower {
+    x: number;
+    w: number;
+    top: number;
+    side: number;
+    f: Facade;
+  }
   const towers: Tower[] = [];
   const fgTop = new Float32Array(S).fill(S);
   for (let x = -rng.range(0, 0.15) * S; x < S; ) {
     const w = S * rng.range(0.18, 0.55);
-    const t: Tower = { x, w, top: S * rng.range(-0.15, 0.5), side: rng.chance(0.4) ? w * rng.range(0.15, 0.3) : 0, f: randomFacade(rng, S, sky) };
+    const t: Tower = {
+      x,
+      w,
+      top: S * rng.range(-0.15, 0.5),
+      side: rng.chance(0.4) ? w * rng.range(0.15, 0.3) : 0,
+      f: randomFacade(rng, S, sky),
+    };
     towers.push(t);
     for (let k = Math.max(0, Math.round(x)); k < Math.min(S, Math.round(x + w)); k++) fgTop[k] = Math.max(0, t.top);
     x += w + (rng.chance(0.3) ? S * rng.range(0.02, 0.12) : 0);
@@ -31,21 +43,53 @@ export function sceneBuildings(c: Canvas, rng: Rng): void {
     let x = -rng.range(0, 0.1) * S;
     while (x < S) {
       const w = S * rng.range(0.06, 0.18);
-      drawBuilding(c, x, x + w, S * rng.range(0.15, 0.55), ground, randomFacade(rng, S, sky), tex, 1, sky.horizon, rng.range(0.35, 0.6), fgTop);
+      drawBuilding(
+        c,
+        x,
+        x + w,
+        S * rng.range(0.15, 0.55),
+        ground,
+        randomFacade(rng, S, sky),
+        tex,
+        1,
+        sky.horizon,
+        rng.range(0.35, 0.6),
+        fgTop,
+      );
       x += w;
     }
   }
   for (const t of towers) {
     drawBuilding(c, t.x, t.x + t.w - t.side, t.top, ground, t.f, tex, 1, sky.horizon, 0);
-    if (t.side > 0) drawBuilding(c, t.x + t.w - t.side, t.x + t.w, t.top + S * 0.01, ground, t.f, tex, 0.65, sky.horizon, 0);
+    if (t.side > 0)
+      drawBuilding(c, t.x + t.w - t.side, t.x + t.w, t.top + S * 0.01, ground, t.f, tex, 0.65, sky.horizon, 0);
   }
-  if (ground < S) drawGround(c, rng, flatLine(S, ground), between(rng, [90, 90, 90], [150, 145, 140]), between(rng, [70, 70, 70], [130, 125, 120]), 0.25);
+  if (ground < S)
+    drawGround(
+      c,
+      rng,
+      flatLine(S, ground),
+      between(rng, [90, 90, 90], [150, 145, 140]),
+      between(rng, [70, 70, 70], [130, 125, 120]),
+      0.25,
+    );
   // Street trees in front of some blocks: shared with street/forest, blurs colour statistics.
   if (rng.chance(0.35)) {
     const fol = foliagePalette(rng, 0.15);
     const ftex = noise2D(S, rng, 14, 14, 2);
     const n = rng.int(1, 4);
-    for (let k = 0; k < n; k++) drawRoundTree(c, rng, rng.range(0, 1) * S, Math.min(ground, S) + S * 0.02, S * rng.range(0.25, 0.5), fol, ftex, sky.horizon, 0);
+    for (let k = 0; k < n; k++)
+      drawRoundTree(
+        c,
+        rng,
+        rng.range(0, 1) * S,
+        Math.min(ground, S) + S * 0.02,
+        S * rng.range(0.25, 0.5),
+        fol,
+        ftex,
+        sky.horizon,
+        0,
+      );
   }
 }
 
@@ -55,7 +99,8 @@ export function sceneStreet(c: Canvas, rng: Rng): void {
   const vx = S * rng.range(0.3, 0.7);
   const sky = drawSky(c, rng, hy);
   const tex = noise2D(S, rng, 10, 10, 3);
-  const roadL = vx - S * rng.range(0.35, 0.9), roadR = vx + S * rng.range(0.35, 0.9);
+  const roadL = vx - S * rng.range(0.35, 0.9),
+    roadR = vx + S * rng.range(0.35, 0.9);
   const asphalt = between(rng, [55, 55, 58], [115, 112, 108]);
   const walk = between(rng, [120, 115, 105], [185, 180, 170]);
   const paint: RGB = rng.chance(0.7) ? [235, 235, 230] : [230, 195, 70];
@@ -63,8 +108,17 @@ export function sceneStreet(c: Canvas, rng: Rng): void {
   // Each side is a row of facades seen in perspective (or open, with trees drawn later).
   // Depth z = 1/t where t is the horizontal distance from the vanishing point relative to the
   // frame edge; equal steps in z are equal world distances along the street.
-  interface Block { z1: number; h: number; f: Facade }
-  interface Side { buildings: boolean; span: number; drop: number; blocks: Block[] }
+  interface Block {
+    z1: number;
+    h: number;
+    f: Facade;
+  }
+  interface Side {
+    buildings: boolean;
+    span: number;
+    drop: number;
+    blocks: Block[];
+  }
   const sides: Side[] = [];
   for (const edge of [0, S]) {
     const span = Math.max(1, Math.abs(vx - edge));
@@ -86,7 +140,10 @@ export function sceneStreet(c: Canvas, rng: Rng): void {
     let block: Block | undefined;
     let zPrev = 0;
     for (const b of side.blocks) {
-      if (z <= b.z1) { block = b; break; }
+      if (z <= b.z1) {
+        block = b;
+        break;
+      }
       zPrev = b.z1;
     }
     const d = (y: number): number => (y + 0.5 - hy) / (S - hy);
@@ -94,10 +151,12 @@ export function sceneStreet(c: Canvas, rng: Rng): void {
       if (y + 0.5 > yb && y + 0.5 > hy) {
         // Ground: road triangle converging to the vanishing point, sidewalks elsewhere.
         const dz = d(y);
-        const xl = vx + (roadL - vx) * dz, xr = vx + (roadR - vx) * dz;
+        const xl = vx + (roadL - vx) * dz,
+          xr = vx + (roadR - vx) * dz;
         const tv = tex[y * S + x]!;
         if (x >= xl && x < xr) {
-          const xc = (xl + xr) / 2, lw = Math.max(0.6, S * 0.012 * dz);
+          const xc = (xl + xr) / 2,
+            lw = Math.max(0.6, S * 0.012 * dz);
           const dash = fract(2.5 / dz) < 0.5 && Math.abs(x + 0.5 - xc) < lw;
           const edgeLine = Math.abs(x + 0.5 - xl) < lw || Math.abs(x + 0.5 - xr) < lw;
           if (dash || edgeLine) setP(paint, 0.9 + 0.2 * tv);
@@ -106,7 +165,13 @@ export function sceneStreet(c: Canvas, rng: Rng): void {
           setP(walk, 0.85 + 0.3 * tv);
         }
         const fog = clamp(1 - dz * 3, 0, 1) * 0.5;
-        c.put(x, y, lerp(P[0]!, sky.horizon[0], fog), lerp(P[1]!, sky.horizon[1], fog), lerp(P[2]!, sky.horizon[2], fog));
+        c.put(
+          x,
+          y,
+          lerp(P[0]!, sky.horizon[0], fog),
+          lerp(P[1]!, sky.horizon[1], fog),
+          lerp(P[2]!, sky.horizon[2], fog),
+        );
       } else if (side.buildings && block !== undefined && y + 0.5 <= yb) {
         const v = (yb - y - 0.5) / t; // height above the ground in "frame-edge pixels"
         if (v > block.h) continue;
@@ -117,7 +182,13 @@ export function sceneStreet(c: Canvas, rng: Rng): void {
           facadeColour(block.f, u, block.h - v, tex[y * S + x]!);
         }
         const fog = clamp(z / hazeFar, 0, 0.85);
-        c.put(x, y, lerp(P[0]!, sky.horizon[0], fog), lerp(P[1]!, sky.horizon[1], fog), lerp(P[2]!, sky.horizon[2], fog));
+        c.put(
+          x,
+          y,
+          lerp(P[0]!, sky.horizon[0], fog),
+          lerp(P[1]!, sky.horizon[1], fog),
+          lerp(P[2]!, sky.horizon[2], fog),
+        );
       }
     }
   }
@@ -130,7 +201,17 @@ export function sceneStreet(c: Canvas, rng: Rng): void {
     const hs = S * rng.range(0.5, 1.0);
     for (let z = 24; z > 1; z /= rng.range(1.2, 1.6)) {
       const t = 1 / z;
-      drawRoundTree(c, rng, vx + dir * side.span * t * 0.85, hy + side.drop * t, hs * t, fol, ftex, sky.horizon, clamp(z / hazeFar, 0, 0.8));
+      drawRoundTree(
+        c,
+        rng,
+        vx + dir * side.span * t * 0.85,
+        hy + side.drop * t,
+        hs * t,
+        fol,
+        ftex,
+        sky.horizon,
+        clamp(z / hazeFar, 0, 0.8),
+      );
     }
   }
   // Cars, far to near so nearer ones overlap.
@@ -138,9 +219,20 @@ export function sceneStreet(c: Canvas, rng: Rng): void {
   const ds = Array.from({ length: cars }, () => rng.range(0.15, 0.85)).sort((a, b) => a - b);
   for (const dz of ds) {
     const lane = rng.range(0.25, 0.75);
-    const xl = vx + (roadL - vx) * dz, xr = vx + (roadR - vx) * dz;
-    const cx = lerp(xl, xr, lane), w = (xr - xl) * 0.22, h = w * 0.6, yb = hy + (S - hy) * dz;
-    const body = rng.pick<RGB>([[180, 30, 30], [30, 60, 150], [220, 220, 220], [40, 40, 40], [160, 160, 165], [200, 170, 40]]);
+    const xl = vx + (roadL - vx) * dz,
+      xr = vx + (roadR - vx) * dz;
+    const cx = lerp(xl, xr, lane),
+      w = (xr - xl) * 0.22,
+      h = w * 0.6,
+      yb = hy + (S - hy) * dz;
+    const body = rng.pick<RGB>([
+      [180, 30, 30],
+      [30, 60, 150],
+      [220, 220, 220],
+      [40, 40, 40],
+      [160, 160, 165],
+      [200, 170, 40],
+    ]);
     c.rect(cx - w / 2, yb - h, cx + w / 2, yb, jitter(rng, body, 15));
     c.rect(cx - w * 0.4, yb - h * 0.95, cx + w * 0.4, yb - h * 0.6, [40, 50, 60]);
     c.rect(cx - w / 2, yb - h * 0.1, cx + w / 2, yb, [20, 20, 20]);

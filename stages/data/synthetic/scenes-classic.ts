@@ -5,8 +5,22 @@
  */
 import type { Rng } from '../random.js';
 import {
-  between, type Canvas, clamp, fillBelow, jitter, lerp, minOf, mixP, mixRGB, noise1D, noise2D, type RGB, scaleRGB,
-  setP, smoothstep, wavyLine,
+  between,
+  type Canvas,
+  clamp,
+  fillBelow,
+  jitter,
+  lerp,
+  minOf,
+  mixP,
+  mixRGB,
+  noise1D,
+  noise2D,
+  type RGB,
+  scaleRGB,
+  setP,
+  smoothstep,
+  wavyLine,
 } from './paint.js';
 import { drawGround, drawMountains, drawSky, drawWater, peaksLine } from './elements.js';
 import { drawConifer, drawRoundTree, foliagePalette } from './trees.js';
@@ -30,7 +44,17 @@ export function sceneForest(c: Canvas, rng: Rng): void {
       const spacing = h * rng.range(0.25, 0.45);
       for (let x = -rng.range(0, spacing); x < S + spacing; x += spacing * rng.range(0.7, 1.3)) {
         const hh = h * rng.range(0.75, 1.25);
-        drawConifer(c, x, base + rng.range(-0.05, 0.05) * S, hh, hh * rng.range(0.35, 0.55), fol, tex, sky.horizon, depth * 0.45);
+        drawConifer(
+          c,
+          x,
+          base + rng.range(-0.05, 0.05) * S,
+          hh,
+          hh * rng.range(0.35, 0.55),
+          fol,
+          tex,
+          sky.horizon,
+          depth * 0.45,
+        );
       }
     }
   } else {
@@ -46,7 +70,8 @@ export function sceneForest(c: Canvas, rng: Rng): void {
     const trunks = rng.int(4, 14);
     const bark = between(rng, [35, 28, 22], [95, 85, 75]);
     for (let k = 0; k < trunks; k++) {
-      const tx = rng.range(0, 1) * S, w = S * rng.range(0.008, 0.045);
+      const tx = rng.range(0, 1) * S,
+        w = S * rng.range(0.008, 0.045);
       const col = jitter(rng, bark, 12);
       const top = rng.range(canopyTop + S * 0.1, under);
       c.rect(tx - w / 2, top, tx + w / 2, S, col);
@@ -54,13 +79,31 @@ export function sceneForest(c: Canvas, rng: Rng): void {
     }
     const blobs = rng.int(2, 6);
     for (let k = 0; k < blobs; k++) {
-      drawRoundTree(c, rng, rng.range(0, 1) * S, S * rng.range(0.5, 1.1), S * rng.range(0.3, 0.7), fol, tex, sky.horizon, 0);
+      drawRoundTree(
+        c,
+        rng,
+        rng.range(0, 1) * S,
+        S * rng.range(0.5, 1.1),
+        S * rng.range(0.3, 0.7),
+        fol,
+        tex,
+        sky.horizon,
+        0,
+      );
     }
   }
   // Forest floor.
   if (rng.chance(0.6)) {
     const floor = wavyLine(S, rng, S * rng.range(0.82, 0.97), S * 0.03, 6, 3);
-    drawGround(c, rng, floor, between(rng, [50, 55, 25], [110, 95, 55]), between(rng, [40, 45, 20], [90, 80, 45]), 0.5, 12);
+    drawGround(
+      c,
+      rng,
+      floor,
+      between(rng, [50, 55, 25], [110, 95, 55]),
+      between(rng, [40, 45, 20], [90, 80, 45]),
+      0.5,
+      12,
+    );
   }
 }
 
@@ -72,8 +115,12 @@ export function sceneGlacier(c: Canvas, rng: Rng): void {
     // Distant snowy peaks behind the ice.
     const pk = peaksLine(S, rng, hy, hy - S * 0.35, hy - S * 0.12, rng.int(2, 4), 0.04);
     drawMountains(c, rng, pk, hy + S * 0.05, {
-      rock: between(rng, [90, 95, 105], [140, 145, 150]), foot: null, haze: sky.horizon, hazeAmt: rng.range(0.3, 0.6),
-      snow: hy, snowCol: [235, 240, 248],
+      rock: between(rng, [90, 95, 105], [140, 145, 150]),
+      foot: null,
+      haze: sky.horizon,
+      hazeAmt: rng.range(0.3, 0.6),
+      snow: hy,
+      snowCol: [235, 240, 248],
     });
   }
   // Ice cliff / tongue: jagged top, vertical streaks, blue crevasses.
@@ -87,11 +134,19 @@ export function sceneGlacier(c: Canvas, rng: Rng): void {
   fillBelow(c, iceTop, waterline, (x, y) => {
     const i = y * S + x;
     const s = streaks[i]!;
-    mixP(ice, crevasse, smoothstep(0.5, 0.25, s) * 0.9 + smoothstep(cut, cut - 0.05, tex[i]!) * 0.4, 0.85 + 0.3 * tex[i]!);
+    mixP(
+      ice,
+      crevasse,
+      smoothstep(0.5, 0.25, s) * 0.9 + smoothstep(cut, cut - 0.05, tex[i]!) * 0.4,
+      0.85 + 0.3 * tex[i]!,
+    );
   });
   if (rng.chance(0.65)) {
     drawWater(c, rng, waterline, {
-      deep: between(rng, [20, 60, 80], [60, 110, 130]), waves: rng.range(0.1, 0.5), mirror: rng.range(0.2, 0.5), sky,
+      deep: between(rng, [20, 60, 80], [60, 110, 130]),
+      waves: rng.range(0.1, 0.5),
+      mirror: rng.range(0.2, 0.5),
+      sky,
     });
     // Floating ice floes.
     const floes = rng.int(0, 8);
@@ -105,7 +160,15 @@ export function sceneGlacier(c: Canvas, rng: Rng): void {
   } else {
     // Snow field in front with blue shadows.
     const snowTop = wavyLine(S, rng, waterline, S * 0.03, 4, 3);
-    drawGround(c, rng, snowTop, between(rng, [200, 215, 230], [240, 245, 252]), between(rng, [170, 195, 220], [230, 240, 250]), 0.25, 5);
+    drawGround(
+      c,
+      rng,
+      snowTop,
+      between(rng, [200, 215, 230], [240, 245, 252]),
+      between(rng, [170, 195, 220], [230, 240, 250]),
+      0.25,
+      5,
+    );
   }
 }
 
@@ -125,21 +188,45 @@ export function sceneMountain(c: Canvas, rng: Rng): void {
     return { far, peakTop, base, pk };
   });
   plan.forEach(({ far, peakTop, base, pk }, l) => {
-    drawMountains(c, rng, pk, S, {
-      rock: jitter(rng, rockBase, 15),
-      foot: rng.chance(0.6) ? between(rng, [50, 75, 35], [110, 130, 70]) : null,
-      haze: sky.horizon,
-      hazeAmt: far * rng.range(0.35, 0.6),
-      snow: snowy ? lerp(peakTop, base, rng.range(0.15, 0.45)) : null,
-      snowCol: [238, 240, 245],
-    }, plan[l + 1]?.pk.line);
+    drawMountains(
+      c,
+      rng,
+      pk,
+      S,
+      {
+        rock: jitter(rng, rockBase, 15),
+        foot: rng.chance(0.6) ? between(rng, [50, 75, 35], [110, 130, 70]) : null,
+        haze: sky.horizon,
+        hazeAmt: far * rng.range(0.35, 0.6),
+        snow: snowy ? lerp(peakTop, base, rng.range(0.15, 0.45)) : null,
+        snowCol: [238, 240, 245],
+      },
+      plan[l + 1]?.pk.line,
+    );
   });
   // Foreground: meadow, scree or a lake, sometimes with a few conifers.
   const fg = rng.weighted({ meadow: 0.5, scree: 0.3, none: 0.2 });
   if (fg !== 'none') {
     const top = wavyLine(S, rng, S * rng.range(0.75, 0.95), S * 0.05, 3, 3);
-    if (fg === 'meadow') drawGround(c, rng, top, between(rng, [70, 100, 40], [140, 160, 80]), between(rng, [50, 80, 30], [110, 130, 60]), 0.4);
-    else drawGround(c, rng, top, between(rng, [110, 105, 95], [165, 155, 140]), between(rng, [80, 75, 70], [130, 120, 110]), 0.6, 14);
+    if (fg === 'meadow')
+      drawGround(
+        c,
+        rng,
+        top,
+        between(rng, [70, 100, 40], [140, 160, 80]),
+        between(rng, [50, 80, 30], [110, 130, 60]),
+        0.4,
+      );
+    else
+      drawGround(
+        c,
+        rng,
+        top,
+        between(rng, [110, 105, 95], [165, 155, 140]),
+        between(rng, [80, 75, 70], [130, 120, 110]),
+        0.6,
+        14,
+      );
     if (rng.chance(0.35)) {
       const fol = foliagePalette(rng, 0.1);
       const ftex = noise2D(S, rng, 16, 16, 2);
@@ -160,15 +247,24 @@ export function sceneSea(c: Canvas, rng: Rng): void {
   if (rng.chance(0.3)) {
     const pk = peaksLine(S, rng, hy + 1, hy - S * rng.range(0.03, 0.12), hy, rng.int(1, 2), 0.02);
     drawMountains(c, rng, pk, hy + 1, {
-      rock: between(rng, [60, 75, 60], [110, 120, 100]), foot: null, haze: sky.horizon, hazeAmt: rng.range(0.4, 0.7), snow: null, snowCol: [255, 255, 255],
+      rock: between(rng, [60, 75, 60], [110, 120, 100]),
+      foot: null,
+      haze: sky.horizon,
+      hazeAmt: rng.range(0.4, 0.7),
+      snow: null,
+      snowCol: [255, 255, 255],
     });
   }
   drawWater(c, rng, hy, {
-    deep: between(rng, [10, 45, 80], [50, 110, 150]), waves: rng.range(0.5, 1), mirror: 0, sky,
+    deep: between(rng, [10, 45, 80], [50, 110, 150]),
+    waves: rng.range(0.5, 1),
+    mirror: 0,
+    sky,
   });
   // Sun glitter column.
   if (sky.mood === 'sunset' || rng.chance(0.2)) {
-    const gx = rng.range(0.2, 0.8) * S, gw = S * rng.range(0.05, 0.15);
+    const gx = rng.range(0.2, 0.8) * S,
+      gw = S * rng.range(0.05, 0.15);
     const glint = noise2D(S, rng, 8, 30, 1, 0.5, hy, S);
     const col: RGB = sky.mood === 'sunset' ? [255, 200, 130] : [250, 250, 240];
     for (let y = Math.ceil(hy); y < S; y++) {
@@ -189,6 +285,14 @@ export function sceneSea(c: Canvas, rng: Rng): void {
       const dx = left ? x : S - 1 - x;
       top[x] = S - Math.max(0, reach - dx) * 0.6 + (rough[x]! - 0.5) * S * 0.08;
     }
-    drawGround(c, rng, top, between(rng, [60, 55, 50], [120, 110, 100]), between(rng, [40, 38, 35], [90, 85, 80]), 0.8, 16);
+    drawGround(
+      c,
+      rng,
+      top,
+      between(rng, [60, 55, 50], [120, 110, 100]),
+      between(rng, [40, 38, 35], [90, 85, 80]),
+      0.8,
+      16,
+    );
   }
 }

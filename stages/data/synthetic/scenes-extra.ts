@@ -4,8 +4,24 @@
  */
 import type { Rng } from '../random.js';
 import {
-  between, type Canvas, clamp, fillBelow, flatLine, jitter, lerp, minOf, mixP, mixRGB, noise1D, noise2D, P,
-  type RGB, scaleRGB, setP, smoothstep, wavyLine,
+  between,
+  type Canvas,
+  clamp,
+  fillBelow,
+  flatLine,
+  jitter,
+  lerp,
+  minOf,
+  mixP,
+  mixRGB,
+  noise1D,
+  noise2D,
+  P,
+  type RGB,
+  scaleRGB,
+  setP,
+  smoothstep,
+  wavyLine,
 } from './paint.js';
 import { drawGround, drawMountains, drawSky, drawWater, peaksLine } from './elements.js';
 import { drawRoundTree, foliagePalette } from './trees.js';
@@ -19,7 +35,14 @@ export function sceneDesert(c: Canvas, rng: Rng): void {
     // Distant mesa.
     const pk = peaksLine(S, rng, hy + 1, hy - S * rng.range(0.05, 0.15), hy - S * 0.05, 2, 0.01);
     for (let x = 0; x < S; x++) pk.line[x] = Math.max(pk.line[x]!, hy - S * 0.12);
-    drawMountains(c, rng, pk, hy + 1, { rock: scaleRGB(sand, 0.7), foot: null, haze: sky.horizon, hazeAmt: 0.45, snow: null, snowCol: sand });
+    drawMountains(c, rng, pk, hy + 1, {
+      rock: scaleRGB(sand, 0.7),
+      foot: null,
+      haze: sky.horizon,
+      hazeAmt: 0.45,
+      snow: null,
+      snowCol: sand,
+    });
   }
   const layers = rng.int(2, 4);
   const ripples = noise2D(S, rng, 3, 6, 2, 0.5, hy - S * 0.2, S);
@@ -30,7 +53,8 @@ export function sceneDesert(c: Canvas, rng: Rng): void {
     const col = mixRGB(jitter(rng, sand, 12), sky.horizon, (1 - near) * 0.3);
     fillBelow(c, crest, S, (x, y) => {
       // Lit vs shadowed flank from the crest slope; shading fades away from the crest.
-      const xl = Math.max(0, x - 1), xr = Math.min(S - 1, x + 1);
+      const xl = Math.max(0, x - 1),
+        xr = Math.min(S - 1, x + 1);
       const slope = (crest[xr]! - crest[xl]!) / 2;
       const below = (y - crest[x]!) / S;
       const k = 1 + clamp(slope * 1.5, -0.35, 0.2) * Math.exp(-below * 8);
@@ -41,7 +65,8 @@ export function sceneDesert(c: Canvas, rng: Rng): void {
   // A few dark rocks / scrub.
   const rocks = rng.int(0, 5);
   for (let k = 0; k < rocks; k++) {
-    const ry = rng.range(hy + S * 0.05, S), rw = S * rng.range(0.005, 0.03) * (0.5 + (ry - hy) / S);
+    const ry = rng.range(hy + S * 0.05, S),
+      rw = S * rng.range(0.005, 0.03) * (0.5 + (ry - hy) / S);
     const rx = rng.range(0, 1) * S;
     c.rect(rx - rw, ry - rw * 0.7, rx + rw, ry, between(rng, [60, 50, 35], [110, 95, 65]));
   }
@@ -60,10 +85,13 @@ export function sceneField(c: Canvas, rng: Rng): void {
   }
   const crop = rng.weighted({ green: 0.4, wheat: 0.3, ploughed: 0.15, meadow: 0.15 });
   const a: RGB =
-    crop === 'green' ? between(rng, [60, 110, 30], [130, 175, 70])
-    : crop === 'wheat' ? between(rng, [190, 160, 70], [235, 205, 120])
-    : crop === 'ploughed' ? between(rng, [90, 65, 45], [140, 105, 75])
-    : between(rng, [80, 130, 50], [150, 185, 90]);
+    crop === 'green'
+      ? between(rng, [60, 110, 30], [130, 175, 70])
+      : crop === 'wheat'
+        ? between(rng, [190, 160, 70], [235, 205, 120])
+        : crop === 'ploughed'
+          ? between(rng, [90, 65, 45], [140, 105, 75])
+          : between(rng, [80, 130, 50], [150, 185, 90]);
   const b: RGB = crop === 'ploughed' ? scaleRGB(a, 0.65) : mixRGB(a, [60, 50, 35], rng.range(0.2, 0.5));
   const rows = crop !== 'meadow' && rng.chance(0.8);
   const vx = S * rng.range(0.1, 0.9);
@@ -83,21 +111,39 @@ export function sceneField(c: Canvas, rng: Rng): void {
     mixP(a, b, t * 0.8, k);
     // Aerial perspective: the far field fades towards the horizon colour.
     const h = (1 - dz) * (1 - dz) * 0.35;
-    P[0] = lerp(P[0]!, sky.horizon[0], h); P[1] = lerp(P[1]!, sky.horizon[1], h); P[2] = lerp(P[2]!, sky.horizon[2], h);
+    P[0] = lerp(P[0]!, sky.horizon[0], h);
+    P[1] = lerp(P[1]!, sky.horizon[1], h);
+    P[2] = lerp(P[2]!, sky.horizon[2], h);
   });
   if (crop === 'meadow') {
     // Flowers: scattered dots, denser (smaller) towards the horizon.
-    const flower = rng.pick<RGB>([[235, 220, 60], [230, 230, 235], [200, 60, 60], [180, 110, 200]]);
+    const flower = rng.pick<RGB>([
+      [235, 220, 60],
+      [230, 230, 235],
+      [200, 60, 60],
+      [180, 110, 200],
+    ]);
     const n = rng.int(20, 120);
     for (let k = 0; k < n; k++) {
-      const y = hy + (S - hy) * Math.pow(rng.next(), 0.6), r = Math.max(0.5, S * 0.008 * ((y - hy) / (S - hy)));
+      const y = hy + (S - hy) * Math.pow(rng.next(), 0.6),
+        r = Math.max(0.5, S * 0.008 * ((y - hy) / (S - hy)));
       const x = rng.range(0, 1) * S;
       c.rect(x - r, y - r, x + r, y + r, flower, 0.85);
     }
   }
   if (rng.chance(0.25)) {
     const fol = foliagePalette(rng, 0.1);
-    drawRoundTree(c, rng, rng.range(0.1, 0.9) * S, hy + S * rng.range(0.02, 0.2), S * rng.range(0.15, 0.4), fol, tex, sky.horizon, 0.1);
+    drawRoundTree(
+      c,
+      rng,
+      rng.range(0.1, 0.9) * S,
+      hy + S * rng.range(0.02, 0.2),
+      S * rng.range(0.15, 0.4),
+      fol,
+      tex,
+      sky.horizon,
+      0.1,
+    );
   }
 }
 
@@ -109,8 +155,12 @@ export function sceneLake(c: Canvas, rng: Rng): void {
   if (rng.chance(0.5)) {
     const pk = peaksLine(S, rng, hy, hy - S * rng.range(0.15, 0.35), hy - S * 0.05, rng.int(1, 3), 0.04);
     drawMountains(c, rng, pk, hy + 1, {
-      rock: between(rng, [80, 80, 80], [140, 130, 120]), foot: between(rng, [40, 70, 35], [90, 115, 60]), haze: sky.horizon,
-      hazeAmt: rng.range(0.15, 0.45), snow: rng.chance(0.4) ? hy - S * rng.range(0.15, 0.3) : null, snowCol: [238, 240, 245],
+      rock: between(rng, [80, 80, 80], [140, 130, 120]),
+      foot: between(rng, [40, 70, 35], [90, 115, 60]),
+      haze: sky.horizon,
+      hazeAmt: rng.range(0.15, 0.45),
+      snow: rng.chance(0.4) ? hy - S * rng.range(0.15, 0.3) : null,
+      snowCol: [238, 240, 245],
     });
   } else {
     const fol = foliagePalette(rng, 0.2);
@@ -119,18 +169,30 @@ export function sceneLake(c: Canvas, rng: Rng): void {
     fillBelow(c, top, hy + 1, (x, y) => mixP(fol.dark, fol.light, tex[y * S + x]! * 0.8));
   }
   drawWater(c, rng, hy, {
-    deep: between(rng, [20, 50, 60], [60, 95, 110]), waves: rng.range(0, 0.25), mirror: rng.range(0.55, 0.9), sky,
+    deep: between(rng, [20, 50, 60], [60, 95, 110]),
+    waves: rng.range(0, 0.25),
+    mirror: rng.range(0.55, 0.9),
+    sky,
   });
   // Shore or reeds in the foreground.
   if (rng.chance(0.4)) {
     const top = wavyLine(S, rng, S * rng.range(0.85, 0.98), S * 0.04, 3, 3);
-    drawGround(c, rng, top, between(rng, [90, 85, 60], [150, 140, 100]), between(rng, [70, 65, 45], [120, 110, 80]), 0.6, 14);
+    drawGround(
+      c,
+      rng,
+      top,
+      between(rng, [90, 85, 60], [150, 140, 100]),
+      between(rng, [70, 65, 45], [120, 110, 80]),
+      0.6,
+      14,
+    );
   }
   if (rng.chance(0.3)) {
     const reed = between(rng, [50, 70, 30], [110, 120, 60]);
     const n = rng.int(10, 40);
     for (let k = 0; k < n; k++) {
-      const x = rng.range(0, 1) * S, w = Math.max(0.7, S * 0.006);
+      const x = rng.range(0, 1) * S,
+        w = Math.max(0.7, S * 0.006);
       c.rect(x, S - S * rng.range(0.05, 0.25), x + w, S, reed);
     }
   }
@@ -140,7 +202,12 @@ export function sceneBeach(c: Canvas, rng: Rng): void {
   const S = c.size;
   const hy = S * rng.range(0.28, 0.5);
   const sky = drawSky(c, rng, hy, { clear: 0.6, overcast: 0.15, sunset: 0.15, hazy: 0.1 });
-  drawWater(c, rng, hy, { deep: between(rng, [20, 90, 120], [70, 150, 170]), waves: rng.range(0.3, 0.8), mirror: 0, sky });
+  drawWater(c, rng, hy, {
+    deep: between(rng, [20, 90, 120], [70, 150, 170]),
+    waves: rng.range(0.3, 0.8),
+    mirror: 0,
+    sky,
+  });
   const shore = wavyLine(S, rng, hy + (S - hy) * rng.range(0.2, 0.55), S * 0.04, rng.range(2, 5), 3);
   const sand = between(rng, [190, 165, 120], [240, 220, 180]);
   const wet = scaleRGB(sand, rng.range(0.6, 0.8));
@@ -150,13 +217,28 @@ export function sceneBeach(c: Canvas, rng: Rng): void {
     const below = y - shore[x]!;
     mixP(wet, sand, smoothstep(0, S * 0.12, below), 0.9 + 0.2 * tex[y * S + x]!);
     const f = smoothstep(foamW, 0, below);
-    P[0] = lerp(P[0]!, 248, f); P[1] = lerp(P[1]!, 248, f); P[2] = lerp(P[2]!, 245, f);
+    P[0] = lerp(P[0]!, 248, f);
+    P[1] = lerp(P[1]!, 248, f);
+    P[2] = lerp(P[2]!, 245, f);
   });
   // Umbrellas / towels: small saturated shapes.
   const n = rng.int(0, 4);
   for (let k = 0; k < n; k++) {
-    const x = rng.range(0, 1) * S, y = rng.range(shore[clamp(Math.floor(x), 0, S - 1)]! + S * 0.08, S), w = S * 0.04 * (0.5 + (y - hy) / S);
-    c.rect(x - w, y - w * 0.4, x + w, y, rng.pick<RGB>([[220, 50, 50], [40, 90, 200], [240, 200, 40], [250, 250, 250]]));
+    const x = rng.range(0, 1) * S,
+      y = rng.range(shore[clamp(Math.floor(x), 0, S - 1)]! + S * 0.08, S),
+      w = S * 0.04 * (0.5 + (y - hy) / S);
+    c.rect(
+      x - w,
+      y - w * 0.4,
+      x + w,
+      y,
+      rng.pick<RGB>([
+        [220, 50, 50],
+        [40, 90, 200],
+        [240, 200, 40],
+        [250, 250, 250],
+      ]),
+    );
   }
 }
 
@@ -174,7 +256,9 @@ export function sceneSky(c: Canvas, rng: Rng): void {
   if (rng.chance(0.3)) {
     const n = rng.int(2, 9);
     for (let k = 0; k < n; k++) {
-      const x = rng.range(0.1, 0.9) * S, y = rng.range(0.1, 0.7) * S, w = Math.max(1, S * 0.015);
+      const x = rng.range(0.1, 0.9) * S,
+        y = rng.range(0.1, 0.7) * S,
+        w = Math.max(1, S * 0.015);
       c.rect(x - w, y - w * 0.3, x, y + w * 0.1, [30, 30, 35]);
       c.rect(x, y - w * 0.3, x + w, y + w * 0.1, [30, 30, 35]);
     }
@@ -195,7 +279,8 @@ export function sceneCanyon(c: Canvas, rng: Rng): void {
   const base = between(rng, [160, 75, 45], [215, 135, 90]);
   for (let k = 0; k < 7; k++) palette.push(jitter(rng, mixRGB(base, [230, 200, 160], rng.range(0, 0.45)), 18));
   const band = S * rng.range(0.03, 0.08);
-  const edgeL = noise1D(S, rng, 8, 3), edgeR = noise1D(S, rng, 8, 3);
+  const edgeL = noise1D(S, rng, 8, 3),
+    edgeR = noise1D(S, rng, 8, 3);
   const litLeft = rng.chance(0.5);
   for (let y = 0; y < S; y++) {
     const half = gapW / 2 + open * Math.max(0, floorY - y);
@@ -206,7 +291,7 @@ export function sceneCanyon(c: Canvas, rng: Rng): void {
       const i = y * S + x;
       const s = (y + (warp[i]! - 0.5) * S * 0.25) / band;
       const col = palette[((Math.floor(s) % palette.length) + palette.length) % palette.length]!;
-      const shade = (x < gapX) === litLeft ? 1.05 : 0.7;
+      const shade = x < gapX === litLeft ? 1.05 : 0.7;
       setP(col, shade * (0.8 + 0.35 * tex[i]!));
       c.put(x, y, P[0]!, P[1]!, P[2]!);
     }
@@ -215,6 +300,14 @@ export function sceneCanyon(c: Canvas, rng: Rng): void {
   if (floorY < S * 0.9 && rng.chance(0.5)) {
     drawWater(c, rng, floorY, { deep: between(rng, [40, 90, 80], [90, 140, 120]), waves: 0.3, mirror: 0.4, sky });
   } else if (rng.chance(0.5)) {
-    drawGround(c, rng, wavyLine(S, rng, Math.max(floorY, S * 0.85), S * 0.02, 4, 2), scaleRGB(base, 0.9), scaleRGB(base, 0.75), 0.5, 14);
+    drawGround(
+      c,
+      rng,
+      wavyLine(S, rng, Math.max(floorY, S * 0.85), S * 0.02, 4, 2),
+      scaleRGB(base, 0.9),
+      scaleRGB(base, 0.75),
+      0.5,
+      14,
+    );
   }
 }

@@ -11,6 +11,11 @@ const control = new Int32Array(buffer);
 parentPort?.postMessage({ ready: true });
 for (;;) {
   const word = Atomics.load(control, CLAIM);
-  work(control, functions, (e) => parentPort?.postMessage({ error: e instanceof Error ? e.message : String(e) }), thread);
+  work(
+    control,
+    functions,
+    (e) => parentPort?.postMessage({ error: e instanceof Error ? e.message : String(e) }),
+    thread,
+  );
   Atomics.wait(control, CLAIM, word);
 }

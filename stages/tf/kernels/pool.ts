@@ -53,7 +53,12 @@ export function claim(control: Int32Array): number {
 }
 
 /** Runs claimed units until none is left. The arguments are read after a claim, while they are stable. */
-export function work(control: Int32Array, functions: readonly UnitFunction[], onError: (e: unknown) => void, thread: number): void {
+export function work(
+  control: Int32Array,
+  functions: readonly UnitFunction[],
+  onError: (e: unknown) => void,
+  thread: number,
+): void {
   for (let unit = claim(control); unit >= 0; unit = claim(control)) {
     if (thread > 0) Atomics.add(control, BY_WORKERS, 1);
     try {
@@ -81,25 +86,45 @@ export class UnitPool {
    * `instance` is the kernel module's instance on this thread; with `threads` > 1 and a shared
    * `memory`, `threads − 1` workers instantiate `module` on the same memory.
    */
-  constructor(module: WebAssembly.Module, instance: WebAssembly.Instance, memory: WebAssembly.Memory, private readonly names: readonly string[], threads: number) {
+  constructor(
+    module: WebAssembly.Module,
+    instance: WebAssembly.Instance,
+    memory: WebAssembly.Memory,
+    private readonly names: readonly string[],
+    threads: number,
+  ) {
     this.functions = names.map((name) => instance.exports[name] as UnitFunction);
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
     const started: Array<Promise<void>> = [];
     if (shared && threads > 1) {
       const script = compiledPath(import.meta.url, 'pool-worker.js');
       for (let i = 1; i < threads; i++) {
-        const setup: WorkerSetup = { thread: i, module, memory, control: this.control.buffer as SharedArrayBuffer, exports: names };
+        const setup: WorkerSetup = {
+          thread: i,
+          module,
+          memory,
+          control: this.control.buffer as SharedArrayBuffer,
+          exports: names,
+        };
         const worker = new Worker(script, { workerData: setup });
         // A worker that cannot start leaves its units to the others; one that failed a unit says why.
         // Referenced until it has started (so `ready` can resolve), then never keeps Node alive:
         // it sleeps in Atomics.wait between jobs for as long as the process lives.
-        started.push(new Promise((resolve) => {
-          worker.on('message', (m: { ready?: boolean; error?: string }) => {
-            if (m.ready) { worker.unref(); resolve(); }
-            if (m.error !== undefined) this.workerError = m.error;
-          });
-          worker.on('error', () => { worker.unref(); resolve(); });
-        }));
+        started.push(
+          new Promise((resolve) => {
+            worker.on('message', (m: { ready?: boolean; error?: string }) => {
+              if (m.ready) {
+                worker.unref();
+                resolve();
+              }
+              if (m.error !== undefined) this.workerError = m.error;
+            });
+            worker.on('error', () => {
+              worker.unref();
+              resolve();
+            });
+          }),
+        );
       }
     }
     this.threads = 1 + started.length;
@@ -120,7 +145,8 @@ export class UnitPool {
    */
   run(name: string, args: readonly number[], units: number): void {
     const fn = this.names.indexOf(name);
-    if (fn < 0 || args.length > MAX_ARGS || units > UNIT_MASK) throw new Error(`podium kernel pool: cannot run ${name} with ${args.length} arguments over ${units} units`);
+    if (fn < 0 || args.length > MAX_ARGS || units > UNIT_MASK)
+      throw new Error(`podium kernel pool: cannot run ${name} with ${args.length} arguments over ${units} units`);
     if (units <= 0) return;
     const c = this.control;
     Atomics.store(c, DONE, 0);
@@ -133,9 +159,19 @@ export class UnitPool {
     Atomics.store(c, CLAIM, this.generation << UNIT_BITS);
     Atomics.notify(c, CLAIM);
     let error: unknown;
-    work(c, this.functions, (e) => { error ??= e; }, 0);
+    work(
+      c,
+      this.functions,
+      (e) => {
+        error ??= e;
+      },
+      0,
+    );
     for (let done = Atomics.load(c, DONE); done < units; done = Atomics.load(c, DONE)) Atomics.wait(c, DONE, done);
     if (error !== undefined) throw error;
-    if (Atomics.load(c, FAILED)) throw new Error(`podium kernel pool: ${name} failed on a worker thread${this.workerError ? `: ${String(this.workerError)}` : ''}`);
+    if (Atomics.load(c, FAILED))
+      throw new Error(
+        `podium kernel pool: ${name} failed on a worker thread${this.workerError ? `: ${String(this.workerError)}` : ''}`,
+      );
   }
 }
