@@ -3,7 +3,8 @@
  * does ship and that are fast there: Conv2D and DepthwiseConv2dNative (XNNPACK), rank ≤ 4
  * Transpose, PadV2, Slice, Reshape, Reverse, Sum, Fill — plus podium's own SIMD loops for the
  * depthwise filter gradient with channel multiplier 1 (kernels/train.as.ts) and for every Conv2D
- * filter gradient (kernels/filter-grad.as.ts, on the threads of kernels/pool.ts).
+ * filter gradient (kernels/filter-grad.as.ts, on the threads of kernels/pool.ts). The attributes'
+ * checks and the dimensions each algorithm needs are conv-geometry.ts's.
  *
  * Performance facts that chose the algorithms below, measured on our 2-core machines when the
  * backend still ran the package's single-threaded build (under Node it now runs the threaded SIMD
@@ -24,168 +25,16 @@
  *    only ever call them with 'valid' padding and pad explicitly with PadV2.
  */
 import {
-  backend_util,
   Conv2DBackpropFilter,
   Conv2DBackpropInput,
   DepthwiseConv2dNativeBackpropFilter,
   DepthwiseConv2dNativeBackpropInput,
-  util,
 } from '@tensorflow/tfjs-core';
-import type { Conv2DBackpropFilterAttrs, TensorInfo } from '@tensorflow/tfjs-core';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
 
 import type { UnitPool } from './kernels/pool.js';
-import { at, fail, type WasmOps } from './wasm-ops.js';
-
-export type Shape4 = [number, number, number, number];
-type Pad = Conv2DBackpropFilterAttrs['pad'];
-type RoundingMode = Conv2DBackpropFilterAttrs['dimRoundingMode'];
-
-/** Common attributes of all four gradient kernels, already validated. */
-export interface GradGeometry {
-  strides: [number, number] | number;
-  pad: Pad;
-  dimRoundingMode?: RoundingMode;
-}
-
-/** A shape that must be rank 4, as a tuple. */
-export function as4D(kernel: string, name: string, shape: readonly number[]): Shape4 {
-  if (shape.length !== 4) fail(kernel, `${name} must be rank 4, got shape [${shape.join(',')}]`);
-  return [at(shape, 0), at(shape, 1), at(shape, 2), at(shape, 3)];
-}
-
-function ceilDiv(a: number, b: number): number {
-  return Math.ceil(a / b);
-}
-
-/**
- * Forward-pass geometry exactly as tfjs computes it (pads for 'same' follow
- * TF: total = max((out-1)*stride + k - in, 0), top = floor(total / 2)).
- */
-function geometry(
-  kernel: string,
-  xShape: Shape4,
-  filterShape: Shape4,
-  dyShape: Shape4,
-  g: GradGeometry,
-  depthwise: boolean,
-) {
-  const info = backend_util.computeConv2DInfo(
-    xShape,
-    filterShape,
-    g.strides,
-    1,
-    g.pad,
-    g.dimRoundingMode,
-    depthwise,
-    'channelsLast',
-  );
-  if (
-    info.outHeight !== dyShape[1] ||
-    info.outWidth !== dyShape[2] ||
-    info.outChannels !== dyShape[3] ||
-    info.batchSize !== dyShape[0]
-  ) {
-    fail(
-      kernel,
-      `dy shape [${dyShape.join(',')}] does not match the forward output [${info.outShape.join(',')}] ` +
-        `for x [${xShape.join(',')}], filter [${filterShape.join(',')}], strides ${String(g.strides)}, pad ${JSON.stringify(g.pad)}`,
-    );
-  }
-  return {
-    sh: info.strideHeight,
-    sw: info.strideWidth,
-    padTop: info.padInfo.top,
-    padLeft: info.padInfo.left,
-  };
-}
-
-/**
- * The dimensions of a gradient, checked against each other and the forward geometry: x (or the
- * input) [N, H, W, C], filter [kh, kw, C, out], dy [N, OH, OW, dyC]; and whether it is empty (then
- * the gradient is all zeros).
- */
-interface GradientDims {
-  N: number;
-  H: number;
-  W: number;
-  C: number;
-  kh: number;
-  kw: number;
-  out: number;
-  OH: number;
-  OW: number;
-  dyC: number;
-  sh: number;
-  sw: number;
-  padTop: number;
-  padLeft: number;
-  empty: boolean;
-}
-
-function gradientDims(
-  kernel: string,
-  xShape: Shape4,
-  filterShape: Shape4,
-  dyShape: Shape4,
-  g: GradGeometry,
-  depthwise: boolean,
-  empty: boolean,
-): GradientDims {
-  const [N, H, W, C] = xShape;
-  const [kh, kw, , out] = filterShape;
-  const [, OH, OW, dyC] = dyShape;
-  return {
-    N,
-    H,
-    W,
-    C,
-    kh,
-    kw,
-    out,
-    OH,
-    OW,
-    dyC,
-    ...geometry(kernel, xShape, filterShape, dyShape, g, depthwise),
-    empty,
-  };
-}
-
-/** For a filter gradient: x and dy are given, the filter's shape is asked for. */
-function filterGradientDims(
-  kernel: string,
-  x: TensorInfo,
-  dy: TensorInfo,
-  filterShape: Shape4,
-  g: GradGeometry,
-  depthwise: boolean,
-): GradientDims {
-  const xShape = as4D(kernel, 'x', x.shape);
-  if (filterShape[2] !== xShape[3])
-    fail(kernel, `filterShape in-channels ${filterShape[2]} != x channels ${xShape[3]}`);
-  const dyShape = as4D(kernel, 'dy', dy.shape);
-  const empty = util.sizeFromShape(x.shape) === 0 || util.sizeFromShape(dy.shape) === 0;
-  return gradientDims(kernel, xShape, filterShape, dyShape, g, depthwise, empty);
-}
-
-/** For an input gradient: dy and the filter are given, the input's shape is asked for. */
-function inputGradientDims(
-  kernel: string,
-  dy: TensorInfo,
-  filter: TensorInfo,
-  inputShape: Shape4,
-  g: GradGeometry,
-  depthwise: boolean,
-): GradientDims {
-  const filterShape = as4D(kernel, 'filter', filter.shape);
-  if (filterShape[2] !== inputShape[3])
-    fail(kernel, `filter in-channels ${filterShape[2]} != inputShape channels ${inputShape[3]}`);
-  const dyShape = as4D(kernel, 'dy', dy.shape);
-  const empty =
-    util.sizeFromShape(inputShape) === 0 ||
-    util.sizeFromShape(dy.shape) === 0 ||
-    util.sizeFromShape(filter.shape) === 0;
-  return gradientDims(kernel, inputShape, filterShape, dyShape, g, depthwise, empty);
-}
+import { ceilDiv, filterGradientDims, inputGradientDims, type GradGeometry, type Shape4 } from './conv-geometry.js';
+import type { WasmOps } from './wasm-ops.js';
 
 /**
  * Positions per chunk of the filter gradient's reduction (kernels/filter-grad.as.ts): each chunk's

@@ -36,14 +36,12 @@ import type {
 } from '@tensorflow/tfjs-core';
 
 import {
-  as4D,
   conv2DBackpropFilterImpl,
   conv2DBackpropInputImpl,
   depthwiseBackpropFilterImpl,
   depthwiseBackpropInputImpl,
-  type GradGeometry,
-  type Shape4,
 } from './wasm-conv-gradients.js';
+import { as4D, type GradGeometry, type Shape4 } from './conv-geometry.js';
 import type { UnitPool } from './kernels/pool.js';
 import { kernelPool } from './wasm-kernels.js';
 import { fail, withOps, type WasmOps } from './wasm-ops.js';
