@@ -18,6 +18,11 @@ export interface StageRecord {
   durationMs: number;
   backend: string | null;
   logTail: string[];
+  /**
+   * Where it ran when not in the runner's own process tree: the SLURM job, its node and GPUs
+   * (shown by the report and `show`; not in the lock). Absent for local runs.
+   */
+  where?: { executor: 'slurm'; jobId: string; node: string; gpus: string | null };
   /** Speed figures (StageResult.timing); not in the lock. Absent in records of older podiums. */
   timing?: Record<string, number>;
 }

@@ -76,6 +76,10 @@ export function formatShow(r: ShowReport): string {
   lines.push(
     `ran     ${rec.startedAt} in ${(rec.durationMs / 1000).toFixed(2)}s${rec.backend ? ` on ${rec.backend}` : ''}`,
   );
+  if (rec.where)
+    lines.push(
+      `where   slurm job ${rec.where.jobId} on ${rec.where.node}${rec.where.gpus ? `, CUDA_VISIBLE_DEVICES=${rec.where.gpus}` : ''}`,
+    );
   if (rec.timing)
     lines.push(
       `timing  ${Object.entries(rec.timing)

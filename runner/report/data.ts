@@ -96,6 +96,8 @@ export interface RunRow {
   startedAt: string | null;
   durationMs: number | null;
   backend: string | null;
+  /** "slurm job 42 on node1 (GPU 2)" for a stage a cluster job computed; null when it ran here. */
+  where: string | null;
   throughput: string | null;
   key: string | null;
 }
@@ -294,6 +296,9 @@ export function gatherReport(pipeline: Pipeline, store: Store, lock: LockFile | 
       startedAt: r?.startedAt ?? null,
       durationMs: r?.durationMs ?? null,
       backend: r?.backend ?? null,
+      where: r?.where
+        ? `slurm job ${r.where.jobId} on ${r.where.node}${r.where.gpus ? ` (GPU ${r.where.gpus})` : ''}`
+        : null,
       throughput: r ? throughputOf(r) : null,
       key: r?.key ?? s.lock?.key ?? null,
     };

@@ -258,6 +258,7 @@ export function runSection(d: ReportData, git: string): Section {
     x.startedAt ? x.startedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '–',
     n(duration(x.durationMs)),
     x.backend ?? '–',
+    x.where ?? 'here',
     x.throughput ?? '–',
     { html: x.key ? `<code>${esc(x.key.slice(0, 12))}</code>` : '–', ...(x.key ? { title: x.key } : {}) },
   ]);
@@ -270,7 +271,18 @@ export function runSection(d: ReportData, git: string): Section {
     body:
       `<p class="meta">Pipeline revision: ${git}. ${d.lastRunAt ? `Last run that executed a stage: ${esc(d.lastRunAt)}; "ran" marks the stages it computed, "cached" those it reused.` : 'No run of this pipeline is recorded in this cache.'} Throughput: the stage's recorded timing (finetune's train loop), else the last rate in its log.</p>` +
       table(
-        ['stage', 'kind', 'state', 'last run', 'computed at', 'duration', 'backend', 'throughput', 'cache key'],
+        [
+          'stage',
+          'kind',
+          'state',
+          'last run',
+          'computed at',
+          'duration',
+          'backend',
+          'where',
+          'throughput',
+          'cache key',
+        ],
         rows,
       ) +
       notes,

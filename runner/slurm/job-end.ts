@@ -51,7 +51,16 @@ export async function collect(
   await pullBlobs(store, o.remote, blobsOf(result.record));
   for (const [k, v] of result.index) if (v.blobs.every((d) => store.blobInfo(d))) store.setIndex(k, v);
   const where = `slurm job ${result.slurmJobId ?? jobId} on ${node || result.host} (CUDA_VISIBLE_DEVICES=${result.cudaVisibleDevices ?? ''})`;
-  const record = { ...result.record, logTail: [where, ...result.record.logTail].slice(-50) };
+  const record: StageRecord = {
+    ...result.record,
+    logTail: [where, ...result.record.logTail].slice(-50),
+    where: {
+      executor: 'slurm',
+      jobId: result.slurmJobId ?? jobId ?? '?',
+      node: node || result.host,
+      gpus: result.cudaVisibleDevices ?? null,
+    },
+  };
   restoreOuts(job, store, record);
   // Published for other runners sharing the store; the local commit is the executor's.
   await o.remote.putRecord(record);

@@ -85,7 +85,13 @@ describe.skipIf(!!missing)('ci-small on a one-node SLURM', () => {
 
     // show names the job and node.
     const show = await project.cli('show', 'pipelines/ci-small.json', 'fused', '--cache', runnerCache);
-    expect(show.stdout).toMatch(/slurm job \d+ on \S+/);
+    expect(show.stdout).toMatch(/^where +slurm job \d+ on \S+/m);
+    // So does the report's run table, for every stage.
+    const html = join(project.dir, 'report.html');
+    const report = await project.cli('report', 'pipelines/ci-small.json', '--cache', runnerCache, '--out', html);
+    expect(report.exitCode, String(report.stderr)).toBe(0);
+    const jobCells = readFileSync(html, 'utf8').match(/<td>slurm job \d+ on [^<]+<\/td>/g) ?? [];
+    expect(jobCells).toHaveLength(stages.length);
 
     // Everything cached now: a second run submits nothing.
     const again = await project.spawn(
