@@ -1,11 +1,10 @@
 // The StageStore (stages/contract.ts) of the local LMDB cache: what a stage may do with the
 // cache, and nothing of the rest of Store (records, leases, runs, gc). This module is also the
 // opener that worker threads and processes load to get a handle of their own (openStageStore).
-import { existsSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { dirname } from 'node:path';
 import type { IndexEntry, OwnStageStore, StageStore, StoreOpener } from '../stages/contract.js';
 import type { Digest } from './canonical.js';
+import { compiledUrl } from './compiled-url.js';
 import { hashPath } from './hash-files.js';
 import { LmdbStore } from './lmdb-store.js';
 import { CacheCorruption, type BlobInfo, type Store } from './store.js';
@@ -14,13 +13,7 @@ import { CacheCorruption, type BlobInfo, type Store } from './store.js';
  * This module's compiled URL. Workers always run compiled code (they cannot load TypeScript),
  * while under vitest this module runs from source: then its twin under dist/ is named.
  */
-const OPENER_MODULE = ((): string => {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.js')) return import.meta.url;
-  const root = join(dirname(here), '..');
-  const compiled = join(root, 'dist', relative(root, dirname(here)), 'local-stage-store.js');
-  return pathToFileURL(existsSync(compiled) ? compiled : here).href;
-})();
+const OPENER_MODULE = compiledUrl(import.meta.url);
 
 /** What the opener carries: where the cache is. */
 export interface LocalStoreArgs {

@@ -123,19 +123,8 @@ export class DirRemoteStore implements RemoteStore {
   async getRecord(key: Digest): Promise<StageRecord | undefined> {
     checkDigest(key);
     const path = this.recordPath(key);
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      value = undefined;
-    }
+    const value = await readJsonFile(path);
+    if (value === ABSENT) return undefined;
     const problem =
       value === undefined
         ? 'not JSON'
@@ -162,19 +151,8 @@ export class DirRemoteStore implements RemoteStore {
   async getProgress(key: Digest): Promise<Array<[string, IndexEntry]> | undefined> {
     checkDigest(key);
     const path = this.progressPath(key);
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      value = undefined;
-    }
+    const value = await readJsonFile(path);
+    if (value === ABSENT) return undefined;
     if (
       !Array.isArray(value) ||
       !value.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && isIndexEntry(e[1]))
@@ -281,4 +259,22 @@ export function openRemote(location: string): RemoteStore {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location))
     throw new Error(`shared store "${location}": only a folder is supported so far (s3:// and others are not)`);
   return new DirRemoteStore(location);
+}
+
+const ABSENT = Symbol('absent');
+
+/** A JSON file's value: ABSENT when there is no file, undefined when it does not parse. */
+async function readJsonFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return ABSENT;
+    throw e;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }

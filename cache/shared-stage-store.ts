@@ -4,23 +4,16 @@
 // and the stat memo are the job's own (a file and memory), and travel back in its result.
 // Worker processes and threads open their own handle through `opener`, on the same mirror and
 // index file, so what a worker writes is seen by the job after flush().
-import { appendFileSync, closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { appendFileSync, closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { IndexEntry, OwnStageStore, StoreOpener } from '../stages/contract.js';
 import type { Digest } from './canonical.js';
+import { compiledUrl } from './compiled-url.js';
 import { hashPath, type StatMemo } from './hash-files.js';
 import { DirRemoteStore, openRemote, type RemoteStore } from './remote-store.js';
 import { CacheCorruption, isIndexEntry, type BlobInfo, type StatEntry } from './store.js';
 
 /** This module's compiled URL (workers load compiled code; under vitest this file runs from source). */
-const OPENER_MODULE = ((): string => {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.js')) return import.meta.url;
-  const root = join(dirname(here), '..');
-  const compiled = join(root, 'dist', relative(root, dirname(here)), 'shared-stage-store.js');
-  return pathToFileURL(existsSync(compiled) ? compiled : here).href;
-})();
+const OPENER_MODULE = compiledUrl(import.meta.url);
 
 export interface SharedStoreArgs {
   /** The shared store's location (--remote). */

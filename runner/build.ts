@@ -42,9 +42,8 @@ await compileKernel(
 // Training loops on the tfjs wasm backend's own heap (imported): one build for the threaded
 // backend, whose memory is shared (declared with the 4 GiB maximum it has), one for the
 // single-threaded fallback.
-const train = join(src, 'stages', 'tf', 'kernels', 'train.as.ts');
-const trainOut = join(here, '..', 'stages', 'tf', 'kernels');
-await compileKernel(train, join(trainOut, 'train-shared.wasm'), [
+/** Flags of a kernel built for the threaded backend's shared heap (its 4 GiB maximum declared). */
+const SHARED_HEAP = [
   '--enable',
   'threads',
   '--importMemory',
@@ -53,19 +52,13 @@ await compileKernel(train, join(trainOut, 'train-shared.wasm'), [
   '1',
   '--maximumMemory',
   '65536',
-]);
+];
+const train = join(src, 'stages', 'tf', 'kernels', 'train.as.ts');
+const trainOut = join(here, '..', 'stages', 'tf', 'kernels');
+await compileKernel(train, join(trainOut, 'train-shared.wasm'), SHARED_HEAP);
 await compileKernel(train, join(trainOut, 'train.wasm'), ['--importMemory']);
 // The Conv2D filter gradient, on the same heap, also instantiated by the worker threads of
 // stages/tf/kernels/pool.ts.
 const filterGrad = join(src, 'stages', 'tf', 'kernels', 'filter-grad.as.ts');
-await compileKernel(filterGrad, join(trainOut, 'filter-grad-shared.wasm'), [
-  '--enable',
-  'threads',
-  '--importMemory',
-  '--sharedMemory',
-  '--initialMemory',
-  '1',
-  '--maximumMemory',
-  '65536',
-]);
+await compileKernel(filterGrad, join(trainOut, 'filter-grad-shared.wasm'), SHARED_HEAP);
 await compileKernel(filterGrad, join(trainOut, 'filter-grad.wasm'), ['--importMemory']);
