@@ -226,12 +226,7 @@ export function gatherReport(pipeline: Pipeline, store: Store, lock: LockFile | 
         source: `${s.node.id}:predictions`,
         split: report.fitSplit,
         classes: preds.classes,
-        confusion: m.confusion,
-        top1: m.top1,
-        topK: m.topK,
-        k: m.k,
-        labelled: m.labelled,
-        misclassified: m.misclassified.map((x) => ({ ...x, blob: null })),
+        ...scoresOf(m),
       }),
     );
   }
@@ -266,12 +261,7 @@ export function gatherReport(pipeline: Pipeline, store: Store, lock: LockFile | 
         source: m.source,
         split: m.split,
         classes: m.perClass.map((c) => c.class),
-        confusion: m.confusion,
-        top1: m.top1,
-        topK: m.topK,
-        k: m.k,
-        labelled: m.labelled,
-        misclassified: m.misclassified.map((x) => ({ ...x, blob: null })),
+        ...scoresOf(m),
       }),
     );
   }
@@ -377,4 +367,17 @@ function withThumbs(
   if (!set) return g;
   const blobs = new Map((set.splits[g.split] ?? []).map((r) => [r.id, r.blob]));
   return { ...g, misclassified: g.misclassified.map((x) => ({ ...x, blob: blobs.get(x.id) ?? null })) };
+}
+
+/** The scores and misclassified rows a gallery shows, from split metrics (fuse) or export's metrics blob. */
+function scoresOf(m: {
+  confusion: number[][];
+  top1: number | null;
+  topK: number | null;
+  k: number;
+  labelled: number;
+  misclassified: Misclassified[];
+}): Pick<Gallery, 'confusion' | 'top1' | 'topK' | 'k' | 'labelled' | 'misclassified'> {
+  const { confusion, top1, topK, k, labelled } = m;
+  return { confusion, top1, topK, k, labelled, misclassified: m.misclassified.map((x) => ({ ...x, blob: null })) };
 }

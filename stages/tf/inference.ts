@@ -102,23 +102,15 @@ export function foldedPredictor(tf: Tf, model: LayersModel): Predictor {
           const inputs = node.inboundLayers.map((l, i) => values.get(key(l, node.tensorIndices[i]!))!);
           const f = folded.get(layer);
           if (f) {
-            const y = f.depthwise
-              ? tf.fused.depthwiseConv2d({
-                  x: inputs[0] as tfc.Tensor4D,
-                  filter: f.filter,
-                  strides: f.strides,
-                  pad: f.pad,
-                  bias: f.bias,
-                  activation: f.activation,
-                })
-              : tf.fused.conv2d({
-                  x: inputs[0] as tfc.Tensor4D,
-                  filter: f.filter,
-                  strides: f.strides,
-                  pad: f.pad,
-                  bias: f.bias,
-                  activation: f.activation,
-                });
+            const args = {
+              x: inputs[0] as tfc.Tensor4D,
+              filter: f.filter,
+              strides: f.strides,
+              pad: f.pad,
+              bias: f.bias,
+              activation: f.activation,
+            };
+            const y = f.depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
             // The chain's last layer is the one its consumers name.
             values.set(key(f.absorbed.at(-1) ?? layer, 0), y);
             continue;
