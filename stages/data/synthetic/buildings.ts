@@ -3,7 +3,8 @@
  * front-facing towers painted with them.
  */
 import { hash01, type Rng } from '../random.js';
-import { between, type Canvas, clamp, fract, lerp, mixRGB, P, type RGB, scaleRGB, setP } from './paint.js';
+import { between, mixRGB, type RGB, scaleRGB } from './colour.js';
+import { type Canvas, clamp, fract, lerp, P, setP } from './paint.js';
 import type { Sky } from './elements.js';
 
 export interface Facade {

@@ -3,25 +3,42 @@
  * buildings in buildings.ts). Sharing them is what makes the classes overlap (see index.ts).
  */
 import type { Rng } from '../random.js';
-import {
-  between,
-  type Canvas,
-  clamp,
-  fillBelow,
-  lerp,
-  maxOf,
-  minOf,
-  mixP,
-  mixRGB,
-  noise1D,
-  noise2D,
-  type RGB,
-  setP,
-  smoothstep,
-} from './paint.js';
+import { type ColourSpan, colourOf, mixRGB, type RGB } from './colour.js';
+import { noise1D, noise2D } from './noise.js';
+import { type Canvas, clamp, fillBelow, lerp, maxOf, minOf, mixP, setP, smoothstep } from './paint.js';
 
 export type Mood = 'clear' | 'overcast' | 'sunset' | 'hazy';
 const DEFAULT_MOODS: Readonly<Record<Mood, number>> = { clear: 0.45, overcast: 0.25, sunset: 0.12, hazy: 0.18 };
+
+/**
+ * The sky of each mood but overcast (whose greys are tied to one another), drawn in this order:
+ * the top and horizon colours, the cloud colour (or a fixed one), the cloud cover.
+ */
+const MOOD_COLOURS: Readonly<
+  Record<
+    Exclude<Mood, 'overcast'>,
+    { top: ColourSpan; horizon: ColourSpan; cloud: ColourSpan | RGB; cover: readonly [number, number] }
+  >
+> = {
+  clear: {
+    top: { lo: [35, 85, 165], hi: [100, 155, 235] },
+    horizon: { lo: [160, 190, 215], hi: [220, 232, 250] },
+    cloud: { lo: [235, 235, 235], hi: [252, 252, 255] },
+    cover: [0, 0.5],
+  },
+  sunset: {
+    top: { lo: [40, 45, 90], hi: [100, 95, 165] },
+    horizon: { lo: [220, 115, 60], hi: [255, 195, 140] },
+    cloud: { lo: [190, 100, 100], hi: [250, 175, 160] },
+    cover: [0.1, 0.6],
+  },
+  hazy: {
+    top: { lo: [135, 160, 185], hi: [190, 205, 225] },
+    horizon: { lo: [200, 200, 195], hi: [238, 234, 228] },
+    cloud: [242, 240, 236],
+    cover: [0, 0.35],
+  },
+};
 
 export interface Sky {
   mood: Mood;
@@ -41,34 +58,19 @@ export function drawSky(
   const S = c.size;
   const mood = rng.weighted(moods);
   let top: RGB, hor: RGB, cloud: RGB, cover: number;
-  switch (mood) {
-    case 'clear':
-      top = between(rng, [35, 85, 165], [100, 155, 235]);
-      hor = between(rng, [160, 190, 215], [220, 232, 250]);
-      cloud = between(rng, [235, 235, 235], [252, 252, 255]);
-      cover = rng.range(0, 0.5);
-      break;
-    case 'overcast': {
-      const g = rng.range(105, 175);
-      top = [g - 6, g, g + 8];
-      const h = rng.range(170, 220);
-      hor = [h, h + 2, h + 5];
-      cloud = [h * 0.9 + 20, h * 0.9 + 20, h * 0.9 + 24];
-      cover = rng.range(0.55, 1);
-      break;
-    }
-    case 'sunset':
-      top = between(rng, [40, 45, 90], [100, 95, 165]);
-      hor = between(rng, [220, 115, 60], [255, 195, 140]);
-      cloud = between(rng, [190, 100, 100], [250, 175, 160]);
-      cover = rng.range(0.1, 0.6);
-      break;
-    case 'hazy':
-      top = between(rng, [135, 160, 185], [190, 205, 225]);
-      hor = between(rng, [200, 200, 195], [238, 234, 228]);
-      cloud = [242, 240, 236];
-      cover = rng.range(0, 0.35);
-      break;
+  if (mood === 'overcast') {
+    const g = rng.range(105, 175);
+    top = [g - 6, g, g + 8];
+    const h = rng.range(170, 220);
+    hor = [h, h + 2, h + 5];
+    cloud = [h * 0.9 + 20, h * 0.9 + 20, h * 0.9 + 24];
+    cover = rng.range(0.55, 1);
+  } else {
+    const m = MOOD_COLOURS[mood];
+    top = colourOf(rng, m.top);
+    hor = colourOf(rng, m.horizon);
+    cloud = colourOf(rng, m.cloud);
+    cover = rng.range(m.cover[0], m.cover[1]);
   }
   cover = clamp(cover + coverBoost, 0, 1);
   const hy = Math.max(1, horizon);

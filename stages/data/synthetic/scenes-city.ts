@@ -4,7 +4,9 @@
  * random choice from the sample's Rng.
  */
 import type { Rng } from '../random.js';
-import { between, type Canvas, clamp, flatLine, fract, jitter, lerp, noise2D, P, type RGB, setP } from './paint.js';
+import { between, jitter, type RGB } from './colour.js';
+import { flatLine, noise2D } from './noise.js';
+import { type Canvas, clamp, fract, lerp, P, setP } from './paint.js';
 import { drawBuilding, facadeColour, type Facade, randomFacade } from './buildings.js';
 import { drawGround, drawSky } from './elements.js';
 import { drawRoundTree, foliagePalette } from './trees.js';

@@ -4,24 +4,9 @@
  * scenes-city.ts). Each draws every random choice from the sample's Rng.
  */
 import type { Rng } from '../random.js';
-import {
-  between,
-  type Canvas,
-  clamp,
-  fillBelow,
-  jitter,
-  lerp,
-  minOf,
-  mixP,
-  mixRGB,
-  noise1D,
-  noise2D,
-  type RGB,
-  scaleRGB,
-  setP,
-  smoothstep,
-  wavyLine,
-} from './paint.js';
+import { between, jitter, mixRGB, type RGB, scaleRGB } from './colour.js';
+import { noise1D, noise2D, wavyLine } from './noise.js';
+import { type Canvas, clamp, fillBelow, lerp, minOf, mixP, setP, smoothstep } from './paint.js';
 import { drawGround, drawMountains, drawSky, drawWater, peaksLine } from './elements.js';
 import { drawConifer, drawRoundTree, foliagePalette } from './trees.js';
 

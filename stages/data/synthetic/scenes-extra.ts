@@ -3,26 +3,9 @@
  * beach, sky, canyon).
  */
 import type { Rng } from '../random.js';
-import {
-  between,
-  type Canvas,
-  clamp,
-  fillBelow,
-  flatLine,
-  jitter,
-  lerp,
-  minOf,
-  mixP,
-  mixRGB,
-  noise1D,
-  noise2D,
-  P,
-  type RGB,
-  scaleRGB,
-  setP,
-  smoothstep,
-  wavyLine,
-} from './paint.js';
+import { between, jitter, mixRGB, type RGB, scaleRGB } from './colour.js';
+import { flatLine, noise1D, noise2D, wavyLine } from './noise.js';
+import { type Canvas, clamp, fillBelow, lerp, minOf, mixP, P, setP, smoothstep } from './paint.js';
 import { drawGround, drawMountains, drawSky, drawWater, peaksLine } from './elements.js';
 import { drawRoundTree, foliagePalette } from './trees.js';
 

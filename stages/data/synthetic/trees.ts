@@ -2,7 +2,8 @@
  * Trees shared by several scene classes: foliage palettes, conifers and broadleaf trees.
  */
 import type { Rng } from '../random.js';
-import { between, type Canvas, clamp, fract, mixP, mixRGB, P, type RGB } from './paint.js';
+import { between, mixRGB, type RGB } from './colour.js';
+import { type Canvas, clamp, fract, mixP, P } from './paint.js';
 
 export interface Foliage {
   dark: RGB;
