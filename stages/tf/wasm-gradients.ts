@@ -91,8 +91,14 @@ type GradientAttrs = GradGeometry & {
  * and its 4-D shape attribute, and computes `impl` in a fresh op scope (an empty gradient is all
  * zeros without it).
  */
-function gradientKernel(kernel: string, of: 'filter' | 'input', depthwise: boolean, impl: GradientImpl): KernelFunc {
+function gradientKernel(
+  kernel: string,
+  conv: 'conv2d' | 'depthwise',
+  of: 'filter' | 'input',
+  impl: GradientImpl,
+): KernelFunc {
   const { inputNames, shapeAttr, dimsOf } = GRADIENTS[of];
+  const depthwise = conv === 'depthwise';
   return ({ inputs, backend, attrs }) => {
     const a = attrs as unknown as GradientAttrs;
     if (depthwise) requireUnitDilations(kernel, a.dilations);
@@ -114,29 +120,29 @@ function gradientKernel(kernel: string, of: 'filter' | 'input', depthwise: boole
 
 export const conv2DBackpropFilterKernel = gradientKernel(
   Conv2DBackpropFilter,
+  'conv2d',
   'filter',
-  false,
   conv2DBackpropFilterImpl,
 );
 
 export const depthwiseConv2dNativeBackpropFilterKernel = gradientKernel(
   DepthwiseConv2dNativeBackpropFilter,
+  'depthwise',
   'filter',
-  true,
   depthwiseBackpropFilterImpl,
 );
 
 export const depthwiseConv2dNativeBackpropInputKernel = gradientKernel(
   DepthwiseConv2dNativeBackpropInput,
+  'depthwise',
   'input',
-  true,
   depthwiseBackpropInputImpl,
 );
 
 /** wasm's own Conv2DBackpropInput, kept for NCHW (which our version does not do). */
 let nativeConv2DBackpropInput: KernelConfig | undefined;
 
-const composedConv2DBackpropInput = gradientKernel(Conv2DBackpropInput, 'input', false, conv2DBackpropInputImpl);
+const composedConv2DBackpropInput = gradientKernel(Conv2DBackpropInput, 'conv2d', 'input', conv2DBackpropInputImpl);
 
 export const conv2DBackpropInputKernel: KernelFunc = (args) => {
   const a = args.attrs as unknown as Conv2DBackpropInputAttrs;
