@@ -9,29 +9,23 @@
 // figures less. See docs/performance.md.
 //   node bench/decode-cost.mjs
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 
 import { createRequire } from 'node:module';
 
 import sharp from 'sharp';
 
+import { INTEL6_TRAIN, intel6TrainFiles } from './intel6.mjs';
+
 const { decodeJpegRgb } = await import(join(import.meta.dirname, '..', 'dist', 'stages', 'data', 'jpeg-turbo.js'));
 
-const ROOT = resolve(import.meta.dirname, '..', '..', 'shared', 'datasets', 'intel6', 'train');
-const files = readdirSync(ROOT)
-  .sort()
-  .flatMap((c) =>
-    readdirSync(join(ROOT, c))
-      .sort()
-      .map((f) => join(ROOT, c, f)),
-  )
-  .slice(0, 640);
+const files = intel6TrainFiles(640);
 const buffers = files.map((f) => readFileSync(f));
 sharp.cache(false);
 sharp.concurrency(1);
-console.log(`${buffers.length} JPEGs from ${ROOT}; load ${os.loadavg()[0].toFixed(2)}`);
+console.log(`${buffers.length} JPEGs from ${INTEL6_TRAIN}; load ${os.loadavg()[0].toFixed(2)}`);
 
 const into = Buffer.alloc(4096 * 4096 * 3);
 /** CPU ms per image of `decode` over all the buffers, after 20 to warm up. */

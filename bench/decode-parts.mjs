@@ -9,14 +9,15 @@
 // CPU time (user + system, all threads), so a busy machine inflates the figures less.
 //   npm run build && node bench/decode-parts.mjs
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 
 import sharp from 'sharp';
 
+import { intel6TrainFiles } from './intel6.mjs';
+
 const ROOT = resolve(import.meta.dirname, '..');
-const INTEL6 = resolve(ROOT, '..', 'shared', 'datasets', 'intel6', 'train');
 const { resizeU8 } = await import(join(ROOT, 'dist', 'stages', 'data', 'resize.js'));
 const { LmdbStore } = await import(join(ROOT, 'dist', 'cache', 'lmdb-store.js'));
 const { sha256 } = await import(join(ROOT, 'dist', 'cache', 'canonical.js'));
@@ -32,14 +33,7 @@ async function cpuPer(n, fn, warm = 10) {
   return (c.user + c.system) / 1000 / n;
 }
 
-const files = readdirSync(INTEL6)
-  .sort()
-  .flatMap((c) =>
-    readdirSync(join(INTEL6, c))
-      .sort()
-      .map((f) => join(INTEL6, c, f)),
-  )
-  .slice(0, 300);
+const files = intel6TrainFiles(300);
 const small = await Promise.all(files.map((f) => sharp(f).raw().toBuffer()));
 const large = await Promise.all(
   files.slice(0, 60).map((f) => sharp(f).resize(1024, 768, { fit: 'fill' }).raw().toBuffer()),

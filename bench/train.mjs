@@ -30,6 +30,7 @@ import { selectBackend } from '../dist/stages/tf/backend.js';
 import { foldedPredictor } from '../dist/stages/tf/inference.js';
 import { loadModel } from '../dist/stages/tf/models.js';
 import { train } from '../dist/stages/tf/train-loop.js';
+import { sgdRecipeOptions } from './sgd-recipe.mjs';
 
 const quick = process.argv.includes('--quick');
 const profileOnly = process.argv.includes('--profile-only');
@@ -110,20 +111,14 @@ function makeBatch(size) {
 }
 
 function trainOptions(steps, batch) {
-  return {
+  return sgdRecipeOptions({
     epochs: 1,
     batchSize: BATCH,
     numTrain: steps * BATCH,
     lr: 0.01,
-    lrSteps: [],
-    momentum: 0.9,
-    weightDecay: 1e-4,
-    optimizer: 'sgd',
-    labelSmoothing: 0,
-    trainable: 'all',
     seed: 0,
     batchSource: () => batch,
-  };
+  });
 }
 
 const results = [];

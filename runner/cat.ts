@@ -3,10 +3,9 @@
 // taken out without code. The record is the stage's current one, else the one its lock entry
 // names (like `podium show`); the bytes are verified against their digest on the way out.
 import type { Digest } from '../cache/canonical.js';
-import { lockOf, loadPipeline, openStore, type CommonOptions } from './context.js';
+import type { CommonOptions } from './context.js';
 import { UsageError } from './diagnostics.js';
-import { resolveIds } from './plan.js';
-import { pipelineState } from './state.js';
+import { readNamedStage } from './named-stage.js';
 
 export interface CatResult {
   id: string;
@@ -22,17 +21,9 @@ export async function cat(
   output: string | undefined,
   opts: CommonOptions,
 ): Promise<CatResult> {
-  const pipeline = loadPipeline(file, opts);
-  if (!stage) throw new UsageError('missing the stage argument: podium cat <pipeline> <stage> [output] [--out FILE]');
-  const ids = resolveIds(pipeline, [stage], 'cat');
-  if (ids.length > 1) throw new UsageError(`stage "${stage}" is a matrix; name one point: ${ids.join(', ')}`);
-  const id = ids[0]!;
-  const { lock } = lockOf(pipeline);
-  const store = openStore(opts, pipeline.projectDir, 'read');
-  try {
-    const s = pipelineState(pipeline, store, lock).find((x) => x.node.id === id)!;
-    const lockedKey = lock?.stages[id]?.key;
-    const record = s.record ?? (lockedKey ? store.getRecord(lockedKey) : undefined);
+  const usage = 'podium cat <pipeline> <stage> [output] [--out FILE]';
+  return readNamedStage(file, stage, opts, 'cat', usage, ({ store, state: s, record, source }) => {
+    const id = s.node.id;
     if (!record)
       throw new UsageError(
         `${id} has no result in the cache (${s.reasons[0] ?? 'not run yet'}); run the pipeline first`,
@@ -55,9 +46,7 @@ export async function cat(
       throw new UsageError(
         `${id} ${name}: blob ${digest.slice(0, 12)} is no longer in the cache (gc?); rerun the stage`,
       );
-    // A copy: the store closes below, and its buffers may point into the memory map.
-    return { id, output: name, digest, bytes: Buffer.from(bytes), source: s.record ? 'current' : 'lock' };
-  } finally {
-    await store.close();
-  }
+    // A copy: the store closes once this returns, and its buffers may point into the memory map.
+    return { id, output: name, digest, bytes: Buffer.from(bytes), source: source === 'current' ? 'current' : 'lock' };
+  });
 }

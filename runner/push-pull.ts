@@ -70,24 +70,20 @@ export async function transfer(
   try {
     for (const [id, entry] of Object.entries(lock.stages)) {
       if (signal.aborted) break;
-      if (direction === 'push') {
-        const record = store.getRecord(entry.key);
-        if (!record) {
-          result.missing.push({
-            id,
-            reason: `no record ${entry.key.slice(0, 12)} in the local cache (run the pipeline first)`,
-          });
-          continue;
-        }
-        await pushRecord(store, remote, record, result);
-      } else {
-        const record = await remote.getRecord(entry.key);
-        if (!record) {
-          result.missing.push({ id, reason: `no record ${entry.key.slice(0, 12)} in ${location} (push it first)` });
-          continue;
-        }
-        await pullRecord(store, remote, record, result);
+      const record = direction === 'push' ? store.getRecord(entry.key) : await remote.getRecord(entry.key);
+      if (!record) {
+        const reason =
+          direction === 'push'
+            ? `no record ${entry.key.slice(0, 12)} in the local cache (run the pipeline first)`
+            : `no record ${entry.key.slice(0, 12)} in ${location} (push it first)`;
+        result.missing.push({ id, reason });
+        continue;
       }
+      // Blobs first, then the record: a record on either side always finds its blobs there (a
+      // pulled record is committed in one transaction by the local cache).
+      await copyBlobs(direction, store, remote, blobsOf(record), result);
+      if (direction === 'push') await remote.putRecord(record);
+      else store.commitRecord(record);
       result.stages++;
     }
     for (const w of store.warnings) onEvent({ type: 'warning', message: w });
@@ -102,70 +98,48 @@ export async function transfer(
   }
 }
 
-/** Blobs first, then the record: a record in the store always finds its blobs there. */
-export async function pushRecord(
-  store: Store,
-  remote: RemoteStore,
-  record: StageRecord,
-  tally?: Pick<TransferResult, 'copied' | 'present' | 'bytes'>,
-): Promise<void> {
-  await pushBlobs(store, remote, blobsOf(record), tally);
-  await remote.putRecord(record);
-}
+/** What a transfer counts of the blobs it looks at. */
+type BlobTally = Pick<TransferResult, 'copied' | 'present' | 'bytes'>;
 
-export async function pushBlobs(
+/**
+ * Copies each distinct blob of `digests` that the destination (the shared store for a push, the
+ * local cache for a pull) lacks, counting what was copied and what was already there. Blobs are
+ * hash-checked on the way: a damaged local blob throws CacheCorruption and is not shared; a pull
+ * commits what it queued before returning.
+ */
+export async function copyBlobs(
+  direction: 'push' | 'pull',
   store: Store,
   remote: RemoteStore,
   digests: Iterable<Digest>,
-  tally?: Pick<TransferResult, 'copied' | 'present' | 'bytes'>,
+  tally?: BlobTally,
 ): Promise<void> {
   for (const d of new Set(digests)) {
-    if (await remote.has(d)) {
+    if (direction === 'push' ? await remote.has(d) : store.blobInfo(d)) {
       if (tally) tally.present++;
       continue;
     }
-    // Hash-checked on the way out: a damaged local blob throws CacheCorruption and is not shared.
-    const bytes = store.getBlob(d);
-    if (!bytes) throw new Error(`blob ${d.slice(0, 12)} is not in the local cache`);
-    await remote.put(bytes, d);
+    const bytes = direction === 'push' ? await pushBlob(store, remote, d) : await pullBlob(store, remote, d);
     if (tally) {
       tally.copied++;
       tally.bytes += bytes.length;
     }
   }
+  if (direction === 'pull') await store.flush();
 }
 
-/** Blobs first (hash-checked), then the record, committed in one transaction by the local cache. */
-export async function pullRecord(
-  store: Store,
-  remote: RemoteStore,
-  record: StageRecord,
-  tally?: Pick<TransferResult, 'copied' | 'present' | 'bytes'>,
-): Promise<void> {
-  await pullBlobs(store, remote, blobsOf(record), tally);
-  store.commitRecord(record);
+async function pushBlob(store: Store, remote: RemoteStore, d: Digest): Promise<Uint8Array> {
+  const bytes = store.getBlob(d);
+  if (!bytes) throw new Error(`blob ${d.slice(0, 12)} is not in the local cache`);
+  await remote.put(bytes, d);
+  return bytes;
 }
 
-export async function pullBlobs(
-  store: Store,
-  remote: RemoteStore,
-  digests: Iterable<Digest>,
-  tally?: Pick<TransferResult, 'copied' | 'present' | 'bytes'>,
-): Promise<void> {
-  for (const d of new Set(digests)) {
-    if (store.blobInfo(d)) {
-      if (tally) tally.present++;
-      continue;
-    }
-    const bytes = await remote.get(d);
-    if (!bytes) throw new Error(`blob ${d.slice(0, 12)} is missing from the shared store ${remote.location}`);
-    store.queueBlob(bytes, d);
-    if (tally) {
-      tally.copied++;
-      tally.bytes += bytes.length;
-    }
-  }
-  await store.flush();
+async function pullBlob(store: Store, remote: RemoteStore, d: Digest): Promise<Uint8Array> {
+  const bytes = await remote.get(d);
+  if (!bytes) throw new Error(`blob ${d.slice(0, 12)} is missing from the shared store ${remote.location}`);
+  store.queueBlob(bytes, d);
+  return bytes;
 }
 
 export function blobsOf(record: Pick<StageRecord, 'outputs' | 'refs'>): Digest[] {

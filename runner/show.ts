@@ -1,9 +1,7 @@
 // `podium show <pipeline> <stage>`: one stage's record, params, outputs, metrics and log tail.
 import type { StageRecord } from '../cache/store.js';
-import { lockOf, loadPipeline, openStore, type CommonOptions } from './context.js';
-import { UsageError } from './diagnostics.js';
-import { resolveIds } from './plan.js';
-import { pipelineState } from './state.js';
+import type { CommonOptions } from './context.js';
+import { readNamedStage } from './named-stage.js';
 
 export interface ShowReport {
   /** The pipeline file as given, for the `podium cat` line. */
@@ -25,38 +23,26 @@ export async function show(
   stage: string | undefined,
   opts: CommonOptions,
 ): Promise<ShowReport> {
-  const pipeline = loadPipeline(file, opts);
-  if (!stage) throw new UsageError('missing the stage argument: podium show <pipeline> <stage>');
-  const ids = resolveIds(pipeline, [stage], 'show');
-  if (ids.length > 1) throw new UsageError(`stage "${stage}" is a matrix; name one point: ${ids.join(', ')}`);
-  const { lock } = lockOf(pipeline);
-  const store = openStore(opts, pipeline.projectDir, 'read');
-  try {
-    const s = pipelineState(pipeline, store, lock).find((x) => x.node.id === ids[0])!;
-    const lockedKey = lock?.stages[s.node.id]?.key;
-    const record = s.record ?? (lockedKey ? store.getRecord(lockedKey) : undefined);
-    return {
-      file: file!,
-      id: s.node.id,
-      kind: s.node.kind.name,
-      status: s.fresh ? 'fresh' : 'stale',
-      reasons: s.reasons,
-      key: s.key ?? null,
-      params: s.node.params,
-      inputs: Object.fromEntries(Object.entries(s.node.inputs).map(([k, v]) => [k, v.ids])),
-      record: record
-        ? {
-            ...record,
-            outputSizes: Object.fromEntries(
-              Object.entries(record.outputs).map(([k, d]) => [k, store.blobInfo(d)?.size ?? null]),
-            ),
-          }
-        : null,
-      recordSource: s.record ? 'current' : record ? 'lock' : null,
-    };
-  } finally {
-    await store.close();
-  }
+  const usage = 'podium show <pipeline> <stage>';
+  return readNamedStage(file, stage, opts, 'show', usage, ({ store, state: s, record, source }) => ({
+    file: file!,
+    id: s.node.id,
+    kind: s.node.kind.name,
+    status: s.fresh ? 'fresh' : 'stale',
+    reasons: s.reasons,
+    key: s.key ?? null,
+    params: s.node.params,
+    inputs: Object.fromEntries(Object.entries(s.node.inputs).map(([k, v]) => [k, v.ids])),
+    record: record
+      ? {
+          ...record,
+          outputSizes: Object.fromEntries(
+            Object.entries(record.outputs).map(([k, d]) => [k, store.blobInfo(d)?.size ?? null]),
+          ),
+        }
+      : null,
+    recordSource: source,
+  }));
 }
 
 export function formatShow(r: ShowReport): string {

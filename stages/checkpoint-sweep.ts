@@ -13,15 +13,7 @@ import {
 } from './data/checkpoint-refs.js';
 import { averageCrops, cropCount, type CropSet } from './data/crops.js';
 import type { BackendResolved } from './tf/backend-param.js';
-import {
-  cropsPerImage,
-  loadCheckpoint,
-  openPrediction,
-  predictCrops,
-  predictionInputs,
-  predictionParams,
-  splitImages,
-} from './tf/predict.js';
+import * as predict from './tf/predict.js';
 
 type Metric = 'top1' | 'top3' | 'loss';
 
@@ -66,7 +58,7 @@ const params = {
     },
     select: { type: 'integer', minimum: 1, default: 3, description: 'How many checkpoints to select.' },
     split: { type: 'string', default: 'val' },
-    ...predictionParams,
+    ...predict.predictionParams,
   },
 } as const satisfies JsonSchema;
 
@@ -78,51 +70,41 @@ export const checkpointSweep = defineStage<SweepParams>({
   version: 3, // 2: batch normalisation folded into the convolutions (loadCheckpoint); 3: scores by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12)
   description: 'Evaluate finetune checkpoints on val (config × epoch table) and select the n best.',
   params,
-  inputs: predictionInputs('finetune stages'),
+  inputs: predict.predictionInputs('finetune stages'),
   isolate: true,
 
   async run(ctx, p) {
-    const { backend, tf, set } = await openPrediction(ctx, p.backend);
+    const { backend, tf, set } = await predict.openPrediction(ctx, p.backend);
     const rows = (set.splits[p.split] ?? []).filter((r) => r.label !== null);
     if (!rows.length) throw new InputError(`the ${p.split} split has no labelled images to evaluate checkpoints on`);
-    const images = splitImages(ctx.store, rows);
+    const images = predict.splitImages(ctx.store, rows);
     const labels = rows.map((r) => r.label);
     const crops = String(p.crops) as CropSet;
     const k = set.classes.length;
 
     const models = ctx.inputs.models!;
     const evaluated: SelectionEntry[] = [];
-    let count = 0;
-    const t0 = Date.now();
     const chosen = (Array.isArray(models) ? models : [models]).flatMap((a) =>
       finetuneCheckpoints(ctx.store, a, chooseEpochs(epochsOf(a), p.epochs)),
     );
     const totalCrops =
       chosen.length *
       images.length *
-      cropsPerImage({ scales: [0], nested: crops === 'full' ? 0 : cropCount(crops), full: crops === 'full' });
+      predict.cropsPerImage({ scales: [0], nested: crops === 'full' ? 0 : cropCount(crops), full: crops === 'full' });
+    const progress = new predict.CropProgress(ctx, totalCrops);
     for (const ref of chosen) {
       const scale = p.scale ?? ref.inputSize;
       checkClasses(ref, set);
-      const model = await loadCheckpoint(tf, ctx.store, ref);
+      const model = await predict.loadCheckpoint(tf, ctx.store, ref);
       try {
         const nested = crops === 'full' ? 0 : cropCount(crops);
-        const before = count;
-        const out = await predictCrops(tf, model, images, {
-          size: ref.inputSize,
-          scales: [scale],
-          nested,
-          full: crops === 'full',
-          batchSize: p.batchSize,
-          onProgress: (done) =>
-            ctx.progress({
-              unit: 'crops',
-              done: before + done,
-              total: totalCrops,
-              detail: `${ref.stageId} ${ref.epoch}`,
-            }),
-        });
-        count += out.crops;
+        const out = await progress.predict(
+          tf,
+          model,
+          images,
+          { size: ref.inputSize, scales: [scale], nested, full: crops === 'full', batchSize: p.batchSize },
+          `${ref.stageId} ${ref.epoch}`,
+        );
         const probs = averageCrops(
           out.full
             ? [{ logits: out.full, stride: 1, crops: 1 }]
@@ -140,10 +122,7 @@ export const checkpointSweep = defineStage<SweepParams>({
         model.dispose();
       }
     }
-    const seconds = (Date.now() - t0) / 1000;
-    ctx.log(
-      `${evaluated.length} checkpoints, ${count} crops in ${seconds.toFixed(1)} s: ${(count / Math.max(seconds, 1e-3)).toFixed(1)} crops/s`,
-    );
+    ctx.log(`${evaluated.length} checkpoints, ${progress.summary()}`);
     if (!evaluated.length) throw new InputError('no checkpoint to evaluate');
 
     const selection = select(evaluated, p.metric, p.select);

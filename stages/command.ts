@@ -1,12 +1,13 @@
 // `command`: wraps any outside tool. Its deps are hashed into the key; its outs are stored as
 // blobs after success and restored from the cache when missing or changed on disk.
 import type { FromSchema } from 'json-schema-to-ts';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Digest } from '../cache/canonical.js';
 import { listFiles } from '../cache/hash-files.js';
 import { defineStage, StageError, type JsonSchema } from './contract.js';
+import { writeFileAtomic } from './util/write-atomic.js';
 
 const TAIL_LINES = 20;
 
@@ -125,11 +126,7 @@ export const command = defineStage<CommandParams>({
       const abs = join(ctx.projectDir, rel); // rel comes from a record: already normalised
       if (ctx.store.hashPath(abs) === digest) continue;
       const bytes = ctx.store.getBlob(digest)!; // hash-checked; a missing one throws CacheCorruption
-      mkdirSync(dirname(abs), { recursive: true });
-      // Write beside and rename, so a reader never sees a half-restored file.
-      const tmp = `${abs}.podium-tmp-${process.pid}`;
-      writeFileSync(tmp, bytes);
-      renameSync(tmp, abs);
+      writeFileAtomic(abs, bytes); // a reader never sees a half-restored file
       restored.push(rel);
     }
     return restored;

@@ -105,18 +105,20 @@ export const dataset = defineStage<DatasetParams>({
     let listed: Listed;
     if (p.format === 'synthetic') {
       const { dir, root } = await generate(ctx.store, p, ctx.seed, ctx.log);
-      listed = imagefolder(ctx.store, ctx.projectDir, dir, root, ['train', 'val', 'test'], 'synthetic');
+      const folder = { store: ctx.store, projectDir: ctx.projectDir, root: dir, where: root };
+      listed = imagefolder(folder, ['train', 'val', 'test'], 'synthetic');
     } else {
       if (!p.root) throw new InputError(`format "${p.format}" needs params.root, the dataset folder`);
       const dir = resolve(ctx.projectDir, p.root);
       if (!existsSync(dir)) throw new InputError(`dataset root ${p.root} does not exist (resolved to ${dir})`);
-      const root: ManifestRoot = { in: 'project', path: p.root };
+      const where: ManifestRoot = { in: 'project', path: p.root };
+      const folder = { store: ctx.store, projectDir: ctx.projectDir, root: dir, where };
       listed =
         p.format === 'imagefolder'
-          ? imagefolder(ctx.store, ctx.projectDir, dir, root, p.splits, 'imagefolder')
+          ? imagefolder(folder, p.splits, 'imagefolder')
           : p.format === 'ai-challenger'
-            ? aiChallenger(ctx.store, ctx.projectDir, dir, root, p)
-            : csvLists(ctx.store, ctx.projectDir, dir, root, p);
+            ? aiChallenger(folder, p)
+            : csvLists(folder, p);
     }
     const { manifest } = listed;
     const unknown = labelsNotInTrain(listed).map(

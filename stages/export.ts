@@ -3,12 +3,13 @@
 // like a command's outs: its bytes are the `submission` blob, restored on a cache hit when the
 // file is missing or changed.
 import type { FromSchema } from 'json-schema-to-ts';
-import { mkdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize, relative, resolve } from 'node:path';
 import type { Digest } from '../cache/canonical.js';
 import { defineStage, InputError, type InputArtifact, type JsonSchema } from './contract.js';
 import { splitMetrics, topClasses } from './data/metrics.js';
 import { decodePredictions, PREDICTIONS_PREFIX, type Predictions } from './data/predictions.js';
+import { writeFileAtomic } from './util/write-atomic.js';
 
 const params = {
   type: 'object',
@@ -64,7 +65,7 @@ export const exportStage = defineStage<ExportParams>({
     if (!bytes) throw new InputError(`predictions "${input.stageId}:${name}" are missing from the cache`);
     const preds = decodePredictions(bytes, `predictions "${input.stageId}:${name}"`);
     const text = formatSubmission(preds, p);
-    writeAtomic(abs, text);
+    writeFileAtomic(abs, text);
     const sp = preds.splits[p.split]!;
     ctx.log(`wrote ${sp.ids.length} rows of "${p.split}" (${p.format}, top ${p.topK}) to ${p.path}`);
     const outputs: Record<string, Digest> = { submission: await ctx.store.putBlob(Buffer.from(text)) };
@@ -92,7 +93,7 @@ export const exportStage = defineStage<ExportParams>({
     const abs = submissionPath(ctx.projectDir, p.path);
     if (ctx.store.hashPath(abs) === digest) return [];
     const bytes = ctx.store.getBlob(digest)!; // hash-checked; a missing one throws CacheCorruption
-    writeAtomic(abs, bytes);
+    writeFileAtomic(abs, bytes);
     return [relative(ctx.projectDir, abs)];
   },
 });
@@ -143,18 +144,6 @@ export function submissionPath(projectDir: string, path: string): string {
   if (existing !== realProject && outside(realProject, join(existing, 'x')))
     throw new InputError(`export path "${path}" leads outside the project directory (through a symlink)`);
   return abs;
-}
-
-function writeAtomic(abs: string, content: string | Buffer): void {
-  mkdirSync(dirname(abs), { recursive: true });
-  const tmp = `${abs}.podium-tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, content);
-    renameSync(tmp, abs);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
 }
 
 /** The submission text for one split: every image exactly once, top-K best first. */

@@ -20,15 +20,7 @@ import { checkClasses, checkpointsOf, scoreCheckpoint } from './data/checkpoint-
 import { averageCrops, cropCount, type CropSet } from './data/crops.js';
 import { CANDIDATE_PREFIX, encodePredictions, type Predictions } from './data/predictions.js';
 import type { BackendResolved } from './tf/backend-param.js';
-import {
-  cropsPerImage,
-  loadCheckpoint,
-  openPrediction,
-  predictCrops,
-  predictionInputs,
-  predictionParams,
-  splitImages,
-} from './tf/predict.js';
+import * as predict from './tf/predict.js';
 
 const cropEnum = ['1', '5', '10', 'full', 1, 5, 10] as const;
 export const cropsSchema = {
@@ -58,7 +50,7 @@ const params = {
       description: 'Average the crops as probabilities, or average logits then softmax.',
     },
     splits: { type: 'array', items: { type: 'string' }, minItems: 1, default: ['val', 'test'] },
-    ...predictionParams,
+    ...predict.predictionParams,
   },
 } as const satisfies JsonSchema;
 
@@ -71,11 +63,11 @@ export const multicropPredict = defineStage<MulticropParams>({
   description:
     'Predict val/test with every chosen checkpoint over crops and scales, averaged; one Predictions per checkpoint.',
   params,
-  inputs: predictionInputs('finetune stages (their last epoch) or checkpoint-sweep stages (their selection)'),
+  inputs: predict.predictionInputs('finetune stages (their last epoch) or checkpoint-sweep stages (their selection)'),
   isolate: true,
 
   async run(ctx, p) {
-    const { backend, tf, set } = await openPrediction(ctx, p.backend);
+    const { backend, tf, set } = await predict.openPrediction(ctx, p.backend);
     const refs = checkpointsOf(ctx.store, ctx.inputs.models!);
     const splits = p.splits.filter((s) => set.splits[s]);
     for (const s of p.splits) if (!set.splits[s]) ctx.log(`split ${s} is not in the dataset: skipped`);
@@ -90,43 +82,33 @@ export const multicropPredict = defineStage<MulticropParams>({
     const outputs: Record<string, Digest> = {};
     const table: Array<Record<string, unknown>> = [];
     let best: { name: string; top1: number; top3: number; loss: number } | undefined;
-    let crops = 0;
-    const t0 = Date.now();
     const totalCrops = refs.reduce(
       (sum, ref) =>
         sum +
         splits.reduce((n, split) => n + set.splits[split]!.length, 0) *
-          cropsPerImage({ scales: p.scales ?? defaultScales(ref.inputSize), nested, full }),
+          predict.cropsPerImage({ scales: p.scales ?? defaultScales(ref.inputSize), nested, full }),
       0,
     );
+    const progress = new predict.CropProgress(ctx, totalCrops);
     for (const ref of refs) {
       checkClasses(ref, set);
       const scales = p.scales ?? defaultScales(ref.inputSize);
       const name = `predictions:${ref.stageId}:${ref.epoch}`;
-      const model = await loadCheckpoint(tf, ctx.store, ref);
+      const model = await predict.loadCheckpoint(tf, ctx.store, ref);
       const preds: Predictions = { classes: set.classes, splits: {} };
       const candidates = new Map<string, Predictions>();
       try {
         for (const split of splits) {
           const rows = set.splits[split]!;
-          const images = splitImages(ctx.store, rows);
+          const images = predict.splitImages(ctx.store, rows);
           const labels = rows.map((r) => r.label);
-          const before = crops;
-          const out = await predictCrops(tf, model, images, {
-            size: ref.inputSize,
-            scales,
-            nested,
-            full,
-            batchSize: p.batchSize,
-            onProgress: (done) =>
-              ctx.progress({
-                unit: 'crops',
-                done: before + done,
-                total: totalCrops,
-                detail: `${ref.stageId} ${ref.epoch} · ${split}`,
-              }),
-          });
-          crops += out.crops;
+          const out = await progress.predict(
+            tf,
+            model,
+            images,
+            { size: ref.inputSize, scales, nested, full, batchSize: p.batchSize },
+            `${ref.stageId} ${ref.epoch} · ${split}`,
+          );
           const k = set.classes.length;
           const views = [
             ...scales.map((_, s) => ({ logits: out.perScale[s]!, stride: nested, crops: nested })),
@@ -186,8 +168,7 @@ export const multicropPredict = defineStage<MulticropParams>({
       outputs[name] = await ctx.store.putBlob(encodePredictions(preds));
       for (const [candidate, c] of candidates) outputs[candidate] = await ctx.store.putBlob(encodePredictions(c));
     }
-    const seconds = (Date.now() - t0) / 1000;
-    ctx.log(`${crops} crops in ${seconds.toFixed(1)} s: ${(crops / Math.max(seconds, 1e-3)).toFixed(1)} crops/s`);
+    ctx.log(progress.summary());
     outputs.table = await ctx.store.putBlob(
       Buffer.from(JSON.stringify({ average: p.average, crops: requested, rows: table }, null, 2)),
     );

@@ -6,13 +6,13 @@
 // itself under `.podium/` (ignored by git); `out/` is left to what the pipeline's own stages
 // write there (export's submission), which podium restores and checks.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import type { Digest } from '../../cache/canonical.js';
 import type { Pipeline } from '../analyze.js';
 import { lockOf, loadPipeline, openStore, type CommonOptions } from '../context.js';
 import { UsageError } from '../diagnostics.js';
+import { writeFileAtomic } from '../../stages/util/write-atomic.js';
 import {
   curvesCompareSpec,
   curvesSpec,
@@ -104,15 +104,7 @@ export async function report(file: string | undefined, opts: ReportOptions): Pro
   const html = page(`${pipeline.name}: podium report`, header, sections);
 
   const out = resolve(opts.out ?? defaultReportPath(pipeline, opts.compare));
-  mkdirSync(dirname(out), { recursive: true });
-  const tmp = `${out}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, html);
-    renameSync(tmp, out);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  writeFileAtomic(out, html);
   return {
     path: out,
     pipeline: pipeline.name,

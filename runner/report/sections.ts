@@ -18,6 +18,12 @@ const n = (html: string, best = false, title?: string): Cell => ({
   cls: best ? 'n best' : 'n',
   ...(title ? { title } : {}),
 });
+/** A section whose body is one block per item; with no items, a note saying why. */
+const section = (id: string, title: string, body: string, emptyNote: string): Section => ({
+  id,
+  title,
+  body: body || none(emptyNote),
+});
 const svgOf = (r: Rendered, id: string, caption: string): string =>
   r.svgs.has(id) ? chart(r.svgs.get(id)!, caption) : '';
 
@@ -48,11 +54,7 @@ export function curvesSection(d: ReportData, r: Rendered): Section {
       );
     })
     .join('');
-  return {
-    id: 'curves',
-    title: 'Training curves',
-    body: body || none('No finetune stage with a training history in the cache.'),
-  };
+  return section('curves', 'Training curves', body, 'No finetune stage with a training history in the cache.');
 }
 
 export function sweepSection(d: ReportData, r: Rendered): Section {
@@ -76,11 +78,7 @@ export function sweepSection(d: ReportData, r: Rendered): Section {
       );
     })
     .join('');
-  return {
-    id: 'sweep',
-    title: 'Checkpoint sweep',
-    body: body || none('No checkpoint-sweep stage with a table in the cache.'),
-  };
+  return section('sweep', 'Checkpoint sweep', body, 'No checkpoint-sweep stage with a table in the cache.');
 }
 
 const scaleName = (s: MulticropRow['scale']): string =>
@@ -131,11 +129,7 @@ export function multicropSection(d: ReportData, r: Rendered): Section {
       );
     })
     .join('');
-  return {
-    id: 'multicrop',
-    title: 'Multi-crop prediction',
-    body: body || none('No multicrop-predict stage with a table in the cache.'),
-  };
+  return section('multicrop', 'Multi-crop prediction', body, 'No multicrop-predict stage with a table in the cache.');
 }
 
 export function fusionSection(d: ReportData, r: Rendered): Section {
@@ -185,7 +179,7 @@ export function fusionSection(d: ReportData, r: Rendered): Section {
       );
     })
     .join('');
-  return { id: 'fusion', title: 'Fusion', body: body || none('No fuse stage with a report in the cache.') };
+  return section('fusion', 'Fusion', body, 'No fuse stage with a report in the cache.');
 }
 
 /** Misclassified images shown per gallery (index.ts makes thumbnails for these only). */
@@ -218,11 +212,12 @@ export function errorsSection(d: ReportData, r: Rendered): Section {
         `<h3>Misclassified (true class, then the top 3 predicted with probabilities)</h3>${gallery(g, r)}`,
     )
     .join('');
-  return {
-    id: 'errors',
-    title: 'Confusion matrix and misclassified images',
-    body: body || none('No labelled final or fused predictions in the cache.'),
-  };
+  return section(
+    'errors',
+    'Confusion matrix and misclassified images',
+    body,
+    'No labelled final or fused predictions in the cache.',
+  );
 }
 
 export function previewSection(d: ReportData, r: Rendered): Section {
@@ -235,11 +230,7 @@ export function previewSection(d: ReportData, r: Rendered): Section {
       return `<h3>${esc(p.stage)}</h3><figure class="preview"><img src="${r.previews.get(p.stage)}"${dims} alt="augmentation preview of ${esc(p.stage)}"><figcaption>Row r: training image r; column c: the policy's draw for it in epoch c${scale > 1 ? ` (shown ×${scale})` : ''}.</figcaption></figure>`;
     })
     .join('');
-  return {
-    id: 'augment',
-    title: 'Augmentation preview',
-    body: body || none('No augment stage with a preview in the cache.'),
-  };
+  return section('augment', 'Augmentation preview', body, 'No augment stage with a preview in the cache.');
 }
 
 export function runSection(d: ReportData, git: string): Section {

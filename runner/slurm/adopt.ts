@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import type { Digest } from '../../cache/canonical.js';
 import { CacheCorruption, type StageRecord, type Store } from '../../cache/store.js';
-import { blobsOf, pullBlobs } from '../push-pull.js';
+import { blobsOf, copyBlobs } from '../push-pull.js';
 import type { StageJob } from '../stage-job.js';
 import { squeue, FINISHED } from './commands.js';
 import { restoreOuts } from './job-end.js';
@@ -25,7 +25,7 @@ export async function fromStore(
   try {
     const record = await o.remote.getRecord(key);
     if (record) {
-      await pullBlobs(store, o.remote, blobsOf(record));
+      await copyBlobs('pull', store, o.remote, blobsOf(record));
       restoreOuts(job, store, record);
     }
     return record;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { CacheCorruption, type StageRecord, type Store } from '../../cache/store.js';
 import { stageStoreOf } from '../../cache/local-stage-store.js';
 import type { SlurmSettings } from '../project-config.js';
-import { blobsOf, pullBlobs } from '../push-pull.js';
+import { blobsOf, copyBlobs } from '../push-pull.js';
 import { stageFailure, type StageFailure } from '../stage-failure.js';
 import type { StageJob, StageListener } from '../stage-job.js';
 import type { QueueEntry } from './commands.js';
@@ -48,7 +48,7 @@ export async function collect(
         `slurm job ${jobId} returned a record for another key (${result.record.key.slice(0, 12)})`,
       ),
     );
-  await pullBlobs(store, o.remote, blobsOf(result.record));
+  await copyBlobs('pull', store, o.remote, blobsOf(result.record));
   for (const [k, v] of result.index) if (v.blobs.every((d) => store.blobInfo(d))) store.setIndex(k, v);
   const where = `slurm job ${result.slurmJobId ?? jobId} on ${node || result.host} (CUDA_VISIBLE_DEVICES=${result.cudaVisibleDevices ?? ''})`;
   const record: StageRecord = {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Digest } from '../../cache/canonical.js';
 import type { Store } from '../../cache/store.js';
 import type { SlurmSettings } from '../project-config.js';
-import { pushBlobs } from '../push-pull.js';
+import { copyBlobs } from '../push-pull.js';
 import type { StageJob, StageListener } from '../stage-job.js';
 import { sbatch } from './commands.js';
 import type { JobSpec } from './job-spec.js';
@@ -26,7 +26,7 @@ export async function submitJob(
   inputBlobs: Digest[],
 ): Promise<JobTicket> {
   // Inputs reach the node only through the store, hash-checked on both sides.
-  await pushBlobs(store, o.remote, inputBlobs);
+  await copyBlobs('push', store, o.remote, inputBlobs);
   const spec: JobSpec = {
     pipeline: resolve(o.pipeline.file),
     stageId: job.stageId,

@@ -15,6 +15,16 @@ export interface Listed {
   where(split: string, i: number): string;
 }
 
+/** The folder a reader lists: where it is on disk, how the manifest names it, and the store that hashes its images. */
+export interface DatasetFolder {
+  store: StageStore;
+  projectDir: string;
+  /** The folder's absolute path. */
+  root: string;
+  /** The folder as the manifest records it. */
+  where: ManifestRoot;
+}
+
 function projectPath(projectDir: string, abs: string): string {
   const rel = relative(projectDir, abs);
   return isAbsolute(rel) ? abs : rel;
@@ -65,14 +75,8 @@ function listImages(dir: string): string[] {
 }
 
 /** root/<split>/<class>/*; a split holding images directly (no class folders) is unlabelled. */
-export function imagefolder(
-  store: StageStore,
-  projectDir: string,
-  root: string,
-  where: ManifestRoot,
-  splits: string[],
-  format: string,
-): Listed {
+export function imagefolder(folder: DatasetFolder, splits: string[], format: string): Listed {
+  const { store, projectDir, root, where } = folder;
   const present = splits.filter((s) => existsSync(join(root, s)));
   if (!present.length)
     throw new InputError(`${projectPath(projectDir, root)} has none of the split folders ${splits.join(', ')}`);
@@ -104,13 +108,8 @@ export function imagefolder(
   return { manifest: out, where: (s, i) => projectPath(projectDir, join(root, out.splits[s]![i]!.path)) };
 }
 
-export function aiChallenger(
-  store: StageStore,
-  projectDir: string,
-  root: string,
-  where: ManifestRoot,
-  p: DatasetParams,
-): Listed {
+export function aiChallenger(folder: DatasetFolder, p: DatasetParams): Listed {
+  const { store, projectDir, root, where } = folder;
   let classes: string[] | undefined;
   if (p.classNames) {
     const file = join(root, p.classNames);
@@ -188,13 +187,8 @@ export function aiChallenger(
   return { manifest, where: (s, i) => `${projectPath(projectDir, join(root, p.annotations[s]!.json))} /${i}` };
 }
 
-export function csvLists(
-  store: StageStore,
-  projectDir: string,
-  root: string,
-  where: ManifestRoot,
-  p: DatasetParams,
-): Listed {
+export function csvLists(folder: DatasetFolder, p: DatasetParams): Listed {
+  const { store, projectDir, root, where } = folder;
   const rowsBySplit: Record<string, Array<{ path: string; label: string | null; line: number }>> = {};
   for (const s of p.splits) {
     const list = p.lists[s];

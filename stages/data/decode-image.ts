@@ -11,15 +11,7 @@ import { readFileSync } from 'node:fs';
 import { sha256 } from '../../cache/canonical.js';
 import type { DecodeImageParams } from '../decode.js';
 import { encodeDecoded } from './decoded.js';
-import {
-  dctScale,
-  decodeJpegRgb,
-  fastPathApplies,
-  JpegWarning,
-  jpegWarning,
-  readJpegHeader,
-  scaled,
-} from './jpeg-turbo.js';
+import * as turbo from './jpeg-turbo.js';
 import { resizeSource, resizeU8, sourceBuffer } from './resize.js';
 
 type Pixels = { data: Uint8Array; width: number; height: number };
@@ -61,7 +53,7 @@ export async function decodeImage(
   if (!fast && jpeg) {
     // libjpeg's warnings are verdicts on the sharp path too: libvips does not see them all
     // (jpeg-turbo.ts), and the two decoders must reject the same files for the same reason.
-    const warning = jpegWarning(bytes, p.maxPixels);
+    const warning = turbo.jpegWarning(bytes, p.maxPixels);
     if (warning) throw new BadImage(warning);
   }
   let { data, width, height } = fast ?? (await decodeWithSharp(bytes, p, jpeg));
@@ -79,18 +71,22 @@ export async function decodeImage(
  */
 function decodeFast(bytes: Buffer, p: DecodeImageParams): Pixels | undefined {
   if (p.size || p.kernel !== 'linear') return undefined;
-  const header = readJpegHeader(bytes);
-  if (!header || !fastPathApplies(header, p.maxPixels)) return undefined;
+  const header = turbo.readJpegHeader(bytes);
+  if (!header || !turbo.fastPathApplies(header, p.maxPixels)) return undefined;
   // sharp's pipeline resizes with withoutEnlargement: an image whose shorter side is at most
   // shortSide leaves libvips as decoded, and the sharp path upscales it with resizeU8, the code
   // resizeSource runs here.
   if (p.decoder === 'exact' && p.shortSide && Math.min(header.width, header.height) > p.shortSide) return undefined;
-  const factor = p.shortSide ? dctScale(header.width, header.height, p.shortSide) : ([1, 1] as [number, number]);
+  const factor = p.shortSide ? turbo.dctScale(header.width, header.height, p.shortSide) : ([1, 1] as [number, number]);
   let img;
   try {
-    img = decodeJpegRgb(bytes, sourceBuffer(scaled(header.width, factor) * scaled(header.height, factor) * 3), factor);
+    img = turbo.decodeJpegRgb(
+      bytes,
+      sourceBuffer(turbo.scaled(header.width, factor) * turbo.scaled(header.height, factor) * 3),
+      factor,
+    );
   } catch (err) {
-    if (err instanceof JpegWarning) throw new BadImage(err.message);
+    if (err instanceof turbo.JpegWarning) throw new BadImage(err.message);
     throw err;
   }
   if (!img || !p.shortSide) return img;

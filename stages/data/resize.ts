@@ -37,8 +37,11 @@ function load(): Kernels {
   return kernels;
 }
 
-/** Source index × `stride` and right-hand weight (fixed point, 0..256) of each destination pixel. */
-function taps(src: number, dst: number, stride: number): { i0: Int32Array; w1: Int32Array } {
+/**
+ * Source index × `stride` and right-hand weight (fixed point, 0..256) of each destination pixel.
+ * Exported for the tests' plain-JS model of the kernel.
+ */
+export function bilinearTaps(src: number, dst: number, stride: number): { i0: Int32Array; w1: Int32Array } {
   const i0 = new Int32Array(dst);
   const w1 = new Int32Array(dst);
   const scale = src / dst;
@@ -72,7 +75,7 @@ let lastTables: Tables | undefined;
 function tables(w: number, h: number, W: number, H: number): Tables {
   const key = `${w}×${h}→${W}×${H}`;
   if (lastTables?.key === key) return lastTables;
-  const { i0, w1 } = taps(w, W, 3);
+  const { i0, w1 } = bilinearTaps(w, W, 3);
   const n = W * 3;
   // Per output byte: its left source byte in the row and its right weight.
   const xi = new Int32Array(n);
@@ -115,7 +118,7 @@ function tables(w: number, h: number, W: number, H: number): Tables {
       xm[32 * b + (right < 16 ? 8 + j : 24 + j)] = right % 16;
     }
   }
-  const ys = taps(h, H, 1);
+  const ys = bilinearTaps(h, H, 1);
   lastTables = { key, xi, xw, xb, xm, yi: ys.i0, yw: ys.w1 };
   return lastTables;
 }

@@ -102,6 +102,44 @@ export function cropsPerImage(plan: Pick<CropPlan, 'scales' | 'nested' | 'full'>
 }
 
 /**
+ * A stage's crop count across its predictCrops calls: each call's batches are reported to the
+ * stage's progress bar on top of the earlier calls' crops, out of `total`, and `summary()` gives
+ * the closing log line's throughput.
+ */
+export class CropProgress {
+  private done = 0;
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly ctx: Pick<StageContext, 'progress'>,
+    private readonly total: number,
+  ) {}
+
+  /** predictCrops with its progress counted here; `detail` is shown beside the bar. */
+  async predict(
+    tf: Tf,
+    model: Pick<Predictor, 'predict'>,
+    images: ImageSource,
+    plan: Omit<CropPlan, 'onProgress'>,
+    detail: string,
+  ): Promise<Awaited<ReturnType<typeof predictCrops>>> {
+    const before = this.done;
+    const out = await predictCrops(tf, model, images, {
+      ...plan,
+      onProgress: (done) => this.ctx.progress({ unit: 'crops', done: before + done, total: this.total, detail }),
+    });
+    this.done += out.crops;
+    return out;
+  }
+
+  /** "N crops in S s: R crops/s". */
+  summary(): string {
+    const seconds = (Date.now() - this.started) / 1000;
+    return `${this.done} crops in ${seconds.toFixed(1)} s: ${(this.done / Math.max(seconds, 1e-3)).toFixed(1)} crops/s`;
+  }
+}
+
+/**
  * Logits of every crop: perScale[s] is n × nested × k (image-major, crops in crops.ts order),
  * full (if asked) n × k. Crops from consecutive images share batches of `batchSize`; batch
  * composition depends only on the inputs, so results are bit-identical across runs. Async

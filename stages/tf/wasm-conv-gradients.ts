@@ -24,17 +24,25 @@
  *    broken in tfjs-backend-wasm 4.22 (wrong values, heap corruption), so we
  *    only ever call them with 'valid' padding and pad explicitly with PadV2.
  */
-import {
-  Conv2DBackpropFilter,
-  Conv2DBackpropInput,
-  DepthwiseConv2dNativeBackpropFilter,
-  DepthwiseConv2dNativeBackpropInput,
-} from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 
 import type { UnitPool } from './kernels/pool.js';
-import { ceilDiv, filterGradientDims, inputGradientDims, type GradGeometry, type Shape4 } from './conv-geometry.js';
+import { ceilDiv, windowArgs, type GradientDims, type Shape4 } from './conv-geometry.js';
 import type { WasmOps } from './wasm-ops.js';
+
+/**
+ * One gradient's algorithm, given its two tensor inputs (x and dy, or dy and the filter), the
+ * shape it is asked for, its checked dimensions (never empty: wasm-gradients.ts answers those with
+ * zeros) and the kernel threads.
+ */
+export type GradientImpl = (
+  ops: WasmOps,
+  first: TensorInfo,
+  second: TensorInfo,
+  shape: Shape4,
+  d: GradientDims,
+  pool: () => UnitPool,
+) => TensorInfo;
 
 /**
  * Positions per chunk of the filter gradient's reduction (kernels/filter-grad.as.ts): each chunk's
@@ -60,31 +68,8 @@ function evenGroups(total: number, most: number, multiple: number): number {
  * Threads take units of (chunk of positions, tap, input-channel group, output band); the result
  * depends on FILTER_GRAD_CHUNK only, not on the thread count.
  */
-export function conv2DBackpropFilterImpl(
-  ops: WasmOps,
-  x: TensorInfo,
-  dy: TensorInfo,
-  filterShape: Shape4,
-  g: GradGeometry,
-  pool: () => UnitPool,
-): TensorInfo {
-  const {
-    N,
-    H,
-    W,
-    C,
-    kh,
-    kw,
-    OH,
-    OW,
-    dyC: Co,
-    sh,
-    sw,
-    padTop,
-    padLeft,
-    empty,
-  } = filterGradientDims(Conv2DBackpropFilter, x, dy, filterShape, g, false);
-  if (empty) return ops.zeros(filterShape);
+export const conv2DBackpropFilterImpl: GradientImpl = (ops, x, dy, filterShape, d, pool) => {
+  const { N, H, W, C, kh, kw, OH, OW, dyC: Co, sh, sw, padTop, padLeft } = d;
   const P = N * OH * OW;
   // A 1×1 stride-1 convolution that reads every pixel is one run of P rows: no row boundaries.
   const flat = kh === 1 && kw === 1 && sh === 1 && sw === 1 && padTop === 0 && padLeft === 0 && OH === H && OW === W;
@@ -115,12 +100,7 @@ export function conv2DBackpropFilterImpl(
       oh,
       ow,
       Co,
-      kh,
-      kw,
-      sh,
-      sw,
-      padTop,
-      padLeft,
+      ...windowArgs(d),
       P,
       FILTER_GRAD_CHUNK,
       cGroup,
@@ -137,7 +117,7 @@ export function conv2DBackpropFilterImpl(
     );
   }
   return out;
-}
+};
 
 /**
  * Conv2D input gradient (transposed convolution) as ONE stride-1 Conv2D,
@@ -149,31 +129,8 @@ export function conv2DBackpropFilterImpl(
  * are then interleaved with a rank-4 transpose (DepthToSpace is slow on wasm)
  * and the forward padding is cropped off. No zeros are inserted into dy.
  */
-export function conv2DBackpropInputImpl(
-  ops: WasmOps,
-  dy: TensorInfo,
-  filter: TensorInfo,
-  inputShape: Shape4,
-  g: GradGeometry,
-): TensorInfo {
-  const {
-    N,
-    H,
-    W,
-    C: Ci,
-    kh,
-    kw,
-    out: Co,
-    OH,
-    OW,
-    sh,
-    sw,
-    padTop,
-    padLeft,
-    empty,
-  } = inputGradientDims(Conv2DBackpropInput, dy, filter, inputShape, g, false);
-  if (empty) return ops.zeros(inputShape);
-
+export const conv2DBackpropInputImpl: GradientImpl = (ops, dy, filter, _inputShape, d) => {
+  const { N, H, W, C: Ci, kh, kw, out: Co, OH, OW, sh, sw, padTop, padLeft } = d;
   const A = ceilDiv(kh, sh);
   const B = ceilDiv(kw, sw);
   // Phase rows u cover padded rows sh·u .. sh·u+sh-1; skip the u0 rows that
@@ -208,7 +165,7 @@ export function conv2DBackpropInputImpl(
     full = ops.reshape(inter, [N, U * sh, V * sw, Ci]);
   }
   return ops.slice(full, [0, padTop - sh * u0, padLeft - sw * v0, 0], [N, H, W, Ci]);
-}
+};
 
 /**
  * Depthwise input gradient: zero-stuff dy at the stride, pad so that it
@@ -218,32 +175,8 @@ export function conv2DBackpropInputImpl(
  * per element), so the s² zero-stuffing overhead is acceptable here and
  * keeps the channel-multiplier bookkeeping to a single innermost Sum.
  */
-export function depthwiseBackpropInputImpl(
-  ops: WasmOps,
-  dy: TensorInfo,
-  filter: TensorInfo,
-  inputShape: Shape4,
-  g: GradGeometry,
-): TensorInfo {
-  const {
-    N,
-    H,
-    W,
-    C,
-    kh,
-    kw,
-    out: M,
-    OH,
-    OW,
-    dyC: CM,
-    sh,
-    sw,
-    padTop,
-    padLeft,
-    empty,
-  } = inputGradientDims(DepthwiseConv2dNativeBackpropInput, dy, filter, inputShape, g, true);
-  if (empty) return ops.zeros(inputShape);
-
+export const depthwiseBackpropInputImpl: GradientImpl = (ops, dy, filter, _inputShape, d) => {
+  const { N, H, W, C, kh, kw, out: M, OH, OW, dyC: CM, sh, sw, padTop, padLeft } = d;
   // Zero-stuffing with two cheap rank-3/4 pads instead of a rank-6 pad:
   // [N·OH, OW, 1, CM] → [N·OH, OW, sw, CM], then [N·OH, 1, OW·sw·CM] → [N·OH, sh, …].
   let stuffed = dy;
@@ -274,7 +207,7 @@ export function depthwiseBackpropInputImpl(
   const out = ops.depthwise(zp, flipped); // [N, H, W, C·M]
   if (M === 1) return out;
   return ops.sumLast(ops.reshape(out, [N, H, W, C, M]));
-}
+};
 
 /**
  * Depthwise filter gradient as ONE stride-1 depthwise conv. Depthwise
@@ -289,31 +222,8 @@ export function depthwiseBackpropInputImpl(
  * The whole gradient was ~1.7× faster than a per-tap slice/multiply/reduce
  * loop (with the package's Slice, a JS loop; wasm-slice.ts has replaced it since).
  */
-export function depthwiseBackpropFilterImpl(
-  ops: WasmOps,
-  x: TensorInfo,
-  dy: TensorInfo,
-  filterShape: Shape4,
-  g: GradGeometry,
-): TensorInfo {
-  const {
-    N,
-    H,
-    W,
-    C,
-    kh,
-    kw,
-    out: M,
-    OH,
-    OW,
-    sh,
-    sw,
-    padTop,
-    padLeft,
-    empty,
-  } = filterGradientDims(DepthwiseConv2dNativeBackpropFilter, x, dy, filterShape, g, true);
-  if (empty) return ops.zeros(filterShape);
-
+export const depthwiseBackpropFilterImpl: GradientImpl = (ops, x, dy, filterShape, d) => {
+  const { N, H, W, C, kh, kw, out: M, OH, OW, sh, sw, padTop, padLeft } = d;
   if (M === 1) {
     // Multiplier 1 (MobileNet's depthwise layers): podium's SIMD loop reads x and dy in place,
     // where the composition below packs and shuffles them (30% of a MobileNetV2 step).
@@ -330,12 +240,7 @@ export function depthwiseBackpropFilterImpl(
       C,
       OH,
       OW,
-      kh,
-      kw,
-      sh,
-      sw,
-      padTop,
-      padLeft,
+      ...windowArgs(d),
     );
     return out;
   }
@@ -363,4 +268,4 @@ export function depthwiseBackpropFilterImpl(
   // [p, q, A, B, C, M] → [A, p, B, q, C, M] → [A·sh, B·sw, C, M] → crop
   const interleaved = ops.transpose(ops.reshape(summed, [sh, sw, A, B, C, M]), [2, 0, 3, 1, 4, 5]);
   return ops.slice(ops.reshape(interleaved, [A * sh, B * sw, C, M]), [0, 0, 0, 0], [kh, kw, C, M]);
-}
+};

@@ -24,11 +24,8 @@ import {
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
 import type {
-  Conv2DBackpropFilterAttrs,
   KernelBackend,
   Conv2DBackpropInputAttrs,
-  DepthwiseConv2dNativeBackpropFilterAttrs,
-  DepthwiseConv2dNativeBackpropInputAttrs,
   KernelConfig,
   KernelFunc,
   NamedTensorInfoMap,
@@ -40,11 +37,11 @@ import {
   conv2DBackpropInputImpl,
   depthwiseBackpropFilterImpl,
   depthwiseBackpropInputImpl,
+  type GradientImpl,
 } from './wasm-conv-gradients.js';
-import { as4D, type GradGeometry, type Shape4 } from './conv-geometry.js';
-import type { UnitPool } from './kernels/pool.js';
+import { as4D, filterGradientDims, inputGradientDims, type GradGeometry } from './conv-geometry.js';
 import { kernelPool } from './wasm-kernels.js';
-import { fail, withOps, type WasmOps } from './wasm-ops.js';
+import { fail, withOps } from './wasm-ops.js';
 
 const WASM = 'wasm';
 
@@ -73,25 +70,47 @@ function requireUnitDilations(kernel: string, dilations: [number, number] | numb
 }
 
 /**
- * A kernel function for one gradient: checks the attributes, takes its two tensor inputs by name
- * and its 4-D shape attribute, and computes `impl` in a fresh op scope.
+ * What a gradient kernel takes and is asked for: a filter gradient takes x and dy and the filter's
+ * shape, an input gradient dy and the filter and the input's shape.
  */
-function gradientKernel<A extends GradGeometry>(
+const GRADIENTS = {
+  filter: { inputNames: ['x', 'dy'], shapeAttr: 'filterShape', dimsOf: filterGradientDims },
+  input: { inputNames: ['dy', 'filter'], shapeAttr: 'inputShape', dimsOf: inputGradientDims },
+} as const;
+
+/** The attributes of all four gradients: Conv2D's have a data format, the depthwise ones dilations. */
+type GradientAttrs = GradGeometry & {
+  dataFormat?: string;
+  dilations?: [number, number] | number;
+  filterShape?: number[];
+  inputShape?: number[];
+};
+
+/**
+ * A kernel function for one gradient: checks the attributes, takes its two tensor inputs by name
+ * and its 4-D shape attribute, and computes `impl` in a fresh op scope (an empty gradient is all
+ * zeros without it).
+ */
+function gradientKernel(
   kernel: string,
-  inputNames: readonly [string, string],
-  shapeAttr: 'filterShape' | 'inputShape',
-  check: (attrs: A) => void,
-  impl: (ops: WasmOps, a: TensorInfo, b: TensorInfo, shape: Shape4, attrs: A, pool: () => UnitPool) => TensorInfo,
+  conv: 'conv2d' | 'depthwise',
+  of: 'filter' | 'input',
+  impl: GradientImpl,
 ): KernelFunc {
+  const { inputNames, shapeAttr, dimsOf } = GRADIENTS[of];
+  const depthwise = conv === 'depthwise';
   return ({ inputs, backend, attrs }) => {
-    const a = attrs as unknown as A & Record<typeof shapeAttr, number[]>;
-    check(a);
+    const a = attrs as unknown as GradientAttrs;
+    if (depthwise) requireUnitDilations(kernel, a.dilations);
+    else requireNHWC(kernel, a.dataFormat);
     const first = requireInput(kernel, inputs, inputNames[0]);
     const second = requireInput(kernel, inputs, inputNames[1]);
-    const shape = as4D(kernel, shapeAttr, a[shapeAttr]);
-    return withOps(backend, kernel, (ops) =>
-      impl(ops, first, second, shape, a, () => kernelPool(backend as KernelBackend)),
-    );
+    const shape = as4D(kernel, shapeAttr, a[shapeAttr]!);
+    return withOps(backend, kernel, (ops) => {
+      const dims = dimsOf(kernel, first, second, shape, a, depthwise);
+      if (dims.empty) return ops.zeros(shape);
+      return impl(ops, first, second, shape, dims, () => kernelPool(backend as KernelBackend));
+    });
   };
 }
 
@@ -99,40 +118,31 @@ function gradientKernel<A extends GradGeometry>(
 // Kernel functions
 // ---------------------------------------------------------------------------
 
-export const conv2DBackpropFilterKernel = gradientKernel<Conv2DBackpropFilterAttrs>(
+export const conv2DBackpropFilterKernel = gradientKernel(
   Conv2DBackpropFilter,
-  ['x', 'dy'],
-  'filterShape',
-  (a) => requireNHWC(Conv2DBackpropFilter, a.dataFormat),
+  'conv2d',
+  'filter',
   conv2DBackpropFilterImpl,
 );
 
-export const depthwiseConv2dNativeBackpropFilterKernel = gradientKernel<DepthwiseConv2dNativeBackpropFilterAttrs>(
+export const depthwiseConv2dNativeBackpropFilterKernel = gradientKernel(
   DepthwiseConv2dNativeBackpropFilter,
-  ['x', 'dy'],
-  'filterShape',
-  (a) => requireUnitDilations(DepthwiseConv2dNativeBackpropFilter, a.dilations),
+  'depthwise',
+  'filter',
   depthwiseBackpropFilterImpl,
 );
 
-export const depthwiseConv2dNativeBackpropInputKernel = gradientKernel<DepthwiseConv2dNativeBackpropInputAttrs>(
+export const depthwiseConv2dNativeBackpropInputKernel = gradientKernel(
   DepthwiseConv2dNativeBackpropInput,
-  ['dy', 'filter'],
-  'inputShape',
-  (a) => requireUnitDilations(DepthwiseConv2dNativeBackpropInput, a.dilations),
+  'depthwise',
+  'input',
   depthwiseBackpropInputImpl,
 );
 
 /** wasm's own Conv2DBackpropInput, kept for NCHW (which our version does not do). */
 let nativeConv2DBackpropInput: KernelConfig | undefined;
 
-const composedConv2DBackpropInput = gradientKernel<Conv2DBackpropInputAttrs>(
-  Conv2DBackpropInput,
-  ['dy', 'filter'],
-  'inputShape',
-  (a) => requireNHWC(Conv2DBackpropInput, a.dataFormat),
-  conv2DBackpropInputImpl,
-);
+const composedConv2DBackpropInput = gradientKernel(Conv2DBackpropInput, 'conv2d', 'input', conv2DBackpropInputImpl);
 
 export const conv2DBackpropInputKernel: KernelFunc = (args) => {
   const a = args.attrs as unknown as Conv2DBackpropInputAttrs;

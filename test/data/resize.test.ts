@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { resizeU8 } from '../../stages/data/resize.js';
+import { bilinearTaps, resizeU8 } from '../../stages/data/resize.js';
 
 const rgb = (vals: number[]): Uint8Array => Uint8Array.from(vals.flatMap((v) => [v, v, v]));
 const channel = (img: Uint8Array): number[] => Array.from(img.filter((_, i) => i % 3 === 0));
@@ -45,27 +45,9 @@ describe('resizeU8 downscales (box shrink by the integer factor, then bilinear)'
   });
 });
 
-// The same arithmetic in plain JS, step by step as the kernel does it: taps as resize.ts computes
-// them, the u16 horizontal value a·(256−t) + b·t, then the vertical (A·u + B·t + 2¹⁵) >>> 16. Any
+// The same arithmetic in plain JS, step by step as the kernel does it: the taps resize.ts computes
+// (stride 1), the u16 horizontal value a·(256−t) + b·t, then the vertical (A·u + B·t + 2¹⁵) >>> 16. Any
 // change to the kernel that is not bit-identical shows up here.
-function referenceTaps(src: number, dst: number): { i0: number[]; w1: number[] } {
-  const i0: number[] = [];
-  const w1: number[] = [];
-  const scale = src / dst;
-  for (let d = 0; d < dst; d++) {
-    let f = (d + 0.5) * scale - 0.5;
-    if (f < 0) f = 0;
-    let i = Math.floor(f);
-    if (i >= src - 1) {
-      i = Math.max(src - 2, 0);
-      f = src - 1;
-    }
-    i0.push(i);
-    w1.push(src === 1 ? 0 : Math.round((f - i) * 256));
-  }
-  return { i0, w1 };
-}
-
 function referenceBox(src: Uint8Array, w: number, h: number, k: number): Uint8Array {
   const W = Math.floor(w / k);
   const H = Math.floor(h / k);
@@ -90,8 +72,8 @@ function referenceResize(src: Uint8Array, w: number, h: number, W: number, H: nu
     h = Math.floor(h / factor);
     if (w === W && h === H) return src;
   }
-  const xs = referenceTaps(w, W);
-  const ys = referenceTaps(h, H);
+  const xs = bilinearTaps(w, W, 1);
+  const ys = bilinearTaps(h, H, 1);
   const tmp = new Uint16Array(h * W * 3);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < W; x++) {

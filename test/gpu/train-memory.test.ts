@@ -5,6 +5,7 @@ import { expect, it } from 'vitest';
 import { selectBackend } from '../../stages/tf/backend.js';
 import { loadModel } from '../../stages/tf/models.js';
 import { train, type Batch } from '../../stages/tf/train-loop.js';
+import { sgdRecipeOptions } from '../../bench/sgd-recipe.mjs';
 import { describeGpu } from './gpu.js';
 
 const SIZE = 16,
@@ -42,23 +43,20 @@ describeGpu('training on webgpu', () => {
     };
     const model = await loadModel({ model: 'tiny', inputSize: SIZE, numClasses: CLASSES, seed: 3 });
     const memory: tfc.MemoryInfo[] = [];
-    const { history } = await train(model, {
-      epochs: 4,
-      batchSize: BATCH,
-      lr: 0.05,
-      lrSteps: [],
-      momentum: 0.9,
-      weightDecay: 1e-4,
-      optimizer: 'sgd',
-      labelSmoothing: 0,
-      trainable: 'all',
-      seed: 1,
-      numTrain: SAMPLES,
-      batchSource,
-      onEpochEnd: () => {
-        memory.push(tf.memory());
-      },
-    });
+    const { history } = await train(
+      model,
+      sgdRecipeOptions({
+        epochs: 4,
+        batchSize: BATCH,
+        lr: 0.05,
+        seed: 1,
+        numTrain: SAMPLES,
+        batchSource,
+        onEpochEnd: () => {
+          memory.push(tf.memory());
+        },
+      }),
+    );
     model.dispose();
     expect(history).toHaveLength(4);
     expect(history.every((h) => Number.isFinite(h.loss))).toBe(true);

@@ -11,6 +11,11 @@ export interface RowColour {
   dLight: number;
 }
 
+/** Per hue sector 0–5 (red → yellow → green → cyan → blue → magenta): the channel at the top. */
+const HI_CHANNEL = Int8Array.of(0, 1, 1, 2, 2, 0);
+/** Per hue sector: the channel at the bottom (m); the remaining channel is the one in between. */
+const LOW_CHANNEL = Int8Array.of(2, 2, 0, 0, 1, 1);
+
 /**
  * MXNet-style HSL shift, in place on n RGB pixels in [0,1]: one offset per channel for the whole
  * image. Hue (in sixths of a turn) wraps; saturation and lightness are added and clamped to [0,1].
@@ -98,37 +103,12 @@ export function jitterHsl(out: Float32Array, off: number, n: number, dHue: numbe
     const hi = cc + m;
     const up = cc * frac + m;
     const down = cc * (1 - frac) + m;
-    switch (sector) {
-      case 0:
-        out[o] = hi;
-        out[o + 1] = up;
-        out[o + 2] = m;
-        break;
-      case 1:
-        out[o] = down;
-        out[o + 1] = hi;
-        out[o + 2] = m;
-        break;
-      case 2:
-        out[o] = m;
-        out[o + 1] = hi;
-        out[o + 2] = up;
-        break;
-      case 3:
-        out[o] = m;
-        out[o + 1] = down;
-        out[o + 2] = hi;
-        break;
-      case 4:
-        out[o] = up;
-        out[o + 1] = m;
-        out[o + 2] = hi;
-        break;
-      default:
-        out[o] = hi;
-        out[o + 1] = m;
-        out[o + 2] = down;
-        break;
-    }
+    // In each sixth of the hue circle one channel holds hi, one holds m, and the third rises (even
+    // sectors) or falls (odd ones): two table reads instead of a six-way switch of writes.
+    const hiChannel = HI_CHANNEL[sector]!;
+    const lowChannel = LOW_CHANNEL[sector]!;
+    out[o + hiChannel] = hi;
+    out[o + lowChannel] = m;
+    out[o + 3 - hiChannel - lowChannel] = sector & 1 ? down : up;
   }
 }

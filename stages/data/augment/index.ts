@@ -104,7 +104,7 @@ export function augmentSample(
     plan.dHue !== 0 || plan.dSat !== 0 || plan.dLight !== 0
       ? { dHue: plan.dHue, dSat: plan.dSat, dLight: plan.dLight }
       : null;
-  render(img, plan.map, policy.crop, policy.fill, out, outOffset, colour);
+  render(img, plan.map, policy.crop, policy.fill, { out, off: outOffset, colour });
 }
 
 /**
@@ -151,7 +151,7 @@ export function centerCrop(img: RawImage, size: number, out: Float32Array, outOf
   validateOut(out, outOffset, size);
   // Level 0 draws are unused (all amplitudes 0), so any seed gives the same plan.
   const plan = planSample(img, policy, sampleRng(0, 0, 0));
-  render(img, plan.map, size, policy.fill, out, outOffset, null);
+  render(img, plan.map, size, policy.fill, { out, off: outOffset, colour: null });
 }
 
 /**

@@ -9,19 +9,18 @@ import type { RawImage } from './image.js';
 const INV255 = 1 / 255;
 const EPS = 1e-9;
 
+/** Where one sample goes: the output array, its offset there, and the colour pass for its rows. */
+export interface SampleTarget {
+  out: Float32Array;
+  off: number;
+  colour: RowColour | null;
+}
+
 /** Renders a sample: the exact copy path when the map allows it, else the bilinear warp. */
-export function render(
-  img: RawImage,
-  map: Affine,
-  crop: number,
-  fill: number,
-  out: Float32Array,
-  off: number,
-  colour: RowColour | null,
-): void {
+export function render(img: RawImage, map: Affine, crop: number, fill: number, target: SampleTarget): void {
   const origin = integerCopyOrigin(map, img.width, img.height, crop);
-  if (origin !== null) copyCrop(img, origin.x, origin.y, origin.flip, crop, out, off, colour);
-  else warpBilinear(img, map, crop, fill, out, off, colour);
+  if (origin !== null) copyCrop(img, origin, crop, target);
+  else warpBilinear(img, map, crop, fill, target);
 }
 
 /**
@@ -53,13 +52,9 @@ function integerCopyOrigin(
  */
 function copyCrop(
   img: RawImage,
-  x: number,
-  y: number,
-  flip: boolean,
+  { x, y, flip }: { x: number; y: number; flip: boolean },
   crop: number,
-  out: Float32Array,
-  off: number,
-  colour: RowColour | null,
+  { out, off, colour }: SampleTarget,
 ): void {
   const src = img.data;
   const stride = img.width * 3;
@@ -157,15 +152,8 @@ function sampleEdge(
  * - each pair of horizontally adjacent source pixels (6 bytes) is read with one 32-bit and one
  *   16-bit little-endian DataView load instead of six byte loads.
  */
-function warpBilinear(
-  img: RawImage,
-  m: Affine,
-  crop: number,
-  fill: number,
-  out: Float32Array,
-  off: number,
-  colour: RowColour | null,
-): void {
+function warpBilinear(img: RawImage, m: Affine, crop: number, fill: number, target: SampleTarget): void {
+  const { out, off, colour } = target;
   const src = img.data;
   const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
   const w = img.width;

@@ -3,7 +3,8 @@
  * front-facing towers painted with them.
  */
 import { hash01, type Rng } from '../random.js';
-import { between, type Canvas, clamp, fract, lerp, mixRGB, P, type RGB, scaleRGB, setP } from './paint.js';
+import { between, type ColourSpan, colourOf, mixRGB, type RGB, scaleRGB } from './colour.js';
+import { type Canvas, clamp, fract, lerp, P, setP } from './paint.js';
 import type { Sky } from './elements.js';
 
 export interface Facade {
@@ -19,19 +20,20 @@ export interface Facade {
   seed: number;
 }
 
+/** Wall colours by facade material; a glass facade also takes on the sky's horizon colour. */
+const FACADE_COLOURS = {
+  concrete: { lo: [135, 135, 135], hi: [195, 192, 188] },
+  brick: { lo: [125, 60, 45], hi: [175, 95, 70] },
+  beige: { lo: [190, 175, 145], hi: [230, 215, 185] },
+  glass: { lo: [60, 90, 110], hi: [110, 140, 170] },
+  dark: { lo: [55, 55, 60], hi: [95, 90, 90] },
+} as const satisfies Record<string, ColourSpan>;
+
 export function randomFacade(rng: Rng, S: number, sky: Sky): Facade {
   const kind = rng.pick(['concrete', 'brick', 'beige', 'glass', 'dark'] as const);
-  const col: RGB =
-    kind === 'concrete'
-      ? between(rng, [135, 135, 135], [195, 192, 188])
-      : kind === 'brick'
-        ? between(rng, [125, 60, 45], [175, 95, 70])
-        : kind === 'beige'
-          ? between(rng, [190, 175, 145], [230, 215, 185])
-          : kind === 'glass'
-            ? mixRGB(between(rng, [60, 90, 110], [110, 140, 170]), sky.horizon, 0.3)
-            : between(rng, [55, 55, 60], [95, 90, 90]);
   const glassy = kind === 'glass';
+  const wall = colourOf(rng, FACADE_COLOURS[kind]);
+  const col = glassy ? mixRGB(wall, sky.horizon, 0.3) : wall;
   const win: RGB = glassy
     ? mixRGB(sky.top, sky.horizon, rng.next())
     : mixRGB(between(rng, [25, 30, 40], [70, 80, 95]), sky.horizon, rng.range(0, 0.35));

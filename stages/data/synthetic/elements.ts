@@ -3,25 +3,42 @@
  * buildings in buildings.ts). Sharing them is what makes the classes overlap (see index.ts).
  */
 import type { Rng } from '../random.js';
-import {
-  between,
-  type Canvas,
-  clamp,
-  fillBelow,
-  lerp,
-  maxOf,
-  minOf,
-  mixP,
-  mixRGB,
-  noise1D,
-  noise2D,
-  type RGB,
-  setP,
-  smoothstep,
-} from './paint.js';
+import { type ColourSpan, colourOf, mixRGB, type RGB } from './colour.js';
+import { noise1D, noise2D } from './noise.js';
+import { type Canvas, clamp, fillBelow, lerp, maxOf, minOf, mixP, setP, smoothstep } from './paint.js';
 
 export type Mood = 'clear' | 'overcast' | 'sunset' | 'hazy';
 const DEFAULT_MOODS: Readonly<Record<Mood, number>> = { clear: 0.45, overcast: 0.25, sunset: 0.12, hazy: 0.18 };
+
+/**
+ * The sky of each mood but overcast (whose greys are tied to one another), drawn in this order:
+ * the top and horizon colours, the cloud colour (or a fixed one), the cloud cover.
+ */
+const MOOD_COLOURS: Readonly<
+  Record<
+    Exclude<Mood, 'overcast'>,
+    { top: ColourSpan; horizon: ColourSpan; cloud: ColourSpan | RGB; cover: readonly [number, number] }
+  >
+> = {
+  clear: {
+    top: { lo: [35, 85, 165], hi: [100, 155, 235] },
+    horizon: { lo: [160, 190, 215], hi: [220, 232, 250] },
+    cloud: { lo: [235, 235, 235], hi: [252, 252, 255] },
+    cover: [0, 0.5],
+  },
+  sunset: {
+    top: { lo: [40, 45, 90], hi: [100, 95, 165] },
+    horizon: { lo: [220, 115, 60], hi: [255, 195, 140] },
+    cloud: { lo: [190, 100, 100], hi: [250, 175, 160] },
+    cover: [0.1, 0.6],
+  },
+  hazy: {
+    top: { lo: [135, 160, 185], hi: [190, 205, 225] },
+    horizon: { lo: [200, 200, 195], hi: [238, 234, 228] },
+    cloud: [242, 240, 236],
+    cover: [0, 0.35],
+  },
+};
 
 export interface Sky {
   mood: Mood;
@@ -41,34 +58,19 @@ export function drawSky(
   const S = c.size;
   const mood = rng.weighted(moods);
   let top: RGB, hor: RGB, cloud: RGB, cover: number;
-  switch (mood) {
-    case 'clear':
-      top = between(rng, [35, 85, 165], [100, 155, 235]);
-      hor = between(rng, [160, 190, 215], [220, 232, 250]);
-      cloud = between(rng, [235, 235, 235], [252, 252, 255]);
-      cover = rng.range(0, 0.5);
-      break;
-    case 'overcast': {
-      const g = rng.range(105, 175);
-      top = [g - 6, g, g + 8];
-      const h = rng.range(170, 220);
-      hor = [h, h + 2, h + 5];
-      cloud = [h * 0.9 + 20, h * 0.9 + 20, h * 0.9 + 24];
-      cover = rng.range(0.55, 1);
-      break;
-    }
-    case 'sunset':
-      top = between(rng, [40, 45, 90], [100, 95, 165]);
-      hor = between(rng, [220, 115, 60], [255, 195, 140]);
-      cloud = between(rng, [190, 100, 100], [250, 175, 160]);
-      cover = rng.range(0.1, 0.6);
-      break;
-    case 'hazy':
-      top = between(rng, [135, 160, 185], [190, 205, 225]);
-      hor = between(rng, [200, 200, 195], [238, 234, 228]);
-      cloud = [242, 240, 236];
-      cover = rng.range(0, 0.35);
-      break;
+  if (mood === 'overcast') {
+    const g = rng.range(105, 175);
+    top = [g - 6, g, g + 8];
+    const h = rng.range(170, 220);
+    hor = [h, h + 2, h + 5];
+    cloud = [h * 0.9 + 20, h * 0.9 + 20, h * 0.9 + 24];
+    cover = rng.range(0.55, 1);
+  } else {
+    const m = MOOD_COLOURS[mood];
+    top = colourOf(rng, m.top);
+    hor = colourOf(rng, m.horizon);
+    cloud = colourOf(rng, m.cloud);
+    cover = rng.range(m.cover[0], m.cover[1]);
   }
   cover = clamp(cover + coverBoost, 0, 1);
   const hy = Math.max(1, horizon);
@@ -165,13 +167,12 @@ export function peaksLine(
 
 export interface MountainStyle {
   rock: RGB;
-  /** Colour the slopes blend into near their foot (vegetation), or null for bare rock. */
-  foot: RGB | null;
+  /** Colour the slopes blend into near their foot (vegetation); bare rock without it. */
+  foot?: RGB;
   haze: RGB;
   hazeAmt: number;
-  /** y of the snow line (pixels), or null for no snow. */
-  snow: number | null;
-  snowCol: RGB;
+  /** The snow line (y in pixels) and the snow's colour; no snow without it. */
+  snow?: { line: number; colour: RGB };
 }
 
 /** `bottom` is the foot of the range (for the vegetation gradient); `clip`, if given, the nearer ridge hiding it. */
@@ -193,8 +194,11 @@ export function drawMountains(
   const lit = rng.range(1.0, 1.2),
     shadow = rng.range(0.6, 0.8);
   const rock = mixRGB(st.rock, st.haze, st.hazeAmt);
-  const foot = st.foot === null ? null : mixRGB(st.foot, st.haze, st.hazeAmt);
-  const snowCol = mixRGB(st.snowCol, st.haze, st.hazeAmt * 0.6);
+  const foot = st.foot === undefined ? undefined : mixRGB(st.foot, st.haze, st.hazeAmt);
+  const snow =
+    st.snow === undefined
+      ? undefined
+      : { line: st.snow.line, colour: mixRGB(st.snow.colour, st.haze, st.hazeAmt * 0.6) };
   fillBelow(c, pk.line, clip ?? bottom, (x, y) => {
     const i = y * S + x;
     const t = tex[i]!;
@@ -202,9 +206,9 @@ export function drawMountains(
       peakY = pk.py[x]!;
     const sunny = x - peakX < (y - peakY) * skew;
     const k = (sunny ? lit : shadow) * (0.78 + 0.45 * t) * (0.9 + 0.2 * streak[i]!);
-    if (st.snow !== null && y < st.snow + (t - 0.5) * S * 0.3) {
-      setP(snowCol, sunny ? 1 : 0.8);
-    } else if (foot !== null) {
+    if (snow !== undefined && y < snow.line + (t - 0.5) * S * 0.3) {
+      setP(snow.colour, sunny ? 1 : 0.8);
+    } else if (foot !== undefined) {
       mixP(rock, foot, smoothstep(0.35, 1, (y - peakY) / Math.max(1, bottom - peakY)), k);
     } else {
       setP(rock, k);
@@ -268,21 +272,42 @@ export function drawWater(c: Canvas, rng: Rng, top: number, st: WaterStyle): voi
   }
 }
 
+export interface GroundStyle {
+  /** Colour at the ground's far edge and near the camera: fixed, or drawn from a range (far first). */
+  far: RGB | ColourSpan;
+  near: RGB | ColourSpan;
+  /** How strongly the noise texture modulates brightness. */
+  texture: number;
+  /** Noise cells across the image (default 8); more cells, finer grain. */
+  cells?: number;
+}
+
+/** A ground whose far colour is drawn from [farLo, farHi] and near colour from [nearLo, nearHi]. */
+function ground(farLo: RGB, farHi: RGB, nearLo: RGB, nearHi: RGB, texture: number, cells?: number): GroundStyle {
+  return { far: { lo: farLo, hi: farHi }, near: { lo: nearLo, hi: nearHi }, texture, ...(cells ? { cells } : {}) };
+}
+
+/** The grounds the scene classes stand on: far colours, near colours, texture strength, noise grain. */
+export const GROUNDS = {
+  forestFloor: ground([50, 55, 25], [110, 95, 55], [40, 45, 20], [90, 80, 45], 0.5, 12),
+  snowField: ground([200, 215, 230], [240, 245, 252], [170, 195, 220], [230, 240, 250], 0.25, 5),
+  meadow: ground([70, 100, 40], [140, 160, 80], [50, 80, 30], [110, 130, 60], 0.4),
+  scree: ground([110, 105, 95], [165, 155, 140], [80, 75, 70], [130, 120, 110], 0.6, 14),
+  rockyShore: ground([60, 55, 50], [120, 110, 100], [40, 38, 35], [90, 85, 80], 0.8, 16),
+  lakeShore: ground([90, 85, 60], [150, 140, 100], [70, 65, 45], [120, 110, 80], 0.6, 14),
+  pavement: ground([90, 90, 90], [150, 145, 140], [70, 70, 70], [130, 125, 120], 0.25),
+};
+
 /** Textured ground from `top` to the bottom edge, a little darker and more saturated near the camera. */
-export function drawGround(
-  c: Canvas,
-  rng: Rng,
-  top: Float32Array,
-  far: RGB,
-  near: RGB,
-  texAmt: number,
-  cells = 8,
-): void {
+export function drawGround(c: Canvas, rng: Rng, top: Float32Array, st: GroundStyle): void {
+  const far = colourOf(rng, st.far);
+  const near = colourOf(rng, st.near);
+  const cells = st.cells ?? 8;
   const S = c.size;
   const minTop = minOf(top);
   const tex = noise2D(S, rng, cells, cells * 1.5, 4, 0.6, minTop, S);
   const span = Math.max(1, S - minTop);
   fillBelow(c, top, S, (x, y) =>
-    mixP(far, near, clamp((y - minTop) / span, 0, 1), 1 + (tex[y * S + x]! - 0.5) * texAmt),
+    mixP(far, near, clamp((y - minTop) / span, 0, 1), 1 + (tex[y * S + x]! - 0.5) * st.texture),
   );
 }

@@ -20,7 +20,8 @@
  *    defined in fractions of the image size, so one scene looks the same at every resolution.
  *
  * Layout: this file is the public API (options, file naming, the generation loop);
- * random.ts is hashing and the PRNG, paint.ts the canvas and drawing primitives, elements.ts,
+ * random.ts is hashing and the PRNG, paint.ts the canvas and drawing primitives (colour.ts the
+ * colours, noise.ts value noise and noisy lines), elements.ts,
  * trees.ts and buildings.ts the scene parts shared by several classes, scenes.ts the class list
  * (with the recipes in scenes-classic.ts, scenes-city.ts and scenes-extra.ts), and camera.ts the
  * per-image photometric finish.

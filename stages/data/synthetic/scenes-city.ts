@@ -4,9 +4,11 @@
  * random choice from the sample's Rng.
  */
 import type { Rng } from '../random.js';
-import { between, type Canvas, clamp, flatLine, fract, jitter, lerp, noise2D, P, type RGB, setP } from './paint.js';
+import { between, jitter, type RGB } from './colour.js';
+import { flatLine, noise2D } from './noise.js';
+import { type Canvas, clamp, fract, lerp, P, setP } from './paint.js';
 import { drawBuilding, facadeColour, type Facade, randomFacade } from './buildings.js';
-import { drawGround, drawSky } from './elements.js';
+import { drawGround, drawSky, GROUNDS } from './elements.js';
 import { drawRoundTree, foliagePalette } from './trees.js';
 
 export function sceneBuildings(c: Canvas, rng: Rng): void {
@@ -64,32 +66,15 @@ export function sceneBuildings(c: Canvas, rng: Rng): void {
     if (t.side > 0)
       drawBuilding(c, t.x + t.w - t.side, t.x + t.w, t.top + S * 0.01, ground, t.f, tex, 0.65, sky.horizon, 0);
   }
-  if (ground < S)
-    drawGround(
-      c,
-      rng,
-      flatLine(S, ground),
-      between(rng, [90, 90, 90], [150, 145, 140]),
-      between(rng, [70, 70, 70], [130, 125, 120]),
-      0.25,
-    );
+  if (ground < S) drawGround(c, rng, flatLine(S, ground), GROUNDS.pavement);
   // Street trees in front of some blocks: shared with street/forest, blurs colour statistics.
   if (rng.chance(0.35)) {
     const fol = foliagePalette(rng, 0.15);
     const ftex = noise2D(S, rng, 14, 14, 2);
     const n = rng.int(1, 4);
+    const shading = { foliage: fol, tex: ftex, haze: sky.horizon, hazeAmt: 0 };
     for (let k = 0; k < n; k++)
-      drawRoundTree(
-        c,
-        rng,
-        rng.range(0, 1) * S,
-        Math.min(ground, S) + S * 0.02,
-        S * rng.range(0.25, 0.5),
-        fol,
-        ftex,
-        sky.horizon,
-        0,
-      );
+      drawRoundTree(c, rng, rng.range(0, 1) * S, Math.min(ground, S) + S * 0.02, S * rng.range(0.25, 0.5), shading);
   }
 }
 
@@ -201,17 +186,8 @@ export function sceneStreet(c: Canvas, rng: Rng): void {
     const hs = S * rng.range(0.5, 1.0);
     for (let z = 24; z > 1; z /= rng.range(1.2, 1.6)) {
       const t = 1 / z;
-      drawRoundTree(
-        c,
-        rng,
-        vx + dir * side.span * t * 0.85,
-        hy + side.drop * t,
-        hs * t,
-        fol,
-        ftex,
-        sky.horizon,
-        clamp(z / hazeFar, 0, 0.8),
-      );
+      const shading = { foliage: fol, tex: ftex, haze: sky.horizon, hazeAmt: clamp(z / hazeFar, 0, 0.8) };
+      drawRoundTree(c, rng, vx + dir * side.span * t * 0.85, hy + side.drop * t, hs * t, shading);
     }
   }
   // Cars, far to near so nearer ones overlap.
@@ -238,3 +214,6 @@ export function sceneStreet(c: Canvas, rng: Rng): void {
     c.rect(cx - w / 2, yb - h * 0.1, cx + w / 2, yb, [20, 20, 20]);
   }
 }
+
+/** This module's recipes by class name (scenes.ts puts the classes in order). */
+export const CITY_SCENES = { buildings: sceneBuildings, street: sceneStreet };

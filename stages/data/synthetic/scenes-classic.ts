@@ -4,25 +4,10 @@
  * scenes-city.ts). Each draws every random choice from the sample's Rng.
  */
 import type { Rng } from '../random.js';
-import {
-  between,
-  type Canvas,
-  clamp,
-  fillBelow,
-  jitter,
-  lerp,
-  minOf,
-  mixP,
-  mixRGB,
-  noise1D,
-  noise2D,
-  type RGB,
-  scaleRGB,
-  setP,
-  smoothstep,
-  wavyLine,
-} from './paint.js';
-import { drawGround, drawMountains, drawSky, drawWater, peaksLine } from './elements.js';
+import { between, jitter, mixRGB, type RGB, scaleRGB } from './colour.js';
+import { noise1D, noise2D, wavyLine } from './noise.js';
+import { type Canvas, clamp, fillBelow, lerp, minOf, mixP, setP, smoothstep } from './paint.js';
+import { drawGround, drawMountains, drawSky, drawWater, GROUNDS, peaksLine } from './elements.js';
 import { drawConifer, drawRoundTree, foliagePalette } from './trees.js';
 
 export function sceneForest(c: Canvas, rng: Rng): void {
@@ -42,19 +27,10 @@ export function sceneForest(c: Canvas, rng: Rng): void {
       const h = S * lerp(0.35, 0.12, depth) * rng.range(0.8, 1.6);
       const base = canopyTop + h + S * lerp(0.55, 0.05, depth);
       const spacing = h * rng.range(0.25, 0.45);
+      const shading = { foliage: fol, tex, haze: sky.horizon, hazeAmt: depth * 0.45 };
       for (let x = -rng.range(0, spacing); x < S + spacing; x += spacing * rng.range(0.7, 1.3)) {
         const hh = h * rng.range(0.75, 1.25);
-        drawConifer(
-          c,
-          x,
-          base + rng.range(-0.05, 0.05) * S,
-          hh,
-          hh * rng.range(0.35, 0.55),
-          fol,
-          tex,
-          sky.horizon,
-          depth * 0.45,
-        );
+        drawConifer(c, x, base + rng.range(-0.05, 0.05) * S, hh, hh * rng.range(0.35, 0.55), shading);
       }
     }
   } else {
@@ -78,32 +54,15 @@ export function sceneForest(c: Canvas, rng: Rng): void {
       c.rect(tx - w / 2, top, tx - w / 6, S, scaleRGB(col, 1.4), 0.35); // lit edge reads as a round trunk
     }
     const blobs = rng.int(2, 6);
+    const shading = { foliage: fol, tex, haze: sky.horizon, hazeAmt: 0 };
     for (let k = 0; k < blobs; k++) {
-      drawRoundTree(
-        c,
-        rng,
-        rng.range(0, 1) * S,
-        S * rng.range(0.5, 1.1),
-        S * rng.range(0.3, 0.7),
-        fol,
-        tex,
-        sky.horizon,
-        0,
-      );
+      drawRoundTree(c, rng, rng.range(0, 1) * S, S * rng.range(0.5, 1.1), S * rng.range(0.3, 0.7), shading);
     }
   }
   // Forest floor.
   if (rng.chance(0.6)) {
     const floor = wavyLine(S, rng, S * rng.range(0.82, 0.97), S * 0.03, 6, 3);
-    drawGround(
-      c,
-      rng,
-      floor,
-      between(rng, [50, 55, 25], [110, 95, 55]),
-      between(rng, [40, 45, 20], [90, 80, 45]),
-      0.5,
-      12,
-    );
+    drawGround(c, rng, floor, GROUNDS.forestFloor);
   }
 }
 
@@ -116,11 +75,9 @@ export function sceneGlacier(c: Canvas, rng: Rng): void {
     const pk = peaksLine(S, rng, hy, hy - S * 0.35, hy - S * 0.12, rng.int(2, 4), 0.04);
     drawMountains(c, rng, pk, hy + S * 0.05, {
       rock: between(rng, [90, 95, 105], [140, 145, 150]),
-      foot: null,
       haze: sky.horizon,
       hazeAmt: rng.range(0.3, 0.6),
-      snow: hy,
-      snowCol: [235, 240, 248],
+      snow: { line: hy, colour: [235, 240, 248] },
     });
   }
   // Ice cliff / tongue: jagged top, vertical streaks, blue crevasses.
@@ -160,15 +117,7 @@ export function sceneGlacier(c: Canvas, rng: Rng): void {
   } else {
     // Snow field in front with blue shadows.
     const snowTop = wavyLine(S, rng, waterline, S * 0.03, 4, 3);
-    drawGround(
-      c,
-      rng,
-      snowTop,
-      between(rng, [200, 215, 230], [240, 245, 252]),
-      between(rng, [170, 195, 220], [230, 240, 250]),
-      0.25,
-      5,
-    );
+    drawGround(c, rng, snowTop, GROUNDS.snowField);
   }
 }
 
@@ -195,11 +144,10 @@ export function sceneMountain(c: Canvas, rng: Rng): void {
       S,
       {
         rock: jitter(rng, rockBase, 15),
-        foot: rng.chance(0.6) ? between(rng, [50, 75, 35], [110, 130, 70]) : null,
+        foot: rng.chance(0.6) ? between(rng, [50, 75, 35], [110, 130, 70]) : undefined,
         haze: sky.horizon,
         hazeAmt: far * rng.range(0.35, 0.6),
-        snow: snowy ? lerp(peakTop, base, rng.range(0.15, 0.45)) : null,
-        snowCol: [238, 240, 245],
+        snow: snowy ? { line: lerp(peakTop, base, rng.range(0.15, 0.45)), colour: [238, 240, 245] } : undefined,
       },
       plan[l + 1]?.pk.line,
     );
@@ -208,32 +156,15 @@ export function sceneMountain(c: Canvas, rng: Rng): void {
   const fg = rng.weighted({ meadow: 0.5, scree: 0.3, none: 0.2 });
   if (fg !== 'none') {
     const top = wavyLine(S, rng, S * rng.range(0.75, 0.95), S * 0.05, 3, 3);
-    if (fg === 'meadow')
-      drawGround(
-        c,
-        rng,
-        top,
-        between(rng, [70, 100, 40], [140, 160, 80]),
-        between(rng, [50, 80, 30], [110, 130, 60]),
-        0.4,
-      );
-    else
-      drawGround(
-        c,
-        rng,
-        top,
-        between(rng, [110, 105, 95], [165, 155, 140]),
-        between(rng, [80, 75, 70], [130, 120, 110]),
-        0.6,
-        14,
-      );
+    drawGround(c, rng, top, fg === 'meadow' ? GROUNDS.meadow : GROUNDS.scree);
     if (rng.chance(0.35)) {
       const fol = foliagePalette(rng, 0.1);
       const ftex = noise2D(S, rng, 16, 16, 2);
       const n = rng.int(1, 5);
+      const shading = { foliage: fol, tex: ftex, haze: sky.horizon, hazeAmt: 0 };
       for (let k = 0; k < n; k++) {
         const h = S * rng.range(0.1, 0.3);
-        drawConifer(c, rng.range(0, 1) * S, S * rng.range(0.85, 1.05), h, h * 0.45, fol, ftex, sky.horizon, 0);
+        drawConifer(c, rng.range(0, 1) * S, S * rng.range(0.85, 1.05), h, h * 0.45, shading);
       }
     }
   }
@@ -248,11 +179,8 @@ export function sceneSea(c: Canvas, rng: Rng): void {
     const pk = peaksLine(S, rng, hy + 1, hy - S * rng.range(0.03, 0.12), hy, rng.int(1, 2), 0.02);
     drawMountains(c, rng, pk, hy + 1, {
       rock: between(rng, [60, 75, 60], [110, 120, 100]),
-      foot: null,
       haze: sky.horizon,
       hazeAmt: rng.range(0.4, 0.7),
-      snow: null,
-      snowCol: [255, 255, 255],
     });
   }
   drawWater(c, rng, hy, {
@@ -285,14 +213,9 @@ export function sceneSea(c: Canvas, rng: Rng): void {
       const dx = left ? x : S - 1 - x;
       top[x] = S - Math.max(0, reach - dx) * 0.6 + (rough[x]! - 0.5) * S * 0.08;
     }
-    drawGround(
-      c,
-      rng,
-      top,
-      between(rng, [60, 55, 50], [120, 110, 100]),
-      between(rng, [40, 38, 35], [90, 85, 80]),
-      0.8,
-      16,
-    );
+    drawGround(c, rng, top, GROUNDS.rockyShore);
   }
 }
+
+/** This module's recipes by class name (scenes.ts puts the classes in order). */
+export const CLASSIC_SCENES = { forest: sceneForest, glacier: sceneGlacier, mountain: sceneMountain, sea: sceneSea };

@@ -3,27 +3,10 @@
  * beach, sky, canyon).
  */
 import type { Rng } from '../random.js';
-import {
-  between,
-  type Canvas,
-  clamp,
-  fillBelow,
-  flatLine,
-  jitter,
-  lerp,
-  minOf,
-  mixP,
-  mixRGB,
-  noise1D,
-  noise2D,
-  P,
-  type RGB,
-  scaleRGB,
-  setP,
-  smoothstep,
-  wavyLine,
-} from './paint.js';
-import { drawGround, drawMountains, drawSky, drawWater, peaksLine } from './elements.js';
+import { between, type ColourSpan, colourOf, jitter, mixRGB, type RGB, scaleRGB } from './colour.js';
+import { flatLine, noise1D, noise2D, wavyLine } from './noise.js';
+import { type Canvas, clamp, fillBelow, lerp, minOf, mixP, P, setP, smoothstep } from './paint.js';
+import { drawGround, drawMountains, drawSky, drawWater, GROUNDS, peaksLine } from './elements.js';
 import { drawRoundTree, foliagePalette } from './trees.js';
 
 export function sceneDesert(c: Canvas, rng: Rng): void {
@@ -37,11 +20,8 @@ export function sceneDesert(c: Canvas, rng: Rng): void {
     for (let x = 0; x < S; x++) pk.line[x] = Math.max(pk.line[x]!, hy - S * 0.12);
     drawMountains(c, rng, pk, hy + 1, {
       rock: scaleRGB(sand, 0.7),
-      foot: null,
       haze: sky.horizon,
       hazeAmt: 0.45,
-      snow: null,
-      snowCol: sand,
     });
   }
   const layers = rng.int(2, 4);
@@ -72,6 +52,14 @@ export function sceneDesert(c: Canvas, rng: Rng): void {
   }
 }
 
+/** The field's main colour by crop (the second is darker soil, or the furrows of a ploughed one). */
+const CROP_COLOURS = {
+  green: { lo: [60, 110, 30], hi: [130, 175, 70] },
+  wheat: { lo: [190, 160, 70], hi: [235, 205, 120] },
+  ploughed: { lo: [90, 65, 45], hi: [140, 105, 75] },
+  meadow: { lo: [80, 130, 50], hi: [150, 185, 90] },
+} as const satisfies Record<string, ColourSpan>;
+
 export function sceneField(c: Canvas, rng: Rng): void {
   const S = c.size;
   const hy = S * rng.range(0.3, 0.6);
@@ -84,14 +72,7 @@ export function sceneField(c: Canvas, rng: Rng): void {
     fillBelow(c, top, hy + 1, () => setP(col));
   }
   const crop = rng.weighted({ green: 0.4, wheat: 0.3, ploughed: 0.15, meadow: 0.15 });
-  const a: RGB =
-    crop === 'green'
-      ? between(rng, [60, 110, 30], [130, 175, 70])
-      : crop === 'wheat'
-        ? between(rng, [190, 160, 70], [235, 205, 120])
-        : crop === 'ploughed'
-          ? between(rng, [90, 65, 45], [140, 105, 75])
-          : between(rng, [80, 130, 50], [150, 185, 90]);
+  const a = colourOf(rng, CROP_COLOURS[crop]);
   const b: RGB = crop === 'ploughed' ? scaleRGB(a, 0.65) : mixRGB(a, [60, 50, 35], rng.range(0.2, 0.5));
   const rows = crop !== 'meadow' && rng.chance(0.8);
   const vx = S * rng.range(0.1, 0.9);
@@ -132,18 +113,8 @@ export function sceneField(c: Canvas, rng: Rng): void {
     }
   }
   if (rng.chance(0.25)) {
-    const fol = foliagePalette(rng, 0.1);
-    drawRoundTree(
-      c,
-      rng,
-      rng.range(0.1, 0.9) * S,
-      hy + S * rng.range(0.02, 0.2),
-      S * rng.range(0.15, 0.4),
-      fol,
-      tex,
-      sky.horizon,
-      0.1,
-    );
+    const shading = { foliage: foliagePalette(rng, 0.1), tex, haze: sky.horizon, hazeAmt: 0.1 };
+    drawRoundTree(c, rng, rng.range(0.1, 0.9) * S, hy + S * rng.range(0.02, 0.2), S * rng.range(0.15, 0.4), shading);
   }
 }
 
@@ -159,8 +130,7 @@ export function sceneLake(c: Canvas, rng: Rng): void {
       foot: between(rng, [40, 70, 35], [90, 115, 60]),
       haze: sky.horizon,
       hazeAmt: rng.range(0.15, 0.45),
-      snow: rng.chance(0.4) ? hy - S * rng.range(0.15, 0.3) : null,
-      snowCol: [238, 240, 245],
+      snow: rng.chance(0.4) ? { line: hy - S * rng.range(0.15, 0.3), colour: [238, 240, 245] } : undefined,
     });
   } else {
     const fol = foliagePalette(rng, 0.2);
@@ -177,15 +147,7 @@ export function sceneLake(c: Canvas, rng: Rng): void {
   // Shore or reeds in the foreground.
   if (rng.chance(0.4)) {
     const top = wavyLine(S, rng, S * rng.range(0.85, 0.98), S * 0.04, 3, 3);
-    drawGround(
-      c,
-      rng,
-      top,
-      between(rng, [90, 85, 60], [150, 140, 100]),
-      between(rng, [70, 65, 45], [120, 110, 80]),
-      0.6,
-      14,
-    );
+    drawGround(c, rng, top, GROUNDS.lakeShore);
   }
   if (rng.chance(0.3)) {
     const reed = between(rng, [50, 70, 30], [110, 120, 60]);
@@ -300,14 +262,21 @@ export function sceneCanyon(c: Canvas, rng: Rng): void {
   if (floorY < S * 0.9 && rng.chance(0.5)) {
     drawWater(c, rng, floorY, { deep: between(rng, [40, 90, 80], [90, 140, 120]), waves: 0.3, mirror: 0.4, sky });
   } else if (rng.chance(0.5)) {
-    drawGround(
-      c,
-      rng,
-      wavyLine(S, rng, Math.max(floorY, S * 0.85), S * 0.02, 4, 2),
-      scaleRGB(base, 0.9),
-      scaleRGB(base, 0.75),
-      0.5,
-      14,
-    );
+    drawGround(c, rng, wavyLine(S, rng, Math.max(floorY, S * 0.85), S * 0.02, 4, 2), {
+      far: scaleRGB(base, 0.9),
+      near: scaleRGB(base, 0.75),
+      texture: 0.5,
+      cells: 14,
+    });
   }
 }
+
+/** This module's recipes by class name (scenes.ts puts the classes in order). */
+export const EXTRA_SCENES = {
+  desert: sceneDesert,
+  field: sceneField,
+  lake: sceneLake,
+  beach: sceneBeach,
+  sky: sceneSky,
+  canyon: sceneCanyon,
+};

@@ -2,7 +2,8 @@
  * Trees shared by several scene classes: foliage palettes, conifers and broadleaf trees.
  */
 import type { Rng } from '../random.js';
-import { between, type Canvas, clamp, fract, mixP, mixRGB, P, type RGB } from './paint.js';
+import { between, mixRGB, type RGB } from './colour.js';
+import { type Canvas, clamp, fract, mixP, P } from './paint.js';
 
 export interface Foliage {
   dark: RGB;
@@ -16,18 +17,17 @@ export function foliagePalette(rng: Rng, autumnChance: number): Foliage {
   return { dark: between(rng, [15, 35, 12], [45, 70, 40]), light: between(rng, [70, 110, 35], [135, 175, 85]) };
 }
 
+/** How a tree is coloured: its palette, the texture that breaks up its leaves, and how far it fades into the haze. */
+export interface TreeShading {
+  foliage: Foliage;
+  tex: Float32Array;
+  haze: RGB;
+  hazeAmt: number;
+}
+
 /** Conifer: a textured triangle on a short trunk, lit from the left. */
-export function drawConifer(
-  c: Canvas,
-  x0: number,
-  base: number,
-  h: number,
-  w: number,
-  fol: Foliage,
-  tex: Float32Array,
-  haze: RGB,
-  hazeAmt: number,
-): void {
+export function drawConifer(c: Canvas, x0: number, base: number, h: number, w: number, shading: TreeShading): void {
+  const { foliage: fol, tex, haze, hazeAmt } = shading;
   const S = c.size;
   const top = base - h;
   const dark = mixRGB(fol.dark, haze, hazeAmt),
@@ -52,17 +52,8 @@ export function drawConifer(
 }
 
 /** Broadleaf tree: a few overlapping shaded discs on a trunk. */
-export function drawRoundTree(
-  c: Canvas,
-  rng: Rng,
-  x0: number,
-  base: number,
-  h: number,
-  fol: Foliage,
-  tex: Float32Array,
-  haze: RGB,
-  hazeAmt: number,
-): void {
+export function drawRoundTree(c: Canvas, rng: Rng, x0: number, base: number, h: number, shading: TreeShading): void {
+  const { foliage: fol, tex, haze, hazeAmt } = shading;
   const S = c.size;
   const trunk = mixRGB(between(rng, [45, 35, 25], [90, 70, 55]), haze, hazeAmt);
   const dark = mixRGB(fol.dark, haze, hazeAmt),
