@@ -4,7 +4,7 @@
 // `podium report` shows (runner/report/data.ts): it computes no metric of its own and holds no
 // reference number; a reference or an absolute target comes from the command line.
 //
-//   node bench/quality.mjs [pipelines/intel6.json] [--no-run] [--reference RESULTS.json] [--fused-target 0.93]
+//   node bench/quality.mjs [pipelines/intel6.json] [--no-run] [--cache DIR] [--reference RESULTS.json] [--fused-target 0.93]
 //
 // --reference: a results JSON written by ../shared/torchref/train.py (its `final` entries, in
 // percent), compared with podium's 1-crop rows at the same scale. Without --no-run it runs
@@ -23,16 +23,19 @@ const option = (name) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 const valued = new Set(
-  ['--reference', '--fused-target'].flatMap((o) => (args.includes(o) ? [args[args.indexOf(o) + 1]] : [])),
+  ['--reference', '--fused-target', '--cache'].flatMap((o) => (args.includes(o) ? [args[args.indexOf(o) + 1]] : [])),
 );
 const file = args.find((a) => !a.startsWith('--') && !valued.has(a)) ?? 'pipelines/intel6.json';
 const reference = option('--reference') ? JSON.parse(readFileSync(option('--reference'), 'utf8')) : undefined;
+// --cache: the cache folder, as `podium run --cache` takes it (default: the project's).
+const cache = option('--cache');
+const cacheArgs = cache === undefined ? [] : ['--cache', cache];
 const fusedTarget = option('--fused-target') === undefined ? undefined : Number(option('--fused-target'));
 
-if (!args.includes('--no-run')) execFileSync(process.execPath, [CLI, 'run', file], { stdio: 'inherit' });
+if (!args.includes('--no-run')) execFileSync(process.execPath, [CLI, 'run', file, ...cacheArgs], { stdio: 'inherit' });
 
 const pipeline = loadPipeline(file);
-const store = openStore({});
+const store = openStore({ cache });
 let data;
 try {
   data = gatherReport(pipeline, store, lockOf(pipeline).lock);
@@ -112,4 +115,5 @@ if (reference) {
     }
   }
 }
-if (!args.includes('--no-run')) execFileSync(process.execPath, [CLI, 'report', file], { stdio: 'inherit' });
+if (!args.includes('--no-run'))
+  execFileSync(process.execPath, [CLI, 'report', file, ...cacheArgs], { stdio: 'inherit' });
