@@ -1,7 +1,7 @@
 // A job's folder in the spool on shared storage (one per stage key): the ticket, spec and script
 // the runner writes, the log and result the job writes. Plain files, so a rerun of podium, on any
 // host that sees the spool, can read what an earlier run left there.
-import { readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** What the spool remembers of a submitted job, beside its log: a rerun adopts it from here. */
@@ -24,13 +24,6 @@ export function readJson<T>(path: string): T | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Renamed into place, so a reader never sees half a file. */
-export function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 /** The job's log (the newest one when its job id is unknown). */

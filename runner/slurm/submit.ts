@@ -7,13 +7,14 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Digest } from '../../cache/canonical.js';
 import type { Store } from '../../cache/store.js';
+import { writeFileAtomic } from '../../stages/util/write-atomic.js';
 import type { SlurmSettings } from '../project-config.js';
 import { copyBlobs } from '../push-pull.js';
 import type { StageJob, StageListener } from '../stage-job.js';
 import { sbatch } from './commands.js';
 import type { JobSpec } from './job-spec.js';
 import type { SlurmBackendOptions } from './options.js';
-import { writeAtomic, type JobTicket } from './spool.js';
+import type { JobTicket } from './spool.js';
 
 export async function submitJob(
   o: SlurmBackendOptions,
@@ -39,7 +40,7 @@ export async function submitJob(
     threads: settings.cpusPerTask ?? 1,
     filesDir: join(o.spool, 'files'),
   };
-  writeAtomic(join(dir, 'spec.json'), JSON.stringify(spec));
+  writeFileAtomic(join(dir, 'spec.json'), JSON.stringify(spec));
   rmSync(join(dir, 'result.json'), { force: true });
   const script = join(dir, 'job.sh');
   writeFileSync(script, jobScript(cliScript(), o.pipeline.file, job, dir, o.remote.location), { mode: 0o755 });
@@ -67,7 +68,7 @@ export async function submitJob(
     pid: process.pid,
     attempt,
   };
-  writeAtomic(join(dir, 'job.json'), JSON.stringify(ticket));
+  writeFileAtomic(join(dir, 'job.json'), JSON.stringify(ticket));
   // The job id beside the stage's lease too (the lease is ours: this re-takes it with a longer
   // description), so a second podium on this cache says which job it is waiting for.
   store.tryLease(job.key, `stage ${job.stageId} of ${o.pipeline.file} (slurm job ${jobId})`);
