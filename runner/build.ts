@@ -57,8 +57,8 @@ const train = join(src, 'stages', 'tf', 'kernels', 'train.as.ts');
 const trainOut = join(here, '..', 'stages', 'tf', 'kernels');
 await compileKernel(train, join(trainOut, 'train-shared.wasm'), SHARED_HEAP);
 await compileKernel(train, join(trainOut, 'train.wasm'), ['--importMemory']);
-// The Conv2D filter gradient, on the same heap, also instantiated by the worker threads of
-// stages/tf/kernels/pool.ts.
-const filterGrad = join(src, 'stages', 'tf', 'kernels', 'filter-grad.as.ts');
-await compileKernel(filterGrad, join(trainOut, 'filter-grad-shared.wasm'), SHARED_HEAP);
-await compileKernel(filterGrad, join(trainOut, 'filter-grad.wasm'), ['--importMemory']);
+// The jobs of stages/tf/kernels/pool.ts's threads (the Conv2D filter gradient, batch norm and
+// ReLU6 passes), on the same heap, also instantiated by each worker thread.
+const poolJobs = join(src, 'stages', 'tf', 'kernels', 'pool-jobs.as.ts');
+await compileKernel(poolJobs, join(trainOut, 'pool-jobs-shared.wasm'), SHARED_HEAP);
+await compileKernel(poolJobs, join(trainOut, 'pool-jobs.wasm'), ['--importMemory']);

@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
 import { type CallFn, type LayerVariableLike, leanOp } from './lean-op.js';
-import { BN_GRAD_STATS, BN_STATS, hasWasmTrainOp } from './wasm-train-ops.js';
+import { BN_GRAD_STATS, BN_INPUT_GRAD, BN_STATS, hasWasmTrainOp } from './wasm-train-ops.js';
 
 export interface BatchNormInternals {
   axis: number;
@@ -170,7 +170,9 @@ function batchNormTraining(bn: BatchNormInternals, x: tf.Tensor, gamma: tf.Tenso
       // dγ = Σ dy·x̂ = M·inv·cov;  dx = a·dy + k·x + c with k = −a·inv²·cov, c = −a·E[dy] − k·mean.
       const k = tf.neg(tf.mul(tf.mul(a, tf.square(inv)), cov)) as tf.Tensor1D;
       const cst = tf.sub(tf.neg(tf.mul(a, meanDy)), tf.mul(k, mean)) as tf.Tensor1D;
-      const dx = tf.add(affinePerChannel(dy, a, null), affinePerChannel(x0, k, cst));
+      const dx = hasWasmTrainOp(BN_INPUT_GRAD)
+        ? (tf.engine().runKernel(BN_INPUT_GRAD, { dy, x: x0, a, k, c: cst }, {}) as tf.Tensor)
+        : tf.add(affinePerChannel(dy, a, null), affinePerChannel(x0, k, cst));
       return [dx, tf.mul(tf.mul(inv, cov), m), tf.mul(meanDy, m)];
     },
   );

@@ -112,7 +112,7 @@ export const conv2DBackpropFilterImpl: GradientImpl = (ops, x, dy, filterShape, 
     const perUnit = 4096;
     threads.run(
       'sumChunksJob',
-      [ops.offset(parts), ops.offset(out), K * Co, chunks, perUnit],
+      [ops.offset(parts), ops.offset(out), K * Co, K * Co, chunks, perUnit],
       Math.ceil((K * Co) / perUnit),
     );
   }
@@ -222,25 +222,29 @@ export const depthwiseBackpropInputImpl: GradientImpl = (ops, dy, filter, _input
  * The whole gradient was ~1.7× faster than a per-tap slice/multiply/reduce
  * loop (with the package's Slice, a JS loop; wasm-slice.ts has replaced it since).
  */
-export const depthwiseBackpropFilterImpl: GradientImpl = (ops, x, dy, filterShape, d) => {
+export const depthwiseBackpropFilterImpl: GradientImpl = (ops, x, dy, filterShape, d, pool) => {
   const { N, H, W, C, kh, kw, out: M, OH, OW, sh, sw, padTop, padLeft } = d;
   if (M === 1) {
     // Multiplier 1 (MobileNet's depthwise layers): podium's SIMD loop reads x and dy in place,
-    // where the composition below packs and shuffles them (30% of a MobileNetV2 step).
+    // where the composition below packs and shuffles them (30% of a MobileNetV2 step). One unit
+    // per image (kernels/depthwise-grad.as.ts), then the images' sums are added in order.
+    const taps = kh * kw * C;
     const out = ops.empty(filterShape);
-    const scratch = ops.empty([kh * kw * C]);
-    ops.kernels.depthwiseFilterGrad(
-      ops.offset(x),
-      ops.offset(dy),
-      ops.offset(out),
-      ops.offset(scratch),
+    // A whole number of cache lines per image, and one of gap: threads writing neighbouring
+    // lines slow each other down (kernels/batch-norm.as.ts).
+    const stride = Math.ceil(taps / 16) * 16 + 16;
+    const parts = ops.empty([N * stride]);
+    const threads = pool();
+    threads.run(
+      'depthwiseFilterGradJob',
+      [ops.offset(x), ops.offset(dy), ops.offset(parts), stride, H, W, C, OH, OW, ...windowArgs(d)],
       N,
-      H,
-      W,
-      C,
-      OH,
-      OW,
-      ...windowArgs(d),
+    );
+    const perUnit = 4096;
+    threads.run(
+      'sumChunksJob',
+      [ops.offset(parts), ops.offset(out), taps, stride, N, perUnit],
+      Math.ceil(taps / perUnit),
     );
     return out;
   }

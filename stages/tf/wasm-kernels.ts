@@ -10,24 +10,6 @@ import { compiledPath, instantiateWasm } from '../compiled-path.js';
 import { UnitPool } from './kernels/pool.js';
 
 export interface TrainKernels {
-  depthwiseFilterGrad(
-    x: number,
-    dy: number,
-    out: number,
-    scratch: number,
-    N: number,
-    H: number,
-    W: number,
-    C: number,
-    OH: number,
-    OW: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    padTop: number,
-    padLeft: number,
-  ): void;
   sgdMomentum(
     w: number,
     g: number,
@@ -39,26 +21,6 @@ export interface TrainKernels {
     momentum: number,
     decay: number,
     useDecay: number,
-  ): void;
-  relu6Grad(dy: number, y: number, out: number, n: number, maxValue: number): void;
-  channelMeanVariance(
-    x: number,
-    mean: number,
-    variance: number,
-    scratch: number,
-    N: number,
-    rows: number,
-    C: number,
-  ): void;
-  channelMeansDyDyX(
-    dy: number,
-    x: number,
-    meanDy: number,
-    meanDyX: number,
-    scratch: number,
-    N: number,
-    rows: number,
-    C: number,
   ): void;
 }
 
@@ -104,11 +66,21 @@ function isShared(memory: WebAssembly.Memory): boolean {
 
 const pools = new WeakMap<WebAssembly.Memory, UnitPool>();
 
-/** The exports of kernels/filter-grad.as.ts that run as pool jobs (kernels/pool.ts). */
-export const POOL_JOBS = ['filterGradJob', 'sumChunksJob'] as const;
+/** The exports of kernels/pool-jobs.as.ts, each run as a pool job (kernels/pool.ts). */
+export const POOL_JOBS = [
+  'filterGradJob',
+  'sumChunksJob',
+  'depthwiseFilterGradJob',
+  'channelSumsJob',
+  'channelSquaredDeviationsJob',
+  'channelDyDyXSumsJob',
+  'meansOverImagesJob',
+  'relu6GradJob',
+  'batchNormInputGradJob',
+] as const;
 
 /**
- * kernels/filter-grad.as.ts on this backend's heap, with as many threads as the backend's XNNPACK
+ * kernels/pool-jobs.as.ts on this backend's heap, with as many threads as the backend's XNNPACK
  * pool (they take turns: the backend's threads are idle while a podium kernel runs). The
  * single-threaded build's heap is not shared: then the caller's thread does all the units.
  */
@@ -117,7 +89,7 @@ export function kernelPool(backend: KernelBackend): UnitPool {
   let pool = pools.get(memory);
   if (!pool) {
     const shared = isShared(memory);
-    const path = compiledPath(import.meta.url, shared ? 'kernels/filter-grad-shared.wasm' : 'kernels/filter-grad.wasm');
+    const path = compiledPath(import.meta.url, shared ? 'kernels/pool-jobs-shared.wasm' : 'kernels/pool-jobs.wasm');
     let bytes: Buffer<ArrayBuffer>;
     try {
       bytes = readFileSync(path);

@@ -1,19 +1,23 @@
 // Training ops that tfjs composes from several kernels, each as one kernel on the wasm backend
-// (loops in kernels/train.as.ts, on the backend's heap). These round to float32 in the same
-// order as the tfjs ops they replace and wasm has no fused multiply-add, so results are bit for
-// bit those of the ops; what they save is kernel calls and passes over memory:
+// (loops in kernels/train.as.ts and, on the threads of kernels/pool.ts, kernels/batch-norm.as.ts,
+// on the backend's heap). These round to float32 in the same order as the tfjs ops they replace
+// and wasm has no fused multiply-add, so results are bit for bit those of the ops; what they save
+// is kernel calls and passes over memory:
 //  - SGD with momentum (optimizer.ts): ~7 kernel calls per weight per step, ~1,800 for
 //    MobileNetV2, where Multiply alone was 8% of a step.
 //  - ReLU6's gradient (lean-layers.ts): dy·step(y·(max − y)) was 4 passes over the activation.
-// And two that are not bit-identical, because their sums run in another order than XNNPACK's
-// (per image, then over the images): batch norm's statistics in training, forward (mean and
-// variance: two global average poolings, a squared difference and means) and backward (the
-// means of dy and dy·x: two poolings and a multiply). They cost ~12% of a MobileNetV2 step.
+//  - Batch norm's input gradient (lean-batch-norm.ts): two per-channel affine passes and an Add.
+// And two that are not bit-identical to the ops, because their sums run in another order than
+// XNNPACK's (per image, then over the images): batch norm's statistics in training, forward
+// (mean and variance: two global average poolings, a squared difference and means) and backward
+// (the means of dy and dy·x: two poolings and a multiply). They cost ~12% of a MobileNetV2 step.
+// Every op but SGD runs on the pool's threads (the backend's own sit idle meanwhile), and gives
+// the same bytes for any thread count.
 import * as tf from '@tensorflow/tfjs-core';
 import { getKernel, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelBackend, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
-import { heapOffset, heapOutput, trainKernels } from './wasm-kernels.js';
+import { heapOffset, heapOutput, kernelPool, trainKernels } from './wasm-kernels.js';
 
 /** Inputs {w, g, buf}, attrs {lr, momentum, decay}; outputs [w′, buf′] (new tensors). */
 export const SGD_MOMENTUM = 'PodiumSgdMomentum';
@@ -23,6 +27,11 @@ export const RELU6_GRAD = 'PodiumRelu6Grad';
 export const BN_STATS = 'PodiumBatchNormStats';
 /** Inputs {dy, x} (…, C), output [mean(dy), mean(dy·x)] per channel, each [C]. */
 export const BN_GRAD_STATS = 'PodiumBatchNormGradStats';
+/**
+ * Inputs {dy, x} (…, C) and per-channel {a, k, c} [C]; output batch norm's input gradient
+ * a·dy + (k·x + c), bit for bit the two per-channel affine passes and the Add it replaces.
+ */
+export const BN_INPUT_GRAD = 'PodiumBatchNormInputGrad';
 const WASM = 'wasm';
 
 function requireSame(kernel: string, like: TensorInfo, tensors: TensorInfo[]): void {
@@ -57,18 +66,29 @@ const sgdMomentum: KernelFunc = ({ inputs, backend, attrs }) => {
   return [wOut, bufOut];
 };
 
+// The passes below run on the threads of kernels/pool.ts (kernels/batch-norm.as.ts says how they
+// stay bit-identical for any thread count).
+
+/** Elements per unit of an element-wise job (a multiple of 4: whole SIMD vectors). */
+const ELEMENTS_PER_UNIT = 1 << 15;
+
+/** The float32 bits of v, as the int32 a pool job's argument is. */
+function f32Bits(v: number): number {
+  const bits = new Float32Array([v]);
+  return new Int32Array(bits.buffer)[0]!;
+}
+
 const relu6Grad: KernelFunc = ({ inputs, backend, attrs }) => {
   const { dy, y } = inputs as { dy: TensorInfo; y: TensorInfo };
   const { maxValue } = attrs as unknown as { maxValue: number };
   requireSame(RELU6_GRAD, y, [dy, y]);
   const b = backend as KernelBackend;
   const out = heapOutput(b, y.shape);
-  trainKernels(b).relu6Grad(
-    heapOffset(b, dy),
-    heapOffset(b, y),
-    heapOffset(b, out),
-    util.sizeFromShape(y.shape),
-    maxValue,
+  const n = util.sizeFromShape(y.shape);
+  kernelPool(b).run(
+    'relu6GradJob',
+    [heapOffset(b, dy), heapOffset(b, y), heapOffset(b, out), n, f32Bits(maxValue), ELEMENTS_PER_UNIT],
+    Math.ceil(n / ELEMENTS_PER_UNIT),
   );
   return out;
 };
@@ -80,7 +100,7 @@ function imagesRowsChannels(t: TensorInfo): [number, number, number] {
   return [n, util.sizeFromShape(t.shape) / (n * c), c];
 }
 
-/** Per-image scratch space for the sums, released before returning. */
+/** Scratch space for per-image sums, released before returning. */
 function withScratch<T>(b: KernelBackend, floats: number, body: (at: number) => T): T {
   const scratch = heapOutput(b, [floats]);
   try {
@@ -90,6 +110,31 @@ function withScratch<T>(b: KernelBackend, floats: number, body: (at: number) => 
   }
 }
 
+/**
+ * Floats between consecutive images' sums of `floats` values: a whole number of 64-byte cache
+ * lines and at least one line of gap (kernels/batch-norm.as.ts says why).
+ */
+function imageStride(floats: number): number {
+  return Math.ceil(floats / 16) * 16 + 16;
+}
+
+/** out = the mean over the images of per-image channel sums (stride floats apart), in image order. */
+function meansOverImages(
+  b: KernelBackend,
+  sums: number,
+  stride: number,
+  out: TensorInfo,
+  n: number,
+  rows: number,
+  c: number,
+): void {
+  kernelPool(b).run(
+    'meansOverImagesJob',
+    [sums, stride, heapOffset(b, out), n, c, f32Bits(Math.fround(n) * Math.fround(rows))],
+    1,
+  );
+}
+
 const batchNormStats: KernelFunc = ({ inputs, backend }) => {
   const { x } = inputs as { x: TensorInfo };
   requireSame(BN_STATS, x, [x]);
@@ -97,17 +142,14 @@ const batchNormStats: KernelFunc = ({ inputs, backend }) => {
   const [n, rows, c] = imagesRowsChannels(x);
   const mean = heapOutput(b, [c]);
   const variance = heapOutput(b, [c]);
-  withScratch(b, c, (scratch) =>
-    trainKernels(b).channelMeanVariance(
-      heapOffset(b, x),
-      heapOffset(b, mean),
-      heapOffset(b, variance),
-      scratch,
-      n,
-      rows,
-      c,
-    ),
-  );
+  const pool = kernelPool(b);
+  const stride = imageStride(c);
+  withScratch(b, n * stride, (sums) => {
+    pool.run('channelSumsJob', [heapOffset(b, x), sums, stride, rows, c], n);
+    meansOverImages(b, sums, stride, mean, n, rows, c);
+    pool.run('channelSquaredDeviationsJob', [heapOffset(b, x), heapOffset(b, mean), sums, stride, rows, c], n);
+    meansOverImages(b, sums, stride, variance, n, rows, c);
+  });
   return [mean, variance];
 };
 
@@ -118,19 +160,42 @@ const batchNormGradStats: KernelFunc = ({ inputs, backend }) => {
   const [n, rows, c] = imagesRowsChannels(x);
   const meanDy = heapOutput(b, [c]);
   const meanDyX = heapOutput(b, [c]);
-  withScratch(b, 2 * c, (scratch) =>
-    trainKernels(b).channelMeansDyDyX(
+  const stride = imageStride(2 * c);
+  withScratch(b, n * stride, (sums) => {
+    kernelPool(b).run('channelDyDyXSumsJob', [heapOffset(b, dy), heapOffset(b, x), sums, stride, rows, c], n);
+    meansOverImages(b, sums, stride, meanDy, n, rows, c);
+    meansOverImages(b, sums + 4 * c, stride, meanDyX, n, rows, c);
+  });
+  return [meanDy, meanDyX];
+};
+
+const batchNormInputGrad: KernelFunc = ({ inputs, backend }) => {
+  const { dy, x, a, k, c } = inputs as Record<'dy' | 'x' | 'a' | 'k' | 'c', TensorInfo>;
+  requireSame(BN_INPUT_GRAD, x, [dy, x]);
+  const channels = x.shape[x.shape.length - 1] ?? 1;
+  requireSame(BN_INPUT_GRAD, a, [a, k, c]);
+  if (a.shape.length !== 1 || a.shape[0] !== channels)
+    throw new Error(`${BN_INPUT_GRAD}: a, k, c must be [${channels}], got [${a.shape.join(',')}]`);
+  const b = backend as KernelBackend;
+  const out = heapOutput(b, x.shape);
+  const rows = util.sizeFromShape(x.shape) / channels;
+  const perUnit = Math.max(1, Math.floor(ELEMENTS_PER_UNIT / channels));
+  kernelPool(b).run(
+    'batchNormInputGradJob',
+    [
       heapOffset(b, dy),
       heapOffset(b, x),
-      heapOffset(b, meanDy),
-      heapOffset(b, meanDyX),
-      scratch,
-      n,
+      heapOffset(b, a),
+      heapOffset(b, k),
+      heapOffset(b, c),
+      heapOffset(b, out),
       rows,
-      c,
-    ),
+      channels,
+      perUnit,
+    ],
+    Math.ceil(rows / perUnit),
   );
-  return [meanDy, meanDyX];
+  return out;
 };
 
 const kernels: Record<string, KernelFunc> = {
@@ -138,6 +203,7 @@ const kernels: Record<string, KernelFunc> = {
   [RELU6_GRAD]: relu6Grad,
   [BN_STATS]: batchNormStats,
   [BN_GRAD_STATS]: batchNormGradStats,
+  [BN_INPUT_GRAD]: batchNormInputGrad,
 };
 
 export function registerWasmTrainOps(): void {

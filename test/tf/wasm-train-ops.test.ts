@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { selectBackend } from '../../stages/tf/backend.js';
-import { BN_GRAD_STATS, BN_STATS, RELU6_GRAD, SGD_MOMENTUM } from '../../stages/tf/wasm-train-ops.js';
+import { BN_GRAD_STATS, BN_INPUT_GRAD, BN_STATS, RELU6_GRAD, SGD_MOMENTUM } from '../../stages/tf/wasm-train-ops.js';
 
 beforeAll(async () => {
   expect((await selectBackend('wasm')).name).toBe('wasm');
@@ -30,6 +30,27 @@ describe("podium's wasm training ops equal the tfjs ops bit for bit", () => {
       const ops = tf.mul(dy, tf.step(tf.mul(y, tf.sub(6, y))));
       expect(bits(ours).equals(bits(ops))).toBe(true);
     });
+  });
+
+  it("batch norm's input gradient: a·dy + (k·x + c) as two 1×1 depthwise passes (XNNPACK) and an Add, 7 and 64 channels", () => {
+    for (const shape of [
+      [3, 5, 6, 7],
+      [2, 9, 9, 64],
+    ]) {
+      tf.tidy(() => {
+        const c = shape[3]!;
+        const size = shape.reduce((p, q) => p * q, 1);
+        const x = tf.tensor4d(probe(size, 9, 5), shape as [number, number, number, number]);
+        const dy = tf.tensor4d(probe(size, 10, 2).reverse(), shape as [number, number, number, number]);
+        const [a, k, cst] = [11, 12, 13].map((seed) => tf.tensor1d(probe(c, seed, 3)));
+        const ours = tf.engine().runKernel(BN_INPUT_GRAD, { dy, x, a, k, c: cst }, {}) as tf.Tensor;
+        // What lean-batch-norm.ts computes without the kernel.
+        const filter = (v: tf.Tensor1D) => tf.reshape(v, [1, 1, c, 1]) as tf.Tensor4D;
+        const scaled = tf.depthwiseConv2d(dy, filter(a!), 1, 'valid');
+        const shifted = tf.fused.depthwiseConv2d({ x, filter: filter(k!), strides: 1, pad: 'valid', bias: cst });
+        expect(bits(ours).equals(bits(tf.add(scaled, shifted)))).toBe(true);
+      });
+    }
   });
 
   it('SGD with momentum, with and without weight decay', () => {

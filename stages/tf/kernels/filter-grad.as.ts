@@ -186,17 +186,17 @@ function tile1x1(xp: usize, dp: usize, acc: usize, len: i32, xStep: usize, dStep
 }
 
 /**
- * out[e] = Σ_k parts[k·count + e] over chunks k = 0 … chunks − 1 in that order, for elements
+ * out[e] = Σ_k parts[k·stride + e] over chunks k = 0 … chunks − 1 in that order, for elements
  * [e0, e1) (so threads can split the elements; each element's sum has one order).
  */
-function sumChunks(parts: usize, out: usize, count: i32, chunks: i32, e0: i32, e1: i32): void {
-  const stride = <usize>count << 2;
+function sumChunks(parts: usize, out: usize, stride: i32, chunks: i32, e0: i32, e1: i32): void {
+  const strideBytes = <usize>stride << 2;
   let e = e0;
   for (; e + 4 <= e1; e += 4) {
     let p = parts + (<usize>e << 2);
     let s = v128.load(p);
     for (let k = 1; k < chunks; k++) {
-      p += stride;
+      p += strideBytes;
       s = f32x4.add(s, v128.load(p));
     }
     v128.store(out + (<usize>e << 2), s);
@@ -205,7 +205,7 @@ function sumChunks(parts: usize, out: usize, count: i32, chunks: i32, e0: i32, e
     let p = parts + (<usize>e << 2);
     let s = load<f32>(p);
     for (let k = 1; k < chunks; k++) {
-      p += stride;
+      p += strideBytes;
       s += load<f32>(p);
     }
     store<f32>(out + (<usize>e << 2), s);
@@ -239,8 +239,11 @@ export function filterGradJob(
   );
 }
 
-/** sumChunks for elements [u·perUnit, (u+1)·perUnit) ∩ [0, count): unit u of the final sum. */
-export function sumChunksJob(parts: usize, out: usize, count: i32, chunks: i32, perUnit: i32, u: i32, thread: i32): void {
+/**
+ * sumChunks for elements [u·perUnit, (u+1)·perUnit) ∩ [0, count), chunks `stride` floats apart
+ * (≥ count): unit u of the final sum.
+ */
+export function sumChunksJob(parts: usize, out: usize, count: i32, stride: i32, chunks: i32, perUnit: i32, u: i32, thread: i32): void {
   const e0 = u * perUnit;
-  sumChunks(parts, out, count, chunks, e0, min(e0 + perUnit, count));
+  sumChunks(parts, out, stride, chunks, e0, min(e0 + perUnit, count));
 }

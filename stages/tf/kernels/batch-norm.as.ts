@@ -1,0 +1,214 @@
+// AssemblyScript (compiled to WebAssembly with SIMD by `npm run build`, see runner/build.ts): the
+// element-wise passes of batch norm and ReLU6 in training, as jobs for the threads of
+// kernels/pool.ts, on the tfjs wasm backend's heap (imported, like filter-grad.as.ts: no data
+// segments, no allocation).
+//
+// Why threads: these passes were ~20% of a MobileNetV2 training step (docs/performance.md, session
+// 7) and ran on the caller's thread alone while the other core idled. How they stay bit-identical
+// to the single-threaded loops they replace, whatever the thread count: a unit is one image (the
+// statistics: each image's sums are formed on their own, in row order, then the images are added
+// in order by one unit of meansOverImagesJob) or a fixed range of elements (the element-wise maps);
+// which thread runs a unit never changes an operation or its order.
+
+// The statistics hold their running sums in registers: a block of 16 channels (one cache line of
+// a row) is summed down all of an image's rows, then the next block (4, then 1 channel at the
+// tails). Each channel's sum still runs over the rows in order, so only the speed changes: summing
+// into memory row by row was bound by its loads and stores, not by reading x.
+
+/**
+ * Unit u = image u of x [N, rows, C]: sums[u·stride + c] = Σ_r x[u, r, c], over r in order.
+ * (stride leaves a gap between the images' sums: threads that accumulate into neighbouring cache
+ * lines slowed these passes down by up to 2× on our 2-core machine.)
+ */
+export function channelSumsJob(x: usize, sums: usize, stride: i32, rows: i32, C: i32, u: i32, thread: i32): void {
+  sumRows(x + <usize>u * <usize>rows * (<usize>C << 2), 0, 0, sums + (<usize>u * <usize>stride << 2), 0, rows, C);
+}
+
+/**
+ * Unit u = image u of x [N, rows, C]: sums[u·stride + c] = Σ_r (x[u, r, c] − mean[c])², over r in
+ * order (the second pass of a two-pass variance: exact even when |mean| ≫ std).
+ */
+export function channelSquaredDeviationsJob(x: usize, mean: usize, sums: usize, stride: i32, rows: i32, C: i32, u: i32, thread: i32): void {
+  sumRows(x + <usize>u * <usize>rows * (<usize>C << 2), mean, 0, sums + (<usize>u * <usize>stride << 2), 0, rows, C);
+}
+
+/**
+ * Unit u = image u of dy and x [N, rows, C]: what batch norm's gradient needs, per channel,
+ * sums[u·stride + c] = Σ_r dy and sums[u·stride + C + c] = Σ_r dy·x, over r in order.
+ */
+export function channelDyDyXSumsJob(dy: usize, x: usize, sums: usize, stride: i32, rows: i32, C: i32, u: i32, thread: i32): void {
+  const start = <usize>u * <usize>rows * (<usize>C << 2);
+  const out = sums + (<usize>u * <usize>stride << 2);
+  sumRows(dy + start, 0, x + start, out, out + (<usize>C << 2), rows, C);
+}
+
+/**
+ * Per channel c < C of `rows` rows of C floats at a:
+ *   mean = 0, b = 0:   out[c]  = Σ_r a[r, c]
+ *   mean ≠ 0, b = 0:   out[c]  = Σ_r (a[r, c] − mean[c])²
+ *   b ≠ 0:             out[c]  = Σ_r a[r, c],  out2[c] = Σ_r a[r, c]·b[r, c]
+ * each sum from +0 over r in order, in float32.
+ */
+function sumRows(a: usize, mean: usize, b: usize, out: usize, out2: usize, rows: i32, C: i32): void {
+  const rowBytes = <usize>C << 2;
+  let c: i32 = 0;
+  for (; c + 16 <= C; c += 16) block16(a, mean, b, out, out2, rows, rowBytes, <usize>c << 2);
+  for (; c + 4 <= C; c += 4) block4(a, mean, b, out, out2, rows, rowBytes, <usize>c << 2);
+  for (; c < C; c++) block1(a, mean, b, out, out2, rows, rowBytes, <usize>c << 2);
+}
+
+// @ts-ignore: decorator
+@inline
+function term(v: v128, m: v128, squared: bool): v128 {
+  if (!squared) return v;
+  const d = f32x4.sub(v, m);
+  return f32x4.mul(d, d);
+}
+
+function block16(a: usize, mean: usize, b: usize, out: usize, out2: usize, rows: i32, rowBytes: usize, at: usize): void {
+  const squared = mean != 0;
+  const m0 = squared ? v128.load(mean + at) : f32x4.splat(0);
+  const m1 = squared ? v128.load(mean + at + 16) : f32x4.splat(0);
+  const m2 = squared ? v128.load(mean + at + 32) : f32x4.splat(0);
+  const m3 = squared ? v128.load(mean + at + 48) : f32x4.splat(0);
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0);
+  let p = a + at;
+  if (b == 0) {
+    for (let r = 0; r < rows; r++, p += rowBytes) {
+      s0 = f32x4.add(s0, term(v128.load(p), m0, squared));
+      s1 = f32x4.add(s1, term(v128.load(p + 16), m1, squared));
+      s2 = f32x4.add(s2, term(v128.load(p + 32), m2, squared));
+      s3 = f32x4.add(s3, term(v128.load(p + 48), m3, squared));
+    }
+  } else {
+    let q = b + at;
+    for (let r = 0; r < rows; r++, p += rowBytes, q += rowBytes) {
+      const v0 = v128.load(p), v1 = v128.load(p + 16), v2 = v128.load(p + 32), v3 = v128.load(p + 48);
+      s0 = f32x4.add(s0, v0);
+      s1 = f32x4.add(s1, v1);
+      s2 = f32x4.add(s2, v2);
+      s3 = f32x4.add(s3, v3);
+      t0 = f32x4.add(t0, f32x4.mul(v0, v128.load(q)));
+      t1 = f32x4.add(t1, f32x4.mul(v1, v128.load(q + 16)));
+      t2 = f32x4.add(t2, f32x4.mul(v2, v128.load(q + 32)));
+      t3 = f32x4.add(t3, f32x4.mul(v3, v128.load(q + 48)));
+    }
+    v128.store(out2 + at, t0);
+    v128.store(out2 + at + 16, t1);
+    v128.store(out2 + at + 32, t2);
+    v128.store(out2 + at + 48, t3);
+  }
+  v128.store(out + at, s0);
+  v128.store(out + at + 16, s1);
+  v128.store(out + at + 32, s2);
+  v128.store(out + at + 48, s3);
+}
+
+function block4(a: usize, mean: usize, b: usize, out: usize, out2: usize, rows: i32, rowBytes: usize, at: usize): void {
+  const squared = mean != 0;
+  const m0 = squared ? v128.load(mean + at) : f32x4.splat(0);
+  let s0 = f32x4.splat(0);
+  let t0 = f32x4.splat(0);
+  let p = a + at;
+  let q = b + at;
+  for (let r = 0; r < rows; r++, p += rowBytes, q += rowBytes) {
+    const v0 = v128.load(p);
+    s0 = f32x4.add(s0, term(v0, m0, squared));
+    if (b != 0) t0 = f32x4.add(t0, f32x4.mul(v0, v128.load(q)));
+  }
+  v128.store(out + at, s0);
+  if (b != 0) v128.store(out2 + at, t0);
+}
+
+function block1(a: usize, mean: usize, b: usize, out: usize, out2: usize, rows: i32, rowBytes: usize, at: usize): void {
+  const m0: f32 = mean != 0 ? load<f32>(mean + at) : 0;
+  let s0: f32 = 0;
+  let t0: f32 = 0;
+  let p = a + at;
+  let q = b + at;
+  for (let r = 0; r < rows; r++, p += rowBytes, q += rowBytes) {
+    const v0 = load<f32>(p);
+    if (mean != 0) {
+      const d = v0 - m0;
+      s0 += d * d;
+    } else s0 += v0;
+    if (b != 0) t0 += v0 * load<f32>(q);
+  }
+  store<f32>(out + at, s0);
+  if (b != 0) store<f32>(out2 + at, t0);
+}
+
+/**
+ * out[c] = (Σ_n sums[n·stride + c]) / count for c < C, the images added in order, every sum and
+ * the quotient rounded to float32 (count = N·rows, passed as its float32 bits). One unit.
+ */
+export function meansOverImagesJob(sums: usize, stride: i32, out: usize, N: i32, C: i32, countBits: i32, u: i32, thread: i32): void {
+  const count = reinterpret<f32>(countBits);
+  const rowBytes = <usize>C << 2;
+  const strideBytes = <usize>stride << 2;
+  memory.fill(out, 0, rowBytes);
+  let s = sums;
+  for (let n = 0; n < N; n++, s += strideBytes) {
+    for (let b: usize = 0; b < rowBytes; b += 4) store<f32>(out + b, load<f32>(out + b) + load<f32>(s + b));
+  }
+  for (let b: usize = 0; b < rowBytes; b += 4) store<f32>(out + b, load<f32>(out + b) / count);
+}
+
+/**
+ * Elements [u·perUnit, (u + 1)·perUnit) ∩ [0, n) of ReLU6's gradient: out = dy · step(y·(max − y)),
+ * the product, difference and comparison in float32 as tfjs computes them (so dy·0 = −0 for a
+ * negative dy). perUnit is a multiple of 4.
+ */
+export function relu6GradJob(dy: usize, y: usize, out: usize, n: i32, maxBits: i32, perUnit: i32, u: i32, thread: i32): void {
+  const maxValue = reinterpret<f32>(maxBits);
+  const e0 = u * perUnit;
+  const e1 = min(e0 + perUnit, n);
+  const vecEnd = <usize>(e0 + ((e1 - e0) & ~3)) << 2;
+  const M = f32x4.splat(maxValue);
+  const Z = f32x4.splat(0);
+  const ONE = f32x4.splat(1);
+  let b = <usize>e0 << 2;
+  for (; b < vecEnd; b += 16) {
+    const yv = v128.load(y + b);
+    const pass = f32x4.gt(f32x4.mul(yv, f32x4.sub(M, yv)), Z);
+    v128.store(out + b, f32x4.mul(v128.load(dy + b), v128.and(pass, ONE)));
+  }
+  for (; b < <usize>e1 << 2; b += 4) {
+    const yi = load<f32>(y + b);
+    store<f32>(out + b, load<f32>(dy + b) * (yi * (maxValue - yi) > 0 ? <f32>1 : <f32>0));
+  }
+}
+
+/**
+ * Rows [u·perUnit, (u + 1)·perUnit) ∩ [0, rows) of batch norm's input gradient, dy and x
+ * [rows, C]: dx = (0 + a·dy) + (c + k·x) per channel. The zero and the order are those of the
+ * passes it replaces (two 1×1 depthwise convolutions, XNNPACK's accumulator starting at the bias,
+ * zero without one, then an Add), so the result is theirs bit for bit.
+ */
+export function batchNormInputGradJob(
+  dy: usize, x: usize, a: usize, k: usize, c: usize, out: usize, rows: i32, C: i32, perUnit: i32, u: i32, thread: i32,
+): void {
+  const rowBytes = <usize>C << 2;
+  const vec = <usize>(C & ~3) << 2;
+  const r0 = u * perUnit;
+  const r1 = min(r0 + perUnit, rows);
+  const Z = f32x4.splat(0);
+  let at = <usize>r0 * rowBytes;
+  for (let r = r0; r < r1; r++, at += rowBytes) {
+    const d = dy + at;
+    const xr = x + at;
+    const o = out + at;
+    let b: usize = 0;
+    for (; b < vec; b += 16) {
+      const scaled = f32x4.add(Z, f32x4.mul(v128.load(d + b), v128.load(a + b)));
+      const shifted = f32x4.add(v128.load(c + b), f32x4.mul(v128.load(xr + b), v128.load(k + b)));
+      v128.store(o + b, f32x4.add(scaled, shifted));
+    }
+    for (; b < rowBytes; b += 4) {
+      const scaled = <f32>0 + load<f32>(d + b) * load<f32>(a + b);
+      const shifted = load<f32>(c + b) + load<f32>(xr + b) * load<f32>(k + b);
+      store<f32>(o + b, scaled + shifted);
+    }
+  }
+}
