@@ -12,13 +12,17 @@
  *   average is the unbiased one (× M/(M−1)), as TensorFlow's fused batch norm and PyTorch do;
  *   normalisation uses the biased one, as all of them do.
  * - Inference mode is the same single affine pass, from the moving statistics.
- * Training saves only x and per-channel vectors for the gradient.
+ * - Followed by ReLU(6) (MobileNetV2: 35 of its 52 BN layers), the training-mode call applies the
+ *   clip in the same pass (XNNPACK's clamp on the affine map: one pass over the activation less)
+ *   and marks its output; the ReLU layer then passes a marked tensor through (lean-layers.ts), and
+ *   the clip's gradient is applied at the start of BN's.
+ * Training saves only x (and y when clipped) and per-channel vectors for the gradient.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
 import { type CallFn, type LayerVariableLike, leanOp } from './lean-op.js';
-import { BN_GRAD_STATS, BN_INPUT_GRAD, BN_STATS, hasWasmTrainOp } from './wasm-train-ops.js';
+import { BN_GRAD_STATS, BN_INPUT_GRAD, BN_STATS, hasWasmTrainOp, RELU6_GRAD } from './wasm-train-ops.js';
 
 export interface BatchNormInternals {
   axis: number;
@@ -33,10 +37,20 @@ export interface BatchNormInternals {
   dispose(): { refCountAfterDispose: number; numDisposedVariables: number };
 }
 
-/** The fast call of a BatchNormalization layer; other axes and missing weights keep its own call. */
+/**
+ * Outputs of a training-mode BN call that are already clipped to [0, max], with that max: the
+ * ReLU(max) layer after it passes them through instead of clipping again.
+ */
+export const clippedOutputs = new WeakMap<tf.Tensor, number>();
+
+/**
+ * The fast call of a BatchNormalization layer; other axes and missing weights keep its own call.
+ * `clipAt`: the max of the ReLU that reads this layer's output alone, fused into training mode.
+ */
 export function batchNormCall(
   layer: tfl.layers.Layer,
   original: CallFn,
+  clipAt: number | null,
 ): (x: tf.Tensor, training: boolean) => tf.Tensor | tf.Tensor[] {
   const bn = layer as unknown as BatchNormInternals;
   addMissingBatchNormConstants(bn, layer);
@@ -52,7 +66,11 @@ export function batchNormCall(
     ) {
       return original(x, { training });
     }
-    if (training) return batchNormTraining(bn, x, gamma.read(), beta.read());
+    if (training) {
+      const y = batchNormTraining(bn, x, gamma.read(), beta.read(), clipAt);
+      if (clipAt !== null) clippedOutputs.set(y, clipAt);
+      return y;
+    }
     return tf.tidy(() => {
       const a = tf.mul(gamma.read(), tf.rsqrt(tf.add(movingVariance.read(), bn.epsilon))) as tf.Tensor1D;
       const b = tf.sub(beta.read(), tf.mul(movingMean.read(), a)) as tf.Tensor1D;
@@ -96,21 +114,45 @@ function addMissingBatchNormConstants(bn: BatchNormInternals, layer: tfl.layers.
  * *computed* as a [C] tensor, not reshaped to it: the wasm FusedDepthwiseConv2D checks the rank
  * of the bias's underlying buffer, which keeps the shape it was created with.
  */
-function affinePerChannel(x: tf.Tensor, a: tf.Tensor1D, b: tf.Tensor1D | null): tf.Tensor {
+function affinePerChannel(
+  x: tf.Tensor,
+  a: tf.Tensor1D,
+  b: tf.Tensor1D | null,
+  clipAt: number | null = null,
+): tf.Tensor {
   return tf.tidy(() => {
     const c = x.shape[x.rank - 1] as number;
-    if (tf.getBackend() !== 'wasm') {
+    // XNNPACK clamps in the same pass, but only to [0, 6] among the activations tfjs passes it.
+    if (tf.getBackend() !== 'wasm' || (clipAt !== null && (clipAt !== 6 || b === null))) {
       const scaled = tf.mul(x, a);
-      return b === null ? scaled : tf.add(scaled, b);
+      const y = b === null ? scaled : tf.add(scaled, b);
+      return clipAt === null ? y : tf.clipByValue(y, 0, clipAt);
     }
     const x4 = (x.rank === 4 ? x : tf.reshape(x, [1, 1, x.size / c, c])) as tf.Tensor4D;
     const filter = tf.reshape(a, [1, 1, c, 1]) as tf.Tensor4D;
     const y =
       b === null
         ? tf.depthwiseConv2d(x4, filter, 1, 'valid')
-        : tf.fused.depthwiseConv2d({ x: x4, filter, strides: 1, pad: 'valid', bias: b });
+        : tf.fused.depthwiseConv2d({
+            x: x4,
+            filter,
+            strides: 1,
+            pad: 'valid',
+            bias: b,
+            ...(clipAt === null ? {} : { activation: 'relu6' as const }),
+          });
     return x.rank === 4 ? y : tf.reshape(y, x.shape);
   });
+}
+
+/**
+ * The gradient of y = clip(x, 0, max) from y: dy where 0 < y < max, else 0 (as TF's Relu6Grad;
+ * 0 < y < max ⇔ y·(max − y) > 0). On wasm one pass of podium's kernel, bit-identical to the ops.
+ */
+export function clippedReluGrad(dy: tf.Tensor, y: tf.Tensor, maxValue: number): tf.Tensor {
+  return hasWasmTrainOp(RELU6_GRAD)
+    ? (tf.engine().runKernel(RELU6_GRAD, { dy, y }, { maxValue }) as tf.Tensor)
+    : tf.mul(dy, tf.step(tf.mul(y, tf.sub(maxValue, y))));
 }
 
 /**
@@ -133,7 +175,13 @@ function meanAndVariance(x: tf.Tensor): [tf.Tensor1D, tf.Tensor1D] {
   return [mean, meanPerChannel(tf.squaredDifference(x, mean))];
 }
 
-function batchNormTraining(bn: BatchNormInternals, x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
+function batchNormTraining(
+  bn: BatchNormInternals,
+  x: tf.Tensor,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  clipAt: number | null,
+): tf.Tensor {
   const c = x.shape[x.rank - 1] as number;
   const m = x.size / c;
   return leanOp(
@@ -154,10 +202,12 @@ function batchNormTraining(bn: BatchNormInternals, x: tf.Tensor, gamma: tf.Tenso
         m > 1 ? tf.mul(variance, m / (m - 1)) : variance,
         bn.momentum,
       );
-      save([x0, mean, inv, a]);
-      return affinePerChannel(x0, a, shift);
+      const y = affinePerChannel(x0, a, shift, clipAt);
+      save(clipAt === null ? [x0, mean, inv, a] : [x0, mean, inv, a, y]);
+      return y;
     },
-    (dy, [sx, sMean, sInv, sA]) => {
+    (dyOut, [sx, sMean, sInv, sA, sy]) => {
+      const dy = clipAt === null ? dyOut : clippedReluGrad(dyOut, sy as tf.Tensor, clipAt);
       const x0 = sx as tf.Tensor;
       const mean = sMean as tf.Tensor1D;
       const inv = sInv as tf.Tensor1D;

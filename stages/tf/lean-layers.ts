@@ -19,7 +19,8 @@
  *   Conv2DBackpropFilter, DepthwiseConv2dNative* — on wasm, those of wasm-gradients.ts).
  * - BatchNormalization: per-channel statistics by pooling, the affine map as one depthwise pass,
  *   a closed-form gradient (lean-batch-norm.ts).
- * - ReLU(maxValue) is one clip whose gradient is dy·step(y·(max − y)): 2 passes instead of 7.
+ * - ReLU(maxValue) is one clip whose gradient is dy·step(y·(max − y)): 2 passes instead of 7;
+ *   after a BN layer whose only reader it is, BN clips in its own affine pass (lean-batch-norm.ts).
  * Inference mode: BN becomes the same single affine pass (from the moving statistics), ReLU the
  * single clip; convolutions and padding keep tfjs-layers' own call.
  * Everything is deterministic; results differ from the stock layers by float rounding only
@@ -28,9 +29,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
-import { batchNormCall, meanPerChannel } from './lean-batch-norm.js';
+import { batchNormCall, clippedOutputs, clippedReluGrad, meanPerChannel } from './lean-batch-norm.js';
 import { type CallFn, type LayerVariableLike, leanOp } from './lean-op.js';
-import { hasWasmTrainOp, RELU6_GRAD } from './wasm-train-ops.js';
 
 export type { BatchNormInternals } from './lean-batch-norm.js';
 
@@ -85,11 +85,15 @@ function fastCall(
   const channelsLast = (config.dataFormat ?? config.data_format ?? 'channelsLast') !== 'channelsFirst';
   switch (layer.getClassName()) {
     case 'BatchNormalization':
-      return batchNormCall(layer, original);
+      return batchNormCall(layer, original, clippedReluAfter(layer) ?? null);
     case 'ReLU': {
-      const maxValue = (layer as unknown as { maxValue?: number | null }).maxValue;
-      if (maxValue === undefined || maxValue === null || !(maxValue > 0)) return undefined;
-      return (x, training) => (training ? clippedRelu(x, maxValue) : tf.clipByValue(x, 0, maxValue));
+      const maxValue = clipBound(layer);
+      if (maxValue === undefined) return undefined;
+      return (x, training) => {
+        if (!training) return tf.clipByValue(x, 0, maxValue);
+        // Clipped already by the BN layer before it (lean-batch-norm.ts), whose gradient clips dy.
+        return clippedOutputs.get(x) === maxValue ? x : clippedRelu(x, maxValue);
+      };
     }
     case 'Conv2D':
     case 'DepthwiseConv2D': {
@@ -177,6 +181,27 @@ function convTraining(
   );
 }
 
+/** The max of a ReLU(maxValue) layer, or undefined for other activations. */
+function clipBound(layer: Layer): number | undefined {
+  if (layer.getClassName() !== 'ReLU') return undefined;
+  const maxValue = (layer as unknown as { maxValue?: number | null }).maxValue;
+  return maxValue === undefined || maxValue === null || !(maxValue > 0) ? undefined : maxValue;
+}
+
+/**
+ * The max of the ReLU(max) that is the only reader of this layer's only output (MobileNetV2's
+ * BN → ReLU6 pairs), or undefined: then BN can clip its own output in training mode.
+ */
+function clippedReluAfter(layer: Layer): number | undefined {
+  const { inboundNodes, outboundNodes } = layer as unknown as {
+    inboundNodes: unknown[];
+    outboundNodes: Array<{ outboundLayer: Layer }>;
+  };
+  const next = outboundNodes.length === 1 ? outboundNodes[0]!.outboundLayer : undefined;
+  if (inboundNodes.length !== 1 || next === undefined) return undefined;
+  return (next as unknown as { inboundNodes: unknown[] }).inboundNodes.length === 1 ? clipBound(next) : undefined;
+}
+
 function zeroPadTraining(x: tf.Tensor4D, padding: [[number, number], [number, number]]): tf.Tensor {
   const [[top, bottom], [left, right]] = padding;
   const shape = x.shape;
@@ -201,12 +226,6 @@ function clippedRelu(x: tf.Tensor, maxValue: number): tf.Tensor {
       save([y]);
       return y;
     },
-    // 0 < y < max ⇔ y·(max − y) > 0: the gradient passes exactly there (as TF's Relu6Grad).
-    // On wasm one pass of podium's kernel, bit-identical to the four ops (wasm-train-ops.ts).
-    (dy, [y]) => [
-      hasWasmTrainOp(RELU6_GRAD)
-        ? (tf.engine().runKernel(RELU6_GRAD, { dy, y: y as tf.Tensor }, { maxValue }) as tf.Tensor)
-        : tf.mul(dy, tf.step(tf.mul(y as tf.Tensor, tf.sub(maxValue, y as tf.Tensor)))),
-    ],
+    (dy, [y]) => [clippedReluGrad(dy, y as tf.Tensor, maxValue)],
   );
 }

@@ -1,10 +1,10 @@
 /**
  * The convolution gradients of wasm-gradients.ts, each a composition of kernels the wasm backend
  * does ship and that are fast there: Conv2D and DepthwiseConv2dNative (XNNPACK), rank ≤ 4
- * Transpose, PadV2, Slice, Reshape, Reverse, Sum, Fill — plus podium's own SIMD loops for the
- * depthwise filter gradient with channel multiplier 1 (kernels/train.as.ts) and for every Conv2D
- * filter gradient (kernels/filter-grad.as.ts, on the threads of kernels/pool.ts). The attributes'
- * checks and the dimensions each algorithm needs are conv-geometry.ts's.
+ * Transpose, PadV2, Slice, Reshape, Reverse, Sum, Fill — plus podium's own SIMD loops, on the
+ * threads of kernels/pool.ts, for both depthwise gradients with channel multiplier 1
+ * (kernels/depthwise-grad.as.ts) and for every Conv2D filter gradient (kernels/filter-grad.as.ts).
+ * The attributes' checks and the dimensions each algorithm needs are conv-geometry.ts's.
  *
  * Performance facts that chose the algorithms below, measured on our 2-core machines when the
  * backend still ran the package's single-threaded build (under Node it now runs the threaded SIMD
@@ -50,6 +50,9 @@ export type GradientImpl = (
  * of the kernel that changes its bytes, so it is fixed (finetune's version pins it).
  */
 export const FILTER_GRAD_CHUNK = 4096;
+
+/** MAX_TAPS in kernels/depthwise-grad.as.ts: larger depthwise kernels take the composed path. */
+const DEPTHWISE_MAX_TAPS = 64;
 
 /** Positions per packed block: BLOCK in kernels/filter-grad.as.ts (sizes each thread's scratch). */
 const FILTER_GRAD_BLOCK = 64;
@@ -168,15 +171,28 @@ export const conv2DBackpropInputImpl: GradientImpl = (ops, dy, filter, _inputSha
 };
 
 /**
- * Depthwise input gradient: zero-stuff dy at the stride, pad so that it
+ * Depthwise input gradient. Multiplier 1 (MobileNet's depthwise layers): podium's kernel gathers
+ * each pixel's taps from dy in place, one row of dx per unit (kernels/depthwise-grad.as.ts).
+ * Otherwise: zero-stuff dy at the stride, pad so that it
  * lines up with the forward padding, and correlate with the spatially
  * flipped filter as a stride-1 depthwise conv over the C·M dy channels;
  * then sum the channel multiplier away. Depthwise convs are cheap (k² MACs
  * per element), so the s² zero-stuffing overhead is acceptable here and
  * keeps the channel-multiplier bookkeeping to a single innermost Sum.
  */
-export const depthwiseBackpropInputImpl: GradientImpl = (ops, dy, filter, _inputShape, d) => {
+export const depthwiseBackpropInputImpl: GradientImpl = (ops, dy, filter, inputShape, d, pool) => {
   const { N, H, W, C, kh, kw, out: M, OH, OW, dyC: CM, sh, sw, padTop, padLeft } = d;
+  if (M === 1 && kh * kw <= DEPTHWISE_MAX_TAPS) {
+    const threads = pool();
+    const dx = ops.empty(inputShape);
+    const taps = ops.empty([threads.threads * 2 * DEPTHWISE_MAX_TAPS]); // each thread's tap list
+    threads.run(
+      'depthwiseInputGradJob',
+      [ops.offset(dy), ops.offset(filter), ops.offset(dx), ops.offset(taps), H, W, C, OH, OW, ...windowArgs(d)],
+      N * H,
+    );
+    return dx;
+  }
   // Zero-stuffing with two cheap rank-3/4 pads instead of a rank-6 pad:
   // [N·OH, OW, 1, CM] → [N·OH, OW, sw, CM], then [N·OH, 1, OW·sw·CM] → [N·OH, sh, …].
   let stuffed = dy;

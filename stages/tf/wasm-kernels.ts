@@ -1,5 +1,6 @@
-// podium's own WebAssembly kernels for the tfjs wasm backend (kernels/train.as.ts, compiled
-// by `npm run build`). They import the backend's heap, so they read and write tensors where the
+// podium's own WebAssembly kernels for the tfjs wasm backend (kernels/train.as.ts for the
+// calling thread, kernels/pool-jobs.as.ts for the threads of kernels/pool.ts; compiled by
+// `npm run build`). They import the backend's heap, so they read and write tensors where the
 // backend keeps them, with no copies: the threaded backend's memory is shared, the
 // single-threaded one's is not, and each has its build of the module.
 import { readFileSync } from 'node:fs';
@@ -71,6 +72,7 @@ export const POOL_JOBS = [
   'filterGradJob',
   'sumChunksJob',
   'depthwiseFilterGradJob',
+  'depthwiseInputGradJob',
   'channelSumsJob',
   'channelSquaredDeviationsJob',
   'channelDyDyXSumsJob',

@@ -338,6 +338,18 @@ describe('fast layers (accelerateLayers) match tfjs-layers', () => {
     model.dispose();
   });
 
+  it('clips in the batch norm pass when a ReLU6 alone reads it (training mode): no ClipByValue kernel runs', async () => {
+    const model = buildNet();
+    accelerateLayers(model);
+    const x = tf.tensor4d(seeded(2 * 12 * 12 * 3, 23, -2, 3), [2, 12, 12, 3]);
+    const kernels = async (training: boolean): Promise<string[]> =>
+      (await tf.profile(() => model.apply(x, { training }) as tf.Tensor)).kernelNames;
+    expect(await kernels(true)).not.toContain('ClipByValue');
+    expect(await kernels(false)).toContain('ClipByValue');
+    x.dispose();
+    model.dispose();
+  });
+
   it('makes BatchNormalization with scale: false trainable (tfjs-layers crashes on it)', async () => {
     const input = tfl.input({ shape: [8, 8, 2] });
     const bn = tfl.layers.batchNormalization({ scale: false, center: false });

@@ -2,7 +2,7 @@
 // worker instantiates it on the backend's shared heap): the Conv2D and depthwise filter gradients
 // and the batch norm / ReLU6 passes. Built by runner/build.ts.
 export { filterGradJob, sumChunksJob } from './filter-grad.as';
-export { depthwiseFilterGradJob } from './depthwise-grad.as';
+export { depthwiseFilterGradJob, depthwiseInputGradJob } from './depthwise-grad.as';
 export {
   batchNormInputGradJob,
   channelDyDyXSumsJob,
