@@ -110,14 +110,23 @@ function fastCall(
         const kernel = depthwise ? conv.depthwiseKernel : conv.kernel;
         if (!training || x.rank !== 4 || kernel == null) return original(x, { training });
         const bias = conv.useBias && conv.bias != null ? conv.bias.read() : null;
-        return convTraining(x as tf.Tensor4D, kernel.read() as tf.Tensor4D, bias, conv, depthwise);
+        const pad = paddedLater.get(x) === layer ? 'same' : (conv.padding as 'same' | 'valid');
+        return convTraining(x as tf.Tensor4D, kernel.read() as tf.Tensor4D, bias, conv, depthwise, pad);
       };
     }
     case 'ZeroPadding2D': {
       const padding = (layer as unknown as { padding: [[number, number], [number, number]] }).padding;
       if (!channelsLast) return undefined;
+      const reader = soleReader(layer);
+      const conv = reader !== undefined && isValidConv(reader) ? reader : undefined;
       return (x, training) => {
         if (!training || x.rank !== 4) return original(x, { training });
+        if (conv !== undefined && samePaddingIs(x.shape as Shape4, conv, padding)) {
+          // A new tensor object on the same data, so that the mark is for this reader alone.
+          const y = tf.clone(x);
+          paddedLater.set(y, conv);
+          return y;
+        }
         return zeroPadTraining(x as tf.Tensor4D, padding);
       };
     }
@@ -132,9 +141,9 @@ function convTraining(
   bias: tf.Tensor | null,
   conv: ConvInternals,
   depthwise: boolean,
+  pad: 'same' | 'valid',
 ): tf.Tensor {
   const strides: [number, number] = [conv.strides[0] ?? 1, conv.strides[1] ?? 1];
-  const pad = conv.padding as 'same' | 'valid';
   const inputs = bias === null ? [x, kernel] : [x, kernel, bias];
   return leanOp(
     inputs,
@@ -188,18 +197,54 @@ function clipBound(layer: Layer): number | undefined {
   return maxValue === undefined || maxValue === null || !(maxValue > 0) ? undefined : maxValue;
 }
 
-/**
- * The max of the ReLU(max) that is the only reader of this layer's only output (MobileNetV2's
- * BN → ReLU6 pairs), or undefined: then BN can clip its own output in training mode.
- */
-function clippedReluAfter(layer: Layer): number | undefined {
+/** The layer that alone reads this layer's only output, called once, or undefined. */
+function soleReader(layer: Layer): Layer | undefined {
   const { inboundNodes, outboundNodes } = layer as unknown as {
     inboundNodes: unknown[];
     outboundNodes: Array<{ outboundLayer: Layer }>;
   };
   const next = outboundNodes.length === 1 ? outboundNodes[0]!.outboundLayer : undefined;
   if (inboundNodes.length !== 1 || next === undefined) return undefined;
-  return (next as unknown as { inboundNodes: unknown[] }).inboundNodes.length === 1 ? clipBound(next) : undefined;
+  return (next as unknown as { inboundNodes: unknown[] }).inboundNodes.length === 1 ? next : undefined;
+}
+
+/**
+ * The max of the ReLU(max) that alone reads this layer (MobileNetV2's BN → ReLU6 pairs), or
+ * undefined: then BN can clip its own output in training mode.
+ */
+function clippedReluAfter(layer: Layer): number | undefined {
+  const reader = soleReader(layer);
+  return reader === undefined ? undefined : clipBound(reader);
+}
+
+/**
+ * Tensors a ZeroPadding2D layer passed on unpadded, by the convolution that alone reads them and
+ * pads them itself, as 'same' (training mode). Why: MobileNetV2's stride-2 layers pad by
+ * [[0, 1], [0, 1]] and convolve 'valid', which for even sizes is exactly 'same': the explicit pad
+ * (forward) and its Slice (backward) were two copies of the activation, and the convolution read
+ * the zeros. XNNPACK's implicit padding adds the same zero products in the same order, and the
+ * gradients skip them, so results do not change. (Explicit padding would cover every case, but
+ * tfjs-backend-wasm 4.22 computes it wrongly: test/tf/wasm-gradients.test.ts.)
+ */
+const paddedLater = new WeakMap<tf.Tensor, Layer>();
+
+type Shape4 = [number, number, number, number];
+
+function isValidConv(layer: Layer): boolean {
+  const name = layer.getClassName();
+  return (name === 'Conv2D' || name === 'DepthwiseConv2D') && (layer as unknown as ConvInternals).padding === 'valid';
+}
+
+/** Whether 'same' padding of this convolution's input x pads exactly by `padding`. */
+function samePaddingIs(xShape: Shape4, layer: Layer, padding: [[number, number], [number, number]]): boolean {
+  const { kernelSize, strides } = layer as unknown as { kernelSize: number[]; strides: number[] };
+  return [0, 1].every((axis) => {
+    const size = xShape[axis + 1]!;
+    const [k, s] = [kernelSize[axis] ?? 1, strides[axis] ?? 1];
+    const total = Math.max((Math.ceil(size / s) - 1) * s + k - size, 0);
+    const before = Math.floor(total / 2);
+    return padding[axis]![0] === before && padding[axis]![1] === total - before;
+  });
 }
 
 function zeroPadTraining(x: tf.Tensor4D, padding: [[number, number], [number, number]]): tf.Tensor {

@@ -338,14 +338,19 @@ describe('fast layers (accelerateLayers) match tfjs-layers', () => {
     model.dispose();
   });
 
-  it('clips in the batch norm pass when a ReLU6 alone reads it (training mode): no ClipByValue kernel runs', async () => {
+  it('clips in the batch norm pass when a ReLU6 alone reads it, pads in the convolution (training mode)', async () => {
     const model = buildNet();
     accelerateLayers(model);
     const x = tf.tensor4d(seeded(2 * 12 * 12 * 3, 23, -2, 3), [2, 12, 12, 3]);
     const kernels = async (training: boolean): Promise<string[]> =>
       (await tf.profile(() => model.apply(x, { training }) as tf.Tensor)).kernelNames;
-    expect(await kernels(true)).not.toContain('ClipByValue');
-    expect(await kernels(false)).toContain('ClipByValue');
+    // Training: no clip (BN's affine pass clips), no pad (the depthwise layer pads as 'same').
+    const training = await kernels(true);
+    expect(training).not.toContain('ClipByValue');
+    expect(training).not.toContain('PadV2');
+    const inference = await kernels(false);
+    expect(inference).toContain('ClipByValue');
+    expect(inference).toContain('PadV2');
     x.dispose();
     model.dispose();
   });
