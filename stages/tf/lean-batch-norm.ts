@@ -130,17 +130,21 @@ function affinePerChannel(
     }
     const x4 = (x.rank === 4 ? x : tf.reshape(x, [1, 1, x.size / c, c])) as tf.Tensor4D;
     const filter = tf.reshape(a, [1, 1, c, 1]) as tf.Tensor4D;
+    // The kernel itself for the clip: under a gradient tape tf.fused.depthwiseConv2d runs any
+    // activation but 'linear' as separate ops (a depthwise pass, an Add, a Relu6), and the
+    // gradient here is our own anyway.
     const y =
       b === null
         ? tf.depthwiseConv2d(x4, filter, 1, 'valid')
-        : tf.fused.depthwiseConv2d({
-            x: x4,
-            filter,
-            strides: 1,
-            pad: 'valid',
-            bias: b,
-            ...(clipAt === null ? {} : { activation: 'relu6' as const }),
-          });
+        : clipAt === null
+          ? tf.fused.depthwiseConv2d({ x: x4, filter, strides: 1, pad: 'valid', bias: b })
+          : (tf
+              .engine()
+              .runKernel(
+                'FusedDepthwiseConv2D',
+                { x: x4, filter, bias: b },
+                { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1], activation: 'relu6' },
+              ) as tf.Tensor4D);
     return x.rank === 4 ? y : tf.reshape(y, x.shape);
   });
 }

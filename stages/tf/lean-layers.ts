@@ -92,7 +92,7 @@ function fastCall(
       return (x, training) => {
         if (!training) return tf.clipByValue(x, 0, maxValue);
         // Clipped already by the BN layer before it (lean-batch-norm.ts), whose gradient clips dy.
-        return clippedOutputs.get(x) === maxValue ? x : clippedRelu(x, maxValue);
+        return clippedOutputs.get(x) === maxValue ? passThrough(x) : clippedRelu(x, maxValue);
       };
     }
     case 'Conv2D':
@@ -122,8 +122,8 @@ function fastCall(
       return (x, training) => {
         if (!training || x.rank !== 4) return original(x, { training });
         if (conv !== undefined && samePaddingIs(x.shape as Shape4, conv, padding)) {
-          // A new tensor object on the same data, so that the mark is for this reader alone.
-          const y = tf.clone(x);
+          // A new tensor object, so that the mark is for this reader alone.
+          const y = passThrough(x);
           paddedLater.set(y, conv);
           return y;
         }
@@ -188,6 +188,15 @@ function convTraining(
       return [dx, df, tf.mul(meanPerChannel(dy), m)];
     },
   );
+}
+
+/**
+ * x as a new tensor object on the same data, for a layer whose call does nothing: tfjs-layers
+ * would clone an input returned as is (an Identity op, whose gradient is a Cast: a copy of the
+ * activation per layer). A Reshape to the same shape shares the data both ways.
+ */
+function passThrough(x: tf.Tensor): tf.Tensor {
+  return tf.reshape(x, x.shape);
 }
 
 /** The max of a ReLU(maxValue) layer, or undefined for other activations. */
