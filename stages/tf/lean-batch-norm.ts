@@ -211,21 +211,26 @@ function batchNormTraining(
       return y;
     },
     (dyOut, [sx, sMean, sInv, sA, sy]) => {
-      const dy = clipAt === null ? dyOut : clippedReluGrad(dyOut, sy as tf.Tensor, clipAt);
       const x0 = sx as tf.Tensor;
       const mean = sMean as tf.Tensor1D;
       const inv = sInv as tf.Tensor1D;
       const a = sA as tf.Tensor1D;
-      // dβ / M and E[dy·x]; on wasm from one kernel (wasm-train-ops.ts).
-      const [meanDy, meanDyX] = hasWasmTrainOp(BN_GRAD_STATS)
-        ? (tf.engine().runKernel(BN_GRAD_STATS, { dy, x: x0 }, {}) as [tf.Tensor1D, tf.Tensor1D])
+      // On wasm two kernels (wasm-train-ops.ts) do the passes, taking the fused ReLU's gradient
+      // from y as they read dy; elsewhere that gradient is computed first.
+      const kernels = hasWasmTrainOp(BN_GRAD_STATS) && hasWasmTrainOp(BN_INPUT_GRAD);
+      const gate: tf.NamedTensorMap = clipAt === null ? {} : { y: sy as tf.Tensor };
+      const attrs: Record<string, number> = clipAt === null ? {} : { maxValue: clipAt };
+      const dy = clipAt === null || kernels ? dyOut : clippedReluGrad(dyOut, sy as tf.Tensor, clipAt);
+      // dβ / M and E[dy·x].
+      const [meanDy, meanDyX] = kernels
+        ? (tf.engine().runKernel(BN_GRAD_STATS, { dy, x: x0, ...gate }, attrs) as [tf.Tensor1D, tf.Tensor1D])
         : [meanPerChannel(dy), meanPerChannel(tf.mul(dy, x0))];
       const cov = tf.sub(meanDyX, tf.mul(mean, meanDy)); // E[dy·(x − mean)]
       // dγ = Σ dy·x̂ = M·inv·cov;  dx = a·dy + k·x + c with k = −a·inv²·cov, c = −a·E[dy] − k·mean.
       const k = tf.neg(tf.mul(tf.mul(a, tf.square(inv)), cov)) as tf.Tensor1D;
       const cst = tf.sub(tf.neg(tf.mul(a, meanDy)), tf.mul(k, mean)) as tf.Tensor1D;
-      const dx = hasWasmTrainOp(BN_INPUT_GRAD)
-        ? (tf.engine().runKernel(BN_INPUT_GRAD, { dy, x: x0, a, k, c: cst }, {}) as tf.Tensor)
+      const dx = kernels
+        ? (tf.engine().runKernel(BN_INPUT_GRAD, { dy, x: x0, a, k, c: cst, ...gate }, attrs) as tf.Tensor)
         : tf.add(affinePerChannel(dy, a, null), affinePerChannel(x0, k, cst));
       return [dx, tf.mul(tf.mul(inv, cov), m), tf.mul(meanDy, m)];
     },

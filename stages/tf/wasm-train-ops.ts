@@ -25,11 +25,16 @@ export const SGD_MOMENTUM = 'PodiumSgdMomentum';
 export const RELU6_GRAD = 'PodiumRelu6Grad';
 /** Input {x} (…, C), output [mean, variance] per channel, each [C] (variance biased, two-pass). */
 export const BN_STATS = 'PodiumBatchNormStats';
-/** Inputs {dy, x} (…, C), output [mean(dy), mean(dy·x)] per channel, each [C]. */
+/**
+ * Inputs {dy, x} (…, C), output [mean(dy), mean(dy·x)] per channel, each [C]. With an input y
+ * and attr maxValue (BN fused with ReLU(max)), dy is first ReLU(max)'s gradient from y, computed
+ * in the same pass: the values RELU6_GRAD would give, not written out.
+ */
 export const BN_GRAD_STATS = 'PodiumBatchNormGradStats';
 /**
  * Inputs {dy, x} (…, C) and per-channel {a, k, c} [C]; output batch norm's input gradient
  * a·dy + (k·x + c), bit for bit the two per-channel affine passes and the Add it replaces.
+ * With y and maxValue, dy gated as for BN_GRAD_STATS.
  */
 export const BN_INPUT_GRAD = 'PodiumBatchNormInputGrad';
 const WASM = 'wasm';
@@ -153,8 +158,23 @@ const batchNormStats: KernelFunc = ({ inputs, backend }) => {
   return [mean, variance];
 };
 
-const batchNormGradStats: KernelFunc = ({ inputs, backend }) => {
-  const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
+/** The optional ReLU(max) output y of a fused BN: [its heap offset or 0, maxValue's float32 bits]. */
+function gate(
+  b: KernelBackend,
+  kernel: string,
+  x: TensorInfo,
+  y: TensorInfo | undefined,
+  attrs: unknown,
+): [number, number] {
+  if (y === undefined) return [0, 0];
+  requireSame(kernel, x, [y]);
+  const { maxValue } = attrs as { maxValue?: number };
+  if (!(typeof maxValue === 'number' && maxValue > 0)) throw new Error(`${kernel}: with y, attr maxValue must be > 0`);
+  return [heapOffset(b, y), f32Bits(maxValue)];
+}
+
+const batchNormGradStats: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { dy, x, y } = inputs as { dy: TensorInfo; x: TensorInfo; y?: TensorInfo };
   requireSame(BN_GRAD_STATS, x, [dy, x]);
   const b = backend as KernelBackend;
   const [n, rows, c] = imagesRowsChannels(x);
@@ -162,15 +182,20 @@ const batchNormGradStats: KernelFunc = ({ inputs, backend }) => {
   const meanDyX = heapOutput(b, [c]);
   const stride = imageStride(2 * c);
   withScratch(b, n * stride, (sums) => {
-    kernelPool(b).run('channelDyDyXSumsJob', [heapOffset(b, dy), heapOffset(b, x), sums, stride, rows, c], n);
+    const [yAt, maxBits] = gate(b, BN_GRAD_STATS, x, y, attrs);
+    kernelPool(b).run(
+      'channelDyDyXSumsJob',
+      [heapOffset(b, dy), heapOffset(b, x), yAt, maxBits, sums, stride, rows, c],
+      n,
+    );
     meansOverImages(b, sums, stride, meanDy, n, rows, c);
     meansOverImages(b, sums + 4 * c, stride, meanDyX, n, rows, c);
   });
   return [meanDy, meanDyX];
 };
 
-const batchNormInputGrad: KernelFunc = ({ inputs, backend }) => {
-  const { dy, x, a, k, c } = inputs as Record<'dy' | 'x' | 'a' | 'k' | 'c', TensorInfo>;
+const batchNormInputGrad: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { dy, x, y, a, k, c } = inputs as Record<'dy' | 'x' | 'a' | 'k' | 'c', TensorInfo> & { y?: TensorInfo };
   requireSame(BN_INPUT_GRAD, x, [dy, x]);
   const channels = x.shape[x.shape.length - 1] ?? 1;
   requireSame(BN_INPUT_GRAD, a, [a, k, c]);
@@ -180,11 +205,14 @@ const batchNormInputGrad: KernelFunc = ({ inputs, backend }) => {
   const out = heapOutput(b, x.shape);
   const rows = util.sizeFromShape(x.shape) / channels;
   const perUnit = Math.max(1, Math.floor(ELEMENTS_PER_UNIT / channels));
+  const [yAt, maxBits] = gate(b, BN_INPUT_GRAD, x, y, attrs);
   kernelPool(b).run(
     'batchNormInputGradJob',
     [
       heapOffset(b, dy),
       heapOffset(b, x),
+      yAt,
+      maxBits,
       heapOffset(b, a),
       heapOffset(b, k),
       heapOffset(b, c),

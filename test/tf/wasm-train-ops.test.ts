@@ -53,6 +53,27 @@ describe("podium's wasm training ops equal the tfjs ops bit for bit", () => {
     }
   });
 
+  it("batch norm's gradient kernels with a fused ReLU6 (input y) equal them on ReLU6's gradient of dy", () => {
+    tf.tidy(() => {
+      const shape: [number, number, number, number] = [2, 5, 3, 23]; // blocks of 16, 4 and 1 channels
+      const size = 2 * 5 * 3 * 23;
+      const x = tf.tensor4d(probe(size, 14, 5), shape);
+      const y = tf.tensor4d(probe(size, 15, 9), shape); // 0, −0, 6 and beyond among them
+      const dy = tf.tensor4d(probe(size, 16, 2).reverse(), shape);
+      const [a, k, c] = [17, 18, 19].map((seed) => tf.tensor1d(probe(23, seed, 3)));
+      const g = tf.engine().runKernel(RELU6_GRAD, { dy, y }, { maxValue: 6 }) as tf.Tensor;
+      const run = (kernel: string, inputs: tf.NamedTensorMap, attrs = {}) =>
+        [tf.engine().runKernel(kernel, inputs, attrs)].flat() as tf.Tensor[];
+      const stats = run(BN_GRAD_STATS, { dy, x, y }, { maxValue: 6 });
+      const statsOfG = run(BN_GRAD_STATS, { dy: g, x });
+      stats.forEach((t, i) => expect(bits(t).equals(bits(statsOfG[i]!))).toBe(true));
+      const [dx] = run(BN_INPUT_GRAD, { dy, x, y, a: a!, k: k!, c: c! }, { maxValue: 6 });
+      const [dxOfG] = run(BN_INPUT_GRAD, { dy: g, x, a: a!, k: k!, c: c! });
+      expect(bits(dx!).equals(bits(dxOfG!))).toBe(true);
+      expect(bits(dx!).equals(bits(run(BN_INPUT_GRAD, { dy, x, a: a!, k: k!, c: c! })[0]!))).toBe(false);
+    });
+  });
+
   it('SGD with momentum, with and without weight decay', () => {
     tf.tidy(() => {
       const w = tf.tensor(probe(1031, 3, 0.2));

@@ -21,7 +21,7 @@
  * lines slowed these passes down by up to 2× on our 2-core machine.)
  */
 export function channelSumsJob(x: usize, sums: usize, stride: i32, rows: i32, C: i32, u: i32, thread: i32): void {
-  sumRows(x + <usize>u * <usize>rows * (<usize>C << 2), 0, 0, sums + (<usize>u * <usize>stride << 2), 0, rows, C);
+  sumRows(x + <usize>u * <usize>rows * (<usize>C << 2), 0, 0, 0, 0, sums + (<usize>u * <usize>stride << 2), 0, rows, C);
 }
 
 /**
@@ -29,17 +29,35 @@ export function channelSumsJob(x: usize, sums: usize, stride: i32, rows: i32, C:
  * order (the second pass of a two-pass variance: exact even when |mean| ≫ std).
  */
 export function channelSquaredDeviationsJob(x: usize, mean: usize, sums: usize, stride: i32, rows: i32, C: i32, u: i32, thread: i32): void {
-  sumRows(x + <usize>u * <usize>rows * (<usize>C << 2), mean, 0, sums + (<usize>u * <usize>stride << 2), 0, rows, C);
+  sumRows(x + <usize>u * <usize>rows * (<usize>C << 2), mean, 0, 0, 0, sums + (<usize>u * <usize>stride << 2), 0, rows, C);
 }
 
 /**
  * Unit u = image u of dy and x [N, rows, C]: what batch norm's gradient needs, per channel,
  * sums[u·stride + c] = Σ_r dy and sums[u·stride + C + c] = Σ_r dy·x, over r in order.
+ * With y ≠ 0 (the output of a ReLU(max) fused into the BN, lean-batch-norm.ts), dy is first
+ * gated as relu6GradJob does, in registers: the same values, without writing them out.
  */
-export function channelDyDyXSumsJob(dy: usize, x: usize, sums: usize, stride: i32, rows: i32, C: i32, u: i32, thread: i32): void {
+export function channelDyDyXSumsJob(
+  dy: usize, x: usize, y: usize, maxBits: i32, sums: usize, stride: i32, rows: i32, C: i32, u: i32, thread: i32,
+): void {
   const start = <usize>u * <usize>rows * (<usize>C << 2);
   const out = sums + (<usize>u * <usize>stride << 2);
-  sumRows(dy + start, 0, x + start, out, out + (<usize>C << 2), rows, C);
+  const gate = y == 0 ? 0 : y + start;
+  sumRows(dy + start, 0, x + start, gate, reinterpret<f32>(maxBits), out, out + (<usize>C << 2), rows, C);
+}
+
+/** ReLU(max)'s gradient of dy where the output was y: dy · step(y·(max − y)), as relu6GradJob. */
+// @ts-ignore: decorator
+@inline
+function gated(dy: v128, y: v128, M: v128): v128 {
+  return f32x4.mul(dy, v128.and(f32x4.gt(f32x4.mul(y, f32x4.sub(M, y)), f32x4.splat(0)), f32x4.splat(1)));
+}
+
+// @ts-ignore: decorator
+@inline
+function gated1(dy: f32, y: f32, maxValue: f32): f32 {
+  return dy * (y * (maxValue - y) > 0 ? <f32>1 : <f32>0);
 }
 
 /**
@@ -47,14 +65,15 @@ export function channelDyDyXSumsJob(dy: usize, x: usize, sums: usize, stride: i3
  *   mean = 0, b = 0:   out[c]  = Σ_r a[r, c]
  *   mean ≠ 0, b = 0:   out[c]  = Σ_r (a[r, c] − mean[c])²
  *   b ≠ 0:             out[c]  = Σ_r a[r, c],  out2[c] = Σ_r a[r, c]·b[r, c]
+ *                      (with y ≠ 0, a[r, c] gated by y[r, c] first: see gated)
  * each sum from +0 over r in order, in float32.
  */
-function sumRows(a: usize, mean: usize, b: usize, out: usize, out2: usize, rows: i32, C: i32): void {
+function sumRows(a: usize, mean: usize, b: usize, y: usize, maxValue: f32, out: usize, out2: usize, rows: i32, C: i32): void {
   const rowBytes = <usize>C << 2;
   let c: i32 = 0;
-  for (; c + 16 <= C; c += 16) block16(a, mean, b, out, out2, rows, rowBytes, <usize>c << 2);
-  for (; c + 4 <= C; c += 4) block4(a, mean, b, out, out2, rows, rowBytes, <usize>c << 2);
-  for (; c < C; c++) block1(a, mean, b, out, out2, rows, rowBytes, <usize>c << 2);
+  for (; c + 16 <= C; c += 16) block16(a, mean, b, y, maxValue, out, out2, rows, rowBytes, <usize>c << 2);
+  for (; c + 4 <= C; c += 4) block4(a, mean, b, y, maxValue, out, out2, rows, rowBytes, <usize>c << 2);
+  for (; c < C; c++) block1(a, mean, b, y, maxValue, out, out2, rows, rowBytes, <usize>c << 2);
 }
 
 // @ts-ignore: decorator
@@ -65,7 +84,9 @@ function term(v: v128, m: v128, squared: bool): v128 {
   return f32x4.mul(d, d);
 }
 
-function block16(a: usize, mean: usize, b: usize, out: usize, out2: usize, rows: i32, rowBytes: usize, at: usize): void {
+function block16(
+  a: usize, mean: usize, b: usize, y: usize, maxValue: f32, out: usize, out2: usize, rows: i32, rowBytes: usize, at: usize,
+): void {
   const squared = mean != 0;
   const m0 = squared ? v128.load(mean + at) : f32x4.splat(0);
   const m1 = squared ? v128.load(mean + at + 16) : f32x4.splat(0);
@@ -83,8 +104,16 @@ function block16(a: usize, mean: usize, b: usize, out: usize, out2: usize, rows:
     }
   } else {
     let q = b + at;
-    for (let r = 0; r < rows; r++, p += rowBytes, q += rowBytes) {
-      const v0 = v128.load(p), v1 = v128.load(p + 16), v2 = v128.load(p + 32), v3 = v128.load(p + 48);
+    let g = y + at;
+    const M = f32x4.splat(maxValue);
+    for (let r = 0; r < rows; r++, p += rowBytes, q += rowBytes, g += rowBytes) {
+      let v0 = v128.load(p), v1 = v128.load(p + 16), v2 = v128.load(p + 32), v3 = v128.load(p + 48);
+      if (y != 0) {
+        v0 = gated(v0, v128.load(g), M);
+        v1 = gated(v1, v128.load(g + 16), M);
+        v2 = gated(v2, v128.load(g + 32), M);
+        v3 = gated(v3, v128.load(g + 48), M);
+      }
       s0 = f32x4.add(s0, v0);
       s1 = f32x4.add(s1, v1);
       s2 = f32x4.add(s2, v2);
@@ -105,15 +134,19 @@ function block16(a: usize, mean: usize, b: usize, out: usize, out2: usize, rows:
   v128.store(out + at + 48, s3);
 }
 
-function block4(a: usize, mean: usize, b: usize, out: usize, out2: usize, rows: i32, rowBytes: usize, at: usize): void {
+function block4(
+  a: usize, mean: usize, b: usize, y: usize, maxValue: f32, out: usize, out2: usize, rows: i32, rowBytes: usize, at: usize,
+): void {
   const squared = mean != 0;
   const m0 = squared ? v128.load(mean + at) : f32x4.splat(0);
+  const M = f32x4.splat(maxValue);
   let s0 = f32x4.splat(0);
   let t0 = f32x4.splat(0);
   let p = a + at;
   let q = b + at;
-  for (let r = 0; r < rows; r++, p += rowBytes, q += rowBytes) {
-    const v0 = v128.load(p);
+  let g = y + at;
+  for (let r = 0; r < rows; r++, p += rowBytes, q += rowBytes, g += rowBytes) {
+    const v0 = y != 0 ? gated(v128.load(p), v128.load(g), M) : v128.load(p);
     s0 = f32x4.add(s0, term(v0, m0, squared));
     if (b != 0) t0 = f32x4.add(t0, f32x4.mul(v0, v128.load(q)));
   }
@@ -121,14 +154,17 @@ function block4(a: usize, mean: usize, b: usize, out: usize, out2: usize, rows: 
   if (b != 0) v128.store(out2 + at, t0);
 }
 
-function block1(a: usize, mean: usize, b: usize, out: usize, out2: usize, rows: i32, rowBytes: usize, at: usize): void {
+function block1(
+  a: usize, mean: usize, b: usize, y: usize, maxValue: f32, out: usize, out2: usize, rows: i32, rowBytes: usize, at: usize,
+): void {
   const m0: f32 = mean != 0 ? load<f32>(mean + at) : 0;
   let s0: f32 = 0;
   let t0: f32 = 0;
   let p = a + at;
   let q = b + at;
-  for (let r = 0; r < rows; r++, p += rowBytes, q += rowBytes) {
-    const v0 = load<f32>(p);
+  let g = y + at;
+  for (let r = 0; r < rows; r++, p += rowBytes, q += rowBytes, g += rowBytes) {
+    const v0 = y != 0 ? gated1(load<f32>(p), load<f32>(g), maxValue) : load<f32>(p);
     if (mean != 0) {
       const d = v0 - m0;
       s0 += d * d;
@@ -185,28 +221,35 @@ export function relu6GradJob(dy: usize, y: usize, out: usize, n: i32, maxBits: i
  * [rows, C]: dx = (0 + a·dy) + (c + k·x) per channel. The zero and the order are those of the
  * passes it replaces (two 1×1 depthwise convolutions, XNNPACK's accumulator starting at the bias,
  * zero without one, then an Add), so the result is theirs bit for bit.
+ * With y ≠ 0, dy is gated first (as in channelDyDyXSumsJob).
  */
 export function batchNormInputGradJob(
-  dy: usize, x: usize, a: usize, k: usize, c: usize, out: usize, rows: i32, C: i32, perUnit: i32, u: i32, thread: i32,
+  dy: usize, x: usize, y: usize, maxBits: i32, a: usize, k: usize, c: usize, out: usize,
+  rows: i32, C: i32, perUnit: i32, u: i32, thread: i32,
 ): void {
   const rowBytes = <usize>C << 2;
   const vec = <usize>(C & ~3) << 2;
   const r0 = u * perUnit;
   const r1 = min(r0 + perUnit, rows);
   const Z = f32x4.splat(0);
+  const maxValue = reinterpret<f32>(maxBits);
+  const M = f32x4.splat(maxValue);
   let at = <usize>r0 * rowBytes;
   for (let r = r0; r < r1; r++, at += rowBytes) {
     const d = dy + at;
+    const g = y + at;
     const xr = x + at;
     const o = out + at;
     let b: usize = 0;
     for (; b < vec; b += 16) {
-      const scaled = f32x4.add(Z, f32x4.mul(v128.load(d + b), v128.load(a + b)));
+      const dv = y != 0 ? gated(v128.load(d + b), v128.load(g + b), M) : v128.load(d + b);
+      const scaled = f32x4.add(Z, f32x4.mul(dv, v128.load(a + b)));
       const shifted = f32x4.add(v128.load(c + b), f32x4.mul(v128.load(xr + b), v128.load(k + b)));
       v128.store(o + b, f32x4.add(scaled, shifted));
     }
     for (; b < rowBytes; b += 4) {
-      const scaled = <f32>0 + load<f32>(d + b) * load<f32>(a + b);
+      const dv = y != 0 ? gated1(load<f32>(d + b), load<f32>(g + b), maxValue) : load<f32>(d + b);
+      const scaled = <f32>0 + dv * load<f32>(a + b);
       const shifted = load<f32>(c + b) + load<f32>(xr + b) * load<f32>(k + b);
       store<f32>(o + b, scaled + shifted);
     }
