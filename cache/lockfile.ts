@@ -1,8 +1,9 @@
 // The lock file: per stage its fingerprint, key, outputs and metrics, written next to the
 // pipeline with sorted keys so it diffs well and can be committed. status, diff and verify read it.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { stableStringify, type Digest } from './canonical.js';
 import type { Fingerprint } from './fingerprint.js';
+import { writeFileAtomic } from './write-atomic.js';
 
 export interface LockStage extends Fingerprint {
   key: Digest;
@@ -41,7 +42,5 @@ export function parseLock(text: string, where: string): LockFile {
 }
 
 export function writeLock(path: string, lock: LockFile): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${stableStringify(lock)}\n`);
-  renameSync(tmp, path);
+  writeFileAtomic(path, `${stableStringify(lock)}\n`);
 }

@@ -7,7 +7,7 @@ import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Digest } from '../cache/canonical.js';
 import { listFiles } from '../cache/hash-files.js';
 import { defineStage, StageError, type JsonSchema } from './contract.js';
-import { writeFileAtomic } from './util/write-atomic.js';
+import { writeFileAtomic } from '../cache/write-atomic.js';
 
 const TAIL_LINES = 20;
 

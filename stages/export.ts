@@ -9,7 +9,7 @@ import type { Digest } from '../cache/canonical.js';
 import { defineStage, InputError, type InputArtifact, type JsonSchema } from './contract.js';
 import { splitMetrics, topClasses } from './data/metrics.js';
 import { decodePredictions, PREDICTIONS_PREFIX, type Predictions } from './data/predictions.js';
-import { writeFileAtomic } from './util/write-atomic.js';
+import { writeFileAtomic } from '../cache/write-atomic.js';
 
 const params = {
   type: 'object',

@@ -12,7 +12,7 @@ import type { Digest } from '../../cache/canonical.js';
 import type { Pipeline } from '../analyze.js';
 import { lockOf, loadPipeline, openStore, type CommonOptions } from '../context.js';
 import { UsageError } from '../diagnostics.js';
-import { writeFileAtomic } from '../../stages/util/write-atomic.js';
+import { writeFileAtomic } from '../../cache/write-atomic.js';
 import {
   curvesCompareSpec,
   curvesSpec,

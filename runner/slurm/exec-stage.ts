@@ -4,12 +4,13 @@
 // It checks that it computes the key the runner asked for, runs the stage, makes sure the store
 // holds every blob the record names, and writes the record to the result file. Only the runner
 // commits records.
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stageKey } from '../../cache/fingerprint.js';
 import type { Digest } from '../../cache/canonical.js';
 import { openRemote, type RemoteStore } from '../../cache/remote-store.js';
+import { writeFileAtomic } from '../../cache/write-atomic.js';
 import { openStageStore, type SharedStageStore } from '../../cache/shared-stage-store.js';
 import { CacheCorruption, type IndexEntry, type StageRecord, type StatEntry } from '../../cache/store.js';
 import type { InputArtifact } from '../../stages/contract.js';
@@ -125,9 +126,7 @@ export async function execStage(args: ExecStageArgs, signal: AbortSignal): Promi
     await store.close().catch(() => {});
     rmSync(scratch, { recursive: true, force: true });
   }
-  const tmp = `${args.result}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(result)}\n`);
-  renameSync(tmp, args.result);
+  writeFileAtomic(args.result, `${JSON.stringify(result)}\n`);
   return result.ok ? 0 : 1;
 }
 

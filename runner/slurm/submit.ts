@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Digest } from '../../cache/canonical.js';
 import type { Store } from '../../cache/store.js';
-import { writeFileAtomic } from '../../stages/util/write-atomic.js';
+import { writeFileAtomic } from '../../cache/write-atomic.js';
 import type { SlurmSettings } from '../project-config.js';
 import { copyBlobs } from '../push-pull.js';
 import type { StageJob, StageListener } from '../stage-job.js';

@@ -1,6 +1,6 @@
-// Writing a user-visible file (an export, a restored command output, the report) so that a reader
-// never sees half of it: write beside it, then rename over it. Shared by stages and the runner,
-// so it lives below both.
+// Writing a user-visible file (an export, a restored command output, the report, a pipeline's
+// lock) so that a reader never sees half of it: write beside it, then rename over it. Shared by
+// the cache, the stages and the runner, so it lives in the lowest of them.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
