@@ -136,6 +136,11 @@ const firstLine = (err: unknown): string =>
 /** The worker replicas 1…W−1 of a run (replica 0 is the caller's model). */
 export class Replicas {
   private closing = false;
+  /**
+   * Seconds the main thread spent on the exchange (copying shards in, combining gradients,
+   * publishing weights) and waiting for replicas after its own shard, over the run.
+   */
+  readonly seconds = { exchange: 0, waiting: 0 };
 
   private constructor(
     private readonly replicas: Replica[],
@@ -208,7 +213,7 @@ export class Replicas {
       r.pending = undefined;
       p?.reject(r.failure);
     };
-    const name = `data-parallel replica ${r.index} of ${this.workers - 1} workers`;
+    const name = `data-parallel replica ${r.index} of ${this.workers} (a worker thread)`;
     r.worker.on('message', (m: ReplicaMessage) => {
       if (m.type === 'error') return fail(new StageError(`${name} failed: ${m.message}`));
       const p = r.pending;
@@ -243,6 +248,7 @@ export class Replicas {
     epoch: number,
     batch: number,
   ): Promise<Array<ShardOutcome | undefined>> {
+    const t0 = performance.now();
     const pixels = this.plan.pixelShape[0] * this.plan.pixelShape[1] * this.plan.pixelShape[2];
     let start = sizes[0] ?? 0;
     const runs = this.replicas.map((r, i) => {
@@ -259,6 +265,7 @@ export class Replicas {
     });
     const all = Promise.all(runs);
     all.catch(() => undefined); // surfaced when the caller awaits it; not unhandled meanwhile
+    this.seconds.exchange += (performance.now() - t0) / 1000;
     return all;
   }
 
@@ -267,6 +274,7 @@ export class Replicas {
    * gradients g = Σ_k (n_k/n)·g_k and loss likewise, accuracy counts summed, all in shard order.
    */
   combine(own: StepResult, others: ReadonlyArray<ShardOutcome | undefined>, sizes: readonly number[]): StepResult {
+    const t0 = performance.now();
     const n = sizes.reduce((a, b) => a + b, 0);
     const share = (k: number): number => (sizes[k] ?? 0) / n;
     try {
@@ -298,14 +306,27 @@ export class Replicas {
       });
     } finally {
       tf.dispose([own.loss, own.correct, ...Object.values(own.grads)]);
+      this.seconds.exchange += (performance.now() - t0) / 1000;
     }
   }
 
   /** Writes replica 0's trained weights where the replicas read them before their next shard. */
   publishWeights(): void {
+    const t0 = performance.now();
     this.plan.params.forEach((p, j) => {
       this.weights.set(p.read().dataSync() as Float32Array, this.layout.offsets[j]);
     });
+    this.seconds.exchange += (performance.now() - t0) / 1000;
+  }
+
+  /** The replicas' outcomes of a step started by dispatch, counting the wait. */
+  async outcomes<T>(started: Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    try {
+      return await started;
+    } finally {
+      this.seconds.waiting += (performance.now() - t0) / 1000;
+    }
   }
 
   /** Terminates every replica (idempotent). */

@@ -128,6 +128,11 @@ export interface TrainResult {
   history: EpochMetrics[];
   /** Optimizer state after the last epoch (to resume later). */
   optimizerState: OptimizerState;
+  /**
+   * With workers > 1: the main thread's seconds on the replicas' exchange (shards in, gradients
+   * combined, weights out) and waiting for them after its own shard, over the whole call.
+   */
+  dataParallel?: { exchange: number; waiting: number };
 }
 
 /** lr of an epoch under MXNet fine-tune.py's step schedule (lr × factor at each step epoch reached). */
@@ -217,7 +222,7 @@ export async function train(model: tfl.LayersModel, opts: TrainOptions): Promise
           } finally {
             seeds.restore();
           }
-          if (replicas && others) step = replicas.combine(step, await others, sizes);
+          if (replicas && others) step = replicas.combine(step, await replicas.outcomes(others), sizes);
           const { loss, correct, grads } = step;
           optimizer.apply(grads, lr);
           replicas?.publishWeights();
@@ -253,7 +258,11 @@ export async function train(model: tfl.LayersModel, opts: TrainOptions): Promise
       if (opts.onEpochEnd !== undefined)
         await opts.onEpochEnd(epoch, metrics, model, { getOptimizerState: () => optimizer.getState() });
     }
-    return { history, optimizerState: await optimizer.getState() };
+    return {
+      history,
+      optimizerState: await optimizer.getState(),
+      ...(replicas ? { dataParallel: { ...replicas.seconds } } : {}),
+    };
   } finally {
     unfreeze();
     optimizer.dispose();
