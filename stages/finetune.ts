@@ -64,6 +64,15 @@ const params = {
         "Moving-average momentum of every BatchNormalization layer (Keras/MXNet sense; MXNet's default 0.9). nsfwjs's MobileNetV2 ships 0.999, whose moving statistics barely follow a short fine-tune, so evaluation lags training. null keeps the model's own.",
     },
     backend: backendSchema,
+    // No `default`: ajv would write it into every finetune's params, so into every key; left out,
+    // the keys of pipelines that do not use it stay what they were.
+    workers: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 8,
+      description:
+        "Data-parallel replicas of one training run on a CPU backend (wasm, cpu); 1 when left out. Each step's batch is split among them and the mean gradient applied once; results depend on it (batch normalization uses each shard's own statistics). The stage's threads are divided among the replicas.",
+    },
     evalSplit: { type: 'string', default: 'val', description: 'Split evaluated after every epoch (centre crop).' },
   },
 } as const satisfies JsonSchema;
@@ -95,8 +104,23 @@ export const finetune = defineStage<FinetuneParams>({
     const { encodeOptimizer, decodeOptimizer } = await import('./tf/optimizer.js');
     const { augmentBatch, centerCrop, policyForLevel } = await import('./data/augment/index.js');
     const tfl = await import('@tensorflow/tfjs-layers');
-    const backend = await stageBackend(ctx, p.backend);
+    // Each replica's backend gets an equal share of the stage's threads; wasm fixes its thread
+    // count when it starts, so the main thread's backend is sized here too.
+    const workers = p.workers ?? 1;
+    const replicaThreads = Math.max(1, Math.floor(ctx.threads / workers));
+    const backend = await stageBackend({ threads: replicaThreads, log: ctx.log }, p.backend);
     const tf = backend.tf;
+    if (workers > 1) {
+      const { DATA_PARALLEL_BACKENDS } = await import('./tf/data-parallel.js');
+      // An error, not a silent workers 1: the key says `workers`, and the result would not be its.
+      if (!DATA_PARALLEL_BACKENDS.includes(backend.name))
+        throw new InputError(
+          `workers ${workers}: data-parallel replicas run on the CPU backends (${DATA_PARALLEL_BACKENDS.join(', ')}), not ${backend.detail}; leave workers out (or 1) on this backend`,
+        );
+      ctx.log(
+        `data-parallel: ${workers} replicas × ${replicaThreads} backend thread${replicaThreads === 1 ? '' : 's'}`,
+      );
+    }
 
     const set = readJson<DecodedSet>(ctx.store, (ctx.inputs.images as InputArtifact).outputs.images!);
     const policy = ctx.inputs.augment
@@ -127,7 +151,9 @@ export const finetune = defineStage<FinetuneParams>({
     const lrs = Array.from({ length: p.epochs }, (_, e) => learningRateAt(e, p.lr, p.lrSteps, p.lrFactor));
     const line = digestOf({
       version: FINETUNE_VERSION,
-      params: { ...p, epochs: null, lrSteps: null },
+      // workers 1 written out is the run that leaves it out (undefined is not serialised: the
+      // lines of runs made before the param existed stay what they were).
+      params: { ...p, epochs: null, lrSteps: null, workers: workers === 1 ? undefined : workers },
       inputs: Object.fromEntries(
         Object.entries(ctx.inputs).map(([n, a]) => [n, digestOf((a as InputArtifact).outputs)]),
       ),
@@ -171,7 +197,9 @@ export const finetune = defineStage<FinetuneParams>({
     const buffers = [0, 1].map(() => new Float32Array(p.batchSize * p.inputSize * p.inputSize * 3));
     let shuffled = { epoch: -1, order: [] as number[] };
 
-    await train(model, {
+    const trained = await train(model, {
+      workers,
+      replicaThreads,
       epochs: p.epochs,
       batchSize: p.batchSize,
       lr: p.lr,
@@ -233,6 +261,10 @@ export const finetune = defineStage<FinetuneParams>({
       },
     });
     model.dispose();
+    if (trained.dataParallel)
+      ctx.log(
+        `data-parallel: the main thread spent ${trained.dataParallel.exchange.toFixed(1)} s on the exchange (shards, gradients, weights) and ${trained.dataParallel.waiting.toFixed(1)} s waiting for replicas, over ${trainedSeconds.toFixed(1)} s of training`,
+      );
 
     const last = history.at(-1) ?? {};
     return {
