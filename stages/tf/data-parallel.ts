@@ -286,21 +286,29 @@ export class Replicas {
           loss = tf.add(loss, tf.mul(tf.scalar(o.loss), share(i + 1)));
           correct = tf.add(correct, tf.scalar(o.correct));
         });
+        // In JS over typed arrays, not with tfjs ops: ~3 kernel calls per weight cost ~40 ms a
+        // step for MobileNetV2. Storing into a Float32Array rounds each product and each sum to
+        // float32, as float32 kernels do; the order is fixed (k = 0, 1, …), so the bits are too.
         const grads: tf.NamedTensorMap = {};
         this.plan.params.forEach((p, j) => {
           const name = (p.read() as tf.Variable).name;
           const g0 = own.grads[name];
-          const presentElsewhere = others.some((o) => o?.present[j]);
-          if (!g0 && !presentElsewhere) return;
-          let g: tf.Tensor = g0 ? tf.mul(g0, share(0)) : tf.zeros(p.shape as number[]);
-          others.forEach((o, i) => {
+          if (!g0 && !others.some((o) => o?.present[j])) return;
+          const size = this.layout.sizes[j] as number;
+          const at = this.layout.offsets[j] as number;
+          const sum = new Float32Array(size);
+          if (g0) {
+            const a = g0.dataSync() as Float32Array;
+            const s0 = share(0);
+            for (let i = 0; i < size; i++) sum[i] = (a[i] as number) * s0;
+          }
+          others.forEach((o, k) => {
             if (!o?.present[j]) return;
-            const r = this.replicas[i] as Replica;
-            const at = this.layout.offsets[j] as number;
-            const values = r.grads.slice(at, at + (this.layout.sizes[j] as number));
-            g = tf.add(g, tf.mul(tf.tensor(values, p.shape as number[], 'float32'), share(i + 1)));
+            const b = (this.replicas[k] as Replica).grads.subarray(at, at + size);
+            const sk = share(k + 1);
+            for (let i = 0; i < size; i++) sum[i] = (sum[i] as number) + Math.fround((b[i] as number) * sk);
           });
-          grads[name] = g;
+          grads[name] = tf.tensor(sum, p.shape as number[], 'float32');
         });
         return { loss: tf.keep(loss) as tf.Scalar, correct: tf.keep(correct) as tf.Scalar, grads };
       });
