@@ -12,6 +12,7 @@ import { decodeDecoded, type DecodedSet } from './data/decoded.js';
 import { scoreRows } from './data/metrics.js';
 import { hashInts, Rng, STREAM } from './data/random.js';
 import { backendSchema, type BackendResolved } from './tf/backend-param.js';
+import { workersBackendProblem, workersSchema } from './tf/data-parallel-param.js';
 import { digestOf } from '../cache/canonical.js';
 import { TrainingProgress } from './data/training-progress.js';
 
@@ -64,15 +65,7 @@ const params = {
         "Moving-average momentum of every BatchNormalization layer (Keras/MXNet sense; MXNet's default 0.9). nsfwjs's MobileNetV2 ships 0.999, whose moving statistics barely follow a short fine-tune, so evaluation lags training. null keeps the model's own.",
     },
     backend: backendSchema,
-    // No `default`: ajv would write it into every finetune's params, so into every key; left out,
-    // the keys of pipelines that do not use it stay what they were.
-    workers: {
-      type: 'integer',
-      minimum: 1,
-      maximum: 8,
-      description:
-        "Data-parallel replicas of one training run on a CPU backend (wasm, cpu); 1 when left out. Each step's batch is split among them and the mean gradient applied once; results depend on it (batch normalization uses each shard's own statistics). The stage's threads are divided among the replicas.",
-    },
+    workers: workersSchema,
     evalSplit: { type: 'string', default: 'val', description: 'Split evaluated after every epoch (centre crop).' },
   },
 } as const satisfies JsonSchema;
@@ -95,6 +88,11 @@ export const finetune = defineStage<FinetuneParams>({
     },
   },
   isolate: true,
+  check(p) {
+    // An explicit GPU/native backend is known now; `auto` is only resolved when the stage runs.
+    const problem = p.backend === 'auto' ? undefined : workersBackendProblem(p.workers ?? 1, p.backend);
+    return problem ? [{ param: 'workers', message: problem }] : [];
+  },
 
   async run(ctx, p) {
     const { stageBackend } = await import('./tf/backend.js');
@@ -111,12 +109,9 @@ export const finetune = defineStage<FinetuneParams>({
     const backend = await stageBackend({ threads: replicaThreads, log: ctx.log }, p.backend);
     const tf = backend.tf;
     if (workers > 1) {
-      const { DATA_PARALLEL_BACKENDS } = await import('./tf/data-parallel.js');
       // An error, not a silent workers 1: the key says `workers`, and the result would not be its.
-      if (!DATA_PARALLEL_BACKENDS.includes(backend.name))
-        throw new InputError(
-          `workers ${workers}: data-parallel replicas run on the CPU backends (${DATA_PARALLEL_BACKENDS.join(', ')}), not ${backend.detail}; leave workers out (or 1) on this backend`,
-        );
+      const problem = workersBackendProblem(workers, backend.name, backend.detail);
+      if (problem) throw new InputError(problem);
       ctx.log(
         `data-parallel: ${workers} replicas × ${replicaThreads} backend thread${replicaThreads === 1 ? '' : 's'}`,
       );

@@ -40,13 +40,10 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { StageError } from '../contract.js';
 import { compiledPath } from '../compiled-path.js';
 import { modelToBlob } from './checkpoint.js';
+import { MAX_WORKERS, workersBackendProblem } from './data-parallel-param.js';
 import type { StepPlan, StepResult, Trainable } from './train-step.js';
 
-/** The most replicas a run may have (the finetune param's maximum). */
-export const MAX_WORKERS = 8;
-
-/** Backends that can run replicas: CPU ones, whose threads this divides among replicas. */
-export const DATA_PARALLEL_BACKENDS: readonly string[] = ['wasm', 'cpu'];
+export { MAX_WORKERS } from './data-parallel-param.js';
 
 /** Sizes of the W contiguous shards of a batch of n: they differ by at most one, larger first. */
 export function shardSizes(n: number, workers: number): number[] {
@@ -153,10 +150,8 @@ export class Replicas {
   /** Starts W−1 replica workers with copies of `model` and waits until each is ready. */
   static async start(model: tfl.LayersModel, plan: StepPlan, o: ReplicaOptions): Promise<Replicas> {
     const backend = tf.getBackend();
-    if (!DATA_PARALLEL_BACKENDS.includes(backend))
-      throw new StageError(
-        `workers ${o.workers}: data-parallel replicas run on the CPU backends (${DATA_PARALLEL_BACKENDS.join(', ')}), not '${backend}'; use workers 1 there`,
-      );
+    const problem = workersBackendProblem(o.workers, backend);
+    if (problem) throw new StageError(problem);
     if (!Number.isInteger(o.workers) || o.workers < 2 || o.workers > MAX_WORKERS)
       throw new Error(`train: workers must be an integer in [1, ${MAX_WORKERS}], got ${o.workers}`);
     const shapes = plan.params.map((p) => [...p.shape] as number[]);

@@ -112,6 +112,18 @@ describe('finetune stage', () => {
     expect(s.stdout + s.stderr).toContain('params.workers removed (was 2)');
   });
 
+  it('workers > 1 with a backend that cannot run replicas is a pipeline error naming the param; nothing runs', async () => {
+    project = new Project();
+    project.write('p.json', pipeline(2, [], { workers: 2, backend: 'webgpu' }));
+    const r = await project.cli('run', 'p.json');
+    expect(r.exitCode).toBe(2);
+    expect(r.stdout + r.stderr).toContain(
+      'workers 2: data-parallel replicas run on the CPU backends (wasm, cpu), not webgpu; leave workers out (or 1) on this backend',
+    );
+    expect(r.stdout + r.stderr).toMatch(/params\/workers/);
+    expect(r.stdout + r.stderr).not.toContain('ran ');
+  });
+
   it('resumes a killed run at its last finished epoch, with the same result as an uninterrupted one', async () => {
     project = new Project();
     project.write('p.json', pipeline(3));
