@@ -29,6 +29,8 @@
 // child process of this script (--dp-child); its lines are printed beside the 1-replica ones.
 // Its timing starts after the warm-up step(s) inside the same train() call (the replicas live
 // for one call), and it reports the main thread's exchange and waiting time per step.
+// `--dp-child --workers 1 --threads 2` alone times one replica the same way (for A/B runs on a
+// busy machine: alternate it with `--dp-child --workers 2 --threads 2`; each prints a DP line).
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 
@@ -207,7 +209,11 @@ async function benchTrainReplicas(size, warmup, steps) {
   return {
     size,
     imagesPerSecond: (steps * BATCH) / seconds,
-    note: `${steps} timed steps in ${seconds.toFixed(1)} s; main thread per step: exchange ${perStep(dataParallel.exchange)} ms, waiting for replicas ${perStep(dataParallel.waiting)} ms`,
+    note: `${steps} timed steps in ${seconds.toFixed(1)} s${
+      dataParallel
+        ? `; main thread per step: exchange ${perStep(dataParallel.exchange)} ms, waiting for replicas ${perStep(dataParallel.waiting)} ms`
+        : ''
+    }`,
   };
 }
 
