@@ -4,7 +4,7 @@
 // python3-torchvision; skipped with a message where they are absent): the ratio is to the
 // faster of its two memory layouts, NCHW and channels_last. No reference number is written here.
 //
-//   npx tsc -p tsconfig.json && node bench/train.mjs [--quick] [--threads N] [--backend B] [--batch N]
+//   npx tsc -p tsconfig.json && node bench/train.mjs [--quick] [--threads N] [--backend B] [--batch N] [--workers N]
 //
 // --threads: wasm threads (default: every core). --backend: any podium backend name (webgpu:
 // Dawn's adapter, a software one included — docs/gpu.md). --batch: default 32; on software
@@ -23,6 +23,14 @@
 // throughput runs and PyTorch and only profiles the 128-px step (for kernel work: the kernels'
 // shares and their ratios to the forward Conv2D are robust to the machine's load).
 // --profile-steps N profiles N steps together (default 1): a busy machine's hiccups average out.
+// --workers N (wasm/cpu) also measures train 128 and 224 px with N data-parallel replicas
+// (train()'s `workers`, stages/tf/data-parallel.ts), the same total batch, each replica's backend
+// with threads/N threads. The wasm thread count is fixed once per process, so that run is a
+// child process of this script (--dp-child); its lines are printed beside the 1-replica ones.
+// Its timing starts after the warm-up step(s) inside the same train() call (the replicas live
+// for one call), and it reports the main thread's exchange and waiting time per step.
+// `--dp-child --workers 1 --threads 2` alone times one replica the same way (for A/B runs on a
+// busy machine: alternate it with `--dp-child --workers 2 --threads 2`; each prints a DP line).
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 
@@ -34,13 +42,16 @@ import { sgdRecipeOptions } from './sgd-recipe.mjs';
 
 const quick = process.argv.includes('--quick');
 const profileOnly = process.argv.includes('--profile-only');
+const dpChild = process.argv.includes('--dp-child');
 const arg = (name) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? process.argv[i + 1] : undefined;
 };
 const BATCH = Number(arg('--batch') ?? 32);
 const CLASSES = 6;
-const REFERENCE = profileOnly ? undefined : torchReference();
+const WORKERS = Number(arg('--workers') ?? 1);
+const THREADS = Number(arg('--threads') ?? os.availableParallelism());
+const REFERENCE = profileOnly || dpChild ? undefined : torchReference();
 
 /** PyTorch on the same work, now, with as many threads as podium gets; undefined when not installed. */
 function torchReference() {
@@ -76,7 +87,7 @@ function torchReference() {
 const threadsArg = arg('--threads');
 const { tf, detail, notes } = await selectBackend(
   arg('--backend') ?? 'wasm',
-  threadsArg === undefined ? undefined : Number(threadsArg),
+  dpChild ? Math.max(1, Math.floor(THREADS / WORKERS)) : threadsArg === undefined ? undefined : Number(threadsArg),
 );
 for (const note of notes) console.log(note);
 const load = () =>
@@ -177,6 +188,76 @@ async function benchInference(size, warmup, steps) {
   return rates;
 }
 
+/**
+ * Train img/s with WORKERS replicas: one train() call of warm-up + timed steps, timed from the end
+ * of the warm-up steps to the end of the last (the replicas start with the call).
+ */
+async function benchTrainReplicas(size, warmup, steps) {
+  const model = await loadModel({ model: 'mobilenet_v2', inputSize: size, numClasses: CLASSES, seed: 0 });
+  const batch = makeBatch(size);
+  const ends = [];
+  const { dataParallel } = await train(model, {
+    ...trainOptions(warmup + steps, batch),
+    workers: WORKERS,
+    onBatchEnd: (_e, done) => {
+      ends[done] = performance.now();
+    },
+  });
+  model.dispose();
+  const seconds = (ends[warmup + steps] - ends[warmup]) / 1000;
+  const perStep = (s) => ((1000 * s) / (warmup + steps)).toFixed(0);
+  return {
+    size,
+    imagesPerSecond: (steps * BATCH) / seconds,
+    note: `${steps} timed steps in ${seconds.toFixed(1)} s${
+      dataParallel
+        ? `; main thread per step: exchange ${perStep(dataParallel.exchange)} ms, waiting for replicas ${perStep(dataParallel.waiting)} ms`
+        : ''
+    }`,
+  };
+}
+
+if (dpChild) {
+  const rows = [await benchTrainReplicas(128, 1, quick ? 1 : 4), await benchTrainReplicas(224, 1, quick ? 1 : 2)];
+  console.log(`DP ${JSON.stringify({ detail, rows })}`);
+  process.exit(0);
+}
+
+/** The --workers run, in a child process (its backend needs its own thread count). */
+function benchReplicas() {
+  const script = new URL(import.meta.url).pathname;
+  const args = [
+    script,
+    '--dp-child',
+    '--workers',
+    String(WORKERS),
+    '--threads',
+    String(THREADS),
+    '--batch',
+    String(BATCH),
+  ];
+  if (arg('--backend')) args.push('--backend', arg('--backend'));
+  if (quick) args.push('--quick');
+  console.log(`  ${WORKERS} replicas: running ${args.slice(1).join(' ')} …`);
+  const out = execFileSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const { detail: childDetail, rows } = JSON.parse(
+    out
+      .trim()
+      .split('\n')
+      .find((l) => l.startsWith('DP '))
+      .slice(3),
+  );
+  for (const r of rows) {
+    console.log(`  train ${r.size} px, ${WORKERS} replicas (${childDetail} each): ${r.note}`);
+    report(
+      `train ${r.size} px, ${WORKERS} replicas`,
+      r.imagesPerSecond,
+      r.size === 128 ? REFERENCE?.train128 : REFERENCE?.train224,
+      ` (batch ${BATCH} split ${WORKERS} ways, ${Math.max(1, Math.floor(THREADS / WORKERS))} thread(s) each)`,
+    );
+  }
+}
+
 // --- throughput ---------------------------------------------------------------
 const t128 = await benchTrain(128, 1, quick || profileOnly ? 1 : 4);
 report(
@@ -195,6 +276,7 @@ async function benchRest() {
   const t224 = await benchTrain(224, 1, quick ? 1 : 2);
   t224.model.dispose();
   report(`train 224 px, batch ${BATCH}`, t224.imagesPerSecond, REFERENCE?.train224);
+  if (WORKERS > 1) benchReplicas();
 }
 
 // --- where the time goes: one 128-px training step under tf.profile -------------

@@ -12,6 +12,7 @@ import { decodeDecoded, type DecodedSet } from './data/decoded.js';
 import { scoreRows } from './data/metrics.js';
 import { hashInts, Rng, STREAM } from './data/random.js';
 import { backendSchema, type BackendResolved } from './tf/backend-param.js';
+import { workersBackendProblem, workersSchema } from './tf/data-parallel-param.js';
 import { digestOf } from '../cache/canonical.js';
 import { TrainingProgress } from './data/training-progress.js';
 
@@ -64,6 +65,7 @@ const params = {
         "Moving-average momentum of every BatchNormalization layer (Keras/MXNet sense; MXNet's default 0.9). nsfwjs's MobileNetV2 ships 0.999, whose moving statistics barely follow a short fine-tune, so evaluation lags training. null keeps the model's own.",
     },
     backend: backendSchema,
+    workers: workersSchema,
     evalSplit: { type: 'string', default: 'val', description: 'Split evaluated after every epoch (centre crop).' },
   },
 } as const satisfies JsonSchema;
@@ -86,6 +88,11 @@ export const finetune = defineStage<FinetuneParams>({
     },
   },
   isolate: true,
+  check(p) {
+    // An explicit GPU/native backend is known now; `auto` is only resolved when the stage runs.
+    const problem = p.backend === 'auto' ? undefined : workersBackendProblem(p.workers ?? 1, p.backend);
+    return problem ? [{ param: 'workers', message: problem }] : [];
+  },
 
   async run(ctx, p) {
     const { stageBackend } = await import('./tf/backend.js');
@@ -95,8 +102,20 @@ export const finetune = defineStage<FinetuneParams>({
     const { encodeOptimizer, decodeOptimizer } = await import('./tf/optimizer.js');
     const { augmentBatch, centerCrop, policyForLevel } = await import('./data/augment/index.js');
     const tfl = await import('@tensorflow/tfjs-layers');
-    const backend = await stageBackend(ctx, p.backend);
+    // Each replica's backend gets an equal share of the stage's threads; wasm fixes its thread
+    // count when it starts, so the main thread's backend is sized here too.
+    const workers = p.workers ?? 1;
+    const replicaThreads = Math.max(1, Math.floor(ctx.threads / workers));
+    const backend = await stageBackend({ threads: replicaThreads, log: ctx.log }, p.backend);
     const tf = backend.tf;
+    if (workers > 1) {
+      // An error, not a silent workers 1: the key says `workers`, and the result would not be its.
+      const problem = workersBackendProblem(workers, backend.name, backend.detail);
+      if (problem) throw new InputError(problem);
+      ctx.log(
+        `data-parallel: ${workers} replicas × ${replicaThreads} backend thread${replicaThreads === 1 ? '' : 's'}`,
+      );
+    }
 
     const set = readJson<DecodedSet>(ctx.store, (ctx.inputs.images as InputArtifact).outputs.images!);
     const policy = ctx.inputs.augment
@@ -127,7 +146,9 @@ export const finetune = defineStage<FinetuneParams>({
     const lrs = Array.from({ length: p.epochs }, (_, e) => learningRateAt(e, p.lr, p.lrSteps, p.lrFactor));
     const line = digestOf({
       version: FINETUNE_VERSION,
-      params: { ...p, epochs: null, lrSteps: null },
+      // workers 1 written out is the run that leaves it out (undefined is not serialised: the
+      // lines of runs made before the param existed stay what they were).
+      params: { ...p, epochs: null, lrSteps: null, workers: workers === 1 ? undefined : workers },
       inputs: Object.fromEntries(
         Object.entries(ctx.inputs).map(([n, a]) => [n, digestOf((a as InputArtifact).outputs)]),
       ),
@@ -171,7 +192,9 @@ export const finetune = defineStage<FinetuneParams>({
     const buffers = [0, 1].map(() => new Float32Array(p.batchSize * p.inputSize * p.inputSize * 3));
     let shuffled = { epoch: -1, order: [] as number[] };
 
-    await train(model, {
+    const trained = await train(model, {
+      workers,
+      replicaThreads,
       epochs: p.epochs,
       batchSize: p.batchSize,
       lr: p.lr,
@@ -233,6 +256,10 @@ export const finetune = defineStage<FinetuneParams>({
       },
     });
     model.dispose();
+    if (trained.dataParallel)
+      ctx.log(
+        `data-parallel: the main thread spent ${trained.dataParallel.exchange.toFixed(1)} s on the exchange (shards, gradients, weights) and ${trained.dataParallel.waiting.toFixed(1)} s waiting for replicas, over ${trainedSeconds.toFixed(1)} s of training`,
+      );
 
     const last = history.at(-1) ?? {};
     return {

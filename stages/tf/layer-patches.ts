@@ -10,7 +10,9 @@
  *   fixed seed it draws the same mask every step. Each Dropout layer's seed is set per step from
  *   (seed, epoch, batch, layer), so masks differ per step yet a rerun — or a resumed run — draws
  *   exactly the same ones; the layers' own seeds are put back after every step, so saved
- *   topologies do not change.
+ *   topologies do not change. With data-parallel replicas (data-parallel.ts) each shard of a
+ *   step draws its own masks: the shard index joins the hash (shard 0 keeps the one-replica
+ *   seeds, so `workers: 1` draws exactly what it always did).
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -47,11 +49,15 @@ export function seedDropouts(
   seed: number,
   epoch: number,
   batch: number,
+  shard = 0,
 ): { restore(): void } {
   const targets = layers as unknown as Array<{ seed?: number }>;
   const saved = targets.map((l) => l.seed);
   targets.forEach((l, i) => {
-    l.seed = hashInts(STREAM.dropout, seed, epoch, batch, i);
+    l.seed =
+      shard === 0
+        ? hashInts(STREAM.dropout, seed, epoch, batch, i)
+        : hashInts(STREAM.dropout, seed, epoch, batch, i, shard);
   });
   return {
     restore: () =>

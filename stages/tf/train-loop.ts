@@ -7,7 +7,9 @@
  *       logits = model(x, training)                               (BN uses batch statistics;
  *                                                                  runForward, forward.ts)
  *       loss   = mean cross-entropy(softmax(logits), smoothed one-hot)
- *       grads  = d loss / d trainable weights                     (tf.variableGrads)
+ *       grads  = d loss / d trainable weights                     (tf.variableGrads; train-step.ts)
+ *         (with `workers` W > 1: each of W replicas on its shard of the batch, grads and loss
+ *          combined as Σ_k (n_k/n)·g_k; BN statistics per shard: data-parallel.ts)
  *       SGD:  g += wd·w (kernels only); buf = momentum·buf + g; w −= lr·buf
  *       Adam: g += wd·w (kernels only); Adam moments; w −= lr·m̂/(√v̂ + ε)   (optimizer.ts)
  *     onEpochEnd(epoch, {loss, acc, lr, seconds, imagesPerSecond}, model, optimizer state)
@@ -34,13 +36,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
-import { runForward, trainingGraph } from './forward.js';
+import { currentBackendThreads, MAX_WORKERS, Replicas, shardSizes } from './data-parallel.js';
 import { freezeBatchNorm, seedDropouts } from './layer-patches.js';
-import { accelerateLayers, HEAD_PREFIX } from './models.js';
+import { accelerateLayers } from './models.js';
 import { Optimizer, type OptimizerConfig, type OptimizerState } from './optimizer.js';
+import { crossEntropyFromLogProbs, planStep, stepGradients, type StepResult, type Trainable } from './train-step.js';
 
-type Layer = tfl.layers.Layer;
-export type Trainable = 'all' | 'head' | { from: string };
+export type { Trainable } from './train-step.js';
 
 /** One batch from the data pipeline. */
 export interface Batch {
@@ -111,6 +113,14 @@ export interface TrainOptions extends OptimizerConfig {
   ) => void | Promise<void>;
   /** Restores the optimizer (from getOptimizerState at the end of epoch startEpoch−1). */
   optimizerState?: OptimizerState;
+  /**
+   * Data-parallel replicas (data-parallel.ts), the caller's thread included; default 1. Results
+   * depend on it (batch normalization sees each shard's statistics), bit-identically for a fixed
+   * value. Only on the CPU backends (wasm, cpu).
+   */
+  workers?: number;
+  /** Backend threads of each worker replica; default the current backend's (wasm's pool, else 1). */
+  replicaThreads?: number;
 }
 
 export interface TrainResult {
@@ -118,6 +128,11 @@ export interface TrainResult {
   history: EpochMetrics[];
   /** Optimizer state after the last epoch (to resume later). */
   optimizerState: OptimizerState;
+  /**
+   * With workers > 1: the main thread's seconds on the replicas' exchange (shards in, gradients
+   * combined, weights out) and waiting for them after its own shard, over the whole call.
+   */
+  dataParallel?: { exchange: number; waiting: number };
 }
 
 /** lr of an epoch under MXNet fine-tune.py's step schedule (lr × factor at each step epoch reached). */
@@ -133,13 +148,6 @@ export function learningRateAt(epoch: number, lr: number, lrSteps: readonly numb
  */
 export function smoothedCrossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D, labelSmoothing: number): tf.Scalar {
   return tf.tidy(() => crossEntropyFromLogProbs(tf.logSoftmax(logits), labels, labelSmoothing));
-}
-
-function crossEntropyFromLogProbs(logProbs: tf.Tensor2D, labels: tf.Tensor1D, eps: number): tf.Scalar {
-  const k = logProbs.shape[1];
-  const oneHot = tf.oneHot(labels, k);
-  const target = eps > 0 ? tf.add(tf.mul(oneHot, 1 - eps), eps / k) : oneHot;
-  return tf.neg(tf.mean(tf.sum(tf.mul(target, logProbs), 1)));
 }
 
 /** A copy of every weight of the model by name (for tests, checkpoints, resuming). */
@@ -164,21 +172,28 @@ export function restoreWeights(model: tfl.LayersModel, values: ReadonlyMap<strin
 export async function train(model: tfl.LayersModel, opts: TrainOptions): Promise<TrainResult> {
   checkOptions(opts);
   const startEpoch = opts.startEpoch ?? 0;
+  const workers = opts.workers ?? 1;
   accelerateLayers(model); // no-op for models from loadModel
-  const { trained, frozen } = splitLayers(model, opts.trainable);
-  const params = trained.flatMap((l) => l.trainableWeights);
-  if (params.length === 0) throw new Error('train: nothing to train (the selected layers have no trainable weights)');
-  const graph = trainingGraph(model);
-  const [, H, W, C] = inputShape(model);
-  const numClasses = graph.numClasses;
+  const plan = planStep(model, opts.trainable);
+  const [H, W, C] = plan.pixelShape;
+  const numClasses = plan.graph.numClasses;
   const stepsPerEpoch = Math.ceil(opts.numTrain / opts.batchSize);
-  const dropouts = model.layers.filter((l) => l.getClassName().endsWith('Dropout'));
 
-  const optimizer = new Optimizer(params, opts);
-  const unfreeze = freezeBatchNorm(frozen);
+  const optimizer = new Optimizer(plan.params, opts);
+  const unfreeze = freezeBatchNorm(plan.frozen);
   const history: EpochMetrics[] = [];
+  let replicas: Replicas | undefined;
   try {
     if (opts.optimizerState !== undefined) optimizer.setState(opts.optimizerState);
+    if (workers > 1)
+      replicas = await Replicas.start(model, plan, {
+        workers,
+        threads: opts.replicaThreads ?? currentBackendThreads(),
+        trainable: opts.trainable,
+        labelSmoothing: opts.labelSmoothing,
+        seed: opts.seed,
+        batchSize: opts.batchSize,
+      });
     for (let epoch = startEpoch; epoch < opts.epochs; epoch++) {
       const lr = learningRateAt(epoch, opts.lr, opts.lrSteps, opts.lrFactor ?? 0.1);
       const started = performance.now();
@@ -190,42 +205,31 @@ export async function train(model: tfl.LayersModel, opts: TrainOptions): Promise
         let next = prefetch(opts.batchSource, epoch, 0);
         for (let b = 0; b < stepsPerEpoch; b++) {
           const batch = checkBatch(await next, opts.batchSize, H * W * C, numClasses, epoch, b);
+          // With replicas, shards 1… go to them first (copied into shared memory), so they work
+          // while this thread computes shard 0.
+          const sizes = replicas ? shardSizes(batch.n, workers) : [batch.n];
+          const others = replicas?.dispatch(batch.x, batch.y, sizes, epoch, b);
+          const n0 = sizes[0] as number;
           // Upload before asking for the next batch: the source may then reuse these arrays'
           // buffer once the step has run (at most two batches alive, see batchSource).
-          const x = tf.tensor4d(batch.x.subarray(0, batch.n * H * W * C), [batch.n, H, W, C]);
-          const y = tf.tensor1d(batch.y.subarray(0, batch.n), 'int32');
+          const x = tf.tensor4d(batch.x.subarray(0, n0 * H * W * C), [n0, H, W, C]);
+          const y = tf.tensor1d(batch.y.subarray(0, n0), 'int32');
           if (b + 1 < stepsPerEpoch) next = prefetch(opts.batchSource, epoch, b + 1);
-          const seeds = seedDropouts(dropouts, opts.seed, epoch, b);
-          let loss: tf.Scalar;
-          let correct: tf.Scalar | undefined;
-          let grads: tf.NamedTensorMap;
+          const seeds = seedDropouts(plan.dropouts, opts.seed, epoch, b);
+          let step: StepResult;
           try {
-            ({ value: loss, grads } = tf.variableGrads(
-              () => {
-                const out = runForward(graph, x, true) as tf.Tensor2D;
-                correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), y), 'float32')));
-                const logProbs = graph.outputIsProbabilities
-                  ? tf.log(tf.clipByValue(out, 1e-7, 1))
-                  : tf.logSoftmax(out);
-                return crossEntropyFromLogProbs(logProbs, y, opts.labelSmoothing);
-              },
-              params.map((p) => p.read() as tf.Variable),
-            ));
+            step = stepGradients(plan, x, y, opts.labelSmoothing);
           } finally {
             seeds.restore();
-            tf.dispose([x, y]);
           }
+          if (replicas && others) step = replicas.combine(step, await replicas.outcomes(others), sizes);
+          const { loss, correct, grads } = step;
           optimizer.apply(grads, lr);
+          replicas?.publishWeights();
           const [prevLoss, prevCorrect] = [lossSum, correctSum];
           lossSum = tf.tidy(() => tf.add(prevLoss, tf.mul(loss, batch.n)));
-          correctSum = tf.tidy(() => tf.add(prevCorrect, correct ?? 0));
-          tf.dispose([
-            prevLoss,
-            prevCorrect,
-            loss,
-            ...(correct === undefined ? [] : [correct]),
-            ...Object.values(grads),
-          ]);
+          correctSum = tf.tidy(() => tf.add(prevCorrect, correct));
+          tf.dispose([prevLoss, prevCorrect, loss, correct, ...Object.values(grads)]);
           images += batch.n;
           const seen = images;
           if (opts.onBatchEnd) {
@@ -254,10 +258,15 @@ export async function train(model: tfl.LayersModel, opts: TrainOptions): Promise
       if (opts.onEpochEnd !== undefined)
         await opts.onEpochEnd(epoch, metrics, model, { getOptimizerState: () => optimizer.getState() });
     }
-    return { history, optimizerState: await optimizer.getState() };
+    return {
+      history,
+      optimizerState: await optimizer.getState(),
+      ...(replicas ? { dataParallel: { ...replicas.seconds } } : {}),
+    };
   } finally {
     unfreeze();
     optimizer.dispose();
+    await replicas?.close();
   }
 }
 
@@ -281,40 +290,14 @@ function checkOptions(o: TrainOptions): void {
   if (!(o.labelSmoothing >= 0 && o.labelSmoothing < 1))
     throw new Error(`train: labelSmoothing must be in [0, 1), got ${o.labelSmoothing}`);
   if (!Number.isInteger(o.seed)) throw new Error(`train: seed must be an integer, got ${o.seed}`);
+  const workers = o.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS)
+    throw new Error(`train: workers must be an integer in [1, ${MAX_WORKERS}], got ${workers}`);
   if (start > 0 && o.optimizerState === undefined && (o.momentum > 0 || o.optimizer === 'adam')) {
     throw new Error(
       'train: resuming (startEpoch > 0) needs optimizerState, or the run would not match an uninterrupted one',
     );
   }
-}
-
-function inputShape(model: tfl.LayersModel): [number, number, number, number] {
-  const shape = model.inputs[0]?.shape;
-  if (model.inputs.length !== 1 || shape === undefined || shape.length !== 4)
-    throw new Error('train: the model needs one image input [N, H, W, C]');
-  const [, h, w, c] = shape;
-  if (typeof h !== 'number' || typeof w !== 'number' || typeof c !== 'number')
-    throw new Error('train: the model input needs a fixed size');
-  return [-1, h, w, c];
-}
-
-/** Which layers train, which are frozen (model.layers is in topological order). */
-function splitLayers(model: tfl.LayersModel, trainable: Trainable): { trained: Layer[]; frozen: Layer[] } {
-  const layers = model.layers;
-  let trained: Layer[];
-  if (trainable === 'all') {
-    trained = layers;
-  } else if (trainable === 'head') {
-    trained = layers.filter((l) => l.name.startsWith(HEAD_PREFIX));
-    if (trained.length === 0)
-      throw new Error(`train: trainable 'head' but the model has no '${HEAD_PREFIX}*' layers; use { from: <layer> }`);
-  } else {
-    const at = layers.findIndex((l) => l.name === trainable.from);
-    if (at < 0) throw new Error(`train: trainable.from: no layer named '${trainable.from}'`);
-    trained = layers.slice(at);
-  }
-  const set = new Set(trained);
-  return { trained, frozen: layers.filter((l) => !set.has(l)) };
 }
 
 function prefetch(source: TrainOptions['batchSource'], epoch: number, b: number): Promise<Batch> {

@@ -6,7 +6,7 @@ import { Project } from '../rig.js';
 let project: Project;
 afterEach(() => project?.cleanup());
 
-function pipeline(epochs: number, lrSteps: number[] = []): object {
+function pipeline(epochs: number, lrSteps: number[] = [], extra: Record<string, unknown> = {}): object {
   return {
     name: 'ft',
     seed: 3,
@@ -34,6 +34,7 @@ function pipeline(epochs: number, lrSteps: number[] = []): object {
           momentum: 0.9,
           weightDecay: 0.0001,
           backend: 'wasm',
+          ...extra,
         },
       },
     },
@@ -78,6 +79,8 @@ describe('finetune stage', () => {
     const train = project.json('p.lock.json').stages.train;
     expect(Object.keys(train.outputs).sort()).toEqual(['epoch-001', 'epoch-002', 'history']);
     expect(train.metrics.epoch).toBe(2);
+    // workers left out is not in the params, so not in the key: keys from before it existed hold.
+    expect(train.params).not.toHaveProperty('workers');
     expect(train.metrics.valTop1).toBeGreaterThanOrEqual(0);
     expect(train.metrics.valTop3).toBe(1); // 3 classes: the top 3 always hold the label
     expect(Number.isFinite(train.metrics.loss)).toBe(true);
@@ -91,6 +94,34 @@ describe('finetune stage', () => {
     const v = await project.cli('verify', 'p.json', '--stages', 'train');
     expect(v.stdout).toContain('identical  train');
     expect(v.exitCode).toBe(0);
+  });
+
+  it('workers 2: data-parallel replicas, byte-identical when verified, and part of the key', async () => {
+    project = new Project();
+    project.write('p.json', pipeline(2, [], { workers: 2 }));
+    const r = await project.cli('run', 'p.json', '--verbose');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/train\| data-parallel: 2 replicas × \d+ backend threads?/);
+    expect(r.stderr).toMatch(/train\| data-parallel: the main thread spent [\d.]+ s on the exchange/);
+    expect(project.json('p.lock.json').stages.train.params.workers).toBe(2);
+    const v = await project.cli('verify', 'p.json', '--stages', 'train');
+    expect(v.stdout).toContain('identical  train');
+    expect(v.exitCode).toBe(0);
+    project.write('p.json', pipeline(2));
+    const s = await project.cli('status', 'p.json');
+    expect(s.stdout + s.stderr).toContain('params.workers removed (was 2)');
+  });
+
+  it('workers > 1 with a backend that cannot run replicas is a pipeline error naming the param; nothing runs', async () => {
+    project = new Project();
+    project.write('p.json', pipeline(2, [], { workers: 2, backend: 'webgpu' }));
+    const r = await project.cli('run', 'p.json');
+    expect(r.exitCode).toBe(2);
+    expect(r.stdout + r.stderr).toContain(
+      'workers 2: data-parallel replicas run on the CPU backends (wasm, cpu), not webgpu; leave workers out (or 1) on this backend',
+    );
+    expect(r.stdout + r.stderr).toMatch(/params\/workers/);
+    expect(r.stdout + r.stderr).not.toContain('ran ');
   });
 
   it('resumes a killed run at its last finished epoch, with the same result as an uninterrupted one', async () => {
