@@ -9,6 +9,7 @@
 // of the timed steps (forward, backward, update) and the load average.
 import os from 'node:os';
 
+import { Rng } from '../dist/stages/data/random.js';
 import { selectBackend } from '../dist/stages/tf/backend.js';
 import { loadModel } from '../dist/stages/tf/models.js';
 import { train } from '../dist/stages/tf/train-loop.js';
@@ -24,12 +25,9 @@ const batchSize = arg('--batch', 32);
 const steps = arg('--steps', 5);
 
 const { detail } = await selectBackend('wasm', threads);
-const x = new Float32Array(batchSize * size * size * 3);
-let s = 12345;
-for (let i = 0; i < x.length; i++) {
-  s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-  x[i] = (s >>> 8) / 2 ** 24;
-}
+// Pixels in [0, 1) from podium's own PRNG (throughput does not depend on them).
+const rng = new Rng(12345);
+const x = Float32Array.from({ length: batchSize * size * size * 3 }, () => rng.next());
 const batch = { x, y: Int32Array.from({ length: batchSize }, (_, i) => i % 6), n: batchSize };
 const model = await loadModel({ model: 'mobilenet_v2', inputSize: size, numClasses: 6, seed: 0 });
 const options = (n) =>

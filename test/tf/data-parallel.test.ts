@@ -17,33 +17,22 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { selectBackend } from '../../stages/tf/backend.js';
 import { shardSizes } from '../../stages/tf/data-parallel.js';
+import { Rng } from '../../stages/data/random.js';
 import { loadModel } from '../../stages/tf/models.js';
 import { snapshotWeights, train, type Batch, type TrainOptions } from '../../stages/tf/train-loop.js';
 
 const SIZE = 16;
 const CLASSES = 3;
 
-/** Deterministic values in [0, 1) (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
-/** n noisy images, label = i mod CLASSES, brighter in the label's channel. */
+/** n noisy images (podium's own PRNG), label = i mod CLASSES, brighter in the label's channel. */
 function images(n: number, seed: number): Batch {
-  const r = rng(seed);
+  const rng = new Rng(seed);
   const pixels = SIZE * SIZE * 3;
-  const x = new Float32Array(n * pixels);
   const y = Int32Array.from({ length: n }, (_, i) => i % CLASSES);
-  for (let i = 0; i < n; i++)
-    for (let p = 0; p < SIZE * SIZE; p++)
-      for (let c = 0; c < 3; c++) x[i * pixels + p * 3 + c] = 0.6 * r() + (c === y[i] ? 0.3 : 0);
+  const x = Float32Array.from(
+    { length: n * pixels },
+    (_, k) => 0.6 * rng.next() + (k % 3 === y[Math.floor(k / pixels)] ? 0.3 : 0),
+  );
   return { x, y, n };
 }
 
