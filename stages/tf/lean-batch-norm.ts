@@ -15,7 +15,7 @@
  * - Followed by ReLU(6) (MobileNetV2: 35 of its 52 BN layers), the training-mode call applies the
  *   clip in the same pass (XNNPACK's clamp on the affine map: one pass over the activation less)
  *   and marks its output; the ReLU layer then passes a marked tensor through (lean-layers.ts), and
- *   the clip's gradient is applied at the start of BN's.
+ *   BN's gradient applies the clip's first (on wasm inside its two gradient kernels, as they read dy).
  * Training saves only x (and y when clipped) and per-channel vectors for the gradient.
  */
 import * as tf from '@tensorflow/tfjs-core';
