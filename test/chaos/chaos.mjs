@@ -330,6 +330,13 @@ async function signalCase() {
   );
 }
 
+/** The lines of a run's stderr that say what failed (a stage's ✗ line and its cause), else the last. */
+function failureLines(stderr) {
+  const lines = stderr.split('\n').filter(Boolean);
+  const failed = lines.filter((l) => /✗|failed:|Error/.test(l));
+  return (failed.length ? failed.slice(0, 3) : lines.slice(-1)).join(' | ');
+}
+
 async function gcCase() {
   const dir = newProject();
   let stop = false;
@@ -355,7 +362,7 @@ async function gcCase() {
     writeFileSync(join(dir, 'p.json'), JSON.stringify({ ...PIPELINE, seed }, null, 2));
     const r = await cli(dir, 'run', 'p.json');
     const problems = [];
-    if (r.code !== 0) problems.push(`exit ${r.code}: ${r.stderr.split('\n').filter(Boolean).at(-1)}`);
+    if (r.code !== 0) problems.push(`exit ${r.code}: ${failureLines(r.stderr)}`);
     else if (readFileSync(join(dir, 'p.lock.json'), 'utf8') !== refs.get(seed))
       problems.push('lock differs from the reference');
     if (problems.length) notes.push(`run ${i + 1}: ${problems.join(', ')}`);
