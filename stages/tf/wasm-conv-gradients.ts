@@ -26,7 +26,7 @@
  */
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 
-import type { UnitPool } from './kernels/pool.js';
+import { separatedStride, type UnitPool } from './kernels/pool.js';
 import { ceilDiv, windowArgs, type GradientDims, type Shape4 } from './conv-geometry.js';
 import type { WasmOps } from './wasm-ops.js';
 
@@ -246,9 +246,7 @@ export const depthwiseBackpropFilterImpl: GradientImpl = (ops, x, dy, filterShap
     // per image (kernels/depthwise-grad.as.ts), then the images' sums are added in order.
     const taps = kh * kw * C;
     const out = ops.empty(filterShape);
-    // A whole number of cache lines per image, and one of gap: threads writing neighbouring
-    // lines slow each other down (kernels/batch-norm.as.ts).
-    const stride = Math.ceil(taps / 16) * 16 + 16;
+    const stride = separatedStride(taps);
     const parts = ops.empty([N * stride]);
     const threads = pool();
     threads.run(

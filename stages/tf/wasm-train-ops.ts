@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { getKernel, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
 import type { KernelBackend, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
+import { separatedStride } from './kernels/pool.js';
 import { heapOffset, heapOutput, kernelPool, trainKernels } from './wasm-kernels.js';
 
 /** Inputs {w, g, buf}, attrs {lr, momentum, decay}; outputs [w′, buf′] (new tensors). */
@@ -115,14 +116,6 @@ function withScratch<T>(b: KernelBackend, floats: number, body: (at: number) => 
   }
 }
 
-/**
- * Floats between consecutive images' sums of `floats` values: a whole number of 64-byte cache
- * lines and at least one line of gap (kernels/batch-norm.as.ts says why).
- */
-function imageStride(floats: number): number {
-  return Math.ceil(floats / 16) * 16 + 16;
-}
-
 /** out = the mean over the images of per-image channel sums (stride floats apart), in image order. */
 function meansOverImages(
   b: KernelBackend,
@@ -148,7 +141,7 @@ const batchNormStats: KernelFunc = ({ inputs, backend }) => {
   const mean = heapOutput(b, [c]);
   const variance = heapOutput(b, [c]);
   const pool = kernelPool(b);
-  const stride = imageStride(c);
+  const stride = separatedStride(c);
   withScratch(b, n * stride, (sums) => {
     pool.run('channelSumsJob', [heapOffset(b, x), sums, stride, rows, c], n);
     meansOverImages(b, sums, stride, mean, n, rows, c);
@@ -180,7 +173,7 @@ const batchNormGradStats: KernelFunc = ({ inputs, backend, attrs }) => {
   const [n, rows, c] = imagesRowsChannels(x);
   const meanDy = heapOutput(b, [c]);
   const meanDyX = heapOutput(b, [c]);
-  const stride = imageStride(2 * c);
+  const stride = separatedStride(2 * c);
   withScratch(b, n * stride, (sums) => {
     const [yAt, maxBits] = gate(b, BN_GRAD_STATS, x, y, attrs);
     kernelPool(b).run(
