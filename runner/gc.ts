@@ -73,6 +73,10 @@ export async function gc(
     let report: GcReport;
     try {
       report = sweep(store, keepRuns, root, !!opts.dryRun);
+      // The sweep's index and stat removals are queued writes (records and blobs go in their
+      // own transactions). They must be committed before the lease goes: a run that registers
+      // once it is free would otherwise read entries that a late batch then removes under it.
+      await store.flush();
       if (opts.compact && !opts.dryRun) {
         report.compacted = await compact(store);
         closed = true;
