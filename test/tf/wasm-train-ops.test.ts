@@ -130,3 +130,51 @@ describe("podium's batch-norm statistics on wasm agree with the tfjs ops (float 
     });
   });
 });
+
+describe("podium's batch-norm statistics sum each channel over the rows in order, in float32", () => {
+  // Images large enough that the kernels sum them in many runs of rows (batch-norm.as.ts), with
+  // 16-, 4- and 1-channel blocks: the sums must be exactly the row-order float32 ones.
+  it('mean, variance and the gradient sums (with a fused ReLU6 gate) bit for bit', () => {
+    const [n, h, w, c] = [2, 50, 50, 41];
+    const rows = h * w;
+    const size = n * rows * c;
+    const x = probe(size, 21, 4).map((v) => v + 2);
+    const dy = probe(size, 22, 1);
+    const y = probe(size, 23, 9);
+    const f = Math.fround;
+    const count = f(f(n) * f(rows));
+    /** Per channel: Σ over images (in order) of the per-image row-order sums of term(i), over count. */
+    const meanOf = (term: (i: number) => number): Float32Array =>
+      Float32Array.from({ length: c }, (_, ch) => {
+        let total = 0;
+        for (let img = 0; img < n; img++) {
+          let s = 0;
+          for (let r = 0; r < rows; r++) s = f(s + term((img * rows + r) * c + ch));
+          total = f(total + s);
+        }
+        return f(total / count);
+      });
+    const mean = meanOf((i) => x[i]!);
+    const variance = meanOf((i) => {
+      const d = f(x[i]! - mean[i % c]!);
+      return f(d * d);
+    });
+    const gated = (i: number): number => f(dy[i]! * (f(y[i]! * f(6 - y[i]!)) > 0 ? 1 : 0));
+    const meanDy = meanOf(gated);
+    const meanDyX = meanOf((i) => f(gated(i) * x[i]!));
+    tf.tidy(() => {
+      const t = (v: Float32Array) => tf.tensor4d(v, [n, h, w, c]);
+      const [m, v] = tf.engine().runKernel(BN_STATS, { x: t(x) }, {}) as tf.Tensor[];
+      const [gDy, gDyX] = tf
+        .engine()
+        .runKernel(BN_GRAD_STATS, { dy: t(dy), x: t(x), y: t(y) }, { maxValue: 6 }) as tf.Tensor[];
+      for (const [got, want] of [
+        [m!, mean],
+        [v!, variance],
+        [gDy!, meanDy],
+        [gDyX!, meanDyX],
+      ] as const)
+        expect(bits(got).equals(Buffer.from(want.buffer))).toBe(true);
+    });
+  });
+});
