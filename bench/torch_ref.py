@@ -9,7 +9,7 @@ layouts (NCHW and channels_last), torch_bench style: warm-up steps untimed, then
 three timed rounds. Prints one JSON object: {"torch": version, "threads": n, "<what>": {"nchw":
 img/s, "channels_last": img/s}}.
 
-    /usr/bin/python3 bench/torch_ref.py [--threads 2] [--quick] [--only train128,train224,infer224]
+    /usr/bin/python3 bench/torch_ref.py [--threads 2] [--quick] [--only train128,train224,infer128,infer224]
 """
 import argparse
 import json
@@ -23,7 +23,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument('--threads', type=int, default=2)
 parser.add_argument('--batch', type=int, default=32)
 parser.add_argument('--quick', action='store_true')
-parser.add_argument('--only', default='train128,train224,infer224')
+parser.add_argument('--only', default='train128,train224,infer128,infer224')
 args = parser.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
@@ -75,7 +75,8 @@ def infer(size, layout):
     return rate(step, 1 if args.quick else 2, 1 if args.quick else 3, 1 if args.quick else 5)
 
 
-work = {'train128': lambda l: train(128, l), 'train224': lambda l: train(224, l), 'infer224': lambda l: infer(224, l)}
+work = {'train128': lambda l: train(128, l), 'train224': lambda l: train(224, l),
+        'infer128': lambda l: infer(128, l), 'infer224': lambda l: infer(224, l)}
 out = {'torch': torch.__version__, 'threads': args.threads, 'batch': args.batch}
 for name in args.only.split(','):
     out[name] = {layout: round(work[name](layout), 2) for layout in ('nchw', 'channels_last')}

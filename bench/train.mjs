@@ -14,8 +14,8 @@
 // weight decay 1e-4 (the issue's recipe):
 //   train 128 px   img/s of full training steps (forward, backward, update) via train()
 //   train 224 px   same, fewer steps (one step is ~20 s)
-//   infer 224 px   img/s of model.predict in inference mode
-// then profiles one 128-px training step with tf.profile and prints the 10 kernels that took
+//   infer 128/224  img/s of inference (BN folded, as the stages predict; 224 px also model.predict)
+// then profiles one 128-px training step (--profile-size S: S px) with tf.profile and prints the kernels that took
 // the most time. Warm-up steps are run first and not timed (XNNPACK operator creation, wasm
 // heap growth). wasm runs its threaded build (stages/tf/wasm-threads.ts) with every core; the machine is shared, so the load
 // average is printed before and after: trust the figures only when it is low.
@@ -72,7 +72,12 @@ function torchReference() {
       };
     };
     console.log(`PyTorch reference measured first: ${out.trim()}`);
-    return { train128: ref('train128'), train224: ref('train224'), infer224: ref('infer224') };
+    return {
+      train128: ref('train128'),
+      train224: ref('train224'),
+      infer128: ref('infer128'),
+      infer224: ref('infer224'),
+    };
   } catch (e) {
     console.log(
       `PyTorch reference skipped: ${String(e.stderr || e.message)
@@ -269,6 +274,10 @@ report(
 
 if (!profileOnly) await benchRest();
 async function benchRest() {
+  // Inference at both sizes: the forward pass alone, BN folded, bounds what a training step on the
+  // same convolution kernels can reach against the reference (docs/performance.md, session 9).
+  const i128 = await benchInference(128, 1, quick ? 1 : 5);
+  report(`infer 128 px, batch ${BATCH}`, i128.folded, REFERENCE?.infer128, ' (BN folded, as the stages predict)');
   const i224 = await benchInference(224, 1, quick ? 1 : 5);
   report(`infer 224 px, batch ${BATCH}`, i224.folded, REFERENCE?.infer224, ' (BN folded, as the stages predict)');
   report('  model.predict', i224['model.predict'], REFERENCE?.infer224);
@@ -279,7 +288,7 @@ async function benchRest() {
   if (WORKERS > 1) benchReplicas();
 }
 
-// --- where the time goes: one 128-px training step under tf.profile -------------
+// --- where the time goes: one training step under tf.profile (128 px, or --profile-size) ---
 // Only on wasm: the profile's kernel times on a GPU backend need timestamp queries and measure
 // something else (queue submission, not execution), and a software GPU makes it minutes long.
 if (tf.getBackend() !== 'wasm' || process.argv.includes('--no-profile')) {
@@ -289,12 +298,16 @@ if (tf.getBackend() !== 'wasm' || process.argv.includes('--no-profile')) {
 }
 console.log('');
 const profileSteps = Number(arg('--profile-steps') ?? 1);
-console.log(`profiling ${profileSteps} 128-px training step(s) (batch ${BATCH})…`);
-const batch128 = makeBatch(128);
+// --profile-size: the step profiled at another size (a warm-up step first, as for 128 px).
+const profileSize = Number(arg('--profile-size') ?? 128);
+const profiled = profileSize === 128 ? t128.model : (await benchTrain(profileSize, 1, 1)).model;
+if (profiled !== t128.model) t128.model.dispose();
+console.log(`profiling ${profileSteps} ${profileSize}-px training step(s) (batch ${BATCH})…`);
+const profileBatch = makeBatch(profileSize);
 const wall0 = performance.now();
-const profile = await tf.profile(() => train(t128.model, trainOptions(profileSteps, batch128)));
+const profile = await tf.profile(() => train(profiled, trainOptions(profileSteps, profileBatch)));
 const wall = performance.now() - wall0;
-t128.model.dispose();
+profiled.dispose();
 const byKernel = new Map();
 for (const k of profile.kernels) {
   const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
@@ -338,6 +351,17 @@ console.log(
     .filter(([k]) => k.includes('×'))
     .map(([k, e]) => `${k} ${e.ms.toFixed(0)} ms/${e.calls}`)
     .join(', ')})`,
+);
+// A floor from the profile: the convolutions' own kernels (forward, input and filter gradients,
+// depthwise included) if every other kernel (batch norm, element-wise, the update) took no time.
+const CONVOLUTION = /^(Conv2D|Conv2DBackprop(Input|Filter)|DepthwiseConv2dNative(BackpropInput|BackpropFilter)?)$/;
+const convMs = kernels.filter(([name]) => CONVOLUTION.test(name)).reduce((s, [, e]) => s + e.ms, 0) / profileSteps;
+const convCeiling = (1000 * BATCH) / convMs;
+const convRef = profileSize === 128 ? REFERENCE?.train128 : profileSize === 224 ? REFERENCE?.train224 : undefined;
+console.log(
+  `  convolution kernels alone: ${convMs.toFixed(0)} ms a step (${((100 * convMs * profileSteps) / total).toFixed(0)}% of kernel time): with everything else free, at most ${convCeiling.toFixed(1)} img/s${
+    convRef ? ` = ${(convCeiling / convRef.value).toFixed(2)}× the reference` : ''
+  }`,
 );
 for (const [name, e] of scopes)
   console.log(
