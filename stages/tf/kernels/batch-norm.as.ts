@@ -10,15 +10,20 @@
 // in order by one unit of meansOverImagesJob) or a fixed range of elements (the element-wise maps);
 // which thread runs a unit never changes an operation or its order.
 
-// The statistics hold their running sums in registers: a block of 16 channels (one cache line of
-// a row) is summed down a run of rows, then the next block (4, then 1 channel at the tails).
-// Summing into memory row by row was bound by its loads and stores, not by reading x.
-// The runs are short (ROWS_BYTES of each array): a block walking down all of an image's rows
-// (up to 4.8 MB at 112 × 112 × 96) touched one cache line per row, and the next block found
-// those rows evicted from the 2 MB L2, so every block read the image from memory again (with
-// the adjacent-line prefetch, twice over). A run stays in cache for all its blocks. Each
-// channel's sum goes on from the run before, over the rows in order: the same float32
-// additions in the same order, so the sums are bit-identical whatever the run length.
+// Each image's sums run over its rows in order, in float32, so how they are scheduled only
+// changes the speed. Two schedules, each the faster for its pass (bench: .mb-style runs of the
+// kernels on MobileNetV2's activations, docs/performance.md session 9):
+// - The statistics (one array read) hold running sums in registers: a block of 16 channels (one
+//   cache line of a row) is summed down a run of rows, then the next block (4, then 1 channel at
+//   the tails). Summing into memory row by row is bound by its loads and stores here (two per
+//   vector read). The runs are short (ROWS_BYTES): a block walking down all of an image's rows
+//   (up to 4.8 MB at 112 × 112 × 96) touched one cache line per row, and the next block found
+//   them evicted from the 2 MB L2; a run stays in cache for all its blocks, each channel's sum
+//   going on from the run before.
+// - The gradient sums (dy, x and the gate y read; two sums per channel) go row by row, adding
+//   into the image's sums in memory (L1: at most 2 × 1280 floats): contiguous reads, and the
+//   loads and stores of the sums are fewer than the three arrays' loads. ~1.35× the block
+//   schedule's speed, which walks three arrays with a stride.
 
 /**
  * Unit u = image u of x [N, rows, C]: sums[u·stride + c] = Σ_r x[u, r, c], over r in order.
@@ -26,7 +31,7 @@
  * lines slowed these passes down by up to 2× on our 2-core machine.)
  */
 export function channelSumsJob(x: usize, sums: usize, stride: i32, rows: i32, C: i32, u: i32, thread: i32): void {
-  sumRows(x + <usize>u * <usize>rows * (<usize>C << 2), 0, 0, 0, 0, sums + (<usize>u * <usize>stride << 2), 0, rows, C);
+  sumRows(x + <usize>u * <usize>rows * (<usize>C << 2), 0, sums + (<usize>u * <usize>stride << 2), rows, C);
 }
 
 /**
@@ -34,7 +39,7 @@ export function channelSumsJob(x: usize, sums: usize, stride: i32, rows: i32, C:
  * order (the second pass of a two-pass variance: exact even when |mean| ≫ std).
  */
 export function channelSquaredDeviationsJob(x: usize, mean: usize, sums: usize, stride: i32, rows: i32, C: i32, u: i32, thread: i32): void {
-  sumRows(x + <usize>u * <usize>rows * (<usize>C << 2), mean, 0, 0, 0, sums + (<usize>u * <usize>stride << 2), 0, rows, C);
+  sumRows(x + <usize>u * <usize>rows * (<usize>C << 2), mean, sums + (<usize>u * <usize>stride << 2), rows, C);
 }
 
 /**
@@ -49,7 +54,31 @@ export function channelDyDyXSumsJob(
   const start = <usize>u * <usize>rows * (<usize>C << 2);
   const out = sums + (<usize>u * <usize>stride << 2);
   const gate = y == 0 ? 0 : y + start;
-  sumRows(dy + start, 0, x + start, gate, reinterpret<f32>(maxBits), out, out + (<usize>C << 2), rows, C);
+  const maxValue = reinterpret<f32>(maxBits);
+  const rowBytes = <usize>C << 2;
+  const out2 = out + rowBytes;
+  memory.fill(out, 0, rowBytes << 1);
+  const M = f32x4.splat(maxValue);
+  const vecBytes = rowBytes & ~(<usize>15);
+  for (let r: i32 = 0; r < rows; r++) {
+    const row = start + <usize>r * rowBytes;
+    const p = dy + row;
+    const q = x + row;
+    const g = y + row;
+    let at: usize = 0;
+    for (; at < vecBytes; at += 16) {
+      let v = v128.load(p + at);
+      if (gate != 0) v = gated(v, v128.load(g + at), M);
+      v128.store(out + at, f32x4.add(v128.load(out + at), v));
+      v128.store(out2 + at, f32x4.add(v128.load(out2 + at), f32x4.mul(v, v128.load(q + at))));
+    }
+    for (; at < rowBytes; at += 4) {
+      let v = load<f32>(p + at);
+      if (gate != 0) v = gated1(v, load<f32>(g + at), maxValue);
+      store<f32>(out + at, load<f32>(out + at) + v);
+      store<f32>(out2 + at, load<f32>(out2 + at) + v * load<f32>(q + at));
+    }
+  }
 }
 
 /** ReLU(max)'s gradient of dy where the output was y: dy · step(y·(max − y)), as relu6GradJob. */
@@ -66,34 +95,27 @@ function gated1(dy: f32, y: f32, maxValue: f32): f32 {
 }
 
 /**
- * Per channel c < C of `rows` rows of C floats at a:
- *   mean = 0, b = 0:   out[c]  = Σ_r a[r, c]
- *   mean ≠ 0, b = 0:   out[c]  = Σ_r (a[r, c] − mean[c])²
- *   b ≠ 0:             out[c]  = Σ_r a[r, c],  out2[c] = Σ_r a[r, c]·b[r, c]
- *                      (with y ≠ 0, a[r, c] gated by y[r, c] first: see gated)
- * each sum from +0 over r in order, in float32.
+ * Per channel c < C of `rows` rows of C floats at a, each sum from +0 over r in order, in float32:
+ *   mean = 0:   out[c] = Σ_r a[r, c]
+ *   mean ≠ 0:   out[c] = Σ_r (a[r, c] − mean[c])²
  */
-function sumRows(a: usize, mean: usize, b: usize, y: usize, maxValue: f32, out: usize, out2: usize, rows: i32, C: i32): void {
+function sumRows(a: usize, mean: usize, out: usize, rows: i32, C: i32): void {
   const rowBytes = <usize>C << 2;
   const run = max<i32>(1, <i32>(ROWS_BYTES / rowBytes));
   for (let r0: i32 = 0; r0 < rows; r0 += run) {
     const n = min<i32>(run, rows - r0);
-    const off = <usize>r0 * rowBytes;
-    const ra = a + off;
-    const rb = b == 0 ? 0 : b + off;
-    const ry = y == 0 ? 0 : y + off;
+    const ra = a + <usize>r0 * rowBytes;
     const first = r0 == 0;
     let c: i32 = 0;
-    for (; c + 16 <= C; c += 16) block16(ra, mean, rb, ry, maxValue, out, out2, n, rowBytes, <usize>c << 2, first);
-    for (; c + 4 <= C; c += 4) block4(ra, mean, rb, ry, maxValue, out, out2, n, rowBytes, <usize>c << 2, first);
-    for (; c < C; c++) block1(ra, mean, rb, ry, maxValue, out, out2, n, rowBytes, <usize>c << 2, first);
+    for (; c + 16 <= C; c += 16) block16(ra, mean, out, n, rowBytes, <usize>c << 2, first);
+    for (; c + 4 <= C; c += 4) block4(ra, mean, out, n, rowBytes, <usize>c << 2, first);
+    for (; c < C; c++) block1(ra, mean, out, n, rowBytes, <usize>c << 2, first);
   }
 }
 
 /**
- * Bytes of each array a run of rows spans: the gradient sums' three arrays (24 KB) stay in the
- * 48 KB L1. At 224 px the gradient sums took 0.43× the forward Conv2D's time with 8 KB runs, 0.52×
- * with 32 KB, 0.65× with whole images (bench/train.mjs --profile-only --profile-size 224).
+ * Bytes of x a run of rows spans: inside the 48 KB L1. At 224 px the blocks walking whole images
+ * cost this pass (and the gradient sums, then on the same schedule) 1.3–1.5× more time.
  */
 const ROWS_BYTES: usize = 8192;
 
@@ -112,10 +134,7 @@ function term(v: v128, m: v128, squared: bool): v128 {
   return f32x4.mul(d, d);
 }
 
-function block16(
-  a: usize, mean: usize, b: usize, y: usize, maxValue: f32, out: usize, out2: usize, rows: i32, rowBytes: usize, at: usize,
-  first: bool,
-): void {
+function block16(a: usize, mean: usize, out: usize, rows: i32, rowBytes: usize, at: usize, first: bool): void {
   const squared = mean != 0;
   const m0 = squared ? v128.load(mean + at) : f32x4.splat(0);
   const m1 = squared ? v128.load(mean + at + 16) : f32x4.splat(0);
@@ -124,40 +143,11 @@ function block16(
   let s0 = start(out + at, first), s1 = start(out + at + 16, first);
   let s2 = start(out + at + 32, first), s3 = start(out + at + 48, first);
   let p = a + at;
-  if (b == 0) {
-    for (let r = 0; r < rows; r++, p += rowBytes) {
-      s0 = f32x4.add(s0, term(v128.load(p), m0, squared));
-      s1 = f32x4.add(s1, term(v128.load(p + 16), m1, squared));
-      s2 = f32x4.add(s2, term(v128.load(p + 32), m2, squared));
-      s3 = f32x4.add(s3, term(v128.load(p + 48), m3, squared));
-    }
-  } else {
-    let t0 = start(out2 + at, first), t1 = start(out2 + at + 16, first);
-    let t2 = start(out2 + at + 32, first), t3 = start(out2 + at + 48, first);
-    let q = b + at;
-    let g = y + at;
-    const M = f32x4.splat(maxValue);
-    for (let r = 0; r < rows; r++, p += rowBytes, q += rowBytes, g += rowBytes) {
-      let v0 = v128.load(p), v1 = v128.load(p + 16), v2 = v128.load(p + 32), v3 = v128.load(p + 48);
-      if (y != 0) {
-        v0 = gated(v0, v128.load(g), M);
-        v1 = gated(v1, v128.load(g + 16), M);
-        v2 = gated(v2, v128.load(g + 32), M);
-        v3 = gated(v3, v128.load(g + 48), M);
-      }
-      s0 = f32x4.add(s0, v0);
-      s1 = f32x4.add(s1, v1);
-      s2 = f32x4.add(s2, v2);
-      s3 = f32x4.add(s3, v3);
-      t0 = f32x4.add(t0, f32x4.mul(v0, v128.load(q)));
-      t1 = f32x4.add(t1, f32x4.mul(v1, v128.load(q + 16)));
-      t2 = f32x4.add(t2, f32x4.mul(v2, v128.load(q + 32)));
-      t3 = f32x4.add(t3, f32x4.mul(v3, v128.load(q + 48)));
-    }
-    v128.store(out2 + at, t0);
-    v128.store(out2 + at + 16, t1);
-    v128.store(out2 + at + 32, t2);
-    v128.store(out2 + at + 48, t3);
+  for (let r = 0; r < rows; r++, p += rowBytes) {
+    s0 = f32x4.add(s0, term(v128.load(p), m0, squared));
+    s1 = f32x4.add(s1, term(v128.load(p + 16), m1, squared));
+    s2 = f32x4.add(s2, term(v128.load(p + 32), m2, squared));
+    s3 = f32x4.add(s3, term(v128.load(p + 48), m3, squared));
   }
   v128.store(out + at, s0);
   v128.store(out + at + 16, s1);
@@ -165,47 +155,27 @@ function block16(
   v128.store(out + at + 48, s3);
 }
 
-function block4(
-  a: usize, mean: usize, b: usize, y: usize, maxValue: f32, out: usize, out2: usize, rows: i32, rowBytes: usize, at: usize,
-  first: bool,
-): void {
+function block4(a: usize, mean: usize, out: usize, rows: i32, rowBytes: usize, at: usize, first: bool): void {
   const squared = mean != 0;
   const m0 = squared ? v128.load(mean + at) : f32x4.splat(0);
-  const M = f32x4.splat(maxValue);
   let s0 = start(out + at, first);
-  let t0 = b != 0 ? start(out2 + at, first) : f32x4.splat(0);
   let p = a + at;
-  let q = b + at;
-  let g = y + at;
-  for (let r = 0; r < rows; r++, p += rowBytes, q += rowBytes, g += rowBytes) {
-    const v0 = y != 0 ? gated(v128.load(p), v128.load(g), M) : v128.load(p);
-    s0 = f32x4.add(s0, term(v0, m0, squared));
-    if (b != 0) t0 = f32x4.add(t0, f32x4.mul(v0, v128.load(q)));
-  }
+  for (let r = 0; r < rows; r++, p += rowBytes) s0 = f32x4.add(s0, term(v128.load(p), m0, squared));
   v128.store(out + at, s0);
-  if (b != 0) v128.store(out2 + at, t0);
 }
 
-function block1(
-  a: usize, mean: usize, b: usize, y: usize, maxValue: f32, out: usize, out2: usize, rows: i32, rowBytes: usize, at: usize,
-  first: bool,
-): void {
+function block1(a: usize, mean: usize, out: usize, rows: i32, rowBytes: usize, at: usize, first: bool): void {
   const m0: f32 = mean != 0 ? load<f32>(mean + at) : 0;
   let s0: f32 = first ? 0 : load<f32>(out + at);
-  let t0: f32 = first || b == 0 ? 0 : load<f32>(out2 + at);
   let p = a + at;
-  let q = b + at;
-  let g = y + at;
-  for (let r = 0; r < rows; r++, p += rowBytes, q += rowBytes, g += rowBytes) {
-    const v0 = y != 0 ? gated1(load<f32>(p), load<f32>(g), maxValue) : load<f32>(p);
+  for (let r = 0; r < rows; r++, p += rowBytes) {
+    const v0 = load<f32>(p);
     if (mean != 0) {
       const d = v0 - m0;
       s0 += d * d;
     } else s0 += v0;
-    if (b != 0) t0 += v0 * load<f32>(q);
   }
   store<f32>(out + at, s0);
-  if (b != 0) store<f32>(out2 + at, t0);
 }
 
 /**
