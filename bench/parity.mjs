@@ -4,6 +4,9 @@
 // consistent gaps, and says so).
 //
 //   nice -n 19 node bench/parity.mjs [--seeds 0,1,2] [--side torch|podium|both] [--torch-wd all|kernels|both]
+//                                    [--head-init normal-0.01|glorot-uniform] [--torch-head normal-0.01|glorot-uniform]
+// --head-init is podium's finetune headInit; --torch-head the PyTorch classifier's init (torchref's is
+// normal-0.01; glorot-uniform runs bench/torch_train_wd.py --head_init glorot-uniform).
 //                                    [--work DIR] [--log FILE] [--table-only]
 //
 // PyTorch side: ../shared/torchref (README there) in $WORK/torch as REF_DIR: `train.py --name A --lr 0.01
@@ -41,6 +44,12 @@ const seeds = option('--seeds', '0,1,2')
   });
 const side = option('--side', 'both');
 if (!['torch', 'podium', 'both'].includes(side)) fail(`--side: "${side}" is not torch, podium or both`);
+const headInit = option('--head-init', 'normal-0.01');
+if (!['normal-0.01', 'glorot-uniform'].includes(headInit))
+  fail(`--head-init: "${headInit}" is not normal-0.01 or glorot-uniform`);
+const torchHead = option('--torch-head', 'normal-0.01');
+if (!['normal-0.01', 'glorot-uniform'].includes(torchHead))
+  fail(`--torch-head: "${torchHead}" is not normal-0.01 or glorot-uniform`);
 const torchWd = option('--torch-wd', 'all');
 if (!['all', 'kernels', 'both'].includes(torchWd)) fail(`--torch-wd: "${torchWd}" is not all, kernels or both`);
 const work = resolve(option('--work', join(tmpdir(), 'podium-parity')));
@@ -121,10 +130,11 @@ function setUpTorch() {
   return refDir;
 }
 async function runTorch(refDir, seed, wdOn) {
-  const label = `torch (wd ${wdOn})`;
+  const glorot = torchHead === 'glorot-uniform';
+  const label = `torch (wd ${wdOn}${glorot ? ', head glorot-uniform' : ''})`;
   if (done(label, seed)) return console.log(`parity: ${label} seed ${seed} already in ${logFile}`);
-  const name = `A_wd${wdOn}_s${seed}`;
-  const script = wdOn === 'all' ? 'train.py' : 'torch_train_wd.py';
+  const name = `A_wd${wdOn}${glorot ? '_hglorot' : ''}_s${seed}`;
+  const script = wdOn === 'all' && !glorot ? 'train.py' : 'torch_train_wd.py';
   const recipe = [
     '--name',
     name,
@@ -144,7 +154,12 @@ async function runTorch(refDir, seed, wdOn) {
   const t0 = Date.now();
   await runChild(
     '/usr/bin/python3',
-    [join(refDir, script), ...recipe, ...(wdOn === 'all' ? [] : ['--wd_on', wdOn])],
+    [
+      join(refDir, script),
+      ...recipe,
+      ...(wdOn === 'all' ? [] : ['--wd_on', wdOn]),
+      ...(glorot ? ['--head_init', torchHead] : []),
+    ],
     { env: { ...process.env, REF_DIR: refDir, DEV_DATA: dataset } },
     join(refDir, `${name}.log`),
   );
@@ -186,6 +201,7 @@ function podiumPipeline(seed) {
           lrSteps: [8],
           momentum: 0.9,
           weightDecay: 0.0001,
+          headInit,
         },
       },
       final: {
@@ -197,8 +213,9 @@ function podiumPipeline(seed) {
   };
 }
 async function runPodium(seed) {
-  const label = 'podium';
-  if (done(label, seed)) return console.log(`parity: podium seed ${seed} already in ${logFile}`);
+  // Entries from before finetune had `headInit` (session 8 and earlier) are 'podium': glorot-uniform.
+  const label = `podium (head ${headInit})`;
+  if (done(label, seed)) return console.log(`parity: ${label} seed ${seed} already in ${logFile}`);
   const project = join(work, 'podium');
   mkdirSync(join(project, '.podium'), { recursive: true }); // the temp folder is its own project, with its own cache
   const file = join(project, `parity-A-s${seed}.json`);
@@ -296,7 +313,8 @@ export function welch(a, b) {
 
 function printTable() {
   const entries = readLog();
-  const labels = [...new Set(entries.map((e) => e.label))].sort((a, b) => (a === 'podium') - (b === 'podium'));
+  const isPodium = (label) => label.startsWith('podium');
+  const labels = [...new Set(entries.map((e) => e.label))].sort((a, b) => isPodium(a) - isPodium(b));
   if (labels.length === 0) return console.log(`parity: nothing in ${logFile} yet`);
   const by = (label) => entries.filter((e) => e.label === label);
   const allSeeds = [...new Set(entries.map((e) => e.seed))].sort((a, b) => a - b);
@@ -318,31 +336,38 @@ function printTable() {
   console.log(
     `| mean ± sd | ${labels.map((l) => `${ms(by(l).map((e) => e.val))} | ${ms(by(l).map((e) => e.test))}`).join(' | ')} |`,
   );
-  const pod = by('podium');
-  for (const ref of labels.filter((l) => l !== 'podium')) {
-    for (const split of ['val', 'test']) {
-      const a = pod.map((e) => e[split]),
-        b = by(ref).map((e) => e[split]);
-      if (a.length === 0 || b.length === 0) {
-        console.log(`gap podium − ${ref} on ${split}: not measured (podium n=${a.length}, ${ref} n=${b.length})`);
-        continue;
-      }
-      const gap = mean(a) - mean(b);
-      let verdict;
-      if (a.length < 2 || b.length < 2) {
-        const spread =
-          b.length >= 2
-            ? `${ref}'s seeds span ${f(Math.min(...b))}–${f(Math.max(...b))}`
-            : a.length >= 2
-              ? `podium's seeds span ${f(Math.min(...a))}–${f(Math.max(...a))}`
-              : 'no spread measured';
-        verdict = `not tested (Welch needs ≥ 2 seeds per side; ${spread})`;
-      } else {
-        const w = welch(a, b);
-        verdict = `Welch's t = ${w.t.toFixed(2)}, df = ${w.df.toFixed(1)}, two-sided p = ${w.p.toFixed(3)}: ${w.p < 0.05 ? 'exceeds the seed-to-seed spread (p < 0.05)' : 'within the seed-to-seed spread (p ≥ 0.05)'}`;
-      }
-      console.log(`gap podium − ${ref} on ${split}: ${gap >= 0 ? '+' : ''}${f(gap)} points; ${verdict}`);
+  const podiums = labels.filter(isPodium);
+  for (const podium of podiums) for (const ref of labels.filter((l) => !isPodium(l))) printGaps(podium, ref, by, f);
+  // Two podium recipes (e.g. head inits) against each other too.
+  for (let i = 0; i < podiums.length; i++)
+    for (let j = i + 1; j < podiums.length; j++) printGaps(podiums[j], podiums[i], by, f);
+}
+
+/** podium − reference on val and test, with Welch's test where both sides have ≥ 2 seeds. */
+function printGaps(podium, ref, by, f) {
+  const pod = by(podium);
+  for (const split of ['val', 'test']) {
+    const a = pod.map((e) => e[split]),
+      b = by(ref).map((e) => e[split]);
+    if (a.length === 0 || b.length === 0) {
+      console.log(`gap ${podium} − ${ref} on ${split}: not measured (n=${a.length}, ${ref} n=${b.length})`);
+      continue;
     }
+    const gap = mean(a) - mean(b);
+    let verdict;
+    if (a.length < 2 || b.length < 2) {
+      const spread =
+        b.length >= 2
+          ? `${ref}'s seeds span ${f(Math.min(...b))}–${f(Math.max(...b))}`
+          : a.length >= 2
+            ? `podium's seeds span ${f(Math.min(...a))}–${f(Math.max(...a))}`
+            : 'no spread measured';
+      verdict = `not tested (Welch needs ≥ 2 seeds per side; ${spread})`;
+    } else {
+      const w = welch(a, b);
+      verdict = `Welch's t = ${w.t.toFixed(2)}, df = ${w.df.toFixed(1)}, two-sided p = ${w.p.toFixed(3)}: ${w.p < 0.05 ? 'exceeds the seed-to-seed spread (p < 0.05)' : 'within the seed-to-seed spread (p ≥ 0.05)'}`;
+    }
+    console.log(`gap ${podium} − ${ref} on ${split}: ${gap >= 0 ? '+' : ''}${f(gap)} points; ${verdict}`);
   }
 }
 

@@ -1,5 +1,5 @@
 import os
-"""A copy of ../shared/torchref/train.py with one addition, --wd_on, for bench/parity.mjs: `kernels` puts
+"""A copy of ../shared/torchref/train.py with two additions, --wd_on and --head_init, for bench/parity.mjs: `kernels` puts
 weight decay on convolution and linear weights only (every parameter with 2+ dimensions), as podium's
 finetune does (stages/tf/optimizer.ts decays variables named *kernel); `all` (the default) is
 PyTorch's SGD(weight_decay=...) on every parameter, the reference recipe. Run from $REF_DIR set up
@@ -41,6 +41,9 @@ p.add_argument('--bn_momentum', type=float, default=0.1)
 p.add_argument('--seed', type=int, default=0)
 p.add_argument('--threads', type=int, default=2)
 p.add_argument('--wd_on', choices=['all', 'kernels'], default='all')
+# The classifier's init: torchvision's N(0, 0.01²) (kerasmnv2.py), or Keras's Glorot-uniform (podium's
+# finetune before it had headInit), to test the init's effect from this side too.
+p.add_argument('--head_init', choices=['normal-0.01', 'glorot-uniform'], default='normal-0.01')
 args = p.parse_args()
 
 torch.set_num_threads(args.threads)
@@ -53,6 +56,8 @@ xva, yva = data.load_split('val', args.resize)
 xte, yte = data.load_split('test', args.resize)
 
 model = build_backbone(len(data.CLASSES), bn_momentum=args.bn_momentum).to(memory_format=CL)
+if args.head_init == 'glorot-uniform':
+    torch.nn.init.xavier_uniform_(model.classifier.weight)
 if args.wd_on == 'kernels':
     # BN gamma/beta and biases are 1-D; conv (incl. depthwise) and linear weights are not.
     decayed = [q for q in model.parameters() if q.dim() > 1]

@@ -13,6 +13,7 @@ import { scoreRows } from './data/metrics.js';
 import { hashInts, Rng, STREAM } from './data/random.js';
 import { backendSchema, type BackendResolved } from './tf/backend-param.js';
 import { workersBackendProblem, workersSchema } from './tf/data-parallel-param.js';
+import { HEAD_INITS } from './tf/head-init-param.js';
 import { digestOf } from '../cache/canonical.js';
 import { TrainingProgress } from './data/training-progress.js';
 
@@ -56,6 +57,12 @@ const params = {
     },
     labelSmoothing: { type: 'number', minimum: 0, maximum: 1, default: 0 },
     headDropout: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+    headInit: {
+      enum: HEAD_INITS,
+      default: 'normal-0.01',
+      description:
+        "The new classifier's initial kernel: 'normal-0.01' N(0, 0.01²) as torchvision (small first logits, the pretrained layers barely disturbed early), or 'glorot-uniform', Keras's default for Dense.",
+    },
     batchNormMomentum: {
       type: ['number', 'null'],
       minimum: 0,
@@ -137,6 +144,7 @@ export const finetune = defineStage<FinetuneParams>({
       seed: ctx.seed,
       ...(p.cutAt ? { cutAt: p.cutAt } : {}),
       ...(p.headDropout ? { headDropout: p.headDropout } : {}),
+      headInit: p.headInit,
       ...(p.batchNormMomentum !== null ? { batchNormMomentum: p.batchNormMomentum } : {}),
     });
 

@@ -33,6 +33,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { fileSystemHandler, nsfwjsArtifacts } from './model-files.js';
 import { accelerateLayers, type BatchNormInternals } from './lean-layers.js';
 import { buildFromArtifacts, cutModel } from './rebuild.js';
+import type { HeadInit } from './head-init-param.js';
 
 export { accelerateLayers } from './lean-layers.js';
 export { fileSystemHandler, type FileSystemHandler } from './model-files.js';
@@ -63,6 +64,8 @@ export interface ModelSpec {
   seed: number;
   /** Dropout rate before the logits; 0 or undefined = no dropout layer. */
   headDropout?: number;
+  /** The new logits layer's initial kernel (head-init-param.ts); default 'normal-0.01'. */
+  headInit?: HeadInit;
   /**
    * Overrides the momentum of every BatchNormalization layer (Keras semantics: moving =
    * moving·momentum + batch·(1 − momentum); PyTorch's momentum 0.1 is Keras 0.9). nsfwjs's
@@ -144,7 +147,7 @@ function checkSpec(spec: ModelSpec): void {
 
 /**
  * base → GlobalAveragePooling2D → [Dropout] → Dense(numClasses) logits → softmax.
- * Dense init: Keras' default Glorot-uniform kernel and zero bias, seeded by `spec.seed`.
+ * Dense init: `spec.headInit` (HEAD_INITS) for the kernel, seeded by `spec.seed`; zero bias.
  */
 function addHead(base: LayersModel, spec: ModelSpec): LayersModel {
   const features = base.outputs[0];
@@ -168,7 +171,10 @@ function addHead(base: LayersModel, spec: ModelSpec): LayersModel {
     .dense({
       units: spec.numClasses,
       name: HEAD_LOGITS,
-      kernelInitializer: tfl.initializers.glorotUniform({ seed: spec.seed }),
+      kernelInitializer:
+        (spec.headInit ?? 'normal-0.01') === 'normal-0.01'
+          ? tfl.initializers.randomNormal({ mean: 0, stddev: 0.01, seed: spec.seed })
+          : tfl.initializers.glorotUniform({ seed: spec.seed }),
       biasInitializer: 'zeros',
     })
     .apply(x) as tfl.SymbolicTensor;

@@ -130,6 +130,41 @@ describe('mobilenet_v2 (nsfwjs, offline)', () => {
     again.dispose();
     other.dispose();
   });
+
+  it("starts the head's kernel at the scale headInit names, the bias at zero", async () => {
+    const spread = (kernel: Float32Array): { sd: number; maxAbs: number } => {
+      const values = Array.from(kernel);
+      const mean = values.reduce((s, v) => s + v, 0) / values.length;
+      const sd = Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / values.length);
+      return { sd, maxAbs: Math.max(...values.map(Math.abs)) };
+    };
+    const small = await loadModel({ model: 'mobilenet_v2', inputSize: 64, numClasses: 6, seed: 7 });
+    const glorot = await loadModel({
+      model: 'mobilenet_v2',
+      inputSize: 64,
+      numClasses: 6,
+      seed: 7,
+      headInit: 'glorot-uniform',
+    });
+    const k = `${HEAD_LOGITS}/kernel`;
+    // 1280 × 6 = 7680 draws: the sample sd is within a few percent of the true one.
+    const n = spread(weightsByName(small).get(k)!);
+    expect(n.sd).toBeGreaterThan(0.0095);
+    expect(n.sd).toBeLessThan(0.0105);
+    const limit = Math.sqrt(6 / (1280 + 6));
+    const g = spread(weightsByName(glorot).get(k)!);
+    expect(g.maxAbs).toBeLessThanOrEqual(limit);
+    expect(g.sd).toBeGreaterThan(0.95 * (limit / Math.sqrt(3)));
+    expect(g.sd).toBeLessThan(1.05 * (limit / Math.sqrt(3)));
+    for (const m of [small, glorot])
+      expect(
+        weightsByName(m)
+          .get(`${HEAD_LOGITS}/bias`)!
+          .every((v) => v === 0),
+      ).toBe(true);
+    small.dispose();
+    glorot.dispose();
+  });
 });
 
 describe('the tiny model', () => {
