@@ -18,7 +18,7 @@ import { digestOf } from '../cache/canonical.js';
 import { TrainingProgress } from './data/training-progress.js';
 
 /** Part of every key, and of the line of runs whose epochs a longer run may continue from. */
-const FINETUNE_VERSION = 7;
+const FINETUNE_VERSION = 8;
 
 const params = {
   type: 'object',
@@ -82,7 +82,7 @@ export type FinetuneParams = BackendResolved<FromSchema<typeof params>>;
 
 export const finetune = defineStage<FinetuneParams>({
   name: 'finetune',
-  version: FINETUNE_VERSION, // 2: 1×1 filter gradients as a matrix product; 3: depthwise filter gradients by podium's SIMD kernel; 4: batch-norm statistics by podium's kernels (same maths, other float rounding); 5: val metrics by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12), and augmentation, shuffling and Dropout seeds drawn from data/random.ts's one hash and PRNG (other streams); 6: Conv2D filter gradients by podium's SIMD kernel on the wasm backend (sums over fixed chunks of 4096 positions, in order: other float rounding); 7: depthwise input gradients gathered by podium's kernel (taps summed in row-major order: other float rounding), ReLU6 clipped in the batch-norm pass before it
+  version: FINETUNE_VERSION, // 2: 1×1 filter gradients as a matrix product; 3: depthwise filter gradients by podium's SIMD kernel; 4: batch-norm statistics by podium's kernels (same maths, other float rounding); 5: val metrics by data/metrics.ts (a tie no longer counts for the label; log-loss clipped at 1e-7, not 1e-12), and augmentation, shuffling and Dropout seeds drawn from data/random.ts's one hash and PRNG (other streams); 6: Conv2D filter gradients by podium's SIMD kernel on the wasm backend (sums over fixed chunks of 4096 positions, in order: other float rounding); 7: depthwise input gradients gathered by podium's kernel (taps summed in row-major order: other float rounding), ReLU6 clipped in the batch-norm pass before it; 8: the normal-0.01 head drawn from podium's Rng (tfjs's randomNormal takes seed 0 for none)
   description: 'Fine-tune a pretrained CNN with all layers open; a checkpoint per epoch.',
   params,
   inputs: {

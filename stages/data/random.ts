@@ -42,6 +42,8 @@ export const STREAM = {
   shuffle: 0x5be0cd19,
   /** A Dropout layer's seed for one training step: (seed, epoch, batch, layer). */
   dropout: 0x510e527f,
+  /** finetune's new head, kernel initialised N(0, σ²): (seed). */
+  headInit: 0x1f83d9ab,
 } as const;
 
 export function fnv1a(s: string): number {
@@ -75,6 +77,11 @@ export class Rng {
   /** Uniform in [0,1). */
   next(): number {
     return this.u32() / 4294967296;
+  }
+  /** Standard normal (Box–Muller, one value per pair of uniforms; V8's Math is the same on every platform). */
+  normal(): number {
+    const u1 = 1 - this.next(); // (0, 1]: log is finite
+    return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * this.next());
   }
   range(lo: number, hi: number): number {
     return lo + (hi - lo) * this.next();

@@ -28,12 +28,14 @@
  * rebuild.ts rewrites a topology (cut, input size) and assigns the weights by name,
  * lean-layers.ts holds accelerateLayers; this file assembles them and adds the head.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import { fileSystemHandler, nsfwjsArtifacts } from './model-files.js';
 import { accelerateLayers, type BatchNormInternals } from './lean-layers.js';
 import { buildFromArtifacts, cutModel } from './rebuild.js';
 import type { HeadInit } from './head-init-param.js';
+import { hashInts, Rng, STREAM } from '../data/random.js';
 
 export { accelerateLayers } from './lean-layers.js';
 export { fileSystemHandler, type FileSystemHandler } from './model-files.js';
@@ -157,6 +159,7 @@ function addHead(base: LayersModel, spec: ModelSpec): LayersModel {
     if (l.name.startsWith(HEAD_PREFIX))
       throw new Error(`layer '${l.name}' clashes with podium's head layer names (prefix '${HEAD_PREFIX}')`);
   }
+  const normalHead = (spec.headInit ?? 'normal-0.01') === 'normal-0.01';
   let x: tfl.SymbolicTensor = features;
   if (x.shape.length === 4) {
     x = tfl.layers.globalAveragePooling2d({ name: `${HEAD_PREFIX}pool` }).apply(x) as tfl.SymbolicTensor;
@@ -171,17 +174,27 @@ function addHead(base: LayersModel, spec: ModelSpec): LayersModel {
     .dense({
       units: spec.numClasses,
       name: HEAD_LOGITS,
-      kernelInitializer:
-        (spec.headInit ?? 'normal-0.01') === 'normal-0.01'
-          ? tfl.initializers.randomNormal({ mean: 0, stddev: 0.01, seed: spec.seed })
-          : tfl.initializers.glorotUniform({ seed: spec.seed }),
+      // normal-0.01's values are set below, from podium's Rng: tfjs's randomNormal takes a seed of
+      // 0 for no seed (Math.random), and pipelines may well have seed 0.
+      kernelInitializer: normalHead ? 'zeros' : tfl.initializers.glorotUniform({ seed: spec.seed }),
       biasInitializer: 'zeros',
     })
     .apply(x) as tfl.SymbolicTensor;
   const probs = tfl.layers
     .activation({ activation: 'softmax', name: `${HEAD_PREFIX}softmax` })
     .apply(x) as tfl.SymbolicTensor;
-  return tfl.model({ inputs: base.inputs, outputs: probs, name: base.name });
+  const model = tfl.model({ inputs: base.inputs, outputs: probs, name: base.name });
+  if (normalHead) {
+    const logits = model.getLayer(HEAD_LOGITS);
+    // getWeights hands out the variables' own tensors: not disposed here.
+    const [kernel, bias] = logits.getWeights() as [tf.Tensor, tf.Tensor];
+    const rng = new Rng(hashInts(STREAM.headInit, spec.seed));
+    const values = Float32Array.from({ length: kernel.size }, () => 0.01 * rng.normal());
+    const seeded = tf.tensor(values, kernel.shape);
+    logits.setWeights([seeded, bias]);
+    seeded.dispose();
+  }
+  return model;
 }
 
 // ---------------------------------------------------------------------------

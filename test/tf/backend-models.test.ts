@@ -127,8 +127,11 @@ describe('mobilenet_v2 (nsfwjs, offline)', () => {
     const k = `${HEAD_LOGITS}/kernel`;
     expect(weightsByName(again).get(k)).toEqual(weightsByName(model).get(k));
     expect(weightsByName(other).get(k)).not.toEqual(weightsByName(model).get(k));
-    again.dispose();
-    other.dispose();
+    // Seed 0 too (tfjs's randomNormal takes 0 for "no seed" and draws from Math.random).
+    const zero = await loadModel({ model: 'mobilenet_v2', inputSize: 64, numClasses: 6, seed: 0 });
+    const zeroAgain = await loadModel({ model: 'mobilenet_v2', inputSize: 64, numClasses: 6, seed: 0 });
+    expect(weightsByName(zeroAgain).get(k)).toEqual(weightsByName(zero).get(k));
+    for (const m of [again, other, zero, zeroAgain]) m.dispose();
   });
 
   it("starts the head's kernel at the scale headInit names, the bias at zero", async () => {
