@@ -29,6 +29,16 @@ const { open } = createRequire(import.meta.url)('lmdb') as typeof import('lmdb')
 /** Whether lmdb-js returned a view of its memory map (it marks those ArrayBuffers `isSharedMap`). */
 const isMapped = (bytes: Uint8Array): boolean => (bytes.buffer as { isSharedMap?: boolean }).isSharedMap === true;
 
+/**
+ * The memory map's size, fixed up front on 64-bit hosts (virtual address space only: the file
+ * grows with what is written). lmdb-js otherwise starts at 128 KB and remaps as the data grows,
+ * inside write transactions, while the decode stage's worker threads read and write the same
+ * environment and other processes (a second run, gc) grow it too; a run beside a looping
+ * `gc --keep-runs 0` (which keeps the file small) failed that way: "txn has failed/finished,
+ * can't commit" in decode (chaos suite). Past this size lmdb-js still grows the map.
+ */
+const MAP_BYTES = process.arch.endsWith('64') ? 64 * 2 ** 30 : undefined;
+
 /** LMDB values may be large, but copying one huge buffer is slow and risky; chunk above this. */
 const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024;
 
@@ -56,7 +66,7 @@ export class LmdbStore implements Store {
       mkdirSync(path, { recursive: true });
       const folderIno = statSync(path).ino;
       // noSubdir false: lmdb-js would take a folder whose name has a dot for a file.
-      this.env = open({ path, maxDbs: 16, noSubdir: false });
+      this.env = open({ path, maxDbs: 16, noSubdir: false, ...(MAP_BYTES ? { mapSize: MAP_BYTES } : {}) });
       this.blobData = this.env.openDB({ name: 'blob-data', encoding: 'binary' });
       this.blobMeta = this.env.openDB({ name: 'blob-meta' });
       this.records = this.env.openDB({ name: 'records' });
