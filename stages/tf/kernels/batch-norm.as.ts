@@ -11,8 +11,8 @@
 // which thread runs a unit never changes an operation or its order.
 
 // Each image's sums run over its rows in order, in float32, so how they are scheduled only
-// changes the speed. Two schedules, each the faster for its pass (bench: .mb-style runs of the
-// kernels on MobileNetV2's activations, docs/performance.md session 9):
+// changes the speed. Two schedules, each the faster for its pass (node bench/batch-norm-kernels.mjs
+// on MobileNetV2's activations, docs/performance.md session 9):
 // - The statistics (one array read) hold running sums in registers: a block of 16 channels (one
 //   cache line of a row) is summed down a run of rows, then the next block (4, then 1 channel at
 //   the tails). Summing into memory row by row is bound by its loads and stores here (two per
@@ -53,7 +53,7 @@ export function channelDyDyXSumsJob(
 ): void {
   const start = <usize>u * <usize>rows * (<usize>C << 2);
   const out = sums + (<usize>u * <usize>stride << 2);
-  const gate = y == 0 ? 0 : y + start;
+  const gate = y != 0;
   const maxValue = reinterpret<f32>(maxBits);
   const rowBytes = <usize>C << 2;
   const out2 = out + rowBytes;
@@ -68,13 +68,13 @@ export function channelDyDyXSumsJob(
     let at: usize = 0;
     for (; at < vecBytes; at += 16) {
       let v = v128.load(p + at);
-      if (gate != 0) v = gated(v, v128.load(g + at), M);
+      if (gate) v = gated(v, v128.load(g + at), M);
       v128.store(out + at, f32x4.add(v128.load(out + at), v));
       v128.store(out2 + at, f32x4.add(v128.load(out2 + at), f32x4.mul(v, v128.load(q + at))));
     }
     for (; at < rowBytes; at += 4) {
       let v = load<f32>(p + at);
-      if (gate != 0) v = gated1(v, load<f32>(g + at), maxValue);
+      if (gate) v = gated1(v, load<f32>(g + at), maxValue);
       store<f32>(out + at, load<f32>(out + at) + v);
       store<f32>(out2 + at, load<f32>(out2 + at) + v * load<f32>(q + at));
     }
