@@ -27,15 +27,16 @@ export const RELU6_GRAD = 'PodiumRelu6Grad';
 /** Input {x} (…, C), output [mean, variance] per channel, each [C] (variance biased, two-pass). */
 export const BN_STATS = 'PodiumBatchNormStats';
 /**
- * Inputs {dy, x} (…, C), output [mean(dy), mean(dy·x)] per channel, each [C]. With an input y
- * and attr maxValue (BN fused with ReLU(max)), dy is first ReLU(max)'s gradient from y, computed
- * in the same pass: the values RELU6_GRAD would give, not written out.
+ * Inputs {dy, x} (…, C), output [mean(dy), mean(dy·x)] per channel, each [C]. With inputs scale
+ * and shift [C] and attr maxValue (BN fused with ReLU(max): its output was y = clip(shift +
+ * x·scale, 0, maxValue), per channel), dy is first ReLU(max)'s gradient from that y, recomputed
+ * from x in the same pass: the values RELU6_GRAD would give from y, neither y read nor they written.
  */
 export const BN_GRAD_STATS = 'PodiumBatchNormGradStats';
 /**
  * Inputs {dy, x} (…, C) and per-channel {a, k, c} [C]; output batch norm's input gradient
  * a·dy + (k·x + c), bit for bit the two per-channel affine passes and the Add it replaces.
- * With y and maxValue, dy gated as for BN_GRAD_STATS.
+ * With scale, shift and maxValue, dy gated as for BN_GRAD_STATS.
  */
 export const BN_INPUT_GRAD = 'PodiumBatchNormInputGrad';
 const WASM = 'wasm';
@@ -151,34 +152,42 @@ const batchNormStats: KernelFunc = ({ inputs, backend }) => {
   return [mean, variance];
 };
 
-/** The optional ReLU(max) output y of a fused BN: [its heap offset or 0, maxValue's float32 bits]. */
+/**
+ * The optional ReLU(max) of a fused BN, as its kernels take it: [scale's heap offset, shift's,
+ * maxValue's float32 bits], or zeros without one.
+ */
 function gate(
   b: KernelBackend,
   kernel: string,
-  x: TensorInfo,
-  y: TensorInfo | undefined,
+  channels: number,
+  inputs: { scale?: TensorInfo; shift?: TensorInfo },
   attrs: unknown,
-): [number, number] {
-  if (y === undefined) return [0, 0];
-  requireSame(kernel, x, [y]);
+): [number, number, number] {
+  const { scale, shift } = inputs;
+  if (scale === undefined && shift === undefined) return [0, 0, 0];
+  if (scale === undefined || shift === undefined) throw new Error(`${kernel}: scale and shift go together`);
+  requireSame(kernel, scale, [scale, shift]);
+  if (scale.shape.length !== 1 || scale.shape[0] !== channels)
+    throw new Error(`${kernel}: scale and shift must be [${channels}], got [${scale.shape.join(',')}]`);
   const { maxValue } = attrs as { maxValue?: number };
-  if (!(typeof maxValue === 'number' && maxValue > 0)) throw new Error(`${kernel}: with y, attr maxValue must be > 0`);
-  return [heapOffset(b, y), f32Bits(maxValue)];
+  if (!(typeof maxValue === 'number' && maxValue > 0))
+    throw new Error(`${kernel}: with scale, attr maxValue must be > 0`);
+  return [heapOffset(b, scale), heapOffset(b, shift), f32Bits(maxValue)];
 }
 
 const batchNormGradStats: KernelFunc = ({ inputs, backend, attrs }) => {
-  const { dy, x, y } = inputs as { dy: TensorInfo; x: TensorInfo; y?: TensorInfo };
+  const { dy, x, ...gating } = inputs as { dy: TensorInfo; x: TensorInfo; scale?: TensorInfo; shift?: TensorInfo };
   requireSame(BN_GRAD_STATS, x, [dy, x]);
   const b = backend as KernelBackend;
   const [n, rows, c] = imagesRowsChannels(x);
+  const [scaleAt, shiftAt, maxBits] = gate(b, BN_GRAD_STATS, c, gating, attrs);
   const meanDy = heapOutput(b, [c]);
   const meanDyX = heapOutput(b, [c]);
   const stride = separatedStride(2 * c);
   withScratch(b, n * stride, (sums) => {
-    const [yAt, maxBits] = gate(b, BN_GRAD_STATS, x, y, attrs);
     kernelPool(b).run(
       'channelDyDyXSumsJob',
-      [heapOffset(b, dy), heapOffset(b, x), yAt, maxBits, sums, stride, rows, c],
+      [heapOffset(b, dy), heapOffset(b, x), scaleAt, shiftAt, maxBits, sums, stride, rows, c],
       n,
     );
     meansOverImages(b, sums, stride, meanDy, n, rows, c);
@@ -188,7 +197,10 @@ const batchNormGradStats: KernelFunc = ({ inputs, backend, attrs }) => {
 };
 
 const batchNormInputGrad: KernelFunc = ({ inputs, backend, attrs }) => {
-  const { dy, x, y, a, k, c } = inputs as Record<'dy' | 'x' | 'a' | 'k' | 'c', TensorInfo> & { y?: TensorInfo };
+  const { dy, x, a, k, c, ...gating } = inputs as Record<'dy' | 'x' | 'a' | 'k' | 'c', TensorInfo> & {
+    scale?: TensorInfo;
+    shift?: TensorInfo;
+  };
   requireSame(BN_INPUT_GRAD, x, [dy, x]);
   const channels = x.shape[x.shape.length - 1] ?? 1;
   requireSame(BN_INPUT_GRAD, a, [a, k, c]);
@@ -198,13 +210,14 @@ const batchNormInputGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const out = heapOutput(b, x.shape);
   const rows = util.sizeFromShape(x.shape) / channels;
   const perUnit = Math.max(1, Math.floor(ELEMENTS_PER_UNIT / channels));
-  const [yAt, maxBits] = gate(b, BN_INPUT_GRAD, x, y, attrs);
+  const [scaleAt, shiftAt, maxBits] = gate(b, BN_INPUT_GRAD, channels, gating, attrs);
   kernelPool(b).run(
     'batchNormInputGradJob',
     [
       heapOffset(b, dy),
       heapOffset(b, x),
-      yAt,
+      scaleAt,
+      shiftAt,
       maxBits,
       heapOffset(b, a),
       heapOffset(b, k),

@@ -53,24 +53,57 @@ describe("podium's wasm training ops equal the tfjs ops bit for bit", () => {
     }
   });
 
-  it("batch norm's gradient kernels with a fused ReLU6 (input y) equal them on ReLU6's gradient of dy", () => {
+  it("batch norm's gradient kernels with a fused ReLU6 (scale, shift) gate dy where the forward pass's clipped output did", () => {
     tf.tidy(() => {
       const shape: [number, number, number, number] = [2, 5, 3, 23]; // blocks of 16, 4 and 1 channels
-      const size = 2 * 5 * 3 * 23;
-      const x = tf.tensor4d(probe(size, 14, 5), shape);
-      const y = tf.tensor4d(probe(size, 15, 9), shape); // 0, −0, 6 and beyond among them
+      const c = 23;
+      const size = 2 * 5 * 3 * c;
+      // Channels 0–9 pass x through (x's first pixel holds the edges: 0, −0, 6, just inside and
+      // beyond); channels 10–15 map x = 1.5 and 4.5 onto exactly 0 and 6; the rest are arbitrary.
+      const xs = probe(size, 14, 5);
+      for (let i = 10; i < size; i += 7) if (i % c >= 10 && i % c < 16) xs[i] = i % 2 ? 1.5 : 4.5;
+      const scale = Float32Array.from(probe(c, 20, 3), (v, ch) => (ch < 10 ? 1 : ch < 16 ? 2 : v));
+      const shift = Float32Array.from(probe(c, 21, 4), (v, ch) => (ch < 10 ? 0 : ch < 16 ? -3 : v));
+      const x = tf.tensor4d(xs, shape);
+      const [sc, sh] = [tf.tensor1d(scale), tf.tensor1d(shift)];
+      // The forward pass's output on wasm (lean-batch-norm.ts): one 1×1 depthwise pass with bias and ReLU6.
+      const y = tf
+        .engine()
+        .runKernel(
+          'FusedDepthwiseConv2D',
+          { x, filter: tf.reshape(sc, [1, 1, c, 1]), bias: sh },
+          { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1], activation: 'relu6' },
+        ) as tf.Tensor;
+      const open = (y.dataSync() as Float32Array).filter((v) => v > 0 && v < 6).length;
+      expect(open).toBeGreaterThan(size / 10); // the gate is open and shut
+      expect(open).toBeLessThan(size - size / 10);
       const dy = tf.tensor4d(probe(size, 16, 2).reverse(), shape);
-      const [a, k, c] = [17, 18, 19].map((seed) => tf.tensor1d(probe(23, seed, 3)));
+      const [a, k, cc] = [17, 18, 19].map((seed) => tf.tensor1d(probe(c, seed, 3)));
       const g = tf.engine().runKernel(RELU6_GRAD, { dy, y }, { maxValue: 6 }) as tf.Tensor;
       const run = (kernel: string, inputs: tf.NamedTensorMap, attrs = {}) =>
         [tf.engine().runKernel(kernel, inputs, attrs)].flat() as tf.Tensor[];
-      const stats = run(BN_GRAD_STATS, { dy, x, y }, { maxValue: 6 });
+      const gate = { scale: sc, shift: sh };
+      const stats = run(BN_GRAD_STATS, { dy, x, ...gate }, { maxValue: 6 });
       const statsOfG = run(BN_GRAD_STATS, { dy: g, x });
       stats.forEach((t, i) => expect(bits(t).equals(bits(statsOfG[i]!))).toBe(true));
-      const [dx] = run(BN_INPUT_GRAD, { dy, x, y, a: a!, k: k!, c: c! }, { maxValue: 6 });
-      const [dxOfG] = run(BN_INPUT_GRAD, { dy: g, x, a: a!, k: k!, c: c! });
+      const [dx] = run(BN_INPUT_GRAD, { dy, x, ...gate, a: a!, k: k!, c: cc! }, { maxValue: 6 });
+      const [dxOfG] = run(BN_INPUT_GRAD, { dy: g, x, a: a!, k: k!, c: cc! });
       expect(bits(dx!).equals(bits(dxOfG!))).toBe(true);
-      expect(bits(dx!).equals(bits(run(BN_INPUT_GRAD, { dy, x, a: a!, k: k!, c: c! })[0]!))).toBe(false);
+      expect(bits(dx!).equals(bits(run(BN_INPUT_GRAD, { dy, x, a: a!, k: k!, c: cc! })[0]!))).toBe(false);
+    });
+  });
+
+  it('the fused gate asks for scale and shift together, each [C]', () => {
+    tf.tidy(() => {
+      const x = tf.zeros([2, 3, 3, 4]);
+      const v = tf.ones([4]);
+      const run = (inputs: tf.NamedTensorMap) => () =>
+        tf.engine().runKernel(BN_GRAD_STATS, { dy: x, x, ...inputs }, { maxValue: 6 });
+      expect(run({ scale: v })).toThrow(/scale and shift go together/);
+      expect(run({ scale: tf.ones([3]), shift: tf.ones([3]) })).toThrow(/must be \[4\]/);
+      expect(() => tf.engine().runKernel(BN_GRAD_STATS, { dy: x, x, scale: v, shift: v }, {})).toThrow(
+        /maxValue must be > 0/,
+      );
     });
   });
 
@@ -140,7 +173,8 @@ describe("podium's batch-norm statistics sum each channel over the rows in order
     const size = n * rows * c;
     const x = probe(size, 21, 4).map((v) => v + 2);
     const dy = probe(size, 22, 1);
-    const y = probe(size, 23, 9);
+    const scale = probe(c, 23, 3);
+    const shift = probe(c, 24, 6);
     const f = Math.fround;
     const count = f(f(n) * f(rows));
     /** Per channel: Σ over images (in order) of the per-image row-order sums of term(i), over count. */
@@ -159,7 +193,9 @@ describe("podium's batch-norm statistics sum each channel over the rows in order
       const d = f(x[i]! - mean[i % c]!);
       return f(d * d);
     });
-    const gated = (i: number): number => f(dy[i]! * (f(y[i]! * f(6 - y[i]!)) > 0 ? 1 : 0));
+    // The fused ReLU6's gate, from the BN's output before the clip: shift + x·scale, rounded twice.
+    const yOf = (i: number): number => f(shift[i % c]! + f(x[i]! * scale[i % c]!));
+    const gated = (i: number): number => f(dy[i]! * (f(yOf(i) * f(6 - yOf(i))) > 0 ? 1 : 0));
     const meanDy = meanOf(gated);
     const meanDyX = meanOf((i) => f(gated(i) * x[i]!));
     tf.tidy(() => {
@@ -167,7 +203,11 @@ describe("podium's batch-norm statistics sum each channel over the rows in order
       const [m, v] = tf.engine().runKernel(BN_STATS, { x: t(x) }, {}) as tf.Tensor[];
       const [gDy, gDyX] = tf
         .engine()
-        .runKernel(BN_GRAD_STATS, { dy: t(dy), x: t(x), y: t(y) }, { maxValue: 6 }) as tf.Tensor[];
+        .runKernel(
+          BN_GRAD_STATS,
+          { dy: t(dy), x: t(x), scale: tf.tensor1d(scale), shift: tf.tensor1d(shift) },
+          { maxValue: 6 },
+        ) as tf.Tensor[];
       for (const [got, want] of [
         [m!, mean],
         [v!, variance],

@@ -20,10 +20,13 @@
 //   (up to 4.8 MB at 112 × 112 × 96) touched one cache line per row, and the next block found
 //   them evicted from the 2 MB L2; a run stays in cache for all its blocks, each channel's sum
 //   going on from the run before.
-// - The gradient sums (dy, x and the gate y read; two sums per channel) go row by row, adding
-//   into the image's sums in memory (L1: at most 2 × 1280 floats): contiguous reads, and the
-//   loads and stores of the sums are fewer than the three arrays' loads. ~1.35× the block
-//   schedule's speed, which walks three arrays with a stride.
+// - The gradient sums (dy and x read; two sums per channel) go row by row, adding into the
+//   image's sums in memory (L1: at most 2 × 1280 floats): contiguous reads. ~1.35× the block
+//   schedule's speed (session 9, when the ReLU gate's y was a third array read), which walks the
+//   arrays with a stride; in runs of rows (as the statistics) blocks were no faster (session 10).
+// Both gradient passes recompute a fused ReLU's gate from x (`preClip`) instead of reading the
+// BN's output y: one array less to read. In a 224-px step's profile that took ~40% off the
+// input gradient; the gradient sums, bound by their loads and stores of the sums, did not move.
 
 /**
  * Unit u = image u of x [N, rows, C]: sums[u·stride + c] = Σ_r x[u, r, c], over r in order.
@@ -45,15 +48,16 @@ export function channelSquaredDeviationsJob(x: usize, mean: usize, sums: usize, 
 /**
  * Unit u = image u of dy and x [N, rows, C]: what batch norm's gradient needs, per channel,
  * sums[u·stride + c] = Σ_r dy and sums[u·stride + C + c] = Σ_r dy·x, over r in order.
- * With y ≠ 0 (the output of a ReLU(max) fused into the BN, lean-batch-norm.ts), dy is first
- * gated as relu6GradJob does, in registers: the same values, without writing them out.
+ * With scale ≠ 0 (a ReLU(max) fused into the BN, lean-batch-norm.ts), dy is first gated as
+ * relu6GradJob does, in registers, by the BN's output y = clip(shift + x·scale, 0, max)
+ * recomputed from x (see `preClip`): the same values, without reading y or writing them out.
  */
 export function channelDyDyXSumsJob(
-  dy: usize, x: usize, y: usize, maxBits: i32, sums: usize, stride: i32, rows: i32, C: i32, u: i32, thread: i32,
+  dy: usize, x: usize, scale: usize, shift: usize, maxBits: i32, sums: usize, stride: i32, rows: i32, C: i32, u: i32, thread: i32,
 ): void {
   const start = <usize>u * <usize>rows * (<usize>C << 2);
   const out = sums + (<usize>u * <usize>stride << 2);
-  const gate = y != 0;
+  const gate = scale != 0;
   const maxValue = reinterpret<f32>(maxBits);
   const rowBytes = <usize>C << 2;
   const out2 = out + rowBytes;
@@ -64,21 +68,40 @@ export function channelDyDyXSumsJob(
     const row = start + <usize>r * rowBytes;
     const p = dy + row;
     const q = x + row;
-    const g = y + row;
     let at: usize = 0;
     for (; at < vecBytes; at += 16) {
       let v = v128.load(p + at);
-      if (gate) v = gated(v, v128.load(g + at), M);
+      const xv = v128.load(q + at);
+      if (gate) v = gated(v, preClip(xv, scale + at, shift + at), M);
       v128.store(out + at, f32x4.add(v128.load(out + at), v));
-      v128.store(out2 + at, f32x4.add(v128.load(out2 + at), f32x4.mul(v, v128.load(q + at))));
+      v128.store(out2 + at, f32x4.add(v128.load(out2 + at), f32x4.mul(v, xv)));
     }
     for (; at < rowBytes; at += 4) {
       let v = load<f32>(p + at);
-      if (gate) v = gated1(v, load<f32>(g + at), maxValue);
+      const xv = load<f32>(q + at);
+      if (gate) v = gated1(v, preClip1(xv, scale + at, shift + at), maxValue);
       store<f32>(out + at, load<f32>(out + at) + v);
-      store<f32>(out2 + at, load<f32>(out2 + at) + v * load<f32>(q + at));
+      store<f32>(out2 + at, load<f32>(out2 + at) + v * xv);
     }
   }
+}
+
+/**
+ * The BN's output before its clip, shift + x·scale, rounded as the forward pass rounded it (the
+ * 1×1 depthwise convolution with bias, XNNPACK: the product, then the sum; wasm has no fused
+ * multiply-add). The gate below only asks whether it lies strictly inside (0, max), which is
+ * whether the clipped output y did: y·(max − y) > 0 gives the same answer for the unclipped value.
+ */
+// @ts-ignore: decorator
+@inline
+function preClip(x: v128, scale: usize, shift: usize): v128 {
+  return f32x4.add(v128.load(shift), f32x4.mul(x, v128.load(scale)));
+}
+
+// @ts-ignore: decorator
+@inline
+function preClip1(x: f32, scale: usize, shift: usize): f32 {
+  return load<f32>(shift) + x * load<f32>(scale);
 }
 
 /** ReLU(max)'s gradient of dy where the output was y: dy · step(y·(max − y)), as relu6GradJob. */
@@ -224,10 +247,10 @@ export function relu6GradJob(dy: usize, y: usize, out: usize, n: i32, maxBits: i
  * [rows, C]: dx = (0 + a·dy) + (c + k·x) per channel. The zero and the order are those of the
  * passes it replaces (two 1×1 depthwise convolutions, XNNPACK's accumulator starting at the bias,
  * zero without one, then an Add), so the result is theirs bit for bit.
- * With y ≠ 0, dy is gated first (as in channelDyDyXSumsJob).
+ * With scale ≠ 0, dy is gated first (as in channelDyDyXSumsJob).
  */
 export function batchNormInputGradJob(
-  dy: usize, x: usize, y: usize, maxBits: i32, a: usize, k: usize, c: usize, out: usize,
+  dy: usize, x: usize, scale: usize, shift: usize, maxBits: i32, a: usize, k: usize, c: usize, out: usize,
   rows: i32, C: i32, perUnit: i32, u: i32, thread: i32,
 ): void {
   const rowBytes = <usize>C << 2;
@@ -237,23 +260,25 @@ export function batchNormInputGradJob(
   const Z = f32x4.splat(0);
   const maxValue = reinterpret<f32>(maxBits);
   const M = f32x4.splat(maxValue);
+  const gate = scale != 0;
   let at = <usize>r0 * rowBytes;
   for (let r = r0; r < r1; r++, at += rowBytes) {
     const d = dy + at;
-    const g = y + at;
     const xr = x + at;
     const o = out + at;
     let b: usize = 0;
     for (; b < vec; b += 16) {
-      const dv = y != 0 ? gated(v128.load(d + b), v128.load(g + b), M) : v128.load(d + b);
+      const xv = v128.load(xr + b);
+      const dv = gate ? gated(v128.load(d + b), preClip(xv, scale + b, shift + b), M) : v128.load(d + b);
       const scaled = f32x4.add(Z, f32x4.mul(dv, v128.load(a + b)));
-      const shifted = f32x4.add(v128.load(c + b), f32x4.mul(v128.load(xr + b), v128.load(k + b)));
+      const shifted = f32x4.add(v128.load(c + b), f32x4.mul(xv, v128.load(k + b)));
       v128.store(o + b, f32x4.add(scaled, shifted));
     }
     for (; b < rowBytes; b += 4) {
-      const dv = y != 0 ? gated1(load<f32>(d + b), load<f32>(g + b), maxValue) : load<f32>(d + b);
+      const xv = load<f32>(xr + b);
+      const dv = gate ? gated1(load<f32>(d + b), preClip1(xv, scale + b, shift + b), maxValue) : load<f32>(d + b);
       const scaled = <f32>0 + dv * load<f32>(a + b);
-      const shifted = load<f32>(c + b) + load<f32>(xr + b) * load<f32>(k + b);
+      const shifted = load<f32>(c + b) + xv * load<f32>(k + b);
       store<f32>(o + b, scaled + shifted);
     }
   }
