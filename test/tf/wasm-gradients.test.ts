@@ -292,6 +292,52 @@ describe('gradient kernels called directly (explicit/numeric pads, asymmetric ge
   });
 });
 
+describe("podium's depthwise input gradient sums in a fixed order", () => {
+  // dx[n, y, x, c] = Σ dy[n, oy, ox, c] · w[i, j, c] over the taps (i, j) that reach the pixel, in
+  // row-major order, from +0, each product and sum rounded to float32: the order the kernel
+  // promises (kernels/depthwise-grad.as.ts), whichever of its paths — runs of 4 interior pixels
+  // of a 3×3 stride-1 layer, single pixels at the edges, the channels after the last whole vector.
+  const cases: Array<[string, Shape4, number, number, 'same' | 'valid']> = [
+    ['3×3 stride 1 same, 37 channels', [2, 9, 13, 37], 3, 1, 'same'],
+    ['3×3 stride 1 valid, 8 channels', [2, 8, 10, 8], 3, 1, 'valid'],
+    ['3×3 stride 2 same', [2, 9, 9, 6], 3, 2, 'same'],
+    ['5×5 stride 1 same', [1, 7, 6, 5], 5, 1, 'same'],
+  ];
+  it.each(cases)('%s', async (_label, xShape, k, stride, pad) => {
+    const [N, H, W, C] = xShape;
+    const fShape: Shape4 = [k, k, C, 1];
+    const info = tf.backend_util.computeConv2DInfo(xShape, fShape, stride, 1, pad, undefined, true);
+    const [OH, OW] = [info.outHeight, info.outWidth];
+    const [top, left] = [info.padInfo.top, info.padInfo.left];
+    const dy = seeded(N * OH * OW * C, 5);
+    const w = seeded(k * k * C, 6);
+    const f = Math.fround;
+    const want = new Float32Array(N * H * W * C);
+    for (let n = 0; n < N; n++)
+      for (let y = 0; y < H; y++)
+        for (let x = 0; x < W; x++)
+          for (let c = 0; c < C; c++) {
+            let sum = 0;
+            for (let i = 0; i < k; i++)
+              for (let j = 0; j < k; j++) {
+                const [ty, tx] = [y + top - i, x + left - j];
+                if (ty % stride !== 0 || tx % stride !== 0) continue;
+                const [oy, ox] = [ty / stride, tx / stride];
+                if (oy < 0 || oy >= OH || ox < 0 || ox >= OW) continue;
+                sum = f(sum + f(dy[((n * OH + oy) * OW + ox) * C + c]! * w[(i * k + j) * C + c]!));
+              }
+            want[((n * H + y) * W + x) * C + c] = sum;
+          }
+    const got = await runKernel(
+      'wasm',
+      'DepthwiseConv2dNativeBackpropInput',
+      { dy: { shape: [N, OH, OW, C], data: dy }, filter: { shape: fShape, data: w } },
+      { strides: stride, pad, dilations: 1, inputShape: xShape },
+    );
+    expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+  });
+});
+
 describe('memory', () => {
   it('leaks no tensors or wasm buffers', async () => {
     await use('wasm');

@@ -61,7 +61,10 @@ export const MAX_TAPS: i32 = 64;
  * their own (5–6× the forward pass for stride 2, 2× for stride 1, on our machine).
  * Each pixel's taps are listed once (byte offsets into dy's image and w, in `scratch`: this
  * thread's 2·MAX_TAPS int32 at scratch + thread·2·MAX_TAPS·4), then channels go in blocks of 16
- * (four vectors held in registers), then 4, then 1.
+ * (four vectors held in registers), then 4, then 1. In 3×3 stride-1 layers, runs of 4 pixels
+ * away from the edges take quad3x3 instead, which loads each dy vector once for the 4 (at 224 px
+ * it halved the 112×112×32 layer's time, to its forward pass's; the narrower layers moved within
+ * the noise: `node bench/depthwise-gradients.mjs --size 224`). Same sums, same order.
  */
 export function depthwiseInputGradJob(
   dy: usize, w: usize, dx: usize, scratch: usize,
@@ -73,8 +76,25 @@ export function depthwiseInputGradJob(
   const rowBytes = <usize>C << 2;
   const dyImage = dy + <usize>n * <usize>OH * <usize>OW * rowBytes;
   const taps = scratch + (<usize>thread * <usize>MAX_TAPS << 3);
+  // 3×3 stride 1 (most of MobileNet's depthwise layers): runs of 4 pixels whose taps all fall
+  // inside dy's columns take `quad3x3` for their channels in whole vectors.
+  const quads = kh == 3 && kw == 3 && sh == 1 && sw == 1;
+  const xFirst = max<i32>(0, 2 - padLeft); // the first pixel whose 3 columns lie inside dy
+  const xEnd = min<i32>(W, OW - padLeft); // and the end of such pixels
+  const vecBytes = <usize>(C & ~3) << 2;
   let out = dx + <usize>u * <usize>W * rowBytes;
   for (let x = 0; x < W; x++, out += rowBytes) {
+    if (quads && x >= xFirst && x + 4 <= xEnd) {
+      const column = dyImage + <usize>(x + padLeft - 2) * rowBytes; // the leftmost column the 4 pixels read
+      quad3x3(column, w, out, y + padTop, OH, OW, rowBytes, vecBytes);
+      if (vecBytes < rowBytes) {
+        // The channels after the last whole vector, pixel by pixel (below).
+        for (let k = 0; k < 4; k++) tail(dyImage, w, out + (<usize>k * rowBytes), taps, x + k, y, C & ~3, C, OH, OW, kh, kw, sh, sw, padTop, padLeft, rowBytes);
+      }
+      x += 3;
+      out += rowBytes * 3;
+      continue;
+    }
     let count: i32 = 0;
     for (let i = 0; i < kh; i++) {
       const oy = source(y, i, padTop, sh, OH);
@@ -93,6 +113,80 @@ export function depthwiseInputGradJob(
     for (; c + 4 <= C; c += 4) gather4(dyImage, w, out + (<usize>c << 2), taps, count, <usize>c << 2);
     for (; c < C; c++) gather1(dyImage, w, out + (<usize>c << 2), taps, count, <usize>c << 2);
   }
+}
+
+/**
+ * Channels [0, vecBytes/4) (whole vectors) of 4 neighbouring pixels of dx (their outputs at
+ * out + k·rowBytes), 3×3 stride 1, every column inside dy: `column` is dy's row 0 at the leftmost
+ * column the pixels read (pixel k, tap j reads column k − j + 2 of the six), `t` = y + padTop (tap
+ * row i reads dy's row t − i, skipped where outside). Each pixel's sum runs over its taps in
+ * row-major order from +0, as gather16's: the same bits. Per tap row the six dy vectors and three
+ * weights are loaded once for the 4 pixels (9 loads for 12 products, against 24 in gather16).
+ */
+function quad3x3(column: usize, w: usize, out: usize, t: i32, OH: i32, OW: i32, rowBytes: usize, vecBytes: usize): void {
+  const dyRow = <usize>OW * rowBytes;
+  // Tap row i reads dy's row t − i: its first column's address, or 0 where outside dy.
+  const d0: usize = t >= 0 && t < OH ? column + <usize>t * dyRow : 0;
+  const d1: usize = t >= 1 && t - 1 < OH ? column + <usize>(t - 1) * dyRow : 0;
+  const d2: usize = t >= 2 && t - 2 < OH ? column + <usize>(t - 2) * dyRow : 0;
+  const r3 = rowBytes * 3;
+  for (let at: usize = 0; at < vecBytes; at += 16) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let i = 0; i < 3; i++) {
+      const row = i == 0 ? d0 : i == 1 ? d1 : d2;
+      if (row == 0) continue;
+      const d = row + at;
+      const e0 = v128.load(d);
+      const e1 = v128.load(d + rowBytes);
+      const e2 = v128.load(d + rowBytes * 2);
+      const e3 = v128.load(d + r3);
+      const e4 = v128.load(d + rowBytes * 4);
+      const e5 = v128.load(d + rowBytes * 5);
+      const f = w + <usize>i * r3 + at;
+      const w0 = v128.load(f);
+      const w1 = v128.load(f + rowBytes);
+      const w2 = v128.load(f + rowBytes * 2);
+      // Tap j = 0: pixel k reads column k + 2; j = 1: k + 1; j = 2: k.
+      a0 = f32x4.add(a0, f32x4.mul(e2, w0));
+      a1 = f32x4.add(a1, f32x4.mul(e3, w0));
+      a2 = f32x4.add(a2, f32x4.mul(e4, w0));
+      a3 = f32x4.add(a3, f32x4.mul(e5, w0));
+      a0 = f32x4.add(a0, f32x4.mul(e1, w1));
+      a1 = f32x4.add(a1, f32x4.mul(e2, w1));
+      a2 = f32x4.add(a2, f32x4.mul(e3, w1));
+      a3 = f32x4.add(a3, f32x4.mul(e4, w1));
+      a0 = f32x4.add(a0, f32x4.mul(e0, w2));
+      a1 = f32x4.add(a1, f32x4.mul(e1, w2));
+      a2 = f32x4.add(a2, f32x4.mul(e2, w2));
+      a3 = f32x4.add(a3, f32x4.mul(e3, w2));
+    }
+    const o = out + at;
+    v128.store(o, a0);
+    v128.store(o + rowBytes, a1);
+    v128.store(o + rowBytes * 2, a2);
+    v128.store(o + r3, a3);
+  }
+}
+
+/** Channels [c0, C) of pixel (x, y) one by one, from its own tap list (as the general path). */
+function tail(
+  dyImage: usize, w: usize, out: usize, taps: usize, x: i32, y: i32, c0: i32, C: i32,
+  OH: i32, OW: i32, kh: i32, kw: i32, sh: i32, sw: i32, padTop: i32, padLeft: i32, rowBytes: usize,
+): void {
+  let count: i32 = 0;
+  for (let i = 0; i < kh; i++) {
+    const oy = source(y, i, padTop, sh, OH);
+    if (oy < 0) continue;
+    for (let j = 0; j < kw; j++) {
+      const ox = source(x, j, padLeft, sw, OW);
+      if (ox < 0) continue;
+      const entry = taps + (<usize>count << 3);
+      store<u32>(entry, <u32>(<usize>(oy * OW + ox) * rowBytes));
+      store<u32>(entry, <u32>(<usize>(i * kw + j) * rowBytes), 4);
+      count++;
+    }
+  }
+  for (let c = c0; c < C; c++) gather1(dyImage, w, out + (<usize>c << 2), taps, count, <usize>c << 2);
 }
 
 /** The output row that tap row i reads input row y through, or −1 (and likewise for columns). */
