@@ -87,27 +87,17 @@ export function depthwiseInputGradJob(
     if (quads && x >= xFirst && x + 4 <= xEnd) {
       const column = dyImage + <usize>(x + padLeft - 2) * rowBytes; // the leftmost column the 4 pixels read
       quad3x3(column, w, out, y + padTop, OH, OW, rowBytes, vecBytes);
-      if (vecBytes < rowBytes) {
-        // The channels after the last whole vector, pixel by pixel (below).
-        for (let k = 0; k < 4; k++) tail(dyImage, w, out + (<usize>k * rowBytes), taps, x + k, y, C & ~3, C, OH, OW, kh, kw, sh, sw, padTop, padLeft, rowBytes);
+      // The channels after the last whole vector, pixel by pixel (as below).
+      for (let k = 0; k < 4 && vecBytes < rowBytes; k++) {
+        const count = listTaps(taps, x + k, y, OH, OW, kh, kw, sh, sw, padTop, padLeft, rowBytes);
+        const o = out + <usize>k * rowBytes;
+        for (let c = C & ~3; c < C; c++) gather1(dyImage, w, o + (<usize>c << 2), taps, count, <usize>c << 2);
       }
       x += 3;
       out += rowBytes * 3;
       continue;
     }
-    let count: i32 = 0;
-    for (let i = 0; i < kh; i++) {
-      const oy = source(y, i, padTop, sh, OH);
-      if (oy < 0) continue;
-      for (let j = 0; j < kw; j++) {
-        const ox = source(x, j, padLeft, sw, OW);
-        if (ox < 0) continue;
-        const entry = taps + (<usize>count << 3);
-        store<u32>(entry, <u32>(<usize>(oy * OW + ox) * rowBytes));
-        store<u32>(entry, <u32>(<usize>(i * kw + j) * rowBytes), 4);
-        count++;
-      }
-    }
+    const count = listTaps(taps, x, y, OH, OW, kh, kw, sh, sw, padTop, padLeft, rowBytes);
     let c: i32 = 0;
     for (; c + 16 <= C; c += 16) gather16(dyImage, w, out + (<usize>c << 2), taps, count, <usize>c << 2);
     for (; c + 4 <= C; c += 4) gather4(dyImage, w, out + (<usize>c << 2), taps, count, <usize>c << 2);
@@ -168,11 +158,13 @@ function quad3x3(column: usize, w: usize, out: usize, t: i32, OH: i32, OW: i32, 
   }
 }
 
-/** Channels [c0, C) of pixel (x, y) one by one, from its own tap list (as the general path). */
-function tail(
-  dyImage: usize, w: usize, out: usize, taps: usize, x: i32, y: i32, c0: i32, C: i32,
-  OH: i32, OW: i32, kh: i32, kw: i32, sh: i32, sw: i32, padTop: i32, padLeft: i32, rowBytes: usize,
-): void {
+/**
+ * Pixel (x, y)'s taps, in row-major order, as (byte offset into dy's image, byte offset into w)
+ * pairs of 32-bit words at `taps`; returns how many.
+ */
+function listTaps(
+  taps: usize, x: i32, y: i32, OH: i32, OW: i32, kh: i32, kw: i32, sh: i32, sw: i32, padTop: i32, padLeft: i32, rowBytes: usize,
+): i32 {
   let count: i32 = 0;
   for (let i = 0; i < kh; i++) {
     const oy = source(y, i, padTop, sh, OH);
@@ -186,7 +178,7 @@ function tail(
       count++;
     }
   }
-  for (let c = c0; c < C; c++) gather1(dyImage, w, out + (<usize>c << 2), taps, count, <usize>c << 2);
+  return count;
 }
 
 /** The output row that tap row i reads input row y through, or −1 (and likewise for columns). */
