@@ -210,8 +210,8 @@ function batchNormTraining(
       );
       const y = affinePerChannel(x0, a, shift, clipAt);
       // With a fused clip the gradient needs where it was open: the wasm kernels recompute y from
-      // x and the two per-channel vectors (not reading y saves 20–35% of their time); elsewhere
-      // ReLU(max)'s gradient reads y.
+      // x and the two per-channel vectors (one array less to read: the input gradient 10–15%
+      // faster, docs/performance.md session 10); elsewhere ReLU(max)'s gradient reads y.
       save(clipAt === null ? [x0, mean, inv, a] : [x0, mean, inv, a, kernels ? shift : y]);
       return y;
     },
