@@ -177,7 +177,8 @@ export const finetune = defineStage<FinetuneParams>({
       resumed.dispose();
       optimizerState = decodeOptimizer(oBlob);
       startEpoch = e + 1;
-      ctx.log(
+      // A note, not a log line: the user sees without --verbose that these epochs were not trained again.
+      ctx.note(
         saved.from
           ? `continuing from epoch ${e + 1} of stage ${saved.from} (the same recipe and learning rates so far), ${p.epochs} epochs in all`
           : `resuming after epoch ${e + 1} of ${p.epochs}`,

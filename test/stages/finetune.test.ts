@@ -64,7 +64,7 @@ describe('finetune stage', () => {
 
       // A schedule that differs earlier (a step at epoch 2, not 3) shares only epoch 1.
       project.write('p.json', pipeline(3, [1]));
-      const other = await project.cli('run', 'p.json', '--verbose');
+      const other = await project.cli('run', 'p.json'); // shown without --verbose too
       expect(other.stderr).toContain('train| continuing from epoch 1 of stage train');
     } finally {
       fresh.cleanup();
