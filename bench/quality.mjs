@@ -84,7 +84,7 @@ const finals = data.galleries.filter(
 );
 for (const g of finals)
   console.log(
-    `\nexported ${g.source} on ${g.split}: top-1 ${pct(g.top1)}, top-${g.k} ${pct(g.topK)} (${g.labelled} labelled, ${g.misclassified.length} misclassified)`,
+    `\nexported ${g.source} on ${g.split}: top-1 ${pct(g.top1)}${g.k > 1 ? `, top-${g.k} ${pct(g.topK)}` : ''} (${g.labelled} labelled, ${g.misclassified.length} misclassified)`,
   );
 
 console.log('\ntargets (test split)');

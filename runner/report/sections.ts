@@ -207,7 +207,7 @@ export function errorsSection(d: ReportData, r: Rendered): Section {
   const body = d.galleries
     .map(
       (g, i) =>
-        `<h3>${esc(g.title)}</h3><p class="meta">Predictions <code>${esc(g.source)}</code> on ${esc(g.split)}: top-1 ${pct(g.top1)}, top-${g.k} ${pct(g.topK)} over ${g.labelled} labelled images; ${g.misclassified.length} misclassified.</p>` +
+        `<h3>${esc(g.title)}</h3><p class="meta">Predictions <code>${esc(g.source)}</code> on ${esc(g.split)}: top-1 ${pct(g.top1)}${g.k > 1 ? `, top-${g.k} ${pct(g.topK)}` : ''} over ${g.labelled} labelled images; ${g.misclassified.length} misclassified.</p>` +
         svgOf(r, `confusion:${i}`, 'rows: true class, columns: top-1 prediction; colour: share of the true class') +
         `<h3>Misclassified (true class, then the top 3 predicted with probabilities)</h3>${gallery(g, r)}`,
     )
