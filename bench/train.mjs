@@ -53,6 +53,8 @@ const CLASSES = 6;
 const WORKERS = Number(arg('--workers') ?? 1);
 const THREADS = Number(arg('--threads') ?? os.availableParallelism());
 const ROUNDS = Number(arg('--rounds') ?? 1);
+/** Timed training steps per size (one untimed warm-up step before them); --quick times one. */
+const TRAIN_STEPS = { 128: quick ? 1 : 4, 224: quick ? 1 : 2 };
 const REFERENCE = profileOnly || dpChild || ROUNDS > 1 ? undefined : torchReference();
 
 /**
@@ -233,7 +235,7 @@ async function benchTrainReplicas(size, warmup, steps) {
 }
 
 if (dpChild) {
-  const rows = [await benchTrainReplicas(128, 1, quick ? 1 : 4), await benchTrainReplicas(224, 1, quick ? 1 : 2)];
+  const rows = [await benchTrainReplicas(128, 1, TRAIN_STEPS[128]), await benchTrainReplicas(224, 1, TRAIN_STEPS[224])];
   console.log(`DP ${JSON.stringify({ detail, rows })}`);
   process.exit(0);
 }
@@ -282,11 +284,8 @@ if (ROUNDS > 1) {
   const ratios = { 128: [], 224: [] };
   for (let round = 1; round <= ROUNDS; round++) {
     const ref = torchReference('train128,train224');
-    for (const [size, steps] of [
-      [128, 4],
-      [224, 2],
-    ]) {
-      const t = await benchTrain(size, 1, quick ? 1 : steps);
+    for (const size of [128, 224]) {
+      const t = await benchTrain(size, 1, TRAIN_STEPS[size]);
       t.model.dispose();
       const reference = ref?.[`train${size}`];
       report(`round ${round}: train ${size} px`, t.imagesPerSecond, reference);
@@ -309,7 +308,7 @@ if (ROUNDS > 1) {
 }
 
 // --- throughput ---------------------------------------------------------------
-const t128 = await benchTrain(128, 1, quick || profileOnly ? 1 : 4);
+const t128 = await benchTrain(128, 1, profileOnly ? 1 : TRAIN_STEPS[128]);
 report(
   `train 128 px, batch ${BATCH}`,
   t128.imagesPerSecond,
@@ -327,7 +326,7 @@ async function benchRest() {
   report(`infer 224 px, batch ${BATCH}`, i224.folded, REFERENCE?.infer224, ' (BN folded, as the stages predict)');
   report('  model.predict', i224['model.predict'], REFERENCE?.infer224);
 
-  const t224 = await benchTrain(224, 1, quick ? 1 : 2);
+  const t224 = await benchTrain(224, 1, TRAIN_STEPS[224]);
   t224.model.dispose();
   report(`train 224 px, batch ${BATCH}`, t224.imagesPerSecond, REFERENCE?.train224);
   if (WORKERS > 1) benchReplicas();
